@@ -1,0 +1,259 @@
+"""The thin plugin manager: load plugins, collect their records, check them once.
+
+Builtin plugins are found through the ``ptfuzz`` entry-point group exactly as a
+third-party distribution's are; a file can be added with ``--plugin PATH``.
+Each hook is called plugin by plugin so that an exception or a malformed
+record is reported with the name of the plugin at fault.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import attrs
+import pluggy
+
+from fuzzer import hookspecs
+from fuzzer.errors import PluginError, UsageError
+from fuzzer.executor import Executor
+from fuzzer.spec import (
+    Command,
+    CommandSet,
+    DeviceSet,
+    DeviceVariant,
+    Exporter,
+    Invariant,
+    Policy,
+    Subsystem,
+)
+
+GROUP = "ptfuzz"
+
+
+@attrs.define
+class Registry:
+    """Everything the loaded plugins registered, indexed and checked."""
+
+    subsystems: dict[str, Subsystem] = attrs.field(factory=dict)
+    policies: dict[str, dict[str, Policy]] = attrs.field(factory=dict)
+    commands: dict[str, list[tuple[str, Command]]] = attrs.field(factory=dict)
+    invariants: list[Invariant] = attrs.field(factory=list)
+    exporters: dict[str, Exporter] = attrs.field(factory=dict)
+    #: plugin name -> version
+    versions: dict[str, str] = attrs.field(factory=dict)
+    #: ("subsystem", name) / ("policy", sub, name) / ("device", sub, name) -> plugin name
+    provider: dict[tuple[str, ...], str] = attrs.field(factory=dict)
+
+    # ---------------------------------------------------------------- look-ups
+
+    def subsystem(self, name: str) -> Subsystem:
+        try:
+            return self.subsystems[name]
+        except KeyError:
+            raise UsageError(
+                f"unknown subsystem {name!r}; loaded: {', '.join(sorted(self.subsystems)) or 'none'}"
+            ) from None
+
+    def device(self, subsystem: str, name: str | None) -> DeviceVariant:
+        sub = self.subsystem(subsystem)
+        if name is None:
+            return sub.devices[0]
+        for d in sub.devices:
+            if d.name == name:
+                return d
+        raise UsageError(
+            f"unknown device {name!r} for {subsystem}; it has {', '.join(d.name for d in sub.devices)}"
+        )
+
+    def policy(self, subsystem: str, name: str | None, without: Sequence[str] = ()) -> Policy:
+        self.subsystem(subsystem)
+        table = self.policies.get(subsystem, {})
+        if name is None:
+            raise UsageError(f"choose a policy with --policy: {', '.join(sorted(table))}")
+        if name not in table:
+            raise UsageError(
+                f"unknown policy {name!r} for {subsystem}; it has {', '.join(sorted(table)) or 'none'}"
+            )
+        policy = table[name]
+        if without:
+            try:
+                policy = policy.without(*without)
+            except KeyError as exc:
+                raise UsageError(str(exc.args[0])) from None
+        return policy
+
+    def executor(self, subsystem: str, policy: Policy, device: DeviceVariant) -> Executor:
+        sub = self.subsystem(subsystem)
+        extra = [c for dev, c in self.commands.get(subsystem, []) if dev in ("", device.name)]
+        return Executor(sub, policy, device, extra_commands=extra, invariants=self.invariants)
+
+    def plugin_versions(self, subsystem: str) -> dict[str, str]:
+        """Versions of the plugins that contributed to ``subsystem`` (for corpus files)."""
+        names = {p for key, p in self.provider.items() if len(key) > 1 and key[1] == subsystem}
+        names.add(self.provider.get(("subsystem", subsystem), ""))
+        return {n: self.versions[n] for n in sorted(names) if n}
+
+
+def _version_of(module: Any, dist_version: str | None) -> str:
+    return dist_version or str(getattr(module, "__version__", "0"))
+
+
+def load_file(path: str) -> ModuleType:
+    """Import a plugin module from a file path (``--plugin ./mydev.py``)."""
+    p = Path(path)
+    if not p.is_file():
+        raise PluginError(f"plugin file {path!r} does not exist")
+    name = f"ptfuzz_file_plugin_{p.stem}"
+    spec = importlib.util.spec_from_file_location(name, p)
+    if spec is None or spec.loader is None:
+        raise PluginError(f"plugin file {path!r} is not a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        raise PluginError(f"plugin file {path!r} failed to import: {type(exc).__name__}: {exc}") from exc
+    return module
+
+
+def load(plugin_files: Iterable[str] = (), *, entry_points: bool = True, extra: Iterable[Any] = ()) -> Registry:
+    """Load plugins and return their checked registry.
+
+    ``extra`` registers already-imported plugin objects (tests use it to add a
+    plugin without installing it).
+    """
+    pm = pluggy.PluginManager(GROUP)
+    pm.add_hookspecs(hookspecs)
+    versions: dict[str, str] = {}
+    if entry_points:
+        for ep in sorted(importlib.metadata.entry_points(group=GROUP), key=lambda e: e.name):
+            if pm.get_plugin(ep.name) is not None:
+                continue
+            try:
+                module = ep.load()
+            except Exception as exc:
+                raise PluginError(
+                    f"plugin {ep.name!r} (entry point {ep.value}) failed to load: {type(exc).__name__}: {exc}"
+                ) from exc
+            _register(pm, module, ep.name)
+            versions[ep.name] = _version_of(module, ep.dist.version if ep.dist else None)
+    for path in plugin_files:
+        module = load_file(path)
+        name = Path(path).stem
+        _register(pm, module, name)
+        versions[name] = _version_of(module, None)
+    for i, obj in enumerate(extra):
+        name = getattr(obj, "__name__", f"extra{i}").rsplit(".", 1)[-1]
+        _register(pm, obj, name)
+        versions[name] = _version_of(obj, None)
+    reg = Registry(versions=versions)
+    _collect(pm, reg)
+    return reg
+
+
+def _register(pm: pluggy.PluginManager, obj: Any, name: str) -> None:
+    try:
+        pm.register(obj, name=name)
+    except Exception as exc:
+        raise PluginError(f"plugin {name!r} could not be registered: {exc}") from exc
+
+
+def _call(pm: pluggy.PluginManager, hook: str, kind: type) -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    caller = getattr(pm.hook, hook)
+    for impl in reversed(caller.get_hookimpls()):  # registration order
+        try:
+            records = impl.function()
+        except Exception as exc:
+            raise PluginError(
+                f"plugin {impl.plugin_name!r} raised {type(exc).__name__}: {exc} in {hook}()"
+            ) from exc
+        if records is None:
+            continue
+        if not isinstance(records, (list, tuple)):
+            raise PluginError(f"plugin {impl.plugin_name!r}: {hook}() must return a list, got {type(records).__name__}")
+        for rec in records:
+            if not isinstance(rec, kind):
+                raise PluginError(
+                    f"plugin {impl.plugin_name!r}: {hook}() returned {type(rec).__name__}, expected {kind.__name__}"
+                )
+            out.append((impl.plugin_name, rec))
+    return out
+
+
+def _collect(pm: pluggy.PluginManager, reg: Registry) -> None:
+    for plugin, sub in _call(pm, "ptfuzz_subsystems", Subsystem):
+        if sub.name in reg.subsystems:
+            raise PluginError(
+                f"plugin {plugin!r} registers subsystem {sub.name!r}, already registered by "
+                f"{reg.provider[('subsystem', sub.name)]!r}"
+            )
+        reg.subsystems[sub.name] = sub
+        reg.provider[("subsystem", sub.name)] = plugin
+        for d in sub.devices:
+            reg.provider[("device", sub.name, d.name)] = plugin
+    for plugin, dset in _call(pm, "ptfuzz_devices", DeviceSet):
+        sub = _existing(reg, plugin, dset.subsystem, "devices")
+        reg.subsystems[sub.name] = attrs.evolve(sub, devices=sub.devices + dset.devices)
+        for d in dset.devices:
+            reg.provider[("device", sub.name, d.name)] = plugin
+    for plugin, cset in _call(pm, "ptfuzz_commands", CommandSet):
+        sub = _existing(reg, plugin, cset.subsystem, "commands")
+        reg.commands.setdefault(sub.name, []).extend((cset.device, c) for c in cset.commands)
+        for c in cset.commands:
+            reg.provider[("command", sub.name, c.op)] = plugin
+    for plugin, pol in _call(pm, "ptfuzz_policies", Policy):
+        sub = _existing(reg, plugin, pol.subsystem, f"policy {pol.name!r}")
+        table = reg.policies.setdefault(sub.name, {})
+        if pol.name in table:
+            raise PluginError(f"plugin {plugin!r} registers policy {pol.name!r} for {sub.name} twice")
+        channels = {c.name for c in sub.channels}
+        bad = [c for c in pol.channels if c not in channels]
+        if bad:
+            raise PluginError(f"plugin {plugin!r}: policy {pol.name!r} names unknown channel(s) {bad}")
+        table[pol.name] = pol
+        reg.provider[("policy", sub.name, pol.name)] = plugin
+    for plugin, inv in _call(pm, "ptfuzz_invariants", Invariant):
+        reg.invariants.append(inv)
+        reg.provider[("invariant", inv.subsystem or "*", inv.name)] = plugin
+    for plugin, exp in _call(pm, "ptfuzz_exporters", Exporter):
+        reg.exporters[exp.name] = exp
+        reg.provider[("exporter", exp.name)] = plugin
+    for name, sub in reg.subsystems.items():
+        _check_subsystem(reg, name, sub)
+
+
+def _existing(reg: Registry, plugin: str, name: str, what: str) -> Subsystem:
+    if name not in reg.subsystems:
+        raise PluginError(f"plugin {plugin!r} adds {what} to unknown subsystem {name!r}")
+    return reg.subsystems[name]
+
+
+def _check_subsystem(reg: Registry, name: str, sub: Subsystem) -> None:
+    """Catch inconsistent tables at load time, naming the plugin, not mid-campaign."""
+    plugin = reg.provider[("subsystem", name)]
+    fields = {f.name for f in sub.fields}
+    channels = {c.name for c in sub.channels}
+    extra = [c for _, c in reg.commands.get(name, [])]
+    for dev in sub.devices:
+        who = reg.provider.get(("device", name, dev.name), plugin)
+        try:
+            keys = set(dev.state())
+        except Exception as exc:
+            raise PluginError(f"plugin {who!r}: device {dev.name!r} state() raised {type(exc).__name__}: {exc}") from exc
+        if keys != fields:
+            raise PluginError(
+                f"plugin {who!r}: device {dev.name!r} state has fields {sorted(keys ^ fields)} "
+                f"that do not match the declared fields of {name}"
+            )
+    for cmd in (*sub.commands, *extra, *(c for d in sub.devices for c in d.commands)):
+        bad = [c for c in cmd.channels if c not in channels]
+        if bad:
+            who = reg.provider.get(("command", name, cmd.op), plugin)
+            raise PluginError(f"plugin {who!r}: command {cmd.op} names unknown channel(s) {bad}")

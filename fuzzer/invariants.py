@@ -1,0 +1,120 @@
+"""The invariants every subsystem gets (design.md, "Invariants every subsystem gets")."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from fuzzer.effects import describe
+from fuzzer.spec import Invariant, Violation
+from fuzzer.world import StepContext
+
+KERNEL_OWNED = "kernel-owned-integrity"
+DECLARED = "declared-effects"
+ACCESS = "access"
+
+
+def kernel_owned_integrity(ctx: StepContext) -> Iterator[Violation]:
+    """A kernel-owned field this step moved away from what the kernel believes.
+
+    Only fields the step changed are examined, so one corruption is reported
+    at the step that caused it, not again after every later step.
+    """
+    world = ctx.world
+    state, shadow, kernel = world.device.state, world.shadow, world.kernel
+    fields = ctx.world.fields
+    for name in ctx.changed:
+        f = fields[name]
+        if not f.owned(kernel):
+            continue
+        if name in shadow and state[name] != shadow[name]:
+            yield ctx.violation(
+                KERNEL_OWNED,
+                f"{name} is {state[name]!r} on the device but the kernel believes "
+                f"{shadow[name]!r} ({f.doc})" if f.doc else
+                f"{name} is {state[name]!r} on the device but the kernel believes {shadow[name]!r}",
+                field=name,
+            )
+
+
+def declared_effects(ctx: StepContext) -> Iterator[Violation]:
+    """A userspace command changed a field whose effect class it did not declare."""
+    if ctx.step.actor != "user" or not ctx.changed:
+        return
+    fields = ctx.world.fields
+    for name in ctx.changed:
+        eff = fields[name].effect
+        if not eff & ctx.declared:
+            yield ctx.violation(
+                DECLARED,
+                f"{ctx.step.op} declared {describe(ctx.declared)} but changed {name} "
+                f"({describe(eff)})",
+                field=name,
+            )
+
+
+def access(ctx: StepContext) -> Iterator[Violation]:
+    """Denied commands change nothing; allowed privileged ones meet the policy's promises."""
+    if ctx.step.actor != "user" or ctx.decision is None:
+        return
+    if not ctx.decision.allowed:
+        for name in ctx.changed:
+            yield ctx.violation(ACCESS, f"denied {ctx.step.op} still changed {name}", field=name)
+        return
+    policy = ctx.world.policy
+    if policy is None:
+        return
+    fields = ctx.world.fields
+    observed = 0
+    for name in ctx.changed:
+        observed |= fields[name].effect
+    caller = ctx.step.caller
+    assert caller is not None
+    scopes = ctx.world.scopes
+    for promise in policy.promises:
+        if promise.channel != ctx.step.channel:
+            continue
+        if promise.effects is not None and not observed & promise.effects:
+            continue
+        what = describe(observed & promise.effects) if promise.effects else "any effect"
+        missing = sorted(promise.caps - caller.caps)
+        if missing:
+            yield ctx.violation(
+                ACCESS,
+                f"{ctx.step.op} had {what} without {', '.join(missing)} ({promise.cite})",
+                field="caps",
+                severity="hole",
+            )
+        if promise.min_scope is not None:
+            rank = scopes.get(ctx.step.channel, ())
+            have = rank.index(caller.scope) if caller.scope in rank else -1
+            if have < rank.index(promise.min_scope):
+                yield ctx.violation(
+                    ACCESS,
+                    f"{ctx.step.op} had {what} at scope {caller.scope} below "
+                    f"{promise.min_scope} ({promise.cite})",
+                    field="scope",
+                    severity="hole",
+                )
+        if caller.lockdown not in promise.lockdown:
+            yield ctx.violation(
+                ACCESS,
+                f"{ctx.step.op} was allowed under lockdown={caller.lockdown} ({promise.cite})",
+                field="lockdown",
+                severity="hole",
+            )
+        absent = sorted(promise.taint - ctx.world.kernel["taint"])
+        if absent:
+            yield ctx.violation(
+                ACCESS,
+                f"{ctx.step.op} had {what} but left the kernel without taint "
+                f"{', '.join(absent)} ({promise.cite})",
+                field="taint",
+                severity="hole",
+            )
+
+
+GENERIC = (
+    Invariant(KERNEL_OWNED, kernel_owned_integrity, doc="kernel-owned fields equal the shadow"),
+    Invariant(DECLARED, declared_effects, doc="changes fit the declared effects"),
+    Invariant(ACCESS, access, doc="privileged effects met the policy's promises"),
+)

@@ -1,0 +1,73 @@
+"""The CXL plugin: a type-3 memory device, the Linux CXL driver, and its passthrough policies.
+
+Loaded through the ``ptfuzz`` entry-point group like any third-party plugin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from fuzzer import fwctl
+from fuzzer.hookspecs import hookimpl
+from fuzzer.spec import Channel, CallerSpace, Invariant, Policy, Subsystem, Violation
+from fuzzer.world import StepContext
+
+from . import kernel, mailbox
+from .device import COMMANDS, FIELDS, FWCTL, IOCTL, RAW, SPEC, SYSFS, VENDOR
+from .policies import CAP_SYS_ADMIN, POLICIES, RAW_ALLOW_ALL
+
+__version__ = "0.1.0"
+
+CHANNELS = (
+    Channel(IOCTL, "CXL_MEM_SEND_COMMAND with a command id from the kernel's table"),
+    Channel(RAW, "CXL_MEM_SEND_COMMAND with CXL_MEM_COMMAND_ID_RAW and any opcode"),
+    Channel(FWCTL, "FWCTL_RPC to the CXL fwctl device (Features commands)", scopes=fwctl.SCOPES),
+    Channel(SYSFS, "/sys/bus/cxl/devices/memN/security/{sanitize,erase}"),
+)
+
+CALLERS = CallerSpace(
+    caps=(frozenset(), frozenset({CAP_SYS_ADMIN}), frozenset({CAP_SYS_ADMIN, fwctl.CAP_SYS_RAWIO})),
+    lockdown=("none", "integrity", "confidentiality"),
+    switches=(frozenset(), frozenset({RAW_ALLOW_ALL})),
+)
+
+SUBSYSTEM = Subsystem(
+    "cxl",
+    fields=FIELDS,
+    channels=CHANNELS,
+    commands=COMMANDS,
+    devices=(SPEC, VENDOR),
+    actions=kernel.ACTIONS,
+    kernel=kernel.boot,
+    probe=kernel.probe,
+    callers=CALLERS,
+    doc="CXL type-3 memory device: mailbox ioctl, RAW, fwctl Features, sysfs sanitize",
+)
+
+
+def _sanitize_under_region(ctx: StepContext) -> Iterator[Violation]:
+    """design.md's example subsystem invariant: no sanitize while a region is active."""
+    if "bg.opcode" in ctx.changed and ctx.world.kernel["regions"]:
+        op = ctx.world.device.state["bg.opcode"]
+        if op in (mailbox.SANITIZE, mailbox.SECURE_ERASE):
+            yield ctx.violation(
+                "sanitize-under-region",
+                f"{ctx.step.op} started with committed decoders {sorted(ctx.world.kernel['regions'])}",
+                field="media",
+            )
+
+
+@hookimpl
+def ptfuzz_subsystems() -> list[Subsystem]:
+    return [SUBSYSTEM]
+
+
+@hookimpl
+def ptfuzz_policies() -> list[Policy]:
+    return list(POLICIES)
+
+
+@hookimpl
+def ptfuzz_invariants() -> list[Invariant]:
+    return [Invariant("sanitize-under-region", _sanitize_under_region, subsystem="cxl",
+                      doc="no sanitize or secure erase while decoders are committed")]

@@ -1,0 +1,615 @@
+"""A CXL type-3 memory device: its state, its mailbox handlers and its CEL.
+
+Behaviour follows QEMU's emulation (``hw/cxl/cxl-mailbox-utils.c``) and the
+CXL spec where Linux depends on it: one background operation at a time (BUSY
+otherwise), media disabled while a sanitize runs, partition changes staged as
+"next" values applied at cold reset, FW slots, Set Feature on patrol scrub and
+ECS.  Simplifications, once: payloads are abstract arguments rather than
+byte layouts (no size fields to fuzz); Set Feature is a single FULL transfer;
+a background operation makes its destructive change when it starts and the
+``background_complete`` kernel action stands for the passing of time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+
+from fuzzer.effects import Effect
+from fuzzer.spec import ALWAYS, Args, Command, DeviceVariant, Field, Param, Reply
+from fuzzer.world import Device
+
+from . import mailbox as mb
+
+E = Effect
+
+# ----------------------------------------------------------------------------- fields
+
+
+def _nvdimm_bound(k: Mapping[str, Any]) -> bool:
+    return bool(k["nvdimm_bound"])
+
+
+def _decoders_committed(k: Mapping[str, Any]) -> bool:
+    return bool(k["regions"])
+
+
+FIELDS = (
+    Field("partition.active_volatile", E.CONFIG_IMMEDIATE, ALWAYS,
+          "cxl_mem_dpa_fetch() sized the ram/pmem DPA partitions at probe (drivers/cxl/core/mbox.c)"),
+    Field("partition.next_volatile", E.CONFIG_COLD_RESET, None, "applied at the next cold reset"),
+    Field("lsa", E.CONFIG_IMMEDIATE, _nvdimm_bound,
+          "libnvdimm owns the labels while the nvdimm is bound (drivers/cxl/pmem.c)"),
+    Field("shutdown_state", E.POLICY_IMMEDIATE, _nvdimm_bound,
+          "cxl_nvdimm_arm_dirty_shutdown_tracking() armed it dirty at nvdimm probe"),
+    Field("timestamp", E.POLICY_IMMEDIATE, ALWAYS, "cxl_set_timestamp() set it at probe"),
+    Field("event.int_policy", E.CONFIG_IMMEDIATE, ALWAYS,
+          "cxl_event_config() programmed event interrupts at probe (drivers/cxl/pci.c)"),
+    Field("event.records", E.LOG_IMMEDIATE, ALWAYS,
+          "the driver reads and clears event logs itself (cxl_mem_get_records_log())"),
+    Field("alert.config", E.POLICY_IMMEDIATE, None, "userspace's to set (cxl set-alert-config)"),
+    Field("fw.slots", E.CONFIG_COLD_RESET, None, "staged images run only after activation"),
+    Field("fw.active_slot", E.CONFIG_IMMEDIATE, ALWAYS,
+          "the running firmware; activation needs the kernel to quiesce the device"),
+    Field("fw.staged_slot", E.CONFIG_COLD_RESET, None, "slot activated at next cold reset"),
+    Field("fw.transfer", E.BACKGROUND, None, "an in-progress Transfer FW"),
+    Field("bg.opcode", E.BACKGROUND, None, "the running background operation"),
+    Field("media.enabled", E.DATA_IMMEDIATE, _decoders_committed,
+          "committed HDM decoders map this media into system memory"),
+    Field("media.generation", E.DATA_IMMEDIATE, _decoders_committed,
+          "the contents of memory online in a region"),
+    Field("poison", E.DATA_IMMEDIATE, ALWAYS,
+          "poison list orchestration is the driver's (cxl_disabled_raw_commands[])"),
+    Field("scan.results", E.LOG_IMMEDIATE, None, "Scan Media results"),
+    Field("security.state", E.SECURITY, _nvdimm_bound,
+          "nvdimm security ops cache the state while bound (drivers/cxl/security.c)"),
+    Field("security.passphrase", E.SECURITY, _nvdimm_bound, "set through the nvdimm keys ABI"),
+    Field("scrub.cycle_hours", E.CONFIG_IMMEDIATE, ALWAYS,
+          "EDAC caches it in cxlmd->scrub_cycle (drivers/cxl/core/edac.c)"),
+    Field("scrub.enabled", E.CONFIG_IMMEDIATE, ALWAYS, "EDAC patrol scrub enable_background"),
+    Field("ecs.threshold", E.CONFIG_IMMEDIATE, ALWAYS, "EDAC ECS threshold (drivers/cxl/core/edac.c)"),
+    Field("feature.test", E.CONFIG_COLD_RESET, None, "cxl_test's vendor test feature"),
+    Field("vendor.perf_mode", E.CONFIG_COLD_RESET, None, "ACME performance mode"),
+    Field("vendor.thermal", E.CONFIG_IMMEDIATE, None, "ACME thermal throttle level"),
+)
+
+
+def initial_state() -> dict[str, Any]:
+    return {
+        "partition.active_volatile": 8,
+        "partition.next_volatile": 8,
+        "lsa": bytes(mb.LSA_SIZE),
+        "shutdown_state": 0,
+        "timestamp": 0,
+        "event.int_policy": (0, 0, 0, 0),
+        "event.records": (),
+        "alert.config": (0, 0),
+        "fw.slots": ("v1", ""),
+        "fw.active_slot": 1,
+        "fw.staged_slot": 0,
+        "fw.transfer": (),
+        "bg.opcode": 0,
+        "media.enabled": True,
+        "media.generation": 0,
+        "poison": frozenset(),
+        "scan.results": (),
+        "security.state": 0,
+        "security.passphrase": "",
+        "scrub.cycle_hours": 12,  # QEMU's default; minimum 1
+        "scrub.enabled": True,
+        "ecs.threshold": 3,
+        "feature.test": 0,
+        "vendor.perf_mode": 0,
+        "vendor.thermal": 0,
+    }
+
+
+# ----------------------------------------------------------------------------- features
+
+
+@attrs.frozen
+class Feature:
+    """One entry of Get Supported Features, and what Set Feature writes.
+
+    ``set_effects`` is what the device *declares*; ``also`` is what a lying
+    device does besides.
+    """
+
+    uuid: str
+    name: str
+    field: str
+    lo: int
+    hi: int
+    set_effects: int
+    changeable: bool = True
+    also: Callable[[dict[str, Any], int], None] | None = None
+
+
+PATROL_SCRUB = Feature(mb.PATROL_SCRUB_UUID, "patrol-scrub", "scrub.cycle_hours", 1, 255,
+                       E.CONFIG_IMMEDIATE | mb.EFFECTS_VALID)
+ECS = Feature(mb.ECS_UUID, "ecs", "ecs.threshold", 0, 0x1F, E.CONFIG_IMMEDIATE | mb.EFFECTS_VALID)
+# tools/testing/cxl/test/mem.c: effects 0x201 (cold reset | effects valid), get/set size 4.
+TEST_FEATURE = Feature(mb.TEST_FEATURE_UUID, "cxl-test", "feature.test", 0, 0xFFFFFFFF,
+                       E.CONFIG_COLD_RESET | mb.EFFECTS_VALID)
+
+_PERF_SCRUB_HOURS = (12, 24, 6, 1)
+
+
+def _perf_mode_also_moves_scrub(state: dict[str, Any], mode: int) -> None:
+    state["scrub.cycle_hours"] = _PERF_SCRUB_HOURS[mode]
+
+
+# The lie: declared "config change after cold reset", but applying a performance
+# mode also reprograms the patrol scrubber now.
+ACME_PERF = Feature(mb.ACME_PERF_UUID, "acme-perf-mode", "vendor.perf_mode", 0, 3,
+                    E.CONFIG_COLD_RESET | mb.EFFECTS_VALID, also=_perf_mode_also_moves_scrub)
+ACME_THERMAL = Feature(mb.ACME_THERMAL_UUID, "acme-thermal", "vendor.thermal", 0, 3,
+                       E.CONFIG_IMMEDIATE | mb.EFFECTS_VALID)
+
+ALL_FEATURE_UUIDS = (mb.PATROL_SCRUB_UUID, mb.ECS_UUID, mb.TEST_FEATURE_UUID,
+                     mb.ACME_PERF_UUID, mb.ACME_THERMAL_UUID)
+
+
+def features(dev: Device) -> dict[str, Feature]:
+    return dev.info["features"]  # type: ignore[no-any-return]
+
+
+# ----------------------------------------------------------------------------- helpers
+
+MEDIA_GATED = frozenset({  # refused with MEDIADISABLED during sanitize (QEMU)
+    "GET_EVENT_RECORD", "GET_PARTITION_INFO", "SET_LSA", "GET_LSA", "GET_LOG", "GET_POISON",
+    "INJECT_POISON", "CLEAR_POISON", "SANITIZE", "SECURE_ERASE", "TRANSFER_FW", "ACTIVATE_FW",
+})
+
+
+def mbox(op: str, background: bool = False) -> Callable[[Callable[[Device, Args], Reply]], Callable[[Device, Args], Reply]]:
+    """Wrap a handler with QEMU's generic checks (media disabled, one background op)."""
+
+    def wrap(fn: Callable[[Device, Args], Reply]) -> Callable[[Device, Args], Reply]:
+        gated = op in MEDIA_GATED
+
+        def handler(dev: Device, args: Args) -> Reply:
+            st = dev.state
+            if gated and not st["media.enabled"]:
+                return Reply(rc=mb.RC_MEDIADISABLED)
+            if background and st["bg.opcode"]:
+                return Reply(rc=mb.RC_BUSY)
+            return fn(dev, args)
+
+        handler.__name__ = fn.__name__
+        return handler
+
+    return wrap
+
+
+def _ok(**out: Any) -> Reply:
+    return Reply(rc=mb.RC_SUCCESS, out=out)
+
+
+# ----------------------------------------------------------------------------- handlers
+
+
+def identify(dev: Device, args: Args) -> Reply:
+    return _ok(total_units=mb.TOTAL_UNITS, volatile_only=mb.VOLATILE_ONLY_UNITS,
+               persistent_only=mb.PERSISTENT_ONLY_UNITS, lsa_size=mb.LSA_SIZE)
+
+
+def get_supported_logs(dev: Device, args: Args) -> Reply:
+    return _ok(logs=(mb.CEL_UUID,))
+
+
+@mbox("GET_LOG")
+def get_log(dev: Device, args: Args) -> Reply:
+    return _ok(cel=dev.info["cel"])
+
+
+def get_fw_info(dev: Device, args: Args) -> Reply:
+    st = dev.state
+    return _ok(slots=st["fw.slots"], active=st["fw.active_slot"], staged=st["fw.staged_slot"])
+
+
+@mbox("TRANSFER_FW", background=True)
+def transfer_fw(dev: Device, args: Args) -> Reply:
+    slot = args["slot"]
+    if slot == dev.state["fw.active_slot"]:
+        return Reply(rc=mb.RC_FWSLOT)
+    dev.state["fw.transfer"] = (slot, args["revision"])
+    dev.state["bg.opcode"] = mb.TRANSFER_FW
+    return Reply(rc=mb.RC_BACKGROUND)
+
+
+@mbox("ACTIVATE_FW")
+def activate_fw(dev: Device, args: Args) -> Reply:
+    st, slot = dev.state, args["slot"]
+    if not st["fw.slots"][slot - 1] or st["fw.transfer"]:
+        return Reply(rc=mb.RC_FWSLOT)
+    if args["online"]:
+        st["fw.active_slot"] = slot
+    else:
+        st["fw.staged_slot"] = slot
+    return _ok()
+
+
+def get_timestamp(dev: Device, args: Args) -> Reply:
+    return _ok(timestamp=dev.state["timestamp"])
+
+
+def set_timestamp(dev: Device, args: Args) -> Reply:
+    dev.state["timestamp"] = args["timestamp"]
+    return _ok()
+
+
+@mbox("GET_EVENT_RECORD")
+def get_event_record(dev: Device, args: Args) -> Reply:
+    return _ok(records=tuple(r for r in dev.state["event.records"] if r[0] == args["log"]))
+
+
+def clear_event_record(dev: Device, args: Args) -> Reply:
+    st = dev.state
+    rec = (args["log"], args["handle"])
+    if rec not in st["event.records"]:
+        return Reply(rc=mb.RC_INPUT)
+    st["event.records"] = tuple(r for r in st["event.records"] if r != rec)
+    return _ok()
+
+
+def get_evt_int_policy(dev: Device, args: Args) -> Reply:
+    return _ok(policy=dev.state["event.int_policy"])
+
+
+def set_evt_int_policy(dev: Device, args: Args) -> Reply:
+    pol = list(dev.state["event.int_policy"])
+    pol[args["log"]] = args["setting"]
+    dev.state["event.int_policy"] = tuple(pol)
+    return _ok()
+
+
+def get_supported_features(dev: Device, args: Args) -> Reply:
+    return _ok(features=tuple(
+        (f.uuid, f.changeable, f.set_effects) for f in features(dev).values()
+    ))
+
+
+def get_feature(dev: Device, args: Args) -> Reply:
+    feat = features(dev).get(args["uuid"])
+    if feat is None:
+        return Reply(rc=mb.RC_UNSUPPORTED)
+    return _ok(value=dev.state[feat.field])
+
+
+def set_feature(dev: Device, args: Args) -> Reply:
+    feat = features(dev).get(args["uuid"])
+    if feat is None or not feat.changeable:
+        return Reply(rc=mb.RC_UNSUPPORTED)
+    value = args["value"]
+    if not feat.lo <= value <= feat.hi:
+        return Reply(rc=mb.RC_INPUT)
+    dev.state[feat.field] = value
+    if feat.also is not None:
+        feat.also(dev.state, value)
+    return _ok()
+
+
+def set_feature_effects(args: Args, dev: Device) -> int:
+    feat = features(dev).get(args["uuid"])
+    return (feat.set_effects & ~mb.EFFECTS_VALID) if feat else 0
+
+
+@mbox("GET_PARTITION_INFO")
+def get_partition_info(dev: Device, args: Args) -> Reply:
+    st = dev.state
+    return _ok(active_volatile=st["partition.active_volatile"], next_volatile=st["partition.next_volatile"])
+
+
+def set_partition_info(dev: Device, args: Args) -> Reply:
+    vol = args["volatile"]
+    if not mb.VOLATILE_ONLY_UNITS <= vol <= mb.TOTAL_UNITS - mb.PERSISTENT_ONLY_UNITS:
+        return Reply(rc=mb.RC_INPUT)
+    dev.state["partition.next_volatile"] = vol
+    if args["immediate"]:
+        dev.state["partition.active_volatile"] = vol
+    return _ok()
+
+
+def set_partition_effects(args: Args, dev: Device) -> int:
+    return E.CONFIG_IMMEDIATE | E.CONFIG_COLD_RESET if args["immediate"] else E.CONFIG_COLD_RESET
+
+
+@mbox("GET_LSA")
+def get_lsa(dev: Device, args: Args) -> Reply:
+    return _ok(data=dev.state["lsa"][args["offset"]: args["offset"] + args["length"]].hex())
+
+
+@mbox("SET_LSA")
+def set_lsa(dev: Device, args: Args) -> Reply:
+    off, length = args["offset"], args["length"]
+    if off + length > mb.LSA_SIZE:
+        return Reply(rc=mb.RC_INPUT)
+    lsa = dev.state["lsa"]
+    dev.state["lsa"] = lsa[:off] + bytes([args["byte"]]) * length + lsa[off + length:]
+    return _ok()
+
+
+def get_health_info(dev: Device, args: Args) -> Reply:
+    return _ok(media_enabled=dev.state["media.enabled"], shutdown_state=dev.state["shutdown_state"])
+
+
+def get_alert_config(dev: Device, args: Args) -> Reply:
+    return _ok(config=dev.state["alert.config"])
+
+
+def set_alert_config(dev: Device, args: Args) -> Reply:
+    dev.state["alert.config"] = (args["life_used_threshold"], args["temperature_threshold"])
+    return _ok()
+
+
+def get_shutdown_state(dev: Device, args: Args) -> Reply:
+    return _ok(state=dev.state["shutdown_state"])
+
+
+def set_shutdown_state(dev: Device, args: Args) -> Reply:
+    dev.state["shutdown_state"] = args["state"]
+    return _ok()
+
+
+@mbox("GET_POISON")
+def get_poison(dev: Device, args: Args) -> Reply:
+    return _ok(dpas=tuple(sorted(dev.state["poison"])))
+
+
+@mbox("INJECT_POISON")
+def inject_poison(dev: Device, args: Args) -> Reply:
+    dev.state["poison"] = dev.state["poison"] | {args["dpa"]}
+    return _ok()
+
+
+@mbox("CLEAR_POISON")
+def clear_poison(dev: Device, args: Args) -> Reply:
+    dev.state["poison"] = dev.state["poison"] - {args["dpa"]}
+    return _ok()
+
+
+def get_scan_media_caps(dev: Device, args: Args) -> Reply:
+    return _ok(estimated_runtime_ms=1000)
+
+
+@mbox("SCAN_MEDIA", background=True)
+def scan_media(dev: Device, args: Args) -> Reply:
+    dev.state["bg.opcode"] = mb.SCAN_MEDIA
+    return Reply(rc=mb.RC_BACKGROUND)
+
+
+def get_scan_media(dev: Device, args: Args) -> Reply:
+    return _ok(results=dev.state["scan.results"])
+
+
+def _erase(dev: Device, opcode: int) -> Reply:
+    st = dev.state
+    if st["security.state"] & mb.SEC_LOCKED:
+        return Reply(rc=mb.RC_SECURITY)
+    st["bg.opcode"] = opcode
+    st["media.enabled"] = False
+    st["media.generation"] = st["media.generation"] + 1
+    return Reply(rc=mb.RC_BACKGROUND)
+
+
+@mbox("SANITIZE", background=True)
+def sanitize(dev: Device, args: Args) -> Reply:
+    return _erase(dev, mb.SANITIZE)
+
+
+@mbox("SECURE_ERASE", background=True)
+def secure_erase(dev: Device, args: Args) -> Reply:
+    return _erase(dev, mb.SECURE_ERASE)
+
+
+def get_security_state(dev: Device, args: Args) -> Reply:
+    return _ok(state=dev.state["security.state"])
+
+
+def _frozen(dev: Device) -> bool:
+    return bool(dev.state["security.state"] & mb.SEC_FROZEN)
+
+
+def set_passphrase(dev: Device, args: Args) -> Reply:
+    st = dev.state
+    if _frozen(dev):
+        return Reply(rc=mb.RC_SECURITY)
+    if st["security.passphrase"] and st["security.passphrase"] != args["old"]:
+        return Reply(rc=mb.RC_PASSPHRASE)
+    st["security.passphrase"] = args["new"]
+    st["security.state"] = st["security.state"] | mb.SEC_USER_PASS_SET
+    return _ok()
+
+
+def disable_passphrase(dev: Device, args: Args) -> Reply:
+    st = dev.state
+    if _frozen(dev) or not st["security.passphrase"]:
+        return Reply(rc=mb.RC_SECURITY)
+    if st["security.passphrase"] != args["passphrase"]:
+        return Reply(rc=mb.RC_PASSPHRASE)
+    st["security.passphrase"] = ""
+    st["security.state"] = st["security.state"] & ~mb.SEC_USER_PASS_SET
+    return _ok()
+
+
+def unlock(dev: Device, args: Args) -> Reply:
+    st = dev.state
+    if _frozen(dev) or not st["security.state"] & mb.SEC_LOCKED:
+        return Reply(rc=mb.RC_SECURITY)
+    if st["security.passphrase"] != args["passphrase"]:
+        return Reply(rc=mb.RC_PASSPHRASE)
+    st["security.state"] = st["security.state"] & ~mb.SEC_LOCKED
+    return _ok()
+
+
+def freeze_security(dev: Device, args: Args) -> Reply:
+    dev.state["security.state"] = dev.state["security.state"] | mb.SEC_FROZEN
+    return _ok()
+
+
+def passphrase_secure_erase(dev: Device, args: Args) -> Reply:
+    st = dev.state
+    if _frozen(dev):
+        return Reply(rc=mb.RC_SECURITY)
+    if st["security.passphrase"] and st["security.passphrase"] != args["passphrase"]:
+        return Reply(rc=mb.RC_PASSPHRASE)
+    st["media.generation"] = st["media.generation"] + 1
+    st["security.passphrase"] = ""
+    st["security.state"] = st["security.state"] & ~(mb.SEC_USER_PASS_SET | mb.SEC_LOCKED)
+    return _ok()
+
+
+# vendor device -----------------------------------------------------------------
+
+
+def acme_ras_restore(dev: Device, args: Args) -> Reply:
+    """ACME's "restore RAS defaults": its CEL entry says no effect; it rewrites scrub and ECS."""
+    dev.state["scrub.cycle_hours"] = 24
+    dev.state["ecs.threshold"] = 0
+    return _ok()
+
+
+def acme_get_diag(dev: Device, args: Args) -> Reply:
+    return _ok(temperature_c=41)
+
+
+# ----------------------------------------------------------------------------- table
+
+IOCTL, RAW, FWCTL, SYSFS = "cxl.ioctl", "cxl.raw", "cxl.fwctl", "cxl.sysfs"
+MAILBOX = (IOCTL, RAW)  # in the CXL_MEM_SEND_COMMAND table and reachable raw
+
+_LOG = Param("log", "int", 0, 3, doc="event log: informational, warning, failure, fatal")
+_PASS = ("", "secret-a", "secret-b")
+_FW_SLOT = Param("slot", "int", 1, mb.FW_SLOTS)
+_DPA = Param("dpa", "int", 0, mb.POISON_DPAS - 1, doc="index of a 64-byte aligned DPA")
+
+# (op, opcode, channels, declared effects, handler, params)
+# Declared effects are the CEL entries: QEMU's cxl_cmd_set[] and the kernel
+# mock's CEL (tools/testing/cxl/test/mem.c) where they exist.
+_TABLE: tuple[tuple[str, int, tuple[str, ...], Any, Callable[[Device, Args], Reply], tuple[Param, ...]], ...] = (
+    ("IDENTIFY", mb.IDENTIFY, MAILBOX, E.NONE, identify, ()),
+    ("GET_SUPPORTED_LOGS", mb.GET_SUPPORTED_LOGS, MAILBOX, E.NONE, get_supported_logs, ()),
+    ("GET_LOG", mb.GET_LOG, MAILBOX, E.NONE, get_log, ()),
+    ("GET_FW_INFO", mb.GET_FW_INFO, MAILBOX, E.NONE, get_fw_info, ()),
+    ("TRANSFER_FW", mb.TRANSFER_FW, (RAW,), E.CONFIG_COLD_RESET | E.BACKGROUND, transfer_fw,
+     (_FW_SLOT, Param("revision", "choice", choices=("v2", "v3")))),
+    ("ACTIVATE_FW", mb.ACTIVATE_FW, (RAW,), E.CONFIG_COLD_RESET | E.CONFIG_IMMEDIATE, activate_fw,
+     (_FW_SLOT, Param("online", "bool"))),
+    ("GET_TIMESTAMP", mb.GET_TIMESTAMP, MAILBOX, E.NONE, get_timestamp, ()),
+    ("SET_TIMESTAMP", mb.SET_TIMESTAMP, (RAW,), E.POLICY_IMMEDIATE, set_timestamp,
+     (Param("timestamp", "int", 0, 2**32),)),
+    ("GET_EVENT_RECORD", mb.GET_EVENT_RECORD, (RAW,), E.NONE, get_event_record, (_LOG,)),
+    ("CLEAR_EVENT_RECORD", mb.CLEAR_EVENT_RECORD, (RAW,), E.LOG_IMMEDIATE, clear_event_record,
+     (_LOG, Param("handle", "int", 1, 4))),
+    ("GET_EVT_INT_POLICY", mb.GET_EVT_INT_POLICY, (RAW,), E.NONE, get_evt_int_policy, ()),
+    ("SET_EVT_INT_POLICY", mb.SET_EVT_INT_POLICY, (RAW,), E.CONFIG_IMMEDIATE, set_evt_int_policy,
+     (_LOG, Param("setting", "int", 0, 2, doc="0 none, 1 MSI/MSI-X, 2 FW interrupt"))),
+    ("GET_SUPPORTED_FEATURES", mb.GET_SUPPORTED_FEATURES, (RAW, FWCTL), E.NONE, get_supported_features, ()),
+    ("GET_FEATURE", mb.GET_FEATURE, (RAW, FWCTL), E.NONE, get_feature,
+     (Param("uuid", "choice", choices=ALL_FEATURE_UUIDS),)),
+    ("SET_FEATURE", mb.SET_FEATURE, (RAW, FWCTL), set_feature_effects, set_feature,
+     (Param("uuid", "choice", choices=ALL_FEATURE_UUIDS), Param("value", "int", 0, 255))),
+    ("GET_PARTITION_INFO", mb.GET_PARTITION_INFO, MAILBOX, E.NONE, get_partition_info, ()),
+    ("SET_PARTITION_INFO", mb.SET_PARTITION_INFO, MAILBOX, set_partition_effects, set_partition_info,
+     (Param("volatile", "int", 0, mb.TOTAL_UNITS, doc="volatile capacity, 256 MiB units"),
+      Param("immediate", "bool", doc="CXL_SET_PARTITION_IMMEDIATE_FLAG"))),
+    ("GET_LSA", mb.GET_LSA, MAILBOX, E.NONE, get_lsa,
+     (Param("offset", "int", 0, mb.LSA_SIZE - 1), Param("length", "int", 1, 16))),
+    ("SET_LSA", mb.SET_LSA, MAILBOX, E.CONFIG_IMMEDIATE | E.DATA_IMMEDIATE, set_lsa,
+     (Param("offset", "int", 0, mb.LSA_SIZE - 1), Param("length", "int", 1, 16),
+      Param("byte", "int", 0, 255))),
+    ("GET_HEALTH_INFO", mb.GET_HEALTH_INFO, MAILBOX, E.NONE, get_health_info, ()),
+    ("GET_ALERT_CONFIG", mb.GET_ALERT_CONFIG, MAILBOX, E.NONE, get_alert_config, ()),
+    ("SET_ALERT_CONFIG", mb.SET_ALERT_CONFIG, MAILBOX, E.POLICY_IMMEDIATE, set_alert_config,
+     (Param("life_used_threshold", "int", 0, 100), Param("temperature_threshold", "int", 0, 127))),
+    ("GET_SHUTDOWN_STATE", mb.GET_SHUTDOWN_STATE, MAILBOX, E.NONE, get_shutdown_state, ()),
+    # The kernel mock's CEL says 0x3 here (an unshifted enum); the intended
+    # value is immediate policy change, used here.
+    ("SET_SHUTDOWN_STATE", mb.SET_SHUTDOWN_STATE, MAILBOX, E.POLICY_IMMEDIATE, set_shutdown_state,
+     (Param("state", "int", 0, 1, doc="0 clean, 1 dirty"),)),
+    ("GET_POISON", mb.GET_POISON, (RAW,), E.NONE, get_poison, ()),
+    ("INJECT_POISON", mb.INJECT_POISON, (RAW,), E.DATA_IMMEDIATE, inject_poison, (_DPA,)),
+    ("CLEAR_POISON", mb.CLEAR_POISON, (RAW,), E.DATA_IMMEDIATE, clear_poison, (_DPA,)),
+    ("GET_SCAN_MEDIA_CAPS", mb.GET_SCAN_MEDIA_CAPS, MAILBOX, E.NONE, get_scan_media_caps, ()),
+    ("SCAN_MEDIA", mb.SCAN_MEDIA, (RAW,), E.BACKGROUND, scan_media, ()),
+    ("GET_SCAN_MEDIA", mb.GET_SCAN_MEDIA, (RAW,), E.NONE, get_scan_media, ()),
+    ("SANITIZE", mb.SANITIZE, (RAW, SYSFS), E.DATA_IMMEDIATE | E.SECURITY | E.BACKGROUND, sanitize, ()),
+    # Secure erase effects: not in QEMU nor the kernel mock; taken to match sanitize.
+    ("SECURE_ERASE", mb.SECURE_ERASE, (RAW, SYSFS), E.DATA_IMMEDIATE | E.SECURITY | E.BACKGROUND,
+     secure_erase, ()),
+    ("GET_SECURITY_STATE", mb.GET_SECURITY_STATE, (RAW,), E.NONE, get_security_state, ()),
+    ("SET_PASSPHRASE", mb.SET_PASSPHRASE, (RAW,), E.SECURITY, set_passphrase,
+     (Param("old", "choice", choices=_PASS), Param("new", "choice", choices=_PASS[1:]))),
+    ("DISABLE_PASSPHRASE", mb.DISABLE_PASSPHRASE, (RAW,), E.SECURITY, disable_passphrase,
+     (Param("passphrase", "choice", choices=_PASS),)),
+    ("UNLOCK", mb.UNLOCK, (RAW,), E.SECURITY, unlock, (Param("passphrase", "choice", choices=_PASS),)),
+    ("FREEZE_SECURITY", mb.FREEZE_SECURITY, (RAW,), E.SECURITY, freeze_security, ()),
+    ("PASSPHRASE_SECURE_ERASE", mb.PASSPHRASE_SECURE_ERASE, (RAW,), E.DATA_IMMEDIATE | E.SECURITY,
+     passphrase_secure_erase, (Param("passphrase", "choice", choices=_PASS),)),
+)
+
+
+COMMANDS = tuple(
+    Command(op, opcode, channels, fn, effects=eff, params=params)
+    for op, opcode, channels, eff, fn, params in _TABLE
+)
+
+VENDOR_COMMANDS = (
+    Command("ACME_RAS_RESTORE", 0xC000, (RAW,), acme_ras_restore, effects=E.NONE,
+            doc="vendor opcode whose CEL entry declares no effect but rewrites scrub and ECS"),
+    Command("ACME_GET_DIAG", 0xC001, (RAW,), acme_get_diag, effects=E.NONE,
+            doc="honest vendor read-only diagnostic"),
+)
+
+# CEL effects for payload-dependent commands (one value per opcode in a CEL).
+_STATIC_CEL = {
+    "SET_FEATURE": int(E.CONFIG_IMMEDIATE | E.DATA_IMMEDIATE | E.POLICY_IMMEDIATE | E.LOG_IMMEDIATE | E.SECURITY),
+    "SET_PARTITION_INFO": int(E.CONFIG_IMMEDIATE | E.CONFIG_COLD_RESET),
+}
+
+
+def build_cel(commands: tuple[Command, ...]) -> tuple[tuple[int, int], ...]:
+    """The Command Effects Log, built from the handler table as QEMU's cxl_rebuild_cel() does."""
+    return tuple(
+        (c.opcode, _STATIC_CEL[c.op] if callable(c.effects) and not isinstance(c.effects, int) else int(c.effects))
+        for c in sorted(commands, key=lambda c: c.opcode)
+    )
+
+
+SPEC_FEATURES = {f.uuid: f for f in (PATROL_SCRUB, ECS, TEST_FEATURE)}
+VENDOR_FEATURES = {**SPEC_FEATURES, **{f.uuid: f for f in (ACME_PERF, ACME_THERMAL)}}
+
+SPEC = DeviceVariant(
+    "spec",
+    state=initial_state,
+    info={"features": SPEC_FEATURES, "cel": build_cel(COMMANDS)},
+    doc="a type-3 device that declares its effects truthfully (QEMU-like)",
+)
+VENDOR = DeviceVariant(
+    "vendor",
+    state=initial_state,
+    commands=VENDOR_COMMANDS,
+    info={"features": VENDOR_FEATURES, "cel": build_cel(COMMANDS + VENDOR_COMMANDS)},
+    doc="adds ACME vendor opcodes and features; two of them declare less than they change",
+)
+
+
+def complete_background(dev: Device) -> int:
+    """Finish the running background operation (QEMU's bg_timercb); returns its opcode."""
+    st = dev.state
+    op = st["bg.opcode"]
+    if op == mb.TRANSFER_FW and st["fw.transfer"]:
+        slot, rev = st["fw.transfer"]
+        slots = list(st["fw.slots"])
+        slots[slot - 1] = rev
+        st["fw.slots"] = tuple(slots)
+        st["fw.transfer"] = ()
+    elif op in (mb.SANITIZE, mb.SECURE_ERASE):
+        st["media.enabled"] = True
+    elif op == mb.SCAN_MEDIA:
+        st["scan.results"] = tuple(sorted(st["poison"]))
+    st["bg.opcode"] = 0
+    return int(op)

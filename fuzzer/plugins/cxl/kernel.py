@@ -1,0 +1,260 @@
+"""The CXL driver as a model: what it does at probe and on its own, and what it believes.
+
+Every action drives the device through ``world.mailbox`` (the driver's
+``cxl_internal_send_cmd()``) and then records in the shadow what the driver
+now believes.  Sources: linux ``drivers/cxl/pci.c`` (probe), ``core/mbox.c``,
+``core/region.c``, ``pmem.c``, ``core/edac.c``, ``core/memdev.c``.
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import Any
+
+from fuzzer.spec import Args, KernelAction, Param, Reply
+from fuzzer.world import World
+
+from . import mailbox as mb
+from .device import COMMANDS, complete_background
+
+#: Commands in the CXL_MEM_SEND_COMMAND table (mbox.c cxl_mem_commands[]),
+#: enabled at probe when the device's CEL lists their opcode (cxl_walk_cel()).
+IOCTL_OPS = frozenset(c.op for c in COMMANDS if "cxl.ioctl" in c.channels)
+#: CXL_CMD_FLAG_FORCE_ENABLE entries.
+FORCE_ENABLE = frozenset({"IDENTIFY", "GET_SUPPORTED_LOGS", "GET_LOG"})
+#: drivers/cxl/pmem.c cxl_pmem_init(): exclusive while the nvdimm is bound.
+NVDIMM_EXCLUSIVE = frozenset({"SET_LSA", "SET_SHUTDOWN_STATE"})
+
+BOOT_TIME = 1_700_000_000
+
+
+def boot() -> dict[str, Any]:
+    """Kernel bookkeeping before the driver binds."""
+    return {
+        "taint": frozenset(),
+        "boot": 0,
+        "regions": {},
+        "nvdimm_bound": False,
+        "exclusive": frozenset(),
+        "enabled": frozenset(),
+        "features": {},
+    }
+
+
+def probe(world: World) -> None:
+    """cxl_pci_probe(): identify, partitions, CEL, timestamp, events, features, EDAC."""
+    k = world.kernel
+    world.mailbox("IDENTIFY")
+    world.mailbox("GET_PARTITION_INFO")  # cxl_mem_dpa_fetch()
+    world.believe("partition.active_volatile")
+    cel = world.mailbox("GET_LOG", uuid=mb.CEL_UUID).out.get("cel", ())
+    opcodes = {op for op, _ in cel}
+    by_op = {c.op: c.opcode for c in COMMANDS}
+    k["enabled"] = frozenset(op for op in IOCTL_OPS if by_op[op] in opcodes) | FORCE_ENABLE
+    world.mailbox("SET_TIMESTAMP", timestamp=BOOT_TIME + 1000 * k["boot"])  # cxl_set_timestamp()
+    world.believe("timestamp")
+    for log in range(4):  # cxl_event_config(): MSI/MSI-X for every log
+        world.mailbox("SET_EVT_INT_POLICY", log=log, setting=1)
+    world.believe("event.int_policy")
+    _drain_events(world)
+    feats = world.mailbox("GET_SUPPORTED_FEATURES").out.get("features", ())
+    k["features"] = {uuid: (changeable, effects) for uuid, changeable, effects in feats}
+    world.believe("scrub.cycle_hours", "scrub.enabled", "ecs.threshold")  # EDAC registration
+    world.mailbox("GET_FW_INFO")
+    world.believe("fw.active_slot")
+    world.mailbox("GET_POISON")
+    world.believe("poison")
+
+
+def _drain_events(world: World) -> None:
+    """cxl_mem_get_event_records(): read and clear every log."""
+    for log in range(4):
+        for _log, handle in world.mailbox("GET_EVENT_RECORD", log=log).out.get("records", ()):
+            world.mailbox("CLEAR_EVENT_RECORD", log=log, handle=handle)
+    world.believe("event.records")
+
+
+def _err(code: int, why: str) -> Reply:
+    return Reply(errno=code, out={"why": why})
+
+
+# ----------------------------------------------------------------------------- actions
+
+
+def region_create(world: World, args: Args) -> Reply:
+    """cxl_region create + commit: the decoder maps DPA from the kernel's partition view."""
+    k, st = world.kernel, world.device.state
+    if not st["media.enabled"]:
+        return _err(errno.EBUSY, "media not ready")
+    vol = world.shadow["partition.active_volatile"]
+    cap = vol if args["mode"] == "ram" else mb.TOTAL_UNITS - vol
+    used = sum(size for mode, size in k["regions"].values() if mode == args["mode"])
+    if used + args["size"] > cap:
+        return _err(errno.ENOSPC, f"{args['mode']} partition has {cap - used} units free")
+    handle = world.new_handle("region")
+    first = not k["regions"]
+    k["regions"] = {**k["regions"], handle: (args["mode"], args["size"])}
+    if first:
+        world.believe("media.enabled", "media.generation")
+    return Reply(handle=handle)
+
+
+def region_destroy(world: World, args: Args) -> Reply:
+    k = world.kernel
+    if args["region"] not in k["regions"]:
+        return _err(errno.ENOENT, "no such region")
+    k["regions"] = {h: r for h, r in k["regions"].items() if h != args["region"]}
+    return Reply()
+
+
+def nvdimm_bind(world: World, args: Args) -> Reply:
+    """cxl_nvdimm_probe(): arm dirty shutdown, claim SET_LSA/SET_SHUTDOWN_STATE, read labels."""
+    k = world.kernel
+    if k["nvdimm_bound"]:
+        return _err(errno.EBUSY, "already bound")
+    if world.mailbox("SET_SHUTDOWN_STATE", state=1).rc:
+        return _err(errno.ENXIO, "could not arm dirty shutdown")
+    k["nvdimm_bound"] = True
+    k["exclusive"] = k["exclusive"] | NVDIMM_EXCLUSIVE
+    world.believe("shutdown_state", "lsa", "security.state", "security.passphrase")
+    return Reply()
+
+
+def nvdimm_unbind(world: World, args: Args) -> Reply:
+    k = world.kernel
+    if not k["nvdimm_bound"]:
+        return _err(errno.ENODEV, "not bound")
+    k["nvdimm_bound"] = False
+    k["exclusive"] = k["exclusive"] - NVDIMM_EXCLUSIVE  # clear_exclusive_cxl_commands()
+    return Reply()
+
+
+def nvdimm_write_label(world: World, args: Args) -> Reply:
+    """libnvdimm label update through cxl_pmem_set_config_data() -> SET_LSA."""
+    if not world.kernel["nvdimm_bound"]:
+        return _err(errno.ENXIO, "nvdimm not bound")
+    reply = world.mailbox("SET_LSA", offset=args["offset"], length=8, byte=args["byte"])
+    if reply.rc:
+        return _err(errno.EIO, mb.RC_NAMES.get(reply.rc, str(reply.rc)))
+    world.believe("lsa")
+    return Reply()
+
+
+def edac_set_scrub(world: World, args: Args) -> Reply:
+    """cxl_patrol_scrub_set_scrub_cycle(): min-cycle check, Set Feature, cache the cycle."""
+    if args["cycle_hours"] < 1:
+        return _err(errno.EINVAL, "below the device minimum")
+    reply = world.mailbox("SET_FEATURE", uuid=mb.PATROL_SCRUB_UUID, value=args["cycle_hours"])
+    if reply.rc:
+        return _err(errno.EIO, mb.RC_NAMES.get(reply.rc, str(reply.rc)))
+    world.believe("scrub.cycle_hours")
+    return Reply()
+
+
+def edac_set_ecs(world: World, args: Args) -> Reply:
+    reply = world.mailbox("SET_FEATURE", uuid=mb.ECS_UUID, value=args["threshold"])
+    if reply.rc:
+        return _err(errno.EIO, mb.RC_NAMES.get(reply.rc, str(reply.rc)))
+    world.believe("ecs.threshold")
+    return Reply()
+
+
+def fw_upload(world: World, args: Args) -> Reply:
+    """cxl_fw_write()/cxl_fw_poll_complete(): next slot, transfer, wait, activate offline."""
+    active = world.mailbox("GET_FW_INFO").out["active"]
+    slot = active % mb.FW_SLOTS + 1
+    reply = world.mailbox("TRANSFER_FW", slot=slot, revision=args["revision"])
+    if reply.rc != mb.RC_BACKGROUND:
+        return _err(errno.EBUSY, mb.RC_NAMES.get(reply.rc, str(reply.rc)))
+    complete_background(world.device)  # the kernel polls until the transfer is done
+    if world.mailbox("ACTIVATE_FW", slot=slot, online=False).rc:  # CXL_FW_ACTIVATE_OFFLINE
+        return _err(errno.EIO, "activate failed")
+    return Reply()
+
+
+def background_complete(world: World, args: Args) -> Reply:
+    """Time passes: the running background operation finishes (the driver's poll sees it)."""
+    op = complete_background(world.device)
+    return Reply(out={"completed": hex(op)})
+
+
+def cold_reset(world: World, args: Args) -> Reply:
+    """Power cycle the device: next partitions and staged FW go live; the driver re-probes."""
+    st = world.device.state
+    st["partition.active_volatile"] = st["partition.next_volatile"]
+    if st["fw.staged_slot"]:
+        st["fw.active_slot"], st["fw.staged_slot"] = st["fw.staged_slot"], 0
+    st["fw.transfer"] = ()
+    st["bg.opcode"] = 0
+    st["media.enabled"] = True
+    sec = st["security.state"] & ~mb.SEC_FROZEN
+    st["security.state"] = sec | mb.SEC_LOCKED if sec & mb.SEC_USER_PASS_SET else sec
+    old = world.kernel
+    world.kernel = boot()
+    world.kernel["taint"] = old["taint"]  # kernel taint survives a device reset
+    world.kernel["boot"] = old["boot"] + 1
+    world.shadow = {}
+    probe(world)
+    return Reply()
+
+
+def debugfs_inject_poison(world: World, args: Args) -> Reply:
+    """cxl_inject_poison() (debugfs): the driver orchestrates poison and keeps the list."""
+    if world.mailbox("INJECT_POISON", dpa=args["dpa"]).rc:
+        return _err(errno.ENXIO, "inject failed")
+    world.believe("poison")
+    return Reply()
+
+
+def debugfs_clear_poison(world: World, args: Args) -> Reply:
+    if world.mailbox("CLEAR_POISON", dpa=args["dpa"]).rc:
+        return _err(errno.ENXIO, "clear failed")
+    world.believe("poison")
+    return Reply()
+
+
+def media_error_event(world: World, args: Args) -> Reply:
+    """The device logs a General Media event; its interrupt hands it to the driver."""
+    st = world.device.state
+    log = args["log"]
+    in_log = [h for lg, h in st["event.records"] if lg == log]
+    if len(in_log) >= 4:
+        return _err(errno.ENOSPC, "event log full (overflow)")
+    st["event.records"] = st["event.records"] + ((log, max(in_log, default=0) + 1),)
+    world.believe("event.records")
+    return Reply()
+
+
+def event_irq(world: World, args: Args) -> Reply:
+    """cxl_event_thread(): read and clear all event logs."""
+    _drain_events(world)
+    return Reply()
+
+
+ACTIONS = (
+    KernelAction("region_create", region_create, (
+        Param("mode", "choice", choices=("ram", "pmem")), Param("size", "int", 1, 4),
+    ), produces="regions", doc="create and commit a region (HDM decoder)"),
+    KernelAction("region_destroy", region_destroy, (
+        Param("region", "handle", bundle="regions", consumes=True),
+    ), doc="decommit and destroy a region"),
+    KernelAction("nvdimm_bind", nvdimm_bind, doc="cxl_nvdimm_probe()"),
+    KernelAction("nvdimm_unbind", nvdimm_unbind, doc="cxl_nvdimm_remove()"),
+    KernelAction("nvdimm_write_label", nvdimm_write_label, (
+        Param("offset", "choice", choices=(0, 8, 16, 64)), Param("byte", "int", 0, 255),
+    ), doc="libnvdimm writes a label"),
+    KernelAction("edac_set_scrub", edac_set_scrub, (Param("cycle_hours", "int", 1, 255),),
+                 doc="EDAC scrub cycle (root with CAP_SYS_RAWIO)"),
+    KernelAction("edac_set_ecs", edac_set_ecs, (Param("threshold", "int", 0, 31),), doc="EDAC ECS threshold"),
+    KernelAction("fw_upload", fw_upload, (Param("revision", "choice", choices=("v2", "v3")),),
+                 doc="firmware upload through the fw_upload class"),
+    KernelAction("background_complete", background_complete, doc="the background operation finishes"),
+    KernelAction("cold_reset", cold_reset, doc="device cold reset and driver re-probe"),
+    KernelAction("debugfs_inject_poison", debugfs_inject_poison, (
+        Param("dpa", "int", 0, mb.POISON_DPAS - 1),), doc="debugfs inject_poison"),
+    KernelAction("debugfs_clear_poison", debugfs_clear_poison, (
+        Param("dpa", "int", 0, mb.POISON_DPAS - 1),), doc="debugfs clear_poison"),
+    KernelAction("media_error_event", media_error_event, (Param("log", "int", 0, 3),),
+                 doc="the device reports a General Media event"),
+    KernelAction("event_irq", event_irq, doc="the driver drains the event logs"),
+)

@@ -1,0 +1,523 @@
+"""The declarative records a plugin hands to ptfuzz.
+
+Every record is a frozen attrs class: a plugin describes its subsystem as data
+(tables of fields, commands, rules) and a few small functions (a handler per
+command, a check per policy rule).  The host only ever reads these records, so
+a plugin cannot reach into the engine and the engine can index everything once
+at start-up instead of on the per-step hot path.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Literal, Union
+
+import attrs
+
+from fuzzer.effects import Effect, describe
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fuzzer.world import Device, StepContext, World
+
+#: What a state field or argument may hold: JSON-able scalars and immutable
+#: containers, so that a snapshot is a shallow ``dict`` copy and a diff is ``!=``.
+Value = Any
+Args = Mapping[str, Any]
+
+
+# --------------------------------------------------------------------------- state
+
+
+def _always(kernel: Mapping[str, Any]) -> bool:
+    return True
+
+
+@attrs.frozen
+class Field:
+    """One piece of device state, tagged with who owns it and what changing it means.
+
+    ``kernel_owned`` is a predicate over the kernel model, because ownership is
+    often conditional: the label storage area belongs to libnvdimm only while
+    an nvdimm is bound.  ``None`` means the device (or userspace) owns it.
+
+    Example::
+
+        Field("scrub.cycle_hours", Effect.CONFIG_IMMEDIATE,
+              kernel_owned=lambda k: True,
+              doc="EDAC caches it in cxlmd->scrub_cycle (drivers/cxl/core/edac.c)")
+    """
+
+    name: str
+    effect: Effect
+    kernel_owned: Callable[[Mapping[str, Any]], bool] | None = None
+    doc: str = ""
+
+    def owned(self, kernel: Mapping[str, Any]) -> bool:
+        return self.kernel_owned is not None and self.kernel_owned(kernel)
+
+
+ALWAYS = _always
+
+
+@attrs.frozen
+class Param:
+    """One argument of a command or kernel action.
+
+    The same record drives generation (a Hypothesis strategy is derived from
+    it), validation of corpus files and printing.  ``kind`` is one of:
+    ``int`` (``lo``..``hi``), ``choice`` (one of ``choices``), ``bool``,
+    ``handle`` (a value produced earlier into the bundle named ``bundle``).
+    ``strategy`` overrides the derived strategy but not validation.
+    """
+
+    name: str
+    kind: Literal["int", "choice", "bool", "handle"] = "int"
+    lo: int = 0
+    hi: int = 0
+    choices: tuple[Any, ...] = ()
+    bundle: str = ""
+    consumes: bool = False
+    strategy: Any = None
+    doc: str = ""
+
+    def check(self, value: Any) -> str | None:
+        """Return why ``value`` is not acceptable, or None."""
+        if self.kind == "bool":
+            return None if isinstance(value, bool) else "expected true or false"
+        if self.kind == "int":
+            if isinstance(value, bool) or not isinstance(value, int):
+                return f"expected an integer, got {value!r}"
+            if not self.lo <= value <= self.hi:
+                return f"{value} is outside {self.lo}..{self.hi}"
+            return None
+        if self.kind == "choice":
+            return None if value in self.choices else f"{value!r} is not one of {list(self.choices)}"
+        if self.kind == "handle":
+            return None if isinstance(value, (str, int)) and not isinstance(value, bool) else (
+                f"expected a {self.bundle} handle, got {value!r}"
+            )
+        return f"unknown parameter kind {self.kind!r}"
+
+
+def check_args(params: tuple[Param, ...], args: Args) -> str | None:
+    """Why ``args`` do not fit ``params`` (missing, unknown or bad values), or None."""
+    names = {p.name for p in params}
+    unknown = sorted(set(args) - names)
+    if unknown:
+        return f"unknown argument(s) {unknown}; expected {sorted(names)}"
+    for p in params:
+        if p.name not in args:
+            return f"missing argument {p.name!r}"
+        why = p.check(args[p.name])
+        if why:
+            return f"argument {p.name!r}: {why}"
+    return None
+
+
+# --------------------------------------------------------------------------- device
+
+
+@attrs.frozen
+class Reply:
+    """What a device handler or kernel action answers.
+
+    ``rc`` is the device's own status (a CXL mailbox return code, a firmware
+    status); 0 is success.  ``handle`` is put into the command's bundle.
+    """
+
+    rc: int = 0
+    out: Mapping[str, Any] = attrs.field(factory=dict)
+    handle: Any = None
+    errno: int = 0  # for kernel actions: the error the kernel returns (0 = ok)
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0 and self.errno == 0
+
+
+Handler = Callable[["Device", Args], Reply]
+EffectsOf = Union[Effect, Callable[[Args, "Device"], int]]
+
+
+@attrs.frozen
+class Command:
+    """A firmware command: the unit a passthrough channel carries.
+
+    ``effects`` is what the *device declares* (its CEL entry, or per payload
+    for commands such as Set Feature whose effects depend on the target).  A
+    lying device declares less than its handler does; the declared-effects
+    invariant catches that.
+
+    Example::
+
+        Command("SET_TIMESTAMP", 0x0301, channels=("cxl.raw",),
+                params=(Param("timestamp", lo=0, hi=2**32),),
+                effects=Effect.POLICY_IMMEDIATE, handler=set_timestamp)
+    """
+
+    op: str
+    opcode: int
+    channels: tuple[str, ...]
+    handler: Handler
+    effects: EffectsOf = Effect.NONE
+    params: tuple[Param, ...] = ()
+    produces: str = ""
+    doc: str = ""
+
+    def declared(self, args: Args, device: Device) -> int:
+        eff = self.effects
+        return int(eff) if isinstance(eff, int) else int(eff(args, device))
+
+
+@attrs.frozen
+class DeviceVariant:
+    """One flavour of the emulated device: its initial state and its own commands.
+
+    ``commands`` are added to (or replace, by op name) the subsystem's common
+    table for this variant only; that is how a vendor device gets opcodes the
+    spec device does not implement.  ``info`` holds static facts handlers read
+    (capacities, feature tables).
+    """
+
+    name: str
+    state: Callable[[], dict[str, Any]]
+    commands: tuple[Command, ...] = ()
+    info: Mapping[str, Any] = attrs.field(factory=dict)
+    doc: str = ""
+
+
+# --------------------------------------------------------------------------- kernel
+
+
+@attrs.frozen
+class KernelAction:
+    """Something the kernel does on its own behalf (create a region, set scrub via EDAC).
+
+    ``run`` drives the device through ``world.mailbox`` as the driver would and
+    updates ``world.shadow`` with what the kernel now believes.
+    """
+
+    name: str
+    run: Callable[["World", Args], Reply]
+    params: tuple[Param, ...] = ()
+    produces: str = ""
+    doc: str = ""
+
+
+@attrs.frozen
+class Channel:
+    """A path a userspace command takes (``cxl.raw``, ``cxl.fwctl`` ...).
+
+    ``scopes`` lists, least privileged first, the scope values a caller may
+    request on this channel (fwctl's ``enum fwctl_rpc_scope``); empty when the
+    channel has no notion of scope.
+    """
+
+    name: str
+    doc: str = ""
+    scopes: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class Caller:
+    """Who sends a command, and in which kernel configuration."""
+
+    caps: frozenset[str] = frozenset()
+    scope: str | None = None
+    lockdown: str = "none"
+    switches: frozenset[str] = frozenset()
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"caps": sorted(self.caps)}
+        if self.scope is not None:
+            out["scope"] = self.scope
+        if self.lockdown != "none":
+            out["lockdown"] = self.lockdown
+        if self.switches:
+            out["switches"] = sorted(self.switches)
+        return out
+
+    def describe(self) -> str:
+        parts = ["+".join(sorted(self.caps)) or "unprivileged"]
+        if self.scope is not None:
+            parts.append(f"scope={self.scope}")
+        if self.lockdown != "none":
+            parts.append(f"lockdown={self.lockdown}")
+        parts.extend(sorted(self.switches))
+        return " ".join(parts)
+
+
+LOCKDOWN_LEVELS = ("none", "integrity", "confidentiality")
+
+
+@attrs.frozen
+class CallerSpace:
+    """The callers the fuzzer draws from, least privileged first (shrinking goes there)."""
+
+    caps: tuple[frozenset[str], ...] = (frozenset(),)
+    lockdown: tuple[str, ...] = ("none",)
+    switches: tuple[frozenset[str], ...] = (frozenset(),)
+
+
+# --------------------------------------------------------------------------- policy
+
+
+@attrs.frozen
+class Allow:
+    reason: str = ""
+
+
+@attrs.frozen
+class Deny:
+    errno: int
+    reason: str = ""
+
+
+@attrs.frozen
+class Taint:
+    """Taint the kernel and go on evaluating (fwctl taints *before* validating)."""
+
+    flag: str
+    reason: str = ""
+
+
+Verdict = Union[Allow, Deny, Taint, None]
+
+
+@attrs.frozen
+class Request:
+    """What a policy rule sees: the command, how it came, who sent it, the kernel's view."""
+
+    command: Command
+    channel: str
+    args: Args
+    caller: Caller
+    kernel: Mapping[str, Any]
+    device: Device
+
+
+@attrs.frozen
+class Rule:
+    """One check of a policy, citing the kernel code it encodes.
+
+    ``check`` returns None to pass the request to the next rule, ``Deny`` or
+    ``Allow`` to decide, or ``Taint`` to taint and go on.  ``channels``/``ops``
+    restrict where the rule applies (empty: everywhere).
+    """
+
+    name: str
+    check: Callable[[Request], Verdict]
+    cite: str
+    channels: tuple[str, ...] = ()
+    ops: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class Promise:
+    """What a policy guarantees about privileged effects, checked by the access invariant.
+
+    An allowed command on ``channel`` whose observed effects intersect
+    ``effects`` (or any allowed command, if ``effects`` is None) must have
+    come from a caller holding ``caps``, at ``min_scope`` or above, under one
+    of ``lockdown``, and must have left every flag of ``taint`` set.
+    """
+
+    channel: str
+    cite: str
+    effects: int | None = None
+    caps: frozenset[str] = frozenset()
+    min_scope: str | None = None
+    lockdown: tuple[str, ...] = LOCKDOWN_LEVELS
+    taint: frozenset[str] = frozenset()
+
+
+@attrs.frozen
+class Decision:
+    allowed: bool
+    errno: int = 0
+    taint: frozenset[str] = frozenset()
+    rule: str = ""
+    reason: str = ""
+
+    def describe(self) -> str:
+        head = "allow" if self.allowed else f"deny {_errno_name(self.errno)}"
+        if self.taint:
+            head += " +taint " + ",".join(sorted(self.taint))
+        if self.rule:
+            head += f" [{self.rule}]"
+        return head
+
+
+def _errno_name(n: int) -> str:
+    return "-" + _errno.errorcode.get(n, str(n))
+
+
+@attrs.frozen
+class Policy:
+    """A named passthrough policy: an ordered table of rules and the promises it makes.
+
+    ``without("rule")`` gives the same policy with one check removed, which
+    is how planted-hole variants are made for tests and for "what if" runs.
+
+    Example::
+
+        Policy("linux-raw", "cxl", channels=("cxl.raw",), rules=(
+            Rule("lockdown", lambda r: Deny(EPERM) if r.caller.lockdown != "none" else None,
+                 cite="drivers/cxl/core/mbox.c cxl_mem_raw_command_allowed()"),
+        ), promises=(Promise("cxl.raw", taint=frozenset({"WARN"}), cite="..."),))
+    """
+
+    name: str
+    subsystem: str
+    channels: tuple[str, ...]
+    rules: tuple[Rule, ...] = ()
+    promises: tuple[Promise, ...] = ()
+    doc: str = ""
+    removed: tuple[str, ...] = ()
+    _index: dict[tuple[str, str], tuple[Rule, ...]] = attrs.field(
+        factory=dict, eq=False, repr=False, init=False
+    )
+
+    def rules_for(self, channel: str, op: str) -> tuple[Rule, ...]:
+        key = (channel, op)
+        found = self._index.get(key)
+        if found is None:
+            found = tuple(
+                r
+                for r in self.rules
+                if (not r.channels or channel in r.channels) and (not r.ops or op in r.ops)
+            )
+            self._index[key] = found
+        return found
+
+    def decide(self, request: Request) -> Decision:
+        taint: set[str] = set()
+        for rule in self.rules_for(request.channel, request.command.op):
+            verdict = rule.check(request)
+            if verdict is None:
+                continue
+            if isinstance(verdict, Taint):
+                taint.add(verdict.flag)
+                continue
+            if isinstance(verdict, Deny):
+                return Decision(False, verdict.errno, frozenset(taint), rule.name, verdict.reason)
+            return Decision(True, 0, frozenset(taint), rule.name, verdict.reason)
+        return Decision(True, 0, frozenset(taint), "", "no rule objected")
+
+    def without(self, *names: str) -> Policy:
+        known = {r.name for r in self.rules}
+        missing = [n for n in names if n not in known]
+        if missing:
+            raise KeyError(
+                f"policy {self.name!r} has no rule(s) {missing}; its rules are {sorted(known)}"
+            )
+        return attrs.evolve(
+            self,
+            rules=tuple(r for r in self.rules if r.name not in names),
+            removed=self.removed + tuple(names),
+        )
+
+    @property
+    def label(self) -> str:
+        return self.name + "".join(f"~{n}" for n in self.removed)
+
+
+# --------------------------------------------------------------------------- invariants
+
+
+@attrs.frozen
+class Violation:
+    """An invariant that failed after a step.
+
+    ``severity`` is ``hole`` for a violation while the kernel is untainted and
+    ``tainted`` once the policy has tainted the kernel (the user was warned).
+    """
+
+    invariant: str
+    field: str
+    message: str
+    severity: Literal["hole", "tainted"] = "hole"
+    op: str = ""
+    step: int = 0
+    subsystem: str = ""
+
+    @property
+    def signature(self) -> str:
+        sig = f"{self.invariant}:{self.subsystem}:{self.op}:{self.field}"
+        return sig + ":tainted" if self.severity == "tainted" else sig
+
+
+@attrs.frozen
+class Invariant:
+    """A property checked after every step; ``subsystem`` None means every subsystem.
+
+    Example::
+
+        Invariant("no-sanitize-under-region", subsystem="cxl", check=lambda ctx: [
+            ctx.violation("sanitize started with committed decoders", field="media")
+        ] if ctx.step.op == "SANITIZE" and ctx.allowed and ctx.world.kernel["regions"] else [])
+    """
+
+    name: str
+    check: Callable[[StepContext], Iterable[Violation]]
+    subsystem: str | None = None
+    doc: str = ""
+
+
+# --------------------------------------------------------------------------- subsystem
+
+
+@attrs.frozen
+class Subsystem:
+    """Everything ptfuzz needs to fuzz one subsystem.
+
+    ``kernel`` builds the kernel model's bookkeeping for a fresh boot;
+    ``probe`` is what the driver does when it binds (reads the device, fills
+    the shadow).  ``commands`` is the table common to all device variants.
+    """
+
+    name: str
+    fields: tuple[Field, ...]
+    channels: tuple[Channel, ...]
+    commands: tuple[Command, ...]
+    devices: tuple[DeviceVariant, ...]
+    actions: tuple[KernelAction, ...]
+    kernel: Callable[[], dict[str, Any]]
+    probe: Callable[["World"], None]
+    callers: CallerSpace = CallerSpace()
+    doc: str = ""
+
+
+@attrs.frozen
+class DeviceSet:
+    """More device variants for an existing subsystem."""
+
+    subsystem: str
+    devices: tuple[DeviceVariant, ...]
+
+
+@attrs.frozen
+class CommandSet:
+    """More commands for an existing subsystem (a vendor's opcodes).
+
+    ``device`` names the variant that implements them; empty means all.
+    """
+
+    subsystem: str
+    commands: tuple[Command, ...]
+    device: str = ""
+
+
+@attrs.frozen
+class Exporter:
+    """A format a finding can be written in: ``render(finding) -> text``."""
+
+    name: str
+    suffix: str
+    render: Callable[[Any], str]
+    doc: str = ""
+
+
+def effect_name(mask: int) -> str:
+    return describe(mask)

@@ -78,6 +78,7 @@ class Executor:
             i for i in invariants if i.subsystem in (None, subsystem.name)
         )
         self.channels = {c.name for c in subsystem.channels}
+        self.total_steps = 0
         self.world = self.reset()
         self.index = 0
 
@@ -101,6 +102,7 @@ class Executor:
     def apply(self, step: Step) -> StepResult:
         world = self.world
         self.index += 1
+        self.total_steps += 1
         state = world.device.state
         before = state.copy()
         taint_before = world.kernel["taint"]

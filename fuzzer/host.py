@@ -128,9 +128,12 @@ def load(plugin_files: Iterable[str] = (), *, entry_points: bool = True, extra: 
     ``extra`` registers already-imported plugin objects (tests use it to add a
     plugin without installing it).
     """
+    from fuzzer import __version__, export
+
     pm = pluggy.PluginManager(GROUP)
     pm.add_hookspecs(hookspecs)
-    versions: dict[str, str] = {}
+    pm.register(export, name="builtin")
+    versions: dict[str, str] = {"builtin": __version__}
     if entry_points:
         for ep in sorted(importlib.metadata.entry_points(group=GROUP), key=lambda e: e.name):
             if pm.get_plugin(ep.name) is not None:

@@ -49,6 +49,7 @@ def declared_effects(ctx: StepContext) -> Iterator[Violation]:
                 f"{ctx.step.op} declared {describe(ctx.declared)} but changed {name} "
                 f"({describe(eff)})",
                 field=name,
+                severity="hole",  # a lying device is a bug whatever the taint
             )
 
 

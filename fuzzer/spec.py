@@ -486,6 +486,8 @@ class Subsystem:
     kernel: Callable[[], dict[str, Any]]
     probe: Callable[["World"], None]
     callers: CallerSpace = CallerSpace()
+    #: names of the device's status codes (Reply.rc), for traces
+    status_names: Mapping[int, str] = attrs.field(factory=dict)
     doc: str = ""
 
 

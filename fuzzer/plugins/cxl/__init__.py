@@ -41,6 +41,7 @@ SUBSYSTEM = Subsystem(
     kernel=kernel.boot,
     probe=kernel.probe,
     callers=CALLERS,
+    status_names=mailbox.RC_NAMES,
     doc="CXL type-3 memory device: mailbox ioctl, RAW, fwctl Features, sysfs sanitize",
 )
 

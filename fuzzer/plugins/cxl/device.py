@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
+from hypothesis import strategies as st
 
 from fuzzer.effects import Effect
 from fuzzer.spec import ALWAYS, Args, Command, DeviceVariant, Field, Param, Reply
@@ -483,6 +484,8 @@ MAILBOX = (IOCTL, RAW)  # in the CXL_MEM_SEND_COMMAND table and reachable raw
 
 _LOG = Param("log", "int", 0, 3, doc="event log: informational, warning, failure, fatal")
 _PASS = ("", "secret-a", "secret-b")
+# Most features take a small value (a mode, a threshold); draw those often.
+_FEATURE_VALUE = st.one_of(st.integers(0, 3), st.integers(0, 255))
 _FW_SLOT = Param("slot", "int", 1, mb.FW_SLOTS)
 _DPA = Param("dpa", "int", 0, mb.POISON_DPAS - 1, doc="index of a 64-byte aligned DPA")
 
@@ -511,7 +514,9 @@ _TABLE: tuple[tuple[str, int, tuple[str, ...], Any, Callable[[Device, Args], Rep
     ("GET_FEATURE", mb.GET_FEATURE, (RAW, FWCTL), E.NONE, get_feature,
      (Param("uuid", "choice", choices=ALL_FEATURE_UUIDS),)),
     ("SET_FEATURE", mb.SET_FEATURE, (RAW, FWCTL), set_feature_effects, set_feature,
-     (Param("uuid", "choice", choices=ALL_FEATURE_UUIDS), Param("value", "int", 0, 255))),
+     (Param("uuid", "choice", choices=ALL_FEATURE_UUIDS),
+      Param("value", "int", 0, 255, strategy=_FEATURE_VALUE,
+            doc="the feature's one settable value (scrub hours, ECS threshold, a mode)"))),
     ("GET_PARTITION_INFO", mb.GET_PARTITION_INFO, MAILBOX, E.NONE, get_partition_info, ()),
     ("SET_PARTITION_INFO", mb.SET_PARTITION_INFO, MAILBOX, set_partition_effects, set_partition_info,
      (Param("volatile", "int", 0, mb.TOTAL_UNITS, doc="volatile capacity, 256 MiB units"),

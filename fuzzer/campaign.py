@@ -1,0 +1,280 @@
+"""A fuzz campaign: rounds of Hypothesis runs until the budget is spent.
+
+Hypothesis stops a run soon after it finds a bug.  A campaign wants every
+distinct bug, so it runs in rounds: each round ignores the signatures already
+found and searches on with a seed derived from the campaign's.  Each new
+signature is 1-minimized with the executor and written to the corpus the
+moment it is seen; when Hypothesis has shrunk it further, the shorter
+sequence replaces the file.  Ctrl-C or the end of the time budget therefore
+loses nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+import hypothesis
+from hypothesis import HealthCheck, Phase, Verbosity, settings
+from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
+from hypothesis.stateful import run_state_machine_as_test
+
+from fuzzer import __version__, corpus
+from fuzzer.errors import ModelError, UsageError
+from fuzzer.executor import Executor
+from fuzzer.host import Registry
+from fuzzer.machine import Session, ViolationFound, build_machine
+from fuzzer.minimize import one_minimal
+from fuzzer.spec import DeviceVariant, Policy, Violation
+from fuzzer.world import Step
+
+
+class OutOfBudget(KeyboardInterrupt):
+    """Raised inside Hypothesis to end a round when the time budget is spent.
+
+    Hypothesis treats KeyboardInterrupt as "stop now" (it records nothing about
+    the interrupted test case), which is exactly what an expired budget means.
+    """
+
+
+@attrs.define
+class Finding:
+    violation: Violation
+    steps: list[Step]
+    path: Path | None = None
+    found_at: float = 0.0
+    sequences: int = 0
+
+    @property
+    def signature(self) -> str:
+        return self.violation.signature
+
+
+@attrs.define
+class Result:
+    findings: dict[str, Finding]
+    sequences: int
+    steps: int
+    elapsed: float
+    seed: int
+    rounds: int
+    interrupted: bool = False
+    accepted: tuple[str, ...] = ()
+
+    def failing(self) -> list[Finding]:
+        return [f for s, f in sorted(self.findings.items()) if s not in self.accepted]
+
+
+def open_database(spec: str | None) -> ExampleDatabase | None:
+    """``--db PATH`` or ``--db redis://host:port/db`` (needs the ``redis`` extra)."""
+    if not spec:
+        return None
+    if spec.startswith("redis://"):
+        try:
+            import redis
+            from hypothesis.extra.redis import RedisExampleDatabase
+        except ImportError:
+            raise UsageError("--db redis://... needs the redis package: pip install 'ptfuzz[redis]'") from None
+        return RedisExampleDatabase(redis.Redis.from_url(spec))
+    return DirectoryBasedExampleDatabase(spec)
+
+
+def simplicity(steps: list[Step]) -> tuple[int, int]:
+    """Order sequences as a reader would: fewer steps, then plainer callers and smaller arguments.
+
+    Hypothesis keeps shrinking after the first failure it sees; this decides
+    whether a later sequence replaces the saved one.
+    """
+    cost = 0
+    for s in steps:
+        if s.caller is not None:
+            c = s.caller
+            cost += len(c.caps) + len(c.switches) + (c.lockdown != "none") + (c.scope is not None)
+        for v in s.args.values():
+            cost += min(abs(v), 1 << 20) if isinstance(v, int) else (1 if v else 0)
+    return (len(steps), cost)
+
+
+def derive_seed(seed: int, round_no: int) -> int:
+    digest = hashlib.sha256(f"{seed}:{round_no}".encode()).digest()
+    return int.from_bytes(digest[:8], "little")
+
+
+class Campaign(Session):
+    def __init__(
+        self,
+        registry: Registry,
+        subsystem: str,
+        policy: Policy,
+        device: DeviceVariant,
+        *,
+        seed: int,
+        max_examples: int | None = None,
+        time_budget: float | None = None,
+        step_count: int = 20,
+        corpus_dir: str | os.PathLike[str] | None = None,
+        accept_tainted: bool = False,
+        database: ExampleDatabase | None = None,
+        on_finding: Callable[[Finding, bool], None] | None = None,
+        on_progress: Callable[[Campaign], None] | None = None,
+    ) -> None:
+        if max_examples is None and time_budget is None:
+            max_examples = 1000
+        self.registry = registry
+        self.subsystem = subsystem
+        self.policy = policy
+        self.device = device
+        self.seed = seed
+        self.max_examples = max_examples
+        self.time_budget = time_budget
+        self.step_count = step_count
+        self.corpus_dir = Path(corpus_dir) / subsystem if corpus_dir is not None else None
+        self.accept_tainted = accept_tainted
+        self.database = database
+        self.on_finding = on_finding
+        self.on_progress = on_progress
+        self.executor = registry.executor(subsystem, policy, device)
+        self._checker = registry.executor(subsystem, policy, device)  # for minimizing mid-run
+        self.findings: dict[str, Finding] = {}
+        self.ignore: frozenset[str] = frozenset()
+        self.sequences = 0
+        self.started = 0.0
+        self.deadline: float | None = None
+        self._last_progress = 0.0  # set to the start time in run()
+
+    # ------------------------------------------------------------------ Session protocol
+
+    def begin(self) -> None:
+        self.sequences += 1
+        now = time.monotonic()
+        if self.deadline is not None and now >= self.deadline:
+            raise OutOfBudget
+        if self.on_progress is not None and now - self._last_progress >= 1.0:
+            self._last_progress = now
+            self.on_progress(self)
+
+    def ignored(self, violation: Violation) -> bool:
+        if self.accept_tainted and violation.severity == "tainted":
+            return True
+        return violation.signature in self.ignore
+
+    def found(self, steps: list[Step], violations: list[Violation]) -> None:
+        for v in violations:
+            prefix = steps[: v.step]
+            known = self.findings.get(v.signature)
+            if known is not None and simplicity(prefix) >= simplicity(known.steps):
+                continue
+            minimal = one_minimal(self._checker, prefix, v.signature)
+            if known is not None and simplicity(minimal) >= simplicity(known.steps):
+                continue
+            # Re-run to get the violation as it appears in the minimal sequence.
+            final = self._final_violation(minimal, v.signature)
+            first = known is None
+            finding = Finding(
+                final, minimal,
+                found_at=known.found_at if known else time.monotonic() - self.started,
+                sequences=known.sequences if known else self.sequences,
+            )
+            if self.corpus_dir is not None:
+                finding.path = corpus.save(self.corpus_dir, self.entry(finding))
+            self.findings[v.signature] = finding
+            if self.on_finding is not None:
+                self.on_finding(finding, first)
+
+    def _final_violation(self, steps: list[Step], signature: str) -> Violation:
+        self._checker.reset()
+        for step in steps:
+            for v in self._checker.apply(step).violations:
+                if v.signature == signature:
+                    return v
+        raise AssertionError("minimal sequence lost its violation")  # pragma: no cover
+
+    def entry(self, finding: Finding) -> corpus.Entry:
+        return corpus.Entry(
+            subsystem=self.subsystem,
+            device=self.device.name,
+            policy=self.policy.name,
+            without=self.policy.removed,
+            steps=tuple(finding.steps),
+            violation=corpus.violation_to_json(finding.violation),
+            plugins=self.registry.plugin_versions(self.subsystem),
+            ptfuzz=__version__,
+            seed=self.seed,
+        )
+
+    # ------------------------------------------------------------------ running
+
+    def run(self) -> Result:
+        self.started = self._last_progress = time.monotonic()
+        self.deadline = self.started + self.time_budget if self.time_budget is not None else None
+        rounds = 0
+        interrupted = False
+        try:
+            while True:
+                if self.max_examples is not None and self.sequences >= self.max_examples:
+                    break
+                rounds += 1
+                self.ignore = frozenset(self.findings)
+                before = len(self.findings)
+                if not self._round(rounds):
+                    break
+                if len(self.findings) == before:
+                    break  # Hypothesis failed but nothing new: nothing more to gain
+        except KeyboardInterrupt:
+            interrupted = True
+        accepted = tuple(s for s, f in self.findings.items()
+                         if self.accept_tainted and f.violation.severity == "tainted")
+        return Result(
+            self.findings, min(self.sequences, self.max_examples or self.sequences), self.executor.total_steps,
+            time.monotonic() - self.started, self.seed, rounds, interrupted, accepted,
+        )
+
+    def _round(self, round_no: int) -> bool:
+        """One Hypothesis run; True if it ended on a failure (so another round may find more)."""
+        machine = build_machine(self)
+        remaining = None if self.max_examples is None else max(self.max_examples - self.sequences, 1)
+        phases = [Phase.generate, Phase.shrink]
+        if self.database is not None:
+            phases.insert(0, Phase.reuse)
+        conf = settings(
+            max_examples=remaining if remaining is not None else 10**9,
+            stateful_step_count=self.step_count,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            database=self.database,
+            verbosity=Verbosity.quiet,
+            report_multiple_bugs=True,
+            phases=phases,
+            derandomize=False,
+            print_blob=False,
+        )
+        seeded: Any = hypothesis.seed(derive_seed(self.seed, round_no))(machine)
+        try:
+            run_state_machine_as_test(seeded, settings=conf)
+        except OutOfBudget:
+            return False
+        except ModelError:
+            raise
+        except BaseException as exc:
+            errors = _leaves(exc)
+            others = [e for e in errors if not isinstance(e, ViolationFound)]
+            if others:
+                if isinstance(others[0], (KeyboardInterrupt, ModelError)):
+                    raise others[0] from None
+                raise
+            return True
+        return False
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        out: list[BaseException] = []
+        for e in exc.exceptions:
+            out.extend(_leaves(e))
+        return out
+    return [exc]

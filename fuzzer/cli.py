@@ -1,0 +1,236 @@
+"""The ``ptfuzz`` command line.
+
+Exit codes: 0 nothing found (or a replay that no longer fails), 1 findings (or
+a replay that still fails), 2 usage, corpus or plugin errors, reported as one
+line naming the culprit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from fuzzer import __version__, corpus, host
+from fuzzer.campaign import Campaign, Finding, Result, open_database
+from fuzzer.errors import PtfuzzError, UsageError
+from fuzzer.replay import replay as do_replay
+from fuzzer.replay import trace
+
+EXIT_CLEAN, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
+
+
+def _console() -> Console:
+    # Wide when not a terminal so CI logs keep whole signatures and paths.
+    return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+
+
+def _registry(ctx: click.Context) -> host.Registry:
+    obj = ctx.find_root().obj
+    if obj.get("registry") is None:
+        obj["registry"] = host.load(obj.get("plugins", ()))
+    return obj["registry"]  # type: ignore[no-any-return]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--plugin", "plugins", multiple=True, metavar="PATH",
+              help="Load a plugin module from a file (repeatable).")
+@click.version_option(__version__, prog_name="ptfuzz")
+@click.pass_context
+def cli(ctx: click.Context, plugins: tuple[str, ...]) -> None:
+    """Fuzz Linux device passthrough policies."""
+    ctx.obj = {"plugins": plugins, "registry": None}
+
+
+@cli.command("list")
+@click.pass_context
+def list_cmd(ctx: click.Context) -> None:
+    """Subsystems, device variants, policies and who provided them."""
+    reg = _registry(ctx)
+    con = _console()
+    for name, sub in sorted(reg.subsystems.items()):
+        plugin = reg.provider[("subsystem", name)]
+        con.print(f"[bold]{name}[/bold]  (plugin {plugin} {reg.versions.get(plugin, '')}): {sub.doc}")
+        t = Table("device", "commands", "from", "about", box=None, pad_edge=False)
+        for d in sub.devices:
+            ex = reg.executor(name, next(iter(reg.policies[name].values())), d)
+            t.add_row(d.name, str(len(ex.commands)), reg.provider[("device", name, d.name)], d.doc)
+        con.print(t)
+        t = Table("policy", "channels", "rules", "from", "about", box=None, pad_edge=False)
+        for pname, pol in sorted(reg.policies.get(name, {}).items()):
+            t.add_row(pname, ",".join(pol.channels), str(len(pol.rules)),
+                      reg.provider[("policy", name, pname)], pol.doc)
+        con.print(t)
+        con.print(f"  kernel actions: {', '.join(a.name for a in sub.actions)}")
+        invs = [i.name for i in reg.invariants if i.subsystem in (None, name)]
+        con.print(f"  invariants: kernel-owned-integrity, declared-effects, access, {', '.join(invs)}\n")
+
+
+def _print_finding(con: Console, f: Finding, first: bool, ci: bool) -> None:
+    if not first:
+        return
+    v = f.violation
+    where = f" -> {f.path}" if f.path else ""
+    con.print(f"FOUND [{v.severity}] {v.signature} ({len(f.steps)} steps, "
+              f"after {f.found_at:.1f}s, run {f.sequences}){where}", markup=False)
+
+
+@cli.command()
+@click.argument("subsystem")
+@click.option("--policy", "policy_name", help="Policy to fuzz (see `ptfuzz list`).")
+@click.option("--device", "device_name", help="Device variant (default: the first).")
+@click.option("--without", multiple=True, metavar="RULE",
+              help="Remove one rule from the policy: what if this check were missing?")
+@click.option("--seed", type=int, help="Seed; printed when chosen at random.")
+@click.option("--time", "time_budget", type=click.FloatRange(min=0.1), help="Time budget in seconds.")
+@click.option("--max-examples", type=click.IntRange(min=1), help="Number of sequences to try.")
+@click.option("--steps", "step_count", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Maximum steps per sequence.")
+@click.option("--corpus", "corpus_dir", default="corpora", show_default=True,
+              help="Where findings are written (DIR/SUBSYSTEM/*.json).")
+@click.option("--db", "db", help="Hypothesis example database: a directory or redis://host:port/n.")
+@click.option("--accept-tainted", is_flag=True,
+              help="Findings that need a tainted kernel do not fail the run.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write a JSON summary here.")
+@click.pass_context
+def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name: str | None,
+        without: tuple[str, ...], seed: int | None, time_budget: float | None, max_examples: int | None,
+        step_count: int, corpus_dir: str, db: str | None, accept_tainted: bool, json_out: str | None) -> None:
+    """Run a fuzz campaign on SUBSYSTEM and save minimized findings."""
+    reg = _registry(ctx)
+    sub = reg.subsystem(subsystem)
+    policy = reg.policy(subsystem, policy_name, without)
+    device = reg.device(subsystem, device_name)
+    if seed is None:
+        seed = random.SystemRandom().randrange(2**31)
+    con = _console()
+    ci = bool(os.environ.get("CI")) or not sys.stdout.isatty()
+    budget = f"{time_budget:g}s" if time_budget else f"{max_examples or 1000} sequences"
+    con.print(f"ptfuzz {__version__}: {sub.name} policy={policy.label} device={device.name} "
+              f"seed={seed} budget={budget}")
+
+    def progress(c: Campaign) -> None:
+        elapsed = time.monotonic() - c.started
+        if not ci or int(elapsed) % 10 == 0:
+            con.print(f"  ... {c.sequences} sequences, {c.executor.total_steps} steps, "
+                      f"{len(c.findings)} findings, {elapsed:.0f}s", highlight=False)
+
+    campaign = Campaign(
+        reg, subsystem, policy, device, seed=seed, max_examples=max_examples, time_budget=time_budget,
+        step_count=step_count, corpus_dir=corpus_dir, accept_tainted=accept_tainted,
+        database=open_database(db),
+        on_finding=lambda f, first: _print_finding(con, f, first, ci),
+        on_progress=progress,
+    )
+    result = campaign.run()
+    _summary(con, result, policy.label, device.name)
+    if json_out:
+        _write_json(json_out, result, subsystem, policy.label, device.name)
+    if result.interrupted:
+        con.print("interrupted: every finding above is saved")
+    ctx.exit(EXIT_FOUND if result.failing() else EXIT_CLEAN)
+
+
+def _summary(con: Console, r: Result, policy: str, device: str) -> None:
+    rate = r.steps / r.elapsed if r.elapsed else 0.0
+    con.print(f"{r.sequences} sequences, {r.steps} steps in {r.elapsed:.1f}s ({rate:,.0f} steps/s), "
+              f"{r.rounds} round(s), seed {r.seed}")
+    if not r.findings:
+        con.print(f"no violations found for {policy} on {device}")
+        return
+    con.print(f"{len(r.findings)} distinct violation(s):")
+    for sig, f in sorted(r.findings.items()):
+        sev = f.violation.severity + (" (accepted)" if sig in r.accepted else "")
+        con.print(f"  {sev:<8} {sig}  [{len(f.steps)} steps]  {f.path or ''}", markup=False)
+
+
+def _write_json(path: str, r: Result, subsystem: str, policy: str, device: str) -> None:
+    doc: dict[str, Any] = {
+        "ptfuzz": __version__, "subsystem": subsystem, "policy": policy, "device": device,
+        "seed": r.seed, "sequences": r.sequences, "steps": r.steps, "elapsed": round(r.elapsed, 3),
+        "interrupted": r.interrupted,
+        "findings": [
+            {"signature": s, "severity": f.violation.severity, "accepted": s in r.accepted,
+             "steps": len(f.steps), "file": str(f.path) if f.path else None,
+             "message": f.violation.message, "found_after_s": round(f.found_at, 3)}
+            for s, f in sorted(r.findings.items())
+        ],
+    }
+    tmp = Path(path).with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path())
+@click.option("--policy", "policy_name", help="Replay under another policy of the same subsystem.")
+@click.option("--without", multiple=True, metavar="RULE", help="Remove a rule from the replay policy.")
+@click.option("-q", "--quiet", is_flag=True, help="One line per file.")
+@click.pass_context
+def replay(ctx: click.Context, files: tuple[str, ...], policy_name: str | None,
+           without: tuple[str, ...], quiet: bool) -> None:
+    """Replay corpus FILES deterministically; exit 1 if any still fails."""
+    reg = _registry(ctx)
+    con = _console()
+    failing = 0
+    for path in _expand(files):
+        entry = corpus.load(path)
+        rep = do_replay(reg, entry, policy_name, without or None)
+        failing += rep.still_fails
+        if quiet:
+            state = "FAILS " if rep.still_fails else "passes"
+            con.print(f"{state} {path} ({entry.signature} under {rep.policy.label})")
+        else:
+            for line in trace(rep):
+                con.print(line, markup=False)
+    ctx.exit(EXIT_FOUND if failing else EXIT_CLEAN)
+
+
+def _expand(files: tuple[str, ...]) -> list[str]:
+    out: list[str] = []
+    for f in files:
+        p = Path(f)
+        out.extend(sorted(str(x) for x in p.rglob("*.json")) if p.is_dir() else [f])
+    return out
+
+
+@cli.command()
+@click.argument("file", type=click.Path())
+@click.option("--format", "fmt", default="text", show_default=True, help="Exporter name.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
+@click.pass_context
+def export(ctx: click.Context, file: str, fmt: str, output: str | None) -> None:
+    """Export a finding as readable text (or another registered format)."""
+    reg = _registry(ctx)
+    exporter = reg.exporters.get(fmt)
+    if exporter is None:
+        raise UsageError(f"unknown export format {fmt!r}; available: {', '.join(sorted(reg.exporters))}")
+    entry = corpus.load(file)
+    text = exporter.render(do_replay(reg, entry))
+    if output:
+        Path(output).write_text(text)
+    else:
+        click.echo(text, nl=False)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        code = cli.main(args=argv, prog_name="ptfuzz", standalone_mode=False)
+    except PtfuzzError as exc:
+        click.echo(f"ptfuzz: error: {exc}", err=True)
+        sys.exit(EXIT_ERROR)
+    except click.exceptions.Abort:
+        click.echo("ptfuzz: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_ERROR)
+    sys.exit(code if isinstance(code, int) else EXIT_CLEAN)

@@ -1,0 +1,153 @@
+"""Build a Hypothesis ``RuleBasedStateMachine`` from a subsystem, a policy and a device.
+
+One rule per kernel action and per (channel, command), named after them, so
+that Hypothesis's printed program reads as the steps themselves.  The machine
+only draws steps; the executor decides what they do.  Handles (regions,
+objects) flow between rules through Bundles named by the plugin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from hypothesis import strategies as st
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, multiple, rule
+
+from fuzzer.spec import Caller, CallerSpace, Channel, Param, Violation
+from fuzzer.world import Step
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fuzzer.executor import Executor
+
+
+class ViolationFound(Exception):
+    """Raised by the machine for a violation whose signature is not yet ignored.
+
+    A subclass is made per signature so that Hypothesis treats each signature
+    as a distinct bug and never shrinks one into another.
+    """
+
+    def __init__(self, violation: Violation, steps: list[Step]) -> None:
+        super().__init__(f"{violation.signature}: {violation.message}")
+        self.violation = violation
+        self.steps = steps
+
+
+_CLASSES: dict[str, type[ViolationFound]] = {}
+
+
+def exception_for(violation: Violation, steps: list[Step]) -> ViolationFound:
+    sig = violation.signature
+    cls = _CLASSES.get(sig)
+    if cls is None:
+        cls = type(f"Violation[{sig}]", (ViolationFound,), {})
+        _CLASSES[sig] = cls
+    return cls(violation, steps)
+
+
+class Session:
+    """What a machine needs from its campaign (a protocol; ``Campaign`` implements it)."""
+
+    executor: Executor
+    ignore: frozenset[str]
+
+    def begin(self) -> None: ...
+
+    def found(self, steps: list[Step], violations: list[Violation]) -> None: ...
+
+    def ignored(self, violation: Violation) -> bool:
+        return violation.signature in self.ignore
+
+
+def param_strategy(p: Param, bundles: dict[str, Bundle]) -> Any:
+    if p.strategy is not None:
+        return p.strategy
+    if p.kind == "int":
+        return st.integers(p.lo, p.hi)
+    if p.kind == "bool":
+        return st.booleans()
+    if p.kind == "choice":
+        return st.sampled_from(p.choices)
+    if p.kind == "handle":
+        bundle = bundles.setdefault(p.bundle, Bundle(p.bundle))
+        return consumes(bundle) if p.consumes else bundle
+    raise ValueError(f"parameter {p.name!r} has unknown kind {p.kind!r}")
+
+
+def caller_strategy(space: CallerSpace, channel: Channel) -> Any:
+    return st.builds(
+        Caller,
+        caps=st.sampled_from(space.caps),
+        scope=st.sampled_from(channel.scopes) if channel.scopes else st.none(),
+        lockdown=st.sampled_from(space.lockdown),
+        switches=st.sampled_from(space.switches),
+    )
+
+
+def rule_name(channel: str, op: str) -> str:
+    return f"{channel.replace('.', '_').replace('-', '_')}__{op}"
+
+
+def build_machine(session: Session) -> type[RuleBasedStateMachine]:
+    """A state machine class whose rules are the subsystem's actions and the policy's commands."""
+    executor = session.executor
+    subsystem = executor.subsystem
+    policy = executor.policy
+    bundles: dict[str, Bundle] = {}
+    ns: dict[str, Any] = {}
+
+    def _init(self: Any) -> None:
+        RuleBasedStateMachine.__init__(self)
+        session.begin()
+        executor.reset()
+        self.steps = []
+
+    def _do(self: Any, step: Step, produces: str) -> Any:
+        result = executor.apply(step)
+        self.steps.append(step)
+        if result.violations:
+            new = [v for v in result.violations if not session.ignored(v)]
+            if new:
+                steps = list(self.steps)
+                session.found(steps, new)
+                raise exception_for(min(new, key=lambda v: v.signature), steps)
+        if not produces:
+            return None
+        reply = result.reply
+        if reply is not None and reply.handle is not None:
+            return reply.handle
+        return multiple()
+
+    ns["__init__"] = _init
+    ns["_do"] = _do
+
+    def kernel_rule(name: str, params: tuple[Param, ...], produces: str) -> Callable[..., Any]:
+        def fn(self: Any, **kw: Any) -> Any:
+            return self._do(Step("kernel", name, kw), produces)
+
+        fn.__name__ = f"kernel__{name}"
+        strategies = {p.name: param_strategy(p, bundles) for p in params}
+        if produces:
+            return rule(target=bundles.setdefault(produces, Bundle(produces)), **strategies)(fn)
+        return rule(**strategies)(fn)
+
+    def user_rule(channel: Channel, op: str, params: tuple[Param, ...], produces: str) -> Callable[..., Any]:
+        def fn(self: Any, caller: Caller, **kw: Any) -> Any:
+            return self._do(Step("user", op, kw, channel.name, caller), produces)
+
+        fn.__name__ = rule_name(channel.name, op)
+        strategies = {p.name: param_strategy(p, bundles) for p in params}
+        strategies["caller"] = caller_strategy(subsystem.callers, channel)
+        if produces:
+            return rule(target=bundles.setdefault(produces, Bundle(produces)), **strategies)(fn)
+        return rule(**strategies)(fn)
+
+    for action in subsystem.actions:
+        ns[f"kernel__{action.name}"] = kernel_rule(action.name, action.params, action.produces)
+    channels = {c.name: c for c in subsystem.channels}
+    for (channel, op), cmd in sorted(executor.user_index.items()):
+        if channel in policy.channels:
+            ns[rule_name(channel, op)] = user_rule(channels[channel], op, cmd.params, cmd.produces)
+    name = f"{subsystem.name}_{policy.label}_{executor.variant.name}".replace("-", "_").replace("~", "_without_")
+    return type(name, (RuleBasedStateMachine,), ns)

@@ -1,0 +1,124 @@
+"""Replay a corpus entry with the executor alone and describe what happened.
+
+No Hypothesis is involved, so a replay is deterministic and prints the same
+trace every time: each step, the policy's decision, the device's answer, the
+kernel-owned fields it moved (with what the kernel believes) and the
+violations.
+"""
+
+from __future__ import annotations
+
+import errno
+import zlib
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import attrs
+
+from fuzzer.corpus import Entry
+from fuzzer.errors import CorpusError, PtfuzzError
+from fuzzer.executor import Executor, StepResult
+from fuzzer.spec import Policy
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fuzzer.host import Registry
+
+
+@attrs.frozen
+class Replay:
+    entry: Entry
+    policy: Policy
+    results: tuple[StepResult, ...]
+    executor: Executor
+
+    @property
+    def still_fails(self) -> bool:
+        return any(v.signature == self.entry.signature for r in self.results for v in r.violations)
+
+
+def executor_for(registry: Registry, entry: Entry, policy: str | None = None,
+                 without: Sequence[str] | None = None) -> tuple[Executor, Policy]:
+    """Resolve the entry's subsystem, device and policy, naming the file on failure."""
+    try:
+        registry.subsystem(entry.subsystem)
+        device = registry.device(entry.subsystem, entry.device)
+        pol = registry.policy(
+            entry.subsystem,
+            policy or entry.policy,
+            entry.without if policy is None and without is None else (without or ()),
+        )
+    except PtfuzzError as exc:
+        raise CorpusError(f"{entry.path}: {exc}") from None
+    return registry.executor(entry.subsystem, pol, device), pol
+
+
+def replay(registry: Registry, entry: Entry, policy: str | None = None,
+           without: Sequence[str] | None = None) -> Replay:
+    executor, pol = executor_for(registry, entry, policy, without)
+    for i, step in enumerate(entry.steps, 1):
+        why = executor.validate(step)
+        if why:
+            raise CorpusError(f"{entry.path}: step {i}: {why}")
+    results = tuple(executor.run(entry.steps))
+    return Replay(entry, pol, results, executor)
+
+
+def _rc(result: StepResult, names: dict[int, str]) -> str:
+    reply = result.reply
+    if reply is None:
+        return "not sent"
+    parts = []
+    if reply.errno:
+        parts.append("-" + errno.errorcode.get(reply.errno, str(reply.errno)))
+    elif result.step.actor == "kernel":
+        parts.append("ok")
+    if result.step.actor == "user" or reply.rc:
+        parts.append(f"rc={names.get(reply.rc, reply.rc)}")
+    if reply.handle is not None:
+        parts.append(f"-> {reply.handle}")
+    if reply.out.get("why"):
+        parts.append(f"({reply.out['why']})")
+    return " ".join(parts)
+
+
+def trace(rep: Replay) -> list[str]:
+    """Readable lines, identical on every run of the same entry."""
+    ex = rep.executor
+    names = dict(ex.subsystem.status_names)
+    e = rep.entry
+    label = rep.policy.label
+    lines = [
+        f"{e.path}",
+        f"  {e.subsystem} device={e.device} policy={label}   recorded: {e.signature}",
+    ]
+    world = ex.world
+    for r in rep.results:
+        lines.append(f"  {r.index:>2}. {r.step.describe()}")
+        if r.decision is not None:
+            lines.append(f"      policy  {r.decision.describe()}" + (f": {r.decision.reason}" if r.decision.reason else ""))
+        lines.append(f"      result  {_rc(r, names)}")
+        owned = [c for c in r.changes if world.fields[c[0]].kernel_owned is not None]
+        other = [c for c in r.changes if world.fields[c[0]].kernel_owned is None]
+        for name, old, new in owned:
+            lines.append(f"      kernel-owned  {name}: {_short(old)} -> {_short(new)}")
+        if other:
+            lines.append("      also changed  " + ", ".join(f"{n}: {_short(o)} -> {_short(v)}" for n, o, v in other))
+        for v in r.violations:
+            mark = "VIOLATION" if v.signature != e.signature else "VIOLATION (recorded)"
+            lines.append(f"      {mark} [{v.severity}] {v.signature}")
+            lines.append(f"          {v.message}")
+    verdict = "still fails" if rep.still_fails else "no longer fails"
+    lines.append(f"  => {verdict}: {e.signature}")
+    return lines
+
+
+def _short(value: object) -> str:
+    if isinstance(value, bytes):
+        nz = sum(1 for b in value if b)
+        return f"<{len(value)} bytes, {nz} non-zero, crc {_crc(value):08x}>"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _crc(data: bytes) -> int:
+    return zlib.crc32(data)

@@ -122,6 +122,7 @@ class Campaign(Session):
         database: ExampleDatabase | None = None,
         on_finding: Callable[[Finding, bool], None] | None = None,
         on_progress: Callable[[Campaign], None] | None = None,
+        targets: frozenset[str] = frozenset(),
     ) -> None:
         if max_examples is None and time_budget is None:
             max_examples = 1000
@@ -138,6 +139,8 @@ class Campaign(Session):
         self.database = database
         self.on_finding = on_finding
         self.on_progress = on_progress
+        #: stop after the round in which all of these signatures were found
+        self.targets = targets
         self.executor = registry.executor(subsystem, policy, device)
         self._checker = registry.executor(subsystem, policy, device)  # for minimizing mid-run
         self.findings: dict[str, Finding] = {}
@@ -225,6 +228,8 @@ class Campaign(Session):
                     break
                 if len(self.findings) == before:
                     break  # Hypothesis failed but nothing new: nothing more to gain
+                if self.targets and self.targets <= self.findings.keys():
+                    break
         except KeyboardInterrupt:
             interrupted = True
         accepted = tuple(s for s, f in self.findings.items()

@@ -13,7 +13,7 @@ import random
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from rich.console import Console
@@ -109,6 +109,10 @@ def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name
     sub = reg.subsystem(subsystem)
     policy = reg.policy(subsystem, policy_name, without)
     device = reg.device(subsystem, device_name)
+    try:  # fail now, not when the first finding is saved
+        Path(corpus_dir, subsystem).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--corpus {corpus_dir!r}: cannot create {subsystem!r} in it: {exc.strerror or exc}") from None
     if seed is None:
         seed = random.SystemRandom().randrange(2**31)
     con = _console()
@@ -165,8 +169,11 @@ def _write_json(path: str, r: Result, subsystem: str, policy: str, device: str) 
         ],
     }
     tmp = Path(path).with_suffix(".tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(doc, indent=2) + "\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise UsageError(f"--json {path!r}: cannot write: {exc.strerror or exc}") from None
 
 
 @cli.command()
@@ -216,7 +223,10 @@ def export(ctx: click.Context, file: str, fmt: str, output: str | None) -> None:
     entry = corpus.load(file)
     text = exporter.render(do_replay(reg, entry))
     if output:
-        Path(output).write_text(text)
+        try:
+            Path(output).write_text(text)
+        except OSError as exc:
+            raise UsageError(f"--output {output!r}: cannot write: {exc.strerror or exc}") from None
     else:
         click.echo(text, nl=False)
 
@@ -225,12 +235,17 @@ def main(argv: list[str] | None = None) -> None:
     try:
         code = cli.main(args=argv, prog_name="ptfuzz", standalone_mode=False)
     except PtfuzzError as exc:
-        click.echo(f"ptfuzz: error: {exc}", err=True)
-        sys.exit(EXIT_ERROR)
+        _error(str(exc))
     except click.exceptions.Abort:
         click.echo("ptfuzz: interrupted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
-        exc.show()
-        sys.exit(EXIT_ERROR)
+        _error(exc.format_message())
     sys.exit(code if isinstance(code, int) else EXIT_CLEAN)
+
+
+def _error(message: str) -> NoReturn:
+    """One line on stderr, whatever a plugin's or library's message contains, then exit 2."""
+    line = " ".join(part.strip() for part in message.splitlines() if part.strip())
+    click.echo(f"ptfuzz: error: {line}", err=True)
+    sys.exit(EXIT_ERROR)

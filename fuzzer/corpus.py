@@ -122,7 +122,7 @@ def _need(doc: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where
     if key not in doc:
         raise CorpusError(f"{where}: missing {key!r}")
     value = doc[key]
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
         names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
         raise CorpusError(f"{where}: {key!r} must be {names}, got {type(value).__name__}")
     return value
@@ -188,6 +188,10 @@ def load(path: str | os.PathLike[str]) -> Entry:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise CorpusError(f"{where}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    except RecursionError:
+        raise CorpusError(f"{where}: not valid JSON (nested too deeply)") from None
+    except ValueError as exc:  # e.g. an integer beyond sys.get_int_max_str_digits()
+        raise CorpusError(f"{where}: not valid JSON ({exc})") from None
     if not isinstance(doc, dict):
         raise CorpusError(f"{where}: top level must be a JSON object")
     fmt = doc.get("format")

@@ -155,22 +155,37 @@ def load(plugin_files: Iterable[str] = (), *, entry_points: bool = True, extra: 
         name = getattr(obj, "__name__", f"extra{i}").rsplit(".", 1)[-1]
         _register(pm, obj, name)
         versions[name] = _version_of(obj, None)
+    _check_hook_names(pm)
     reg = Registry(versions=versions)
     _collect(pm, reg)
     return reg
 
 
 def _register(pm: pluggy.PluginManager, obj: Any, name: str) -> None:
+    if pm.get_plugin(name) is not None:
+        raise PluginError(f"plugin {name!r} could not be registered: another plugin is already named {name!r}")
     try:
         pm.register(obj, name=name)
     except Exception as exc:
         raise PluginError(f"plugin {name!r} could not be registered: {exc}") from exc
 
 
+def _check_hook_names(pm: pluggy.PluginManager) -> None:
+    """A misspelt hook would otherwise be ignored silently (pluggy's check_pending, naming the plugin)."""
+    for hook in sorted(n for n in vars(pm.hook) if not n.startswith("_")):
+        caller = getattr(pm.hook, hook)
+        if caller.has_spec():
+            continue
+        for impl in caller.get_hookimpls():
+            if not impl.optionalhook:
+                known = sorted(n for n in dir(hookspecs) if n.startswith("ptfuzz_"))
+                raise PluginError(f"plugin {impl.plugin_name!r} implements unknown hook {hook!r}; hooks are {known}")
+
+
 def _call(pm: pluggy.PluginManager, hook: str, kind: type) -> list[tuple[str, Any]]:
     out: list[tuple[str, Any]] = []
     caller = getattr(pm.hook, hook)
-    for impl in reversed(caller.get_hookimpls()):  # registration order
+    for impl in caller.get_hookimpls():  # registration order (pluggy calls them in reverse)
         try:
             records = impl.function()
         except Exception as exc:

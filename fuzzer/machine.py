@@ -76,6 +76,7 @@ def param_strategy(p: Param, bundles: dict[str, Bundle]) -> Any:
 
 
 def caller_strategy(space: CallerSpace, channel: Channel) -> Any:
+    space = channel.callers or space
     return st.builds(
         Caller,
         caps=st.sampled_from(space.caps),

@@ -211,12 +211,16 @@ class Channel:
 
     ``scopes`` lists, least privileged first, the scope values a caller may
     request on this channel (fwctl's ``enum fwctl_rpc_scope``); empty when the
-    channel has no notion of scope.
+    channel has no notion of scope.  ``callers`` narrows or widens who is drawn
+    for this channel: lockdown matters to CXL's RAW path and nowhere else, and
+    drawing it elsewhere only dilutes the search.
     """
 
     name: str
     doc: str = ""
     scopes: tuple[str, ...] = ()
+    #: callers drawn for this channel; None: the subsystem's caller space
+    callers: CallerSpace | None = None
 
 
 @attrs.frozen

@@ -18,17 +18,19 @@ from .policies import CAP_SYS_ADMIN, POLICIES, RAW_ALLOW_ALL
 
 __version__ = "0.1.0"
 
-CHANNELS = (
-    Channel(IOCTL, "CXL_MEM_SEND_COMMAND with a command id from the kernel's table"),
-    Channel(RAW, "CXL_MEM_SEND_COMMAND with CXL_MEM_COMMAND_ID_RAW and any opcode"),
-    Channel(FWCTL, "FWCTL_RPC to the CXL fwctl device (Features commands)", scopes=fwctl.SCOPES),
-    Channel(SYSFS, "/sys/bus/cxl/devices/memN/security/{sanitize,erase}"),
+CAPS = (frozenset(), frozenset({CAP_SYS_ADMIN}), frozenset({CAP_SYS_ADMIN, fwctl.CAP_SYS_RAWIO}))
+CALLERS = CallerSpace(caps=CAPS)
+RAW_CALLERS = CallerSpace(
+    caps=CAPS,
+    lockdown=("none", "integrity", "confidentiality"),  # LOCKDOWN_PCI_ACCESS is checked on RAW only
+    switches=(frozenset(), frozenset({RAW_ALLOW_ALL})),  # debugfs cxl/mbox/raw_allow_all
 )
 
-CALLERS = CallerSpace(
-    caps=(frozenset(), frozenset({CAP_SYS_ADMIN}), frozenset({CAP_SYS_ADMIN, fwctl.CAP_SYS_RAWIO})),
-    lockdown=("none", "integrity", "confidentiality"),
-    switches=(frozenset(), frozenset({RAW_ALLOW_ALL})),
+CHANNELS = (
+    Channel(IOCTL, "CXL_MEM_SEND_COMMAND with a command id from the kernel's table"),
+    Channel(RAW, "CXL_MEM_SEND_COMMAND with CXL_MEM_COMMAND_ID_RAW and any opcode", callers=RAW_CALLERS),
+    Channel(FWCTL, "FWCTL_RPC to the CXL fwctl device (Features commands)", scopes=fwctl.SCOPES),
+    Channel(SYSFS, "/sys/bus/cxl/devices/memN/security/{sanitize,erase}"),
 )
 
 SUBSYSTEM = Subsystem(

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from fuzzer import host
+from fuzzer.hookspecs import hookimpl
+from fuzzer.plugins.cxl import device as cxl_device
+from fuzzer.spec import DeviceSet, DeviceVariant
+
+# Tests that use @given directly run derandomized; campaigns pass explicit seeds.
+settings.register_profile("ci", derandomize=True, database=None, deadline=None,
+                          suppress_health_check=list(HealthCheck))
+settings.load_profile("ci")
+
+
+def _honest_immediate_device() -> DeviceVariant:
+    """The spec device plus one honest, non-exclusive, immediate-effect feature.
+
+    Needed to see holes in the fwctl immediate-scope checks: on the spec device
+    the only immediate features are kernel-exclusive (rejected later anyway),
+    and on the vendor device the perf-mode lie produces the same signatures.
+    """
+    feats = {**cxl_device.SPEC_FEATURES, cxl_device.ACME_THERMAL.uuid: cxl_device.ACME_THERMAL}
+    return DeviceVariant(
+        "honest-immediate",
+        state=cxl_device.initial_state,
+        info={"features": feats, "cel": cxl_device.build_cel(cxl_device.COMMANDS)},
+        doc="test device: spec + an honest immediate-effect feature",
+    )
+
+
+@hookimpl
+def _devices() -> list[DeviceSet]:
+    return [DeviceSet("cxl", (_honest_immediate_device(),))]
+
+
+TEST_PLUGIN = SimpleNamespace(__name__="testdevices", ptfuzz_devices=_devices)
+
+
+@pytest.fixture(scope="session")
+def registry() -> host.Registry:
+    return host.load(extra=[TEST_PLUGIN])

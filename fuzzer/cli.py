@@ -37,7 +37,7 @@ def _registry(ctx: click.Context) -> host.Registry:
     obj = ctx.find_root().obj
     if obj.get("registry") is None:
         obj["registry"] = host.load(obj.get("plugins", ()))
-    return obj["registry"]  # type: ignore[no-any-return]
+    return obj["registry"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import errno as _errno
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Literal, Union
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
@@ -137,7 +137,7 @@ class Reply:
 
 
 Handler = Callable[["Device", Args], Reply]
-EffectsOf = Union[Effect, Callable[[Args, "Device"], int]]
+EffectsOf = Effect | Callable[[Args, "Device"], int]
 
 
 @attrs.frozen
@@ -199,7 +199,7 @@ class KernelAction:
     """
 
     name: str
-    run: Callable[["World", Args], Reply]
+    run: Callable[[World, Args], Reply]
     params: tuple[Param, ...] = ()
     produces: str = ""
     doc: str = ""
@@ -286,7 +286,7 @@ class Taint:
     reason: str = ""
 
 
-Verdict = Union[Allow, Deny, Taint, None]
+Verdict = Allow | Deny | Taint | None
 
 
 @attrs.frozen
@@ -488,7 +488,7 @@ class Subsystem:
     devices: tuple[DeviceVariant, ...]
     actions: tuple[KernelAction, ...]
     kernel: Callable[[], dict[str, Any]]
-    probe: Callable[["World"], None]
+    probe: Callable[[World], None]
     callers: CallerSpace = CallerSpace()
     #: names of the device's status codes (Reply.rc), for traces
     status_names: Mapping[int, str] = attrs.field(factory=dict)

@@ -32,7 +32,7 @@ UNSUPPORTED = 3
 class Device:
     """A device variant's live state plus its command table, as handlers see it."""
 
-    __slots__ = ("state", "variant", "info", "commands")
+    __slots__ = ("commands", "info", "state", "variant")
 
     def __init__(self, variant: DeviceVariant, commands: Mapping[str, Command]) -> None:
         self.variant = variant
@@ -55,7 +55,7 @@ class World:
     kernel's belief about each kernel-owned field.
     """
 
-    __slots__ = ("subsystem", "device", "kernel", "shadow", "handles", "fields", "policy", "scopes")
+    __slots__ = ("device", "fields", "handles", "kernel", "policy", "scopes", "shadow", "subsystem")
 
     def __init__(
         self,

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 from fuzzer import fwctl
 from fuzzer.hookspecs import hookimpl
-from fuzzer.spec import Channel, CallerSpace, Invariant, Policy, Subsystem, Violation
+from fuzzer.spec import CallerSpace, Channel, Invariant, Policy, Subsystem, Violation
 from fuzzer.world import StepContext
 
 from . import kernel, mailbox
@@ -18,7 +18,7 @@ from .policies import CAP_SYS_ADMIN, POLICIES, RAW_ALLOW_ALL
 
 __version__ = "0.1.0"
 
-CAPS = (frozenset(), frozenset({CAP_SYS_ADMIN}), frozenset({CAP_SYS_ADMIN, fwctl.CAP_SYS_RAWIO}))
+CAPS: tuple[frozenset[str], ...] = (frozenset(), frozenset({CAP_SYS_ADMIN}), frozenset({CAP_SYS_ADMIN, fwctl.CAP_SYS_RAWIO}))
 CALLERS = CallerSpace(caps=CAPS)
 RAW_CALLERS = CallerSpace(
     caps=CAPS,

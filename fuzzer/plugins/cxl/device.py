@@ -154,7 +154,7 @@ ALL_FEATURE_UUIDS = (mb.PATROL_SCRUB_UUID, mb.ECS_UUID, mb.TEST_FEATURE_UUID,
 
 
 def features(dev: Device) -> dict[str, Feature]:
-    return dev.info["features"]  # type: ignore[no-any-return]
+    return dev.info["features"]
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -150,7 +150,7 @@ RAW_PROMISES = (
 
 
 def _cached(r: Request) -> tuple[bool, int] | None:
-    return r.kernel["features"].get(r.args["uuid"])  # type: ignore[no-any-return]
+    return r.kernel["features"].get(r.args["uuid"])
 
 
 def _feature_known(r: Request) -> Verdict:
@@ -200,7 +200,8 @@ def _exclusive_feature(r: Request) -> Verdict:
 
 
 _SET = ("SET_FEATURE",)
-FWCTL_RULES = fwctl.core_rules(FWCTL) + (
+FWCTL_RULES = (
+    *fwctl.core_rules(FWCTL),
     Rule("set-feature-known", _feature_known, f"{FEATURES} cxlctl_validate_set_features()",
          channels=(FWCTL,), ops=_SET),
     Rule("set-feature-changeable", _changeable, f"{FEATURES} cxlctl_validate_set_features(): CHANGEABLE",

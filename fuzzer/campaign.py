@@ -62,6 +62,7 @@ class Result:
     elapsed: float
     seed: int
     rounds: int
+    runs: int = 0
     interrupted: bool = False
     accepted: tuple[str, ...] = ()
 
@@ -144,7 +145,11 @@ class Campaign(Session):
         self._checker = registry.executor(subsystem, policy, device)  # for minimizing mid-run
         self.findings: dict[str, Finding] = {}
         self.ignore: frozenset[str] = frozenset()
+        #: sequences generated (not counting Hypothesis re-running them to shrink)
         self.sequences = 0
+        #: every machine run, shrinking included
+        self.runs = 0
+        self._shrinking = False
         self.started = 0.0
         self.deadline: float | None = None
         self._last_progress = 0.0  # set to the start time in run()
@@ -152,7 +157,11 @@ class Campaign(Session):
     # ------------------------------------------------------------------ Session protocol
 
     def begin(self) -> None:
-        self.sequences += 1
+        self.runs += 1
+        if not self._shrinking:
+            # With report_multiple_bugs off, Hypothesis generates nothing new
+            # after the first failure of a round: the rest is shrinking.
+            self.sequences += 1
         now = time.monotonic()
         if self.deadline is not None and now >= self.deadline:
             raise OutOfBudget
@@ -166,6 +175,7 @@ class Campaign(Session):
         return violation.signature in self.ignore
 
     def found(self, steps: list[Step], violations: list[Violation]) -> None:
+        self._shrinking = True
         for v in violations:
             prefix = steps[: v.step]
             known = self.findings.get(v.signature)
@@ -234,13 +244,14 @@ class Campaign(Session):
         accepted = tuple(s for s, f in self.findings.items()
                          if self.accept_tainted and f.violation.severity == "tainted")
         return Result(
-            self.findings, min(self.sequences, self.max_examples or self.sequences), self.executor.total_steps,
-            time.monotonic() - self.started, self.seed, rounds, interrupted, accepted,
+            self.findings, self.sequences, self.executor.total_steps,
+            time.monotonic() - self.started, self.seed, rounds, self.runs, interrupted, accepted,
         )
 
     def _round(self, round_no: int) -> bool:
         """One Hypothesis run; True if it ended on a failure (so another round may find more)."""
         machine = build_machine(self)
+        self._shrinking = False
         remaining = None if self.max_examples is None else max(self.max_examples - self.sequences, 1)
         phases = [Phase.generate, Phase.shrink]
         if self.database is not None:

@@ -80,7 +80,7 @@ def _print_finding(con: Console, f: Finding, first: bool, ci: bool) -> None:
     v = f.violation
     where = f" -> {f.path}" if f.path else ""
     con.print(f"FOUND [{v.severity}] {v.signature} ({len(f.steps)} steps, "
-              f"after {f.found_at:.1f}s, run {f.sequences}){where}", markup=False)
+              f"after {f.found_at:.1f}s, sequence {f.sequences}){where}", markup=False)
 
 
 @cli.command()
@@ -145,8 +145,8 @@ def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name
 
 def _summary(con: Console, r: Result, policy: str, device: str) -> None:
     rate = r.steps / r.elapsed if r.elapsed else 0.0
-    con.print(f"{r.sequences} sequences, {r.steps} steps in {r.elapsed:.1f}s ({rate:,.0f} steps/s), "
-              f"{r.rounds} round(s), seed {r.seed}")
+    con.print(f"{r.sequences} sequences generated ({r.runs} runs including shrinking), {r.steps} steps "
+              f"in {r.elapsed:.1f}s ({rate:,.0f} steps/s), {r.rounds} round(s), seed {r.seed}")
     if not r.findings:
         con.print(f"no violations found for {policy} on {device}")
         return

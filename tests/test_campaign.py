@@ -1,0 +1,127 @@
+"""Campaign behaviour: every distinct bug, determinism, budgets, Ctrl-C, exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fuzzer import cli, corpus
+from fuzzer.campaign import Campaign
+from fuzzer.host import Registry
+from fuzzer.minimize import is_one_minimal
+
+
+def campaign(registry: Registry, tmp: Path | None, policy: str = "permissive", device: str = "spec",
+             **kw: object) -> Campaign:
+    kw.setdefault("seed", 5)
+    return Campaign(registry, "cxl", registry.policy("cxl", policy), registry.device("cxl", device),
+                    corpus_dir=tmp, **kw)  # type: ignore[arg-type]
+
+
+def test_reports_every_distinct_violation_not_only_the_first(registry: Registry, tmp_path: Path) -> None:
+    # One vendor lie breaks four promises: all four must be reported.
+    c = campaign(registry, tmp_path, "linux-fwctl", "vendor", max_examples=1000)
+    result = c.run()
+    assert set(result.findings) == {
+        "access:cxl:SET_FEATURE:caps",
+        "access:cxl:SET_FEATURE:scope",
+        "declared-effects:cxl:SET_FEATURE:scrub.cycle_hours",
+        "kernel-owned-integrity:cxl:SET_FEATURE:scrub.cycle_hours:tainted",
+    }
+    files = sorted((tmp_path / "cxl").glob("*.json"))
+    assert len(files) == len(result.findings)
+    for f in files:
+        entry = corpus.load(f)
+        assert is_one_minimal(c.executor, entry.steps, entry.signature), f.name
+
+
+def test_same_seed_same_findings_same_files(registry: Registry, tmp_path: Path) -> None:
+    a = campaign(registry, tmp_path / "a", "linux-fwctl", "vendor", max_examples=600).run()
+    b = campaign(registry, tmp_path / "b", "linux-fwctl", "vendor", max_examples=600).run()
+    assert a.findings
+    assert {s: [st.op for st in f.steps] for s, f in a.findings.items()} == \
+           {s: [st.op for st in f.steps] for s, f in b.findings.items()}
+    for fa in sorted((tmp_path / "a" / "cxl").glob("*.json")):
+        assert fa.read_bytes() == (tmp_path / "b" / "cxl" / fa.name).read_bytes()
+
+
+def test_ctrl_c_keeps_what_was_found(registry: Registry, tmp_path: Path) -> None:
+    def interrupt(finding: object, first: bool) -> None:
+        raise KeyboardInterrupt
+
+    result = campaign(registry, tmp_path, max_examples=400, on_finding=interrupt).run()
+    assert result.interrupted
+    files = list((tmp_path / "cxl").glob("*.json"))
+    assert len(files) == 1
+    assert corpus.load(files[0]).signature in result.findings
+    assert not list((tmp_path / "cxl").glob(".tmp-*"))
+
+
+def test_time_budget_ends_the_campaign(registry: Registry) -> None:
+    result = campaign(registry, None, "linux-fwctl", time_budget=1.0).run()
+    assert result.sequences > 10
+    assert result.elapsed < 15  # the budget ends it, whatever the machine's speed
+
+
+def test_accept_tainted_ignores_tainted_findings(registry: Registry) -> None:
+    result = campaign(registry, None, "linux-fwctl", "vendor", max_examples=600, accept_tainted=True).run()
+    assert result.findings
+    assert all(f.violation.severity == "hole" for f in result.findings.values())
+    plain = campaign(registry, None, "linux-fwctl", "vendor", max_examples=600).run()
+    assert any(f.violation.severity == "tainted" for f in plain.findings.values())
+
+
+def run_cli(args: list[str]) -> int:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(args)
+    return int(exc.value.code or 0)
+
+
+def test_cli_exit_codes_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "summary.json"
+    code = run_cli(["run", "cxl", "--policy", "linux-fwctl", "--seed", "1", "--max-examples", "100",
+                    "--corpus", str(tmp_path), "--json", str(out)])
+    assert code == 0
+    assert json.loads(out.read_text())["findings"] == []
+    code = run_cli(["run", "cxl", "--policy", "linux-ioctl", "--without", "immediate-flag", "--seed", "1",
+                    "--max-examples", "300", "--corpus", str(tmp_path), "--json", str(out)])
+    assert code == 1
+    summary = json.loads(out.read_text())
+    assert summary["findings"] and all(Path(f["file"]).exists() for f in summary["findings"])
+    text = capsys.readouterr().out
+    assert "FOUND [hole]" in text
+
+
+def test_cli_replay_and_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run_cli(["run", "cxl", "--policy", "linux-ioctl", "--without", "immediate-flag", "--seed", "1",
+             "--max-examples", "300", "--corpus", str(tmp_path)])
+    f = sorted((tmp_path / "cxl").glob("*.json"))[0]
+    capsys.readouterr()
+    assert run_cli(["replay", str(f)]) == 1
+    first = capsys.readouterr().out
+    assert run_cli(["replay", str(f)]) == 1
+    assert capsys.readouterr().out == first
+    assert "still fails" in first and "VIOLATION (recorded)" in first
+    # the intact policy closes the hole: replaying under it passes
+    assert run_cli(["replay", str(f), "--policy", "linux-ioctl"]) == 0
+    assert run_cli(["export", str(f), "--format", "text"]) == 0
+    assert "# reproduce: ptfuzz replay" in capsys.readouterr().out
+
+
+def test_model_bug_is_exit_2_naming_the_step(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plugin = tmp_path / "buggy.py"
+    plugin.write_text(
+        "from fuzzer import hookimpl, Command, CommandSet, Effect\n"
+        "def crash(dev, args):\n"
+        "    raise ZeroDivisionError('vendor handler bug')\n"
+        "@hookimpl\n"
+        "def ptfuzz_commands():\n"
+        "    return [CommandSet('cxl', (Command('ACME_CRASH', 0xC0FF, ('cxl.raw',), crash),))]\n"
+    )
+    code = run_cli(["--plugin", str(plugin), "run", "cxl", "--policy", "permissive", "--seed", "1",
+                    "--max-examples", "200", "--corpus", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "ACME_CRASH" in err and "ZeroDivisionError" in err and "Traceback" not in err

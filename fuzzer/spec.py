@@ -456,6 +456,10 @@ class Violation:
 class Invariant:
     """A property checked after every step; ``subsystem`` None means every subsystem.
 
+    Check what the step *changed* (``ctx.changed``), not only the state: a
+    state that stays bad would otherwise be reported again after every later
+    step, under a new signature each time (the op is part of it).
+
     Example::
 
         Invariant("no-sanitize-under-region", subsystem="cxl", check=lambda ctx: [

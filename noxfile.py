@@ -18,7 +18,7 @@ def tests(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     session.install("ruff")
-    session.run("ruff", "check", "fuzzer", "tests", "benchmarks", "noxfile.py")
+    session.run("ruff", "check", "fuzzer", "tests", "benchmarks", "examples", "noxfile.py")
 
 
 @nox.session

@@ -9,7 +9,18 @@ from __future__ import annotations
 import errno
 
 from fuzzer import (
-    Command, CommandSet, Deny, Effect, Invariant, Param, Policy, Promise, Reply, Request, Rule, hookimpl,
+    Command,
+    CommandSet,
+    Deny,
+    Effect,
+    Invariant,
+    Param,
+    Policy,
+    Promise,
+    Reply,
+    Request,
+    Rule,
+    hookimpl,
 )
 from fuzzer.plugins.cxl.policies import LINUX_RAW
 

@@ -289,6 +289,31 @@ class Campaign(Session):
         return False
 
 
+def _seed_only_generation() -> None:
+    """Make a seeded campaign explore the same sequences wherever it runs.
+
+    Hypothesis (>= 6.131) mixes literals found in *local* source modules into
+    what it draws, and the pool grows as modules are imported.  For ptfuzz
+    that made a seed's exploration depend on the install mode (editable or
+    not), the working directory and even test order.  Parameters here are
+    small declared ranges, so the pool buys nothing; it is emptied.  Uses a
+    private Hypothesis hook and does nothing if that hook disappears.
+    """
+    try:
+        from hypothesis.internal.conjecture import providers
+    except ImportError:  # pragma: no cover
+        return
+    empty = getattr(providers, "_local_constants", None)
+    if empty is None or not hasattr(providers, "_get_local_constants"):
+        return
+    blank = type(empty)(**{f: type(getattr(empty, f))() for f in ("integers", "bytes", "strings")},
+                        floats=type(empty.floats)(key=empty.floats.key))
+    providers._get_local_constants = lambda: blank
+
+
+_seed_only_generation()
+
+
 def _leaves(exc: BaseException) -> list[BaseException]:
     if isinstance(exc, BaseExceptionGroup):
         out: list[BaseException] = []

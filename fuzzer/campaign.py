@@ -169,10 +169,6 @@ class Campaign(Session):
             self._last_progress = now
             self.on_progress(self)
 
-    def ignored(self, violation: Violation) -> bool:
-        if self.accept_tainted and violation.severity == "tainted":
-            return True
-        return violation.signature in self.ignore
 
     def found(self, steps: list[Step], violations: list[Violation]) -> None:
         self._shrinking = True

@@ -12,6 +12,7 @@ import os
 import random
 import sys
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -100,10 +101,13 @@ def _print_finding(con: Console, f: Finding, first: bool, ci: bool) -> None:
 @click.option("--accept-tainted", is_flag=True,
               help="Findings that need a tainted kernel do not fail the run.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write a JSON summary here.")
+@click.option("--junit", "junit_out", type=click.Path(dir_okay=False),
+              help="Write JUnit XML here: one test case per finding.")
 @click.pass_context
 def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name: str | None,
         without: tuple[str, ...], seed: int | None, time_budget: float | None, max_examples: int | None,
-        step_count: int, corpus_dir: str, db: str | None, accept_tainted: bool, json_out: str | None) -> None:
+        step_count: int, corpus_dir: str, db: str | None, accept_tainted: bool, json_out: str | None,
+        junit_out: str | None) -> None:
     """Run a fuzz campaign on SUBSYSTEM and save minimized findings."""
     reg = _registry(ctx)
     sub = reg.subsystem(subsystem)
@@ -138,6 +142,8 @@ def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name
     _summary(con, result, policy.label, device.name)
     if json_out:
         _write_json(json_out, result, subsystem, policy.label, device.name)
+    if junit_out:
+        _write_text(junit_out, "--junit", junit_xml(result, subsystem, policy.label, device.name))
     if result.interrupted:
         con.print("interrupted: every finding above is saved")
     ctx.exit(EXIT_FOUND if result.failing() else EXIT_CLEAN)
@@ -168,12 +174,39 @@ def _write_json(path: str, r: Result, subsystem: str, policy: str, device: str) 
             for s, f in sorted(r.findings.items())
         ],
     }
+    _write_text(path, "--json", json.dumps(doc, indent=2) + "\n")
+
+
+def _write_text(path: str, option: str, text: str) -> None:
     tmp = Path(path).with_suffix(".tmp")
     try:
-        tmp.write_text(json.dumps(doc, indent=2) + "\n")
+        tmp.write_text(text)
         os.replace(tmp, path)
     except OSError as exc:
-        raise UsageError(f"--json {path!r}: cannot write: {exc.strerror or exc}") from None
+        raise UsageError(f"{option} {path!r}: cannot write: {exc.strerror or exc}") from None
+
+
+def junit_xml(r: Result, subsystem: str, policy: str, device: str) -> str:
+    """One test case per finding (accepted tainted ones skipped), or one passing campaign case."""
+    suite = ET.Element("testsuite", name=f"ptfuzz.{subsystem}.{policy}.{device}",
+                       tests="0", failures="0", skipped="0", time=f"{r.elapsed:.3f}")
+    failures = skipped = 0
+    for sig, f in sorted(r.findings.items()):
+        case = ET.SubElement(suite, "testcase", classname=f"ptfuzz.{subsystem}.{policy}.{device}", name=sig)
+        body = "\n".join(s.describe() for s in f.steps) + (f"\ncorpus: {f.path}" if f.path else "")
+        if sig in r.accepted:
+            ET.SubElement(case, "skipped", message=f"accepted tainted finding: {f.violation.message}")
+            skipped += 1
+        else:
+            ET.SubElement(case, "failure", message=f.violation.message, type=f.violation.invariant).text = body
+            failures += 1
+    if not r.findings:
+        ET.SubElement(suite, "testcase", classname=f"ptfuzz.{subsystem}.{policy}.{device}",
+                      name=f"campaign: {r.sequences} sequences, seed {r.seed}")
+    suite.set("tests", str(max(len(r.findings), 1)))
+    suite.set("failures", str(failures))
+    suite.set("skipped", str(skipped))
+    return ET.tostring(ET.ElementTree(suite).getroot(), encoding="unicode", xml_declaration=True) + "\n"
 
 
 @cli.command()

@@ -206,7 +206,7 @@ def junit_xml(r: Result, subsystem: str, policy: str, device: str) -> str:
     suite.set("tests", str(max(len(r.findings), 1)))
     suite.set("failures", str(failures))
     suite.set("skipped", str(skipped))
-    return ET.tostring(ET.ElementTree(suite).getroot(), encoding="unicode", xml_declaration=True) + "\n"
+    return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
 
 
 @cli.command()

@@ -27,11 +27,10 @@ def kernel_owned_integrity(ctx: StepContext) -> Iterator[Violation]:
         if not f.owned(kernel):
             continue
         if name in shadow and state[name] != shadow[name]:
+            why = f" ({f.doc})" if f.doc else ""
             yield ctx.violation(
                 KERNEL_OWNED,
-                f"{name} is {state[name]!r} on the device but the kernel believes "
-                f"{shadow[name]!r} ({f.doc})" if f.doc else
-                f"{name} is {state[name]!r} on the device but the kernel believes {shadow[name]!r}",
+                f"{name} is {state[name]!r} on the device but the kernel believes {shadow[name]!r}{why}",
                 field=name,
             )
 

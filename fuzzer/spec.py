@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
-from fuzzer.effects import Effect, describe
+from fuzzer.effects import Effect
 
 if TYPE_CHECKING:  # pragma: no cover
     from fuzzer.world import Device, StepContext, World
@@ -130,10 +130,6 @@ class Reply:
     out: Mapping[str, Any] = attrs.field(factory=dict)
     handle: Any = None
     errno: int = 0  # for kernel actions: the error the kernel returns (0 = ok)
-
-    @property
-    def ok(self) -> bool:
-        return self.rc == 0 and self.errno == 0
 
 
 Handler = Callable[["Device", Args], Reply]
@@ -528,6 +524,3 @@ class Exporter:
     render: Callable[[Any], str]
     doc: str = ""
 
-
-def effect_name(mask: int) -> str:
-    return describe(mask)

@@ -78,6 +78,11 @@ def _err(code: int, why: str) -> Reply:
     return Reply(errno=code, out={"why": why})
 
 
+def _mbox_failed(reply: Reply, code: int = errno.EIO) -> Reply:
+    """A mailbox error as the driver returns it: an errno, naming the device status."""
+    return _err(code, mb.RC_NAMES.get(reply.rc, str(reply.rc)))
+
+
 # ----------------------------------------------------------------------------- actions
 
 
@@ -135,7 +140,7 @@ def nvdimm_write_label(world: World, args: Args) -> Reply:
         return _err(errno.ENXIO, "nvdimm not bound")
     reply = world.mailbox("SET_LSA", offset=args["offset"], length=8, byte=args["byte"])
     if reply.rc:
-        return _err(errno.EIO, mb.RC_NAMES.get(reply.rc, str(reply.rc)))
+        return _mbox_failed(reply)
     world.believe("lsa")
     return Reply()
 
@@ -146,7 +151,7 @@ def edac_set_scrub(world: World, args: Args) -> Reply:
         return _err(errno.EINVAL, "below the device minimum")
     reply = world.mailbox("SET_FEATURE", uuid=mb.PATROL_SCRUB_UUID, value=args["cycle_hours"])
     if reply.rc:
-        return _err(errno.EIO, mb.RC_NAMES.get(reply.rc, str(reply.rc)))
+        return _mbox_failed(reply)
     world.believe("scrub.cycle_hours")
     return Reply()
 
@@ -154,7 +159,7 @@ def edac_set_scrub(world: World, args: Args) -> Reply:
 def edac_set_ecs(world: World, args: Args) -> Reply:
     reply = world.mailbox("SET_FEATURE", uuid=mb.ECS_UUID, value=args["threshold"])
     if reply.rc:
-        return _err(errno.EIO, mb.RC_NAMES.get(reply.rc, str(reply.rc)))
+        return _mbox_failed(reply)
     world.believe("ecs.threshold")
     return Reply()
 
@@ -165,7 +170,7 @@ def fw_upload(world: World, args: Args) -> Reply:
     slot = active % mb.FW_SLOTS + 1
     reply = world.mailbox("TRANSFER_FW", slot=slot, revision=args["revision"])
     if reply.rc != mb.RC_BACKGROUND:
-        return _err(errno.EBUSY, mb.RC_NAMES.get(reply.rc, str(reply.rc)))
+        return _mbox_failed(reply, errno.EBUSY)
     complete_background(world.device)  # the kernel polls until the transfer is done
     if world.mailbox("ACTIVATE_FW", slot=slot, online=False).rc:  # CXL_FW_ACTIVATE_OFFLINE
         return _err(errno.EIO, "activate failed")

@@ -15,7 +15,7 @@ import errno
 
 from fuzzer import fwctl
 from fuzzer.effects import IMMEDIATE, RESERVED_BITS, RESET_ONLY, Effect
-from fuzzer.spec import LOCKDOWN_LEVELS, Allow, Deny, Policy, Promise, Request, Rule, Taint, Verdict
+from fuzzer.spec import Allow, Deny, Policy, Promise, Request, Rule, Taint, Verdict
 
 from . import mailbox as mb
 from .device import FWCTL, IOCTL, RAW, SYSFS
@@ -264,4 +264,3 @@ PERMISSIVE = Policy(
 )
 
 POLICIES = (LINUX_IOCTL, LINUX_RAW, LINUX_FWCTL, PERMISSIVE)
-LOCKDOWN = LOCKDOWN_LEVELS

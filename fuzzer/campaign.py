@@ -25,10 +25,10 @@ from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 from hypothesis.stateful import run_state_machine_as_test
 
 from fuzzer import __version__, corpus
-from fuzzer.errors import ModelError, UsageError
+from fuzzer.errors import ModelError, PtfuzzError, UsageError
 from fuzzer.host import Registry
 from fuzzer.machine import Session, ViolationFound, build_machine
-from fuzzer.minimize import one_minimal
+from fuzzer.minimize import one_minimal, reproduces
 from fuzzer.spec import DeviceVariant, Policy, Violation
 from fuzzer.world import Step
 
@@ -189,10 +189,35 @@ class Campaign(Session):
                 sequences=known.sequences if known else self.sequences,
             )
             if self.corpus_dir is not None:
-                finding.path = corpus.save(self.corpus_dir, self.entry(finding))
+                finding.path = self._save(finding)
             self.findings[v.signature] = finding
             if self.on_finding is not None:
                 self.on_finding(finding, first)
+
+    def _save(self, finding: Finding) -> Path:
+        """Write the finding, unless the corpus already holds an equally simple reproducer.
+
+        Re-finding a known bug must not churn a committed corpus: the file on
+        disk stays as long as it still reproduces the signature and is no
+        more complicated than what this run found.
+        """
+        assert self.corpus_dir is not None
+        entry = self.entry(finding)
+        path = self.corpus_dir / corpus.file_name(entry)
+        if path.exists():
+            try:
+                old = corpus.load(path)
+            except PtfuzzError:
+                old = None
+            if (
+                old is not None
+                and old.signature == finding.signature
+                and simplicity(list(old.steps)) <= simplicity(finding.steps)
+                and all(self._checker.validate(s) is None for s in old.steps)
+                and reproduces(self._checker, old.steps, finding.signature)
+            ):
+                return path
+        return corpus.save(self.corpus_dir, entry)
 
     def _final_violation(self, steps: list[Step], signature: str) -> Violation:
         self._checker.reset()

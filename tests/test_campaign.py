@@ -144,3 +144,17 @@ def test_model_bug_is_exit_2_naming_the_step(tmp_path: Path, capsys: pytest.Capt
     err = capsys.readouterr().err
     assert code == 2
     assert "ACME_CRASH" in err and "ZeroDivisionError" in err and "Traceback" not in err
+
+
+def test_refinding_a_known_bug_keeps_the_corpus_file(registry: Registry, tmp_path: Path) -> None:
+    first = campaign(registry, tmp_path, "linux-fwctl", "vendor", max_examples=300, seed=1).run()
+    files = {f.name: f.read_bytes() for f in (tmp_path / "cxl").glob("*.json")}
+    assert files
+    again = campaign(registry, tmp_path, "linux-fwctl", "vendor", max_examples=1500, seed=2).run()
+    assert set(again.findings) == set(first.findings)
+    assert {f.name: f.read_bytes() for f in (tmp_path / "cxl").glob("*.json")} == files
+    # a broken file is replaced, not trusted
+    victim = tmp_path / "cxl" / sorted(files)[0]
+    victim.write_text("{ truncated")
+    campaign(registry, tmp_path, "linux-fwctl", "vendor", max_examples=300, seed=1).run()
+    assert corpus.load(victim).signature in first.findings

@@ -28,9 +28,19 @@ from fuzzer import __version__, corpus
 from fuzzer.errors import ModelError, PtfuzzError, UsageError
 from fuzzer.host import Registry
 from fuzzer.machine import Session, ViolationFound, build_machine
-from fuzzer.minimize import one_minimal, reproduces
+from fuzzer.minimize import one_minimal, reproduces, simplify
 from fuzzer.spec import DeviceVariant, Policy, Violation
 from fuzzer.world import Step
+
+#: Hypothesis re-runs per round spent shrinking before the round is cut short.
+#: The executor's own passes (one_minimal, simplify) guarantee minimality, so
+#: this only bounds Hypothesis's extra polish; a count, not a time, so that
+#: results depend on the seed alone.
+SHRINK_RUNS = 500
+
+
+class ShrinkBudget(KeyboardInterrupt):
+    """Ends a round whose shrinking has used ``SHRINK_RUNS`` runs; findings are already saved."""
 
 
 class OutOfBudget(KeyboardInterrupt):
@@ -46,6 +56,8 @@ class Finding:
     violation: Violation
     steps: list[Step]
     path: Path | None = None
+    #: whether simplify() has run on these steps
+    polished: bool = False
     found_at: float = 0.0
     sequences: int = 0
 
@@ -150,6 +162,7 @@ class Campaign(Session):
         #: every machine run, shrinking included
         self.runs = 0
         self._shrinking = False
+        self._shrink_runs = 0
         self.started = 0.0
         self.deadline: float | None = None
         self._last_progress = 0.0  # set to the start time in run()
@@ -158,7 +171,11 @@ class Campaign(Session):
 
     def begin(self) -> None:
         self.runs += 1
-        if not self._shrinking:
+        if self._shrinking:
+            self._shrink_runs += 1
+            if self._shrink_runs > SHRINK_RUNS:
+                raise ShrinkBudget
+        else:
             # With report_multiple_bugs off, Hypothesis generates nothing new
             # after the first failure of a round: the rest is shrinking.
             self.sequences += 1
@@ -194,12 +211,30 @@ class Campaign(Session):
             if self.on_finding is not None:
                 self.on_finding(finding, first)
 
+    def polish(self) -> None:
+        """Simplify callers and arguments of findings not yet simplified, once each.
+
+        Runs between rounds rather than in ``found()``, which Hypothesis calls
+        for every failing candidate while it shrinks.
+        """
+        for sig, f in sorted(self.findings.items()):
+            if f.polished:
+                continue
+            steps = simplify(self._checker, f.steps, sig)
+            f.polished = True
+            if steps != f.steps:  # simplify() only ever moves toward plainer
+                f.steps = steps
+                f.violation = self._final_violation(steps, sig)
+                if self.corpus_dir is not None:
+                    f.path = corpus.save(self.corpus_dir, self.entry(f))
+
     def _save(self, finding: Finding) -> Path:
         """Write the finding, unless the corpus already holds an equally simple reproducer.
 
         Re-finding a known bug must not churn a committed corpus: the file on
         disk stays as long as it still reproduces the signature and is no
-        more complicated than what this run found.
+        more complicated than what this run found.  The finding then adopts
+        the file's steps, so what is reported is what is on disk.
         """
         assert self.corpus_dir is not None
         entry = self.entry(finding)
@@ -216,6 +251,9 @@ class Campaign(Session):
                 and all(self._checker.validate(s) is None for s in old.steps)
                 and reproduces(self._checker, old.steps, finding.signature)
             ):
+                finding.steps = list(old.steps)
+                finding.violation = self._final_violation(finding.steps, finding.signature)
+                finding.polished = True
                 return path
         return corpus.save(self.corpus_dir, entry)
 
@@ -254,7 +292,9 @@ class Campaign(Session):
                 rounds += 1
                 self.ignore = frozenset(self.findings)
                 before = len(self.findings)
-                if not self._round(rounds):
+                ended_on_failure = self._round(rounds)
+                self.polish()
+                if not ended_on_failure:
                     break
                 if len(self.findings) == before:
                     break  # Hypothesis failed but nothing new: nothing more to gain
@@ -262,6 +302,7 @@ class Campaign(Session):
                     break
         except KeyboardInterrupt:
             interrupted = True
+        self.polish()
         accepted = tuple(s for s, f in self.findings.items()
                          if self.accept_tainted and f.violation.severity == "tainted")
         return Result(
@@ -273,6 +314,7 @@ class Campaign(Session):
         """One Hypothesis run; True if it ended on a failure (so another round may find more)."""
         machine = build_machine(self)
         self._shrinking = False
+        self._shrink_runs = 0
         remaining = None if self.max_examples is None else max(self.max_examples - self.sequences, 1)
         phases = [Phase.generate, Phase.shrink]
         if self.database is not None:
@@ -297,6 +339,8 @@ class Campaign(Session):
             run_state_machine_as_test(seeded, settings=conf)
         except OutOfBudget:
             return False
+        except ShrinkBudget:
+            return True
         except ModelError:
             raise
         except BaseException as exc:

@@ -9,8 +9,12 @@ short by the time budget or Ctrl-C.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
+
+import attrs
 
 from fuzzer.executor import Executor
+from fuzzer.spec import Caller, CallerSpace, Param
 from fuzzer.world import Step
 
 
@@ -57,3 +61,71 @@ def is_one_minimal(executor: Executor, steps: Sequence[Step], signature: str) ->
         not reproduces(executor, list(steps[:i]) + list(steps[i + 1:]), signature)
         for i in range(len(steps))
     )
+
+
+def _simpler_values(p: Param, value: Any) -> list[Any]:
+    """Candidates simpler than ``value`` for one parameter, simplest first."""
+    if p.kind == "bool":
+        return [False] if value else []
+    if p.kind == "choice":
+        return list(p.choices[: p.choices.index(value)]) if value in p.choices else []
+    if p.kind == "int" and isinstance(value, int):
+        floor = 0 if p.lo <= 0 <= p.hi else p.lo
+        out = [floor]
+        step = (value - floor) // 2
+        while step:
+            out.append(value - step)
+            step //= 2
+        return [v for v in dict.fromkeys(out) if abs(v - floor) < abs(value - floor)]
+    return []  # handles stay as produced
+
+
+def _simpler_callers(c: Caller, space: CallerSpace, scopes: Sequence[str]) -> list[Caller]:
+    out = []
+    if c.switches:
+        out.append(attrs.evolve(c, switches=frozenset()))
+    if c.lockdown != "none":
+        out.append(attrs.evolve(c, lockdown="none"))
+    for caps in space.caps:
+        if caps < c.caps:
+            out.append(attrs.evolve(c, caps=caps))
+    if c.scope in scopes:
+        out.extend(attrs.evolve(c, scope=s) for s in scopes[: scopes.index(c.scope)])
+    return out
+
+
+def simplify(executor: Executor, steps: Sequence[Step], signature: str) -> list[Step]:
+    """Greedily make callers plainer and arguments smaller while the violation stays.
+
+    Hypothesis shrinks one failure per round; signatures met on the way are
+    only step-minimized, so without this pass their arguments keep whatever
+    the generator drew (a debugfs switch, lockdown, byte 100).
+    """
+    current = list(steps)
+    channels = {c.name: c for c in executor.subsystem.channels}
+    for i in range(len(current)):
+        improved = True
+        while improved:
+            improved = False
+            step = current[i]
+            if step.actor == "kernel":
+                params = executor.actions[step.op].params
+                callers: list[Caller] = []
+            else:
+                params = executor.user_index[(step.channel, step.op)].params
+                channel = channels[step.channel]
+                assert step.caller is not None
+                callers = _simpler_callers(step.caller, channel.callers or executor.subsystem.callers,
+                                           channel.scopes)
+            candidates = [attrs.evolve(step, caller=c) for c in callers]
+            for p in params:
+                for v in _simpler_values(p, step.args.get(p.name)):
+                    candidates.append(attrs.evolve(step, args={**step.args, p.name: v}))
+            for cand in candidates:
+                trial = [*current[:i], cand, *current[i + 1:]]
+                hit = first_hit(executor, trial, signature)
+                if hit is not None and hit == len(trial):
+                    current = trial
+                    improved = True
+                    break
+    return current

@@ -9,7 +9,7 @@ import pytest
 
 from fuzzer import corpus
 from fuzzer.host import Registry
-from fuzzer.minimize import is_one_minimal
+from fuzzer.minimize import is_one_minimal, simplify
 from fuzzer.replay import replay, trace
 
 ROOT = Path(__file__).resolve().parent.parent / "corpora"
@@ -29,6 +29,7 @@ def test_corpus_file_replays_to_its_recorded_verdict(registry: Registry, path: P
     hits = [r.index for r in rep.results for v in r.violations if v.signature == entry.signature]
     assert hits[0] == recorded_step == len(entry.steps)
     assert is_one_minimal(rep.executor, entry.steps, entry.signature)
+    assert simplify(rep.executor, list(entry.steps), entry.signature) == list(entry.steps)
     # deterministic: a second replay prints exactly the same trace
     assert trace(rep) == trace(replay(registry, entry))
     # and the file is exactly what ptfuzz would write for it today

@@ -14,7 +14,7 @@ import pytest
 from fuzzer import corpus
 from fuzzer.campaign import Campaign
 from fuzzer.host import Registry
-from fuzzer.minimize import is_one_minimal
+from fuzzer.minimize import is_one_minimal, simplify
 from fuzzer.replay import replay
 
 # (policy, device, removed rule, signature it opens, shortest ops)
@@ -54,6 +54,8 @@ def test_planted_hole_is_found_and_shrunk(
     finding = result.findings[signature]
     assert [s.op for s in finding.steps] == ops
     assert is_one_minimal(campaign.executor, finding.steps, signature)
+    # and as plain as it gets: no caller or argument can be simplified further
+    assert simplify(campaign.executor, finding.steps, signature) == finding.steps
 
     # The saved file round-trips and replays to the same verdict...
     assert finding.path is not None

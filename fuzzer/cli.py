@@ -264,6 +264,25 @@ def export(ctx: click.Context, file: str, fmt: str, output: str | None) -> None:
         click.echo(text, nl=False)
 
 
+@cli.command("new-plugin")
+@click.argument("name")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="File to write (default: NAME.py).")
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+def new_plugin(name: str, output: str | None, force: bool) -> None:
+    """Write a small working plugin for a new subsystem NAME to start from."""
+    from fuzzer.scaffold import render
+
+    path = Path(output or f"{name}.py")
+    if path.exists() and not force:
+        raise UsageError(f"{str(path)!r} exists; use --force to overwrite")
+    try:
+        text = render(name, str(path))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    _write_text(str(path), "--output", text)
+    click.echo(f"wrote {path}; try: ptfuzz --plugin {path} run {name} --policy permissive --max-examples 200")
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         code = cli.main(args=argv, prog_name="ptfuzz", standalone_mode=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import sys
 import time
 import xml.etree.ElementTree as ET
@@ -21,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fuzzer import __version__, corpus, host
-from fuzzer.campaign import Campaign, Finding, Result, open_database
+from fuzzer.campaign import Campaign, Finding, Result, WorkerSpec, open_database, run_workers
 from fuzzer.errors import PtfuzzError, UsageError
 from fuzzer.replay import replay as do_replay
 from fuzzer.replay import trace
@@ -98,6 +99,8 @@ def _print_finding(con: Console, f: Finding, first: bool, ci: bool) -> None:
 @click.option("--corpus", "corpus_dir", default="corpora", show_default=True,
               help="Where findings are written (DIR/SUBSYSTEM/*.json).")
 @click.option("--db", "db", help="Hypothesis example database: a directory or redis://host:port/n.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Parallel campaign processes (seeds derived from --seed; --max-examples is split).")
 @click.option("--accept-tainted", is_flag=True,
               help="Findings that need a tainted kernel do not fail the run.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write a JSON summary here.")
@@ -106,8 +109,8 @@ def _print_finding(con: Console, f: Finding, first: bool, ci: bool) -> None:
 @click.pass_context
 def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name: str | None,
         without: tuple[str, ...], seed: int | None, time_budget: float | None, max_examples: int | None,
-        step_count: int, corpus_dir: str, db: str | None, accept_tainted: bool, json_out: str | None,
-        junit_out: str | None) -> None:
+        step_count: int, corpus_dir: str, db: str | None, workers: int, accept_tainted: bool,
+        json_out: str | None, junit_out: str | None) -> None:
     """Run a fuzz campaign on SUBSYSTEM and save minimized findings."""
     reg = _registry(ctx)
     sub = reg.subsystem(subsystem)
@@ -131,14 +134,23 @@ def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name
             con.print(f"  ... {c.sequences} sequences, {c.executor.total_steps} steps, "
                       f"{len(c.findings)} findings, {elapsed:.0f}s", highlight=False)
 
-    campaign = Campaign(
-        reg, subsystem, policy, device, seed=seed, max_examples=max_examples, time_budget=time_budget,
-        step_count=step_count, corpus_dir=corpus_dir, accept_tainted=accept_tainted,
-        database=open_database(db),
-        on_finding=lambda f, first: _print_finding(con, f, first, ci),
-        on_progress=progress,
-    )
-    result = campaign.run()
+    if workers > 1:
+        share = None if max_examples is None else -(-max_examples // workers)
+        specs = [
+            WorkerSpec(tuple(ctx.find_root().obj.get("plugins", ())), subsystem, policy.name, policy.removed,
+                       device.name, seed, i, share, time_budget, step_count, corpus_dir, accept_tainted, db)
+            for i in range(workers)
+        ]
+        result = run_workers(specs)
+    else:
+        campaign = Campaign(
+            reg, subsystem, policy, device, seed=seed, max_examples=max_examples, time_budget=time_budget,
+            step_count=step_count, corpus_dir=corpus_dir, accept_tainted=accept_tainted,
+            database=open_database(db),
+            on_finding=lambda f, first: _print_finding(con, f, first, ci),
+            on_progress=progress,
+        )
+        result = _run_interruptible(campaign)
     _summary(con, result, policy.label, device.name)
     if json_out:
         _write_json(json_out, result, subsystem, policy.label, device.name)
@@ -147,6 +159,22 @@ def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name
     if result.interrupted:
         con.print("interrupted: every finding above is saved")
     ctx.exit(EXIT_FOUND if result.failing() else EXIT_CLEAN)
+
+
+def _run_interruptible(campaign: Campaign) -> Result:
+    """First Ctrl-C: stop after the current sequence (clean); second: stop now."""
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if campaign.stop_requested:
+            raise KeyboardInterrupt
+        campaign.stop_requested = True
+        sys.stderr.write("ptfuzz: stopping after this sequence (Ctrl-C again to stop now)\n")
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        return campaign.run()
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _summary(con: Console, r: Result, policy: str, device: str) -> None:

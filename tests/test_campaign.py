@@ -158,3 +158,15 @@ def test_refinding_a_known_bug_keeps_the_corpus_file(registry: Registry, tmp_pat
     victim.write_text("{ truncated")
     campaign(registry, tmp_path, "linux-fwctl", "vendor", max_examples=300, seed=1).run()
     assert corpus.load(victim).signature in first.findings
+
+
+def test_workers_share_the_corpus_and_merge(tmp_path: Path) -> None:
+    out = tmp_path / "s.json"
+    code = run_cli(["run", "cxl", "--policy", "linux-ioctl", "--without", "immediate-flag", "--seed", "1",
+                    "--max-examples", "400", "--workers", "2", "--corpus", str(tmp_path), "--json", str(out)])
+    assert code == 1
+    summary = json.loads(out.read_text())
+    sigs = [f["signature"] for f in summary["findings"]]
+    assert "kernel-owned-integrity:cxl:SET_PARTITION_INFO:partition.active_volatile" in sigs
+    assert len(sigs) == len(set(sigs)) == len(list((tmp_path / "cxl").glob("*.json")))
+    assert summary["sequences"] >= 400

@@ -128,11 +128,18 @@ def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name
     con.print(f"ptfuzz {__version__}: {sub.name} policy={policy.label} device={device.name} "
               f"seed={seed} budget={budget}")
 
+    status = None if ci else con.status("starting", spinner="dots")
+    last_line = [0.0]
+
     def progress(c: Campaign) -> None:
         elapsed = time.monotonic() - c.started
-        if not ci or int(elapsed) % 10 == 0:
-            con.print(f"  ... {c.sequences} sequences, {c.executor.total_steps} steps, "
-                      f"{len(c.findings)} findings, {elapsed:.0f}s", highlight=False)
+        text = (f"{c.sequences} sequences, {c.executor.total_steps} steps, "
+                f"{len(c.findings)} findings, {elapsed:.0f}s")
+        if status is not None:
+            status.update(text)  # one line, redrawn in place
+        elif elapsed - last_line[0] >= 10:  # CI logs: a plain line every 10 s
+            last_line[0] = elapsed
+            con.print(f"  ... {text}", highlight=False)
 
     if workers > 1:
         share = None if max_examples is None else -(-max_examples // workers)
@@ -150,7 +157,11 @@ def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name
             on_finding=lambda f, first: _print_finding(con, f, first, ci),
             on_progress=progress,
         )
-        result = _run_interruptible(campaign)
+        if status is not None:
+            with status:
+                result = _run_interruptible(campaign)
+        else:
+            result = _run_interruptible(campaign)
     _summary(con, result, policy.label, device.name)
     if json_out:
         _write_json(json_out, result, subsystem, policy.label, device.name)

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import pytest
 from hypothesis import HealthCheck, settings
 
-from fuzzer import host
+from fuzzer import cli, host
 from fuzzer.hookspecs import hookimpl
 from fuzzer.plugins.cxl import device as cxl_device
 from fuzzer.spec import DeviceSet, DeviceVariant
@@ -43,3 +43,10 @@ TEST_PLUGIN = SimpleNamespace(__name__="testdevices", ptfuzz_devices=_devices)
 @pytest.fixture(scope="session")
 def registry() -> host.Registry:
     return host.load(extra=[TEST_PLUGIN])
+
+
+def run_cli(args: list[str]) -> int:
+    """Run the ptfuzz command line in-process and return its exit code."""
+    with pytest.raises(SystemExit) as exc:
+        cli.main(args)
+    return int(exc.value.code or 0)

@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 
-from fuzzer import cli, corpus
+from fuzzer import corpus
 from fuzzer.campaign import Campaign
 from fuzzer.host import Registry
 from fuzzer.minimize import is_one_minimal
@@ -77,12 +78,6 @@ def test_accept_tainted_reports_but_does_not_fail(registry: Registry, tmp_path: 
     assert code == (1 if result.failing() else 0)
     xml = out.read_text()
     assert "<skipped" in xml and 'skipped="0"' not in xml
-
-
-def run_cli(args: list[str]) -> int:
-    with pytest.raises(SystemExit) as exc:
-        cli.main(args)
-    return int(exc.value.code or 0)
 
 
 def test_cli_exit_codes_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -5,15 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 
-from fuzzer import cli, host
+from fuzzer import host
 from fuzzer.campaign import Campaign
-
-
-def run_cli(args: list[str]) -> int:
-    with pytest.raises(SystemExit) as exc:
-        cli.main(args)
-    return int(exc.value.code or 0)
 
 
 def test_scaffold_is_a_working_subsystem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

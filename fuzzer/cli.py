@@ -293,7 +293,11 @@ def export(ctx: click.Context, file: str, fmt: str, output: str | None) -> None:
     if exporter is None:
         raise UsageError(f"unknown export format {fmt!r}; available: {', '.join(sorted(reg.exporters))}")
     entry = corpus.load(file)
-    text = exporter.render(do_replay(reg, entry))
+    rep = do_replay(reg, entry)
+    try:
+        text = exporter.render(rep)
+    except Exception as exc:  # an exporter's limits (e.g. C knows one subsystem's UAPI)
+        raise UsageError(f"{file}: export --format {fmt} failed: {exc}") from None
     if output:
         try:
             Path(output).write_text(text)

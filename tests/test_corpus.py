@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -42,3 +44,26 @@ def test_done_when_findings_are_in_the_corpus() -> None:
     assert "linux-fwctl--vendor--declared-effects--SET_FEATURE--scrub.cycle_hours.json" in names
     assert "linux-fwctl--vendor--kernel-owned-integrity--SET_FEATURE--scrub.cycle_hours--tainted.json" in names
     assert any(n.startswith("permissive--spec--kernel-owned-integrity--") for n in names)
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler")
+def test_every_corpus_file_exports_to_c_that_compiles(registry: Registry, tmp_path: Path) -> None:
+    exporter = registry.exporters["c"]
+    for path in FILES:
+        src = tmp_path / (path.stem + ".c")
+        src.write_text(exporter.render(replay(registry, corpus.load(path))))
+        done = subprocess.run(["cc", "-fsyntax-only", "-Wall", "-Wextra", "-Werror", str(src)],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, f"{path.name}: {done.stderr}"
+    text = src.read_text()
+    assert "CXL_MEM_SEND_COMMAND _IOWR(0xCE, 2" in text and "FWCTL_RPC _IO(0x9A, 1)" in text
+
+
+def test_c_export_encodes_the_kernel_structs(registry: Registry) -> None:
+    from fuzzer.plugins.cxl.export_c import ENCODERS
+
+    _, partition = ENCODERS["SET_PARTITION_INFO"]
+    assert partition({"volatile": 4, "immediate": True}) == (4 << 28).to_bytes(8, "little") + b"\x01"
+    _, set_feat = ENCODERS["SET_FEATURE"]
+    payload = set_feat({"uuid": "96dad7d6-fde8-482b-a733-75774e06db8a", "value": 24})
+    assert len(payload) == 32 + 2 and payload[:4] == bytes.fromhex("96dad7d6") and payload[32:] == b"\x18\x01"

@@ -9,10 +9,10 @@ from collections.abc import Iterator
 
 from fuzzer import fwctl
 from fuzzer.hookspecs import hookimpl
-from fuzzer.spec import CallerSpace, Channel, Invariant, Policy, Subsystem, Violation
+from fuzzer.spec import CallerSpace, Channel, Exporter, Invariant, Policy, Subsystem, Violation
 from fuzzer.world import StepContext
 
-from . import kernel, mailbox
+from . import export_c, kernel, mailbox
 from .device import COMMANDS, FIELDS, FWCTL, IOCTL, RAW, SPEC, SYSFS, VENDOR
 from .policies import CAP_SYS_ADMIN, POLICIES, RAW_ALLOW_ALL
 
@@ -68,6 +68,11 @@ def ptfuzz_subsystems() -> list[Subsystem]:
 @hookimpl
 def ptfuzz_policies() -> list[Policy]:
     return list(POLICIES)
+
+
+@hookimpl
+def ptfuzz_exporters() -> list[Exporter]:
+    return list(export_c.EXPORTERS)
 
 
 @hookimpl

@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, Phase, Verbosity, settings
 from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 from hypothesis.stateful import run_state_machine_as_test
 
-from fuzzer import __version__, corpus
+from fuzzer import __version__, corpus, fwctl
 from fuzzer.errors import ModelError, PtfuzzError, UsageError
 from fuzzer.host import Registry
 from fuzzer.machine import Session, ViolationFound, build_machine
@@ -108,7 +108,8 @@ def simplicity(steps: list[Step]) -> tuple[int, int]:
     for s in steps:
         if s.caller is not None:
             c = s.caller
-            cost += len(c.caps) + len(c.switches) + (c.lockdown != "none") + (c.scope is not None)
+            # the least scope costs nothing, so an fwctl path at CONFIGURATION is as plain as a RAW one
+            cost += len(c.caps) + len(c.switches) + (c.lockdown != "none") + max(fwctl.rank(c.scope), 0)
         for v in s.args.values():
             cost += min(abs(v), 1 << 20) if isinstance(v, int) else (1 if v else 0)
     return (len(steps), cost)

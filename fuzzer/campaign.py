@@ -67,6 +67,12 @@ class Finding:
     def signature(self) -> str:
         return self.violation.signature
 
+    def describe(self) -> str:
+        """The one-line announcement of a new finding (terminal, CI log, workers)."""
+        where = f" -> {self.path}" if self.path else ""
+        return (f"FOUND [{self.violation.severity}] {self.signature} ({len(self.steps)} steps, "
+                f"after {self.found_at:.1f}s, sequence {self.sequences}){where}")
+
 
 @attrs.define
 class Result:
@@ -444,8 +450,7 @@ def _worker(spec: WorkerSpec) -> Result | None:
 
     def report(f: Finding, first: bool) -> None:
         if first:
-            where = f" -> {f.path}" if f.path else ""
-            print(f"{tag} FOUND [{f.violation.severity}] {f.signature} ({len(f.steps)} steps){where}", flush=True)
+            print(f"{tag} {f.describe()}", flush=True)
 
     campaign = Campaign(
         registry, spec.subsystem, registry.policy(spec.subsystem, spec.policy, spec.without),

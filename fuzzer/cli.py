@@ -76,13 +76,9 @@ def list_cmd(ctx: click.Context) -> None:
         con.print(f"  invariants: kernel-owned-integrity, declared-effects, access, {', '.join(invs)}\n")
 
 
-def _print_finding(con: Console, f: Finding, first: bool, ci: bool) -> None:
-    if not first:
-        return
-    v = f.violation
-    where = f" -> {f.path}" if f.path else ""
-    con.print(f"FOUND [{v.severity}] {v.signature} ({len(f.steps)} steps, "
-              f"after {f.found_at:.1f}s, sequence {f.sequences}){where}", markup=False)
+def _print_finding(con: Console, f: Finding, first: bool) -> None:
+    if first:
+        con.print(f.describe(), markup=False)
 
 
 @cli.command()
@@ -154,7 +150,7 @@ def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name
             reg, subsystem, policy, device, seed=seed, max_examples=max_examples, time_budget=time_budget,
             step_count=step_count, corpus_dir=corpus_dir, accept_tainted=accept_tainted,
             database=open_database(db),
-            on_finding=lambda f, first: _print_finding(con, f, first, ci),
+            on_finding=lambda f, first: _print_finding(con, f, first),
             on_progress=progress,
         )
         if status is not None:

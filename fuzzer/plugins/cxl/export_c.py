@@ -16,6 +16,7 @@ import uuid as _uuid
 from collections.abc import Callable
 from typing import Any
 
+from fuzzer import fwctl
 from fuzzer.spec import Exporter
 from fuzzer.world import Step
 
@@ -30,7 +31,6 @@ IOCTL_IDS = {
     "GET_TIMESTAMP": 21,
 }
 ID_RAW = 2
-FWCTL_SCOPES = {"configuration": 0, "debug_read_only": 1, "debug_write": 2, "debug_write_full": 3}
 OPCODES = {c.op: c.opcode for c in COMMANDS + VENDOR_COMMANDS}
 PASSPHRASE_LEN = 32  # NVDIMM_PASSPHRASE_LEN
 DPA_STRIDE = 64  # model DPAs are 64-byte aligned slots
@@ -250,7 +250,7 @@ def _user_step(i: int, step: Step) -> list[str]:
     lines.append(_bytes("in", data).replace("\t", "\t\t", 1))
     opcode = OPCODES[step.op]
     if step.channel == "cxl.fwctl":
-        lines.append(f"\t\tfwctl_cmd(fwctl, {i}, {FWCTL_SCOPES.get(c.scope or '', 0)}, {opcode:#06x}, in, {len(data)});")
+        lines.append(f"\t\tfwctl_cmd(fwctl, {i}, {max(fwctl.rank(c.scope), 0)}, {opcode:#06x}, in, {len(data)});")
     else:
         cmd_id = IOCTL_IDS[step.op] if step.channel == "cxl.ioctl" else ID_RAW
         lines.append(f"\t\tmem_cmd(memdev, {i}, {cmd_id}, {opcode:#06x}, in, {len(data)});")

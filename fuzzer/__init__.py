@@ -3,6 +3,7 @@
 from fuzzer.effects import Effect
 from fuzzer.hookspecs import hookimpl
 from fuzzer.spec import (
+    ABSENT,
     Allow,
     Caller,
     CallerSpace,
@@ -22,6 +23,7 @@ from fuzzer.spec import (
     Promise,
     Reply,
     Request,
+    Rewrite,
     Rule,
     Subsystem,
     Taint,
@@ -31,6 +33,7 @@ from fuzzer.spec import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "ABSENT",
     "Allow",
     "Caller",
     "CallerSpace",
@@ -51,6 +54,7 @@ __all__ = [
     "Promise",
     "Reply",
     "Request",
+    "Rewrite",
     "Rule",
     "Subsystem",
     "Taint",

@@ -19,6 +19,7 @@ import attrs
 from fuzzer.errors import ModelError
 from fuzzer.invariants import GENERIC
 from fuzzer.spec import (
+    ABSENT,
     Command,
     Decision,
     DeviceVariant,
@@ -130,7 +131,12 @@ class Executor:
                 if decision.taint:
                     world.taint(*decision.taint)
                 if decision.allowed:
-                    reply = command.handler(world.device, step.args)
+                    args = {**step.args, **decision.rewrite} if decision.rewrite else step.args
+                    if command.driver is not None:
+                        reply = command.driver(world, args, step.caller)
+                    else:
+                        assert command.handler is not None
+                        reply = command.handler(world.device, args)
         except KeyError as exc:
             if step.actor == "kernel" and step.op not in self.actions:
                 raise ModelError(self._unknown(step)) from exc
@@ -141,7 +147,14 @@ class Executor:
             raise
         except Exception as exc:
             raise ModelError(self._crash(step, exc)) from exc
-        changes = tuple((k, before[k], v) for k, v in state.items() if before[k] != v)
+        if state.keys() == before.keys():
+            changes = tuple((k, before[k], v) for k, v in state.items() if before[k] != v)
+        else:  # objects were created or destroyed
+            changes = tuple(
+                (k, before.get(k, ABSENT), state.get(k, ABSENT))
+                for k in sorted(before.keys() | state.keys())
+                if before.get(k, ABSENT) != state.get(k, ABSENT)
+            )
         ctx = StepContext(
             index=self.index,
             step=step,

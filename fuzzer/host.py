@@ -256,7 +256,8 @@ def _existing(reg: Registry, plugin: str, name: str, what: str) -> Subsystem:
 def _check_subsystem(reg: Registry, name: str, sub: Subsystem) -> None:
     """Catch inconsistent tables at load time, naming the plugin, not mid-campaign."""
     plugin = reg.provider[("subsystem", name)]
-    fields = {f.name for f in sub.fields}
+    fields = {f.name for f in sub.fields if not f.family}
+    families = {f.name for f in sub.fields if f.family}
     channels = {c.name for c in sub.channels}
     extra = [c for _, c in reg.commands.get(name, [])]
     for dev in sub.devices:
@@ -265,9 +266,10 @@ def _check_subsystem(reg: Registry, name: str, sub: Subsystem) -> None:
             keys = set(dev.state())
         except Exception as exc:
             raise PluginError(f"plugin {who!r}: device {dev.name!r} state() raised {type(exc).__name__}: {exc}") from exc
-        if keys != fields:
+        members = {k for k in keys if k not in fields and k.partition(":")[0] in families}
+        if keys - members != fields:
             raise PluginError(
-                f"plugin {who!r}: device {dev.name!r} state has fields {sorted(keys ^ fields)} "
+                f"plugin {who!r}: device {dev.name!r} state has fields {sorted((keys - members) ^ fields)} "
                 f"that do not match the declared fields of {name}"
             )
     for cmd in (*sub.commands, *extra, *(c for d in sub.devices for c in d.commands)):
@@ -275,3 +277,9 @@ def _check_subsystem(reg: Registry, name: str, sub: Subsystem) -> None:
         if bad:
             who = reg.provider.get(("command", name, cmd.op), plugin)
             raise PluginError(f"plugin {who!r}: command {cmd.op} names unknown channel(s) {bad}")
+        if (cmd.handler is None) == (cmd.driver is None):
+            who = reg.provider.get(("command", name, cmd.op), plugin)
+            raise PluginError(
+                f"plugin {who!r}: command {cmd.op} needs exactly one of handler= (the firmware "
+                f"runs it as sent) or driver= (kernel code runs it)"
+            )

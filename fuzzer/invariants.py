@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from fuzzer.effects import describe
-from fuzzer.spec import Invariant, Violation
+from fuzzer.spec import ABSENT, Invariant, Violation
 from fuzzer.world import StepContext
 
 KERNEL_OWNED = "kernel-owned-integrity"
@@ -21,17 +21,19 @@ def kernel_owned_integrity(ctx: StepContext) -> Iterator[Violation]:
     """
     world = ctx.world
     state, shadow, kernel = world.device.state, world.shadow, world.kernel
-    fields = ctx.world.fields
     for name in ctx.changed:
-        f = fields[name]
+        if name not in shadow:
+            continue
+        f = world.field(name)
         if not f.owned(kernel):
             continue
-        if name in shadow and state[name] != shadow[name]:
+        now = state.get(name, ABSENT)
+        if now != shadow[name]:
             why = f" ({f.doc})" if f.doc else ""
             yield ctx.violation(
                 KERNEL_OWNED,
-                f"{name} is {state[name]!r} on the device but the kernel believes {shadow[name]!r}{why}",
-                field=name,
+                f"{name} is {now!r} on the device but the kernel believes {shadow[name]!r}{why}",
+                field=f.name,
             )
 
 
@@ -39,15 +41,14 @@ def declared_effects(ctx: StepContext) -> Iterator[Violation]:
     """A userspace command changed a field whose effect class it did not declare."""
     if ctx.step.actor != "user" or not ctx.changed:
         return
-    fields = ctx.world.fields
     for name in ctx.changed:
-        eff = fields[name].effect
-        if not eff & ctx.declared:
+        f = ctx.world.field(name)
+        if not f.effect & ctx.declared:
             yield ctx.violation(
                 DECLARED,
                 f"{ctx.step.op} declared {describe(ctx.declared)} but changed {name} "
-                f"({describe(eff)})",
-                field=name,
+                f"({describe(f.effect)})",
+                field=f.name,
                 severity="hole",  # a lying device is a bug whatever the taint
             )
 
@@ -58,15 +59,15 @@ def access(ctx: StepContext) -> Iterator[Violation]:
         return
     if not ctx.decision.allowed:
         for name in ctx.changed:
-            yield ctx.violation(ACCESS, f"denied {ctx.step.op} still changed {name}", field=name)
+            yield ctx.violation(ACCESS, f"denied {ctx.step.op} still changed {name}",
+                                field=ctx.world.field(name).name)
         return
     policy = ctx.world.policy
     if policy is None:
         return
-    fields = ctx.world.fields
     observed = 0
     for name in ctx.changed:
-        observed |= fields[name].effect
+        observed |= ctx.world.field(name).effect
     caller = ctx.step.caller
     assert caller is not None
     scopes = ctx.world.scopes

@@ -8,6 +8,7 @@ objects) flow between rules through Bundles named by the plugin.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -87,7 +88,12 @@ def caller_strategy(space: CallerSpace, channel: Channel) -> Any:
 
 
 def rule_name(channel: str, op: str) -> str:
-    return f"{channel.replace('.', '_').replace('-', '_')}__{op}"
+    """A Python identifier for the rule (ops may carry syzkaller-style ``$variant`` suffixes)."""
+    return re.sub(r"\W", "_", f"{channel}__{op}")
+
+
+def targets(produces: str | tuple[str, ...]) -> tuple[str, ...]:
+    return (produces,) if isinstance(produces, str) else tuple(produces)
 
 
 def build_machine(session: Session) -> type[RuleBasedStateMachine]:
@@ -104,7 +110,7 @@ def build_machine(session: Session) -> type[RuleBasedStateMachine]:
         executor.reset()
         self.steps = []
 
-    def _do(self: Any, step: Step, produces: str) -> Any:
+    def _do(self: Any, step: Step, produces: str | tuple[str, ...]) -> Any:
         result = executor.apply(step)
         self.steps.append(step)
         if result.violations:
@@ -123,29 +129,33 @@ def build_machine(session: Session) -> type[RuleBasedStateMachine]:
     ns["__init__"] = _init
     ns["_do"] = _do
 
-    def kernel_rule(name: str, params: tuple[Param, ...], produces: str) -> Callable[..., Any]:
+    def make_rule(fn: Callable[..., Any], strategies: dict[str, Any], produces: str | tuple[str, ...]) -> Any:
+        names = targets(produces)
+        if names:
+            return rule(targets=tuple(bundles.setdefault(n, Bundle(n)) for n in names), **strategies)(fn)
+        return rule(**strategies)(fn)
+
+    def kernel_rule(name: str, params: tuple[Param, ...], produces: str | tuple[str, ...]) -> Callable[..., Any]:
         def fn(self: Any, **kw: Any) -> Any:
             return self._do(Step("kernel", name, kw), produces)
 
         fn.__name__ = f"kernel__{name}"
         strategies = {p.name: param_strategy(p, bundles) for p in params}
-        if produces:
-            return rule(target=bundles.setdefault(produces, Bundle(produces)), **strategies)(fn)
-        return rule(**strategies)(fn)
+        return make_rule(fn, strategies, produces)
 
-    def user_rule(channel: Channel, op: str, params: tuple[Param, ...], produces: str) -> Callable[..., Any]:
+    def user_rule(
+        channel: Channel, op: str, params: tuple[Param, ...], produces: str | tuple[str, ...]
+    ) -> Callable[..., Any]:
         def fn(self: Any, caller: Caller, **kw: Any) -> Any:
             return self._do(Step("user", op, kw, channel.name, caller), produces)
 
         fn.__name__ = rule_name(channel.name, op)
         strategies = {p.name: param_strategy(p, bundles) for p in params}
         strategies["caller"] = caller_strategy(subsystem.callers, channel)
-        if produces:
-            return rule(target=bundles.setdefault(produces, Bundle(produces)), **strategies)(fn)
-        return rule(**strategies)(fn)
+        return make_rule(fn, strategies, produces)
 
     for action in subsystem.actions:
-        ns[f"kernel__{action.name}"] = kernel_rule(action.name, action.params, action.produces)
+        ns[re.sub(r"\W", "_", f"kernel__{action.name}")] = kernel_rule(action.name, action.params, action.produces)
     channels = {c.name: c for c in subsystem.channels}
     for (channel, op), cmd in sorted(executor.user_index.items()):
         if channel in policy.channels:

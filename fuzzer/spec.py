@@ -26,6 +26,27 @@ Value = Any
 Args = Mapping[str, Any]
 
 
+class _Absent:
+    """The value of a state key that does not exist (an object not yet created, or destroyed)."""
+
+    _instance: _Absent | None = None
+
+    def __new__(cls) -> _Absent:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "<absent>"
+
+    def __reduce__(self) -> str:
+        return "ABSENT"
+
+
+#: What ``changes`` and the shadow show for a key that is not in the device state.
+ABSENT: Any = _Absent()
+
+
 # --------------------------------------------------------------------------- state
 
 
@@ -41,20 +62,33 @@ class Field:
     often conditional: the label storage area belongs to libnvdimm only while
     an nvdimm is bound.  ``None`` means the device (or userspace) owns it.
 
+    A device whose state is a table of objects (an RDMA HCA's QPs, CQs,
+    general objects) declares a *family*: ``family=True`` makes the field
+    stand for every state key ``"<name>:<instance>"`` (``qp:5``), keys that
+    appear and disappear as objects are created and destroyed.  Violations
+    name the family, so one bug has one signature whatever the object id.
+
     Example::
 
         Field("scrub.cycle_hours", Effect.CONFIG_IMMEDIATE,
               kernel_owned=lambda k: True,
               doc="EDAC caches it in cxlmd->scrub_cycle (drivers/cxl/core/edac.c)")
+        Field("qp", Effect.CONFIG_IMMEDIATE, ALWAYS, family=True,
+              doc="queue pairs; the kernel owns those it created (it believes them)")
     """
 
     name: str
     effect: Effect
     kernel_owned: Callable[[Mapping[str, Any]], bool] | None = None
     doc: str = ""
+    family: bool = False
 
     def owned(self, kernel: Mapping[str, Any]) -> bool:
         return self.kernel_owned is not None and self.kernel_owned(kernel)
+
+    def key(self, instance: Any) -> str:
+        """The state key of one member of a family: ``Field("qp", ...).key(5) == "qp:5"``."""
+        return f"{self.name}:{instance}"
 
 
 ALWAYS = _always
@@ -133,6 +167,7 @@ class Reply:
 
 
 Handler = Callable[["Device", Args], Reply]
+Driver = Callable[["World", Args, "Caller"], Reply]
 EffectsOf = Effect | Callable[[Args, "Device"], int]
 
 
@@ -145,6 +180,14 @@ class Command:
     lying device declares less than its handler does; the declared-effects
     invariant catches that.
 
+    A command reaches the device in one of two ways.  ``handler(device,
+    args)`` is the firmware itself: the channel forwards the command as it
+    is (CXL's mailbox).  ``driver(world, args, caller)`` is kernel code that
+    stands between the channel and the firmware (mlx5 DEVX looks up the
+    caller's uid, records a destroy command at create, destroys objects on
+    close) and reaches the firmware through ``world.mailbox``.  Give exactly
+    one.
+
     Example::
 
         Command("SET_TIMESTAMP", 0x0301, channels=("cxl.raw",),
@@ -155,11 +198,13 @@ class Command:
     op: str
     opcode: int
     channels: tuple[str, ...]
-    handler: Handler
+    handler: Handler | None = None
     effects: EffectsOf = Effect.NONE
     params: tuple[Param, ...] = ()
-    produces: str = ""
+    #: bundle(s) the reply's handle goes into
+    produces: str | tuple[str, ...] = ""
     doc: str = ""
+    driver: Driver | None = None
 
     def declared(self, args: Args, device: Device) -> int:
         eff = self.effects
@@ -197,7 +242,8 @@ class KernelAction:
     name: str
     run: Callable[[World, Args], Reply]
     params: tuple[Param, ...] = ()
-    produces: str = ""
+    #: bundle(s) the reply's handle goes into
+    produces: str | tuple[str, ...] = ""
     doc: str = ""
 
 
@@ -282,7 +328,20 @@ class Taint:
     reason: str = ""
 
 
-Verdict = Allow | Deny | Taint | None
+@attrs.frozen
+class Rewrite:
+    """Change arguments before the command goes on, and go on evaluating.
+
+    The kernel often does not just filter a command but edits it: mlx5 DEVX
+    writes the caller's uid into every command header, whatever userspace
+    put there.  Later rules and the device see the rewritten arguments.
+    """
+
+    args: Mapping[str, Any]
+    reason: str = ""
+
+
+Verdict = Allow | Deny | Taint | Rewrite | None
 
 
 @attrs.frozen
@@ -302,7 +361,8 @@ class Rule:
     """One check of a policy, citing the kernel code it encodes.
 
     ``check`` returns None to pass the request to the next rule, ``Deny`` or
-    ``Allow`` to decide, or ``Taint`` to taint and go on.  ``channels``/``ops``
+    ``Allow`` to decide, ``Taint`` to taint and go on, or ``Rewrite`` to edit
+    the command and go on.  ``channels``/``ops``
     restrict where the rule applies (empty: everywhere).
     """
 
@@ -339,11 +399,15 @@ class Decision:
     taint: frozenset[str] = frozenset()
     rule: str = ""
     reason: str = ""
+    #: arguments the policy rewrote (merged over the step's own)
+    rewrite: Mapping[str, Any] = attrs.field(factory=dict)
 
     def describe(self) -> str:
         head = "allow" if self.allowed else f"deny {_errno_name(self.errno)}"
         if self.taint:
             head += " +taint " + ",".join(sorted(self.taint))
+        if self.rewrite:
+            head += " rewrite " + ", ".join(f"{k}={v!r}" for k, v in self.rewrite.items())
         if self.rule:
             head += f" [{self.rule}]"
         return head
@@ -393,6 +457,7 @@ class Policy:
 
     def decide(self, request: Request) -> Decision:
         taint: set[str] = set()
+        rewrite: dict[str, Any] = {}
         for rule in self.rules_for(request.channel, request.command.op):
             verdict = rule.check(request)
             if verdict is None:
@@ -400,10 +465,14 @@ class Policy:
             if isinstance(verdict, Taint):
                 taint.add(verdict.flag)
                 continue
+            if isinstance(verdict, Rewrite):
+                rewrite.update(verdict.args)
+                request = attrs.evolve(request, args={**request.args, **verdict.args})
+                continue
             if isinstance(verdict, Deny):
-                return Decision(False, verdict.errno, frozenset(taint), rule.name, verdict.reason)
-            return Decision(True, 0, frozenset(taint), rule.name, verdict.reason)
-        return Decision(True, 0, frozenset(taint), "", "no rule objected")
+                return Decision(False, verdict.errno, frozenset(taint), rule.name, verdict.reason, rewrite)
+            return Decision(True, 0, frozenset(taint), rule.name, verdict.reason, rewrite)
+        return Decision(True, 0, frozenset(taint), "", "no rule objected", rewrite)
 
     def without(self, *names: str) -> Policy:
         known = {r.name for r in self.rules}

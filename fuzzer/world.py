@@ -12,7 +12,9 @@ from typing import Any, Literal
 
 import attrs
 
+from fuzzer.errors import ModelError
 from fuzzer.spec import (
+    ABSENT,
     Args,
     Caller,
     Command,
@@ -42,7 +44,7 @@ class Device:
 
     def execute(self, op: str, args: Args) -> Reply:
         cmd = self.commands.get(op)
-        if cmd is None:
+        if cmd is None or cmd.handler is None:
             return Reply(rc=UNSUPPORTED)
         return cmd.handler(self, args)
 
@@ -55,7 +57,7 @@ class World:
     kernel's belief about each kernel-owned field.
     """
 
-    __slots__ = ("device", "fields", "handles", "kernel", "policy", "scopes", "shadow", "subsystem")
+    __slots__ = ("device", "families", "fields", "handles", "kernel", "policy", "scopes", "shadow", "subsystem")
 
     def __init__(
         self,
@@ -66,7 +68,8 @@ class World:
     ) -> None:
         self.subsystem = subsystem
         self.policy = policy
-        self.fields: dict[str, Field] = {f.name: f for f in subsystem.fields}
+        self.fields: dict[str, Field] = {f.name: f for f in subsystem.fields if not f.family}
+        self.families: dict[str, Field] = {f.name: f for f in subsystem.fields if f.family}
         self.scopes: dict[str, tuple[str, ...]] = {c.name: c.scopes for c in subsystem.channels}
         self.device = Device(variant, commands)
         self.kernel: dict[str, Any] = subsystem.kernel()
@@ -78,11 +81,31 @@ class World:
         """Send a command as the kernel driver does: no policy, straight to the device."""
         return self.device.execute(op, args)
 
+    def field(self, key: str) -> Field:
+        """The field a state key belongs to: its own, or its family's (``qp:5`` -> ``qp``)."""
+        f = self.fields.get(key)
+        if f is None:
+            f = self.families.get(key.partition(":")[0])
+            if f is None:
+                raise ModelError(
+                    f"{self.subsystem.name} device state has key {key!r}, which no declared "
+                    f"field or field family covers; declare Field({key.partition(':')[0]!r}, ..., family=True)"
+                )
+        return f
+
     def believe(self, *names: str) -> None:
-        """Record that the kernel now knows the device's current value of ``names``."""
+        """Record that the kernel now knows the device's current value of ``names``.
+
+        A key the device no longer has (an object the kernel destroyed) is
+        forgotten, so the kernel stops expecting it.
+        """
         state = self.device.state
         for name in names:
-            self.shadow[name] = state[name]
+            value = state.get(name, ABSENT)
+            if value is ABSENT:
+                self.shadow.pop(name, None)
+            else:
+                self.shadow[name] = value
 
     def taint(self, *flags: str) -> None:
         self.kernel["taint"] = self.kernel["taint"] | frozenset(flags)

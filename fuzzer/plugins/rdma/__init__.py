@@ -1,0 +1,87 @@
+"""The RDMA plugin: an mlx5 HCA, the mlx5 drivers, DEVX and mlx5 fwctl, and their policies.
+
+Loaded through the ``ptfuzz`` entry-point group like any third-party plugin,
+and using only ptfuzz's public records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from fuzzer import fwctl
+from fuzzer.hookspecs import hookimpl
+from fuzzer.spec import CallerSpace, Channel, Invariant, Policy, Subsystem, Violation
+from fuzzer.world import StepContext
+
+from . import ifc, kernel
+from .device import DEVX, FIELDS, FIRMWARE, FWCTL, LAX, SPEC, objects_of, uid_caps
+from .devx import METHODS
+from .policies import CAP_NET_RAW, POLICIES
+
+__version__ = "0.1.0"
+
+CHANNELS = (
+    Channel(DEVX, "uverbs DEVX methods on /dev/infiniband/uverbsN (drivers/infiniband/hw/mlx5/devx.c)",
+            callers=CallerSpace(caps=(frozenset(), frozenset({CAP_NET_RAW}), frozenset({fwctl.CAP_SYS_RAWIO}),
+                                      frozenset({CAP_NET_RAW, fwctl.CAP_SYS_RAWIO})))),
+    Channel(FWCTL, "FWCTL_RPC to the mlx5 fwctl device (drivers/fwctl/mlx5/main.c)", scopes=fwctl.SCOPES,
+            callers=CallerSpace(caps=(frozenset(), frozenset({fwctl.CAP_SYS_RAWIO})))),
+)
+
+SUBSYSTEM = Subsystem(
+    "rdma",
+    fields=FIELDS,
+    channels=CHANNELS,
+    commands=(*FIRMWARE, *METHODS),
+    devices=(SPEC, LAX),
+    actions=kernel.ACTIONS,
+    kernel=kernel.boot,
+    probe=kernel.probe,
+    status_names=ifc.STATUS_NAMES,
+    doc="mlx5 HCA: DEVX object passthrough and mlx5 fwctl",
+)
+
+
+def _no_leak_on_close(ctx: StepContext) -> Iterator[Violation]:
+    """Closing a user context leaves no firmware object of its uid behind (fwctl.rst, devx.c)."""
+    if ctx.step.op != "CLOSE" or ctx.reply is None or not ctx.reply.out.get("uid"):
+        return
+    left = objects_of(ctx.world.device.state, ctx.reply.out["uid"])
+    for family in sorted({key.partition(":")[0] for key in left}):
+        keys = [k for k in left if k.partition(":")[0] == family]
+        yield ctx.violation("ucontext-leak", f"uid {ctx.reply.out['uid']} was closed but {keys} remain",
+                            field=family)
+
+
+def _uctx_caps_need_capabilities(ctx: StepContext) -> Iterator[Violation]:
+    """A DEVX uid has RAW_TX only for CAP_NET_RAW, INTERNAL_DEV_RES only for CAP_SYS_RAWIO, TOOLS never."""
+    if ctx.step.op != "ALLOC_UCONTEXT" or ctx.reply is None or not ctx.reply.out.get("uid"):
+        return
+    caps = uid_caps(ctx.world.device.state, ctx.reply.out["uid"]) or 0
+    assert ctx.step.caller is not None
+    allowed = (ifc.UCTX_CAP_RAW_TX if CAP_NET_RAW in ctx.step.caller.caps else 0) | (
+        ifc.UCTX_CAP_INTERNAL_DEV_RES if fwctl.CAP_SYS_RAWIO in ctx.step.caller.caps else 0)
+    if caps & ~allowed:
+        yield ctx.violation("uctx-caps", f"uid {ctx.reply.out['uid']} got caps {caps:#x} but the caller "
+                            f"({ctx.step.caller.describe()}) may have only {allowed:#x}", field="uctx",
+                            severity="hole")
+
+
+@hookimpl
+def ptfuzz_subsystems() -> list[Subsystem]:
+    return [SUBSYSTEM]
+
+
+@hookimpl
+def ptfuzz_policies() -> list[Policy]:
+    return list(POLICIES)
+
+
+@hookimpl
+def ptfuzz_invariants() -> list[Invariant]:
+    return [
+        Invariant("ucontext-leak", _no_leak_on_close, subsystem="rdma",
+                  doc="closing a ucontext destroys every firmware object of its uid"),
+        Invariant("uctx-caps", _uctx_caps_need_capabilities, subsystem="rdma",
+                  doc="uid capability bits follow the caller's capabilities"),
+    ]

@@ -1,0 +1,120 @@
+"""The DEVX uverbs methods as commands on the ``rdma.devx`` channel.
+
+Each method carries a firmware command and runs through kernel code
+(``driver=``), not straight to the firmware.  Like syzkaller's
+``ioctl$DEVX_OBJ_CREATE_QP``, a method comes in one variant per object kind
+(``OBJ_MODIFY$general``): each variant draws its handle from its own bundle
+and its opcode from its kind's, which keeps the odds of the interesting
+combinations (a general object's handle, a general object command, another
+type) high.  Opcodes devx.c must refuse are offered too (a destroy smuggled
+through MODIFY, an EQ through CREATE), so that a policy missing a check has
+something to let through.  Declared effects are the carried command's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from fuzzer.effects import Effect
+from fuzzer.spec import Args, Command, Driver, Param
+from fuzzer.world import Device
+
+from . import ifc, kernel
+from .device import DEVX, GTYPE, OP_MOD, OTHER_FUNCTION, REG, UID, VALUE, fw_effects
+
+
+@attrs.frozen
+class DevxKind:
+    """One object kind as DEVX userspace drives it."""
+
+    name: str
+    create: str
+    modify: tuple[str, ...] = ()
+    query: tuple[str, ...] = ()
+
+
+#: The kinds userspace creates through DEVX, and the opcodes it sends on their handles.
+#: CREATE_EQ is not a DEVX create (devx_is_obj_create_cmd() refuses it).
+KINDS = (
+    DevxKind("pd", "ALLOC_PD"),
+    DevxKind("cq", "CREATE_CQ", ("MODIFY_CQ",), ("QUERY_CQ",)),
+    DevxKind("qp", "CREATE_QP", ("2ERR_QP", "RST2INIT_QP", "DESTROY_QP"), ("QUERY_QP", "2ERR_QP")),
+    DevxKind("sq", "CREATE_SQ", ("MODIFY_SQ",)),
+    DevxKind("tir", "CREATE_TIR", ("MODIFY_TIR",)),
+    DevxKind("ft", "CREATE_FLOW_TABLE", ("MODIFY_FLOW_TABLE",)),
+    DevxKind("general", "CREATE_GENERAL_OBJECT", ("MODIFY_GENERAL_OBJECT", "DESTROY_GENERAL_OBJECT"),
+             ("QUERY_GENERAL_OBJECT",)),
+    DevxKind("eq", "CREATE_EQ"),
+)
+OTHER_OPS = (
+    "QUERY_HCA_CAP", "QUERY_HCA_VPORT_CONTEXT", "QUERY_ESW_VPORT_CONTEXT", "QUERY_ESW_FUNCTIONS",
+    "QUERY_NIC_VPORT_CONTEXT", "NOP", "ACCESS_REGISTER_USER", "POSTPONE_CONNECTED_QP_TIMEOUT",
+    # not general: devx_is_general_cmd() must refuse these
+    "SET_HCA_CAP", "MODIFY_NIC_VPORT_CONTEXT", "ACCESS_REG", "2ERR_QP", "DESTROY_QP", "CREATE_MKEY",
+    "SET_DIAGNOSTIC_PARAMS",
+)
+
+UCONTEXT = Param("ucontext", "handle", bundle="ucontext")
+OBJ_ID = Param("obj_id", "int", 0, 3, doc="the object id written into the command")
+CAP = Param("cap", "choice", choices=(0, ifc.UCTX_CAP_RAW_TX, ifc.UCTX_CAP_INTERNAL_DEV_RES,
+                                      ifc.UCTX_CAP_TOOLS_RESOURCES),
+            doc="uctx capability bits asked for; the kernel decides what it grants")
+ANY_OBJECT = "devx_obj"
+
+
+def _carried(args: Args, dev: Device) -> int:
+    return fw_effects(args["opcode"], kernel._fw_args(args), dev)
+
+
+def _method(op: str, opcode: int, driver: Driver, params: tuple[Param, ...],
+            produces: str | tuple[str, ...] = "", effects: Any = Effect.CONFIG_IMMEDIATE,
+            doc: str = "") -> Command:
+    return Command(op, opcode, (DEVX,), driver=driver, params=params, produces=produces,
+                   effects=effects, doc=doc)
+
+
+def _opcode(ops: tuple[str, ...]) -> Param:
+    return Param("opcode", "choice", choices=ops)
+
+
+def _variants(k: DevxKind) -> list[Command]:
+    typed = (GTYPE,) if k.name == "general" else ()
+    bundle = f"devx_{k.name}"
+    handle = Param("obj", "handle", bundle=bundle)
+    out = [_method(f"OBJ_CREATE${k.name}", ifc.OPCODES[k.create], kernel.obj_create,
+                   (UCONTEXT, _opcode((k.create,)), *typed, UID), produces=(bundle, ANY_OBJECT),
+                   effects=_carried)]
+    if k.modify:
+        out.append(_method(f"OBJ_MODIFY${k.name}", ifc.OPCODES[k.modify[0]], kernel.obj_modify,
+                           (handle, _opcode(k.modify), *typed, OBJ_ID, VALUE, UID), effects=_carried))
+    if k.query:
+        out.append(_method(f"OBJ_QUERY${k.name}", ifc.OPCODES[k.query[0]], kernel.obj_query,
+                           (handle, _opcode(k.query), *typed, OBJ_ID, UID), effects=_carried))
+    return out
+
+
+# ``opcode`` is the carried firmware opcode where there is one; ALLOC_UCONTEXT
+# and CLOSE are the uverbs core's, listed with the firmware command they send.
+METHODS = (
+    _method("ALLOC_UCONTEXT", ifc.OPCODES["CREATE_UCTX"], kernel.alloc_ucontext,
+            (Param("devx", "bool", doc="MLX5_IB_ALLOC_UCTX_DEVX"), CAP), produces="ucontext",
+            doc="open /dev/infiniband/uverbsN and allocate a ucontext"),
+    *(cmd for k in KINDS for cmd in _variants(k)),
+    _method("UMEM_REG", ifc.OPCODES["CREATE_UMEM"], kernel.umem_reg, (UCONTEXT, UID), produces=ANY_OBJECT),
+    _method("OBJ_DESTROY", 0, kernel.obj_destroy,
+            (Param("obj", "handle", bundle=ANY_OBJECT, consumes=True),),
+            doc="destroy a DEVX handle: the kernel runs the destroy command it recorded"),
+    _method("OTHER", 0, kernel.other,
+            (UCONTEXT, _opcode(OTHER_OPS), GTYPE, OBJ_ID, VALUE, OP_MOD, REG, OTHER_FUNCTION, UID),
+            effects=_carried),
+    _method("CLOSE", ifc.OPCODES["DESTROY_UCTX"], kernel.close,
+            (Param("ucontext", "handle", bundle="ucontext", consumes=True),),
+            doc="close the uverbs file: destroy every DEVX object, then the uid"),
+)
+
+
+def method_ops(method: str) -> tuple[str, ...]:
+    """All variants of one DEVX method: ``method_ops("OBJ_MODIFY")`` -> ``("OBJ_MODIFY$cq", ...)``."""
+    return tuple(c.op for c in METHODS if c.op.partition("$")[0] == method)

@@ -1,0 +1,320 @@
+"""The mlx5 drivers as a model: probe, the kernel's own objects, and DEVX's kernel side.
+
+The kernel creates its objects with uid 0 (mlx5e's SQ/RQ/TIR/TIS/RQT and
+steering, mlx5_ib's PD/CQ/QP/MKEY, completion EQs as shared resources) and
+believes each of them: the shadow holds every object it created and the
+global state it set.  DEVX is kernel code between userspace and firmware:
+``drivers/infiniband/hw/mlx5/devx.c`` looks up the ucontext's uid, sends the
+command, records a destroy command built from the create
+(``devx_obj_build_destroy_cmd()``) and runs it when the handle or the file
+goes away.  What the policies decide (which opcodes, which uid, whether the
+handle matches) is in ``policies.py``; this is the part every policy shares.
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import Any, NamedTuple
+
+from fuzzer.spec import Args, Caller, KernelAction, Param, Reply
+from fuzzer.world import World
+
+from . import ifc
+from .device import KIND_OF
+
+#: devx_obj_build_destroy_cmd(): the destroy each DEVX create is undone with.
+#: CREATE_EQ (and anything else) has no entry: the kernel WARNs and cannot undo it.
+DESTROY_OF = {
+    "CREATE_GENERAL_OBJECT": "DESTROY_GENERAL_OBJECT",
+    "CREATE_UMEM": "DESTROY_UMEM",
+    "CREATE_MKEY": "DESTROY_MKEY",
+    "CREATE_CQ": "DESTROY_CQ",
+    "ALLOC_PD": "DEALLOC_PD",
+    "CREATE_SQ": "DESTROY_SQ",
+    "CREATE_RQ": "DESTROY_RQ",
+    "CREATE_RQT": "DESTROY_RQT",
+    "CREATE_TIR": "DESTROY_TIR",
+    "CREATE_TIS": "DESTROY_TIS",
+    "CREATE_FLOW_TABLE": "DESTROY_FLOW_TABLE",
+    "CREATE_FLOW_GROUP": "DESTROY_FLOW_GROUP",
+    "SET_FLOW_TABLE_ENTRY": "DELETE_FLOW_TABLE_ENTRY",
+    "CREATE_QP": "DESTROY_QP",
+    "CREATE_SRQ": "DESTROY_SRQ",
+}
+
+
+class Ucontext(NamedTuple):
+    """A uverbs file's mlx5 context: ``uid`` 0 when allocated without DEVX."""
+
+    uid: int
+    devx: bool
+
+
+class Uobject(NamedTuple):
+    """A DEVX object handle: what the kernel recorded when it was created."""
+
+    ucontext: str
+    create_op: str
+    type: str  # general object type, "" for other objects
+    id: int
+    destroy: tuple[str, tuple[tuple[str, Any], ...]] | None
+
+
+def boot() -> dict[str, Any]:
+    return {
+        "taint": frozenset(),
+        "ucontexts": {},
+        "uobjects": {},
+        "whitelist_uid": 0,
+        "fwctl_uid": 0,
+        "ipsec": (),
+    }
+
+
+def _fw_failed(reply: Reply) -> Reply:
+    """A firmware status as the driver returns it (cmd_status_to_err())."""
+    return Reply(rc=reply.rc, errno=ifc.STATUS_ERRNO.get(reply.rc, errno.EIO),
+                 out={"status": ifc.STATUS_NAMES.get(reply.rc, hex(reply.rc)), **reply.out})
+
+
+def _create(world: World, op: str, **args: Any) -> str:
+    """Create a kernel object and believe it; returns its state key."""
+    kind = KIND_OF[op].name
+    reply = world.mailbox(op, **{"value": 1, **args})  # the kernel configures what it creates
+    assert reply.rc == 0, f"kernel {op} failed: {reply.out}"
+    key = f"general:{args['type']}.{reply.out['id']}" if kind == "general" else f"{kind}:{reply.out['id']}"
+    world.believe(key)
+    return key
+
+
+def _set(world: World, op: str, field: str, **args: Any) -> None:
+    reply = world.mailbox(op, uid=0, **args)
+    assert reply.rc == 0, f"kernel {op} failed: {reply.out}"
+    world.believe(field)
+
+
+def probe(world: World) -> None:
+    """mlx5_core init, mlx5e netdev open, mlx5_ib registration, fwctl open."""
+    k = world.kernel
+    world.mailbox("QUERY_HCA_CAP", uid=0)
+    _set(world, "SET_HCA_CAP", "hca.caps", other_function=False, value=1)  # handle_hca_cap()
+    # completion EQs, shared so DEVX CQs may use them ("net/mlx5: Set completion EQs as shared resources")
+    for _ in range(2):
+        _create(world, "CREATE_EQ", uid=ifc.SHARED_UID)
+    # mlx5e: PD, TIS, CQ, SQ, RQ, RQT, TIR, steering; then MTU and link up
+    _create(world, "ALLOC_PD", uid=0)
+    _create(world, "CREATE_TIS", uid=0)
+    _create(world, "CREATE_CQ", uid=0)
+    sq = _create(world, "CREATE_SQ", uid=0)
+    rq = _create(world, "CREATE_RQ", uid=0)
+    for key, op in ((sq, "MODIFY_SQ"), (rq, "MODIFY_RQ")):  # RST -> RDY
+        world.mailbox(op, uid=0, id=int(key.split(":")[1]), value=1)
+        world.believe(key)
+    _create(world, "CREATE_RQT", uid=0)
+    _create(world, "CREATE_TIR", uid=0)
+    _create(world, "CREATE_FLOW_TABLE", uid=0)
+    _create(world, "CREATE_FLOW_GROUP", uid=0)
+    _create(world, "SET_FLOW_TABLE_ENTRY", uid=0)
+    _set(world, "MODIFY_NIC_VPORT_CONTEXT", "nic_vport.mtu", value=1)
+    _set(world, "MODIFY_HCA_VPORT_CONTEXT", "hca_vport.ctx", value=1)
+    _set(world, "MODIFY_ESW_VPORT_CONTEXT", "esw_vport.ctx", value=1)
+    _set(world, "ACCESS_REG", "reg.PMTU", reg=ifc.PMTU, op_mod=0, value=1)
+    _set(world, "ACCESS_REG", "reg.PAOS", reg=ifc.PAOS, op_mod=0, value=1)
+    # mlx5_ib: its PD and CQ, the GSI QP taken to RTS, the UMR mkey
+    _create(world, "ALLOC_PD", uid=0)
+    _create(world, "CREATE_CQ", uid=0)
+    _ulp_qp(world)
+    _create(world, "CREATE_MKEY", uid=0)
+    # the DEVX whitelist uid (no caps) and the fwctl FD's uid (TOOLS_RESOURCES)
+    k["whitelist_uid"] = _uctx(world, 0)
+    k["fwctl_uid"] = _uctx(world, ifc.UCTX_CAP_TOOLS_RESOURCES)
+
+
+def _uctx(world: World, caps: int) -> int:
+    reply = world.mailbox("CREATE_UCTX", uid=0, value=caps)
+    assert reply.rc == 0
+    world.believe(f"uctx:{reply.out['id']}")
+    return int(reply.out["id"])
+
+
+def _ulp_qp(world: World) -> str:
+    key = _create(world, "CREATE_QP", uid=0)
+    ident = int(key.split(":")[1])
+    for op in ("RST2INIT_QP", "INIT2RTR_QP", "RTR2RTS_QP"):
+        world.mailbox(op, uid=0, id=ident)
+    world.believe(key)
+    return key
+
+
+# ----------------------------------------------------------------------------- kernel actions
+
+
+def ipsec_offload(world: World, args: Args) -> Reply:
+    """mlx5e xfrm state add with crypto offload: a DEK and an IPsec general object, uid 0."""
+    dek = _create(world, "CREATE_GENERAL_OBJECT", uid=0, type="ENCRYPTION_KEY")
+    sa = _create(world, "CREATE_GENERAL_OBJECT", uid=0, type="IPSEC")
+    world.kernel["ipsec"] = (*world.kernel["ipsec"], (dek, sa))
+    return Reply()
+
+
+def ipsec_remove(world: World, args: Args) -> Reply:
+    """The oldest offloaded SA is removed: its objects destroyed and forgotten."""
+    if not world.kernel["ipsec"]:
+        return Reply(errno=errno.ENOENT)
+    keys = world.kernel["ipsec"][0]
+    world.kernel["ipsec"] = world.kernel["ipsec"][1:]
+    for key in reversed(keys):
+        gtype, _, ident = key.partition(":")[2].partition(".")
+        world.mailbox("DESTROY_GENERAL_OBJECT", uid=0, type=gtype, id=int(ident))
+        world.believe(key)
+    return Reply()
+
+
+def ulp_qp_create(world: World, args: Args) -> Reply:
+    """A kernel ULP (IPoIB, an NVMe-oF target) creates a QP and takes it to RTS."""
+    _ulp_qp(world)
+    return Reply()
+
+
+def netdev_reconfigure(world: World, args: Args) -> Reply:
+    """ip link set mtu/up/down: mlx5e_change_mtu() (PMTU and the NIC vport) and PAOS (1 up, 2 down)."""
+    _set(world, "ACCESS_REG", "reg.PMTU", reg=ifc.PMTU, op_mod=0, value=args["mtu"])
+    _set(world, "MODIFY_NIC_VPORT_CONTEXT", "nic_vport.mtu", value=args["mtu"])
+    _set(world, "ACCESS_REG", "reg.PAOS", reg=ifc.PAOS, op_mod=0, value=1 if args["up"] else 2)
+    return Reply()
+
+
+ACTIONS = (
+    KernelAction("ipsec_offload", ipsec_offload,
+                 doc="offload an IPsec SA: DEK + IPSEC general objects (mlx5e ipsec)"),
+    KernelAction("ipsec_remove", ipsec_remove, doc="remove the oldest offloaded SA"),
+    KernelAction("ulp_qp_create", ulp_qp_create, doc="a kernel ULP creates a QP and takes it to RTS"),
+    KernelAction("netdev_reconfigure", netdev_reconfigure, (Param("mtu", "int", 1, 3), Param("up", "bool")),
+                 doc="ip link set mtu N up|down"),
+)
+
+
+
+# ----------------------------------------------------------------------------- DEVX, the kernel side
+
+
+def _no(code: int, why: str) -> Reply:
+    return Reply(errno=code, out={"why": why})
+
+
+def _fw_args(args: Args) -> dict[str, Any]:
+    """The command as DEVX hands it to firmware: header uid plus the payload fields."""
+    out = {"uid": args.get("uid", 0)}
+    if "obj_id" in args:
+        out["id"] = args["obj_id"]
+    for name in ("type", "value", "op_mod", "reg", "other_function"):
+        if name in args:
+            out[name] = args[name]
+    return out
+
+
+def alloc_ucontext(world: World, args: Args, caller: Caller) -> Reply:
+    """mlx5_ib_alloc_ucontext(): with MLX5_IB_ALLOC_UCTX_DEVX, a uid of its own."""
+    uid = 0
+    if args["devx"]:
+        reply = world.mailbox("CREATE_UCTX", uid=0, value=args["cap"])
+        if reply.rc:
+            return _fw_failed(reply)
+        uid = int(reply.out["id"])
+    handle = world.new_handle("ucontext")
+    world.kernel["ucontexts"] = {**world.kernel["ucontexts"], handle: Ucontext(uid, args["devx"])}
+    return Reply(handle=handle, out={"uid": uid})
+
+
+def obj_create(world: World, args: Args, caller: Caller) -> Reply:
+    """MLX5_IB_METHOD_DEVX_OBJ_CREATE: send, then record how to destroy it."""
+    if args["ucontext"] not in world.kernel["ucontexts"]:
+        return _no(errno.EINVAL, "no such ucontext")
+    return _create_uobject(world, args["ucontext"], args["opcode"], _fw_args(args))
+
+
+def umem_reg(world: World, args: Args, caller: Caller) -> Reply:
+    """MLX5_IB_METHOD_DEVX_UMEM_REG: CREATE_UMEM, undone by DESTROY_UMEM."""
+    if args["ucontext"] not in world.kernel["ucontexts"]:
+        return _no(errno.EINVAL, "no such ucontext")
+    return _create_uobject(world, args["ucontext"], "CREATE_UMEM", {"uid": args["uid"]})
+
+
+def _create_uobject(world: World, ucontext: str, op: str, fw: dict[str, Any]) -> Reply:
+    reply = world.mailbox(op, **fw)
+    if reply.rc:
+        return _fw_failed(reply)
+    ident = int(reply.out.get("id", 0))
+    general = op == "CREATE_GENERAL_OBJECT"
+    destroy_op = DESTROY_OF.get(op)
+    destroy = None
+    if destroy_op is not None:  # the destroy carries the create's (forced) uid
+        dargs = {"uid": fw["uid"], "id": ident, **({"type": fw["type"]} if general else {})}
+        destroy = (destroy_op, tuple(sorted(dargs.items())))
+    handle = world.new_handle("devx_obj")
+    uobj = Uobject(ucontext, op, fw.get("type", "") if general else "", ident, destroy)
+    world.kernel["uobjects"] = {**world.kernel["uobjects"], handle: uobj}
+    return Reply(handle=handle, out={"id": ident})
+
+
+def _on_object(world: World, args: Args) -> Reply:
+    if args["obj"] not in world.kernel["uobjects"]:
+        return _no(errno.EINVAL, "no such DEVX object")
+    reply = world.mailbox(args["opcode"], **_fw_args(args))
+    return _fw_failed(reply) if reply.rc else Reply(out=dict(reply.out))
+
+
+def obj_modify(world: World, args: Args, caller: Caller) -> Reply:
+    """MLX5_IB_METHOD_DEVX_OBJ_MODIFY."""
+    return _on_object(world, args)
+
+
+def obj_query(world: World, args: Args, caller: Caller) -> Reply:
+    """MLX5_IB_METHOD_DEVX_OBJ_QUERY."""
+    return _on_object(world, args)
+
+
+def _destroy_uobject(world: World, handle: str) -> Reply:
+    uobj: Uobject = world.kernel["uobjects"][handle]
+    if uobj.destroy is not None:
+        op, dargs = uobj.destroy
+        reply = world.mailbox(op, **dict(dargs))
+        if reply.rc:
+            return _fw_failed(reply)  # devx_obj_cleanup(): the object is kept
+    world.kernel["uobjects"] = {h: u for h, u in world.kernel["uobjects"].items() if h != handle}
+    return Reply()
+
+
+def obj_destroy(world: World, args: Args, caller: Caller) -> Reply:
+    """uverbs destroy of a DEVX object: runs the recorded destroy command."""
+    if args["obj"] not in world.kernel["uobjects"]:
+        return _no(errno.EINVAL, "no such DEVX object")
+    return _destroy_uobject(world, args["obj"])
+
+
+def other(world: World, args: Args, caller: Caller) -> Reply:
+    """MLX5_IB_METHOD_DEVX_OTHER: a command on no object."""
+    if args["ucontext"] not in world.kernel["ucontexts"]:
+        return _no(errno.EINVAL, "no such ucontext")
+    reply = world.mailbox(args["opcode"], **_fw_args(args))
+    return _fw_failed(reply) if reply.rc else Reply(out=dict(reply.out))
+
+
+def close(world: World, args: Args, caller: Caller) -> Reply:
+    """Closing the uverbs file: every DEVX object goes (newest first), then the uid.
+
+    RDMA_REMOVE_CLOSE ignores destroy failures, so whatever firmware refused
+    to destroy stays behind; the leak invariant sees it.
+    """
+    k = world.kernel
+    ctx: Ucontext | None = k["ucontexts"].get(args["ucontext"])
+    if ctx is None:
+        return _no(errno.EBADF, "no such ucontext")
+    mine = [h for h, u in k["uobjects"].items() if u.ucontext == args["ucontext"]]
+    for handle in reversed(mine):
+        _destroy_uobject(world, handle)
+        k["uobjects"] = {h: u for h, u in k["uobjects"].items() if h != handle}
+    if ctx.devx:
+        world.mailbox("DESTROY_UCTX", uid=0, id=ctx.uid)  # mlx5_ib_devx_destroy()
+    k["ucontexts"] = {h: c for h, c in k["ucontexts"].items() if h != args["ucontext"]}
+    return Reply(out={"uid": ctx.uid})

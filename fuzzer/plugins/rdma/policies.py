@@ -1,0 +1,247 @@
+"""Linux's RDMA passthrough policies as rule tables, each rule citing its source.
+
+DEVX: linux ``drivers/infiniband/hw/mlx5/devx.c`` (the METHOD handlers,
+``devx_get_uid()``, ``devx_is_general_cmd()``, ``devx_is_obj_*_cmd()``,
+``devx_is_valid_obj_id()``) and ``mlx5_ib_devx_create()``.  fwctl:
+``drivers/fwctl/mlx5/main.c`` (``mlx5ctl_validate_rpc()``, ``mlx5ctl_fw_rpc()``)
+behind the fwctl core rules of ``drivers/fwctl/main.c``.  The vhca_tunnel_id
+checks are not modelled (no command here carries a tunnel id).
+"""
+
+from __future__ import annotations
+
+import errno
+
+from fuzzer import fwctl
+from fuzzer.effects import Effect
+from fuzzer.spec import Deny, Policy, Promise, Request, Rewrite, Rule, Verdict
+
+from . import ifc
+from .device import DEVX, FWCTL, KIND_OF
+from .devx import method_ops
+from .kernel import Ucontext, Uobject
+
+CAP_NET_RAW = "CAP_NET_RAW"
+DEVX_C = "drivers/infiniband/hw/mlx5/devx.c"
+MLX5CTL = "drivers/fwctl/mlx5/main.c"
+
+# --------------------------------------------------------------------------- DEVX
+
+#: devx_is_whitelist_cmd(): run under the device's no-caps uid when the context has none.
+WHITELIST = frozenset({"QUERY_HCA_CAP", "QUERY_HCA_VPORT_CONTEXT", "QUERY_ESW_VPORT_CONTEXT",
+                       "QUERY_ESW_FUNCTIONS"})
+#: devx_is_general_cmd(): the fixed list; opcodes in GENERAL_START..END also pass.
+GENERAL = WHITELIST | frozenset({
+    "QUERY_VPORT_STATE", "QUERY_ADAPTER", "QUERY_ISSI", "QUERY_NIC_VPORT_CONTEXT", "QUERY_ROCE_ADDRESS",
+    "QUERY_VNIC_ENV", "QUERY_VPORT_COUNTER", "GET_DROPPED_PACKET_LOG", "NOP", "QUERY_CONG_STATUS",
+    "QUERY_CONG_PARAMS", "QUERY_CONG_STATISTICS", "QUERY_LAG",
+})
+#: devx_is_obj_create_cmd() (SET_FLOW_TABLE_ENTRY with op_mod 0; CREATE_PSV etc. not modelled)
+OBJ_CREATE = frozenset({
+    "CREATE_GENERAL_OBJECT", "CREATE_MKEY", "CREATE_CQ", "ALLOC_PD", "ALLOC_TRANSPORT_DOMAIN", "CREATE_RMP",
+    "CREATE_SQ", "CREATE_RQ", "CREATE_RQT", "CREATE_TIR", "CREATE_TIS", "ALLOC_Q_COUNTER",
+    "CREATE_FLOW_TABLE", "CREATE_FLOW_GROUP", "ALLOC_FLOW_COUNTER", "CREATE_QP", "CREATE_SRQ",
+    "CREATE_XRC_SRQ", "CREATE_DCT", "CREATE_XRQ", "ATTACH_TO_MCG", "ALLOC_XRCD", "SET_FLOW_TABLE_ENTRY",
+})
+#: devx_is_obj_modify_cmd()
+OBJ_MODIFY = frozenset({
+    "MODIFY_GENERAL_OBJECT", "MODIFY_CQ", "MODIFY_RMP", "MODIFY_SQ", "MODIFY_RQ", "MODIFY_RQT",
+    "MODIFY_TIR", "MODIFY_TIS", "MODIFY_FLOW_TABLE", "MODIFY_SCHEDULING_ELEMENT", "RST2INIT_QP",
+    "INIT2RTR_QP", "INIT2INIT_QP", "RTR2RTS_QP", "RTS2RTS_QP", "SQERR2RTS_QP", "2ERR_QP", "2RST_QP",
+    "ARM_XRC_SRQ", "ARM_RQ", "ARM_DCT_FOR_KEY_VIOLATION", "ARM_XRQ", "MODIFY_XRQ",
+})
+#: devx_is_obj_query_cmd()
+OBJ_QUERY = frozenset({
+    "QUERY_GENERAL_OBJECT", "QUERY_MKEY", "QUERY_CQ", "QUERY_RMP", "QUERY_SQ", "QUERY_RQ", "QUERY_RQT",
+    "QUERY_TIR", "QUERY_TIS", "QUERY_Q_COUNTER", "QUERY_FLOW_TABLE", "QUERY_FLOW_GROUP",
+    "QUERY_FLOW_TABLE_ENTRY", "QUERY_FLOW_COUNTER", "QUERY_MODIFY_HEADER_CONTEXT", "QUERY_QP",
+    "QUERY_SRQ", "QUERY_XRC_SRQ", "QUERY_DCT", "QUERY_XRQ",
+})
+
+
+def _is_general(op: str) -> bool:
+    return op in GENERAL or ifc.GENERAL_START <= ifc.OPCODES.get(op, 0) < ifc.GENERAL_END
+
+
+def _ucontext(r: Request) -> Ucontext | None:
+    """The caller's context: named directly, or through the object handle."""
+    k = r.kernel
+    if "ucontext" in r.args:
+        return k["ucontexts"].get(r.args["ucontext"])
+    uobj = k["uobjects"].get(r.args.get("obj"))
+    return None if uobj is None else k["ucontexts"].get(uobj.ucontext)
+
+
+def _devx_uid(r: Request) -> Verdict:
+    ctx = _ucontext(r)
+    if ctx is None or ctx.uid or r.args.get("opcode") in WHITELIST:
+        return None  # an unknown handle fails in the uverbs lookup
+    return Deny(errno.EINVAL, "no DEVX uid: the ucontext was allocated without MLX5_IB_ALLOC_UCTX_DEVX")
+
+
+def _force_uid(r: Request) -> Verdict:
+    ctx = _ucontext(r)
+    if ctx is None:
+        return None
+    uid = ctx.uid if ctx.uid or r.args.get("opcode") not in WHITELIST else r.kernel["whitelist_uid"]
+    return Rewrite({"uid": uid}, "MLX5_SET(general_obj_in_cmd_hdr, cmd_in, uid, uid)")
+
+
+def _general_cmd(r: Request) -> Verdict:
+    return None if _is_general(r.args["opcode"]) else Deny(errno.EINVAL, "not a general command")
+
+
+def _in(table: frozenset[str], what: str) -> Rule:
+    def check(r: Request) -> Verdict:
+        return None if r.args["opcode"] in table else Deny(errno.EINVAL, f"not an object {what} command")
+
+    return Rule(f"devx-obj-{what}-cmd", check, f"{DEVX_C} devx_is_obj_{what}_cmd()",
+                channels=(DEVX,), ops=method_ops(f"OBJ_{what.upper()}"))
+
+
+def _creator(op: str) -> str:
+    kind = KIND_OF.get(op)
+    return kind.create if kind is not None else ""
+
+
+def _valid_obj_id(r: Request) -> Verdict:
+    """Since 2019: the id *and* the general object type must be the handle's."""
+    uobj: Uobject | None = r.kernel["uobjects"].get(r.args["obj"])
+    if uobj is None:
+        return None
+    cmd_type = r.args["type"] if r.args["opcode"].endswith("_GENERAL_OBJECT") else ""
+    if (_creator(r.args["opcode"]), cmd_type, r.args["obj_id"]) != (uobj.create_op, uobj.type, uobj.id):
+        return Deny(errno.EINVAL, "object id/type does not match the handle")
+    return None
+
+
+def _valid_obj_id_2019(r: Request) -> Verdict:
+    """Before the fix: get_enc_obj_id(CREATE_GENERAL_OBJECT, obj_id), the type ignored."""
+    uobj: Uobject | None = r.kernel["uobjects"].get(r.args["obj"])
+    if uobj is None:
+        return None
+    if (_creator(r.args["opcode"]), r.args["obj_id"]) != (uobj.create_op, uobj.id):
+        return Deny(errno.EINVAL, "object id does not match the handle")
+    return None
+
+
+def _uctx_caps(r: Request) -> Verdict:
+    """mlx5_ib_devx_create(): RAW_TX only with CAP_NET_RAW, INTERNAL_DEV_RES only with CAP_SYS_RAWIO."""
+    granted = 0
+    if CAP_NET_RAW in r.caller.caps:
+        granted |= ifc.UCTX_CAP_RAW_TX
+    if fwctl.CAP_SYS_RAWIO in r.caller.caps:
+        granted |= ifc.UCTX_CAP_INTERNAL_DEV_RES
+    return Rewrite({"cap": granted}, "capable() decides the uctx caps")
+
+
+_UID_METHODS = ("UMEM_REG", "OTHER", *method_ops("OBJ_CREATE"), *method_ops("OBJ_MODIFY"),
+                *method_ops("OBJ_QUERY"))
+_ON_OBJECT = (*method_ops("OBJ_MODIFY"), *method_ops("OBJ_QUERY"))
+
+
+def devx_rules(valid_obj_id: Rule) -> tuple[Rule, ...]:
+    """The DEVX method handlers' checks, in the order devx.c runs them."""
+    return (
+        Rule("uctx-caps", _uctx_caps, f"{DEVX_C} mlx5_ib_devx_create()", channels=(DEVX,),
+             ops=("ALLOC_UCONTEXT",)),
+        Rule("devx-uid", _devx_uid, f"{DEVX_C} devx_get_uid(); devx_umem_reg: c->devx_uid",
+             channels=(DEVX,), ops=_UID_METHODS),
+        Rule("devx-general-cmd", _general_cmd, f"{DEVX_C} MLX5_IB_METHOD_DEVX_OTHER: devx_is_general_cmd()",
+             channels=(DEVX,), ops=("OTHER",)),
+        _in(OBJ_CREATE, "create"),
+        _in(OBJ_MODIFY, "modify"),
+        _in(OBJ_QUERY, "query"),
+        valid_obj_id,
+        Rule("devx-force-uid", _force_uid, f"{DEVX_C} MLX5_SET(general_obj_in_cmd_hdr, cmd_in, uid, uid)",
+             channels=(DEVX,), ops=_UID_METHODS),
+    )
+
+
+LINUX_DEVX = Policy(
+    "linux-devx", "rdma", channels=(DEVX,),
+    rules=devx_rules(Rule("devx-obj-id-valid", _valid_obj_id,
+                          f"{DEVX_C} devx_is_valid_obj_id(), get_enc_obj_id(opcode | obj_type << 16, id)",
+                          channels=(DEVX,), ops=_ON_OBJECT)),
+    doc="devx.c today: uid forced, whitelist, general-command list, object id and type checked",
+)
+LINUX_DEVX_2019 = Policy(
+    "linux-devx-2019", "rdma", channels=(DEVX,),
+    rules=devx_rules(Rule("devx-obj-id-valid", _valid_obj_id_2019,
+                          f"{DEVX_C} before \"IB/mlx5: Verify DEVX general object type correctly\" "
+                          "(Fixes: 2351776e87a1): get_enc_obj_id(CREATE_GENERAL_OBJECT, obj_id)",
+                          channels=(DEVX,), ops=_ON_OBJECT)),
+    doc="devx.c before the 2019 fix: the general object id is checked, its type is not",
+)
+
+# --------------------------------------------------------------------------- fwctl
+
+#: mlx5ctl_validate_rpc(): allowed at any scope ("scope >= FWCTL_RPC_CONFIGURATION").
+FWCTL_ANY = frozenset({
+    "POSTPONE_CONNECTED_QP_TIMEOUT", "QUERY_ADAPTER", "QUERY_ESW_FUNCTIONS", "QUERY_HCA_CAP",
+    "QUERY_HCA_VPORT_CONTEXT", "QUERY_OTHER_HCA_CAP", "QUERY_ROCE_ADDRESS", "QUERY_VUID", "SET_HCA_CAP",
+    "MODIFY_CONG_STATUS", "DELEGATE_VHCA_MANAGEMENT",
+})
+#: ... at DEBUG_READ_ONLY or above (the ~70 QUERY_* opcodes and NOP; those this model has)
+FWCTL_READ = frozenset({
+    "NOP", "QUERY_CQ", "QUERY_EQ", "QUERY_ESW_VPORT_CONTEXT", "QUERY_FLOW_GROUP", "QUERY_FLOW_TABLE",
+    "QUERY_FLOW_TABLE_ENTRY", "QUERY_GENERAL_OBJECT", "QUERY_LAG", "QUERY_MKEY", "QUERY_NIC_VPORT_CONTEXT",
+    "QUERY_QP", "QUERY_RQ", "QUERY_RQT", "QUERY_SQ", "QUERY_SRQ", "QUERY_TIR", "QUERY_TIS", "QUERY_UCTX",
+    "QUERY_DIAGNOSTIC_PARAMS",
+})
+FWCTL_WRITE = frozenset({"SET_DIAGNOSTIC_PARAMS"})
+FWCTL_REG = frozenset({"ACCESS_REG", "ACCESS_REGISTER_USER"})
+
+
+def _needs(r: Request, scope: str) -> Verdict:
+    if fwctl.rank(r.caller.scope) < fwctl.rank(scope):
+        return Deny(errno.EBADMSG, f"{r.command.op} needs scope {scope}")
+    return None
+
+
+def _read_scope(r: Request) -> Verdict:
+    op = r.command.op
+    if op in FWCTL_READ or (op in FWCTL_REG and r.args.get("op_mod", 1) != 0):
+        return _needs(r, fwctl.DEBUG_READ_ONLY)
+    return None
+
+
+def _write_scope(r: Request) -> Verdict:
+    return _needs(r, fwctl.DEBUG_WRITE) if r.command.op in FWCTL_WRITE else None
+
+
+def _default_deny(r: Request) -> Verdict:
+    if r.command.op in FWCTL_ANY | FWCTL_READ | FWCTL_WRITE | FWCTL_REG:
+        return None
+    return Deny(errno.EBADMSG, "mlx5ctl_validate_rpc(): default: return false")
+
+
+def _fwctl_uid(r: Request) -> Verdict:
+    return Rewrite({"uid": r.kernel["fwctl_uid"]}, "MLX5_SET(mbox_in_hdr, rpc_in, uid, mfd->uctx_uid)")
+
+
+LINUX_FWCTL_MLX5 = Policy(
+    "linux-fwctl-mlx5", "rdma", channels=(FWCTL,),
+    rules=(
+        *fwctl.core_rules(FWCTL),
+        Rule("mlx5ctl-read-scope", _read_scope,
+             f"{MLX5CTL} mlx5ctl_validate_rpc(): queries and ACCESS_REG reads need DEBUG_READ_ONLY",
+             channels=(FWCTL,)),
+        Rule("mlx5ctl-write-scope", _write_scope,
+             f"{MLX5CTL} mlx5ctl_validate_rpc(): SET_DIAGNOSTIC_PARAMS needs DEBUG_WRITE", channels=(FWCTL,)),
+        Rule("mlx5ctl-default-deny", _default_deny, f"{MLX5CTL} mlx5ctl_validate_rpc(): default: false",
+             channels=(FWCTL,)),
+        Rule("mlx5ctl-force-uid", _fwctl_uid, f"{MLX5CTL} mlx5ctl_fw_rpc()", channels=(FWCTL,)),
+    ),
+    promises=(
+        Promise(FWCTL, f"{MLX5CTL} mlx5ctl_validate_rpc(); Documentation/userspace-api/fwctl/fwctl.rst",
+                effects=Effect.LOG_IMMEDIATE | Effect.DATA_IMMEDIATE | Effect.SECURITY,
+                min_scope=fwctl.DEBUG_WRITE, taint=frozenset({fwctl.TAINT_FWCTL})),
+    ),
+    doc="the mlx5 fwctl scope table, including ACCESS_REG writes (op_mod 0) at any scope",
+)
+
+PERMISSIVE = Policy("permissive", "rdma", channels=(DEVX, FWCTL),
+                    doc="a blank cheque: every method, opcode and uid goes to firmware as sent")
+
+POLICIES = (LINUX_DEVX, LINUX_DEVX_2019, LINUX_FWCTL_MLX5, PERMISSIVE)

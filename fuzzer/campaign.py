@@ -137,7 +137,7 @@ class Campaign(Session):
         seed: int,
         max_examples: int | None = None,
         time_budget: float | None = None,
-        step_count: int = 20,
+        step_count: int | None = None,
         corpus_dir: str | os.PathLike[str] | None = None,
         accept_tainted: bool = False,
         database: ExampleDatabase | None = None,
@@ -154,7 +154,7 @@ class Campaign(Session):
         self.seed = seed
         self.max_examples = max_examples
         self.time_budget = time_budget
-        self.step_count = step_count
+        self.step_count = step_count or registry.subsystem(subsystem).steps
         self.corpus_dir = Path(corpus_dir) / subsystem if corpus_dir is not None else None
         self.accept_tainted = accept_tainted
         self.database = database
@@ -234,7 +234,12 @@ class Campaign(Session):
         for sig, f in sorted(self.findings.items()):
             if f.polished:
                 continue
-            steps = simplify(self._checker, f.steps, sig)
+            steps = f.steps
+            for _ in range(4):  # plainer arguments can make a step removable, and the reverse
+                nxt = one_minimal(self._checker, simplify(self._checker, steps, sig), sig)
+                if nxt == steps:
+                    break
+                steps = nxt
             f.polished = True
             if steps != f.steps:  # simplify() only ever moves toward plainer
                 f.steps = steps

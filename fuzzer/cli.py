@@ -90,8 +90,8 @@ def _print_finding(con: Console, f: Finding, first: bool) -> None:
 @click.option("--seed", type=int, help="Seed; printed when chosen at random.")
 @click.option("--time", "time_budget", type=click.FloatRange(min=0.1), help="Time budget in seconds.")
 @click.option("--max-examples", type=click.IntRange(min=1), help="Number of sequences to try.")
-@click.option("--steps", "step_count", type=click.IntRange(min=1), default=20, show_default=True,
-              help="Maximum steps per sequence.")
+@click.option("--steps", "step_count", type=click.IntRange(min=1), default=None,
+              help="Maximum steps per sequence  [default: the subsystem's, 20 for cxl]")
 @click.option("--corpus", "corpus_dir", default="corpora", show_default=True,
               help="Where findings are written (DIR/SUBSYSTEM/*.json).")
 @click.option("--db", "db", help="Hypothesis example database: a directory or redis://host:port/n.")
@@ -105,11 +105,12 @@ def _print_finding(con: Console, f: Finding, first: bool) -> None:
 @click.pass_context
 def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name: str | None,
         without: tuple[str, ...], seed: int | None, time_budget: float | None, max_examples: int | None,
-        step_count: int, corpus_dir: str, db: str | None, workers: int, accept_tainted: bool,
+        step_count: int | None, corpus_dir: str, db: str | None, workers: int, accept_tainted: bool,
         json_out: str | None, junit_out: str | None) -> None:
     """Run a fuzz campaign on SUBSYSTEM and save minimized findings."""
     reg = _registry(ctx)
     sub = reg.subsystem(subsystem)
+    step_count = step_count or sub.steps
     policy = reg.policy(subsystem, policy_name, without)
     device = reg.device(subsystem, device_name)
     try:  # fail now, not when the first finding is saved
@@ -285,10 +286,10 @@ def _expand(files: tuple[str, ...]) -> list[str]:
 def export(ctx: click.Context, file: str, fmt: str, output: str | None) -> None:
     """Export a finding as readable text (or another registered format)."""
     reg = _registry(ctx)
-    exporter = reg.exporters.get(fmt)
-    if exporter is None:
+    if fmt not in reg.exporters:
         raise UsageError(f"unknown export format {fmt!r}; available: {', '.join(sorted(reg.exporters))}")
     entry = corpus.load(file)
+    exporter = reg.exporter(fmt, entry.subsystem)
     rep = do_replay(reg, entry)
     try:
         text = exporter.render(rep)

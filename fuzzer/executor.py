@@ -46,6 +46,10 @@ class StepResult:
     violations: tuple[Violation, ...]
     declared: int = 0
 
+    @property
+    def reply_handle(self) -> Any:
+        return None if self.reply is None else self.reply.handle
+
 
 def variant_commands(
     subsystem: Subsystem, variant: DeviceVariant, extra: Iterable[Command] = ()

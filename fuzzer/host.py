@@ -44,7 +44,8 @@ class Registry:
     policies: dict[str, dict[str, Policy]] = attrs.field(factory=dict)
     commands: dict[str, list[tuple[str, Command]]] = attrs.field(factory=dict)
     invariants: list[Invariant] = attrs.field(factory=list)
-    exporters: dict[str, Exporter] = attrs.field(factory=dict)
+    #: format name -> subsystem (None: any) -> exporter
+    exporters: dict[str, dict[str | None, Exporter]] = attrs.field(factory=dict)
     #: plugin name -> version
     versions: dict[str, str] = attrs.field(factory=dict)
     #: ("subsystem", name) / ("policy", sub, name) / ("device", sub, name) -> plugin name
@@ -87,6 +88,19 @@ class Registry:
             except KeyError as exc:
                 raise UsageError(str(exc.args[0])) from None
         return policy
+
+    def exporter(self, name: str, subsystem: str) -> Exporter:
+        """The exporter called ``name`` for ``subsystem``'s findings (its own, else a generic one)."""
+        by_sub = self.exporters.get(name)
+        if by_sub is None:
+            raise UsageError(f"unknown export format {name!r}; available: {', '.join(sorted(self.exporters))}")
+        exp = by_sub.get(subsystem) or by_sub.get(None)
+        if exp is None:
+            raise UsageError(
+                f"export format {name!r} exists only for {', '.join(sorted(s for s in by_sub if s))}, "
+                f"not for {subsystem!r} findings"
+            )
+        return exp
 
     def executor(self, subsystem: str, policy: Policy, device: DeviceVariant) -> Executor:
         sub = self.subsystem(subsystem)
@@ -241,8 +255,8 @@ def _collect(pm: pluggy.PluginManager, reg: Registry) -> None:
         reg.invariants.append(inv)
         reg.provider[("invariant", inv.subsystem or "*", inv.name)] = plugin
     for plugin, exp in _call(pm, "ptfuzz_exporters", Exporter):
-        reg.exporters[exp.name] = exp
-        reg.provider[("exporter", exp.name)] = plugin
+        reg.exporters.setdefault(exp.name, {})[exp.subsystem] = exp
+        reg.provider[("exporter", exp.name, exp.subsystem)] = plugin
     for name, sub in reg.subsystems.items():
         _check_subsystem(reg, name, sub)
 

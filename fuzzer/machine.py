@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, multiple, rule
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, initialize, multiple, rule
 
 from fuzzer.spec import Caller, CallerSpace, Channel, Param, Violation
 from fuzzer.world import Step
@@ -129,11 +129,12 @@ def build_machine(session: Session) -> type[RuleBasedStateMachine]:
     ns["__init__"] = _init
     ns["_do"] = _do
 
-    def make_rule(fn: Callable[..., Any], strategies: dict[str, Any], produces: str | tuple[str, ...]) -> Any:
+    def make_rule(fn: Callable[..., Any], strategies: dict[str, Any], produces: str | tuple[str, ...],
+                  decorator: Any = rule) -> Any:
         names = targets(produces)
         if names:
-            return rule(targets=tuple(bundles.setdefault(n, Bundle(n)) for n in names), **strategies)(fn)
-        return rule(**strategies)(fn)
+            return decorator(targets=tuple(bundles.setdefault(n, Bundle(n)) for n in names), **strategies)(fn)
+        return decorator(**strategies)(fn)
 
     def kernel_rule(name: str, params: tuple[Param, ...], produces: str | tuple[str, ...]) -> Callable[..., Any]:
         def fn(self: Any, **kw: Any) -> Any:
@@ -144,15 +145,16 @@ def build_machine(session: Session) -> type[RuleBasedStateMachine]:
         return make_rule(fn, strategies, produces)
 
     def user_rule(
-        channel: Channel, op: str, params: tuple[Param, ...], produces: str | tuple[str, ...]
+        channel: Channel, op: str, params: tuple[Param, ...], produces: str | tuple[str, ...],
+        decorator: Any = rule,
     ) -> Callable[..., Any]:
         def fn(self: Any, caller: Caller, **kw: Any) -> Any:
             return self._do(Step("user", op, kw, channel.name, caller), produces)
 
-        fn.__name__ = rule_name(channel.name, op)
+        fn.__name__ = rule_name(channel.name, op) + ("__first" if decorator is initialize else "")
         strategies = {p.name: param_strategy(p, bundles) for p in params}
         strategies["caller"] = caller_strategy(subsystem.callers, channel)
-        return make_rule(fn, strategies, produces)
+        return make_rule(fn, strategies, produces, decorator)
 
     for action in subsystem.actions:
         ns[re.sub(r"\W", "_", f"kernel__{action.name}")] = kernel_rule(action.name, action.params, action.produces)
@@ -160,5 +162,8 @@ def build_machine(session: Session) -> type[RuleBasedStateMachine]:
     for (channel, op), cmd in sorted(executor.user_index.items()):
         if channel in policy.channels:
             ns[rule_name(channel, op)] = user_rule(channels[channel], op, cmd.params, cmd.produces)
+            if channels[channel].opener == op:
+                ns[rule_name(channel, op) + "__first"] = user_rule(
+                    channels[channel], op, cmd.params, cmd.produces, decorator=initialize)
     name = f"{subsystem.name}_{policy.label}_{executor.variant.name}".replace("-", "_").replace("~", "_without_")
     return type(name, (RuleBasedStateMachine,), ns)

@@ -33,6 +33,49 @@ def reproduces(executor: Executor, steps: Sequence[Step], signature: str) -> boo
     return first_hit(executor, steps, signature) is not None
 
 
+def produced(executor: Executor, steps: Sequence[Step]) -> list[Any]:
+    """The handle each step produced (None where it produced none)."""
+    executor.reset()
+    return [executor.apply(s).reply_handle for s in steps]
+
+
+def first_hit_relinked(
+    executor: Executor, steps: Sequence[Step], made: Sequence[Any], drop: int, signature: str
+) -> tuple[list[Step], int | None]:
+    """Run ``steps`` without step ``drop``, relinking handle references as handles get renamed.
+
+    Handles are named by a run-wide counter (``region0``, ``devx_obj3``), so
+    removing a step that produced one renames every handle produced after it.
+    Each later reference is rewritten to the name its producer now gives it;
+    without this, a step that merely produced an unrelated object earlier
+    could never be removed.  Returns the rewritten sequence and the 1-based
+    index of its first step that violates ``signature`` (None if none does).
+    """
+    executor.reset()
+    # original name -> name in this run; a dropped (or now failing) producer's
+    # handle becomes a name nothing has, so references to it dangle as they should
+    rename: dict[Any, Any] = {}
+    if made[drop] is not None:
+        rename[made[drop]] = f"{made[drop]}~dropped"
+    out: list[Step] = []
+    hit: int | None = None
+    for j, step in enumerate(steps):
+        if j == drop:
+            continue
+        args = {k: rename.get(v, v) if isinstance(v, str) else v for k, v in step.args.items()}
+        if args != dict(step.args):
+            step = attrs.evolve(step, args=args)
+        out.append(step)
+        result = executor.apply(step)
+        if made[j] is not None:
+            now = result.reply_handle
+            rename[made[j]] = now if now is not None else f"{made[j]}~dropped"
+        if hit is None and any(v.signature == signature for v in result.violations):
+            hit = len(out)
+            break
+    return out, hit
+
+
 def one_minimal(executor: Executor, steps: Sequence[Step], signature: str) -> list[Step]:
     """The shortest prefix that fails, then drop single steps until none can go."""
     hit = first_hit(executor, steps, signature)
@@ -43,11 +86,12 @@ def one_minimal(executor: Executor, steps: Sequence[Step], signature: str) -> li
     while changed:
         changed = False
         i = 0
+        made = produced(executor, current)
         while i < len(current):
-            candidate = current[:i] + current[i + 1:]
-            hit = first_hit(executor, candidate, signature)
+            candidate, hit = first_hit_relinked(executor, current, made, i, signature)
             if hit is not None:
                 current = candidate[:hit]
+                made = produced(executor, current)
                 changed = True
             else:
                 i += 1
@@ -55,11 +99,12 @@ def one_minimal(executor: Executor, steps: Sequence[Step], signature: str) -> li
 
 
 def is_one_minimal(executor: Executor, steps: Sequence[Step], signature: str) -> bool:
+    """True if ``steps`` fail and no single step can go (handles relinked as ``one_minimal`` does)."""
     if not reproduces(executor, steps, signature):
         return False
+    made = produced(executor, steps)
     return all(
-        not reproduces(executor, list(steps[:i]) + list(steps[i + 1:]), signature)
-        for i in range(len(steps))
+        first_hit_relinked(executor, steps, made, i, signature)[1] is None for i in range(len(steps))
     )
 
 

@@ -263,6 +263,10 @@ class Channel:
     scopes: tuple[str, ...] = ()
     #: callers drawn for this channel; None: the subsystem's caller space
     callers: CallerSpace | None = None
+    #: an op that opens the channel (DEVX's ALLOC_UCONTEXT): every drawn sequence
+    #: starts with one, because nothing else on the channel can run without it and
+    #: Hypothesis's swarm testing would otherwise switch it off for half the runs
+    opener: str = ""
 
 
 @attrs.frozen
@@ -561,6 +565,9 @@ class Subsystem:
     callers: CallerSpace = CallerSpace()
     #: names of the device's status codes (Reply.rc), for traces
     status_names: Mapping[int, str] = attrs.field(factory=dict)
+    #: steps per drawn sequence unless ``--steps`` says otherwise; subsystems whose
+    #: bugs need objects created before they are misused want longer sequences
+    steps: int = 20
     doc: str = ""
 
 
@@ -586,10 +593,15 @@ class CommandSet:
 
 @attrs.frozen
 class Exporter:
-    """A format a finding can be written in: ``render(finding) -> text``."""
+    """A format a finding can be written in: ``render(finding) -> text``.
+
+    ``subsystem`` names the one subsystem it knows (a C program needs that
+    subsystem's UAPI); None means it renders any finding.
+    """
 
     name: str
     suffix: str
     render: Callable[[Any], str]
     doc: str = ""
+    subsystem: str | None = None
 

@@ -17,8 +17,8 @@ from fuzzer.host import Registry
 from fuzzer.minimize import is_one_minimal, simplify
 from fuzzer.replay import replay
 
-# (policy, device, removed rule, signature it opens, shortest ops)
-HOLES = [
+# (subsystem, policy, device, removed rule, signature it opens, shortest ops)
+CXL_HOLES = [
     ("linux-ioctl", "spec", "immediate-flag",
      "kernel-owned-integrity:cxl:SET_PARTITION_INFO:partition.active_volatile", ["SET_PARTITION_INFO"]),
     ("linux-ioctl", "spec", "exclusive-cmds",
@@ -39,15 +39,43 @@ HOLES = [
      "kernel-owned-integrity:cxl:SET_PASSPHRASE:security.state:tainted", ["nvdimm_bind", "SET_PASSPHRASE"]),
     ("linux-raw", "spec", "raw-lockdown", "access:cxl:IDENTIFY:lockdown", ["IDENTIFY"]),
 ]
+RDMA_HOLES = [
+    # devx_is_valid_obj_id() gone: any id on your own handle; the lax firmware does not check owners
+    ("linux-devx", "lax", "devx-obj-id-valid", "kernel-owned-integrity:rdma:OBJ_MODIFY$cq:cq",
+     ["ALLOC_UCONTEXT", "OBJ_CREATE$cq", "OBJ_MODIFY$cq"]),
+    # devx_is_general_cmd() gone: DEVX_OTHER carries object commands...
+    ("linux-devx", "lax", "devx-general-cmd", "kernel-owned-integrity:rdma:OTHER$object:qp",
+     ["ALLOC_UCONTEXT", "OTHER$object"]),
+    # ...and creates that nothing destroys on close, whatever the firmware
+    ("linux-devx", "spec", "devx-general-cmd", "ucontext-leak:rdma:CLOSE:mkey",
+     ["ALLOC_UCONTEXT", "OTHER$object", "CLOSE"]),
+    # devx_get_uid()'s -EINVAL gone: a context without DEVX runs commands as uid 0, the kernel
+    ("linux-devx", "spec", "devx-uid", "kernel-owned-integrity:rdma:OTHER$reg:reg.PMTU",
+     ["ALLOC_UCONTEXT", "OTHER$reg"]),
+    # the uid not forced: userspace writes uid 0 into the header itself
+    ("linux-devx", "spec", "devx-force-uid", "kernel-owned-integrity:rdma:OTHER$reg:reg.PMTU",
+     ["ALLOC_UCONTEXT", "OTHER$reg"]),
+    ("linux-devx", "spec", "uctx-caps", "uctx-caps:rdma:ALLOC_UCONTEXT:uctx", ["ALLOC_UCONTEXT"]),
+    ("linux-devx", "spec", "devx-obj-create-cmd", "ucontext-leak:rdma:CLOSE:eq",
+     ["ALLOC_UCONTEXT", "OBJ_CREATE$eq", "CLOSE"]),
+    ("linux-fwctl-mlx5", "spec", "mlx5ctl-default-deny",
+     "kernel-owned-integrity:rdma:MODIFY_NIC_VPORT_CONTEXT:nic_vport.mtu", ["MODIFY_NIC_VPORT_CONTEXT"]),
+    ("linux-fwctl-mlx5", "spec", "mlx5ctl-write-scope", "access:rdma:SET_DIAGNOSTIC_PARAMS:scope",
+     ["SET_DIAGNOSTIC_PARAMS"]),
+    ("linux-fwctl-mlx5", "spec", "mlx5ctl-force-uid", "kernel-owned-integrity:rdma:SET_HCA_CAP:hca.caps",
+     ["SET_HCA_CAP"]),
+]
+HOLES = [("cxl", *h) for h in CXL_HOLES] + [("rdma", *h) for h in RDMA_HOLES]
 
 
-@pytest.mark.parametrize(("policy", "device", "rule", "signature", "ops"), HOLES,
-                         ids=[f"{p}~{r}" for p, _, r, _, _ in HOLES])
+@pytest.mark.parametrize(("subsystem", "policy", "device", "rule", "signature", "ops"), HOLES,
+                         ids=[f"{p}~{r}-{d}" for _, p, d, r, _, _ in HOLES])
 def test_planted_hole_is_found_and_shrunk(
-    registry: Registry, tmp_path: Path, policy: str, device: str, rule: str, signature: str, ops: list[str]
+    registry: Registry, tmp_path: Path, subsystem: str, policy: str, device: str, rule: str, signature: str,
+    ops: list[str],
 ) -> None:
-    holed = registry.policy("cxl", policy, without=(rule,))
-    campaign = Campaign(registry, "cxl", holed, registry.device("cxl", device), seed=20261121,
+    holed = registry.policy(subsystem, policy, without=(rule,))
+    campaign = Campaign(registry, subsystem, holed, registry.device(subsystem, device), seed=20261121,
                         max_examples=1500, corpus_dir=tmp_path, targets=frozenset({signature}))
     result = campaign.run()
     assert signature in result.findings, sorted(result.findings)

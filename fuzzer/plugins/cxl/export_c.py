@@ -295,4 +295,5 @@ def render_c(rep: Any) -> str:
     return "\n".join(head) + "\n" + PRELUDE + "\n" + "\n".join(main) + "\n"
 
 
-EXPORTERS = [Exporter("c", ".c", render_c, doc="a C program on the CXL UAPI (CXL_MEM_SEND_COMMAND, FWCTL_RPC, sysfs)")]
+EXPORTERS = [Exporter("c", ".c", render_c, subsystem="cxl",
+                      doc="a C program on the CXL UAPI (CXL_MEM_SEND_COMMAND, FWCTL_RPC, sysfs)")]

@@ -23,7 +23,8 @@ __version__ = "0.1.0"
 CHANNELS = (
     Channel(DEVX, "uverbs DEVX methods on /dev/infiniband/uverbsN (drivers/infiniband/hw/mlx5/devx.c)",
             callers=CallerSpace(caps=(frozenset(), frozenset({CAP_NET_RAW}), frozenset({fwctl.CAP_SYS_RAWIO}),
-                                      frozenset({CAP_NET_RAW, fwctl.CAP_SYS_RAWIO})))),
+                                      frozenset({CAP_NET_RAW, fwctl.CAP_SYS_RAWIO}))),
+            opener="ALLOC_UCONTEXT"),
     Channel(FWCTL, "FWCTL_RPC to the mlx5 fwctl device (drivers/fwctl/mlx5/main.c)", scopes=fwctl.SCOPES,
             callers=CallerSpace(caps=(frozenset(), frozenset({fwctl.CAP_SYS_RAWIO})))),
 )
@@ -38,6 +39,7 @@ SUBSYSTEM = Subsystem(
     kernel=kernel.boot,
     probe=kernel.probe,
     status_names=ifc.STATUS_NAMES,
+    steps=50,  # a DEVX bug needs a context and an object before the misuse
     doc="mlx5 HCA: DEVX object passthrough and mlx5 fwctl",
 )
 

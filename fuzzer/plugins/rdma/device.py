@@ -352,7 +352,7 @@ def set_global(field: str, tools_only: bool) -> Callable[[Device, Args], Reply]:
 
 # ----------------------------------------------------------------------------- the command table
 
-UID = Param("uid", "int", 0, 7, doc="the uid in the command header (the kernel overwrites it)")
+UID = Param("uid", "int", 0, 3, doc="the uid in the command header (the kernel overwrites it)")
 ID = Param("id", "int", 0, 4, doc="object id")
 GTYPE = Param("type", "choice", choices=tuple(ifc.GENERAL_TYPES), doc="general object type")
 VALUE = Param("value", "int", 0, 3)

@@ -135,7 +135,7 @@ def _uctx_caps(r: Request) -> Verdict:
     return Rewrite({"cap": granted}, "capable() decides the uctx caps")
 
 
-_UID_METHODS = ("UMEM_REG", "OTHER", *method_ops("OBJ_CREATE"), *method_ops("OBJ_MODIFY"),
+_UID_METHODS = ("UMEM_REG", *method_ops("OTHER"), *method_ops("OBJ_CREATE"), *method_ops("OBJ_MODIFY"),
                 *method_ops("OBJ_QUERY"))
 _ON_OBJECT = (*method_ops("OBJ_MODIFY"), *method_ops("OBJ_QUERY"))
 
@@ -148,7 +148,7 @@ def devx_rules(valid_obj_id: Rule) -> tuple[Rule, ...]:
         Rule("devx-uid", _devx_uid, f"{DEVX_C} devx_get_uid(); devx_umem_reg: c->devx_uid",
              channels=(DEVX,), ops=_UID_METHODS),
         Rule("devx-general-cmd", _general_cmd, f"{DEVX_C} MLX5_IB_METHOD_DEVX_OTHER: devx_is_general_cmd()",
-             channels=(DEVX,), ops=("OTHER",)),
+             channels=(DEVX,), ops=method_ops("OTHER")),
         _in(OBJ_CREATE, "create"),
         _in(OBJ_MODIFY, "modify"),
         _in(OBJ_QUERY, "query"),

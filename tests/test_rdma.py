@@ -1,0 +1,105 @@
+"""The RDMA plugin's Done-when: the 2019 DEVX type confusion, clean mainline policies, a fast permissive."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fuzzer import corpus
+from fuzzer.campaign import Campaign
+from fuzzer.host import Registry
+from fuzzer.minimize import first_hit, is_one_minimal, one_minimal
+from fuzzer.replay import replay
+from fuzzer.spec import ABSENT, Caller
+from fuzzer.world import Step
+
+CONFUSION = "kernel-owned-integrity:rdma:OBJ_MODIFY$general:general"
+CORPUS = Path(__file__).resolve().parent.parent / "corpora" / "rdma"
+
+
+def _devx(op: str, **args: object) -> Step:
+    return Step("user", op, args, "rdma.devx", Caller())
+
+
+def test_2019_general_object_type_confusion_is_found_and_shrunk(registry: Registry, tmp_path: Path) -> None:
+    campaign = Campaign(registry, "rdma", registry.policy("rdma", "linux-devx-2019"),
+                        registry.device("rdma", "lax"), seed=0, max_examples=1000, corpus_dir=tmp_path)
+    result = campaign.run()
+    assert CONFUSION in result.findings, sorted(result.findings)
+    finding = result.findings[CONFUSION]
+    # the kernel's IPsec objects, a DEVX context, an object of another general type
+    # with the same id, and a MODIFY naming the kernel's type: four steps
+    assert [s.op for s in finding.steps] == ["ALLOC_UCONTEXT", "ipsec_offload", "OBJ_CREATE$general",
+                                             "OBJ_MODIFY$general"]
+    modify = finding.steps[-1].args
+    create = finding.steps[2].args
+    assert modify["type"] != create["type"] and modify["type"] in ("ENCRYPTION_KEY", "IPSEC")
+    assert is_one_minimal(campaign.executor, finding.steps, CONFUSION)
+    assert finding.path is not None
+    entry = corpus.load(finding.path)
+    assert replay(registry, entry).still_fails
+    # "IB/mlx5: Verify DEVX general object type correctly" closes it, and the spec firmware never had it
+    assert not replay(registry, entry, policy="linux-devx").still_fails
+    spec = registry.executor("rdma", registry.policy("rdma", "linux-devx-2019"), registry.device("rdma", "spec"))
+    assert first_hit(spec, entry.steps, CONFUSION) is None
+
+
+def test_the_2019_finding_is_in_the_corpus_and_the_fix_closes_it(registry: Registry) -> None:
+    path = CORPUS / "linux-devx-2019--lax--kernel-owned-integrity--OBJ_MODIFY_general--general.json"
+    entry = corpus.load(path)
+    assert entry.signature == CONFUSION and len(entry.steps) == 4
+    assert replay(registry, entry).still_fails
+    assert not replay(registry, entry, policy="linux-devx").still_fails
+
+
+def test_linux_devx_is_clean_on_both_devices(registry: Registry, tmp_path: Path) -> None:
+    for device in ("spec", "lax"):
+        campaign = Campaign(registry, "rdma", registry.policy("rdma", "linux-devx"),
+                            registry.device("rdma", device), seed=1, max_examples=2000, corpus_dir=tmp_path)
+        result = campaign.run()
+        assert result.findings == {}, (device, sorted(result.findings))
+        assert campaign.sequences >= 2000
+
+
+def test_permissive_finds_kernel_object_corruption_fast(registry: Registry, tmp_path: Path) -> None:
+    campaign = Campaign(registry, "rdma", registry.policy("rdma", "permissive"), registry.device("rdma", "spec"),
+                        seed=1, max_examples=100, corpus_dir=tmp_path)
+    result = campaign.run()
+    holes = [s for s, f in result.findings.items() if s.startswith("kernel-owned-integrity:") and
+             f.violation.severity == "hole"]
+    assert holes, sorted(result.findings)
+
+
+def test_uid_is_rewritten_and_objects_come_and_go(registry: Registry) -> None:
+    """Engine pieces RDMA needs: Rewrite verdicts, driver commands, state keys that appear and vanish."""
+    ex = registry.executor("rdma", registry.policy("rdma", "linux-devx"), registry.device("rdma", "spec"))
+    results = ex.run([
+        _devx("ALLOC_UCONTEXT", devx=True, cap=1),
+        _devx("OBJ_CREATE$pd", ucontext="ucontext0", opcode="ALLOC_PD", uid=0),
+        _devx("OBJ_DESTROY", obj="devx_obj1"),
+        _devx("CLOSE", ucontext="ucontext0"),
+    ])
+    alloc, create, destroy, close = results
+    assert alloc.decision is not None and alloc.decision.rewrite == {"cap": 0}  # unprivileged: no RAW_TX
+    uid = alloc.reply.out["uid"] if alloc.reply else None
+    assert create.decision is not None and create.decision.rewrite == {"uid": uid}
+    (key, before, after), = create.changes
+    assert key.startswith("pd:") and before is ABSENT and after.uid == uid
+    assert destroy.changes == ((key, after, ABSENT),)
+    assert [c[0] for c in close.changes] == [f"uctx:{uid}"]
+    assert not any(r.violations for r in results)
+
+
+def test_minimizer_relinks_handles_when_it_drops_a_producer(registry: Registry) -> None:
+    """Dropping an unrelated earlier create renames later handles; references must follow."""
+    ex = registry.executor("rdma", registry.policy("rdma", "linux-devx", without=("devx-obj-id-valid",)),
+                           registry.device("rdma", "lax"))
+    steps = [
+        _devx("ALLOC_UCONTEXT", devx=True, cap=0),
+        _devx("OBJ_CREATE$pd", ucontext="ucontext0", opcode="ALLOC_PD", uid=0),
+        _devx("OBJ_CREATE$cq", ucontext="ucontext0", opcode="CREATE_CQ", uid=0),
+        _devx("OBJ_MODIFY$cq", obj="devx_obj2", opcode="MODIFY_CQ", obj_id=1, value=0, uid=0),
+    ]
+    sig = "kernel-owned-integrity:rdma:OBJ_MODIFY$cq:cq"
+    minimal = one_minimal(ex, steps, sig)
+    assert [s.op for s in minimal] == ["ALLOC_UCONTEXT", "OBJ_CREATE$cq", "OBJ_MODIFY$cq"]
+    assert minimal[-1].args["obj"] == "devx_obj1"

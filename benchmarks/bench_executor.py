@@ -40,7 +40,7 @@ def draw_arg(rng: random.Random, p: Param, handles: dict[str, list[Any]]) -> Any
     if p.kind == "handle":
         pool = handles.get(p.bundle) or []
         if not pool:
-            return "region0"
+            return f"{p.bundle}0"  # dangling: the kernel refuses it, as it would
         return pool.pop(rng.randrange(len(pool))) if p.consumes else rng.choice(pool)
     raise ValueError(f"unknown param kind {p.kind!r}")
 
@@ -59,7 +59,7 @@ def make_steps(ex: Executor, n: int, seed: int = 0) -> list[Step]:
         if len(steps) % 20 == 0:  # sequences of 20 steps, as the state machine runs them
             ex.reset()
             handles = {}
-        produces = ""
+        produces: str | tuple[str, ...] = ""
         if rng.random() < 0.3:
             action = ex.actions[rng.choice(kernel)]
             args = {p.name: draw_arg(rng, p, handles) for p in action.params}
@@ -82,17 +82,18 @@ def make_steps(ex: Executor, n: int, seed: int = 0) -> list[Step]:
         assert why is None, f"{step.describe()}: {why}"
         reply = ex.apply(step).reply
         if produces and reply is not None and reply.handle is not None:
-            handles.setdefault(produces, []).append(reply.handle)
+            for bundle in (produces,) if isinstance(produces, str) else produces:
+                handles.setdefault(bundle, []).append(reply.handle)
         steps.append(step)
     return steps
 
 
 def run(policy: str = "linux-fwctl", device: str = "spec", n_steps: int = 2000, reps: int = 7,
-        seq_len: int = 20, seed: int = 0) -> dict[str, Any]:
+        seq_len: int = 20, seed: int = 0, subsystem: str = SUBSYSTEM) -> dict[str, Any]:
     """Replay ``n_steps`` steps as ``n_steps/seq_len`` sequences (``ex.run`` each), ``reps`` times."""
     hide_from_hypothesis()
     reg = host.load()
-    ex = reg.executor(SUBSYSTEM, reg.policy(SUBSYSTEM, policy), reg.device(SUBSYSTEM, device))
+    ex = reg.executor(subsystem, reg.policy(subsystem, policy), reg.device(subsystem, device))
     steps = make_steps(ex, n_steps, seed)
     seqs = [steps[i:i + seq_len] for i in range(0, len(steps), seq_len)]
     for s in seqs[:5]:  # warm-up
@@ -113,7 +114,7 @@ def run(policy: str = "linux-fwctl", device: str = "spec", n_steps: int = 2000, 
     med_long = statistics.median(long_times)
     user = sum(s.actor == "user" for s in steps)
     return {
-        "policy": policy, "device": device, "steps": len(steps), "user_steps": user,
+        "subsystem": subsystem, "policy": policy, "device": device, "steps": len(steps), "user_steps": user,
         "reps": reps, "seq_len": seq_len,
         "median_s": med, "steps_per_s": len(steps) / med,
         "seqs_per_s": len(seqs) / med,
@@ -123,7 +124,7 @@ def run(policy: str = "linux-fwctl", device: str = "spec", n_steps: int = 2000, 
 
 def report(r: dict[str, Any]) -> str:
     return (
-        f"executor replay ({r['policy']}/{r['device']}, {r['steps']} steps, {r['user_steps']} user, "
+        f"executor replay ({r['subsystem']} {r['policy']}/{r['device']}, {r['steps']} steps, {r['user_steps']} user, "
         f"median of {r['reps']}):\n"
         f"  {r['seq_len']}-step sequences (reset+probe each): {r['steps_per_s']:>10,.0f} steps/s  "
         f"({r['seqs_per_s']:,.0f} seq/s, {r['median_s'] * 1e3:.1f} ms)\n"

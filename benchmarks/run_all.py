@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     ex = bench_executor.run(n_steps=2000, reps=7 if not a.quick else 3)
     print(bench_executor.report(ex), "\n", flush=True)
+    rdma = bench_executor.run(policy="permissive", device="lax", n_steps=2000, reps=7 if not a.quick else 3,
+                              subsystem="rdma")
+    print(bench_executor.report(rdma), "\n", flush=True)
     ov = bench_overhead.run(max_examples=examples, reps=reps, seed=a.seed)
     print(bench_overhead.report(ov), "\n", flush=True)
     ttf = bench_time_to_finding.run(max_examples=ttf_examples, seed=a.seed, budget=ttf_budget)
@@ -38,6 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = [
         ("executor replay, 20-step seqs", f"{ex['steps_per_s']:,.0f} steps/s"),
         ("executor replay, one long seq", f"{ex['long_steps_per_s']:,.0f} steps/s"),
+        ("executor replay, rdma permissive/lax, 20-step seqs", f"{rdma['steps_per_s']:,.0f} steps/s"),
         ("ptfuzz fuzzing (linux-fwctl/spec)", f"{ov['rates']['ptfuzz']:,.0f} steps/s"),
         ("bare Hypothesis machine", f"{ov['rates']['bare']:,.0f} steps/s  (x{ov['ratio']:.2f} of ptfuzz)"),
     ]

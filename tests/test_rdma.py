@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+from conftest import run_cli
+
 from fuzzer import corpus
 from fuzzer.campaign import Campaign
 from fuzzer.host import Registry
@@ -103,3 +106,27 @@ def test_minimizer_relinks_handles_when_it_drops_a_producer(registry: Registry) 
     minimal = one_minimal(ex, steps, sig)
     assert [s.op for s in minimal] == ["ALLOC_UCONTEXT", "OBJ_CREATE$cq", "OBJ_MODIFY$cq"]
     assert minimal[-1].args["obj"] == "devx_obj1"
+
+
+def test_c_export_is_refused_for_rdma_findings_with_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    path = CORPUS / "linux-devx-2019--lax--kernel-owned-integrity--OBJ_MODIFY_general--general.json"
+    assert run_cli(["export", str(path), "--format", "c"]) == 2
+    assert "export format 'c' exists only for cxl, not for 'rdma' findings" in capsys.readouterr().err
+
+
+def test_the_rdma_plugin_uses_only_the_public_plugin_api() -> None:
+    """What a third-party plugin may import: the records, the world it is handed, effects, fwctl, hooks."""
+    import ast
+
+    public = {"fuzzer", "fuzzer.spec", "fuzzer.world", "fuzzer.effects", "fuzzer.fwctl", "fuzzer.hookspecs"}
+    plugin = Path(__file__).resolve().parent.parent / "fuzzer" / "plugins" / "rdma"
+    used = set()
+    for src in plugin.glob("*.py"):
+        for node in ast.walk(ast.parse(src.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                used.add(node.module)
+            elif isinstance(node, ast.Import):
+                used.update(a.name for a in node.names)
+    engine = {m for m in used if m == "fuzzer" or m.startswith("fuzzer.")}
+    assert engine <= public, sorted(engine - public)
+    assert "fuzzer.spec" in engine

@@ -72,7 +72,7 @@ FIELD_PARAMS = {"reg": REG, "op_mod": OP_MOD, "value": VALUE, "other_function": 
 
 
 def _carried(args: Args, dev: Device) -> int:
-    return fw_effects(args["opcode"], kernel._fw_args(args), dev)
+    return fw_effects(args["opcode"], kernel.fw_args(args), dev)
 
 
 def _method(op: str, opcode: int, driver: Driver, params: tuple[Param, ...],

@@ -202,7 +202,7 @@ def _no(code: int, why: str) -> Reply:
     return Reply(errno=code, out={"why": why})
 
 
-def _fw_args(args: Args) -> dict[str, Any]:
+def fw_args(args: Args) -> dict[str, Any]:
     """The command as DEVX hands it to firmware: header uid plus the payload fields."""
     out = {"uid": args.get("uid", 0)}
     if "obj_id" in args:
@@ -230,7 +230,7 @@ def obj_create(world: World, args: Args, caller: Caller) -> Reply:
     """MLX5_IB_METHOD_DEVX_OBJ_CREATE: send, then record how to destroy it."""
     if args["ucontext"] not in world.kernel["ucontexts"]:
         return _no(errno.EINVAL, "no such ucontext")
-    return _create_uobject(world, args["ucontext"], args["opcode"], _fw_args(args))
+    return _create_uobject(world, args["ucontext"], args["opcode"], fw_args(args))
 
 
 def umem_reg(world: World, args: Args, caller: Caller) -> Reply:
@@ -260,7 +260,7 @@ def _create_uobject(world: World, ucontext: str, op: str, fw: dict[str, Any]) ->
 def _on_object(world: World, args: Args) -> Reply:
     if args["obj"] not in world.kernel["uobjects"]:
         return _no(errno.EINVAL, "no such DEVX object")
-    reply = world.mailbox(args["opcode"], **_fw_args(args))
+    reply = world.mailbox(args["opcode"], **fw_args(args))
     return _fw_failed(reply) if reply.rc else Reply(out=dict(reply.out))
 
 
@@ -296,7 +296,7 @@ def other(world: World, args: Args, caller: Caller) -> Reply:
     """MLX5_IB_METHOD_DEVX_OTHER: a command on no object."""
     if args["ucontext"] not in world.kernel["ucontexts"]:
         return _no(errno.EINVAL, "no such ucontext")
-    reply = world.mailbox(args["opcode"], **_fw_args(args))
+    reply = world.mailbox(args["opcode"], **fw_args(args))
     return _fw_failed(reply) if reply.rc else Reply(out=dict(reply.out))
 
 

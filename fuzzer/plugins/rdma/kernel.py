@@ -20,7 +20,7 @@ from fuzzer.spec import Args, Caller, KernelAction, Param, Reply
 from fuzzer.world import World
 
 from . import ifc
-from .device import KIND_OF
+from .device import KIND_OF, obj_key
 
 #: devx_obj_build_destroy_cmd(): the destroy each DEVX create is undone with.
 #: CREATE_EQ (and anything else) has no entry: the kernel WARNs and cannot undo it.
@@ -82,7 +82,7 @@ def _create(world: World, op: str, **args: Any) -> str:
     kind = KIND_OF[op].name
     reply = world.mailbox(op, **{"value": 1, **args})  # the kernel configures what it creates
     assert reply.rc == 0, f"kernel {op} failed: {reply.out}"
-    key = f"general:{args['type']}.{reply.out['id']}" if kind == "general" else f"{kind}:{reply.out['id']}"
+    key = obj_key(kind, reply.out["id"], args.get("type", ""))
     world.believe(key)
     return key
 
@@ -312,8 +312,8 @@ def close(world: World, args: Args, caller: Caller) -> Reply:
         return _no(errno.EBADF, "no such ucontext")
     mine = [h for h, u in k["uobjects"].items() if u.ucontext == args["ucontext"]]
     for handle in reversed(mine):
-        _destroy_uobject(world, handle)
-        k["uobjects"] = {h: u for h, u in k["uobjects"].items() if h != handle}
+        _destroy_uobject(world, handle)  # a failure keeps the handle; the file drops it below
+    k["uobjects"] = {h: u for h, u in k["uobjects"].items() if u.ucontext != args["ucontext"]}
     if ctx.devx:
         world.mailbox("DESTROY_UCTX", uid=0, id=ctx.uid)  # mlx5_ib_devx_destroy()
     k["ucontexts"] = {h: c for h, c in k["ucontexts"].items() if h != args["ucontext"]}

@@ -10,62 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from planted import HOLES
 
 from fuzzer import corpus
 from fuzzer.campaign import Campaign
 from fuzzer.host import Registry
 from fuzzer.minimize import is_one_minimal, simplify
 from fuzzer.replay import replay
-
-# (subsystem, policy, device, removed rule, signature it opens, shortest ops)
-CXL_HOLES = [
-    ("linux-ioctl", "spec", "immediate-flag",
-     "kernel-owned-integrity:cxl:SET_PARTITION_INFO:partition.active_volatile", ["SET_PARTITION_INFO"]),
-    ("linux-ioctl", "spec", "exclusive-cmds",
-     "kernel-owned-integrity:cxl:SET_LSA:lsa", ["nvdimm_bind", "SET_LSA"]),
-    ("linux-ioctl", "spec", "sanitize-decoders",
-     "kernel-owned-integrity:cxl:SANITIZE:media.enabled", ["region_create", "SANITIZE"]),
-    ("linux-ioctl", "spec", "sysfs-root", "access:cxl:SANITIZE:caps", ["SANITIZE"]),
-    ("linux-fwctl", "spec", "exclusive-features",
-     "kernel-owned-integrity:cxl:SET_FEATURE:scrub.cycle_hours:tainted", ["SET_FEATURE"]),
-    ("linux-fwctl", "spec", "set-feature-reset-scope", "access:cxl:SET_FEATURE:scope", ["SET_FEATURE"]),
-    ("linux-fwctl", "honest-immediate", "set-feature-immediate-scope",
-     "access:cxl:SET_FEATURE:caps", ["SET_FEATURE"]),
-    ("linux-fwctl", "honest-immediate", "fwctl-rawio-for-full",
-     "access:cxl:SET_FEATURE:caps", ["SET_FEATURE"]),
-    ("linux-raw", "spec", "disabled-raw-commands",
-     "kernel-owned-integrity:cxl:SET_LSA:lsa:tainted", ["nvdimm_bind", "SET_LSA"]),
-    ("linux-raw", "spec", "security-command-sets",
-     "kernel-owned-integrity:cxl:SET_PASSPHRASE:security.state:tainted", ["nvdimm_bind", "SET_PASSPHRASE"]),
-    ("linux-raw", "spec", "raw-lockdown", "access:cxl:IDENTIFY:lockdown", ["IDENTIFY"]),
-]
-RDMA_HOLES = [
-    # devx_is_valid_obj_id() gone: any id on your own handle; the lax firmware does not check owners
-    ("linux-devx", "lax", "devx-obj-id-valid", "kernel-owned-integrity:rdma:OBJ_MODIFY$cq:cq",
-     ["ALLOC_UCONTEXT", "OBJ_CREATE$cq", "OBJ_MODIFY$cq"]),
-    # devx_is_general_cmd() gone: DEVX_OTHER carries object commands...
-    ("linux-devx", "lax", "devx-general-cmd", "kernel-owned-integrity:rdma:OTHER$object:qp",
-     ["ALLOC_UCONTEXT", "OTHER$object"]),
-    # ...and creates that nothing destroys on close, whatever the firmware
-    ("linux-devx", "spec", "devx-general-cmd", "ucontext-leak:rdma:CLOSE:mkey",
-     ["ALLOC_UCONTEXT", "OTHER$object", "CLOSE"]),
-    # devx_get_uid()'s -EINVAL gone: a context without DEVX runs commands as uid 0, the kernel
-    ("linux-devx", "spec", "devx-uid", "kernel-owned-integrity:rdma:OTHER$reg:reg.PMTU",
-     ["ALLOC_UCONTEXT", "OTHER$reg"]),
-    # the uid not forced: userspace writes uid 0 into the header itself
-    ("linux-devx", "spec", "devx-force-uid", "kernel-owned-integrity:rdma:OTHER$reg:reg.PMTU",
-     ["ALLOC_UCONTEXT", "OTHER$reg"]),
-    ("linux-devx", "spec", "uctx-caps", "uctx-caps:rdma:ALLOC_UCONTEXT:uctx", ["ALLOC_UCONTEXT"]),
-    ("linux-devx", "spec", "devx-obj-create-cmd", "ucontext-leak:rdma:CLOSE:eq",
-     ["ALLOC_UCONTEXT", "OBJ_CREATE$eq", "CLOSE"]),
-    ("linux-fwctl-mlx5", "spec", "mlx5ctl-default-deny",
-     "kernel-owned-integrity:rdma:MODIFY_NIC_VPORT_CONTEXT:nic_vport.mtu", ["MODIFY_NIC_VPORT_CONTEXT"]),
-    ("linux-fwctl-mlx5", "spec", "mlx5ctl-write-scope", "access:rdma:SET_DIAGNOSTIC_PARAMS:scope",
-     ["SET_DIAGNOSTIC_PARAMS"]),
-    ("linux-fwctl-mlx5", "spec", "mlx5ctl-force-uid", "kernel-owned-integrity:rdma:SET_HCA_CAP:hca.caps",
-     ["SET_HCA_CAP"]),
-]
-HOLES = [("cxl", *h) for h in CXL_HOLES] + [("rdma", *h) for h in RDMA_HOLES]
 
 
 @pytest.mark.parametrize(("subsystem", "policy", "device", "rule", "signature", "ops"), HOLES,

@@ -13,6 +13,7 @@ from typing import Any, Literal
 import attrs
 
 from fuzzer.errors import ModelError
+from fuzzer.safetext import shown
 from fuzzer.spec import (
     ABSENT,
     Args,
@@ -128,7 +129,7 @@ class Step:
     caller: Caller | None = None
 
     def describe(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.args.items())
+        args = ", ".join(f"{k}={shown(v)}" for k, v in self.args.items())  # a 16 MiB value is cut
         if self.actor == "kernel":
             return f"kernel {self.op}({args})"
         who = self.caller.describe() if self.caller else "?"

@@ -110,15 +110,25 @@ def clean_stale(directory: str | os.PathLike[str], now: float | None = None) -> 
 def check_writable(path: str, option: str) -> None:
     """Fail before the work, not after: ``path``'s directory must exist and be writable."""
     target = Path(path)
-    parent = target.parent
-    if target.is_dir():
+    try:
+        mode = os.stat(target).st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:  # a name too long, a loop of links, a file used as a directory
+        raise UsageError(f"{option} {path!r}: cannot write: {exc.strerror or exc}") from None
+    if mode is not None and stat.S_ISDIR(mode):
         raise UsageError(f"{option} {path!r}: is a directory")
-    if not parent.is_dir():
+    if mode is not None and not stat.S_ISREG(mode):
+        raise UsageError(f"{option} {path!r}: exists and is not a regular file")
+    parent = target.parent
+    try:
+        parent_ok = stat.S_ISDIR(os.stat(parent).st_mode)
+    except OSError:
+        parent_ok = False
+    if not parent_ok:
         raise UsageError(f"{option} {path!r}: cannot write: directory {str(parent)!r} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise UsageError(f"{option} {path!r}: cannot write: directory {str(parent)!r} is not writable")
-    if target.exists() and not target.is_file():
-        raise UsageError(f"{option} {path!r}: exists and is not a regular file")
 
 
 def write_output(path: str, option: str, text: str) -> None:

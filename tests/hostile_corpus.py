@@ -277,7 +277,8 @@ class Oracle:
         for old in case_dir.iterdir():
             old.unlink()
         # lone surrogates as the bytes they would be (a Linux file name is bytes, not text)
-        path = case_dir / os.fsdecode(name.encode("utf-8", "surrogatepass")[:200])
+        fs_name = os.fsdecode(name.encode("utf-8", "surrogatepass")[:200])
+        path = case_dir / (fs_name if fs_name not in (".", "..") else f"x{fs_name}")
         path.write_bytes(content)
         signal.signal(signal.SIGALRM, _alarm)
         signal.setitimer(signal.ITIMER_REAL, CASE_SECONDS)

@@ -1,12 +1,17 @@
-"""A fuzz campaign: rounds of Hypothesis runs until the budget is spent.
+"""A fuzz campaign: search until the budget is spent, keeping every distinct bug.
 
-Hypothesis stops a run soon after it finds a bug.  A campaign wants every
-distinct bug, so it runs in rounds: each round ignores the signatures already
-found and searches on with a seed derived from the campaign's.  Each new
-signature is 1-minimized with the executor and written to the corpus the
-moment it is seen; when Hypothesis has shrunk it further, the shorter
-sequence replaces the file.  Ctrl-C or the end of the time budget therefore
-loses nothing.
+Two searches feed the same bookkeeping.  The default, ``native``
+(``fuzzer.explore``), draws steps at executor speed and grows sequences that
+reach new behaviour.  ``hypothesis`` runs the subsystem's Hypothesis state
+machine in rounds: Hypothesis stops a run soon after it finds a bug, so each
+round ignores the signatures already found and searches on with a seed
+derived from the campaign's, and no round runs more than ``ROUND_EXAMPLES``
+test cases, because Hypothesis's runner caches every test case it ran.
+
+Whichever search finds it, each new signature is 1-minimized with the
+executor and written to the corpus the moment it is seen; a shorter sequence
+found later replaces the file.  Ctrl-C or the end of the time budget
+therefore loses nothing.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from fuzzer import __version__, corpus, fwctl
 from fuzzer.errors import ModelError, PtfuzzError, UsageError
+from fuzzer.explore import Explorer, shorter_path
 from fuzzer.host import Registry
 from fuzzer.machine import Session, ViolationFound, build_machine
 from fuzzer.minimize import one_minimal, reproduces, simplify
@@ -39,6 +45,16 @@ from fuzzer.world import Step
 #: this only bounds Hypothesis's extra polish; a count, not a time, so that
 #: results depend on the seed alone.
 SHRINK_RUNS = 500
+#: Test cases one Hypothesis run may generate before the round ends and a fresh
+#: runner starts: its caches (every test case, the choice tree) grow without
+#: bound otherwise, about 10 MB/s.
+ROUND_EXAMPLES = 2000
+#: The searches ``--search`` offers.
+SEARCHES = ("native", "hypothesis")
+#: Sequences when neither a count nor a time is given: a few seconds of either search.
+DEFAULT_EXAMPLES = {"native": 5000, "hypothesis": 1000}
+#: Share of the native search's time that minimizing findings may take while it runs.
+REFINE_SHARE = 0.2
 
 
 class ShrinkBudget(KeyboardInterrupt):
@@ -62,6 +78,8 @@ class Finding:
     polished: bool = False
     found_at: float = 0.0
     sequences: int = 0
+    #: search steps run when the violation was first seen (minimizing not counted)
+    search_steps: int = 0
 
     @property
     def signature(self) -> str:
@@ -85,6 +103,8 @@ class Result:
     runs: int = 0
     interrupted: bool = False
     accepted: tuple[str, ...] = ()
+    #: distinct behaviours the native search saw (its coverage figure); 0 for Hypothesis
+    behaviours: int = 0
 
     def failing(self) -> list[Finding]:
         return [f for s, f in sorted(self.findings.items()) if s not in self.accepted]
@@ -144,9 +164,13 @@ class Campaign(Session):
         on_finding: Callable[[Finding, bool], None] | None = None,
         on_progress: Callable[[Campaign], None] | None = None,
         targets: frozenset[str] = frozenset(),
+        search: str = "native",
     ) -> None:
+        if search not in SEARCHES:
+            raise UsageError(f"unknown search {search!r}; choose one of {', '.join(SEARCHES)}")
         if max_examples is None and time_budget is None:
-            max_examples = 1000
+            max_examples = DEFAULT_EXAMPLES[search]
+        self.search = search
         self.registry = registry
         self.subsystem = subsystem
         self.policy = policy
@@ -165,6 +189,10 @@ class Campaign(Session):
         self.executor = registry.executor(subsystem, policy, device)
         self._checker = registry.executor(subsystem, policy, device)  # for minimizing mid-run
         self.findings: dict[str, Finding] = {}
+        #: native search: violations seen, not yet minimized (their raw prefixes are saved)
+        self._raw: dict[str, Finding] = {}
+        self._refine_spent = 0.0
+        self.explorer: Explorer | None = None
         self.ignore: frozenset[str] = frozenset()
         #: sequences generated (not counting Hypothesis re-running them to shrink)
         self.sequences = 0
@@ -202,46 +230,96 @@ class Campaign(Session):
 
 
     def found(self, steps: list[Step], violations: list[Violation]) -> None:
-        self._shrinking = True
+        hit_at = time.monotonic() - self.started
+        if self.search == "hypothesis":
+            self._shrinking = True  # Hypothesis shrinks from here on; see begin()
+            for v in violations:
+                self._record(steps[: v.step], v.signature, hit_at, self.sequences, self.executor.total_steps)
+            return
+        # Native: note the raw prefix (and save it, so nothing is lost) and minimize later,
+        # between sequences, so that bookkeeping never starves the search.
         for v in violations:
+            sig = v.signature
             prefix = steps[: v.step]
-            known = self.findings.get(v.signature)
-            if known is not None and simplicity(prefix) >= simplicity(known.steps):
+            raw = self._raw.get(sig)
+            if raw is not None and len(prefix) >= len(raw.steps):
                 continue
-            minimal = one_minimal(self._checker, prefix, v.signature)
-            if known is not None and simplicity(minimal) >= simplicity(known.steps):
-                continue
-            # Re-run to get the violation as it appears in the minimal sequence.
-            final = self._final_violation(minimal, v.signature)
-            first = known is None
-            finding = Finding(
-                final, minimal,
-                found_at=known.found_at if known else time.monotonic() - self.started,
-                sequences=known.sequences if known else self.sequences,
-            )
-            if self.corpus_dir is not None:
+            known = self.findings.get(sig)
+            finding = Finding(v, prefix, found_at=known.found_at if known else hit_at,
+                              sequences=known.sequences if known else self.sequences,
+                              search_steps=known.search_steps if known else self.executor.total_steps)
+            if raw is None and known is None and self.corpus_dir is not None:
                 finding.path = self._save(finding)
-            self.findings[v.signature] = finding
-            if self.on_finding is not None:
-                self.on_finding(finding, first)
+            self._raw[sig] = finding
+
+    def _record(self, prefix: list[Step], sig: str, found_at: float, sequences: int, search_steps: int,
+                refine: bool = False) -> None:
+        """1-minimize a failing prefix and keep it if it beats what is known; save and report it."""
+        known = self.findings.get(sig)
+        if known is not None and simplicity(prefix) >= simplicity(known.steps):
+            return
+        minimal = one_minimal(self._checker, prefix, sig)
+        if refine:
+            minimal = self._refine(minimal, sig)
+        if known is not None and simplicity(minimal) >= simplicity(known.steps):
+            return
+        first = known is None
+        finding = Finding(
+            self._final_violation(minimal, sig), minimal,  # the violation as the minimal sequence shows it
+            found_at=known.found_at if known else found_at,
+            sequences=known.sequences if known else sequences,
+            search_steps=known.search_steps if known else search_steps,
+            polished=refine,
+        )
+        if self.corpus_dir is not None:
+            finding.path = self._save(finding)
+        self.findings[sig] = finding
+        if self.on_finding is not None:
+            self.on_finding(finding, first)
+
+    def _refine(self, steps: list[Step], sig: str) -> list[Step]:
+        """Plainer callers and arguments, 1-minimal again, then a search for a shorter path.
+
+        Deterministic (seeded by the campaign and the length), so the same
+        campaign writes the same files."""
+        for _ in range(4):  # plainer arguments can make a step removable, and the reverse
+            nxt = one_minimal(self._checker, simplify(self._checker, steps, sig), sig)
+            if nxt == steps:
+                break
+            steps = nxt
+        shorter = shorter_path(self._checker, steps, sig, seed=derive_seed(self.seed, len(steps)))
+        if shorter is not None:
+            steps = self._refine(one_minimal(self._checker, shorter, sig), sig)
+        return steps
+
+    def _drain(self, budget: float | None = None) -> None:
+        """Minimize the raw findings of the native search, oldest signature first.
+
+        With ``budget`` (seconds), stop once it is spent; the rest waits for
+        the next call.  Every raw finding is already on disk, so an
+        interruption here loses nothing but polish.
+        """
+        start = time.monotonic()
+        while self._raw:
+            sig = min(self._raw, key=lambda s: (self._raw[s].found_at, s))
+            raw = self._raw.pop(sig)
+            self._record(raw.steps, sig, raw.found_at, raw.sequences, raw.search_steps, refine=budget is None)
+            if budget is not None and time.monotonic() - start >= budget:
+                break
+        self._refine_spent += time.monotonic() - start
 
     def polish(self) -> None:
-        """Simplify callers and arguments of findings not yet simplified, once each.
+        """Refine findings not yet refined (``_refine``), once each.
 
-        Runs between rounds rather than in ``found()``, which Hypothesis calls
-        for every failing candidate while it shrinks.
+        Runs between Hypothesis rounds rather than in ``found()``, which
+        Hypothesis calls for every failing candidate while it shrinks.
         """
         for sig, f in sorted(self.findings.items()):
             if f.polished:
                 continue
-            steps = f.steps
-            for _ in range(4):  # plainer arguments can make a step removable, and the reverse
-                nxt = one_minimal(self._checker, simplify(self._checker, steps, sig), sig)
-                if nxt == steps:
-                    break
-                steps = nxt
+            steps = self._refine(f.steps, sig)
             f.polished = True
-            if steps != f.steps:  # simplify() only ever moves toward plainer
+            if steps != f.steps:  # refining only ever moves toward plainer or shorter
                 f.steps = steps
                 f.violation = self._final_violation(steps, sig)
                 if self.corpus_dir is not None:
@@ -305,48 +383,97 @@ class Campaign(Session):
         self._rounds = 0
         interrupted = False
         try:
-            while True:
-                if self.max_examples is not None and self.sequences >= self.max_examples:
-                    break
-                self._rounds += 1
-                self.ignore = frozenset(self.findings)
-                before = len(self.findings)
-                ended_on_failure = self._round(self._rounds)
-                self.polish()
-                if not ended_on_failure:
-                    break
-                if len(self.findings) == before:
-                    break  # Hypothesis failed but nothing new: nothing more to gain
-                if self.targets and self.targets <= self.findings.keys():
-                    break
+            if self.search == "native":
+                self._explore()
+            else:
+                self._hypothesis_rounds()
         except KeyboardInterrupt:
             interrupted = True
         try:
+            self._drain()
             self.polish()
-        except KeyboardInterrupt:  # a second Ctrl-C: what is on disk is already 1-minimal
+        except KeyboardInterrupt:  # a second Ctrl-C: every finding is on disk already
             interrupted = True
         return self.result(interrupted)
 
+    def _done(self) -> bool:
+        if self.max_examples is not None and self.sequences >= self.max_examples:
+            return True
+        return bool(self.targets) and self.targets <= self.findings.keys() | self._raw.keys()
+
+    def _explore(self) -> None:
+        """The native search: one explorer, one sequence at a time, until the budget is spent.
+
+        Minimizing takes at most a third of the time while the search runs
+        (``REFINE_SHARE``); what is left is minimized when the search ends.
+        """
+        self._rounds = 1
+        explorer = self.explorer = Explorer(self.executor, seed=derive_seed(self.seed, 0), steps=self.step_count)
+        findings, raw = self.findings, self._raw
+
+        def ignored(v: Violation) -> bool:
+            # A known signature matters again only if this prefix is shorter than its finding.
+            known = findings.get(v.signature) or raw.get(v.signature)
+            return known is not None and v.step >= len(known.steps)
+
+        while not self._done():
+            try:
+                self.begin()
+            except OutOfBudget:
+                return
+            explorer.sequence(self.found, ignored)
+            if raw:
+                searching = time.monotonic() - self.started - self._refine_spent
+                if self._refine_spent < REFINE_SHARE * searching:
+                    self._drain(budget=0.05)
+
+    def _hypothesis_rounds(self) -> None:
+        while not self._done():
+            self._rounds += 1
+            self.ignore = frozenset(self.findings)
+            before = len(self.findings)
+            ended = self._round(self._rounds)
+            self.polish()
+            if ended == "capped":
+                continue  # a fresh runner, for memory's sake
+            if ended != "failed" or len(self.findings) == before:
+                return  # budget spent, or Hypothesis has nothing new to give
+
     def result(self, interrupted: bool = False) -> Result:
         """What the campaign has found so far (also after an interruption)."""
-        accepted = tuple(s for s, f in self.findings.items()
+        # Raw findings (seen, saved, not yet minimized: an interrupted campaign) count too.
+        found = {**{s: f for s, f in self._raw.items() if s not in self.findings}, **self.findings}
+        accepted = tuple(s for s, f in found.items()
                          if self.accept_tainted and f.violation.severity == "tainted")
         return Result(
-            self.findings, self.sequences, self.executor.total_steps,
+            found, self.sequences, self.executor.total_steps,
             time.monotonic() - self.started, self.seed, self._rounds, self.runs, interrupted, accepted,
+            self.behaviours,
         )
 
-    def _round(self, round_no: int) -> bool:
-        """One Hypothesis run; True if it ended on a failure (so another round may find more)."""
+    @property
+    def signatures(self) -> set[str]:
+        """Every distinct violation seen so far, minimized yet or not."""
+        return self.findings.keys() | self._raw.keys()
+
+    @property
+    def behaviours(self) -> int:
+        return len(self.explorer.behaviours) if self.explorer is not None else 0
+
+    def _round(self, round_no: int) -> str:
+        """One Hypothesis run: ``failed`` (another round may find more), ``capped`` (it ran
+        ``ROUND_EXAMPLES`` test cases) or ``spent`` (the budget is)."""
         machine = build_machine(self)
         self._shrinking = False
         self._shrink_runs = 0
-        remaining = None if self.max_examples is None else max(self.max_examples - self.sequences, 1)
+        remaining = ROUND_EXAMPLES if self.max_examples is None else max(self.max_examples - self.sequences, 1)
+        capped = remaining > ROUND_EXAMPLES
+        remaining = min(remaining, ROUND_EXAMPLES)
         phases = [Phase.generate, Phase.shrink]
         if self.database is not None:
             phases.insert(0, Phase.reuse)
         conf = settings(
-            max_examples=remaining if remaining is not None else 10**9,
+            max_examples=remaining,
             stateful_step_count=self.step_count,
             deadline=None,
             suppress_health_check=list(HealthCheck),
@@ -364,9 +491,9 @@ class Campaign(Session):
         try:
             run_state_machine_as_test(seeded, settings=conf)
         except OutOfBudget:
-            return False
+            return "spent"
         except ShrinkBudget:
-            return True
+            return "failed"
         except ModelError:
             raise
         except BaseException as exc:
@@ -376,8 +503,8 @@ class Campaign(Session):
                 if isinstance(others[0], (KeyboardInterrupt, ModelError)):
                     raise others[0] from None
                 raise
-            return True
-        return False
+            return "failed"
+        return "capped" if capped or self.max_examples is None else "spent"
 
 
 def _seed_only_generation() -> None:
@@ -431,6 +558,7 @@ class WorkerSpec:
     corpus_dir: str | None
     accept_tainted: bool
     db: str | None
+    search: str = "native"
 
 
 def _worker(spec: WorkerSpec) -> Result | None:
@@ -462,7 +590,7 @@ def _worker(spec: WorkerSpec) -> Result | None:
         registry.device(spec.subsystem, spec.device), seed=derive_seed(spec.seed, 1000 + spec.index),
         max_examples=spec.max_examples, time_budget=spec.time_budget, step_count=spec.step_count,
         corpus_dir=spec.corpus_dir, accept_tainted=spec.accept_tainted,
-        database=open_database(spec.db), on_finding=report,
+        database=open_database(spec.db), on_finding=report, search=spec.search,
     )
     stop["campaign"] = campaign
     if stop["requested"]:
@@ -525,4 +653,5 @@ def run_workers(specs: list[WorkerSpec]) -> Result:
         merged, sum(r.sequences for r in results), sum(r.steps for r in results),
         time.monotonic() - started, specs[0].seed, sum(r.rounds for r in results),
         sum(r.runs for r in results), interrupted or any(r.interrupted for r in results), accepted,
+        max(r.behaviours for r in results),
     )

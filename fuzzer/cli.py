@@ -22,7 +22,16 @@ from rich.console import Console
 from rich.table import Table
 
 from fuzzer import __version__, corpus, host
-from fuzzer.campaign import Campaign, Finding, Result, WorkerSpec, open_database, run_workers
+from fuzzer.campaign import (
+    DEFAULT_EXAMPLES,
+    SEARCHES,
+    Campaign,
+    Finding,
+    Result,
+    WorkerSpec,
+    open_database,
+    run_workers,
+)
 from fuzzer.errors import PtfuzzError, UsageError
 from fuzzer.replay import replay as do_replay
 from fuzzer.replay import trace
@@ -97,6 +106,9 @@ def _print_finding(con: Console, f: Finding, first: bool) -> None:
 @click.option("--db", "db", help="Hypothesis example database: a directory or redis://host:port/n.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Parallel campaign processes (seeds derived from --seed; --max-examples is split).")
+@click.option("--search", type=click.Choice(SEARCHES), default="native", show_default=True,
+              help="native: steps drawn at executor speed, grown from what reached new behaviour; "
+                   "hypothesis: the subsystem's Hypothesis state machine.")
 @click.option("--accept-tainted", is_flag=True,
               help="Findings that need a tainted kernel do not fail the run.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write a JSON summary here.")
@@ -105,7 +117,7 @@ def _print_finding(con: Console, f: Finding, first: bool) -> None:
 @click.pass_context
 def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name: str | None,
         without: tuple[str, ...], seed: int | None, time_budget: float | None, max_examples: int | None,
-        step_count: int | None, corpus_dir: str, db: str | None, workers: int, accept_tainted: bool,
+        step_count: int | None, corpus_dir: str, db: str | None, workers: int, search: str, accept_tainted: bool,
         json_out: str | None, junit_out: str | None) -> None:
     """Run a fuzz campaign on SUBSYSTEM and save minimized findings."""
     reg = _registry(ctx)
@@ -121,9 +133,9 @@ def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name
         seed = random.SystemRandom().randrange(2**31)
     con = _console()
     ci = bool(os.environ.get("CI")) or not sys.stdout.isatty()
-    budget = f"{time_budget:g}s" if time_budget else f"{max_examples or 1000} sequences"
+    budget = f"{time_budget:g}s" if time_budget else f"{max_examples or DEFAULT_EXAMPLES[search]} sequences"
     con.print(f"ptfuzz {__version__}: {sub.name} policy={policy.label} device={device.name} "
-              f"seed={seed} budget={budget}")
+              f"seed={seed} budget={budget} search={search}")
 
     status = None if ci else con.status("starting", spinner="dots")
     last_line = [0.0]
@@ -131,7 +143,8 @@ def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name
     def progress(c: Campaign) -> None:
         elapsed = time.monotonic() - c.started
         text = (f"{c.sequences} sequences, {c.executor.total_steps} steps, "
-                f"{len(c.findings)} findings, {elapsed:.0f}s")
+                + (f"{c.behaviours} behaviours, " if c.behaviours else "")
+                + f"{len(c.signatures)} findings, {elapsed:.0f}s")
         if status is not None:
             status.update(text)  # one line, redrawn in place
         elif elapsed - last_line[0] >= 10:  # CI logs: a plain line every 10 s
@@ -142,7 +155,8 @@ def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name
         share = None if max_examples is None else -(-max_examples // workers)
         specs = [
             WorkerSpec(tuple(ctx.find_root().obj.get("plugins", ())), subsystem, policy.name, policy.removed,
-                       device.name, seed, i, share, time_budget, step_count, corpus_dir, accept_tainted, db)
+                       device.name, seed, i, share, time_budget, step_count, corpus_dir, accept_tainted, db,
+                       search)
             for i in range(workers)
         ]
         result = run_workers(specs)
@@ -150,7 +164,7 @@ def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name
         campaign = Campaign(
             reg, subsystem, policy, device, seed=seed, max_examples=max_examples, time_budget=time_budget,
             step_count=step_count, corpus_dir=corpus_dir, accept_tainted=accept_tainted,
-            database=open_database(db),
+            database=open_database(db), search=search,
             on_finding=lambda f, first: _print_finding(con, f, first),
             on_progress=progress,
         )
@@ -187,8 +201,10 @@ def _run_interruptible(campaign: Campaign) -> Result:
 
 def _summary(con: Console, r: Result, policy: str, device: str) -> None:
     rate = r.steps / r.elapsed if r.elapsed else 0.0
-    con.print(f"{r.sequences} sequences generated ({r.runs} runs including shrinking), {r.steps} steps "
-              f"in {r.elapsed:.1f}s ({rate:,.0f} steps/s), {r.rounds} round(s), seed {r.seed}")
+    runs = f" ({r.runs} runs including shrinking)" if r.runs != r.sequences else ""
+    seen = f", {r.behaviours} behaviours" if r.behaviours else ""
+    con.print(f"{r.sequences} sequences generated{runs}, {r.steps} steps in {r.elapsed:.1f}s "
+              f"({rate:,.0f} steps/s){seen}, {r.rounds} round(s), seed {r.seed}")
     if not r.findings:
         con.print(f"no violations found for {policy} on {device}")
         return
@@ -202,6 +218,7 @@ def _write_json(path: str, r: Result, subsystem: str, policy: str, device: str) 
     doc: dict[str, Any] = {
         "ptfuzz": __version__, "subsystem": subsystem, "policy": policy, "device": device,
         "seed": r.seed, "sequences": r.sequences, "steps": r.steps, "elapsed": round(r.elapsed, 3),
+        "behaviours": r.behaviours,
         "interrupted": r.interrupted,
         "findings": [
             {"signature": s, "severity": f.violation.severity, "accepted": s in r.accepted,

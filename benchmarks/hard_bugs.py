@@ -369,6 +369,8 @@ def report(runs: Sequence[Run], holes: Sequence[Hole], modes: Sequence[str], bud
             lines.append(f"  {m}: {steps:,} steps in {secs:.1f} s ({steps / secs:,.0f} steps/s)")
     lines.append(f"  a run that misses counts as {budget:g} s (the budget) and the sequences it ran; "
                  f"* = the median is such a miss;")
+    lines.append("  med seqs: sequences generated until the hit (a campaign's shrinking re-runs are not counted,"
+                 " its time is)")
     lines.append("  /walk: median time over the walk's (≥/≤: a bound, one median is a miss); min len: distinct")
     lines.append("  minimized lengths (= the known minimum, ≠ not); the walk's hits are only 1-minimized (untimed)")
     if skipped:

@@ -55,6 +55,9 @@ SEARCHES = ("native", "hypothesis")
 DEFAULT_EXAMPLES = {"native": 5000, "hypothesis": 1000}
 #: Share of the native search's time that minimizing findings may take while it runs.
 REFINE_SHARE = 0.2
+#: Seconds of searching before the native search minimizes anything: most bugs a
+#: campaign will find show up in the first second, and are reported together.
+REFINE_AFTER = 1.0
 
 
 class ShrinkBudget(KeyboardInterrupt):
@@ -404,8 +407,9 @@ class Campaign(Session):
     def _explore(self) -> None:
         """The native search: one explorer, one sequence at a time, until the budget is spent.
 
-        Minimizing takes at most a third of the time while the search runs
-        (``REFINE_SHARE``); what is left is minimized when the search ends.
+        Minimizing waits ``REFINE_AFTER`` seconds, then takes a share of the
+        time (``REFINE_SHARE``) while the search runs; what is left is
+        minimized when the search ends.
         """
         self._rounds = 1
         explorer = self.explorer = Explorer(self.executor, seed=derive_seed(self.seed, 0), steps=self.step_count)
@@ -424,7 +428,7 @@ class Campaign(Session):
             explorer.sequence(self.found, ignored)
             if raw:
                 searching = time.monotonic() - self.started - self._refine_spent
-                if self._refine_spent < REFINE_SHARE * searching:
+                if searching >= REFINE_AFTER and self._refine_spent < REFINE_SHARE * searching:
                     self._drain(budget=0.05)
 
     def _hypothesis_rounds(self) -> None:

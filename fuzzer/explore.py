@@ -226,7 +226,7 @@ class Explorer:
 
 
 #: Sequences ``shorter_path`` tries per candidate length.
-SHORTEN_TRIES = 512
+SHORTEN_TRIES = 1024
 
 
 def shorter_path(executor: Executor, steps: Sequence[Step], signature: str, *, seed: int) -> list[Step] | None:

@@ -52,7 +52,7 @@ ROUND_EXAMPLES = 2000
 #: The searches ``--search`` offers.
 SEARCHES = ("native", "hypothesis")
 #: Sequences when neither a count nor a time is given: a few seconds of either search.
-DEFAULT_EXAMPLES = {"native": 5000, "hypothesis": 1000}
+DEFAULT_EXAMPLES = {"native": 2000, "hypothesis": 1000}
 #: Share of the native search's time that minimizing findings may take while it runs.
 REFINE_SHARE = 0.2
 #: Seconds of searching before the native search minimizes anything: most bugs a
@@ -108,6 +108,7 @@ class Result:
     accepted: tuple[str, ...] = ()
     #: distinct behaviours the native search saw (its coverage figure); 0 for Hypothesis
     behaviours: int = 0
+    search: str = "native"
 
     def failing(self) -> list[Finding]:
         return [f for s, f in sorted(self.findings.items()) if s not in self.accepted]
@@ -452,7 +453,7 @@ class Campaign(Session):
         return Result(
             found, self.sequences, self.executor.total_steps,
             time.monotonic() - self.started, self.seed, self._rounds, self.runs, interrupted, accepted,
-            self.behaviours,
+            self.behaviours, self.search,
         )
 
     @property
@@ -657,5 +658,5 @@ def run_workers(specs: list[WorkerSpec]) -> Result:
         merged, sum(r.sequences for r in results), sum(r.steps for r in results),
         time.monotonic() - started, specs[0].seed, sum(r.rounds for r in results),
         sum(r.runs for r in results), interrupted or any(r.interrupted for r in results), accepted,
-        max(r.behaviours for r in results),
+        max(r.behaviours for r in results), results[0].search,
     )

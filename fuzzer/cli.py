@@ -203,8 +203,9 @@ def _summary(con: Console, r: Result, policy: str, device: str) -> None:
     rate = r.steps / r.elapsed if r.elapsed else 0.0
     runs = f" ({r.runs} runs including shrinking)" if r.runs != r.sequences else ""
     seen = f", {r.behaviours} behaviours" if r.behaviours else ""
+    rounds = f", {r.rounds} round(s)" if r.search == "hypothesis" else ""
     con.print(f"{r.sequences} sequences generated{runs}, {r.steps} steps in {r.elapsed:.1f}s "
-              f"({rate:,.0f} steps/s){seen}, {r.rounds} round(s), seed {r.seed}")
+              f"({rate:,.0f} steps/s){seen}{rounds}, seed {r.seed}")
     if not r.findings:
         con.print(f"no violations found for {policy} on {device}")
         return
@@ -217,7 +218,7 @@ def _summary(con: Console, r: Result, policy: str, device: str) -> None:
 def _write_json(path: str, r: Result, subsystem: str, policy: str, device: str) -> None:
     doc: dict[str, Any] = {
         "ptfuzz": __version__, "subsystem": subsystem, "policy": policy, "device": device,
-        "seed": r.seed, "sequences": r.sequences, "steps": r.steps, "elapsed": round(r.elapsed, 3),
+        "search": r.search, "seed": r.seed, "sequences": r.sequences, "steps": r.steps, "elapsed": round(r.elapsed, 3),
         "behaviours": r.behaviours,
         "interrupted": r.interrupted,
         "findings": [

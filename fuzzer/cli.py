@@ -35,6 +35,7 @@ from fuzzer.campaign import (
 from fuzzer.errors import PtfuzzError, UsageError
 from fuzzer.replay import replay as do_replay
 from fuzzer.replay import trace
+from fuzzer.spec import Policy
 
 EXIT_CLEAN, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
 
@@ -71,11 +72,14 @@ def list_cmd(ctx: click.Context) -> None:
         plugin = reg.provider[("subsystem", name)]
         con.print(f"[bold]{name}[/bold]  (plugin {plugin} {reg.versions.get(plugin, '')}): {sub.doc}")
         t = Table("device", "commands", "from", "about", box=None, pad_edge=False)
+        any_policy = next(iter(reg.policies.get(name, {}).values()), None) or Policy("none", name, ())
         for d in sub.devices:
-            ex = reg.executor(name, next(iter(reg.policies[name].values())), d)
+            ex = reg.executor(name, any_policy, d)
             t.add_row(d.name, str(len(ex.commands)), reg.provider[("device", name, d.name)], d.doc)
         con.print(t)
         t = Table("policy", "channels", "rules", "from", "about", box=None, pad_edge=False)
+        if not reg.policies.get(name):
+            t.add_row("(none)", "", "", "", "no plugin registers a policy for this subsystem yet")
         for pname, pol in sorted(reg.policies.get(name, {}).items()):
             t.add_row(pname, ",".join(pol.channels), str(len(pol.rules)),
                       reg.provider[("policy", name, pname)], pol.doc)

@@ -11,12 +11,12 @@ the invariant checks.
 from __future__ import annotations
 
 import errno
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
 
-from fuzzer.errors import ModelError
+from fuzzer.errors import ModelError, raised
 from fuzzer.invariants import GENERIC
 from fuzzer.spec import (
     ABSENT,
@@ -28,11 +28,13 @@ from fuzzer.spec import (
     Policy,
     Reply,
     Request,
+    RuleError,
+    Step,
     Subsystem,
     Violation,
     check_args,
 )
-from fuzzer.world import Step, StepContext, World
+from fuzzer.world import StepContext, World, firmware_table
 
 
 @attrs.frozen
@@ -70,11 +72,15 @@ class Executor:
         *,
         extra_commands: Iterable[Command] = (),
         invariants: Sequence[Invariant] = (),
+        provider: Mapping[tuple[str, ...], str] | None = None,
     ) -> None:
         self.subsystem = subsystem
         self.policy = policy
         self.variant = device
+        #: which plugin registered what (``Registry.provider``), to blame the right one
+        self.provider = provider or {}
         self.commands = variant_commands(subsystem, device, extra_commands)
+        self.firmware = firmware_table(subsystem, self.commands)
         self.user_index: dict[tuple[str, str], Command] = {
             (ch, c.op): c for c in self.commands.values() for ch in c.channels
         }
@@ -91,11 +97,14 @@ class Executor:
 
     def reset(self) -> World:
         """A fresh device, a fresh kernel, and the driver's probe."""
-        world = World(self.subsystem, self.variant, self.commands, self.policy)
+        world = World(self.subsystem, self.variant, self.commands, self.policy, self.firmware)
         try:
             self.subsystem.probe(world)
+        except ModelError as exc:
+            raise ModelError(f"plugin {self._plugin('subsystem', self.subsystem.name)!r}: probe: {exc}") from exc
         except Exception as exc:  # a model bug, not a finding
-            raise ModelError(f"{self.subsystem.name} probe raised {type(exc).__name__}: {exc}") from exc
+            raise ModelError(f"plugin {self._plugin('subsystem', self.subsystem.name)!r}: probe raised "
+                             f"{raised(exc)}") from exc
         self.world = world
         self.index = 0
         return world
@@ -110,11 +119,13 @@ class Executor:
         self.total_steps += 1
         state = world.device.state
         before = state.copy()
-        taint_before = world.kernel["taint"]
+        taint_before = world.tainted
         decision: Decision | None = None
         reply: Reply | None = None
         command: Command | None = None
         declared = 0
+        trusted = False
+        what = "kernel action" if step.actor == "kernel" else "command"
         try:
             if step.actor == "kernel":
                 action = self.actions[step.op]
@@ -123,34 +134,54 @@ class Executor:
                 command = self.user_index[(step.channel, step.op)]
                 assert step.caller is not None
                 declared = command.declared(step.args, world.device)
-                if step.channel not in self.policy.channels:
+                policy = self.policy
+                request = Request(command, step.channel, step.args, step.caller, world.kernel, world.device,
+                                  policy.knobs)
+                if step.channel not in policy.channels:
                     decision = Decision(
                         False, errno.ENODEV, rule="channel-closed",
-                        reason=f"{self.policy.name} does not open {step.channel}",
+                        reason=f"{policy.name} does not open {step.channel}",
                     )
                 else:
-                    decision = self.policy.decide(
-                        Request(command, step.channel, step.args, step.caller, world.kernel, world.device)
-                    )
+                    what = "policy"
+                    decision = policy.decide(request)
+                    what = "command"
+                trusted = policy.trusted(step.channel, step.op, step.caller) is not None
                 if decision.taint:
                     world.taint(*decision.taint)
                 if decision.allowed:
-                    args = {**step.args, **decision.rewrite} if decision.rewrite else step.args
+                    if decision.rewrite:
+                        request = attrs.evolve(request, args={**step.args, **decision.rewrite})
                     if command.driver is not None:
-                        reply = command.driver(world, args, step.caller)
+                        reply = command.driver(world, request.args, step.caller)
                     else:
                         assert command.handler is not None
-                        reply = command.handler(world.device, args)
+                        reply = command.handler(world.device, request.args)
+                    if isinstance(reply, Reply):
+                        what = "reaction"
+                        for reaction in policy.reactions_for(step.channel, step.op):
+                            if reaction.effects is None or declared & reaction.effects:
+                                what = f"reaction {reaction.name!r}"
+                                reaction.run(world, request, reply)
+            if not isinstance(reply, Reply) and not (decision is not None and not decision.allowed):
+                raise ModelError(f"{self._owner(step)}: {self._callable(step)} returned "
+                                 f"{type(reply).__name__}, not a Reply")
         except KeyError as exc:
             if step.actor == "kernel" and step.op not in self.actions:
                 raise ModelError(self._unknown(step)) from exc
             if step.actor == "user" and (step.channel, step.op) not in self.user_index:
                 raise ModelError(self._unknown(step)) from exc
-            raise ModelError(self._crash(step, exc)) from exc
-        except ModelError:
-            raise
+            raise ModelError(self._crash(step, exc, what)) from exc
+        except ModelError as exc:
+            if str(exc).startswith("plugin "):
+                raise
+            raise ModelError(f"{self._owner(step)}: {exc} in step {self.index} ({step.describe()})") from exc
+        except RuleError as exc:
+            who = self._plugin("policy", self.subsystem.name, self.policy.name)
+            raise ModelError(f"plugin {who!r}: policy {self.policy.name!r}: {exc} "
+                             f"in step {self.index} ({step.describe()})") from exc
         except Exception as exc:
-            raise ModelError(self._crash(step, exc)) from exc
+            raise ModelError(self._crash(step, exc, what)) from exc
         if state.keys() == before.keys():
             changes = tuple((k, before[k], v) for k, v in state.items() if before[k] != v)
         else:  # objects were created or destroyed
@@ -170,10 +201,19 @@ class Executor:
             decision=decision,
             reply=reply,
             declared=declared,
+            trusted=trusted,
         )
         violations: list[Violation] = []
         for inv in self.invariants:
-            violations.extend(inv.check(ctx))
+            try:
+                violations.extend(inv.check(ctx))
+            except ModelError as exc:
+                raise ModelError(f"plugin {self._plugin('invariant', inv.subsystem or '*', inv.name)!r}: "
+                                 f"invariant {inv.name!r}: {exc} in step {self.index} ({step.describe()})") from exc
+            except Exception as exc:
+                raise ModelError(f"plugin {self._plugin('invariant', inv.subsystem or '*', inv.name)!r}: "
+                                 f"invariant {inv.name!r} raised {raised(exc)} in step {self.index} "
+                                 f"({step.describe()})") from exc
         return StepResult(self.index, step, decision, reply, changes, tuple(violations), declared)
 
     # ------------------------------------------------------------------ checking input
@@ -203,8 +243,26 @@ class Executor:
             f"{self.variant.name!r}; it carries {ops}"
         )
 
-    def _crash(self, step: Step, exc: BaseException) -> str:
-        return (
-            f"{self.subsystem.name} model raised {type(exc).__name__}: {exc} "
-            f"in step {self.index} ({step.describe()})"
-        )
+    def _plugin(self, *key: str) -> str:
+        return self.provider.get(key) or self.provider.get(("subsystem", self.subsystem.name)) or self.subsystem.name
+
+    def _owner(self, step: Step) -> str:
+        """``plugin 'x'``: the plugin that registered the step's action or command."""
+        if step.actor == "kernel":
+            return f"plugin {self._plugin('subsystem', self.subsystem.name)!r}"
+        return f"plugin {self._plugin('command', self.subsystem.name, step.op)!r}"
+
+    def _callable(self, step: Step) -> str:
+        if step.actor == "kernel":
+            return f"kernel action {step.op}"
+        cmd = self.user_index.get((step.channel, step.op))
+        kind = "driver" if cmd is not None and cmd.driver is not None else "handler"
+        return f"{kind} of {step.op}"
+
+    def _crash(self, step: Step, exc: BaseException, what: str = "") -> str:
+        blame = self._owner(step)
+        if what.startswith("policy") or what.startswith("reaction"):
+            blame = f"plugin {self._plugin('policy', self.subsystem.name, self.policy.name)!r}: {what}"
+        else:
+            blame = f"{blame}: {self._callable(step)}"
+        return f"{blame} raised {raised(exc)} in step {self.index} ({step.describe()})"

@@ -77,8 +77,8 @@ def _rc(result: StepResult, names: dict[int, str]) -> str:
         parts.append(f"rc={names.get(reply.rc, reply.rc)}")
     if reply.handle is not None:
         parts.append(f"-> {reply.handle}")
-    if reply.out.get("why"):
-        parts.append(f"({reply.out['why']})")
+    if reply.why:
+        parts.append(f"({reply.why})")
     return " ".join(parts)
 
 

@@ -487,7 +487,8 @@ def test_two_plugins_with_the_same_stem(tmp_path: Path, capsys: pytest.CaptureFi
 def test_missing_plugin_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     missing = tmp_path / "nosuchplugin.py"
     assert_error(capsys, ["--plugin", missing, "list"], str(missing), "does not exist")
-    assert_error(capsys, ["--plugin", tmp_path, "list"], str(tmp_path), "does not exist")
+    # a directory is a plugin only if it is a package
+    assert_error(capsys, ["--plugin", tmp_path, "list"], str(tmp_path), "not a Python package")
 
 
 def test_good_plugin_file_loads(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

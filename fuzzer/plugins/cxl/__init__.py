@@ -7,10 +7,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from fuzzer import fwctl
-from fuzzer.hookspecs import hookimpl
-from fuzzer.spec import CallerSpace, Channel, Exporter, Invariant, Policy, Subsystem, Violation
-from fuzzer.world import StepContext
+from fuzzer import (
+    CallerSpace,
+    Channel,
+    Exporter,
+    Invariant,
+    Policy,
+    StepContext,
+    Subsystem,
+    Violation,
+    fwctl,
+    hookimpl,
+)
 
 from . import export_c, kernel, mailbox
 from .device import COMMANDS, FIELDS, FWCTL, IOCTL, RAW, SPEC, SYSFS, VENDOR
@@ -44,6 +52,7 @@ SUBSYSTEM = Subsystem(
     probe=kernel.probe,
     callers=CALLERS,
     status_names=mailbox.RC_NAMES,
+    unsupported=mailbox.RC_UNSUPPORTED,
     doc="CXL type-3 memory device: mailbox ioctl, RAW, fwctl Features, sysfs sanitize",
 )
 

@@ -18,9 +18,7 @@ from typing import Any
 import attrs
 from hypothesis import strategies as st
 
-from fuzzer.effects import Effect
-from fuzzer.spec import ALWAYS, Args, Command, DeviceVariant, Field, Param, Reply
-from fuzzer.world import Device
+from fuzzer import ALWAYS, Args, Command, Device, DeviceVariant, Effect, Field, Param, Reply
 
 from . import mailbox as mb
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 import errno
 from typing import Any
 
-from fuzzer.spec import Args, KernelAction, Param, Reply
-from fuzzer.world import World
+from fuzzer import Args, KernelAction, Param, Reply, World
 
 from . import mailbox as mb
 from .device import COMMANDS, complete_background
@@ -31,7 +30,6 @@ BOOT_TIME = 1_700_000_000
 def boot() -> dict[str, Any]:
     """Kernel bookkeeping before the driver binds."""
     return {
-        "taint": frozenset(),
         "boot": 0,
         "regions": {},
         "nvdimm_bound": False,
@@ -75,7 +73,7 @@ def _drain_events(world: World) -> None:
 
 
 def _err(code: int, why: str) -> Reply:
-    return Reply(errno=code, out={"why": why})
+    return Reply(errno=code, why=why)
 
 
 def _mbox_failed(reply: Reply, code: int = errno.EIO) -> Reply:
@@ -195,8 +193,7 @@ def cold_reset(world: World, args: Args) -> Reply:
     sec = st["security.state"] & ~mb.SEC_FROZEN
     st["security.state"] = sec | mb.SEC_LOCKED if sec & mb.SEC_USER_PASS_SET else sec
     old = world.kernel
-    world.kernel = boot()
-    world.kernel["taint"] = old["taint"]  # kernel taint survives a device reset
+    world.kernel = boot()  # kernel taint is engine state: it survives a device reset
     world.kernel["boot"] = old["boot"] + 1
     world.shadow = {}
     probe(world)

@@ -21,7 +21,7 @@ import hashlib
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from hypothesis import HealthCheck, Phase, Verbosity, settings
 from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 from hypothesis.stateful import run_state_machine_as_test
 
-from fuzzer import __version__, corpus, fwctl
+from fuzzer import __version__, corpus
 from fuzzer.errors import ModelError, PtfuzzError, UsageError
 from fuzzer.explore import Explorer, shorter_path
 from fuzzer.host import Registry
@@ -111,7 +111,9 @@ class Result:
     search: str = "native"
 
     def failing(self) -> list[Finding]:
-        return [f for s, f in sorted(self.findings.items()) if s not in self.accepted]
+        """Findings that fail the run: not accepted (tainted, with --accept-tainted), not trusted by design."""
+        return [f for s, f in sorted(self.findings.items())
+                if s not in self.accepted and f.violation.severity != "trusted"]
 
 
 def open_database(spec: str | None) -> ExampleDatabase | None:
@@ -128,18 +130,19 @@ def open_database(spec: str | None) -> ExampleDatabase | None:
     return DirectoryBasedExampleDatabase(spec)
 
 
-def simplicity(steps: list[Step]) -> tuple[int, int]:
+def simplicity(steps: list[Step], scopes: Mapping[str, tuple[str, ...]] | None = None) -> tuple[int, int]:
     """Order sequences as a reader would: fewer steps, then plainer callers and smaller arguments.
 
-    Hypothesis keeps shrinking after the first failure it sees; this decides
-    whether a later sequence replaces the saved one.
+    ``scopes`` gives each channel's scopes, least privileged first (``Channel.scopes``):
+    the least costs nothing, so an fwctl path at CONFIGURATION is as plain as a RAW one.
     """
     cost = 0
     for s in steps:
         if s.caller is not None:
             c = s.caller
-            # the least scope costs nothing, so an fwctl path at CONFIGURATION is as plain as a RAW one
-            cost += len(c.caps) + len(c.switches) + (c.lockdown != "none") + max(fwctl.rank(c.scope), 0)
+            order = (scopes or {}).get(s.channel, ())
+            cost += len(c.caps) + len(c.switches) + (c.lockdown != "none") + (
+                order.index(c.scope) if c.scope in order else 0)
         for v in s.args.values():
             cost += min(abs(v), 1 << 20) if isinstance(v, int) else (1 if v else 0)
     return (len(steps), cost)
@@ -191,6 +194,7 @@ class Campaign(Session):
         #: stop after the round in which all of these signatures were found
         self.targets = targets
         self.executor = registry.executor(subsystem, policy, device)
+        self._scopes = {c.name: c.scopes for c in self.executor.subsystem.channels}
         self._checker = registry.executor(subsystem, policy, device)  # for minimizing mid-run
         self.findings: dict[str, Finding] = {}
         #: native search: violations seen, not yet minimized (their raw prefixes are saved)
@@ -260,12 +264,12 @@ class Campaign(Session):
                 refine: bool = False) -> None:
         """1-minimize a failing prefix and keep it if it beats what is known; save and report it."""
         known = self.findings.get(sig)
-        if known is not None and simplicity(prefix) >= simplicity(known.steps):
+        if known is not None and self._simplicity(prefix) >= self._simplicity(known.steps):
             return
         minimal = one_minimal(self._checker, prefix, sig)
         if refine:
             minimal = self._refine(minimal, sig)
-        if known is not None and simplicity(minimal) >= simplicity(known.steps):
+        if known is not None and self._simplicity(minimal) >= self._simplicity(known.steps):
             return
         first = known is None
         finding = Finding(
@@ -348,7 +352,7 @@ class Campaign(Session):
             if (
                 old is not None
                 and old.signature == finding.signature
-                and simplicity(list(old.steps)) <= simplicity(finding.steps)
+                and self._simplicity(list(old.steps)) <= self._simplicity(finding.steps)
                 and all(self._checker.validate(s) is None for s in old.steps)
                 and reproduces(self._checker, old.steps, finding.signature)
             ):
@@ -357,6 +361,9 @@ class Campaign(Session):
                 finding.polished = True
                 return path
         return corpus.save(self.corpus_dir, entry)
+
+    def _simplicity(self, steps: list[Step]) -> tuple[int, int]:
+        return simplicity(steps, self._scopes)
 
     def _final_violation(self, steps: list[Step], signature: str) -> Violation:
         self._checker.reset()

@@ -214,9 +214,16 @@ def _summary(con: Console, r: Result, policy: str, device: str) -> None:
         con.print(f"no violations found for {policy} on {device}")
         return
     con.print(f"{len(r.findings)} distinct violation(s):")
+    trusted = [(s, f) for s, f in sorted(r.findings.items()) if f.violation.severity == "trusted"]
     for sig, f in sorted(r.findings.items()):
+        if f.violation.severity == "trusted":
+            continue
         sev = f.violation.severity + (" (accepted)" if sig in r.accepted else "")
         con.print(f"  {sev:<8} {sig}  [{len(f.steps)} steps]  {f.path or ''}", markup=False)
+    if trusted:
+        con.print(f"{len(trusted)} by design (callers the policy trusts; they do not fail the run):")
+        for sig, f in trusted:
+            con.print(f"  trusted  {sig}  [{len(f.steps)} steps]  {f.path or ''}", markup=False)
 
 
 def _write_json(path: str, r: Result, subsystem: str, policy: str, device: str) -> None:
@@ -252,7 +259,10 @@ def junit_xml(r: Result, subsystem: str, policy: str, device: str) -> str:
     for sig, f in sorted(r.findings.items()):
         case = ET.SubElement(suite, "testcase", classname=f"ptfuzz.{subsystem}.{policy}.{device}", name=sig)
         body = "\n".join(s.describe() for s in f.steps) + (f"\ncorpus: {f.path}" if f.path else "")
-        if sig in r.accepted:
+        if f.violation.severity == "trusted":
+            ET.SubElement(case, "skipped", message=f"trusted caller, by design: {f.violation.message}")
+            skipped += 1
+        elif sig in r.accepted:
             ET.SubElement(case, "skipped", message=f"accepted tainted finding: {f.violation.message}")
             skipped += 1
         else:

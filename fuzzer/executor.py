@@ -47,10 +47,17 @@ class StepResult:
     changes: tuple[tuple[str, Any, Any], ...]
     violations: tuple[Violation, ...]
     declared: int = 0
+    #: the changed keys that were kernel-owned right after this step (for traces)
+    owned: tuple[str, ...] = ()
 
     @property
     def reply_handle(self) -> Any:
         return None if self.reply is None else self.reply.handle
+
+    @property
+    def published(self) -> tuple[Any, ...]:
+        """Every handle the step put into bundles (``Reply.handle`` and ``Reply.handles``)."""
+        return () if self.reply is None else self.reply.published
 
 
 def variant_commands(
@@ -61,6 +68,15 @@ def variant_commands(
     table.update({c.op: c for c in extra})
     table.update({c.op: c for c in variant.commands})
     return table
+
+
+def _owned_now(world: World, key: str) -> bool:
+    f = world.field(key)
+    if f.kernel_owned is None:
+        return False
+    if f.per_instance:
+        return key in world.shadow
+    return f.owned(world.kernel)
 
 
 class Executor:
@@ -214,7 +230,8 @@ class Executor:
                 raise ModelError(f"plugin {self._plugin('invariant', inv.subsystem or '*', inv.name)!r}: "
                                  f"invariant {inv.name!r} raised {raised(exc)} in step {self.index} "
                                  f"({step.describe()})") from exc
-        return StepResult(self.index, step, decision, reply, changes, tuple(violations), declared)
+        owned = tuple(k for k, _, _ in changes if _owned_now(world, k)) if changes else ()
+        return StepResult(self.index, step, decision, reply, changes, tuple(violations), declared, owned)
 
     # ------------------------------------------------------------------ checking input
 

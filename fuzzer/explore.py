@@ -219,10 +219,10 @@ class Explorer:
                 name = result.step.args[move.params[i].name]
                 if name in pool:
                     pool.remove(name)
-        handle = result.reply_handle
-        if handle is not None:
+        handles = result.published
+        if handles:
             for bundle in move.produces:
-                live.setdefault(bundle, []).append(handle)
+                live.setdefault(bundle, []).extend(handles)
 
 
 #: Sequences ``shorter_path`` tries per candidate length.

@@ -121,10 +121,10 @@ def build_machine(session: Session) -> type[RuleBasedStateMachine]:
                 raise exception_for(min(new, key=lambda v: v.signature), steps)
         if not produces:
             return None
-        reply = result.reply
-        if reply is not None and reply.handle is not None:
-            return reply.handle
-        return multiple()
+        handles = result.published
+        if len(handles) == 1:
+            return handles[0]
+        return multiple(*handles)
 
     ns["__init__"] = _init
     ns["_do"] = _do

@@ -71,12 +71,10 @@ def test_published_handles_reach_commands_and_ownership_is_per_instance(reg: hos
     assert e.apply(user("FLAP_PORT", port="port2")).violations == ()
     assert e.apply(user("FLAP_PORT", port="port0")).violations != ()
     # the native search draws FLAP_PORT with the scan's handles
-    seen: set[str] = set()
     c = Campaign(reg, "toy", reg.policy("toy", "toy-linux"), reg.device("toy", None), seed=2, max_examples=50)
     c.run()
     assert c.explorer is not None
-    for (move, *_), n in c.explorer.behaviours.items():
-        seen.add(c.explorer.moves[move].op)
+    seen = {c.explorer.moves[move].op for move, *_ in c.explorer.behaviours}
     assert "FLAP_PORT" in seen
 
 

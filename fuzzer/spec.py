@@ -52,11 +52,16 @@ ABSENT: Any = _Absent()
 
 
 def _always(kernel: Mapping[str, Any]) -> bool:
+    """The kernel owns the field from probe on, whatever its bookkeeping says."""
     return True
 
 
 def _believed(kernel: Mapping[str, Any]) -> bool:
-    return True  # the integrity invariant asks the shadow, not this predicate: see Field
+    """The kernel owns each key exactly while its shadow holds it (``world.believe``/``world.forget``).
+
+    The integrity invariant asks the shadow, not this predicate: see ``Field``.
+    """
+    return True
 
 
 @attrs.frozen

@@ -16,26 +16,20 @@ therefore loses nothing.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-import signal
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 import attrs
-import hypothesis
-from hypothesis import HealthCheck, Phase, Verbosity, settings
-from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
-from hypothesis.stateful import run_state_machine_as_test
+from hypothesis.database import ExampleDatabase
 
-from fuzzer import __version__, corpus
-from fuzzer.errors import ModelError, PtfuzzError, UsageError
+from fuzzer import __version__, corpus, hypothesis_search
+from fuzzer.errors import PtfuzzError, UsageError
 from fuzzer.explore import Explorer, shorter_path
 from fuzzer.host import Registry
-from fuzzer.machine import Session, ViolationFound, build_machine
+from fuzzer.machine import Session
 from fuzzer.minimize import one_minimal, reproduces, simplify
 from fuzzer.spec import DeviceVariant, Policy, Violation
 from fuzzer.world import Step
@@ -114,20 +108,6 @@ class Result:
         """Findings that fail the run: not accepted (tainted, with --accept-tainted), not trusted by design."""
         return [f for s, f in sorted(self.findings.items())
                 if s not in self.accepted and f.violation.severity != "trusted"]
-
-
-def open_database(spec: str | None) -> ExampleDatabase | None:
-    """``--db PATH`` or ``--db redis://host:port/db`` (needs the ``redis`` extra)."""
-    if not spec:
-        return None
-    if spec.startswith("redis://"):
-        try:
-            import redis
-            from hypothesis.extra.redis import RedisExampleDatabase
-        except ImportError:
-            raise UsageError("--db redis://... needs the redis package: pip install 'ptfuzz[redis]'") from None
-        return RedisExampleDatabase(redis.Redis.from_url(spec))
-    return DirectoryBasedExampleDatabase(spec)
 
 
 def simplicity(steps: list[Step], scopes: Mapping[str, tuple[str, ...]] | None = None) -> tuple[int, int]:
@@ -473,197 +453,6 @@ class Campaign(Session):
         return len(self.explorer.behaviours) if self.explorer is not None else 0
 
     def _round(self, round_no: int) -> str:
-        """One Hypothesis run: ``failed`` (another round may find more), ``capped`` (it ran
-        ``ROUND_EXAMPLES`` test cases) or ``spent`` (the budget is)."""
-        machine = build_machine(self)
-        self._shrinking = False
-        self._shrink_runs = 0
-        remaining = ROUND_EXAMPLES if self.max_examples is None else max(self.max_examples - self.sequences, 1)
-        capped = remaining > ROUND_EXAMPLES
-        remaining = min(remaining, ROUND_EXAMPLES)
-        phases = [Phase.generate, Phase.shrink]
-        if self.database is not None:
-            phases.insert(0, Phase.reuse)
-        conf = settings(
-            max_examples=remaining,
-            stateful_step_count=self.step_count,
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-            database=self.database,
-            verbosity=Verbosity.quiet,
-            # Off: with it on, Hypothesis stops generating 10 s after the first
-            # bug, which makes results depend on machine speed.  Rounds give
-            # us every distinct bug instead, deterministically.
-            report_multiple_bugs=False,
-            phases=phases,
-            derandomize=False,
-            print_blob=False,
-        )
-        seeded: Any = hypothesis.seed(derive_seed(self.seed, round_no))(machine)
-        try:
-            run_state_machine_as_test(seeded, settings=conf)
-        except OutOfBudget:
-            return "spent"
-        except ShrinkBudget:
-            return "failed"
-        except ModelError:
-            raise
-        except BaseException as exc:
-            errors = _leaves(exc)
-            others = [e for e in errors if not isinstance(e, ViolationFound)]
-            if others:
-                if isinstance(others[0], (KeyboardInterrupt, ModelError)):
-                    raise others[0] from None
-                raise
-            return "failed"
-        return "capped" if capped or self.max_examples is None else "spent"
+        """One Hypothesis run (``fuzzer.hypothesis_search``, imported only by campaigns that use it)."""
 
-
-def _seed_only_generation() -> None:
-    """Make a seeded campaign explore the same sequences wherever it runs.
-
-    Hypothesis (>= 6.131) mixes literals found in *local* source modules into
-    what it draws, and the pool grows as modules are imported.  For ptfuzz
-    that made a seed's exploration depend on the install mode (editable or
-    not), the working directory and even test order.  Parameters here are
-    small declared ranges, so the pool buys nothing; it is emptied.  Uses a
-    private Hypothesis hook and does nothing if that hook disappears.
-    """
-    try:
-        from hypothesis.internal.conjecture import providers
-    except ImportError:  # pragma: no cover
-        return
-    empty = getattr(providers, "_local_constants", None)
-    if empty is None or not hasattr(providers, "_get_local_constants"):
-        return
-    blank = type(empty)(**{f: type(getattr(empty, f))() for f in ("integers", "bytes", "strings")},
-                        floats=type(empty.floats)(key=empty.floats.key))
-    providers._get_local_constants = lambda: blank
-
-
-_seed_only_generation()
-
-
-def _leaves(exc: BaseException) -> list[BaseException]:
-    if isinstance(exc, BaseExceptionGroup):
-        out: list[BaseException] = []
-        for e in exc.exceptions:
-            out.extend(_leaves(e))
-        return out
-    return [exc]
-
-
-@attrs.frozen
-class WorkerSpec:
-    """Everything a worker process needs to rebuild its campaign (all picklable)."""
-
-    plugin_files: tuple[str, ...]
-    subsystem: str
-    policy: str
-    without: tuple[str, ...]
-    device: str
-    seed: int
-    index: int
-    max_examples: int | None
-    time_budget: float | None
-    step_count: int
-    corpus_dir: str | None
-    accept_tainted: bool
-    db: str | None
-    search: str = "native"
-
-
-def _worker(spec: WorkerSpec) -> Result | None:
-    """One campaign in a worker process; prints its findings as it goes.
-
-    SIGINT only sets a flag that the campaign honours between sequences: a
-    KeyboardInterrupt raised at an arbitrary point can land in a callback
-    that swallows it (Hypothesis's gc hook) or in the middle of reporting.
-    """
-    from fuzzer import host
-
-    stop: dict[str, Any] = {"requested": False, "campaign": None}
-
-    def on_sigint(signum: int, frame: Any) -> None:
-        stop["requested"] = True
-        if stop["campaign"] is not None:
-            stop["campaign"].stop_requested = True
-
-    signal.signal(signal.SIGINT, on_sigint)
-    registry = host.load(spec.plugin_files)
-    tag = f"[w{spec.index}]"
-
-    def report(f: Finding, first: bool) -> None:
-        if first:
-            print(f"{tag} {f.describe()}", flush=True)
-
-    campaign = Campaign(
-        registry, spec.subsystem, registry.policy(spec.subsystem, spec.policy, spec.without),
-        registry.device(spec.subsystem, spec.device), seed=derive_seed(spec.seed, 1000 + spec.index),
-        max_examples=spec.max_examples, time_budget=spec.time_budget, step_count=spec.step_count,
-        corpus_dir=spec.corpus_dir, accept_tainted=spec.accept_tainted,
-        database=open_database(spec.db), on_finding=report, search=spec.search,
-    )
-    stop["campaign"] = campaign
-    if stop["requested"]:
-        return None
-    campaign.stop_requested = bool(stop["requested"])
-    return campaign.run()
-
-
-def _worker_main(spec: WorkerSpec, results: Any) -> None:
-    """Process entry point: run, then hand the result back (None if stopped before starting)."""
-    results.put((spec.index, _worker(spec)))
-
-
-def run_workers(specs: list[WorkerSpec]) -> Result:
-    """Run campaigns in parallel processes and merge their results.
-
-    Workers share the corpus directory: files are written atomically and named
-    by signature, so two workers finding the same bug write one file.  A
-    terminal's Ctrl-C reaches every worker; a SIGINT sent to this process
-    alone (``timeout -s INT``, a CI cancel) is forwarded to them.  Either way
-    each worker saves, polishes and reports what it found.
-    """
-    import multiprocessing
-    import queue
-
-    mp = multiprocessing.get_context("fork")
-    inbox: Any = mp.Queue()
-    procs = [mp.Process(target=_worker_main, args=(s, inbox), daemon=True) for s in specs]
-    started = time.monotonic()
-    for p in procs:
-        p.start()
-    got: dict[int, Result | None] = {}
-    interrupted = False
-    while len(got) < len(procs):
-        try:
-            index, result = inbox.get(timeout=0.2)
-            got[index] = result
-        except queue.Empty:
-            if not any(p.is_alive() for p in procs) and inbox.empty():
-                break  # a worker died without reporting; its findings are on disk
-        except KeyboardInterrupt:
-            if not interrupted:
-                for p in procs:
-                    if p.is_alive() and p.pid is not None:
-                        with contextlib.suppress(ProcessLookupError):
-                            os.kill(p.pid, signal.SIGINT)
-            interrupted = True
-    for p in procs:
-        p.join(timeout=5)
-    results = [r for r in got.values() if r is not None]
-    if not results:
-        raise KeyboardInterrupt
-    merged: dict[str, Finding] = {}
-    for r in results:
-        for sig, f in r.findings.items():
-            if sig not in merged or simplicity(f.steps) < simplicity(merged[sig].steps):
-                merged[sig] = f
-    accepted = tuple(sorted({s for r in results for s in r.accepted}))
-    return Result(
-        merged, sum(r.sequences for r in results), sum(r.steps for r in results),
-        time.monotonic() - started, specs[0].seed, sum(r.rounds for r in results),
-        sum(r.runs for r in results), interrupted or any(r.interrupted for r in results), accepted,
-        max(r.behaviours for r in results), results[0].search,
-    )
+        return hypothesis_search.run_round(self, round_no)

@@ -22,20 +22,13 @@ from rich.console import Console
 from rich.table import Table
 
 from fuzzer import __version__, corpus, host
-from fuzzer.campaign import (
-    DEFAULT_EXAMPLES,
-    SEARCHES,
-    Campaign,
-    Finding,
-    Result,
-    WorkerSpec,
-    open_database,
-    run_workers,
-)
+from fuzzer.campaign import DEFAULT_EXAMPLES, SEARCHES, Campaign, Finding, Result
 from fuzzer.errors import PtfuzzError, UsageError
+from fuzzer.hypothesis_search import open_database
 from fuzzer.replay import replay as do_replay
 from fuzzer.replay import trace
 from fuzzer.spec import Policy
+from fuzzer.workers import WorkerSpec, run_workers
 
 EXIT_CLEAN, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import attrs
 from hypothesis.database import ExampleDatabase
 
-from fuzzer import __version__, corpus, hypothesis_search
+from fuzzer import __version__, corpus
 from fuzzer.errors import PtfuzzError, UsageError
 from fuzzer.explore import Explorer, shorter_path
 from fuzzer.host import Registry

@@ -454,5 +454,6 @@ class Campaign(Session):
 
     def _round(self, round_no: int) -> str:
         """One Hypothesis run (``fuzzer.hypothesis_search``, imported only by campaigns that use it)."""
+        from fuzzer import hypothesis_search  # it imports this module: no import-time cycle
 
         return hypothesis_search.run_round(self, round_no)

@@ -20,7 +20,7 @@ from .policies import CAP_SYS_ADMIN, OPEN_WRITE, POLICIES
 
 __version__ = "0.1.0"
 
-_CAPS = (frozenset(), frozenset({CAP_SYS_ADMIN}))
+_CAPS: tuple[frozenset[str], ...] = (frozenset(), frozenset({CAP_SYS_ADMIN}))
 
 CHANNELS = (
     Channel(ADMIN, "NVME_IOCTL_ADMIN_CMD / NVME_IOCTL_ADMIN64_CMD on /dev/nvme0 (the admin queue)",

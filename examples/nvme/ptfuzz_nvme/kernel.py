@@ -84,7 +84,7 @@ def _patched(log: dict[int, int], known: dict[int, int]) -> dict[int, int]:
     return out
 
 
-def command_effects(kernel: dict[str, Any], io: bool, opcode: int) -> int:
+def command_effects(kernel: Mapping[str, Any], io: bool, opcode: int) -> int:
     """nvme_command_effects(): the cached log entry, as the kernel acts on it.
 
     An I/O command never freezes the queues (its CSE bits are masked off);
@@ -200,7 +200,8 @@ def reset_controller(world: World, args: Args) -> Reply:
     if st["fw.next"]:
         st["ctrl.identify"], st["fw.next"] = IMAGES[st["fw.next"]], 0
     init_controller(world, first=False)
-    return Reply(handles=scan(world))
+    scan(world)  # the same disks come back: nothing new to publish
+    return Reply()
 
 
 _NS = Param("ns", "handle", bundle=NAMESPACES, doc="a namespace block device the scan published")
@@ -209,7 +210,7 @@ ACTIONS = (
     KernelAction("rescan", rescan, produces=NAMESPACES, doc="sysfs rescan_controller: scan namespaces"),
     KernelAction("mount", mount, (_NS,), doc="mount a filesystem on the namespace"),
     KernelAction("umount", umount, (_NS,), doc="unmount it"),
-    KernelAction("reset_controller", reset_controller, produces=NAMESPACES,
+    KernelAction("reset_controller", reset_controller,
                  doc="sysfs reset_controller: reset, re-identify, rescan"),
 )
 

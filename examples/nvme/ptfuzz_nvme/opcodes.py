@@ -132,7 +132,7 @@ class NvmeEffect(enum.IntFlag):
 
 
 #: Subsystem.effects: what traces and messages call each flag
-EFFECT_NAMES = {
+EFFECT_NAMES: dict[int, str] = {
     NvmeEffect.CSUPP: "CSUPP",
     NvmeEffect.LBCC: "LBCC(logical-block-content)",
     NvmeEffect.NCC: "NCC(namespace-capability)",

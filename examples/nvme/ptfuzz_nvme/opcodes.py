@@ -21,13 +21,11 @@ SET_FEATURES = 0x09
 GET_FEATURES = 0x0A
 NS_MGMT = 0x0D
 FW_COMMIT = 0x10  # nvme_admin_activate_fw
-CREATE_IO_SQ = 0x01
-CREATE_IO_CQ = 0x05
 NS_ATTACH = 0x15
 FORMAT_NVM = 0x80
-SECURITY_SEND = 0x81
-SECURITY_RECV = 0x82
 SANITIZE_NVM = 0x84
+CREATE_IO_SQ = 0x01  # the driver's own queue setup
+CREATE_IO_CQ = 0x05
 #: a vendor-specific admin opcode (0xC0..0xFF): ACME's "grow a namespace"
 ACME_NS_GROW = 0xC1
 

@@ -287,6 +287,7 @@ def create_io_queues(dev: Device, args: Args) -> Reply:
 
 
 def nvm_read(dev: Device, args: Args) -> Reply:
+    """Read, Flush: nothing the model tracks changes (Flush commits a cache it has none of)."""
     return _active_ns(dev, args["nsid"]) or _ok()
 
 

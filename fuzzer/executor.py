@@ -49,6 +49,8 @@ class StepResult:
     declared: int = 0
     #: the changed keys that were kernel-owned right after this step (for traces)
     owned: tuple[str, ...] = ()
+    #: the policy's reactions that ran after the command
+    reactions: tuple[str, ...] = ()
 
     @property
     def reply_handle(self) -> Any:
@@ -141,6 +143,7 @@ class Executor:
         command: Command | None = None
         declared = 0
         trusted = False
+        reacted: list[str] = []
         what = "kernel action" if step.actor == "kernel" else "command"
         try:
             if step.actor == "kernel":
@@ -179,6 +182,7 @@ class Executor:
                             if reaction.effects is None or declared & reaction.effects:
                                 what = f"reaction {reaction.name!r}"
                                 reaction.run(world, request, reply)
+                                reacted.append(reaction.name)
             if not isinstance(reply, Reply) and not (decision is not None and not decision.allowed):
                 raise ModelError(f"{self._owner(step)}: {self._callable(step)} returned "
                                  f"{type(reply).__name__}, not a Reply")
@@ -231,7 +235,8 @@ class Executor:
                                  f"invariant {inv.name!r} raised {raised(exc)} in step {self.index} "
                                  f"({step.describe()})") from exc
         owned = tuple(k for k, _, _ in changes if _owned_now(world, k)) if changes else ()
-        return StepResult(self.index, step, decision, reply, changes, tuple(violations), declared, owned)
+        return StepResult(self.index, step, decision, reply, changes, tuple(violations), declared, owned,
+                          tuple(reacted))
 
     # ------------------------------------------------------------------ checking input
 

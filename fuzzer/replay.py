@@ -96,6 +96,8 @@ def trace(rep: Replay) -> list[str]:
         if r.decision is not None:
             lines.append(f"      policy  {r.decision.describe()}" + (f": {r.decision.reason}" if r.decision.reason else ""))
         lines.append(f"      result  {_rc(r, names)}")
+        if r.reactions:
+            lines.append(f"      kernel reacted  {', '.join(r.reactions)}")
         owned = [c for c in r.changes if c[0] in r.owned]
         other = [c for c in r.changes if c[0] not in r.owned]
         for name, old, new in owned:

@@ -101,7 +101,8 @@ class Field:
     """
 
     name: str
-    effect: Effect
+    #: an ``Effect`` mask, or the subsystem's own bits (``Subsystem.effects``)
+    effect: int
     kernel_owned: Callable[[Mapping[str, Any]], bool] | None = None
     doc: str = ""
     family: bool = False

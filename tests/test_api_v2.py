@@ -35,7 +35,8 @@ def user(op: str, caller: Caller = ROOT, **args: object) -> Step:
 
 
 def test_reaction_keeps_the_kernel_right_and_removing_it_opens_the_hole(reg: host.Registry) -> None:
-    assert ex(reg).apply(user("SET_MTU", mtu=9000)).violations == ()
+    r = ex(reg).apply(user("SET_MTU", mtu=9000))
+    assert r.violations == () and r.reactions == ("remtu",)
     sigs = {v.signature for v in ex(reg, "remtu").apply(user("SET_MTU", mtu=9000)).violations}
     assert sigs == {"kernel-owned-integrity:toy:SET_MTU:link.mtu"}
     # the reaction reads the policy's knobs

@@ -43,6 +43,13 @@ def fuzz(session: nox.Session) -> None:
                 "--corpus", out, success_codes=[1])
 
 
+@nox.session(name="fuzz-corpus")
+def fuzz_corpus(session: nox.Session) -> None:
+    """100,000 hostile corpus files through replay and every exporter (tests/hostile_corpus.py)."""
+    session.install("-e", ".[test]")
+    session.run("python", "tests/hostile_corpus.py", "--examples", "100000", "--shards", "2", *session.posargs)
+
+
 @nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks: executor throughput, overhead against bare Hypothesis, time to finding."""

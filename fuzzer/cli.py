@@ -2,12 +2,18 @@
 
 Exit codes: 0 nothing found (or a replay that no longer fails), 1 findings (or
 a replay that still fails), 2 usage, corpus or plugin errors, reported as one
-line naming the culprit.
+line naming the culprit, 3 an internal error (a bug in ptfuzz itself), also one
+line; ``PTFUZZ_TRACEBACK=1`` prints the traceback too.
+
+Everything printed from a corpus file goes through ``_say`` (no rich markup,
+control characters escaped by ``fuzzer.safetext``); every file written goes
+through ``fuzzer.files.write_output``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import signal
@@ -19,9 +25,10 @@ from typing import Any, NoReturn
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from fuzzer import __version__, corpus, host
+from fuzzer import __version__, corpus, files, host, safetext
 from fuzzer.campaign import DEFAULT_EXAMPLES, SEARCHES, Campaign, Finding, Result
 from fuzzer.errors import PtfuzzError, UsageError
 from fuzzer.hypothesis_search import open_database
@@ -30,12 +37,54 @@ from fuzzer.replay import trace
 from fuzzer.spec import Policy
 from fuzzer.workers import WorkerSpec, run_workers
 
-EXIT_CLEAN, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
+EXIT_CLEAN, EXIT_FOUND, EXIT_ERROR, EXIT_INTERNAL = 0, 1, 2, 3
+MAX_WORKERS = 256
 
 
 def _console() -> Console:
     # Wide when not a terminal so CI logs keep whole signatures and paths.
     return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+
+
+class _FiniteSeconds(click.FloatRange):
+    """A time budget: at least 0.1 s, and a number (``nan`` and ``inf`` would never end a campaign)."""
+
+    name = "seconds"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        seconds = super().convert(value, param, ctx)
+        if not math.isfinite(seconds):
+            self.fail(f"{value!r} is not a finite number of seconds", param, ctx)
+        return seconds
+
+
+FINITE_SECONDS = _FiniteSeconds(min=0.1)
+
+
+def _check_db(db: str | None) -> None:
+    """Check ``--db`` before the campaign: a wrong address is the user's configuration (exit 2)."""
+    if not db:
+        return
+    if db.startswith("redis://"):
+        try:
+            import redis
+        except ImportError:
+            raise UsageError("--db redis://... needs the redis package: pip install 'ptfuzz[redis]'") from None
+        try:
+            redis.Redis.from_url(db, socket_connect_timeout=5, socket_timeout=5).ping()
+        except Exception as exc:  # bad URL, refused, timeout, auth: all the user's configuration
+            raise UsageError(f"--db {safetext.shown(db)}: cannot use this Redis: {type(exc).__name__}: {exc}") from None
+        return
+    try:
+        Path(db).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--db {safetext.shown(db)}: cannot create the example database: "
+                         f"{exc.strerror or exc}") from None
+
+
+def _say(con: Console, text: str) -> None:
+    """Print one line that may contain corpus text: never markup, never a raw control character."""
+    con.print(safetext.line(text), markup=False, highlight=False)
 
 
 def _registry(ctx: click.Context) -> host.Registry:
@@ -63,7 +112,8 @@ def list_cmd(ctx: click.Context) -> None:
     con = _console()
     for name, sub in sorted(reg.subsystems.items()):
         plugin = reg.provider[("subsystem", name)]
-        con.print(f"[bold]{name}[/bold]  (plugin {plugin} {reg.versions.get(plugin, '')}): {sub.doc}")
+        con.print(f"[bold]{escape(name)}[/bold]  "
+                  + escape(safetext.line(f"(plugin {plugin} {reg.versions.get(plugin, '')}): {sub.doc}")))
         t = Table("device", "commands", "from", "about", box=None, pad_edge=False)
         any_policy = next(iter(reg.policies.get(name, {}).values()), None) or Policy("none", name, ())
         for d in sub.devices:
@@ -84,7 +134,7 @@ def list_cmd(ctx: click.Context) -> None:
 
 def _print_finding(con: Console, f: Finding, first: bool) -> None:
     if first:
-        con.print(f.describe(), markup=False)
+        _say(con, f.describe())
 
 
 @cli.command()
@@ -94,14 +144,14 @@ def _print_finding(con: Console, f: Finding, first: bool) -> None:
 @click.option("--without", multiple=True, metavar="RULE",
               help="Remove one rule from the policy: what if this check were missing?")
 @click.option("--seed", type=int, help="Seed; printed when chosen at random.")
-@click.option("--time", "time_budget", type=click.FloatRange(min=0.1), help="Time budget in seconds.")
+@click.option("--time", "time_budget", type=FINITE_SECONDS, help="Time budget in seconds.")
 @click.option("--max-examples", type=click.IntRange(min=1), help="Number of sequences to try.")
 @click.option("--steps", "step_count", type=click.IntRange(min=1), default=None,
               help="Maximum steps per sequence  [default: the subsystem's, 20 for cxl]")
 @click.option("--corpus", "corpus_dir", default="corpora", show_default=True,
               help="Where findings are written (DIR/SUBSYSTEM/*.json).")
 @click.option("--db", "db", help="Hypothesis example database: a directory or redis://host:port/n.")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--workers", type=click.IntRange(min=1, max=MAX_WORKERS), default=1, show_default=True,
               help="Parallel campaign processes (seeds derived from --seed; --max-examples is split).")
 @click.option("--search", type=click.Choice(SEARCHES), default="native", show_default=True,
               help="native: steps drawn at executor speed, grown from what reached new behaviour; "
@@ -120,6 +170,10 @@ def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name
     reg = _registry(ctx)
     sub = reg.subsystem(subsystem)
     step_count = step_count or sub.steps
+    for option, target in (("--json", json_out), ("--junit", junit_out)):
+        if target:  # a typo must not cost the campaign's hour
+            files.check_writable(target, option)
+    _check_db(db)
     policy = reg.policy(subsystem, policy_name, without)
     device = reg.device(subsystem, device_name)
     try:  # fail now, not when the first finding is saved
@@ -174,7 +228,7 @@ def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name
     if json_out:
         _write_json(json_out, result, subsystem, policy.label, device.name)
     if junit_out:
-        _write_text(junit_out, "--junit", junit_xml(result, subsystem, policy.label, device.name))
+        files.write_output(junit_out, "--junit", junit_xml(result, subsystem, policy.label, device.name))
     if result.interrupted:
         con.print("interrupted: every finding above is saved")
     ctx.exit(EXIT_FOUND if result.failing() else EXIT_CLEAN)
@@ -212,11 +266,11 @@ def _summary(con: Console, r: Result, policy: str, device: str) -> None:
         if f.violation.severity == "trusted":
             continue
         sev = f.violation.severity + (" (accepted)" if sig in r.accepted else "")
-        con.print(f"  {sev:<8} {sig}  [{len(f.steps)} steps]  {f.path or ''}", markup=False)
+        _say(con, f"  {sev:<8} {sig}  [{len(f.steps)} steps]  {f.path or ''}")
     if trusted:
         con.print(f"{len(trusted)} by design (callers the policy trusts; they do not fail the run):")
         for sig, f in trusted:
-            con.print(f"  trusted  {sig}  [{len(f.steps)} steps]  {f.path or ''}", markup=False)
+            _say(con, f"  trusted  {sig}  [{len(f.steps)} steps]  {f.path or ''}")
 
 
 def _write_json(path: str, r: Result, subsystem: str, policy: str, device: str) -> None:
@@ -232,16 +286,7 @@ def _write_json(path: str, r: Result, subsystem: str, policy: str, device: str) 
             for s, f in sorted(r.findings.items())
         ],
     }
-    _write_text(path, "--json", json.dumps(doc, indent=2) + "\n")
-
-
-def _write_text(path: str, option: str, text: str) -> None:
-    tmp = Path(path).with_suffix(".tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise UsageError(f"{option} {path!r}: cannot write: {exc.strerror or exc}") from None
+    files.write_output(path, "--json", json.dumps(doc, indent=2) + "\n")
 
 
 def junit_xml(r: Result, subsystem: str, policy: str, device: str) -> str:
@@ -271,36 +316,28 @@ def junit_xml(r: Result, subsystem: str, policy: str, device: str) -> str:
 
 
 @cli.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path())
+@click.argument("paths", metavar="FILES", nargs=-1, required=True, type=click.Path())
 @click.option("--policy", "policy_name", help="Replay under another policy of the same subsystem.")
 @click.option("--without", multiple=True, metavar="RULE", help="Remove a rule from the replay policy.")
 @click.option("-q", "--quiet", is_flag=True, help="One line per file.")
 @click.pass_context
-def replay(ctx: click.Context, files: tuple[str, ...], policy_name: str | None,
+def replay(ctx: click.Context, paths: tuple[str, ...], policy_name: str | None,
            without: tuple[str, ...], quiet: bool) -> None:
     """Replay corpus FILES deterministically; exit 1 if any still fails."""
     reg = _registry(ctx)
     con = _console()
     failing = 0
-    for path in _expand(files):
+    for path in corpus.expand(paths):
         entry = corpus.load(path)
         rep = do_replay(reg, entry, policy_name, without or None)
         failing += rep.still_fails
         if quiet:
             state = "FAILS " if rep.still_fails else "passes"
-            con.print(f"{state} {path} ({entry.signature} under {rep.policy.label})")
+            _say(con, f"{state} {path} ({entry.signature} under {rep.policy.label})")
         else:
             for line in trace(rep):
-                con.print(line, markup=False)
+                _say(con, line)
     ctx.exit(EXIT_FOUND if failing else EXIT_CLEAN)
-
-
-def _expand(files: tuple[str, ...]) -> list[str]:
-    out: list[str] = []
-    for f in files:
-        p = Path(f)
-        out.extend(sorted(str(x) for x in p.rglob("*.json")) if p.is_dir() else [f])
-    return out
 
 
 @cli.command()
@@ -312,21 +349,21 @@ def export(ctx: click.Context, file: str, fmt: str, output: str | None) -> None:
     """Export a finding as readable text (or another registered format)."""
     reg = _registry(ctx)
     if fmt not in reg.exporters:
-        raise UsageError(f"unknown export format {fmt!r}; available: {', '.join(sorted(reg.exporters))}")
+        raise UsageError(f"unknown export format {safetext.shown(fmt)}; available: {', '.join(sorted(reg.exporters))}")
+    if output:
+        files.check_writable(output, "--output")
     entry = corpus.load(file)
     exporter = reg.exporter(fmt, entry.subsystem)
     rep = do_replay(reg, entry)
     try:
         text = exporter.render(rep)
-    except Exception as exc:  # an exporter's limits (e.g. C knows one subsystem's UAPI)
-        raise UsageError(f"{file}: export --format {fmt} failed: {exc}") from None
+    except (Exception, SystemExit) as exc:  # an exporter's limits (e.g. C knows one subsystem's UAPI)
+        raise UsageError(f"{file}: export --format {fmt} failed: {type(exc).__name__}: {exc}") from None
     if output:
-        try:
-            Path(output).write_text(text)
-        except OSError as exc:
-            raise UsageError(f"--output {output!r}: cannot write: {exc.strerror or exc}") from None
-    else:
-        click.echo(text, nl=False)
+        files.write_output(output, "--output", text)
+    else:  # not click.echo: it re-encodes on its own terms; stdout here escapes what it cannot encode
+        sys.stdout.write(text)
+        sys.stdout.flush()
 
 
 @cli.command("new-plugin")
@@ -344,11 +381,13 @@ def new_plugin(name: str, output: str | None, force: bool) -> None:
         text = render(name, str(path))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    _write_text(str(path), "--output", text)
+    files.write_output(str(path), "--output", text)
     click.echo(f"wrote {path}; try: ptfuzz --plugin {path} run {name} --policy permissive --max-examples 200")
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Run the command line; every way out is an exit code of its own (see the module docstring)."""
+    _tolerant_streams()
     try:
         code = cli.main(args=argv, prog_name="ptfuzz", standalone_mode=False)
     except PtfuzzError as exc:
@@ -358,11 +397,42 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except click.ClickException as exc:
         _error(exc.format_message())
+    except SystemExit as exc:  # ptfuzz's own commands exit through ctx.exit, never sys.exit
+        _internal(f"something called sys.exit({exc.code!r}) inside ptfuzz", exc)
+    except Exception as exc:
+        _internal(f"{type(exc).__name__}: {exc}", exc)
     sys.exit(code if isinstance(code, int) else EXIT_CLEAN)
 
 
+def _tolerant_streams() -> None:
+    """A character the output encoding cannot represent is printed as a backslash escape, not a crash."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            try:
+                reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):  # a stream that cannot change (closed, detached)
+                pass
+
+
+def _one_line(message: str) -> str:
+    """One safe line, whatever a plugin's, library's or corpus file's message contains."""
+    joined = " ".join(part.strip() for part in message.splitlines() if part.strip())
+    return safetext.line(joined, limit=2000)
+
+
 def _error(message: str) -> NoReturn:
-    """One line on stderr, whatever a plugin's or library's message contains, then exit 2."""
-    line = " ".join(part.strip() for part in message.splitlines() if part.strip())
-    click.echo(f"ptfuzz: error: {line}", err=True)
+    """One line on stderr, then exit 2."""
+    click.echo(f"ptfuzz: error: {_one_line(message)}", err=True)
     sys.exit(EXIT_ERROR)
+
+
+def _internal(message: str, exc: BaseException) -> NoReturn:
+    """A bug in ptfuzz: one line (the traceback with PTFUZZ_TRACEBACK=1), then exit 3."""
+    if os.environ.get("PTFUZZ_TRACEBACK"):
+        import traceback
+
+        traceback.print_exception(exc)
+    click.echo(f"ptfuzz: internal error: {_one_line(message)} (a bug in ptfuzz; "
+               f"set PTFUZZ_TRACEBACK=1 to see where)", err=True)
+    sys.exit(EXIT_INTERNAL)

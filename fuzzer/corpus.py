@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 
+from fuzzer import files, safetext
 from fuzzer.errors import CorpusError
 from fuzzer.spec import Caller, Violation
 from fuzzer.world import Step
@@ -96,26 +96,48 @@ def file_name(entry: Entry) -> str:
 
 
 def save(directory: str | os.PathLike[str], entry: Entry) -> Path:
-    """Write ``entry`` atomically into ``directory``; returns the path."""
+    """Write ``entry`` atomically into ``directory``; returns the path.
+
+    Also removes temporary files a killed save left there (``files.clean_stale``).
+    """
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
+    files.clean_stale(d)
     path = d / file_name(entry)
-    text = json.dumps(to_json(entry), indent=2, sort_keys=False) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=d)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    files.write_atomic(path, json.dumps(to_json(entry), indent=2, sort_keys=False) + "\n")
     return path
 
 
+def expand(paths: Iterable[str]) -> list[str]:
+    """Corpus files named on the command line: files as given, directories searched for ``*.json``.
+
+    Inside a directory only regular ``*.json`` files count; dot-files and
+    dot-directories (temporary files, ``.git``) are skipped.  A directory
+    without a corpus file is an error, not a silent success.
+    """
+    out: list[str] = []
+    for arg in paths:
+        p = Path(arg)
+        if not p.is_dir():
+            out.append(arg)
+            continue
+        found = sorted(
+            str(x) for x in p.rglob("*.json")
+            if not any(part.startswith(".") for part in x.relative_to(p).parts) and x.is_file()
+        )
+        if not found:
+            raise CorpusError(f"{safetext.line(arg)}: directory has no corpus files (*.json)")
+        out.extend(found)
+    return out
+
+
 # ----------------------------------------------------------------------------- loading
+
+
+TOP_KEYS = ("format", "subsystem", "device", "policy", "without", "plugins", "ptfuzz", "seed", "violation", "steps")
+VIOLATION_KEYS = {"invariant": str, "step": int, "field": str, "severity": str, "message": str, "signature": str}
+STEP_KEYS = {"kernel": ("actor", "action", "args"), "user": ("actor", "channel", "op", "caller", "args")}
+CALLER_KEYS = ("caps", "scope", "lockdown", "switches")
 
 
 def _need(doc: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
@@ -128,18 +150,26 @@ def _need(doc: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where
     return value
 
 
+def _only(doc: Mapping[str, Any], known: Sequence[str], where: str, what: str = "key") -> None:
+    """Refuse keys this format does not have: a typo'd key must not be ignored silently."""
+    unknown = [k for k in doc if k not in known]
+    if unknown:
+        names = ", ".join(safetext.shown(k) for k in unknown[:3]) + (" ..." if len(unknown) > 3 else "")
+        raise CorpusError(f"{where}: unknown {what}(s) {names}; expected {', '.join(known)}")
+
+
+def _strings(value: Any, what: str, where: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
+        raise CorpusError(f"{where}: {what} must be a list of strings")
+    return value
+
+
 def _caller(doc: Any, where: str) -> Caller:
     if not isinstance(doc, dict):
         raise CorpusError(f"{where}: 'caller' must be an object")
-    unknown = set(doc) - {"caps", "scope", "lockdown", "switches"}
-    if unknown:
-        raise CorpusError(f"{where}: unknown caller key(s) {sorted(unknown)}")
-    caps = doc.get("caps", [])
-    switches = doc.get("switches", [])
-    if not isinstance(caps, list) or not all(isinstance(c, str) for c in caps):
-        raise CorpusError(f"{where}: caller 'caps' must be a list of strings")
-    if not isinstance(switches, list) or not all(isinstance(c, str) for c in switches):
-        raise CorpusError(f"{where}: caller 'switches' must be a list of strings")
+    _only(doc, CALLER_KEYS, where, "caller key")
+    caps = _strings(doc.get("caps", []), "caller 'caps'", where)
+    switches = _strings(doc.get("switches", []), "caller 'switches'", where)
     scope = doc.get("scope")
     if scope is not None and not isinstance(scope, str):
         raise CorpusError(f"{where}: caller 'scope' must be a string")
@@ -154,7 +184,7 @@ def _args(doc: Any, where: str) -> dict[str, Any]:
         raise CorpusError(f"{where}: 'args' must be an object")
     for k, v in doc.items():
         if not isinstance(v, (int, str, bool)) and v is not None:
-            raise CorpusError(f"{where}: argument {k!r} must be a number, string or boolean")
+            raise CorpusError(f"{where}: argument {safetext.shown(k)} must be a number, string or boolean")
     return dict(doc)
 
 
@@ -163,8 +193,10 @@ def step_from_json(doc: Any, where: str) -> Step:
         raise CorpusError(f"{where}: a step must be an object")
     actor = doc.get("actor")
     if actor == "kernel":
+        _only(doc, STEP_KEYS["kernel"], where)
         return Step("kernel", _need(doc, "action", str, where), _args(doc.get("args", {}), where))
     if actor == "user":
+        _only(doc, STEP_KEYS["user"], where)
         return Step(
             "user",
             _need(doc, "op", str, where),
@@ -172,55 +204,102 @@ def step_from_json(doc: Any, where: str) -> Step:
             _need(doc, "channel", str, where),
             _caller(doc.get("caller", {}), where),
         )
-    raise CorpusError(f"{where}: 'actor' must be 'kernel' or 'user', got {actor!r}")
+    raise CorpusError(f"{where}: 'actor' must be 'kernel' or 'user', got {safetext.shown(actor)}")
 
 
-def load(path: str | os.PathLike[str]) -> Entry:
-    """Parse and structurally check one corpus file (ops and args are checked on replay)."""
-    where = str(path)
+class _Duplicates(dict[str, Any]):
+    """A JSON object that had a key twice; ``key`` is the first repeated one."""
+
+    key: str = ""
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    repeated = None
+    for k, v in pairs:
+        if k in out and repeated is None:
+            repeated = k
+        out[k] = v
+    if repeated is None:
+        return out
+    dup = _Duplicates(out)
+    dup.key = repeated
+    return dup
+
+
+def _find_duplicate(doc: Any) -> tuple[str, str] | None:
+    """(JSON path, key) of the first object with a repeated key (iterative: nesting may be deep)."""
+    todo: list[tuple[str, Any]] = [("", doc)]
+    while todo:
+        where, node = todo.pop()
+        if isinstance(node, _Duplicates):
+            return where or "top level", node.key
+        if isinstance(node, dict):
+            todo.extend((f"{where}.{k}" if where else str(k), v) for k, v in reversed(list(node.items())))
+        elif isinstance(node, list):
+            todo.extend((f"{where}[{i}]", v) for i, v in reversed(list(enumerate(node))))
+    return None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse(text: str, where: str) -> dict[str, Any]:
+    """Strict JSON: no NaN/Infinity, no repeated keys, an object at the top."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CorpusError(f"{where}: cannot read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise CorpusError(f"{where}: not UTF-8 text") from None
-    try:
-        doc = json.loads(text)
+        doc = json.loads(text, object_pairs_hook=_pairs, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise CorpusError(f"{where}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
     except RecursionError:
         raise CorpusError(f"{where}: not valid JSON (nested too deeply)") from None
-    except ValueError as exc:  # e.g. an integer beyond sys.get_int_max_str_digits()
-        raise CorpusError(f"{where}: not valid JSON ({exc})") from None
+    except ValueError as exc:  # NaN, or an integer beyond sys.get_int_max_str_digits()
+        raise CorpusError(f"{where}: not valid JSON ({safetext.cut(str(exc))})") from None
+    dup = _find_duplicate(doc)
+    if dup is not None:
+        raise CorpusError(f"{where}: {dup[0]}: key {safetext.shown(dup[1])} appears more than once")
     if not isinstance(doc, dict):
         raise CorpusError(f"{where}: top level must be a JSON object")
+    return doc
+
+
+def load(path: str | os.PathLike[str]) -> Entry:
+    """Parse and structurally check one corpus file (ops, args and callers are checked on replay)."""
+    where = safetext.line(str(path))
+    doc = parse(files.read_text(path), where)
     fmt = doc.get("format")
     if fmt != FORMAT:
-        raise CorpusError(f"{where}: unknown format {fmt!r}; this ptfuzz reads {FORMAT!r}")
+        raise CorpusError(f"{where}: unknown format {safetext.shown(fmt)}; this ptfuzz reads {FORMAT!r}")
+    _only(doc, TOP_KEYS, where)
     steps_doc = _need(doc, "steps", list, where)
     if not steps_doc:
         raise CorpusError(f"{where}: 'steps' is empty")
     steps = tuple(step_from_json(s, f"{where}: step {i}") for i, s in enumerate(steps_doc, 1))
     violation = _need(doc, "violation", dict, where)
+    _only(violation, tuple(VIOLATION_KEYS), where, "violation key")
     _need(violation, "signature", str, f"{where}: violation")
-    without = doc.get("without", [])
-    if not isinstance(without, list) or not all(isinstance(w, str) for w in without):
-        raise CorpusError(f"{where}: 'without' must be a list of rule names")
+    for key, kind in VIOLATION_KEYS.items():
+        if key in violation:
+            _need(violation, key, kind, f"{where}: violation")
+    without = _strings(doc.get("without", []), "'without'", where)
     plugins = doc.get("plugins", {})
-    if not isinstance(plugins, dict):
-        raise CorpusError(f"{where}: 'plugins' must be an object")
+    if not isinstance(plugins, dict) or not all(isinstance(v, str) for v in plugins.values()):
+        raise CorpusError(f"{where}: 'plugins' must be an object of version strings")
     seed = doc.get("seed")
-    if seed is not None and not isinstance(seed, int):
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
         raise CorpusError(f"{where}: 'seed' must be an integer or null")
+    ptfuzz = doc.get("ptfuzz", "")
+    if not isinstance(ptfuzz, str):
+        raise CorpusError(f"{where}: 'ptfuzz' must be a version string")
     return Entry(
         subsystem=_need(doc, "subsystem", str, where),
         device=_need(doc, "device", str, where),
         policy=_need(doc, "policy", str, where),
         steps=steps,
-        violation=violation,
+        violation=dict(violation),
         without=tuple(without),
-        plugins=plugins,
-        ptfuzz=str(doc.get("ptfuzz", "")),
+        plugins=dict(plugins),
+        ptfuzz=ptfuzz,
         seed=seed,
-        path=where,
+        path=str(path),
     )

@@ -18,6 +18,7 @@ import attrs
 
 from fuzzer.errors import ModelError, raised
 from fuzzer.invariants import GENERIC
+from fuzzer.safetext import shown
 from fuzzer.spec import (
     ABSENT,
     Command,
@@ -107,6 +108,7 @@ class Executor:
             i for i in invariants if i.subsystem in (None, subsystem.name)
         )
         self.channels = {c.name for c in subsystem.channels}
+        self.channel_specs = {c.name: c for c in subsystem.channels}
         self.total_steps = 0
         self.world = self.reset()
         self.index = 0
@@ -120,7 +122,7 @@ class Executor:
             self.subsystem.probe(world)
         except ModelError as exc:
             raise ModelError(f"plugin {self._plugin('subsystem', self.subsystem.name)!r}: probe: {exc}") from exc
-        except Exception as exc:  # a model bug, not a finding
+        except (Exception, SystemExit) as exc:  # a model bug, not a finding (nor a reason to exit)
             raise ModelError(f"plugin {self._plugin('subsystem', self.subsystem.name)!r}: probe raised "
                              f"{raised(exc)}") from exc
         self.world = world
@@ -200,16 +202,19 @@ class Executor:
             who = self._plugin("policy", self.subsystem.name, self.policy.name)
             raise ModelError(f"plugin {who!r}: policy {self.policy.name!r}: {exc} "
                              f"in step {self.index} ({step.describe()})") from exc
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # a plugin's sys.exit() must not end the run as "clean"
             raise ModelError(self._crash(step, exc, what)) from exc
-        if state.keys() == before.keys():
-            changes = tuple((k, before[k], v) for k, v in state.items() if before[k] != v)
-        else:  # objects were created or destroyed
-            changes = tuple(
-                (k, before.get(k, ABSENT), state.get(k, ABSENT))
-                for k in sorted(before.keys() | state.keys())
-                if before.get(k, ABSENT) != state.get(k, ABSENT)
-            )
+        # O(changed) comparisons: an unchanged value is the same object, so ``is`` settles most keys
+        # without calling __eq__ (a long replay may hold hundreds of firmware objects).
+        get = before.get
+        moved = [k for k, v in state.items() if (old := get(k, ABSENT)) is not v and old != v]
+        added = sum(1 for k in moved if k not in before)
+        if not added and len(state) == len(before):
+            changes = tuple((k, before[k], state[k]) for k in moved)
+        else:  # objects were created or destroyed: report in key order
+            if len(before) > len(state) - added:
+                moved.extend(k for k in before if k not in state)
+            changes = tuple((k, get(k, ABSENT), state.get(k, ABSENT)) for k in sorted(moved))
         ctx = StepContext(
             index=self.index,
             step=step,
@@ -230,7 +235,7 @@ class Executor:
             except ModelError as exc:
                 raise ModelError(f"plugin {self._plugin('invariant', inv.subsystem or '*', inv.name)!r}: "
                                  f"invariant {inv.name!r}: {exc} in step {self.index} ({step.describe()})") from exc
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:
                 raise ModelError(f"plugin {self._plugin('invariant', inv.subsystem or '*', inv.name)!r}: "
                                  f"invariant {inv.name!r} raised {raised(exc)} in step {self.index} "
                                  f"({step.describe()})") from exc
@@ -248,20 +253,45 @@ class Executor:
                 return self._unknown(step)
             return check_args(action.params, step.args)
         if step.channel not in self.channels:
-            return f"unknown channel {step.channel!r}; {self.subsystem.name} has {sorted(self.channels)}"
+            return f"unknown channel {shown(step.channel)}; {self.subsystem.name} has {sorted(self.channels)}"
         command = self.user_index.get((step.channel, step.op))
         if command is None:
             return self._unknown(step)
         if step.caller is None:
             return "a user step needs a caller"
-        return check_args(command.params, step.args)
+        return self._check_caller(step) or check_args(command.params, step.args)
+
+    def _check_caller(self, step: Step) -> str | None:
+        """Refuse caller capabilities, scopes, lockdown states and switches the channel does not declare.
+
+        A corpus file may only name what the subsystem could have drawn: an
+        unknown capability can never matter to a policy, and a made-up one is
+        how hostile text would reach exported code and terminals.
+        """
+        c = step.caller
+        assert c is not None
+        channel = self.channel_specs[step.channel]
+        space = channel.callers or self.subsystem.callers
+        checks = (
+            ("capability", sorted(c.caps - frozenset().union(*space.caps)), sorted(frozenset().union(*space.caps))),
+            ("switch", sorted(c.switches - frozenset().union(*space.switches)),
+             sorted(frozenset().union(*space.switches))),
+            ("lockdown state", [c.lockdown] if c.lockdown not in space.lockdown else [], list(space.lockdown)),
+            ("scope", [c.scope] if c.scope is not None and c.scope not in channel.scopes else [],
+             list(channel.scopes)),
+        )
+        for what, bad, known in checks:
+            if bad:
+                return (f"caller {what} {', '.join(shown(b) for b in bad[:3])}{' ...' if len(bad) > 3 else ''} "
+                        f"is not declared for channel {shown(step.channel)}; it has {known or 'none'}")
+        return None
 
     def _unknown(self, step: Step) -> str:
         if step.actor == "kernel":
-            return f"unknown kernel action {step.op!r}; {self.subsystem.name} has {sorted(self.actions)}"
+            return f"unknown kernel action {shown(step.op)}; {self.subsystem.name} has {sorted(self.actions)}"
         ops = sorted(op for ch, op in self.user_index if ch == step.channel)
         return (
-            f"unknown op {step.op!r} on channel {step.channel!r} for device "
+            f"unknown op {shown(step.op)} on channel {shown(step.channel)} for device "
             f"{self.variant.name!r}; it carries {ops}"
         )
 

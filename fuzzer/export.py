@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from fuzzer import safetext
 from fuzzer.hookspecs import hookimpl
 from fuzzer.replay import Replay, trace
 from fuzzer.spec import Exporter
@@ -11,7 +12,7 @@ from fuzzer.world import Step
 
 
 def render_text(rep: Replay) -> str:
-    """The replay trace preceded by how to reproduce it."""
+    """The replay trace preceded by how to reproduce it; corpus text shown with visible escapes."""
     e = rep.entry
     head = [
         f"# ptfuzz finding: {e.signature}",
@@ -19,40 +20,54 @@ def render_text(rep: Replay) -> str:
         f"# reproduce: ptfuzz replay {e.path}",
         "",
     ]
-    return "\n".join(head + trace(rep)) + "\n"
+    return "\n".join(safetext.line(text) for text in head + trace(rep)) + "\n"
 
 
 def _step_code(step: Step) -> str:
-    args = "{" + ", ".join(f"{k!r}: {v!r}" for k, v in step.args.items()) + "}"
+    """The step as a Python expression; every corpus value is an ``ascii()`` literal."""
+    args = "{" + ", ".join(f"{k!a}: {v!a}" for k, v in step.args.items()) + "}"
     if step.actor == "kernel":
-        return f"Step('kernel', {step.op!r}, {args})"
+        return f"Step('kernel', {step.op!a}, {args})"
     c = step.caller
     assert c is not None
-    caller = (f"Caller(frozenset({sorted(c.caps)!r}), {c.scope!r}, {c.lockdown!r}, "
-              f"frozenset({sorted(c.switches)!r}))")
-    return f"Step('user', {step.op!r}, {args}, {step.channel!r}, {caller})"
+    caller = (f"Caller(frozenset({sorted(c.caps)!a}), {c.scope!a}, {c.lockdown!a}, "
+              f"frozenset({sorted(c.switches)!a}))")
+    return f"Step('user', {step.op!a}, {args}, {step.channel!a}, {caller})"
 
 
 def render_pytest(rep: Replay) -> str:
-    """A standalone regression test: it fails while the policy still lets the violation through."""
+    """A standalone regression test: it fails while the policy still lets the violation through.
+
+    Corpus text appears only in ``ascii()`` literals and in ``#`` comments made
+    by ``safetext.py_comment`` (no newline survives), never in a docstring or
+    in code: a message containing a triple quote must not become statements
+    that run when pytest collects the file.
+    """
     e = rep.entry
-    name = re.sub(r"\W+", "_", e.signature).strip("_").lower()
+    name = re.sub(r"[^a-z0-9_]+", "_", e.signature.lower()).strip("_")[:60] or "finding"
     steps = "\n".join(f"    {_step_code(s)}," for s in e.steps)
     plugins = sorted(p for p in e.plugins if p != "builtin")
+    notes = "\n".join([
+        safetext.py_comment("signature", e.signature),
+        safetext.py_comment("message", str(e.violation.get("message", ""))),
+        safetext.py_comment("source", f"{e.path} (policy {rep.policy.label}, device {e.device}, plugins {plugins})"),
+    ])
     return f'''"""ptfuzz finding exported as a regression test.
 
-{e.signature}
-{e.violation.get("message", "")}
-
-Source: {e.path} (policy {rep.policy.label}, device {e.device}, plugins {plugins}).
 Fails while the violation still happens; passes once the policy (or model) closes it.
 """
+
+{notes}
 
 from fuzzer import host
 from fuzzer.spec import Caller
 from fuzzer.world import Step
 
-SIGNATURE = {e.signature!r}
+SIGNATURE = {e.signature!a}
+SUBSYSTEM = {e.subsystem!a}
+POLICY = {e.policy!a}
+WITHOUT = {tuple(e.without)!a}
+DEVICE = {e.device!a}
 STEPS = [
 {steps}
 ]
@@ -60,8 +75,8 @@ STEPS = [
 
 def test_{name}() -> None:
     registry = host.load()
-    policy = registry.policy({e.subsystem!r}, {e.policy!r}, {tuple(e.without)!r})
-    executor = registry.executor({e.subsystem!r}, policy, registry.device({e.subsystem!r}, {e.device!r}))
+    policy = registry.policy(SUBSYSTEM, POLICY, WITHOUT)
+    executor = registry.executor(SUBSYSTEM, policy, registry.device(SUBSYSTEM, DEVICE))
     found = [v for result in executor.run(STEPS) for v in result.violations]
     assert SIGNATURE not in [v.signature for v in found], next(
         v.message for v in found if v.signature == SIGNATURE

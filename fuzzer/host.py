@@ -22,6 +22,7 @@ import pluggy
 from fuzzer import hookspecs
 from fuzzer.errors import PluginError, UsageError
 from fuzzer.executor import Executor
+from fuzzer.safetext import shown
 from fuzzer.spec import (
     Command,
     CommandSet,
@@ -58,7 +59,7 @@ class Registry:
             return self.subsystems[name]
         except KeyError:
             raise UsageError(
-                f"unknown subsystem {name!r}; loaded: {', '.join(sorted(self.subsystems)) or 'none'}"
+                f"unknown subsystem {shown(name)}; loaded: {', '.join(sorted(self.subsystems)) or 'none'}"
             ) from None
 
     def device(self, subsystem: str, name: str | None) -> DeviceVariant:
@@ -69,7 +70,7 @@ class Registry:
             if d.name == name:
                 return d
         raise UsageError(
-            f"unknown device {name!r} for {subsystem}; it has {', '.join(d.name for d in sub.devices)}"
+            f"unknown device {shown(name)} for {subsystem}; it has {', '.join(d.name for d in sub.devices)}"
         )
 
     def policy(self, subsystem: str, name: str | None, without: Sequence[str] = ()) -> Policy:
@@ -79,7 +80,7 @@ class Registry:
             raise UsageError(f"choose a policy with --policy: {', '.join(sorted(table))}")
         if name not in table:
             raise UsageError(
-                f"unknown policy {name!r} for {subsystem}; it has {', '.join(sorted(table)) or 'none'}"
+                f"unknown policy {shown(name)} for {subsystem}; it has {', '.join(sorted(table)) or 'none'}"
             )
         policy = table[name]
         if without:
@@ -93,12 +94,12 @@ class Registry:
         """The exporter called ``name`` for ``subsystem``'s findings (its own, else a generic one)."""
         by_sub = self.exporters.get(name)
         if by_sub is None:
-            raise UsageError(f"unknown export format {name!r}; available: {', '.join(sorted(self.exporters))}")
+            raise UsageError(f"unknown export format {shown(name)}; available: {', '.join(sorted(self.exporters))}")
         exp = by_sub.get(subsystem) or by_sub.get(None)
         if exp is None:
             raise UsageError(
-                f"export format {name!r} exists only for {', '.join(sorted(s for s in by_sub if s))}, "
-                f"not for {subsystem!r} findings"
+                f"export format {shown(name)} exists only for {', '.join(sorted(s for s in by_sub if s))}, "
+                f"not for {shown(subsystem)} findings"
             )
         return exp
 
@@ -150,7 +151,7 @@ def load_file(path: str) -> ModuleType:
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # sys.exit() in a plugin is its bug, not our exit code
         raise PluginError(f"plugin file {path!r} failed to import: {type(exc).__name__}: {exc}") from exc
     return module
 
@@ -173,7 +174,7 @@ def load(plugin_files: Iterable[str] = (), *, entry_points: bool = True, extra: 
                 continue
             try:
                 module = ep.load()
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:
                 raise PluginError(
                     f"plugin {ep.name!r} (entry point {ep.value}) failed to load: {type(exc).__name__}: {exc}"
                 ) from exc
@@ -199,7 +200,7 @@ def _register(pm: pluggy.PluginManager, obj: Any, name: str) -> None:
         raise PluginError(f"plugin {name!r} could not be registered: another plugin is already named {name!r}")
     try:
         pm.register(obj, name=name)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         raise PluginError(f"plugin {name!r} could not be registered: {exc}") from exc
 
 
@@ -221,7 +222,7 @@ def _call(pm: pluggy.PluginManager, hook: str, kind: type) -> list[tuple[str, An
     for impl in caller.get_hookimpls():  # registration order (pluggy calls them in reverse)
         try:
             records = impl.function()
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             raise PluginError(
                 f"plugin {impl.plugin_name!r} raised {type(exc).__name__}: {exc} in {hook}()"
             ) from exc
@@ -309,7 +310,7 @@ def _check_subsystem(reg: Registry, name: str, sub: Subsystem) -> None:
         who = reg.provider.get(("device", name, dev.name), plugin)
         try:
             keys = set(dev.state())
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             raise PluginError(f"plugin {who!r}: device {dev.name!r} state() raised {type(exc).__name__}: {exc}") from exc
         members = {k for k in keys if k not in fields and k.partition(":")[0] in families}
         if keys - members != fields:

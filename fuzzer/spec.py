@@ -17,6 +17,7 @@ import attrs
 
 from fuzzer.effects import Effect
 from fuzzer.errors import raised
+from fuzzer.safetext import shown
 
 if TYPE_CHECKING:  # pragma: no cover
     from fuzzer.api import Device, StepContext, World
@@ -166,15 +167,15 @@ class Param:
             return None if isinstance(value, bool) else "expected true or false"
         if self.kind == "int":
             if isinstance(value, bool) or not isinstance(value, int):
-                return f"expected an integer, got {value!r}"
+                return f"expected an integer, got {shown(value)}"
             if not self.lo <= value <= self.hi:
-                return f"{value} is outside {self.lo}..{self.hi}"
+                return f"{shown(value)} is outside {self.lo}..{self.hi}"
             return None
         if self.kind == "choice":
-            return None if value in self.choices else f"{value!r} is not one of {list(self.choices)}"
+            return None if value in self.choices else f"{shown(value)} is not one of {list(self.choices)}"
         if self.kind == "handle":
             return None if isinstance(value, (str, int)) and not isinstance(value, bool) else (
-                f"expected a {self.bundle} handle, got {value!r}"
+                f"expected a {self.bundle} handle, got {shown(value)}"
             )
         return f"unknown parameter kind {self.kind!r}"
 
@@ -184,7 +185,7 @@ def check_args(params: tuple[Param, ...], args: Args) -> str | None:
     names = {p.name for p in params}
     unknown = sorted(set(args) - names)
     if unknown:
-        return f"unknown argument(s) {unknown}; expected {sorted(names)}"
+        return f"unknown argument(s) {', '.join(shown(u) for u in unknown[:3])}; expected {sorted(names)}"
     for p in params:
         if p.name not in args:
             return f"missing argument {p.name!r}"
@@ -662,7 +663,8 @@ class Policy:
         missing = [n for n in names if n not in known]
         if missing:
             raise KeyError(
-                f"policy {self.name!r} has no rule(s) {missing}; its rules and reactions are {sorted(known)}"
+                f"policy {self.name!r} has no rule(s) {', '.join(shown(m) for m in missing[:3])}; "
+                f"its rules and reactions are {sorted(known)}"
             )
         return attrs.evolve(
             self,
@@ -690,7 +692,7 @@ class Step:
     caller: Caller | None = None
 
     def describe(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.args.items())
+        args = ", ".join(f"{k}={shown(v)}" for k, v in self.args.items())  # a 16 MiB value is cut
         if self.actor == "kernel":
             return f"kernel {self.op}({args})"
         who = self.caller.describe() if self.caller else "?"

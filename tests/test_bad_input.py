@@ -276,10 +276,11 @@ def test_code_in_corpus_strings_is_never_executed(tmp_path: Path, capsys: pytest
     code, out, err = ptfuzz(capsys, "replay", runs)
     assert code in (0, 1), (out, err)
     assert "Traceback" not in out + err
-    # ... as a capability, a caller scope and a device name: loaded as strings, nothing runs.
-    caps = write(tmp_path, with_step(2, dict(USER_STEP, caller={"caps": [evil], "scope": evil})), "caps.json")
-    code, out, err = ptfuzz(capsys, "replay", caps)
-    assert code in (0, 1), (out, err)
+    # ... as a capability or a caller scope: refused, since the channel does not declare them.
+    caps = write(tmp_path, with_step(2, dict(USER_STEP, caller={"caps": [evil]})), "caps.json")
+    assert_error(capsys, ["replay", caps], str(caps), "step 2", "caller capability", "not declared")
+    scope = write(tmp_path, with_step(2, dict(USER_STEP, caller={"scope": evil})), "scope.json")
+    assert_error(capsys, ["export", scope], str(scope), "step 2", "caller scope", "not declared")
     for n, d in enumerate([
         with_step(2, dict(USER_STEP, op=evil)),
         with_step(2, dict(USER_STEP, args={"volatile": evil, "immediate": True})),

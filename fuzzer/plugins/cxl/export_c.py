@@ -16,7 +16,7 @@ import uuid as _uuid
 from collections.abc import Callable
 from typing import Any
 
-from fuzzer import Exporter, Step, fwctl
+from fuzzer import Exporter, Step, fwctl, safetext
 
 from . import mailbox as mb
 from .device import COMMANDS, VENDOR_COMMANDS
@@ -220,10 +220,6 @@ static void kernel_step(int step, const char *what)
 """
 
 
-def _c_string(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def _bytes(name: str, data: bytes) -> str:
     if not data:
         return f"\tstatic const uint8_t {name}[1];"
@@ -234,7 +230,7 @@ def _bytes(name: str, data: bytes) -> str:
 def _user_step(i: int, step: Step) -> list[str]:
     assert step.caller is not None
     c = step.caller
-    lines = [f"\t/* step {i}: {step.channel} {step.op} as {c.describe()} */"]
+    lines = ["\t" + safetext.c_comment(f"step {i}", f"{step.channel} {step.op} as {c.describe()}")]
     if c.switches:
         lines.append(f"\tsysfs_write({i}, \"/sys/kernel/debug/cxl/mbox/raw_allow_all\", \"1\");")
     if step.channel == "cxl.sysfs":
@@ -263,19 +259,21 @@ def render_c(rep: Any) -> str:
     body: list[str] = []
     for i, step in enumerate(e.steps, 1):
         if step.actor == "kernel":
-            howto = KERNEL_HOWTO.get(step.op, step.op).format(**step.args)
-            body.append(f"\tkernel_step({i}, {_c_string(howto)});")
+            template = KERNEL_HOWTO.get(step.op)
+            howto = template.format(**step.args) if template else step.op
+            body.append(f"\tkernel_step({i}, {safetext.c_string(howto)});")
         else:
             body.extend(_user_step(i, step))
     needs: set[str] = {s.caller.describe() for s in e.steps if s.caller is not None}
+    # Corpus text only in sanitised // comments: a /* */ block would end at a "*/" in any of it.
     head = [
-        f"/* ptfuzz finding exported as C: {e.signature}",
-        f" * {e.violation.get('message', '')}".replace("*/", "* /"),
-        f" * Source: {e.path} (policy {rep.policy.label}, device {e.device}).",
-        f" * Callers in this sequence: {'; '.join(sorted(needs)) or 'none'}.",
-        " * Build: cc -o repro repro.c   Run: ./repro [/dev/cxl/memN] [/dev/fwctl/fwctlN] [/sys/bus/cxl/devices/memN]",
-        " * On a test machine only: the steps change device state the kernel owns.",
-        " */",
+        "// ptfuzz finding exported as C",
+        safetext.c_comment("signature", e.signature),
+        safetext.c_comment("message", str(e.violation.get("message", ""))),
+        safetext.c_comment("source", f"{e.path} (policy {rep.policy.label}, device {e.device})"),
+        safetext.c_comment("callers in this sequence", "; ".join(sorted(needs)) or "none"),
+        "// Build: cc -o repro repro.c   Run: ./repro [/dev/cxl/memN] [/dev/fwctl/fwctlN] [/sys/bus/cxl/devices/memN]",
+        "// On a test machine only: the steps change device state the kernel owns.",
     ]
     main = [
         "int main(int argc, char **argv)",

@@ -124,6 +124,12 @@ FIELDS = (
 )
 
 
+#: Simplification: the firmware holds at most this many objects (real HCAs allow millions; the
+#: limits are log_max_* HCA caps).  A fuzzed sequence never comes near it; it keeps a hostile
+#: 100,000-step replay linear, since every step snapshots and scans the object table.
+MAX_OBJECTS = 512
+
+
 def initial_state() -> dict[str, Any]:
     return {
         "hca.caps": 0,
@@ -136,6 +142,10 @@ def initial_state() -> dict[str, Any]:
         "diag.params": 0,
         "qp.postpone_timeout": 0,
     }
+
+
+#: the global state keys; every other key is a firmware object
+GLOBALS = frozenset(initial_state())
 
 
 # ----------------------------------------------------------------------------- firmware helpers
@@ -151,6 +161,11 @@ def _fail(status: int, why: str) -> Reply:
 
 def obj_key(kind: str, ident: int, gtype: str = "") -> str:
     return f"general:{gtype}.{ident}" if kind == "general" else f"{kind}:{ident}"
+
+
+def has_room(state: dict[str, Any], count: int = 1) -> bool:
+    """Whether the firmware can create ``count`` more objects (O(1): every other key is global state)."""
+    return len(state) - len(GLOBALS) + count <= MAX_OBJECTS
 
 
 def _next_id(state: dict[str, Any], prefix: str) -> int:
@@ -210,6 +225,8 @@ def create(kind: Kind) -> Callable[[Device, Args], Reply]:
         if not _valid_uid(dev, uid):
             return _fail(ifc.BAD_PARAM, f"uid {uid} does not exist")
         st = dev.state
+        if not has_room(st):
+            return _fail(ifc.LIM_ERR, f"firmware object table full ({MAX_OBJECTS} objects, a model limit)")
         if kind.name == "general":
             gtype = args.get("type", "")
             if gtype not in ifc.GENERAL_TYPES:

@@ -133,6 +133,7 @@ BAD_OP = 0x2
 BAD_PARAM = 0x3
 BAD_RES = 0x5
 RES_BUSY = 0x6
+LIM_ERR = 0x8  # MLX5_CMD_STAT_LIM_ERR: a firmware resource limit was reached
 BAD_RES_STATE = 0x9
 BAD_QP_STATE = 0x10
 STATUS_NAMES = {
@@ -141,6 +142,7 @@ STATUS_NAMES = {
     BAD_PARAM: "BAD_PARAM_ERR",
     BAD_RES: "BAD_RES_ERR",
     RES_BUSY: "RES_BUSY",
+    LIM_ERR: "LIM_ERR",
     BAD_RES_STATE: "BAD_RES_STATE_ERR",
     BAD_QP_STATE: "BAD_QP_STATE_ERR",
 }
@@ -150,6 +152,7 @@ STATUS_ERRNO = {
     BAD_PARAM: errno.EINVAL,
     BAD_RES: errno.EINVAL,
     RES_BUSY: errno.EBUSY,
+    LIM_ERR: errno.ENOMEM,
     BAD_RES_STATE: errno.EINVAL,
     BAD_QP_STATE: errno.EINVAL,
 }

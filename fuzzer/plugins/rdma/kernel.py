@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 from fuzzer import Args, Caller, KernelAction, Param, Reply, World
 
 from . import ifc
-from .device import KIND_OF, obj_key
+from .device import KIND_OF, has_room, obj_key
 
 #: devx_obj_build_destroy_cmd(): the destroy each DEVX create is undone with.
 #: CREATE_EQ (and anything else) has no entry: the kernel WARNs and cannot undo it.
@@ -150,6 +150,8 @@ def _ulp_qp(world: World) -> str:
 
 def ipsec_offload(world: World, args: Args) -> Reply:
     """mlx5e xfrm state add with crypto offload: a DEK and an IPsec general object, uid 0."""
+    if not has_room(world.device.state, 2):
+        return Reply(errno=errno.ENOMEM)
     dek = _create(world, "CREATE_GENERAL_OBJECT", uid=0, type="ENCRYPTION_KEY")
     sa = _create(world, "CREATE_GENERAL_OBJECT", uid=0, type="IPSEC")
     world.kernel["ipsec"] = (*world.kernel["ipsec"], (dek, sa))
@@ -171,6 +173,8 @@ def ipsec_remove(world: World, args: Args) -> Reply:
 
 def ulp_qp_create(world: World, args: Args) -> Reply:
     """A kernel ULP (IPoIB, an NVMe-oF target) creates a QP and takes it to RTS."""
+    if not has_room(world.device.state):
+        return Reply(errno=errno.ENOMEM)
     _ulp_qp(world)
     return Reply()
 
@@ -197,6 +201,10 @@ ACTIONS = (
 # ----------------------------------------------------------------------------- DEVX, the kernel side
 
 
+#: Simplification: open user contexts are bounded (each is an open file; RLIMIT_NOFILE).
+MAX_UCONTEXTS = 256
+
+
 def _no(code: int, why: str) -> Reply:
     return Reply(errno=code, why=why)
 
@@ -214,6 +222,8 @@ def fw_args(args: Args) -> dict[str, Any]:
 
 def alloc_ucontext(world: World, args: Args, caller: Caller) -> Reply:
     """mlx5_ib_alloc_ucontext(): with MLX5_IB_ALLOC_UCTX_DEVX, a uid of its own."""
+    if len(world.kernel["ucontexts"]) >= MAX_UCONTEXTS:
+        return _no(errno.EMFILE, f"{MAX_UCONTEXTS} open contexts (a model limit, like MAX_OBJECTS)")
     uid = 0
     if args["devx"]:
         reply = world.mailbox("CREATE_UCTX", uid=0, value=args["cap"])

@@ -118,7 +118,11 @@ def expand(paths: Iterable[str]) -> list[str]:
     out: list[str] = []
     for arg in paths:
         p = Path(arg)
-        if not p.is_dir():
+        try:
+            is_dir = p.is_dir()
+        except OSError as exc:  # a name too long for the file system, say
+            raise CorpusError(f"{safetext.line(arg)}: cannot read: {exc.strerror or exc}") from None
+        if not is_dir:
             out.append(arg)
             continue
         found = sorted(

@@ -125,10 +125,13 @@ def expand(paths: Iterable[str]) -> list[str]:
         if not is_dir:
             out.append(arg)
             continue
-        found = sorted(
-            str(x) for x in p.rglob("*.json")
-            if not any(part.startswith(".") for part in x.relative_to(p).parts) and x.is_file()
-        )
+        try:
+            found = sorted(
+                str(x) for x in p.rglob("*.json")
+                if not any(part.startswith(".") for part in x.relative_to(p).parts) and x.is_file()
+            )
+        except OSError as exc:  # an unreadable corner of the tree (/proc under "/")
+            raise CorpusError(f"{safetext.line(arg)}: cannot search: {exc.strerror or exc}") from None
         if not found:
             raise CorpusError(f"{safetext.line(arg)}: directory has no corpus files (*.json)")
         out.extend(found)

@@ -51,6 +51,8 @@ class Registry:
     versions: dict[str, str] = attrs.field(factory=dict)
     #: ("subsystem", name) / ("policy", sub, name) / ("device", sub, name) -> plugin name
     provider: dict[tuple[str, ...], str] = attrs.field(factory=dict)
+    #: absolute paths of the plugins loaded by path (``--plugin``)
+    files: tuple[str, ...] = ()
 
     # ---------------------------------------------------------------- look-ups
 
@@ -162,6 +164,7 @@ def load(plugin_files: Iterable[str] = (), *, entry_points: bool = True, extra: 
     ``extra`` registers already-imported plugin objects (tests use it to add a
     plugin without installing it).
     """
+    plugin_files = tuple(plugin_files)
     from fuzzer import __version__, export
 
     pm = pluggy.PluginManager(GROUP)
@@ -190,7 +193,7 @@ def load(plugin_files: Iterable[str] = (), *, entry_points: bool = True, extra: 
         _register(pm, obj, name)
         versions[name] = _version_of(obj, None)
     _check_hook_names(pm)
-    reg = Registry(versions=versions)
+    reg = Registry(versions=versions, files=tuple(str(Path(p).resolve()) for p in plugin_files))
     _collect(pm, reg)
     return reg
 

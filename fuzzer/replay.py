@@ -30,6 +30,8 @@ class Replay:
     policy: Policy
     results: tuple[StepResult, ...]
     executor: Executor
+    #: plugin files the registry loaded by path (an exported test loads the same ones)
+    plugin_files: tuple[str, ...] = ()
 
     @property
     def still_fails(self) -> bool:
@@ -60,7 +62,7 @@ def replay(registry: Registry, entry: Entry, policy: str | None = None,
         if why:
             raise CorpusError(f"{entry.path}: step {i}: {why}")
     results = tuple(executor.run(entry.steps))
-    return Replay(entry, pol, results, executor)
+    return Replay(entry, pol, results, executor, registry.files)
 
 
 def _rc(result: StepResult, names: dict[int, str]) -> str:

@@ -99,3 +99,18 @@ def test_unknown_firmware_op_answers_the_subsystems_status(reg: host.Registry) -
                                                             reg.device("toy", None))
     with pytest.raises(ModelError, match="no op 'NO_SUCH_OP'"):
         e.world.mailbox("NO_SUCH_OP")
+
+
+def test_pytest_export_loads_the_same_plugin_files(tmp_path: Path) -> None:
+    """A test exported in a session that used --plugin finds the subsystem (it loads the same file)."""
+    assert run_cli(["--plugin", TOY, "run", "toy", "--policy", "toy-linux", "--without", "remtu", "--seed", "1",
+                    "--max-examples", "100", "--corpus", str(tmp_path)]) == 1
+    found = next(f for f in (tmp_path / "toy").glob("*.json") if "SET_MTU" in f.name)
+    out = tmp_path / "test_exported.py"
+    assert run_cli(["--plugin", TOY, "export", str(found), "--format", "pytest", "-o", str(out)]) == 0
+    namespace: dict[str, object] = {}
+    exec(compile(out.read_text(), str(out), "exec"), namespace)
+    assert namespace["PLUGIN_FILES"] == (str(Path(TOY).resolve()),)
+    test = next(v for k, v in namespace.items() if k.startswith("test_"))
+    with pytest.raises(AssertionError, match=r"link\.mtu"):
+        test()  # type: ignore[operator]

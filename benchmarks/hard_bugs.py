@@ -67,7 +67,10 @@ WORKERS_RATIO = 1.8
 
 
 def label(hole: Hole) -> str:
-    return hole.name if hole.rule else f"{hole.subsystem}:{hole.policy}-{hole.device}"
+    if not hole.rule:
+        return f"{hole.subsystem}:{hole.policy}-{hole.device}"
+    # two holes can share policy, rule and device (a 2-step and a 4-step one): name the last op too
+    return f"{hole.name}-{hole.ops[-1]}" if getattr(hole, "deep", False) else hole.name
 
 
 def all_holes() -> list[Hole]:

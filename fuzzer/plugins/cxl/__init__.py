@@ -21,7 +21,7 @@ from fuzzer import (
 )
 
 from . import export_c, kernel, mailbox
-from .device import COMMANDS, FIELDS, FWCTL, IOCTL, RAW, SPEC, SYSFS, VENDOR
+from .device import ALL_RAM, COMMANDS, FIELDS, FWCTL, IOCTL, RAW, SPEC, SYSFS, VENDOR
 from .policies import CAP_SYS_ADMIN, POLICIES, RAW_ALLOW_ALL
 
 __version__ = "0.1.0"
@@ -46,7 +46,7 @@ SUBSYSTEM = Subsystem(
     fields=FIELDS,
     channels=CHANNELS,
     commands=COMMANDS,
-    devices=(SPEC, VENDOR),
+    devices=(SPEC, VENDOR, ALL_RAM),
     actions=kernel.ACTIONS,
     kernel=kernel.boot,
     probe=kernel.probe,

@@ -111,10 +111,17 @@ def region_destroy(world: World, args: Args) -> Reply:
 
 
 def nvdimm_bind(world: World, args: Args) -> Reply:
-    """cxl_nvdimm_probe(): arm dirty shutdown, claim SET_LSA/SET_SHUTDOWN_STATE, read labels."""
+    """cxl_nvdimm_probe(): arm dirty shutdown, claim SET_LSA/SET_SHUTDOWN_STATE, read labels.
+
+    There is an nvdimm to bind only if the device had persistent capacity when
+    the driver probed it: cxl_mem_probe() (drivers/cxl/mem.c) calls
+    devm_cxl_add_nvdimm() only when resource_size(&cxlds->pmem_res) is non-zero.
+    """
     k = world.kernel
     if k["nvdimm_bound"]:
         return _err(errno.EBUSY, "already bound")
+    if world.shadow["partition.active_volatile"] >= mb.TOTAL_UNITS:
+        return _err(errno.ENODEV, "no persistent capacity at probe: cxl_mem_probe() added no cxl_nvdimm")
     if world.mailbox("SET_SHUTDOWN_STATE", state=1).rc:
         return _err(errno.ENXIO, "could not arm dirty shutdown")
     k["nvdimm_bound"] = True

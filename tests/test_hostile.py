@@ -26,7 +26,7 @@ from hostile import (
     python_export_problems,
     reference_body,
 )
-from test_bad_input import BASE, assert_error, doc, ptfuzz, with_step, write
+from badinput import BASE, assert_error, doc, ptfuzz, with_step, write
 
 from fuzzer import corpus, files
 from fuzzer.plugins.cxl.export_c import render_c

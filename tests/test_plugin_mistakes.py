@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_bad_input import assert_error, ptfuzz
+from badinput import assert_error, ptfuzz
 
 TOY = Path(__file__).with_name("toy.py")
 HEAD = "from fuzzer import *\nimport toy\nTOY, SUBSYSTEM = toy.TOY, toy.SUBSYSTEM\n"

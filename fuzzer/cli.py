@@ -400,6 +400,8 @@ def main(argv: list[str] | None = None) -> None:
     except SystemExit as exc:  # ptfuzz's own commands exit through ctx.exit, never sys.exit
         _internal(f"something called sys.exit({exc.code!r}) inside ptfuzz", exc)
     except Exception as exc:
+        if type(exc).__module__.partition(".")[0] == "redis":  # the --db server went away mid-run
+            _error(f"--db: the Redis example database failed: {type(exc).__name__}: {exc}")
         _internal(f"{type(exc).__name__}: {exc}", exc)
     sys.exit(code if isinstance(code, int) else EXIT_CLEAN)
 

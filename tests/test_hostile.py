@@ -268,6 +268,17 @@ def test_internal_error_exits_3(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert len(lines) == 1 and lines[0].startswith("ptfuzz: internal error: RuntimeError: a bug in ptfuzz")
 
 
+def test_redis_failing_mid_run_is_a_configuration_error(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    error = type("ConnectionError", (Exception,), {"__module__": "redis.exceptions"})
+
+    def down(*args: Any, **kw: Any) -> Any:
+        raise error("Error 111 connecting to localhost:6379. Connection refused.")
+
+    monkeypatch.setattr("fuzzer.cli.do_replay", down)
+    assert_error(capsys, ["replay", write(tmp_path, BASE)], "--db", "Redis", "Connection refused")
+
+
 def test_redis_db_is_checked_before_the_campaign(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     start = time.monotonic()
     assert_error(capsys, ["run", "cxl", "--policy", "permissive", "--time", "600", "--corpus", tmp_path,

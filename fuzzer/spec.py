@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import errno as _errno
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import attrs
 
@@ -563,6 +563,20 @@ class Decision:
         return head
 
 
+_Scoped = TypeVar("_Scoped", Rule, Reaction)
+
+
+def _scoped(items: tuple[_Scoped, ...], cache: dict[tuple[str, str], tuple[_Scoped, ...]],
+            channel: str, op: str) -> tuple[_Scoped, ...]:
+    """The rules (or reactions) that apply to ``op`` on ``channel``, in order; indexed once per pair."""
+    key = (channel, op)
+    found = cache.get(key)
+    if found is None:
+        found = tuple(r for r in items if (not r.channels or channel in r.channels) and (not r.ops or op in r.ops))
+        cache[key] = found
+    return found
+
+
 def _errno_name(n: int) -> str:
     return "-" + _errno.errorcode.get(n, str(n))
 
@@ -601,28 +615,10 @@ class Policy:
     )
 
     def rules_for(self, channel: str, op: str) -> tuple[Rule, ...]:
-        key = (channel, op)
-        found = self._index.get(key)
-        if found is None:
-            found = tuple(
-                r
-                for r in self.rules
-                if (not r.channels or channel in r.channels) and (not r.ops or op in r.ops)
-            )
-            self._index[key] = found
-        return found
+        return _scoped(self.rules, self._index, channel, op)
 
     def reactions_for(self, channel: str, op: str) -> tuple[Reaction, ...]:
-        key = (channel, op)
-        found = self._after.get(key)
-        if found is None:
-            found = tuple(
-                r
-                for r in self.reactions
-                if (not r.channels or channel in r.channels) and (not r.ops or op in r.ops)
-            )
-            self._after[key] = found
-        return found
+        return _scoped(self.reactions, self._after, channel, op)
 
     def trusted(self, channel: str, op: str, caller: Caller) -> Trust | None:
         """The trust that covers this caller's command, if any."""

@@ -1,4 +1,8 @@
-"""Sessions: tests, lint, typecheck, a short fuzz run, benchmarks.  `nox -l` lists them."""
+"""Sessions: tests, lint, typecheck, a short fuzz run, benchmarks.  `nox -l` lists them.
+
+`nox -s hard_bugs -- --seeds 1-3 --budget 10` runs the search-power benchmark
+(ptfuzz against a random walk on every planted hole; see benchmarks/hard_bugs.py).
+"""
 
 from __future__ import annotations
 
@@ -51,3 +55,15 @@ def bench(session: nox.Session) -> None:
     """Benchmarks: executor throughput, overhead against bare Hypothesis, time to finding."""
     session.install("-e", ".")
     session.run("python", "benchmarks/run_all.py", *session.posargs)
+
+
+@nox.session
+def hard_bugs(session: nox.Session) -> None:
+    """Search power: time to bug on every planted hole, ptfuzz's search modes against a random walk.
+
+    Arguments go to the script (``--seeds 1-10 --budget 30 --holes SUBSTR --modes ... --json OUT``,
+    ``--rss MINUTES``, ``--workers-check SECONDS``).  pytest is installed too: the planted holes on
+    the test-only ``honest-immediate`` device come from tests/conftest.py.
+    """
+    session.install("-e", ".", "pytest")
+    session.run("python", "benchmarks/hard_bugs.py", *session.posargs)

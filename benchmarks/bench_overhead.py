@@ -1,7 +1,9 @@
-"""Fuzzing throughput of ptfuzz's state machine versus a bare Hypothesis state machine.
+"""Fuzzing throughput: ptfuzz's native search, its Hypothesis search, and a bare Hypothesis machine.
 
-ptfuzz: a ``Campaign`` on linux-fwctl/spec (finds nothing, so there is one
-round and no shrinking); steps/s = ``r.steps / r.elapsed``.
+ptfuzz: a ``Campaign`` on linux-fwctl/spec (finds nothing, so there is no
+shrinking), once with ``search="native"`` (ten times the sequences, so that
+its run is long enough to time) and once with ``search="hypothesis"`` (one
+round); steps/s = ``r.steps / r.elapsed``.
 
 Bare: a ``RuleBasedStateMachine`` with one trivial rule per ptfuzz rule (same
 count, same number of arguments per rule, each drawn with ``st.integers`` over
@@ -126,9 +128,9 @@ def run_bare(machine: type[RuleBasedStateMachine], max_examples: int, seed: int)
     return Counter.steps, Counter.sequences, time.perf_counter() - t0
 
 
-def run_ptfuzz(reg: host.Registry, max_examples: int, seed: int) -> tuple[int, int, float]:
+def run_ptfuzz(reg: host.Registry, max_examples: int, seed: int, search: str = "hypothesis") -> tuple[int, int, float]:
     c = Campaign(reg, SUBSYSTEM, reg.policy(SUBSYSTEM, POLICY), reg.device(SUBSYSTEM, DEVICE),
-                 seed=seed, max_examples=max_examples, step_count=STEP_COUNT, corpus_dir=None)
+                 seed=seed, max_examples=max_examples, step_count=STEP_COUNT, corpus_dir=None, search=search)
     r = c.run()
     assert not r.findings and r.rounds == 1, (list(r.findings), r.rounds)
     return r.steps, r.sequences, r.elapsed
@@ -142,9 +144,11 @@ def run(max_examples: int = 500, reps: int = 3, seed: int = 1) -> dict[str, Any]
     for m in machines.values():  # warm-up (imports, strategy caches)
         run_bare(m, 20, seed)
     run_ptfuzz(reg, 20, seed)
-    rates: dict[str, list[float]] = {"ptfuzz": [], **{k: [] for k in machines}}
+    run_ptfuzz(reg, 20, seed, "native")
+    rates: dict[str, list[float]] = {"native": [], "ptfuzz": [], **{k: [] for k in machines}}
     last: dict[str, tuple[int, int, float]] = {}
     for i in range(reps):  # interleaved, so drift hits all alike
+        last["native"] = run_ptfuzz(reg, 10 * max_examples, seed + i, "native")
         last["ptfuzz"] = run_ptfuzz(reg, max_examples, seed + i)
         for k, m in machines.items():
             last[k] = run_bare(m, max_examples, seed + i)
@@ -155,11 +159,13 @@ def run(max_examples: int = 500, reps: int = 3, seed: int = 1) -> dict[str, Any]
         "rules": len(rule_shapes(ex)), "max_examples": max_examples, "reps": reps,
         "rates": med, "last": last,
         "ratio": med["bare"] / med["ptfuzz"], "ratio_mirror": med["bare_mirror"] / med["ptfuzz"],
+        "ratio_native": med["native"] / med["ptfuzz"],
     }
 
 
 LABELS = {
-    "ptfuzz": f"ptfuzz {POLICY}/{DEVICE}",
+    "native": f"ptfuzz native {POLICY}/{DEVICE}",
+    "ptfuzz": f"ptfuzz hypothesis {POLICY}/{DEVICE}",
     "bare": "bare, st.integers args",
     "bare_mirror": "bare, ptfuzz's strategies",
 }
@@ -171,9 +177,10 @@ def report(r: dict[str, Any]) -> str:
     for k, label in LABELS.items():
         rate = r["rates"][k]
         steps, seqs, elapsed = r["last"][k]
-        lines.append(f"  {label:<28} {rate:>8,.0f} steps/s ({1e6 / rate:.0f} us/step; "
+        lines.append(f"  {label:<38} {rate:>8,.0f} steps/s ({1e6 / rate:.0f} us/step; "
                      f"last rep: {steps} steps, {seqs} seqs, {elapsed:.2f} s)")
-    lines.append(f"  bare/ptfuzz: {r['ratio']:.2f}x (st.integers)   {r['ratio_mirror']:.2f}x (same strategies)")
+    lines.append(f"  bare/ptfuzz-hypothesis: {r['ratio']:.2f}x (st.integers)   {r['ratio_mirror']:.2f}x "
+                 f"(same strategies);  native/hypothesis: {r['ratio_native']:.1f}x")
     return "\n".join(lines)
 
 

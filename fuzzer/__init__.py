@@ -1,10 +1,21 @@
-"""ptfuzz: a property-based fuzzer for Linux device passthrough policies."""
+"""ptfuzz: a property-based fuzzer for Linux device passthrough policies.
 
-from fuzzer.effects import Effect
+The one place a plugin imports from.  Records (frozen attrs classes) describe a
+subsystem; the Protocols ``World``, ``Device`` and ``StepContext`` describe
+what the plugin's functions receive; ``fwctl`` holds the fwctl core rules
+every fwctl channel shares.  Everything else in the package is internal.
+"""
+
+from fuzzer import fwctl
+from fuzzer.api import Device, StepContext, World
+from fuzzer.effects import IMMEDIATE, RESERVED_BITS, RESET_ONLY, Effect, describe
 from fuzzer.hookspecs import hookimpl
 from fuzzer.spec import (
     ABSENT,
+    ALWAYS,
+    BELIEVED,
     Allow,
+    Args,
     Caller,
     CallerSpace,
     Channel,
@@ -14,19 +25,26 @@ from fuzzer.spec import (
     Deny,
     DeviceSet,
     DeviceVariant,
+    Driver,
     Exporter,
     Field,
+    Firmware,
+    Handler,
     Invariant,
     KernelAction,
     Param,
     Policy,
     Promise,
+    Reaction,
     Reply,
     Request,
     Rewrite,
     Rule,
+    Step,
     Subsystem,
     Taint,
+    Trust,
+    Verdict,
     Violation,
 )
 
@@ -34,7 +52,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ABSENT",
+    "ALWAYS",
+    "BELIEVED",
+    "IMMEDIATE",
+    "RESERVED_BITS",
+    "RESET_ONLY",
     "Allow",
+    "Args",
     "Caller",
     "CallerSpace",
     "Channel",
@@ -42,23 +66,35 @@ __all__ = [
     "CommandSet",
     "Decision",
     "Deny",
+    "Device",
     "DeviceSet",
     "DeviceVariant",
+    "Driver",
     "Effect",
     "Exporter",
     "Field",
+    "Firmware",
+    "Handler",
     "Invariant",
     "KernelAction",
     "Param",
     "Policy",
     "Promise",
+    "Reaction",
     "Reply",
     "Request",
     "Rewrite",
     "Rule",
+    "Step",
+    "StepContext",
     "Subsystem",
     "Taint",
+    "Trust",
+    "Verdict",
     "Violation",
+    "World",
     "__version__",
+    "describe",
+    "fwctl",
     "hookimpl",
 ]

@@ -1,35 +1,35 @@
-"""A fuzz campaign: rounds of Hypothesis runs until the budget is spent.
+"""A fuzz campaign: search until the budget is spent, keeping every distinct bug.
 
-Hypothesis stops a run soon after it finds a bug.  A campaign wants every
-distinct bug, so it runs in rounds: each round ignores the signatures already
-found and searches on with a seed derived from the campaign's.  Each new
-signature is 1-minimized with the executor and written to the corpus the
-moment it is seen; when Hypothesis has shrunk it further, the shorter
-sequence replaces the file.  Ctrl-C or the end of the time budget therefore
-loses nothing.
+Two searches feed the same bookkeeping.  The default, ``native``
+(``fuzzer.explore``), draws steps at executor speed and grows sequences that
+reach new behaviour.  ``hypothesis`` runs the subsystem's Hypothesis state
+machine in rounds: Hypothesis stops a run soon after it finds a bug, so each
+round ignores the signatures already found and searches on with a seed
+derived from the campaign's, and no round runs more than ``ROUND_EXAMPLES``
+test cases, because Hypothesis's runner caches every test case it ran.
+
+Whichever search finds it, each new signature is 1-minimized with the
+executor and written to the corpus the moment it is seen; a shorter sequence
+found later replaces the file.  Ctrl-C or the end of the time budget
+therefore loses nothing.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 import attrs
-import hypothesis
-from hypothesis import HealthCheck, Phase, Verbosity, settings
-from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
-from hypothesis.stateful import run_state_machine_as_test
+from hypothesis.database import ExampleDatabase
 
-from fuzzer import __version__, corpus, fwctl
-from fuzzer.errors import ModelError, PtfuzzError, UsageError
+from fuzzer import __version__, corpus
+from fuzzer.errors import PtfuzzError, UsageError
+from fuzzer.explore import Explorer, shorter_path
 from fuzzer.host import Registry
-from fuzzer.machine import Session, ViolationFound, build_machine
+from fuzzer.machine import Session
 from fuzzer.minimize import one_minimal, reproduces, simplify
 from fuzzer.spec import DeviceVariant, Policy, Violation
 from fuzzer.world import Step
@@ -39,6 +39,19 @@ from fuzzer.world import Step
 #: this only bounds Hypothesis's extra polish; a count, not a time, so that
 #: results depend on the seed alone.
 SHRINK_RUNS = 500
+#: Test cases one Hypothesis run may generate before the round ends and a fresh
+#: runner starts: its caches (every test case, the choice tree) grow without
+#: bound otherwise, about 10 MB/s.
+ROUND_EXAMPLES = 2000
+#: The searches ``--search`` offers.
+SEARCHES = ("native", "hypothesis")
+#: Sequences when neither a count nor a time is given: a few seconds of either search.
+DEFAULT_EXAMPLES = {"native": 2000, "hypothesis": 1000}
+#: Share of the native search's time that minimizing findings may take while it runs.
+REFINE_SHARE = 0.2
+#: Seconds of searching before the native search minimizes anything: most bugs a
+#: campaign will find show up in the first second, and are reported together.
+REFINE_AFTER = 1.0
 
 
 class ShrinkBudget(KeyboardInterrupt):
@@ -62,6 +75,8 @@ class Finding:
     polished: bool = False
     found_at: float = 0.0
     sequences: int = 0
+    #: search steps run when the violation was first seen (minimizing not counted)
+    search_steps: int = 0
 
     @property
     def signature(self) -> str:
@@ -85,37 +100,29 @@ class Result:
     runs: int = 0
     interrupted: bool = False
     accepted: tuple[str, ...] = ()
+    #: distinct behaviours the native search saw (its coverage figure); 0 for Hypothesis
+    behaviours: int = 0
+    search: str = "native"
 
     def failing(self) -> list[Finding]:
-        return [f for s, f in sorted(self.findings.items()) if s not in self.accepted]
+        """Findings that fail the run: not accepted (tainted, with --accept-tainted), not trusted by design."""
+        return [f for s, f in sorted(self.findings.items())
+                if s not in self.accepted and f.violation.severity != "trusted"]
 
 
-def open_database(spec: str | None) -> ExampleDatabase | None:
-    """``--db PATH`` or ``--db redis://host:port/db`` (needs the ``redis`` extra)."""
-    if not spec:
-        return None
-    if spec.startswith("redis://"):
-        try:
-            import redis
-            from hypothesis.extra.redis import RedisExampleDatabase
-        except ImportError:
-            raise UsageError("--db redis://... needs the redis package: pip install 'ptfuzz[redis]'") from None
-        return RedisExampleDatabase(redis.Redis.from_url(spec))
-    return DirectoryBasedExampleDatabase(spec)
-
-
-def simplicity(steps: list[Step]) -> tuple[int, int]:
+def simplicity(steps: list[Step], scopes: Mapping[str, tuple[str, ...]] | None = None) -> tuple[int, int]:
     """Order sequences as a reader would: fewer steps, then plainer callers and smaller arguments.
 
-    Hypothesis keeps shrinking after the first failure it sees; this decides
-    whether a later sequence replaces the saved one.
+    ``scopes`` gives each channel's scopes, least privileged first (``Channel.scopes``):
+    the least costs nothing, so an fwctl path at CONFIGURATION is as plain as a RAW one.
     """
     cost = 0
     for s in steps:
         if s.caller is not None:
             c = s.caller
-            # the least scope costs nothing, so an fwctl path at CONFIGURATION is as plain as a RAW one
-            cost += len(c.caps) + len(c.switches) + (c.lockdown != "none") + max(fwctl.rank(c.scope), 0)
+            order = (scopes or {}).get(s.channel, ())
+            cost += len(c.caps) + len(c.switches) + (c.lockdown != "none") + (
+                order.index(c.scope) if c.scope in order else 0)
         for v in s.args.values():
             cost += min(abs(v), 1 << 20) if isinstance(v, int) else (1 if v else 0)
     return (len(steps), cost)
@@ -144,9 +151,13 @@ class Campaign(Session):
         on_finding: Callable[[Finding, bool], None] | None = None,
         on_progress: Callable[[Campaign], None] | None = None,
         targets: frozenset[str] = frozenset(),
+        search: str = "native",
     ) -> None:
+        if search not in SEARCHES:
+            raise UsageError(f"unknown search {search!r}; choose one of {', '.join(SEARCHES)}")
         if max_examples is None and time_budget is None:
-            max_examples = 1000
+            max_examples = DEFAULT_EXAMPLES[search]
+        self.search = search
         self.registry = registry
         self.subsystem = subsystem
         self.policy = policy
@@ -163,8 +174,13 @@ class Campaign(Session):
         #: stop after the round in which all of these signatures were found
         self.targets = targets
         self.executor = registry.executor(subsystem, policy, device)
+        self._scopes = {c.name: c.scopes for c in self.executor.subsystem.channels}
         self._checker = registry.executor(subsystem, policy, device)  # for minimizing mid-run
         self.findings: dict[str, Finding] = {}
+        #: native search: violations seen, not yet minimized (their raw prefixes are saved)
+        self._raw: dict[str, Finding] = {}
+        self._refine_spent = 0.0
+        self.explorer: Explorer | None = None
         self.ignore: frozenset[str] = frozenset()
         #: sequences generated (not counting Hypothesis re-running them to shrink)
         self.sequences = 0
@@ -202,46 +218,96 @@ class Campaign(Session):
 
 
     def found(self, steps: list[Step], violations: list[Violation]) -> None:
-        self._shrinking = True
+        hit_at = time.monotonic() - self.started
+        if self.search == "hypothesis":
+            self._shrinking = True  # Hypothesis shrinks from here on; see begin()
+            for v in violations:
+                self._record(steps[: v.step], v.signature, hit_at, self.sequences, self.executor.total_steps)
+            return
+        # Native: note the raw prefix (and save it, so nothing is lost) and minimize later,
+        # between sequences, so that bookkeeping never starves the search.
         for v in violations:
+            sig = v.signature
             prefix = steps[: v.step]
-            known = self.findings.get(v.signature)
-            if known is not None and simplicity(prefix) >= simplicity(known.steps):
+            raw = self._raw.get(sig)
+            if raw is not None and len(prefix) >= len(raw.steps):
                 continue
-            minimal = one_minimal(self._checker, prefix, v.signature)
-            if known is not None and simplicity(minimal) >= simplicity(known.steps):
-                continue
-            # Re-run to get the violation as it appears in the minimal sequence.
-            final = self._final_violation(minimal, v.signature)
-            first = known is None
-            finding = Finding(
-                final, minimal,
-                found_at=known.found_at if known else time.monotonic() - self.started,
-                sequences=known.sequences if known else self.sequences,
-            )
-            if self.corpus_dir is not None:
+            known = self.findings.get(sig)
+            finding = Finding(v, prefix, found_at=known.found_at if known else hit_at,
+                              sequences=known.sequences if known else self.sequences,
+                              search_steps=known.search_steps if known else self.executor.total_steps)
+            if raw is None and known is None and self.corpus_dir is not None:
                 finding.path = self._save(finding)
-            self.findings[v.signature] = finding
-            if self.on_finding is not None:
-                self.on_finding(finding, first)
+            self._raw[sig] = finding
+
+    def _record(self, prefix: list[Step], sig: str, found_at: float, sequences: int, search_steps: int,
+                refine: bool = False) -> None:
+        """1-minimize a failing prefix and keep it if it beats what is known; save and report it."""
+        known = self.findings.get(sig)
+        if known is not None and self._simplicity(prefix) >= self._simplicity(known.steps):
+            return
+        minimal = one_minimal(self._checker, prefix, sig)
+        if refine:
+            minimal = self._refine(minimal, sig)
+        if known is not None and self._simplicity(minimal) >= self._simplicity(known.steps):
+            return
+        first = known is None
+        finding = Finding(
+            self._final_violation(minimal, sig), minimal,  # the violation as the minimal sequence shows it
+            found_at=known.found_at if known else found_at,
+            sequences=known.sequences if known else sequences,
+            search_steps=known.search_steps if known else search_steps,
+            polished=refine,
+        )
+        if self.corpus_dir is not None:
+            finding.path = self._save(finding)
+        self.findings[sig] = finding
+        if self.on_finding is not None:
+            self.on_finding(finding, first)
+
+    def _refine(self, steps: list[Step], sig: str) -> list[Step]:
+        """Plainer callers and arguments, 1-minimal again, then a search for a shorter path.
+
+        Deterministic (seeded by the campaign and the length), so the same
+        campaign writes the same files."""
+        for _ in range(4):  # plainer arguments can make a step removable, and the reverse
+            nxt = one_minimal(self._checker, simplify(self._checker, steps, sig), sig)
+            if nxt == steps:
+                break
+            steps = nxt
+        shorter = shorter_path(self._checker, steps, sig, seed=derive_seed(self.seed, len(steps)))
+        if shorter is not None:
+            steps = self._refine(one_minimal(self._checker, shorter, sig), sig)
+        return steps
+
+    def _drain(self, budget: float | None = None) -> None:
+        """Minimize the raw findings of the native search, oldest signature first.
+
+        With ``budget`` (seconds), stop once it is spent; the rest waits for
+        the next call.  Every raw finding is already on disk, so an
+        interruption here loses nothing but polish.
+        """
+        start = time.monotonic()
+        while self._raw:
+            sig = min(self._raw, key=lambda s: (self._raw[s].found_at, s))
+            raw = self._raw.pop(sig)
+            self._record(raw.steps, sig, raw.found_at, raw.sequences, raw.search_steps, refine=budget is None)
+            if budget is not None and time.monotonic() - start >= budget:
+                break
+        self._refine_spent += time.monotonic() - start
 
     def polish(self) -> None:
-        """Simplify callers and arguments of findings not yet simplified, once each.
+        """Refine findings not yet refined (``_refine``), once each.
 
-        Runs between rounds rather than in ``found()``, which Hypothesis calls
-        for every failing candidate while it shrinks.
+        Runs between Hypothesis rounds rather than in ``found()``, which
+        Hypothesis calls for every failing candidate while it shrinks.
         """
         for sig, f in sorted(self.findings.items()):
             if f.polished:
                 continue
-            steps = f.steps
-            for _ in range(4):  # plainer arguments can make a step removable, and the reverse
-                nxt = one_minimal(self._checker, simplify(self._checker, steps, sig), sig)
-                if nxt == steps:
-                    break
-                steps = nxt
+            steps = self._refine(f.steps, sig)
             f.polished = True
-            if steps != f.steps:  # simplify() only ever moves toward plainer
+            if steps != f.steps:  # refining only ever moves toward plainer or shorter
                 f.steps = steps
                 f.violation = self._final_violation(steps, sig)
                 if self.corpus_dir is not None:
@@ -266,7 +332,7 @@ class Campaign(Session):
             if (
                 old is not None
                 and old.signature == finding.signature
-                and simplicity(list(old.steps)) <= simplicity(finding.steps)
+                and self._simplicity(list(old.steps)) <= self._simplicity(finding.steps)
                 and all(self._checker.validate(s) is None for s in old.steps)
                 and reproduces(self._checker, old.steps, finding.signature)
             ):
@@ -275,6 +341,9 @@ class Campaign(Session):
                 finding.polished = True
                 return path
         return corpus.save(self.corpus_dir, entry)
+
+    def _simplicity(self, steps: list[Step]) -> tuple[int, int]:
+        return simplicity(steps, self._scopes)
 
     def _final_violation(self, steps: list[Step], signature: str) -> Violation:
         self._checker.reset()
@@ -305,224 +374,86 @@ class Campaign(Session):
         self._rounds = 0
         interrupted = False
         try:
-            while True:
-                if self.max_examples is not None and self.sequences >= self.max_examples:
-                    break
-                self._rounds += 1
-                self.ignore = frozenset(self.findings)
-                before = len(self.findings)
-                ended_on_failure = self._round(self._rounds)
-                self.polish()
-                if not ended_on_failure:
-                    break
-                if len(self.findings) == before:
-                    break  # Hypothesis failed but nothing new: nothing more to gain
-                if self.targets and self.targets <= self.findings.keys():
-                    break
+            if self.search == "native":
+                self._explore()
+            else:
+                self._hypothesis_rounds()
         except KeyboardInterrupt:
             interrupted = True
         try:
+            self._drain()
             self.polish()
-        except KeyboardInterrupt:  # a second Ctrl-C: what is on disk is already 1-minimal
+        except KeyboardInterrupt:  # a second Ctrl-C: every finding is on disk already
             interrupted = True
         return self.result(interrupted)
 
+    def _done(self) -> bool:
+        if self.max_examples is not None and self.sequences >= self.max_examples:
+            return True
+        return bool(self.targets) and self.targets <= self.findings.keys() | self._raw.keys()
+
+    def _explore(self) -> None:
+        """The native search: one explorer, one sequence at a time, until the budget is spent.
+
+        Minimizing waits ``REFINE_AFTER`` seconds, then takes a share of the
+        time (``REFINE_SHARE``) while the search runs; what is left is
+        minimized when the search ends.
+        """
+        self._rounds = 1
+        explorer = self.explorer = Explorer(self.executor, seed=derive_seed(self.seed, 0), steps=self.step_count)
+        findings, raw = self.findings, self._raw
+
+        def ignored(v: Violation) -> bool:
+            # A known signature matters again only if this prefix is shorter than its finding.
+            known = findings.get(v.signature) or raw.get(v.signature)
+            return known is not None and v.step >= len(known.steps)
+
+        while not self._done():
+            try:
+                self.begin()
+            except OutOfBudget:
+                return
+            explorer.sequence(self.found, ignored)
+            if raw:
+                searching = time.monotonic() - self.started - self._refine_spent
+                if searching >= REFINE_AFTER and self._refine_spent < REFINE_SHARE * searching:
+                    self._drain(budget=0.05)
+
+    def _hypothesis_rounds(self) -> None:
+        while not self._done():
+            self._rounds += 1
+            self.ignore = frozenset(self.findings)
+            before = len(self.findings)
+            ended = self._round(self._rounds)
+            self.polish()
+            if ended == "capped":
+                continue  # a fresh runner, for memory's sake
+            if ended != "failed" or len(self.findings) == before:
+                return  # budget spent, or Hypothesis has nothing new to give
+
     def result(self, interrupted: bool = False) -> Result:
         """What the campaign has found so far (also after an interruption)."""
-        accepted = tuple(s for s, f in self.findings.items()
+        # Raw findings (seen, saved, not yet minimized: an interrupted campaign) count too.
+        found = {**{s: f for s, f in self._raw.items() if s not in self.findings}, **self.findings}
+        accepted = tuple(s for s, f in found.items()
                          if self.accept_tainted and f.violation.severity == "tainted")
         return Result(
-            self.findings, self.sequences, self.executor.total_steps,
+            found, self.sequences, self.executor.total_steps,
             time.monotonic() - self.started, self.seed, self._rounds, self.runs, interrupted, accepted,
+            self.behaviours, self.search,
         )
 
-    def _round(self, round_no: int) -> bool:
-        """One Hypothesis run; True if it ended on a failure (so another round may find more)."""
-        machine = build_machine(self)
-        self._shrinking = False
-        self._shrink_runs = 0
-        remaining = None if self.max_examples is None else max(self.max_examples - self.sequences, 1)
-        phases = [Phase.generate, Phase.shrink]
-        if self.database is not None:
-            phases.insert(0, Phase.reuse)
-        conf = settings(
-            max_examples=remaining if remaining is not None else 10**9,
-            stateful_step_count=self.step_count,
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-            database=self.database,
-            verbosity=Verbosity.quiet,
-            # Off: with it on, Hypothesis stops generating 10 s after the first
-            # bug, which makes results depend on machine speed.  Rounds give
-            # us every distinct bug instead, deterministically.
-            report_multiple_bugs=False,
-            phases=phases,
-            derandomize=False,
-            print_blob=False,
-        )
-        seeded: Any = hypothesis.seed(derive_seed(self.seed, round_no))(machine)
-        try:
-            run_state_machine_as_test(seeded, settings=conf)
-        except OutOfBudget:
-            return False
-        except ShrinkBudget:
-            return True
-        except ModelError:
-            raise
-        except BaseException as exc:
-            errors = _leaves(exc)
-            others = [e for e in errors if not isinstance(e, ViolationFound)]
-            if others:
-                if isinstance(others[0], (KeyboardInterrupt, ModelError)):
-                    raise others[0] from None
-                raise
-            return True
-        return False
+    @property
+    def signatures(self) -> set[str]:
+        """Every distinct violation seen so far, minimized yet or not."""
+        return self.findings.keys() | self._raw.keys()
 
+    @property
+    def behaviours(self) -> int:
+        return len(self.explorer.behaviours) if self.explorer is not None else 0
 
-def _seed_only_generation() -> None:
-    """Make a seeded campaign explore the same sequences wherever it runs.
+    def _round(self, round_no: int) -> str:
+        """One Hypothesis run (``fuzzer.hypothesis_search``, imported only by campaigns that use it)."""
+        from fuzzer import hypothesis_search  # it imports this module: no import-time cycle
 
-    Hypothesis (>= 6.131) mixes literals found in *local* source modules into
-    what it draws, and the pool grows as modules are imported.  For ptfuzz
-    that made a seed's exploration depend on the install mode (editable or
-    not), the working directory and even test order.  Parameters here are
-    small declared ranges, so the pool buys nothing; it is emptied.  Uses a
-    private Hypothesis hook and does nothing if that hook disappears.
-    """
-    try:
-        from hypothesis.internal.conjecture import providers
-    except ImportError:  # pragma: no cover
-        return
-    empty = getattr(providers, "_local_constants", None)
-    if empty is None or not hasattr(providers, "_get_local_constants"):
-        return
-    blank = type(empty)(**{f: type(getattr(empty, f))() for f in ("integers", "bytes", "strings")},
-                        floats=type(empty.floats)(key=empty.floats.key))
-    providers._get_local_constants = lambda: blank
-
-
-_seed_only_generation()
-
-
-def _leaves(exc: BaseException) -> list[BaseException]:
-    if isinstance(exc, BaseExceptionGroup):
-        out: list[BaseException] = []
-        for e in exc.exceptions:
-            out.extend(_leaves(e))
-        return out
-    return [exc]
-
-
-@attrs.frozen
-class WorkerSpec:
-    """Everything a worker process needs to rebuild its campaign (all picklable)."""
-
-    plugin_files: tuple[str, ...]
-    subsystem: str
-    policy: str
-    without: tuple[str, ...]
-    device: str
-    seed: int
-    index: int
-    max_examples: int | None
-    time_budget: float | None
-    step_count: int
-    corpus_dir: str | None
-    accept_tainted: bool
-    db: str | None
-
-
-def _worker(spec: WorkerSpec) -> Result | None:
-    """One campaign in a worker process; prints its findings as it goes.
-
-    SIGINT only sets a flag that the campaign honours between sequences: a
-    KeyboardInterrupt raised at an arbitrary point can land in a callback
-    that swallows it (Hypothesis's gc hook) or in the middle of reporting.
-    """
-    from fuzzer import host
-
-    stop: dict[str, Any] = {"requested": False, "campaign": None}
-
-    def on_sigint(signum: int, frame: Any) -> None:
-        stop["requested"] = True
-        if stop["campaign"] is not None:
-            stop["campaign"].stop_requested = True
-
-    signal.signal(signal.SIGINT, on_sigint)
-    registry = host.load(spec.plugin_files)
-    tag = f"[w{spec.index}]"
-
-    def report(f: Finding, first: bool) -> None:
-        if first:
-            print(f"{tag} {f.describe()}", flush=True)
-
-    campaign = Campaign(
-        registry, spec.subsystem, registry.policy(spec.subsystem, spec.policy, spec.without),
-        registry.device(spec.subsystem, spec.device), seed=derive_seed(spec.seed, 1000 + spec.index),
-        max_examples=spec.max_examples, time_budget=spec.time_budget, step_count=spec.step_count,
-        corpus_dir=spec.corpus_dir, accept_tainted=spec.accept_tainted,
-        database=open_database(spec.db), on_finding=report,
-    )
-    stop["campaign"] = campaign
-    if stop["requested"]:
-        return None
-    campaign.stop_requested = bool(stop["requested"])
-    return campaign.run()
-
-
-def _worker_main(spec: WorkerSpec, results: Any) -> None:
-    """Process entry point: run, then hand the result back (None if stopped before starting)."""
-    results.put((spec.index, _worker(spec)))
-
-
-def run_workers(specs: list[WorkerSpec]) -> Result:
-    """Run campaigns in parallel processes and merge their results.
-
-    Workers share the corpus directory: files are written atomically and named
-    by signature, so two workers finding the same bug write one file.  A
-    terminal's Ctrl-C reaches every worker; a SIGINT sent to this process
-    alone (``timeout -s INT``, a CI cancel) is forwarded to them.  Either way
-    each worker saves, polishes and reports what it found.
-    """
-    import multiprocessing
-    import queue
-
-    mp = multiprocessing.get_context("fork")
-    inbox: Any = mp.Queue()
-    procs = [mp.Process(target=_worker_main, args=(s, inbox), daemon=True) for s in specs]
-    started = time.monotonic()
-    for p in procs:
-        p.start()
-    got: dict[int, Result | None] = {}
-    interrupted = False
-    while len(got) < len(procs):
-        try:
-            index, result = inbox.get(timeout=0.2)
-            got[index] = result
-        except queue.Empty:
-            if not any(p.is_alive() for p in procs) and inbox.empty():
-                break  # a worker died without reporting; its findings are on disk
-        except KeyboardInterrupt:
-            if not interrupted:
-                for p in procs:
-                    if p.is_alive() and p.pid is not None:
-                        with contextlib.suppress(ProcessLookupError):
-                            os.kill(p.pid, signal.SIGINT)
-            interrupted = True
-    for p in procs:
-        p.join(timeout=5)
-    results = [r for r in got.values() if r is not None]
-    if not results:
-        raise KeyboardInterrupt
-    merged: dict[str, Finding] = {}
-    for r in results:
-        for sig, f in r.findings.items():
-            if sig not in merged or simplicity(f.steps) < simplicity(merged[sig].steps):
-                merged[sig] = f
-    accepted = tuple(sorted({s for r in results for s in r.accepted}))
-    return Result(
-        merged, sum(r.sequences for r in results), sum(r.steps for r in results),
-        time.monotonic() - started, specs[0].seed, sum(r.rounds for r in results),
-        sum(r.runs for r in results), interrupted or any(r.interrupted for r in results), accepted,
-    )
+        return hypothesis_search.run_round(self, round_no)

@@ -29,10 +29,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from fuzzer import __version__, corpus, files, host, safetext
-from fuzzer.campaign import Campaign, Finding, Result, WorkerSpec, open_database, run_workers
+from fuzzer.campaign import DEFAULT_EXAMPLES, SEARCHES, Campaign, Finding, Result
 from fuzzer.errors import PtfuzzError, UsageError
+from fuzzer.hypothesis_search import open_database
 from fuzzer.replay import replay as do_replay
 from fuzzer.replay import trace
+from fuzzer.spec import Policy
+from fuzzer.workers import WorkerSpec, run_workers
 
 EXIT_CLEAN, EXIT_FOUND, EXIT_ERROR, EXIT_INTERNAL = 0, 1, 2, 3
 MAX_WORKERS = 256
@@ -112,11 +115,14 @@ def list_cmd(ctx: click.Context) -> None:
         con.print(f"[bold]{escape(name)}[/bold]  "
                   + escape(safetext.line(f"(plugin {plugin} {reg.versions.get(plugin, '')}): {sub.doc}")))
         t = Table("device", "commands", "from", "about", box=None, pad_edge=False)
+        any_policy = next(iter(reg.policies.get(name, {}).values()), None) or Policy("none", name, ())
         for d in sub.devices:
-            ex = reg.executor(name, next(iter(reg.policies[name].values())), d)
+            ex = reg.executor(name, any_policy, d)
             t.add_row(d.name, str(len(ex.commands)), reg.provider[("device", name, d.name)], d.doc)
         con.print(t)
         t = Table("policy", "channels", "rules", "from", "about", box=None, pad_edge=False)
+        if not reg.policies.get(name):
+            t.add_row("(none)", "", "", "", "no plugin registers a policy for this subsystem yet")
         for pname, pol in sorted(reg.policies.get(name, {}).items()):
             t.add_row(pname, ",".join(pol.channels), str(len(pol.rules)),
                       reg.provider[("policy", name, pname)], pol.doc)
@@ -147,6 +153,9 @@ def _print_finding(con: Console, f: Finding, first: bool) -> None:
 @click.option("--db", "db", help="Hypothesis example database: a directory or redis://host:port/n.")
 @click.option("--workers", type=click.IntRange(min=1, max=MAX_WORKERS), default=1, show_default=True,
               help="Parallel campaign processes (seeds derived from --seed; --max-examples is split).")
+@click.option("--search", type=click.Choice(SEARCHES), default="native", show_default=True,
+              help="native: steps drawn at executor speed, grown from what reached new behaviour; "
+                   "hypothesis: the subsystem's Hypothesis state machine.")
 @click.option("--accept-tainted", is_flag=True,
               help="Findings that need a tainted kernel do not fail the run.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write a JSON summary here.")
@@ -155,7 +164,7 @@ def _print_finding(con: Console, f: Finding, first: bool) -> None:
 @click.pass_context
 def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name: str | None,
         without: tuple[str, ...], seed: int | None, time_budget: float | None, max_examples: int | None,
-        step_count: int | None, corpus_dir: str, db: str | None, workers: int, accept_tainted: bool,
+        step_count: int | None, corpus_dir: str, db: str | None, workers: int, search: str, accept_tainted: bool,
         json_out: str | None, junit_out: str | None) -> None:
     """Run a fuzz campaign on SUBSYSTEM and save minimized findings."""
     reg = _registry(ctx)
@@ -175,9 +184,9 @@ def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name
         seed = random.SystemRandom().randrange(2**31)
     con = _console()
     ci = bool(os.environ.get("CI")) or not sys.stdout.isatty()
-    budget = f"{time_budget:g}s" if time_budget else f"{max_examples or 1000} sequences"
+    budget = f"{time_budget:g}s" if time_budget else f"{max_examples or DEFAULT_EXAMPLES[search]} sequences"
     con.print(f"ptfuzz {__version__}: {sub.name} policy={policy.label} device={device.name} "
-              f"seed={seed} budget={budget}")
+              f"seed={seed} budget={budget} search={search}")
 
     status = None if ci else con.status("starting", spinner="dots")
     last_line = [0.0]
@@ -185,7 +194,8 @@ def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name
     def progress(c: Campaign) -> None:
         elapsed = time.monotonic() - c.started
         text = (f"{c.sequences} sequences, {c.executor.total_steps} steps, "
-                f"{len(c.findings)} findings, {elapsed:.0f}s")
+                + (f"{c.behaviours} behaviours, " if c.behaviours else "")
+                + f"{len(c.signatures)} findings, {elapsed:.0f}s")
         if status is not None:
             status.update(text)  # one line, redrawn in place
         elif elapsed - last_line[0] >= 10:  # CI logs: a plain line every 10 s
@@ -196,7 +206,8 @@ def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name
         share = None if max_examples is None else -(-max_examples // workers)
         specs = [
             WorkerSpec(tuple(ctx.find_root().obj.get("plugins", ())), subsystem, policy.name, policy.removed,
-                       device.name, seed, i, share, time_budget, step_count, corpus_dir, accept_tainted, db)
+                       device.name, seed, i, share, time_budget, step_count, corpus_dir, accept_tainted, db,
+                       search)
             for i in range(workers)
         ]
         result = run_workers(specs)
@@ -204,7 +215,7 @@ def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name
         campaign = Campaign(
             reg, subsystem, policy, device, seed=seed, max_examples=max_examples, time_budget=time_budget,
             step_count=step_count, corpus_dir=corpus_dir, accept_tainted=accept_tainted,
-            database=open_database(db),
+            database=open_database(db), search=search,
             on_finding=lambda f, first: _print_finding(con, f, first),
             on_progress=progress,
         )
@@ -241,21 +252,32 @@ def _run_interruptible(campaign: Campaign) -> Result:
 
 def _summary(con: Console, r: Result, policy: str, device: str) -> None:
     rate = r.steps / r.elapsed if r.elapsed else 0.0
-    con.print(f"{r.sequences} sequences generated ({r.runs} runs including shrinking), {r.steps} steps "
-              f"in {r.elapsed:.1f}s ({rate:,.0f} steps/s), {r.rounds} round(s), seed {r.seed}")
+    runs = f" ({r.runs} runs including shrinking)" if r.runs != r.sequences else ""
+    seen = f", {r.behaviours} behaviours" if r.behaviours else ""
+    rounds = f", {r.rounds} round(s)" if r.search == "hypothesis" else ""
+    con.print(f"{r.sequences} sequences generated{runs}, {r.steps} steps in {r.elapsed:.1f}s "
+              f"({rate:,.0f} steps/s){seen}{rounds}, seed {r.seed}")
     if not r.findings:
         con.print(f"no violations found for {policy} on {device}")
         return
     con.print(f"{len(r.findings)} distinct violation(s):")
+    trusted = [(s, f) for s, f in sorted(r.findings.items()) if f.violation.severity == "trusted"]
     for sig, f in sorted(r.findings.items()):
+        if f.violation.severity == "trusted":
+            continue
         sev = f.violation.severity + (" (accepted)" if sig in r.accepted else "")
         _say(con, f"  {sev:<8} {sig}  [{len(f.steps)} steps]  {f.path or ''}")
+    if trusted:
+        con.print(f"{len(trusted)} by design (callers the policy trusts; they do not fail the run):")
+        for sig, f in trusted:
+            _say(con, f"  trusted  {sig}  [{len(f.steps)} steps]  {f.path or ''}")
 
 
 def _write_json(path: str, r: Result, subsystem: str, policy: str, device: str) -> None:
     doc: dict[str, Any] = {
         "ptfuzz": __version__, "subsystem": subsystem, "policy": policy, "device": device,
-        "seed": r.seed, "sequences": r.sequences, "steps": r.steps, "elapsed": round(r.elapsed, 3),
+        "search": r.search, "seed": r.seed, "sequences": r.sequences, "steps": r.steps, "elapsed": round(r.elapsed, 3),
+        "behaviours": r.behaviours,
         "interrupted": r.interrupted,
         "findings": [
             {"signature": s, "severity": f.violation.severity, "accepted": s in r.accepted,
@@ -275,7 +297,10 @@ def junit_xml(r: Result, subsystem: str, policy: str, device: str) -> str:
     for sig, f in sorted(r.findings.items()):
         case = ET.SubElement(suite, "testcase", classname=f"ptfuzz.{subsystem}.{policy}.{device}", name=sig)
         body = "\n".join(s.describe() for s in f.steps) + (f"\ncorpus: {f.path}" if f.path else "")
-        if sig in r.accepted:
+        if f.violation.severity == "trusted":
+            ET.SubElement(case, "skipped", message=f"trusted caller, by design: {f.violation.message}")
+            skipped += 1
+        elif sig in r.accepted:
             ET.SubElement(case, "skipped", message=f"accepted tainted finding: {f.violation.message}")
             skipped += 1
         else:

@@ -118,13 +118,20 @@ def expand(paths: Iterable[str]) -> list[str]:
     out: list[str] = []
     for arg in paths:
         p = Path(arg)
-        if not p.is_dir():
+        try:
+            is_dir = p.is_dir()
+        except OSError as exc:  # a name too long for the file system, say
+            raise CorpusError(f"{safetext.line(arg)}: cannot read: {exc.strerror or exc}") from None
+        if not is_dir:
             out.append(arg)
             continue
-        found = sorted(
-            str(x) for x in p.rglob("*.json")
-            if not any(part.startswith(".") for part in x.relative_to(p).parts) and x.is_file()
-        )
+        try:
+            found = sorted(
+                str(x) for x in p.rglob("*.json")
+                if not any(part.startswith(".") for part in x.relative_to(p).parts) and x.is_file()
+            )
+        except OSError as exc:  # an unreadable corner of the tree (/proc under "/")
+            raise CorpusError(f"{safetext.line(arg)}: cannot search: {exc.strerror or exc}") from None
         if not found:
             raise CorpusError(f"{safetext.line(arg)}: directory has no corpus files (*.json)")
         out.extend(found)

@@ -10,6 +10,7 @@ so a CXL plugin can put an ``Effect`` straight into a CEL entry.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 
 
 class Effect(enum.IntFlag):
@@ -51,7 +52,17 @@ _NAMES = {
 }
 
 
-def describe(effect: int) -> str:
-    """Human names for a mask, e.g. ``immediate-config|background``; ``none`` for 0."""
-    names = [name for bit, name in _NAMES.items() if effect & bit]
+def describe(effect: int, extra: Mapping[int, str] | None = None) -> str:
+    """Human names for a mask, e.g. ``immediate-config|background``; ``none`` for 0.
+
+    ``extra`` names a subsystem's own bits (``Subsystem.effects``); a bit
+    neither knows prints as ``bit17``, never silently as nothing.
+    """
+    table: dict[int, str] = {int(bit): name for bit, name in _NAMES.items()}
+    table.update(extra or {})
+    names = [name for bit, name in table.items() if effect & bit]
+    known = 0
+    for bit in table:
+        known |= bit
+    names += [f"bit{i}" for i in range(max(effect.bit_length(), 0)) if effect & ~known & (1 << i)]
     return "|".join(names) if names else "none"

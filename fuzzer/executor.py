@@ -11,12 +11,12 @@ the invariant checks.
 from __future__ import annotations
 
 import errno
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
 
-from fuzzer.errors import ModelError
+from fuzzer.errors import ModelError, raised
 from fuzzer.invariants import GENERIC
 from fuzzer.safetext import shown
 from fuzzer.spec import (
@@ -29,11 +29,13 @@ from fuzzer.spec import (
     Policy,
     Reply,
     Request,
+    RuleError,
+    Step,
     Subsystem,
     Violation,
     check_args,
 )
-from fuzzer.world import Step, StepContext, World
+from fuzzer.world import StepContext, World, firmware_table
 
 
 @attrs.frozen
@@ -46,10 +48,19 @@ class StepResult:
     changes: tuple[tuple[str, Any, Any], ...]
     violations: tuple[Violation, ...]
     declared: int = 0
+    #: the changed keys that were kernel-owned right after this step (for traces)
+    owned: tuple[str, ...] = ()
+    #: the policy's reactions that ran after the command
+    reactions: tuple[str, ...] = ()
 
     @property
     def reply_handle(self) -> Any:
         return None if self.reply is None else self.reply.handle
+
+    @property
+    def published(self) -> tuple[Any, ...]:
+        """Every handle the step put into bundles (``Reply.handle`` and ``Reply.handles``)."""
+        return () if self.reply is None else self.reply.published
 
 
 def variant_commands(
@@ -62,6 +73,15 @@ def variant_commands(
     return table
 
 
+def _owned_now(world: World, key: str) -> bool:
+    f = world.field(key)
+    if f.kernel_owned is None:
+        return False
+    if f.per_instance:
+        return key in world.shadow
+    return f.owned(world.kernel)
+
+
 class Executor:
     def __init__(
         self,
@@ -71,11 +91,15 @@ class Executor:
         *,
         extra_commands: Iterable[Command] = (),
         invariants: Sequence[Invariant] = (),
+        provider: Mapping[tuple[str, ...], str] | None = None,
     ) -> None:
         self.subsystem = subsystem
         self.policy = policy
         self.variant = device
+        #: which plugin registered what (``Registry.provider``), to blame the right one
+        self.provider = provider or {}
         self.commands = variant_commands(subsystem, device, extra_commands)
+        self.firmware = firmware_table(subsystem, self.commands)
         self.user_index: dict[tuple[str, str], Command] = {
             (ch, c.op): c for c in self.commands.values() for ch in c.channels
         }
@@ -93,11 +117,14 @@ class Executor:
 
     def reset(self) -> World:
         """A fresh device, a fresh kernel, and the driver's probe."""
-        world = World(self.subsystem, self.variant, self.commands, self.policy)
+        world = World(self.subsystem, self.variant, self.commands, self.policy, self.firmware)
         try:
             self.subsystem.probe(world)
+        except ModelError as exc:
+            raise ModelError(f"plugin {self._plugin('subsystem', self.subsystem.name)!r}: probe: {exc}") from exc
         except (Exception, SystemExit) as exc:  # a model bug, not a finding (nor a reason to exit)
-            raise ModelError(f"{self.subsystem.name} probe raised {type(exc).__name__}: {exc}") from exc
+            raise ModelError(f"plugin {self._plugin('subsystem', self.subsystem.name)!r}: probe raised "
+                             f"{raised(exc)}") from exc
         self.world = world
         self.index = 0
         return world
@@ -112,11 +139,14 @@ class Executor:
         self.total_steps += 1
         state = world.device.state
         before = state.copy()
-        taint_before = world.kernel["taint"]
+        taint_before = world.tainted
         decision: Decision | None = None
         reply: Reply | None = None
         command: Command | None = None
         declared = 0
+        trusted = False
+        reacted: list[str] = []
+        what = "kernel action" if step.actor == "kernel" else "command"
         try:
             if step.actor == "kernel":
                 action = self.actions[step.op]
@@ -125,34 +155,55 @@ class Executor:
                 command = self.user_index[(step.channel, step.op)]
                 assert step.caller is not None
                 declared = command.declared(step.args, world.device)
-                if step.channel not in self.policy.channels:
+                policy = self.policy
+                request = Request(command, step.channel, step.args, step.caller, world.kernel, world.device,
+                                  policy.knobs)
+                if step.channel not in policy.channels:
                     decision = Decision(
                         False, errno.ENODEV, rule="channel-closed",
-                        reason=f"{self.policy.name} does not open {step.channel}",
+                        reason=f"{policy.name} does not open {step.channel}",
                     )
                 else:
-                    decision = self.policy.decide(
-                        Request(command, step.channel, step.args, step.caller, world.kernel, world.device)
-                    )
+                    what = "policy"
+                    decision = policy.decide(request)
+                    what = "command"
+                trusted = policy.trusted(step.channel, step.op, step.caller) is not None
                 if decision.taint:
                     world.taint(*decision.taint)
                 if decision.allowed:
-                    args = {**step.args, **decision.rewrite} if decision.rewrite else step.args
+                    if decision.rewrite:
+                        request = attrs.evolve(request, args={**step.args, **decision.rewrite})
                     if command.driver is not None:
-                        reply = command.driver(world, args, step.caller)
+                        reply = command.driver(world, request.args, step.caller)
                     else:
                         assert command.handler is not None
-                        reply = command.handler(world.device, args)
+                        reply = command.handler(world.device, request.args)
+                    if isinstance(reply, Reply):
+                        what = "reaction"
+                        for reaction in policy.reactions_for(step.channel, step.op):
+                            if reaction.effects is None or declared & reaction.effects:
+                                what = f"reaction {reaction.name!r}"
+                                reaction.run(world, request, reply)
+                                reacted.append(reaction.name)
+            if not isinstance(reply, Reply) and not (decision is not None and not decision.allowed):
+                raise ModelError(f"{self._owner(step)}: {self._callable(step)} returned "
+                                 f"{type(reply).__name__}, not a Reply")
         except KeyError as exc:
             if step.actor == "kernel" and step.op not in self.actions:
                 raise ModelError(self._unknown(step)) from exc
             if step.actor == "user" and (step.channel, step.op) not in self.user_index:
                 raise ModelError(self._unknown(step)) from exc
-            raise ModelError(self._crash(step, exc)) from exc
-        except ModelError:
-            raise
+            raise ModelError(self._crash(step, exc, what)) from exc
+        except ModelError as exc:
+            if str(exc).startswith("plugin "):
+                raise
+            raise ModelError(f"{self._owner(step)}: {exc} in step {self.index} ({step.describe()})") from exc
+        except RuleError as exc:
+            who = self._plugin("policy", self.subsystem.name, self.policy.name)
+            raise ModelError(f"plugin {who!r}: policy {self.policy.name!r}: {exc} "
+                             f"in step {self.index} ({step.describe()})") from exc
         except (Exception, SystemExit) as exc:  # a plugin's sys.exit() must not end the run as "clean"
-            raise ModelError(self._crash(step, exc)) from exc
+            raise ModelError(self._crash(step, exc, what)) from exc
         # O(changed) comparisons: an unchanged value is the same object, so ``is`` settles most keys
         # without calling __eq__ (a long replay may hold hundreds of firmware objects).
         get = before.get
@@ -175,16 +226,22 @@ class Executor:
             decision=decision,
             reply=reply,
             declared=declared,
+            trusted=trusted,
         )
         violations: list[Violation] = []
-        try:
-            for inv in self.invariants:
+        for inv in self.invariants:
+            try:
                 violations.extend(inv.check(ctx))
-        except ModelError:
-            raise
-        except (Exception, SystemExit) as exc:
-            raise ModelError(f"invariant {inv.name!r}: {self._crash(step, exc)}") from exc
-        return StepResult(self.index, step, decision, reply, changes, tuple(violations), declared)
+            except ModelError as exc:
+                raise ModelError(f"plugin {self._plugin('invariant', inv.subsystem or '*', inv.name)!r}: "
+                                 f"invariant {inv.name!r}: {exc} in step {self.index} ({step.describe()})") from exc
+            except (Exception, SystemExit) as exc:
+                raise ModelError(f"plugin {self._plugin('invariant', inv.subsystem or '*', inv.name)!r}: "
+                                 f"invariant {inv.name!r} raised {raised(exc)} in step {self.index} "
+                                 f"({step.describe()})") from exc
+        owned = tuple(k for k, _, _ in changes if _owned_now(world, k)) if changes else ()
+        return StepResult(self.index, step, decision, reply, changes, tuple(violations), declared, owned,
+                          tuple(reacted))
 
     # ------------------------------------------------------------------ checking input
 
@@ -238,8 +295,26 @@ class Executor:
             f"{self.variant.name!r}; it carries {ops}"
         )
 
-    def _crash(self, step: Step, exc: BaseException) -> str:
-        return (
-            f"{self.subsystem.name} model raised {type(exc).__name__}: {exc} "
-            f"in step {self.index} ({step.describe()})"
-        )
+    def _plugin(self, *key: str) -> str:
+        return self.provider.get(key) or self.provider.get(("subsystem", self.subsystem.name)) or self.subsystem.name
+
+    def _owner(self, step: Step) -> str:
+        """``plugin 'x'``: the plugin that registered the step's action or command."""
+        if step.actor == "kernel":
+            return f"plugin {self._plugin('subsystem', self.subsystem.name)!r}"
+        return f"plugin {self._plugin('command', self.subsystem.name, step.op)!r}"
+
+    def _callable(self, step: Step) -> str:
+        if step.actor == "kernel":
+            return f"kernel action {step.op}"
+        cmd = self.user_index.get((step.channel, step.op))
+        kind = "driver" if cmd is not None and cmd.driver is not None else "handler"
+        return f"{kind} of {step.op}"
+
+    def _crash(self, step: Step, exc: BaseException, what: str = "") -> str:
+        blame = self._owner(step)
+        if what.startswith("policy") or what.startswith("reaction"):
+            blame = f"plugin {self._plugin('policy', self.subsystem.name, self.policy.name)!r}: {what}"
+        else:
+            blame = f"{blame}: {self._callable(step)}"
+        return f"{blame} raised {raised(exc)} in step {self.index} ({step.describe()})"

@@ -68,13 +68,15 @@ SUBSYSTEM = {e.subsystem!a}
 POLICY = {e.policy!a}
 WITHOUT = {tuple(e.without)!a}
 DEVICE = {e.device!a}
+#: plugin files the exporting session loaded with --plugin (installed plugins load by entry point)
+PLUGIN_FILES = {tuple(rep.plugin_files)!a}
 STEPS = [
 {steps}
 ]
 
 
 def test_{name}() -> None:
-    registry = host.load()
+    registry = host.load(PLUGIN_FILES)
     policy = registry.policy(SUBSYSTEM, POLICY, WITHOUT)
     executor = registry.executor(SUBSYSTEM, policy, registry.device(SUBSYSTEM, DEVICE))
     found = [v for result in executor.run(STEPS) for v in result.violations]

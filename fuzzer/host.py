@@ -51,6 +51,8 @@ class Registry:
     versions: dict[str, str] = attrs.field(factory=dict)
     #: ("subsystem", name) / ("policy", sub, name) / ("device", sub, name) -> plugin name
     provider: dict[tuple[str, ...], str] = attrs.field(factory=dict)
+    #: absolute paths of the plugins loaded by path (``--plugin``)
+    files: tuple[str, ...] = ()
 
     # ---------------------------------------------------------------- look-ups
 
@@ -106,7 +108,8 @@ class Registry:
     def executor(self, subsystem: str, policy: Policy, device: DeviceVariant) -> Executor:
         sub = self.subsystem(subsystem)
         extra = [c for dev, c in self.commands.get(subsystem, []) if dev in ("", device.name)]
-        return Executor(sub, policy, device, extra_commands=extra, invariants=self.invariants)
+        return Executor(sub, policy, device, extra_commands=extra, invariants=self.invariants,
+                        provider=self.provider)
 
     def plugin_versions(self, subsystem: str) -> dict[str, str]:
         """Versions of the plugins that contributed to ``subsystem`` (for corpus files)."""
@@ -119,13 +122,31 @@ def _version_of(module: Any, dist_version: str | None) -> str:
     return dist_version or str(getattr(module, "__version__", "0"))
 
 
-def load_file(path: str) -> ModuleType:
-    """Import a plugin module from a file path (``--plugin ./mydev.py``)."""
+def plugin_name(path: str) -> str:
+    """A plugin loaded by path is named after its module: ``mydev.py`` or package ``mydev/``."""
     p = Path(path)
-    if not p.is_file():
+    if p.is_dir():
+        return p.resolve().name
+    return p.resolve().parent.name if p.name == "__init__.py" else p.stem
+
+
+def load_file(path: str) -> ModuleType:
+    """Import a plugin from a file or a package directory (``--plugin ./mydev.py``, ``--plugin ./mydev/``)."""
+    p = Path(path)
+    if p.is_dir():
+        init = p / "__init__.py"
+        if not init.is_file():
+            raise PluginError(f"plugin directory {path!r} is not a Python package (it has no __init__.py)")
+        p = init
+    elif not p.exists():
         raise PluginError(f"plugin file {path!r} does not exist")
-    name = f"ptfuzz_file_plugin_{p.stem}"
-    spec = importlib.util.spec_from_file_location(name, p)
+    elif not p.is_file():
+        raise PluginError(f"plugin {path!r} is neither a file nor a package directory")
+    package = p.name == "__init__.py"
+    stem = p.parent.name if package else p.stem
+    name = f"ptfuzz_file_plugin_{stem}"
+    spec = importlib.util.spec_from_file_location(
+        name, p, submodule_search_locations=[str(p.parent)] if package else None)
     if spec is None or spec.loader is None:
         raise PluginError(f"plugin file {path!r} is not a Python module")
     module = importlib.util.module_from_spec(spec)
@@ -143,6 +164,7 @@ def load(plugin_files: Iterable[str] = (), *, entry_points: bool = True, extra: 
     ``extra`` registers already-imported plugin objects (tests use it to add a
     plugin without installing it).
     """
+    plugin_files = tuple(plugin_files)
     from fuzzer import __version__, export
 
     pm = pluggy.PluginManager(GROUP)
@@ -163,7 +185,7 @@ def load(plugin_files: Iterable[str] = (), *, entry_points: bool = True, extra: 
             versions[ep.name] = _version_of(module, ep.dist.version if ep.dist else None)
     for path in plugin_files:
         module = load_file(path)
-        name = Path(path).stem
+        name = plugin_name(path)
         _register(pm, module, name)
         versions[name] = _version_of(module, None)
     for i, obj in enumerate(extra):
@@ -171,7 +193,7 @@ def load(plugin_files: Iterable[str] = (), *, entry_points: bool = True, extra: 
         _register(pm, obj, name)
         versions[name] = _version_of(obj, None)
     _check_hook_names(pm)
-    reg = Registry(versions=versions)
+    reg = Registry(versions=versions, files=tuple(str(Path(p).resolve()) for p in plugin_files))
     _collect(pm, reg)
     return reg
 
@@ -250,6 +272,18 @@ def _collect(pm: pluggy.PluginManager, reg: Registry) -> None:
         bad = [c for c in pol.channels if c not in channels]
         if bad:
             raise PluginError(f"plugin {plugin!r}: policy {pol.name!r} names unknown channel(s) {bad}")
+        names = [r.name for r in pol.rules] + [r.name for r in pol.reactions]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise PluginError(f"plugin {plugin!r}: policy {pol.name!r} names {dup} twice among its rules and "
+                              f"reactions; --without needs each name once")
+        for what, recs in (("reaction", pol.reactions), ("trust", pol.trusts)):
+            for rec in recs:
+                unknown = [c for c in rec.channels if c not in channels]
+                if unknown:
+                    label = getattr(rec, "name", rec.cite)
+                    raise PluginError(f"plugin {plugin!r}: policy {pol.name!r} {what} {label!r} names unknown "
+                                      f"channel(s) {unknown}")
         table[pol.name] = pol
         reg.provider[("policy", sub.name, pol.name)] = plugin
     for plugin, inv in _call(pm, "ptfuzz_invariants", Invariant):
@@ -287,6 +321,11 @@ def _check_subsystem(reg: Registry, name: str, sub: Subsystem) -> None:
                 f"plugin {who!r}: device {dev.name!r} state has fields {sorted((keys - members) ^ fields)} "
                 f"that do not match the declared fields of {name}"
             )
+    firmware_ops = {f.op for f in sub.firmware}
+    clash = sorted(firmware_ops & {c.op for c in (*sub.commands, *extra) if c.handler is not None})
+    if clash:
+        raise PluginError(f"plugin {plugin!r}: {clash} declared both as Firmware and as a forwarded Command "
+                          f"of {name}; a forwarded Command already is the firmware op")
     for cmd in (*sub.commands, *extra, *(c for d in sub.devices for c in d.commands)):
         bad = [c for c in cmd.channels if c not in channels]
         if bad:

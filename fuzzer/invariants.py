@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from fuzzer.api import StepContext
 from fuzzer.effects import describe
+from fuzzer.errors import ModelError
 from fuzzer.spec import ABSENT, Invariant, Violation
-from fuzzer.world import StepContext
 
 KERNEL_OWNED = "kernel-owned-integrity"
 DECLARED = "declared-effects"
@@ -22,11 +23,20 @@ def kernel_owned_integrity(ctx: StepContext) -> Iterator[Violation]:
     world = ctx.world
     state, shadow, kernel = world.device.state, world.shadow, world.kernel
     for name in ctx.changed:
-        if name not in shadow:
-            continue
         f = world.field(name)
-        if not f.owned(kernel):
+        if f.kernel_owned is None:
             continue
+        if f.per_instance:
+            if name not in shadow:  # owned only while the kernel believes it
+                continue
+        elif not f.owned(kernel):
+            continue
+        elif name not in shadow:
+            raise ModelError(
+                f"field {name!r} is kernel-owned now but the kernel holds no belief about it: call "
+                f"world.believe({name!r}) where the driver learns it (probe), or make its ownership "
+                f"per instance with kernel_owned=BELIEVED"
+            )
         now = state.get(name, ABSENT)
         if now != shadow[name]:
             why = f" ({f.doc})" if f.doc else ""
@@ -41,13 +51,14 @@ def declared_effects(ctx: StepContext) -> Iterator[Violation]:
     """A userspace command changed a field whose effect class it did not declare."""
     if ctx.step.actor != "user" or not ctx.changed:
         return
+    names = ctx.world.subsystem.effects
     for name in ctx.changed:
         f = ctx.world.field(name)
-        if not f.effect & ctx.declared:
+        if f.effect and not f.effect & ctx.declared:  # Effect.NONE: no declaration needed
             yield ctx.violation(
                 DECLARED,
-                f"{ctx.step.op} declared {describe(ctx.declared)} but changed {name} "
-                f"({describe(f.effect)})",
+                f"{ctx.step.op} declared {describe(ctx.declared, names)} but changed {name} "
+                f"({describe(f.effect, names)})",
                 field=f.name,
                 severity="hole",  # a lying device is a bug whatever the taint
             )
@@ -70,13 +81,13 @@ def access(ctx: StepContext) -> Iterator[Violation]:
         observed |= ctx.world.field(name).effect
     caller = ctx.step.caller
     assert caller is not None
-    scopes = ctx.world.scopes
+    scopes = {c.name: c.scopes for c in ctx.world.subsystem.channels}
     for promise in policy.promises:
         if promise.channel != ctx.step.channel:
             continue
         if promise.effects is not None and not observed & promise.effects:
             continue
-        what = describe(observed & promise.effects) if promise.effects else "any effect"
+        what = describe(observed & promise.effects, ctx.world.subsystem.effects) if promise.effects else "any effect"
         missing = sorted(promise.caps - caller.caps)
         if missing:
             yield ctx.violation(
@@ -103,7 +114,7 @@ def access(ctx: StepContext) -> Iterator[Violation]:
                 field="lockdown",
                 severity="hole",
             )
-        absent = sorted(promise.taint - ctx.world.kernel["taint"])
+        absent = sorted(promise.taint - ctx.world.tainted)
         if absent:
             yield ctx.violation(
                 ACCESS,

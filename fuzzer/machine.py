@@ -121,10 +121,10 @@ def build_machine(session: Session) -> type[RuleBasedStateMachine]:
                 raise exception_for(min(new, key=lambda v: v.signature), steps)
         if not produces:
             return None
-        reply = result.reply
-        if reply is not None and reply.handle is not None:
-            return reply.handle
-        return multiple()
+        handles = result.published
+        if len(handles) == 1:
+            return handles[0]
+        return multiple(*handles)
 
     ns["__init__"] = _init
     ns["_do"] = _do
@@ -167,3 +167,32 @@ def build_machine(session: Session) -> type[RuleBasedStateMachine]:
                     channels[channel], op, cmd.params, cmd.produces, decorator=initialize)
     name = f"{subsystem.name}_{policy.label}_{executor.variant.name}".replace("-", "_").replace("~", "_without_")
     return type(name, (RuleBasedStateMachine,), ns)
+
+
+class _Standalone(Session):
+    """A session for a machine run by the user's own Hypothesis test: no budget, no corpus."""
+
+    def __init__(self, executor: Executor) -> None:
+        self.executor = executor
+        self.ignore = frozenset()
+
+
+def state_machine(
+    subsystem: str, policy: str, device: str | None = None, *, without: tuple[str, ...] = (),
+    registry: Any = None,
+) -> type[RuleBasedStateMachine]:
+    """The ptfuzz state machine of a subsystem, for your own Hypothesis tests.
+
+    Any violation fails the test with a ``ViolationFound`` whose
+    ``violation`` and ``steps`` say what broke, and Hypothesis shrinks it
+    as usual.  Plugins load as for the command line unless ``registry`` (a
+    ``fuzzer.host.Registry``) is given::
+
+        from fuzzer.machine import state_machine
+        TestIoctl = state_machine("cxl", "linux-ioctl").TestCase
+    """
+    from fuzzer import host
+
+    reg = registry if registry is not None else host.load()
+    executor = reg.executor(subsystem, reg.policy(subsystem, policy, without), reg.device(subsystem, device))
+    return build_machine(_Standalone(executor))

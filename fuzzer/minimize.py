@@ -33,14 +33,14 @@ def reproduces(executor: Executor, steps: Sequence[Step], signature: str) -> boo
     return first_hit(executor, steps, signature) is not None
 
 
-def produced(executor: Executor, steps: Sequence[Step]) -> list[Any]:
-    """The handle each step produced (None where it produced none)."""
+def produced(executor: Executor, steps: Sequence[Step]) -> list[tuple[Any, ...]]:
+    """The handles each step published (empty where it published none)."""
     executor.reset()
-    return [executor.apply(s).reply_handle for s in steps]
+    return [executor.apply(s).published for s in steps]
 
 
 def first_hit_relinked(
-    executor: Executor, steps: Sequence[Step], made: Sequence[Any], drop: int, signature: str
+    executor: Executor, steps: Sequence[Step], made: Sequence[tuple[Any, ...]], drop: int, signature: str
 ) -> tuple[list[Step], int | None]:
     """Run ``steps`` without step ``drop``, relinking handle references as handles get renamed.
 
@@ -54,9 +54,7 @@ def first_hit_relinked(
     executor.reset()
     # original name -> name in this run; a dropped (or now failing) producer's
     # handle becomes a name nothing has, so references to it dangle as they should
-    rename: dict[Any, Any] = {}
-    if made[drop] is not None:
-        rename[made[drop]] = f"{made[drop]}~dropped"
+    rename: dict[Any, Any] = {h: f"{h}~dropped" for h in made[drop]}
     out: list[Step] = []
     hit: int | None = None
     for j, step in enumerate(steps):
@@ -67,9 +65,9 @@ def first_hit_relinked(
             step = attrs.evolve(step, args=args)
         out.append(step)
         result = executor.apply(step)
-        if made[j] is not None:
-            now = result.reply_handle
-            rename[made[j]] = now if now is not None else f"{made[j]}~dropped"
+        now = result.published
+        for k, old in enumerate(made[j]):
+            rename[old] = now[k] if k < len(now) else f"{old}~dropped"
         if hit is None and any(v.signature == signature for v in result.violations):
             hit = len(out)
             break

@@ -19,7 +19,6 @@ from fuzzer.corpus import Entry
 from fuzzer.errors import CorpusError, PtfuzzError
 from fuzzer.executor import Executor, StepResult
 from fuzzer.spec import Policy
-from fuzzer.world import World
 
 if TYPE_CHECKING:  # pragma: no cover
     from fuzzer.host import Registry
@@ -31,6 +30,8 @@ class Replay:
     policy: Policy
     results: tuple[StepResult, ...]
     executor: Executor
+    #: plugin files the registry loaded by path (an exported test loads the same ones)
+    plugin_files: tuple[str, ...] = ()
 
     @property
     def still_fails(self) -> bool:
@@ -61,7 +62,7 @@ def replay(registry: Registry, entry: Entry, policy: str | None = None,
         if why:
             raise CorpusError(f"{entry.path}: step {i}: {why}")
     results = tuple(executor.run(entry.steps))
-    return Replay(entry, pol, results, executor)
+    return Replay(entry, pol, results, executor, registry.files)
 
 
 def _rc(result: StepResult, names: dict[int, str]) -> str:
@@ -77,8 +78,8 @@ def _rc(result: StepResult, names: dict[int, str]) -> str:
         parts.append(f"rc={names.get(reply.rc, reply.rc)}")
     if reply.handle is not None:
         parts.append(f"-> {reply.handle}")
-    if reply.out.get("why"):
-        parts.append(f"({reply.out['why']})")
+    if reply.why:
+        parts.append(f"({reply.why})")
     return " ".join(parts)
 
 
@@ -92,14 +93,15 @@ def trace(rep: Replay) -> list[str]:
         f"{e.path}",
         f"  {e.subsystem} device={e.device} policy={label}   recorded: {e.signature}",
     ]
-    world = ex.world
     for r in rep.results:
         lines.append(f"  {r.index:>2}. {r.step.describe()}")
         if r.decision is not None:
             lines.append(f"      policy  {r.decision.describe()}" + (f": {r.decision.reason}" if r.decision.reason else ""))
         lines.append(f"      result  {_rc(r, names)}")
-        owned = [c for c in r.changes if _kernel_owned(world, c[0])]
-        other = [c for c in r.changes if not _kernel_owned(world, c[0])]
+        if r.reactions:
+            lines.append(f"      kernel reacted  {', '.join(r.reactions)}")
+        owned = [c for c in r.changes if c[0] in r.owned]
+        other = [c for c in r.changes if c[0] not in r.owned]
         for name, old, new in owned:
             lines.append(f"      kernel-owned  {name}: {_short(old)} -> {_short(new)}")
         if other:
@@ -111,12 +113,6 @@ def trace(rep: Replay) -> list[str]:
     verdict = "still fails" if rep.still_fails else "no longer fails"
     lines.append(f"  => {verdict}: {e.signature}")
     return lines
-
-
-def _kernel_owned(world: World, key: str) -> bool:
-    """Label for the trace: a fixed field the kernel may own, or an object the kernel believes."""
-    f = world.field(key)
-    return key in world.shadow if f.family else f.kernel_owned is not None
 
 
 def _short(value: object) -> str:

@@ -84,7 +84,7 @@ COMMANDS = (
 
 # 3. The kernel: its bookkeeping, its probe, and the actions it takes on its own.
 def boot() -> dict:
-    return {{"taint": frozenset(), "link_up": False}}
+    return {{"link_up": False}}
 
 
 def probe(world) -> None:

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import errno as _errno
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import attrs
 
 from fuzzer.effects import Effect
+from fuzzer.errors import raised
 from fuzzer.safetext import shown
 
 if TYPE_CHECKING:  # pragma: no cover
-    from fuzzer.world import Device, StepContext, World
+    from fuzzer.api import Device, StepContext, World
 
 #: What a state field or argument may hold: JSON-able scalars and immutable
 #: containers, so that a snapshot is a shallow ``dict`` copy and a diff is ``!=``.
@@ -52,6 +53,15 @@ ABSENT: Any = _Absent()
 
 
 def _always(kernel: Mapping[str, Any]) -> bool:
+    """The kernel owns the field from probe on, whatever its bookkeeping says."""
+    return True
+
+
+def _believed(kernel: Mapping[str, Any]) -> bool:
+    """The kernel owns each key exactly while its shadow holds it (``world.believe``/``world.forget``).
+
+    The integrity invariant asks the shadow, not this predicate: see ``Field``.
+    """
     return True
 
 
@@ -59,27 +69,41 @@ def _always(kernel: Mapping[str, Any]) -> bool:
 class Field:
     """One piece of device state, tagged with who owns it and what changing it means.
 
-    ``kernel_owned`` is a predicate over the kernel model, because ownership is
-    often conditional: the label storage area belongs to libnvdimm only while
-    an nvdimm is bound.  ``None`` means the device (or userspace) owns it.
+    Who owns it (``kernel_owned``), checked by the kernel-owned-integrity invariant:
+
+    * ``None``: the device (or userspace) owns it;
+    * a predicate over the kernel model, because ownership is often
+      conditional: the label storage area belongs to libnvdimm only while an
+      nvdimm is bound.  While it holds, the kernel must have a belief about
+      the field (``world.believe``), else the model is incomplete: an error;
+    * ``BELIEVED``: the kernel owns each key exactly while its shadow holds
+      it, from ``world.believe(key)`` to ``world.forget(key)``: per-instance
+      ownership ("the kernel owns namespace 3 while it exposes it").
+
+    ``effect`` is the effect class that changing the field represents;
+    ``Effect.NONE`` means changing it needs no declared effect (a counter, a
+    timestamp the device keeps on its own).
 
     A device whose state is a table of objects (an RDMA HCA's QPs, CQs,
     general objects) declares a *family*: ``family=True`` makes the field
     stand for every state key ``"<name>:<instance>"`` (``qp:5``), keys that
     appear and disappear as objects are created and destroyed.  Violations
     name the family, so one bug has one signature whatever the object id.
+    A family's members are always owned per instance: any ``kernel_owned``
+    other than None means ``BELIEVED``.
 
     Example::
 
         Field("scrub.cycle_hours", Effect.CONFIG_IMMEDIATE,
               kernel_owned=lambda k: True,
               doc="EDAC caches it in cxlmd->scrub_cycle (drivers/cxl/core/edac.c)")
-        Field("qp", Effect.CONFIG_IMMEDIATE, ALWAYS, family=True,
+        Field("qp", Effect.CONFIG_IMMEDIATE, BELIEVED, family=True,
               doc="queue pairs; the kernel owns those it created (it believes them)")
     """
 
     name: str
-    effect: Effect
+    #: an ``Effect`` mask, or the subsystem's own bits (``Subsystem.effects``)
+    effect: int
     kernel_owned: Callable[[Mapping[str, Any]], bool] | None = None
     doc: str = ""
     family: bool = False
@@ -87,12 +111,20 @@ class Field:
     def owned(self, kernel: Mapping[str, Any]) -> bool:
         return self.kernel_owned is not None and self.kernel_owned(kernel)
 
+    @property
+    def per_instance(self) -> bool:
+        """Owned exactly while believed (``BELIEVED``, or any owned family)."""
+        return self.kernel_owned is not None and (self.family or self.kernel_owned is BELIEVED)
+
     def key(self, instance: Any) -> str:
         """The state key of one member of a family: ``Field("qp", ...).key(5) == "qp:5"``."""
         return f"{self.name}:{instance}"
 
 
+#: ``Field(kernel_owned=ALWAYS)``: the kernel owns it from probe on.
 ALWAYS = _always
+#: ``Field(kernel_owned=BELIEVED)``: the kernel owns each key while its shadow holds it.
+BELIEVED = _believed
 
 
 @attrs.frozen
@@ -115,6 +147,19 @@ class Param:
     consumes: bool = False
     strategy: Any = None
     doc: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        # Wrong here, a parameter would fail mid-campaign; wrong at construction, the
+        # host reports it against the plugin that imported it.
+        where = f"Param({self.name!r})"
+        if self.kind not in ("int", "choice", "bool", "handle"):
+            raise ValueError(f"{where}: unknown kind {self.kind!r}; use 'int', 'choice', 'bool' or 'handle'")
+        if self.kind == "int" and self.lo > self.hi:
+            raise ValueError(f"{where}: lo={self.lo} is above hi={self.hi}")
+        if self.kind == "choice" and not self.choices:
+            raise ValueError(f"{where}: a choice needs choices=(...)")
+        if self.kind == "handle" and not self.bundle:
+            raise ValueError(f"{where}: a handle needs bundle='...' (the bundle its producer fills)")
 
     def check(self, value: Any) -> str | None:
         """Return why ``value`` is not acceptable, or None."""
@@ -158,13 +203,25 @@ class Reply:
     """What a device handler or kernel action answers.
 
     ``rc`` is the device's own status (a CXL mailbox return code, a firmware
-    status); 0 is success.  ``handle`` is put into the command's bundle.
+    status); 0 is success.  ``handle`` is put into the bundle(s) the command
+    or action ``produces``; ``handles`` publishes several at once (a scan
+    that finds three namespaces).  ``why`` is the reason a trace shows (a
+    firmware syndrome, the cause of a kernel error).
     """
 
     rc: int = 0
     out: Mapping[str, Any] = attrs.field(factory=dict)
     handle: Any = None
     errno: int = 0  # for kernel actions: the error the kernel returns (0 = ok)
+    why: str = ""
+    handles: tuple[Any, ...] = ()
+
+    @property
+    def published(self) -> tuple[Any, ...]:
+        """Every handle this reply puts into bundles, in order."""
+        if self.handle is None:
+            return self.handles
+        return (self.handle, *self.handles)
 
 
 Handler = Callable[["Device", Args], Reply]
@@ -206,6 +263,32 @@ class Command:
     produces: str | tuple[str, ...] = ""
     doc: str = ""
     driver: Driver | None = None
+
+    def declared(self, args: Args, device: Device) -> int:
+        eff = self.effects
+        return int(eff) if isinstance(eff, int) else int(eff(args, device))
+
+
+@attrs.frozen
+class Firmware:
+    """A firmware operation that kernel code reaches (``world.mailbox``) but the fuzzer never draws.
+
+    Where a channel forwards a command as it is (CXL's mailbox), one
+    ``Command`` with ``handler=`` is both; where kernel code stands between
+    (DEVX's ``driver=``), the firmware op it sends is declared here, apart
+    from the user-facing commands, so the two namespaces never mix.
+
+    Example::
+
+        Firmware("CREATE_QP", 0x500, handler=create_qp, effects=Effect.CONFIG_IMMEDIATE)
+    """
+
+    op: str
+    opcode: int
+    handler: Handler
+    effects: EffectsOf = Effect.NONE
+    params: tuple[Param, ...] = ()
+    doc: str = ""
 
     def declared(self, args: Args, device: Device) -> int:
         eff = self.effects
@@ -359,6 +442,16 @@ class Request:
     caller: Caller
     kernel: Mapping[str, Any]
     device: Device
+    #: the policy's own settings (``Policy.knobs``)
+    knobs: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+class RuleError(Exception):
+    """A rule broke its contract (not a verdict): the executor reports it against the rule."""
+
+    def __init__(self, rule: Rule, message: str) -> None:
+        super().__init__(f"rule {rule.name!r}: {message}")
+        self.rule = rule
 
 
 @attrs.frozen
@@ -398,6 +491,58 @@ class Promise:
 
 
 @attrs.frozen
+class Reaction:
+    """What the kernel does after a command it let through has reached the device.
+
+    Policies are half admission, half aftermath: after a command whose
+    effects say so, the driver freezes queues, rescans, re-reads
+    capabilities or drops a cache.  ``run(world, request, reply)`` updates
+    the kernel model (``world.kernel``, ``world.believe``, ``world.forget``)
+    as that driver code does.  It runs when the command's declared effects
+    intersect ``effects`` (always if None), in the policy's order, before
+    the invariants are checked.  ``Policy.without(name)`` removes a reaction
+    as it removes a rule.
+
+    Example::
+
+        Reaction("passthru-rescan", rescan_namespaces, effects=NIC | NCC,
+                 cite="drivers/nvme/host/core.c nvme_passthru_end()")
+    """
+
+    name: str
+    run: Callable[[World, Request, Reply], None]
+    cite: str
+    channels: tuple[str, ...] = ()
+    ops: tuple[str, ...] = ()
+    effects: int | None = None
+
+
+@attrs.frozen
+class Trust:
+    """A caller a policy trusts by design: root may format a namespace, and that is no hole.
+
+    A violation whose step was sent by a caller holding all of ``caps``
+    (on ``channels``/``ops``, empty: any) gets severity ``trusted``: it is
+    saved and reported apart, and does not fail the run.
+
+    Example::
+
+        Trust(frozenset({"CAP_SYS_ADMIN"}), cite="drivers/nvme/host/ioctl.c nvme_cmd_allowed()",
+              reason="admin commands are root's by design")
+    """
+
+    caps: frozenset[str]
+    cite: str
+    channels: tuple[str, ...] = ()
+    ops: tuple[str, ...] = ()
+    reason: str = ""
+
+    def covers(self, channel: str, op: str, caller: Caller) -> bool:
+        return (self.caps <= caller.caps and (not self.channels or channel in self.channels)
+                and (not self.ops or op in self.ops))
+
+
+@attrs.frozen
 class Decision:
     allowed: bool
     errno: int = 0
@@ -416,6 +561,20 @@ class Decision:
         if self.rule:
             head += f" [{self.rule}]"
         return head
+
+
+_Scoped = TypeVar("_Scoped", Rule, Reaction)
+
+
+def _scoped(items: tuple[_Scoped, ...], cache: dict[tuple[str, str], tuple[_Scoped, ...]],
+            channel: str, op: str) -> tuple[_Scoped, ...]:
+    """The rules (or reactions) that apply to ``op`` on ``channel``, in order; indexed once per pair."""
+    key = (channel, op)
+    found = cache.get(key)
+    if found is None:
+        found = tuple(r for r in items if (not r.channels or channel in r.channels) and (not r.ops or op in r.ops))
+        cache[key] = found
+    return found
 
 
 def _errno_name(n: int) -> str:
@@ -444,33 +603,48 @@ class Policy:
     promises: tuple[Promise, ...] = ()
     doc: str = ""
     removed: tuple[str, ...] = ()
+    reactions: tuple[Reaction, ...] = ()
+    #: the policy's own settings, seen by rules (``request.knobs``) and the kernel (``world.policy.knobs``)
+    knobs: Mapping[str, Any] = attrs.field(factory=dict)
+    trusts: tuple[Trust, ...] = ()
     _index: dict[tuple[str, str], tuple[Rule, ...]] = attrs.field(
+        factory=dict, eq=False, repr=False, init=False
+    )
+    _after: dict[tuple[str, str], tuple[Reaction, ...]] = attrs.field(
         factory=dict, eq=False, repr=False, init=False
     )
 
     def rules_for(self, channel: str, op: str) -> tuple[Rule, ...]:
-        key = (channel, op)
-        found = self._index.get(key)
-        if found is None:
-            found = tuple(
-                r
-                for r in self.rules
-                if (not r.channels or channel in r.channels) and (not r.ops or op in r.ops)
-            )
-            self._index[key] = found
-        return found
+        return _scoped(self.rules, self._index, channel, op)
+
+    def reactions_for(self, channel: str, op: str) -> tuple[Reaction, ...]:
+        return _scoped(self.reactions, self._after, channel, op)
+
+    def trusted(self, channel: str, op: str, caller: Caller) -> Trust | None:
+        """The trust that covers this caller's command, if any."""
+        for t in self.trusts:
+            if t.covers(channel, op, caller):
+                return t
+        return None
 
     def decide(self, request: Request) -> Decision:
         taint: set[str] = set()
         rewrite: dict[str, Any] = {}
         for rule in self.rules_for(request.channel, request.command.op):
-            verdict = rule.check(request)
+            try:
+                verdict = rule.check(request)
+            except Exception as exc:
+                raise RuleError(rule, f"raised {raised(exc)}") from exc
             if verdict is None:
                 continue
             if isinstance(verdict, Taint):
                 taint.add(verdict.flag)
                 continue
             if isinstance(verdict, Rewrite):
+                unknown = set(verdict.args) - {p.name for p in request.command.params}
+                if unknown:
+                    raise RuleError(rule, f"rewrote {sorted(unknown)}, which {request.command.op} does not have; "
+                                          f"its parameters are {sorted(p.name for p in request.command.params)}")
                 rewrite.update(verdict.args)
                 request = attrs.evolve(request, args={**request.args, **verdict.args})
                 continue
@@ -480,22 +654,45 @@ class Policy:
         return Decision(True, 0, frozenset(taint), "", "no rule objected", rewrite)
 
     def without(self, *names: str) -> Policy:
-        known = {r.name for r in self.rules}
+        """The same policy with rules or reactions removed (planted holes, "what if")."""
+        known = {r.name for r in self.rules} | {r.name for r in self.reactions}
         missing = [n for n in names if n not in known]
         if missing:
             raise KeyError(
                 f"policy {self.name!r} has no rule(s) {', '.join(shown(m) for m in missing[:3])}; "
-                f"its rules are {sorted(known)}"
+                f"its rules and reactions are {sorted(known)}"
             )
         return attrs.evolve(
             self,
             rules=tuple(r for r in self.rules if r.name not in names),
+            reactions=tuple(r for r in self.reactions if r.name not in names),
             removed=self.removed + tuple(names),
         )
 
     @property
     def label(self) -> str:
         return self.name + "".join(f"~{n}" for n in self.removed)
+
+
+# --------------------------------------------------------------------------- steps
+
+
+@attrs.frozen
+class Step:
+    """One action of a sequence: a kernel action or a userspace command."""
+
+    actor: Literal["kernel", "user"]
+    op: str
+    args: Mapping[str, Any] = attrs.field(factory=dict)
+    channel: str = ""
+    caller: Caller | None = None
+
+    def describe(self) -> str:
+        args = ", ".join(f"{k}={shown(v)}" for k, v in self.args.items())  # a 16 MiB value is cut
+        if self.actor == "kernel":
+            return f"kernel {self.op}({args})"
+        who = self.caller.describe() if self.caller else "?"
+        return f"user   {self.channel} {self.op}({args}) as {who}"
 
 
 # --------------------------------------------------------------------------- invariants
@@ -505,14 +702,16 @@ class Policy:
 class Violation:
     """An invariant that failed after a step.
 
-    ``severity`` is ``hole`` for a violation while the kernel is untainted and
-    ``tainted`` once the policy has tainted the kernel (the user was warned).
+    ``severity`` is ``hole`` for a violation while the kernel is untainted,
+    ``tainted`` once the policy has tainted the kernel (the user was warned),
+    and ``trusted`` when the step's caller is one the policy trusts by design
+    (``Trust``).
     """
 
     invariant: str
     field: str
     message: str
-    severity: Literal["hole", "tainted"] = "hole"
+    severity: Literal["hole", "tainted", "trusted"] = "hole"
     op: str = ""
     step: int = 0
     subsystem: str = ""
@@ -520,7 +719,7 @@ class Violation:
     @property
     def signature(self) -> str:
         sig = f"{self.invariant}:{self.subsystem}:{self.op}:{self.field}"
-        return sig + ":tainted" if self.severity == "tainted" else sig
+        return sig if self.severity == "hole" else f"{sig}:{self.severity}"
 
 
 @attrs.frozen
@@ -553,7 +752,11 @@ class Subsystem:
 
     ``kernel`` builds the kernel model's bookkeeping for a fresh boot;
     ``probe`` is what the driver does when it binds (reads the device, fills
-    the shadow).  ``commands`` is the table common to all device variants.
+    the shadow).  ``commands`` is the table of user-facing commands common to
+    all device variants; ``firmware`` the operations only kernel code sends
+    (``world.mailbox``), and ``unsupported`` the device status it answers for
+    an op neither table has.  ``effects`` names the subsystem's own effect
+    bits (an NVMe effects log's NIC, LBCC ...), for traces and messages.
     """
 
     name: str
@@ -571,6 +774,9 @@ class Subsystem:
     #: bugs need objects created before they are misused want longer sequences
     steps: int = 20
     doc: str = ""
+    firmware: tuple[Firmware, ...] = ()
+    effects: Mapping[int, str] = attrs.field(factory=dict)
+    unsupported: int = -1
 
 
 @attrs.frozen

@@ -8,57 +8,82 @@ field is the cheapest honest way to see what a command changed.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 import attrs
 
 from fuzzer.errors import ModelError
-from fuzzer.safetext import shown
 from fuzzer.spec import (
     ABSENT,
     Args,
-    Caller,
     Command,
     Decision,
     DeviceVariant,
     Field,
+    Handler,
     Policy,
     Reply,
+    Step,
     Subsystem,
     Violation,
 )
 
-#: Device return code the model answers for an opcode it does not implement.
-UNSUPPORTED = 3
+__all__ = ["Device", "Step", "StepContext", "World", "firmware_table"]
+
+
+def firmware_table(subsystem: Subsystem, commands: Mapping[str, Command]) -> dict[str, Handler]:
+    """What the firmware runs, by op: the forwarded commands' handlers, then the firmware ops."""
+    table: dict[str, Handler] = {op: c.handler for op, c in commands.items() if c.handler is not None}
+    table.update({f.op: f.handler for f in subsystem.firmware})
+    return table
 
 
 class Device:
-    """A device variant's live state plus its command table, as handlers see it."""
+    """A device variant's live state plus its firmware, as handlers see it."""
 
-    __slots__ = ("commands", "info", "state", "variant")
+    __slots__ = ("commands", "firmware", "info", "state", "unsupported", "variant")
 
-    def __init__(self, variant: DeviceVariant, commands: Mapping[str, Command]) -> None:
+    def __init__(self, variant: DeviceVariant, commands: Mapping[str, Command],
+                 firmware: Mapping[str, Handler] | None = None, unsupported: int = -1) -> None:
         self.variant = variant
         self.info = variant.info
         self.state: dict[str, Any] = variant.state()
         self.commands = commands
+        self.firmware = firmware if firmware is not None else {
+            op: c.handler for op, c in commands.items() if c.handler is not None}
+        self.unsupported = unsupported
 
     def execute(self, op: str, args: Args) -> Reply:
-        cmd = self.commands.get(op)
-        if cmd is None or cmd.handler is None:
-            return Reply(rc=UNSUPPORTED)
-        return cmd.handler(self, args)
+        handler = self.firmware.get(op)
+        if handler is None:
+            if self.unsupported < 0:
+                raise ModelError(f"the firmware has no op {op!r}; declare it as a Firmware or give the "
+                                 f"Subsystem an unsupported= status to answer")
+            return Reply(rc=self.unsupported)
+        reply = handler(self, args)
+        if not isinstance(reply, Reply):
+            raise ModelError(f"firmware handler for {op} returned {type(reply).__name__}, not a Reply")
+        return reply
 
 
 class World:
     """Device + kernel model for one sequence.
 
-    ``kernel`` is the driver's bookkeeping (regions, bound nvdimm, cached
-    feature table, taint flags under the key ``taint``); ``shadow`` is the
-    kernel's belief about each kernel-owned field.
+    What every plugin callable receives (``probe``, kernel actions, drivers,
+    reactions, and invariants through ``ctx.world``):
+
+    * ``device``: the live device (``device.state``, ``device.info``);
+    * ``kernel``: the driver's bookkeeping, a plain dict the plugin defines
+      (regions, bound nvdimm, cached feature table);
+    * ``shadow``: the kernel's belief about each kernel-owned key, kept with
+      ``believe`` and ``forget``;
+    * ``policy``: the policy under test (``policy.knobs`` for its settings);
+    * ``tainted``: the kernel's taint flags, engine state that survives a
+      kernel-model reset (``taint(...)`` adds to them).
     """
 
-    __slots__ = ("device", "families", "fields", "handles", "kernel", "policy", "scopes", "shadow", "subsystem")
+    __slots__ = ("device", "families", "fields", "handles", "kernel", "policy", "scopes", "shadow", "subsystem",
+                 "tainted")
 
     def __init__(
         self,
@@ -66,20 +91,22 @@ class World:
         variant: DeviceVariant,
         commands: Mapping[str, Command],
         policy: Policy | None = None,
+        firmware: Mapping[str, Handler] | None = None,
     ) -> None:
         self.subsystem = subsystem
         self.policy = policy
         self.fields: dict[str, Field] = {f.name: f for f in subsystem.fields if not f.family}
         self.families: dict[str, Field] = {f.name: f for f in subsystem.fields if f.family}
         self.scopes: dict[str, tuple[str, ...]] = {c.name: c.scopes for c in subsystem.channels}
-        self.device = Device(variant, commands)
+        table = firmware if firmware is not None else firmware_table(subsystem, commands)
+        self.device = Device(variant, commands, table, subsystem.unsupported)
         self.kernel: dict[str, Any] = subsystem.kernel()
-        self.kernel.setdefault("taint", frozenset())
         self.shadow: dict[str, Any] = {}
         self.handles = 0
+        self.tainted: frozenset[str] = frozenset()
 
     def mailbox(self, op: str, **args: Any) -> Reply:
-        """Send a command as the kernel driver does: no policy, straight to the device."""
+        """Send a firmware op as the kernel driver does: no policy, straight to the device."""
         return self.device.execute(op, args)
 
     def field(self, key: str) -> Field:
@@ -108,32 +135,20 @@ class World:
             else:
                 self.shadow[name] = value
 
+    def forget(self, *names: str) -> None:
+        """The kernel stops believing anything about ``names`` (and so stops owning a per-instance key)."""
+        for name in names:
+            self.shadow.pop(name, None)
+
     def taint(self, *flags: str) -> None:
-        self.kernel["taint"] = self.kernel["taint"] | frozenset(flags)
+        """Taint the kernel (``TAINT_WARN``, ``TAINT_FWCTL`` ...); taint is never cleared."""
+        self.tainted = self.tainted | frozenset(flags)
 
     def new_handle(self, prefix: str) -> str:
         """Deterministic handle names (``region0``, ``region1``...) so replays print the same."""
         name = f"{prefix}{self.handles}"
         self.handles += 1
         return name
-
-
-@attrs.frozen
-class Step:
-    """One action of a sequence: a kernel action or a userspace command."""
-
-    actor: Literal["kernel", "user"]
-    op: str
-    args: Mapping[str, Any] = attrs.field(factory=dict)
-    channel: str = ""
-    caller: Caller | None = None
-
-    def describe(self) -> str:
-        args = ", ".join(f"{k}={shown(v)}" for k, v in self.args.items())  # a 16 MiB value is cut
-        if self.actor == "kernel":
-            return f"kernel {self.op}({args})"
-        who = self.caller.describe() if self.caller else "?"
-        return f"user   {self.channel} {self.op}({args}) as {who}"
 
 
 @attrs.define
@@ -150,6 +165,8 @@ class StepContext:
     decision: Decision | None = None
     reply: Reply | None = None
     declared: int = 0
+    #: the policy trusts this step's caller by design (``Trust``)
+    trusted: bool = False
 
     @property
     def allowed(self) -> bool:
@@ -157,11 +174,18 @@ class StepContext:
 
     @property
     def tainted(self) -> bool:
-        return bool(self.world.kernel["taint"])
+        return bool(self.world.tainted)
 
     def violation(self, invariant: str, message: str, field: str = "-", *, severity: str | None = None) -> Violation:
-        """Make a violation for this step; severity defaults to ``tainted`` if the kernel is."""
-        sev = severity or ("tainted" if self.tainted else "hole")
+        """Make a violation for this step.
+
+        Severity: ``trusted`` if the policy trusts the step's caller by design,
+        else the one given, else ``tainted`` if the kernel is, else ``hole``.
+        """
+        if self.trusted:
+            sev = "trusted"
+        else:
+            sev = severity or ("tainted" if self.tainted else "hole")
         return Violation(
             invariant=invariant,
             field=field,

@@ -21,7 +21,7 @@ MARKER = "PWNED_BY_CORPUS"
 GCC = shutil.which("gcc")
 GCC_FLAGS = ("-fsyntax-only", "-Wall", "-Wextra", "-Werror", "-std=c11", "-D_DEFAULT_SOURCE")
 
-_TOP = ("SIGNATURE", "SUBSYSTEM", "POLICY", "WITHOUT", "DEVICE", "STEPS")
+_TOP = ("SIGNATURE", "SUBSYSTEM", "POLICY", "WITHOUT", "DEVICE", "PLUGIN_FILES", "STEPS")
 _IMPORTS = [("fuzzer", ("host",)), ("fuzzer.spec", ("Caller",)), ("fuzzer.world", ("Step",))]
 
 
@@ -77,7 +77,7 @@ def python_export_problems(text: str, reference_body: str) -> list[str]:
     imports = [(b.module, tuple(a.name for a in b.names)) for b in body[:3] if isinstance(b, ast.ImportFrom)]
     if imports != _IMPORTS:
         problems.append(f"imports are {imports}")
-    assigns = body[3:9]
+    assigns = body[3:3 + len(_TOP)]
     for name, node in zip(_TOP, assigns, strict=False):
         if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
                 and node.targets[0].id == name):
@@ -88,7 +88,7 @@ def python_export_problems(text: str, reference_body: str) -> list[str]:
                 problems.append("STEPS holds something other than Step(...) of literals")
         elif not _literal(node.value):
             problems.append(f"{name} is not a literal")
-    rest = body[9:]
+    rest = body[3 + len(_TOP):]
     if len(rest) != 1 or not isinstance(rest[0], ast.FunctionDef) or not rest[0].name.startswith("test_"):
         problems.append(f"after the constants: {[type(n).__name__ for n in rest]}, expected one test function")
     elif function_body(rest[0]) != reference_body:

@@ -17,10 +17,19 @@ class Hole(NamedTuple):
     rule: str
     signature: str
     ops: list[str]
+    #: shortest sequence of 4+ steps: today's Hypothesis search may miss it within
+    #: the test budget (tests/test_cxl_deep_holes.py checks it without search)
+    deep: bool = False
 
     @property
     def name(self) -> str:
         return f"{self.subsystem}:{self.policy}~{self.rule}-{self.device}"
+
+    @property
+    def test_id(self) -> str:
+        """The pytest id; a deep hole can share policy, rule and device with a shallow one."""
+        base = f"{self.policy}~{self.rule}-{self.device}"
+        return f"{base}-{self.ops[-1]}" if self.deep else base
 
 
 # (subsystem, policy, device, removed rule, signature it opens, shortest ops)
@@ -44,6 +53,19 @@ CXL_HOLES = [
     ("linux-raw", "spec", "security-command-sets",
      "kernel-owned-integrity:cxl:SET_PASSPHRASE:security.state:tainted", ["nvdimm_bind", "SET_PASSPHRASE"]),
     ("linux-raw", "spec", "raw-lockdown", "access:cxl:IDENTIFY:lockdown", ["IDENTIFY"]),
+    # Deep holes (4 steps); tests/test_cxl_deep_holes.py has each sequence, why each step is
+    # needed, and a bounded exhaustive check that nothing shorter opens the signature.
+    # all-ram has no persistent capacity, so no nvdimm, until a partition change (which
+    # immediate-flag still forces to wait for a cold reset) gives it some; then SET_LSA.
+    ("linux-ioctl", "all-ram", "exclusive-cmds", "kernel-owned-integrity:cxl:SET_LSA:lsa",
+     ["SET_PARTITION_INFO", "cold_reset", "nvdimm_bind", "SET_LSA"], True),
+    # ...and the same window through RAW, where SET_LSA is in cxl_disabled_raw_commands[]
+    ("linux-raw", "all-ram", "disabled-raw-commands", "kernel-owned-integrity:cxl:SET_LSA:lsa:tainted",
+     ["SET_PARTITION_INFO", "cold_reset", "nvdimm_bind", "SET_LSA"], True),
+    # a passphrase set while no nvdimm owns security, a cold reset that locks the device, the
+    # nvdimm binding to a locked DIMM, and a RAW Unlock behind libnvdimm's back
+    ("linux-raw", "spec", "security-command-sets", "kernel-owned-integrity:cxl:UNLOCK:security.state:tainted",
+     ["SET_PASSPHRASE", "cold_reset", "nvdimm_bind", "UNLOCK"], True),
 ]
 RDMA_HOLES = [
     # devx_is_valid_obj_id() gone: any id on your own handle; the lax firmware does not check owners

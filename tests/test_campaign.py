@@ -12,6 +12,7 @@ from fuzzer import corpus
 from fuzzer.campaign import Campaign
 from fuzzer.host import Registry
 from fuzzer.minimize import is_one_minimal
+from fuzzer.replay import replay
 
 
 def campaign(registry: Registry, tmp: Path | None, policy: str = "permissive", device: str = "spec",
@@ -55,8 +56,12 @@ def test_ctrl_c_keeps_what_was_found(registry: Registry, tmp_path: Path) -> None
     result = campaign(registry, tmp_path, max_examples=400, on_finding=interrupt).run()
     assert result.interrupted
     files = list((tmp_path / "cxl").glob("*.json"))
-    assert len(files) == 1
-    assert corpus.load(files[0]).signature in result.findings
+    # every violation seen is on disk (minimized or still raw) and reported
+    assert files and len(files) == len(result.findings)
+    for f in files:
+        entry = corpus.load(f)
+        assert entry.signature in result.findings
+        assert replay(registry, entry).still_fails
     assert not list((tmp_path / "cxl").glob(".tmp-*"))
 
 
@@ -142,7 +147,7 @@ def test_model_bug_is_exit_2_naming_the_step(tmp_path: Path, capsys: pytest.Capt
 
 
 def test_refinding_a_known_bug_keeps_the_corpus_file(registry: Registry, tmp_path: Path) -> None:
-    first = campaign(registry, tmp_path, "linux-fwctl", "vendor", max_examples=300, seed=1).run()
+    first = campaign(registry, tmp_path, "linux-fwctl", "vendor", max_examples=1500, seed=1).run()
     files = {f.name: f.read_bytes() for f in (tmp_path / "cxl").glob("*.json")}
     assert files
     again = campaign(registry, tmp_path, "linux-fwctl", "vendor", max_examples=1500, seed=2).run()
@@ -151,7 +156,7 @@ def test_refinding_a_known_bug_keeps_the_corpus_file(registry: Registry, tmp_pat
     # a broken file is replaced, not trusted
     victim = tmp_path / "cxl" / sorted(files)[0]
     victim.write_text("{ truncated")
-    campaign(registry, tmp_path, "linux-fwctl", "vendor", max_examples=300, seed=1).run()
+    campaign(registry, tmp_path, "linux-fwctl", "vendor", max_examples=1500, seed=1).run()
     assert corpus.load(victim).signature in first.findings
 
 

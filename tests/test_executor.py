@@ -78,9 +78,9 @@ def test_raw_warn_only_for_allowed_commands(registry: Registry) -> None:
     e = ex(registry, "linux-raw")
     r = e.apply(user("SET_LSA", "cxl.raw", offset=0, length=1, byte=1))
     assert not r.decision.allowed and r.decision.rule == "disabled-raw-commands"
-    assert e.world.kernel["taint"] == frozenset()
+    assert e.world.tainted == frozenset()
     r = e.apply(user("IDENTIFY", "cxl.raw", Caller(lockdown="integrity")))
-    assert not r.decision.allowed and e.world.kernel["taint"] == frozenset()
+    assert not r.decision.allowed and e.world.tainted == frozenset()
 
 
 def test_fwctl_taints_before_validation(registry: Registry) -> None:
@@ -88,7 +88,7 @@ def test_fwctl_taints_before_validation(registry: Registry) -> None:
     r = e.apply(user("SET_FEATURE", "cxl.fwctl", Caller(RAWIO, scope="debug_write_full"),
                      uuid=mb.PATROL_SCRUB_UUID, value=6))
     assert not r.decision.allowed and r.decision.rule == "exclusive-features"
-    assert e.world.kernel["taint"] == frozenset({"FWCTL"})
+    assert e.world.tainted == frozenset({"FWCTL"})
     assert r.violations == ()
 
 

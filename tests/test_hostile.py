@@ -18,6 +18,7 @@ from typing import Any
 
 import attrs
 import pytest
+from badinput import BASE, assert_error, doc, ptfuzz, with_step, write
 from hostile import (
     GCC,
     MARKER,
@@ -26,7 +27,6 @@ from hostile import (
     python_export_problems,
     reference_body,
 )
-from test_bad_input import BASE, assert_error, doc, ptfuzz, with_step, write
 
 from fuzzer import corpus, files
 from fuzzer.plugins.cxl.export_c import render_c

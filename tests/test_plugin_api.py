@@ -69,3 +69,40 @@ def test_every_hookspec_is_documented_with_an_example() -> None:
     assert len(specs) == 6
     for spec in specs:
         assert "Example::" in (spec.__doc__ or ""), spec.__name__
+
+
+ROOT = Path(__file__).resolve().parent.parent
+PLUGIN_SOURCES = {
+    "cxl": sorted((ROOT / "fuzzer" / "plugins" / "cxl").glob("*.py")),
+    "rdma": sorted((ROOT / "fuzzer" / "plugins" / "rdma").glob("*.py")),
+    "acme": [ROOT / "examples" / "acme.py"],
+    "nvme": sorted((ROOT / "examples" / "nvme").rglob("*.py")),
+    "toy": [ROOT / "tests" / "toy.py"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(PLUGIN_SOURCES))
+def test_plugins_import_only_the_public_package(name: str) -> None:
+    """A plugin imports ``fuzzer`` (and may read another plugin's tables), never the engine's modules."""
+    import ast
+
+    sources = PLUGIN_SOURCES[name]
+    if not sources:
+        pytest.skip(f"{name} is not in this checkout")
+    used = set()
+    for src in sources:
+        for node in ast.walk(ast.parse(src.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                used.add(node.module)
+            elif isinstance(node, ast.Import):
+                used.update(a.name for a in node.names)
+    engine = {m for m in used if (m == "fuzzer" or m.startswith("fuzzer.")) and not m.startswith("fuzzer.plugins.")}
+    assert engine == {"fuzzer"}, sorted(engine - {"fuzzer"})
+
+
+def test_the_public_package_exports_what_plugins_receive() -> None:
+    import fuzzer
+
+    for name in ("World", "Device", "StepContext", "Request", "Reaction", "Trust", "Firmware", "BELIEVED", "Step"):
+        assert name in fuzzer.__all__, name
+        assert getattr(fuzzer, name).__doc__, f"{name} has no docstring"

@@ -7,13 +7,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from fuzzer import fwctl
-from fuzzer.hookspecs import hookimpl
-from fuzzer.spec import CallerSpace, Channel, Exporter, Invariant, Policy, Subsystem, Violation
-from fuzzer.world import StepContext
+from fuzzer import (
+    CallerSpace,
+    Channel,
+    Exporter,
+    Invariant,
+    Policy,
+    StepContext,
+    Subsystem,
+    Violation,
+    fwctl,
+    hookimpl,
+)
 
 from . import export_c, kernel, mailbox
-from .device import COMMANDS, FIELDS, FWCTL, IOCTL, RAW, SPEC, SYSFS, VENDOR
+from .device import ALL_RAM, COMMANDS, FIELDS, FWCTL, IOCTL, RAW, SPEC, SYSFS, VENDOR
 from .policies import CAP_SYS_ADMIN, POLICIES, RAW_ALLOW_ALL
 
 __version__ = "0.1.0"
@@ -38,12 +46,13 @@ SUBSYSTEM = Subsystem(
     fields=FIELDS,
     channels=CHANNELS,
     commands=COMMANDS,
-    devices=(SPEC, VENDOR),
+    devices=(SPEC, VENDOR, ALL_RAM),
     actions=kernel.ACTIONS,
     kernel=kernel.boot,
     probe=kernel.probe,
     callers=CALLERS,
     status_names=mailbox.RC_NAMES,
+    unsupported=mailbox.RC_UNSUPPORTED,
     doc="CXL type-3 memory device: mailbox ioctl, RAW, fwctl Features, sysfs sanitize",
 )
 

@@ -18,9 +18,7 @@ from typing import Any
 import attrs
 from hypothesis import strategies as st
 
-from fuzzer.effects import Effect
-from fuzzer.spec import ALWAYS, Args, Command, DeviceVariant, Field, Param, Reply
-from fuzzer.world import Device
+from fuzzer import ALWAYS, Args, Command, Device, DeviceVariant, Effect, Field, Param, Reply
 
 from . import mailbox as mb
 
@@ -192,9 +190,14 @@ def _ok(**out: Any) -> Reply:
 # ----------------------------------------------------------------------------- handlers
 
 
+def _persistent_only(dev: Device) -> int:
+    """Identify's "persistent only capacity": the part of the media no partitioning makes volatile."""
+    return int(dev.info.get("persistent_only", mb.PERSISTENT_ONLY_UNITS))
+
+
 def identify(dev: Device, args: Args) -> Reply:
     return _ok(total_units=mb.TOTAL_UNITS, volatile_only=mb.VOLATILE_ONLY_UNITS,
-               persistent_only=mb.PERSISTENT_ONLY_UNITS, lsa_size=mb.LSA_SIZE)
+               persistent_only=_persistent_only(dev), lsa_size=mb.LSA_SIZE)
 
 
 def get_supported_logs(dev: Device, args: Args) -> Reply:
@@ -306,7 +309,7 @@ def get_partition_info(dev: Device, args: Args) -> Reply:
 
 def set_partition_info(dev: Device, args: Args) -> Reply:
     vol = args["volatile"]
-    if not mb.VOLATILE_ONLY_UNITS <= vol <= mb.TOTAL_UNITS - mb.PERSISTENT_ONLY_UNITS:
+    if not mb.VOLATILE_ONLY_UNITS <= vol <= mb.TOTAL_UNITS - _persistent_only(dev):
         return Reply(rc=mb.RC_INPUT)
     dev.state["partition.next_volatile"] = vol
     if args["immediate"]:
@@ -599,6 +602,21 @@ VENDOR = DeviceVariant(
     commands=VENDOR_COMMANDS,
     info={"features": VENDOR_FEATURES, "cel": build_cel(COMMANDS + VENDOR_COMMANDS)},
     doc="adds ACME vendor opcodes and features; two of them declare less than they change",
+)
+
+
+def _all_ram_state() -> dict[str, Any]:
+    state = initial_state()
+    state["partition.active_volatile"] = state["partition.next_volatile"] = mb.TOTAL_UNITS
+    return state
+
+
+ALL_RAM = DeviceVariant(
+    "all-ram",
+    state=_all_ram_state,
+    info={"features": SPEC_FEATURES, "cel": build_cel(COMMANDS), "persistent_only": 0},
+    doc="spec device shipped with all capacity volatile (no persistent-only capacity): "
+        "persistent memory needs a partition change and a cold reset",
 )
 
 

@@ -16,9 +16,7 @@ import uuid as _uuid
 from collections.abc import Callable
 from typing import Any
 
-from fuzzer import fwctl, safetext
-from fuzzer.spec import Exporter
-from fuzzer.world import Step
+from fuzzer import Exporter, Step, fwctl, safetext
 
 from . import mailbox as mb
 from .device import COMMANDS, VENDOR_COMMANDS

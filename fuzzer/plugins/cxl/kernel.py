@@ -11,8 +11,7 @@ from __future__ import annotations
 import errno
 from typing import Any
 
-from fuzzer.spec import Args, KernelAction, Param, Reply
-from fuzzer.world import World
+from fuzzer import Args, KernelAction, Param, Reply, World
 
 from . import mailbox as mb
 from .device import COMMANDS, complete_background
@@ -31,7 +30,6 @@ BOOT_TIME = 1_700_000_000
 def boot() -> dict[str, Any]:
     """Kernel bookkeeping before the driver binds."""
     return {
-        "taint": frozenset(),
         "boot": 0,
         "regions": {},
         "nvdimm_bound": False,
@@ -75,7 +73,7 @@ def _drain_events(world: World) -> None:
 
 
 def _err(code: int, why: str) -> Reply:
-    return Reply(errno=code, out={"why": why})
+    return Reply(errno=code, why=why)
 
 
 def _mbox_failed(reply: Reply, code: int = errno.EIO) -> Reply:
@@ -113,10 +111,17 @@ def region_destroy(world: World, args: Args) -> Reply:
 
 
 def nvdimm_bind(world: World, args: Args) -> Reply:
-    """cxl_nvdimm_probe(): arm dirty shutdown, claim SET_LSA/SET_SHUTDOWN_STATE, read labels."""
+    """cxl_nvdimm_probe(): arm dirty shutdown, claim SET_LSA/SET_SHUTDOWN_STATE, read labels.
+
+    There is an nvdimm to bind only if the device had persistent capacity when
+    the driver probed it: cxl_mem_probe() (drivers/cxl/mem.c) calls
+    devm_cxl_add_nvdimm() only when resource_size(&cxlds->pmem_res) is non-zero.
+    """
     k = world.kernel
     if k["nvdimm_bound"]:
         return _err(errno.EBUSY, "already bound")
+    if world.shadow["partition.active_volatile"] >= mb.TOTAL_UNITS:
+        return _err(errno.ENODEV, "no persistent capacity at probe: cxl_mem_probe() added no cxl_nvdimm")
     if world.mailbox("SET_SHUTDOWN_STATE", state=1).rc:
         return _err(errno.ENXIO, "could not arm dirty shutdown")
     k["nvdimm_bound"] = True
@@ -195,8 +200,7 @@ def cold_reset(world: World, args: Args) -> Reply:
     sec = st["security.state"] & ~mb.SEC_FROZEN
     st["security.state"] = sec | mb.SEC_LOCKED if sec & mb.SEC_USER_PASS_SET else sec
     old = world.kernel
-    world.kernel = boot()
-    world.kernel["taint"] = old["taint"]  # kernel taint survives a device reset
+    world.kernel = boot()  # kernel taint is engine state: it survives a device reset
     world.kernel["boot"] = old["boot"] + 1
     world.shadow = {}
     probe(world)

@@ -13,9 +13,21 @@ from __future__ import annotations
 
 import errno
 
-from fuzzer import fwctl
-from fuzzer.effects import IMMEDIATE, RESERVED_BITS, RESET_ONLY, Effect
-from fuzzer.spec import Allow, Deny, Policy, Promise, Request, Rule, Taint, Verdict
+from fuzzer import (
+    IMMEDIATE,
+    RESERVED_BITS,
+    RESET_ONLY,
+    Allow,
+    Deny,
+    Effect,
+    Policy,
+    Promise,
+    Request,
+    Rule,
+    Taint,
+    Verdict,
+    fwctl,
+)
 
 from . import mailbox as mb
 from .device import FWCTL, IOCTL, RAW, SYSFS

@@ -8,10 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from fuzzer import fwctl
-from fuzzer.hookspecs import hookimpl
-from fuzzer.spec import CallerSpace, Channel, Invariant, Policy, Subsystem, Violation
-from fuzzer.world import StepContext
+from fuzzer import (
+    CallerSpace,
+    Channel,
+    Command,
+    Firmware,
+    Invariant,
+    Policy,
+    StepContext,
+    Subsystem,
+    Violation,
+    fwctl,
+    hookimpl,
+)
 
 from . import ifc, kernel
 from .device import DEVX, FIELDS, FIRMWARE, FWCTL, LAX, SPEC, objects_of, uid_caps
@@ -33,7 +42,9 @@ SUBSYSTEM = Subsystem(
     "rdma",
     fields=FIELDS,
     channels=CHANNELS,
-    commands=(*FIRMWARE, *METHODS),
+    commands=(*(c for c in FIRMWARE if isinstance(c, Command)), *METHODS),
+    firmware=tuple(f for f in FIRMWARE if isinstance(f, Firmware)),
+    unsupported=ifc.BAD_OP,
     devices=(SPEC, LAX),
     actions=kernel.ACTIONS,
     kernel=kernel.boot,

@@ -29,9 +29,7 @@ from typing import Any, NamedTuple
 
 import attrs
 
-from fuzzer.effects import Effect
-from fuzzer.spec import ALWAYS, Args, Command, DeviceVariant, Field, Param, Reply
-from fuzzer.world import Device
+from fuzzer import ALWAYS, Args, Command, Device, DeviceVariant, Effect, Field, Firmware, Param, Reply
 
 from . import ifc
 
@@ -158,7 +156,7 @@ def _ok(**out: Any) -> Reply:
 
 
 def _fail(status: int, why: str) -> Reply:
-    return Reply(rc=status, out={"syndrome": why})
+    return Reply(rc=status, why=why)
 
 
 def obj_key(kind: str, ident: int, gtype: str = "") -> str:
@@ -399,12 +397,14 @@ FWCTL_OPS = frozenset({
 
 
 def _fw(op: str, handler: Callable[[Device, Args], Reply], params: tuple[Param, ...],
-        effects: Effect | Callable[[Args, Device], int]) -> Command:
-    channels = (FWCTL,) if op in FWCTL_OPS else ()
-    return Command(op, ifc.OPCODES[op], channels, handler, effects=effects, params=(UID, *params))
+        effects: Effect | Callable[[Args, Device], int]) -> Command | Firmware:
+    """A firmware command: one fwctl users may send as is, or one only kernel code sends."""
+    if op in FWCTL_OPS:
+        return Command(op, ifc.OPCODES[op], (FWCTL,), handler, effects=effects, params=(UID, *params))
+    return Firmware(op, ifc.OPCODES[op], handler, effects=effects, params=(UID, *params))
 
 
-def _object_commands() -> list[Command]:
+def _object_commands() -> list[Command | Firmware]:
     out = []
     for k in KINDS:
         typed = (GTYPE,) if k.name == "general" else ()

@@ -17,9 +17,7 @@ from typing import Any
 
 import attrs
 
-from fuzzer.effects import Effect
-from fuzzer.spec import Args, Command, Driver, Param
-from fuzzer.world import Device
+from fuzzer import Args, Command, Device, Driver, Effect, Param
 
 from . import ifc, kernel
 from .device import DEVX, GTYPE, OP_MOD, OTHER_FUNCTION, REG, UID, VALUE, fw_effects

@@ -16,8 +16,7 @@ from __future__ import annotations
 import errno
 from typing import Any, NamedTuple
 
-from fuzzer.spec import Args, Caller, KernelAction, Param, Reply
-from fuzzer.world import World
+from fuzzer import Args, Caller, KernelAction, Param, Reply, World
 
 from . import ifc
 from .device import KIND_OF, has_room, obj_key
@@ -62,7 +61,6 @@ class Uobject(NamedTuple):
 
 def boot() -> dict[str, Any]:
     return {
-        "taint": frozenset(),
         "ucontexts": {},
         "uobjects": {},
         "whitelist_uid": 0,
@@ -73,8 +71,9 @@ def boot() -> dict[str, Any]:
 
 def _fw_failed(reply: Reply) -> Reply:
     """A firmware status as the driver returns it (cmd_status_to_err())."""
-    return Reply(rc=reply.rc, errno=ifc.STATUS_ERRNO.get(reply.rc, errno.EIO),
-                 out={"status": ifc.STATUS_NAMES.get(reply.rc, hex(reply.rc)), **reply.out})
+    status = ifc.STATUS_NAMES.get(reply.rc, hex(reply.rc))
+    return Reply(rc=reply.rc, errno=ifc.STATUS_ERRNO.get(reply.rc, errno.EIO), out=reply.out,
+                 why=f"{status}: {reply.why}" if reply.why else status)
 
 
 def _create(world: World, op: str, **args: Any) -> str:
@@ -207,7 +206,7 @@ MAX_UCONTEXTS = 256
 
 
 def _no(code: int, why: str) -> Reply:
-    return Reply(errno=code, out={"why": why})
+    return Reply(errno=code, why=why)
 
 
 def fw_args(args: Args) -> dict[str, Any]:

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import errno
 
-from fuzzer import fwctl
-from fuzzer.effects import Effect
-from fuzzer.spec import Deny, Policy, Promise, Request, Rewrite, Rule, Verdict
+from fuzzer import Deny, Effect, Policy, Promise, Request, Rewrite, Rule, Verdict, fwctl
 
 from . import ifc
 from .device import DEVX, FWCTL, KIND_OF

@@ -1,0 +1,131 @@
+"""Everything ptfuzz does with Hypothesis's engine, in one place, applied around a run.
+
+The ``hypothesis`` search runs the subsystem's state machine (``machine.py``)
+in rounds (``Campaign``); this module runs one round, opens the example
+database, and holds the one workaround for Hypothesis internals, which is
+applied only while a round runs, so importing ptfuzz never changes how a
+user's own Hypothesis tests generate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import hypothesis
+from hypothesis import HealthCheck, Phase, Verbosity, settings
+from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
+from hypothesis.stateful import run_state_machine_as_test
+
+from fuzzer import campaign as campaign_mod
+from fuzzer.errors import ModelError, UsageError
+from fuzzer.machine import ViolationFound, build_machine
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fuzzer.campaign import Campaign
+
+
+def run_round(campaign: Campaign, round_no: int) -> str:
+    """One Hypothesis run: ``failed`` (another round may find more), ``capped`` (it ran
+    ``ROUND_EXAMPLES`` test cases) or ``spent`` (the budget is)."""
+    machine = build_machine(campaign)
+    campaign._shrinking = False
+    campaign._shrink_runs = 0
+    remaining = campaign_mod.ROUND_EXAMPLES if campaign.max_examples is None else max(campaign.max_examples - campaign.sequences, 1)
+    capped = remaining > campaign_mod.ROUND_EXAMPLES
+    remaining = min(remaining, campaign_mod.ROUND_EXAMPLES)
+    phases = [Phase.generate, Phase.shrink]
+    if campaign.database is not None:
+        phases.insert(0, Phase.reuse)
+    conf = settings(
+        max_examples=remaining,
+        stateful_step_count=campaign.step_count,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        database=campaign.database,
+        verbosity=Verbosity.quiet,
+        # Off: with it on, Hypothesis stops generating 10 s after the first
+        # bug, which makes results depend on machine speed.  Rounds give
+        # us every distinct bug instead, deterministically.
+        report_multiple_bugs=False,
+        phases=phases,
+        derandomize=False,
+        print_blob=False,
+    )
+    seeded: Any = hypothesis.seed(campaign_mod.derive_seed(campaign.seed, round_no))(machine)
+    try:
+        with seed_only_generation():
+            run_state_machine_as_test(seeded, settings=conf)
+    except campaign_mod.OutOfBudget:
+        return "spent"
+    except campaign_mod.ShrinkBudget:
+        return "failed"
+    except ModelError:
+        raise
+    except BaseException as exc:
+        errors = leaves(exc)
+        others = [e for e in errors if not isinstance(e, ViolationFound)]
+        if others:
+            if isinstance(others[0], (KeyboardInterrupt, ModelError)):
+                raise others[0] from None
+            raise
+        return "failed"
+    return "capped" if capped or campaign.max_examples is None else "spent"
+
+
+
+
+@contextlib.contextmanager
+def seed_only_generation() -> Iterator[None]:
+    """Make a seeded campaign explore the same sequences wherever it runs, for the length of a round.
+
+    Hypothesis (>= 6.131) mixes literals found in *local* source modules into
+    what it draws, and the pool grows as modules are imported.  For ptfuzz
+    that made a seed's exploration depend on the install mode (editable or
+    not), the working directory and even test order.  Parameters here are
+    small declared ranges, so the pool buys nothing; it is emptied while the
+    round runs and restored after.  Uses a private Hypothesis hook and does
+    nothing if that hook disappears.
+    """
+    try:
+        from hypothesis.internal.conjecture import providers
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    empty = getattr(providers, "_local_constants", None)
+    original = getattr(providers, "_get_local_constants", None)
+    if empty is None or original is None:
+        yield
+        return
+    blank = type(empty)(**{f: type(getattr(empty, f))() for f in ("integers", "bytes", "strings")},
+                        floats=type(empty.floats)(key=empty.floats.key))
+    providers._get_local_constants = lambda: blank
+    try:
+        yield
+    finally:
+        providers._get_local_constants = original
+
+
+def leaves(exc: BaseException) -> list[BaseException]:
+    """The exceptions inside (nested) exception groups."""
+    if isinstance(exc, BaseExceptionGroup):
+        out: list[BaseException] = []
+        for e in exc.exceptions:
+            out.extend(leaves(e))
+        return out
+    return [exc]
+
+
+def open_database(spec: str | None) -> ExampleDatabase | None:
+    """``--db PATH`` or ``--db redis://host:port/db`` (needs the ``redis`` extra)."""
+    if not spec:
+        return None
+    if spec.startswith("redis://"):
+        try:
+            import redis
+            from hypothesis.extra.redis import RedisExampleDatabase
+        except ImportError:
+            raise UsageError("--db redis://... needs the redis package: pip install 'ptfuzz[redis]'") from None
+        return RedisExampleDatabase(redis.Redis.from_url(spec))
+    return DirectoryBasedExampleDatabase(spec)

@@ -1,0 +1,55 @@
+"""The Hypothesis search: still selectable in campaigns, and usable from a user's own tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import settings
+from hypothesis.stateful import run_state_machine_as_test
+
+from fuzzer import campaign as campaign_mod
+from fuzzer.campaign import Campaign
+from fuzzer.host import Registry
+from fuzzer.machine import ViolationFound, state_machine
+from fuzzer.minimize import is_one_minimal
+
+SIG = "kernel-owned-integrity:cxl:SET_LSA:lsa"
+
+
+def test_users_own_hypothesis_test_finds_a_planted_hole(registry: Registry) -> None:
+    machine = state_machine("cxl", "linux-ioctl", without=("exclusive-cmds",), registry=registry)
+    with pytest.raises(ViolationFound) as exc:
+        run_state_machine_as_test(machine, settings=settings(max_examples=500, derandomize=True, database=None,
+                                                             stateful_step_count=20, report_multiple_bugs=False))
+    # the hole lets userspace at both commands the bound nvdimm holds exclusively
+    found = exc.value.violation.signature
+    assert found in (SIG, "kernel-owned-integrity:cxl:SET_SHUTDOWN_STATE:shutdown_state")
+    # Hypothesis shrank it to the known two steps
+    assert [s.op for s in exc.value.steps] == ["nvdimm_bind", found.split(":")[2]]
+
+
+def test_users_own_hypothesis_test_passes_on_the_intact_policy(registry: Registry) -> None:
+    machine = state_machine("cxl", "linux-ioctl", registry=registry)
+    run_state_machine_as_test(machine, settings=settings(max_examples=60, derandomize=True, database=None))
+
+
+def test_hypothesis_search_is_selectable_and_minimizes(registry: Registry, tmp_path: Path) -> None:
+    c = Campaign(registry, "cxl", registry.policy("cxl", "linux-ioctl", without=("exclusive-cmds",)),
+                 registry.device("cxl", "spec"), seed=3, max_examples=1500, corpus_dir=tmp_path,
+                 targets=frozenset({SIG}), search="hypothesis")
+    result = c.run()
+    assert SIG in result.findings
+    steps = result.findings[SIG].steps
+    assert [s.op for s in steps] == ["nvdimm_bind", "SET_LSA"]
+    assert is_one_minimal(c.executor, steps, SIG)
+    assert result.behaviours == 0  # only the native search counts behaviours
+
+
+def test_hypothesis_rounds_are_bounded_for_memory(registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A fresh Hypothesis runner every ROUND_EXAMPLES test cases: its caches die with it.
+    monkeypatch.setattr(campaign_mod, "ROUND_EXAMPLES", 40)
+    result = Campaign(registry, "cxl", registry.policy("cxl", "linux-fwctl"), registry.device("cxl", "spec"),
+                      seed=1, max_examples=130, search="hypothesis").run()
+    assert result.rounds >= 3
+    assert result.sequences >= 130

@@ -48,7 +48,7 @@ class StepResult:
     changes: tuple[tuple[str, Any, Any], ...]
     violations: tuple[Violation, ...]
     declared: int = 0
-    #: the changed keys that were kernel-owned right after this step (for traces)
+    #: the changed keys that were kernel-owned right after this step (only when the executor traces)
     owned: tuple[str, ...] = ()
     #: the policy's reactions that ran after the command
     reactions: tuple[str, ...] = ()
@@ -92,12 +92,15 @@ class Executor:
         extra_commands: Iterable[Command] = (),
         invariants: Sequence[Invariant] = (),
         provider: Mapping[tuple[str, ...], str] | None = None,
+        trace: bool = False,
     ) -> None:
         self.subsystem = subsystem
         self.policy = policy
         self.variant = device
         #: which plugin registered what (``Registry.provider``), to blame the right one
         self.provider = provider or {}
+        #: record per step which changed keys were kernel-owned (replay's traces need it; searches do not)
+        self.trace = trace
         self.commands = variant_commands(subsystem, device, extra_commands)
         self.firmware = firmware_table(subsystem, self.commands)
         self.user_index: dict[tuple[str, str], Command] = {
@@ -107,8 +110,7 @@ class Executor:
         self.invariants = tuple(GENERIC) + tuple(
             i for i in invariants if i.subsystem in (None, subsystem.name)
         )
-        self.channels = {c.name for c in subsystem.channels}
-        self.channel_specs = {c.name: c for c in subsystem.channels}
+        self.channels = {c.name: c for c in subsystem.channels}
         self.total_steps = 0
         self.world = self.reset()
         self.index = 0
@@ -239,7 +241,7 @@ class Executor:
                 raise ModelError(f"plugin {self._plugin('invariant', inv.subsystem or '*', inv.name)!r}: "
                                  f"invariant {inv.name!r} raised {raised(exc)} in step {self.index} "
                                  f"({step.describe()})") from exc
-        owned = tuple(k for k, _, _ in changes if _owned_now(world, k)) if changes else ()
+        owned = tuple(k for k, _, _ in changes if _owned_now(world, k)) if self.trace and changes else ()
         return StepResult(self.index, step, decision, reply, changes, tuple(violations), declared, owned,
                           tuple(reacted))
 
@@ -270,7 +272,7 @@ class Executor:
         """
         c = step.caller
         assert c is not None
-        channel = self.channel_specs[step.channel]
+        channel = self.channels[step.channel]
         space = channel.callers or self.subsystem.callers
         checks = (
             ("capability", sorted(c.caps - frozenset().union(*space.caps)), sorted(frozenset().union(*space.caps))),

@@ -105,11 +105,11 @@ class Registry:
             )
         return exp
 
-    def executor(self, subsystem: str, policy: Policy, device: DeviceVariant) -> Executor:
+    def executor(self, subsystem: str, policy: Policy, device: DeviceVariant, *, trace: bool = False) -> Executor:
         sub = self.subsystem(subsystem)
         extra = [c for dev, c in self.commands.get(subsystem, []) if dev in ("", device.name)]
         return Executor(sub, policy, device, extra_commands=extra, invariants=self.invariants,
-                        provider=self.provider)
+                        provider=self.provider, trace=trace)
 
     def plugin_versions(self, subsystem: str) -> dict[str, str]:
         """Versions of the plugins that contributed to ``subsystem`` (for corpus files)."""

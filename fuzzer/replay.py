@@ -51,7 +51,7 @@ def executor_for(registry: Registry, entry: Entry, policy: str | None = None,
         )
     except PtfuzzError as exc:
         raise CorpusError(f"{entry.path}: {exc}") from None
-    return registry.executor(entry.subsystem, pol, device), pol
+    return registry.executor(entry.subsystem, pol, device, trace=True), pol
 
 
 def replay(registry: Registry, entry: Entry, policy: str | None = None,

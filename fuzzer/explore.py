@@ -10,7 +10,9 @@ subsystem's declarations (``Move``):
 * every sequence opens the channels that declare an opener (DEVX's
   ALLOC_UCONTEXT), as the Hypothesis machine's ``initialize`` rule does;
 * integers come from the parameter's boundaries (lo, lo+1, hi-1, hi, 0, 1)
-  a third of the time, where off-by-one checks live, else uniformly.
+  a third of the time, where off-by-one checks live, else uniformly;
+* half of the arguments and callers are ones a step of the same move was
+  carried out with before (chains are built from steps that work).
 
 It also counts *behaviours*: what a step did, abstracted from its arguments
 (the move, the policy's verdict and rule, the device's and kernel's answer,
@@ -34,6 +36,7 @@ from typing import Any
 
 import attrs
 
+from fuzzer.errors import ModelError
 from fuzzer.executor import Executor, StepResult
 from fuzzer.spec import Caller, CallerSpace, Channel, Param, Violation
 from fuzzer.world import Step
@@ -173,7 +176,13 @@ class Explorer:
             move = moves[int(rng.random() * len(moves))]
             if not move.handles or all(live.get(b) for _, b, _ in move.handles):
                 return move
-        return self.free[int(rng.random() * len(self.free))]
+        if self.free:
+            return self.free[int(rng.random() * len(self.free))]
+        ready = [m for m in moves if all(live.get(b) for _, b, _ in m.handles)]
+        if not ready:
+            raise ModelError(f"{self.executor.subsystem.name}: no action or command can run: each needs a "
+                             f"handle that nothing has produced yet (give one a producer without handle arguments)")
+        return ready[int(rng.random() * len(ready))]
 
     def draw(self, move: Move) -> Step:
         """A step of ``move`` with drawn arguments, handles and caller.

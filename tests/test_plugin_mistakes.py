@@ -144,3 +144,18 @@ def test_plugin_package_directory_is_named_after_it(tmp_path: Path, capsys: pyte
         code, out, err = ptfuzz(capsys, "--plugin", arg, "list")
         assert code == 0, err
         assert "plugin acmepkg" in out and "__init__" not in out
+
+
+def test_subsystem_where_nothing_can_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    p = plugin(tmp_path, "nostart", '''
+import attrs
+SUB = attrs.evolve(SUBSYSTEM, name="stuck", actions=(), commands=(SUBSYSTEM.commands[1],))
+@hookimpl
+def ptfuzz_subsystems():
+    return [SUB]
+@hookimpl
+def ptfuzz_policies():
+    return [Policy("open", "stuck", channels=(TOY,))]
+''')
+    assert_error(capsys, ["--plugin", p, "run", "stuck", "--policy", "open", "--seed", "1", "--max-examples", "5",
+                          "--corpus", tmp_path], "stuck", "no action or command can run")

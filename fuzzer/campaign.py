@@ -311,7 +311,7 @@ class Campaign(Session):
                 f.steps = steps
                 f.violation = self._final_violation(steps, sig)
                 if self.corpus_dir is not None:
-                    f.path = corpus.save(self.corpus_dir, self.entry(f))
+                    f.path = corpus.save(self.corpus_dir, self.entry(f), self._checker.payload_of)
 
     def _save(self, finding: Finding) -> Path:
         """Write the finding, unless the corpus already holds an equally simple reproducer.
@@ -329,6 +329,8 @@ class Campaign(Session):
                 old = corpus.load(path)
             except PtfuzzError:
                 old = None
+            if old is not None:  # an older format's file is migrated in memory, never rewritten for that
+                old = corpus.migrate(old, self._checker.params_of)
             if (
                 old is not None
                 and old.signature == finding.signature
@@ -340,7 +342,7 @@ class Campaign(Session):
                 finding.violation = self._final_violation(finding.steps, finding.signature)
                 finding.polished = True
                 return path
-        return corpus.save(self.corpus_dir, entry)
+        return corpus.save(self.corpus_dir, entry, self._checker.payload_of)
 
     def _simplicity(self, steps: list[Step]) -> tuple[int, int]:
         return simplicity(steps, self._scopes)

@@ -332,6 +332,22 @@ class Executor:
         return StepResult(self.index, step, decision, reply, changes, tuple(violations), declared, owned,
                           tuple(reacted))
 
+    def params_of(self, step: Step) -> tuple[Param, ...] | None:
+        """The resolved parameters of a user step (None for a kernel action or an unknown command)."""
+        return self.params.get((step.channel, step.op)) if step.actor == "user" else None
+
+    def payload_of(self, step: Step) -> bytes | None:
+        """The input bytes a user step hands the kernel (header and payload, cut to the declared size)."""
+        if step.actor != "user":
+            return None
+        channel = self.channels.get(step.channel)
+        command = self.user_index.get((step.channel, step.op))
+        if channel is None or channel.envelope is None or command is None:
+            return None
+        scratch = World(self.subsystem, self.variant, self.commands, self.policy, self.firmware)
+        buf, _ = inbound(scratch, channel.envelope, command, step.args)
+        return bytes(buf.data).ljust(min(buf.size, 256), b"\0")
+
     # ------------------------------------------------------------------ checking input
 
     def validate(self, step: Step) -> str | None:

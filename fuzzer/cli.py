@@ -32,6 +32,7 @@ from fuzzer import __version__, corpus, files, host, safetext
 from fuzzer.campaign import DEFAULT_EXAMPLES, SEARCHES, Campaign, Finding, Result
 from fuzzer.errors import CorpusError, PtfuzzError, UsageError
 from fuzzer.hypothesis_search import open_database
+from fuzzer.invariants import GENERIC
 from fuzzer.replay import executor_for, trace
 from fuzzer.replay import replay as do_replay
 from fuzzer.spec import Policy
@@ -124,12 +125,13 @@ def list_cmd(ctx: click.Context) -> None:
         if not reg.policies.get(name):
             t.add_row("(none)", "", "", "", "no plugin registers a policy for this subsystem yet")
         for pname, pol in sorted(reg.policies.get(name, {}).items()):
+            about = f"(before {pol.predates}) {pol.doc}" if pol.predates else pol.doc
             t.add_row(pname, ",".join(pol.channels), str(len(pol.rules)),
-                      reg.provider[("policy", name, pname)], pol.doc)
+                      reg.provider[("policy", name, pname)], about)
         con.print(t)
         con.print(f"  kernel actions: {', '.join(a.name for a in sub.actions)}")
         invs = [i.name for i in reg.invariants if i.subsystem in (None, name)]
-        con.print(f"  invariants: kernel-owned-integrity, declared-effects, access, {', '.join(invs)}\n")
+        con.print(f"  invariants: {', '.join([i.name for i in GENERIC] + invs)}\n")
 
 
 def _print_finding(con: Console, f: Finding, first: bool) -> None:

@@ -179,8 +179,11 @@ class Access:
     def describe(self) -> str:
         where = {"kernel": "slab", "user": "user buffer", "device": "device registers"}[self.kind]
         past = self.offset + self.length - self.size
-        return (f"{where}-out-of-bounds {self.op} of {self.length} bytes at offset {self.offset} of "
-                f"{self.buffer} ({self.size} bytes allocated, {past} past its end) in {self.by}")
+        def n(k: int) -> str:
+            return f"{k} byte" if k == 1 else f"{k} bytes"
+
+        return (f"{where}-out-of-bounds {self.op} of {n(self.length)} at offset {self.offset} of "
+                f"{self.buffer} ({n(self.size)} allocated, {n(past)} past its end) in {self.by}")
 
 
 class Buffer:

@@ -183,6 +183,10 @@ class Executor:
         self.params: dict[tuple[str, str], tuple[Param, ...]] = {
             key: resolve_params(self.channels[key[0]], c, device.info) for key, c in self.user_index.items()
         }
+        #: (channel, op) -> its size parameters: a step that leaves one out gets the natural value
+        self.sized: dict[tuple[str, str], tuple[Param, ...]] = {
+            key: sizes for key, ps in self.params.items() if (sizes := tuple(p for p in ps if p.kind == "size"))
+        }
         self.total_steps = 0
         self.world = self.reset()
         self.index = 0
@@ -212,6 +216,10 @@ class Executor:
         self.index += 1
         self.total_steps += 1
         world.accesses = []
+        if step.actor == "user":
+            sized = self.sized.get((step.channel, step.op))
+            if sized and any(p.name not in step.args for p in sized):
+                step = self.complete(step)
         state = world.device.state
         before = state.copy()
         taint_before = world.tainted
@@ -232,11 +240,7 @@ class Executor:
                 declared = command.declared(step.args, world.device)
                 policy = self.policy
                 channel = self.channels[step.channel]
-                payload, base = None, 0
-                if channel.envelope is not None:
-                    payload, base = inbound(world, channel.envelope, command, step.args)
-                request = Request(command, step.channel, step.args, step.caller, world.kernel, world.device,
-                                  policy.knobs, payload, base)
+                request = self.request(step, command)
                 if step.channel not in policy.channels:
                     decision = Decision(
                         False, errno.ENODEV, rule="channel-closed",
@@ -332,6 +336,32 @@ class Executor:
         return StepResult(self.index, step, decision, reply, changes, tuple(violations), declared, owned,
                           tuple(reacted))
 
+    def request(self, step: Step, command: Command | None = None) -> Request:
+        """What the policy sees for user ``step`` in the current world (its payload copied in, if sized)."""
+        command = command or self.user_index[(step.channel, step.op)]
+        assert step.caller is not None
+        channel = self.channels[step.channel]
+        payload, base = None, 0
+        if channel.envelope is not None:
+            payload, base = inbound(self.world, channel.envelope, command, step.args)
+        return Request(command, step.channel, step.args, step.caller, self.world.kernel, self.world.device,
+                       self.policy.knobs, payload, base)
+
+    def complete(self, step: Step) -> Step:
+        """``step`` with every size argument it leaves out set to its natural value.
+
+        A size left out means "what a correct caller declares", so tests and
+        plugin authors write ``Step("user", "CLEAR_LOG", {"log": ...}, ...)``.
+        """
+        sized = self.sized.get((step.channel, step.op)) if step.actor == "user" else None
+        if not sized:
+            return step
+        args = dict(step.args)
+        for p in sized:
+            if p.name not in args:
+                args[p.name] = p.natural(args) if callable(p.natural) else p.lo
+        return attrs.evolve(step, args=args)
+
     def params_of(self, step: Step) -> tuple[Param, ...] | None:
         """The resolved parameters of a user step (None for a kernel action or an unknown command)."""
         return self.params.get((step.channel, step.op)) if step.actor == "user" else None
@@ -364,7 +394,9 @@ class Executor:
             return self._unknown(step)
         if step.caller is None:
             return "a user step needs a caller"
-        return self._check_caller(step) or check_args(self.params[(step.channel, step.op)], step.args)
+        params = self.params[(step.channel, step.op)]
+        given = tuple(p for p in params if p.kind != "size" or p.name in step.args)  # a size left out is natural
+        return self._check_caller(step) or check_args(given, step.args)
 
     def _check_caller(self, step: Step) -> str | None:
         """Refuse caller capabilities, scopes, lockdown states and switches the channel does not declare.

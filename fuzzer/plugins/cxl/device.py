@@ -241,7 +241,7 @@ def get_log(dev: Device, args: Args) -> Reply:
     if uuid not in LOGS:
         return Reply(rc=mb.RC_LOG)
     size = _log_size(dev, uuid)
-    if length > dev.info["payload_size"] or offset + length > size:
+    if length > dev.info.get("payload_size", mb.PAYLOAD_SIZE) or offset + length > size:
         return Reply(rc=mb.RC_INPUT)
     out = {"cel": dev.info["cel"]} if uuid == mb.CEL_UUID and dev.state["log.cel"] else {}
     return Reply(rc=mb.RC_SUCCESS, out=out, data=bytes(length))

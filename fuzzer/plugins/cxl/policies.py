@@ -49,7 +49,7 @@ FEATURES = "drivers/cxl/core/features.c"
 
 
 def _payload_max(r: Request) -> Verdict:
-    if r.size("in_size") > r.device.info["payload_size"]:
+    if r.size("in_size") > r.device.info.get("payload_size", mb.PAYLOAD_SIZE):
         return Deny(errno.EINVAL, "in.size above the mailbox payload size")
     return None
 
@@ -69,7 +69,7 @@ def _ioctl_size_out(r: Request) -> Verdict:
 
 
 def _raw_out_max(r: Request) -> Verdict:
-    if r.size("out_size") > r.device.info["payload_size"]:
+    if r.size("out_size") > r.device.info.get("payload_size", mb.PAYLOAD_SIZE):
         return Deny(errno.EINVAL, "RAW out.size above the mailbox payload size")
     return None
 

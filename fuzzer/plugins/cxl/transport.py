@@ -57,7 +57,7 @@ def _payload_len_ok(layout: Layout | None, in_size: int, payload_size: int) -> b
 
 def mailbox(world: World, request: Request, forward: Forward) -> Reply:
     """cxl_send_cmd() after validation: copy in, run the mailbox, copy out."""
-    payload_size = int(world.device.info["payload_size"])
+    payload_size = int(world.device.info.get("payload_size", mb.PAYLOAD_SIZE))
     in_size, out_size = request.size("in_size"), request.size("out_size")
     # cxl_mbox_cmd_ctor(): the output bounce buffer is the caller's out.size (~0: the payload size)
     size_out = payload_size if out_size == mb.VARIABLE else out_size
@@ -85,7 +85,7 @@ def features_rpc(world: World, request: Request, forward: Forward) -> Reply:
     payload = request.payload
     assert payload is not None
     out_len = request.size("out_len")
-    payload_size = int(world.device.info["payload_size"])
+    payload_size = int(world.device.info.get("payload_size", mb.PAYLOAD_SIZE))
     if op == "GET_SUPPORTED_FEATURES":
         # cxlctl_get_supported_features(): reads count and start_idx, sizes its own answer
         payload.read(FWCTL_RPC_CXL_HDR, 6, by="cxlctl_get_supported_features()")

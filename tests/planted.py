@@ -99,16 +99,18 @@ GPU_HOLES = [
     ("linux-drm", "spec", "drm-render-allow", "render-isolation:gpu:CS:bo",
      ["OPEN", "other_client", "GEM_OPEN", "CS"], True),
     # primary node: the DRM_MASTER check gone, any client commits a mode
-    ("linux-drm", "spec", "drm-master", "drm-master:gpu:MODE_ATOMIC:display.mode", ["OPEN", "MODE_ATOMIC"]),
+    ("linux-drm", "spec", "drm-master", "drm-master:gpu:MODE_ATOMIC$card:display.mode",
+     ["OPEN$card", "MODE_ATOMIC$card"]),
     # reset bookkeeping: a guilty context's submission accepted after the reset
     ("linux-drm", "spec", "cs-guilty-ctx", "reset-bookkeeping:gpu:CS:ctx",
      ["OPEN", "GEM_CREATE", "CS", "gpu_recover", "CS"], True),
     # sysfs: the attribute's owner-only write mode gone, anyone forces a DPM level
     ("linux-drm", "spec", "sysfs-owner-write", "access:gpu:power_dpm_force_performance_level:caps",
      ["power_dpm_force_performance_level"]),
-    # sysfs: a partition switch while a client holds VRAM
+    # sysfs: a partition switch while a client holds VRAM (a render-node client, OPEN and
+    # GEM_CREATE, is as short; this seed reaches the primary node's)
     ("linux-drm", "spec", "partition-kfd-busy", "kernel-owned-integrity:gpu:current_compute_partition:bo",
-     ["OPEN", "GEM_CREATE", "current_compute_partition"]),
+     ["OPEN$card", "GEM_CREATE$card", "current_compute_partition"]),
     # debugfs: root writes a register under lockdown
     ("linux-amdgpu-debugfs", "spec", "debugfs-lockdown", "lockdown:gpu:amdgpu_regs_smc:clk.sclk_max",
      ["amdgpu_regs_smc"]),

@@ -22,7 +22,7 @@ from __future__ import annotations
 from fuzzer import CallerSpace, Channel, Invariant, Policy, Subsystem, fwctl, hookimpl
 
 from . import kernel
-from .commands import COMMANDS, DEBUGFS, FWCTL, PRIMARY, RENDER, SYSFS
+from .commands import CARD, COMMANDS, DEBUGFS, FWCTL, PRIMARY, RENDER, SYSFS
 from .device import DEVICES, FIELDS, FIRMWARE, STATUS_NAMES, UNSUPPORTED
 from .invariants import INVARIANTS
 from .policies import AUTHENTICATED, CAP_SYS_ADMIN, MASTER, POLICIES
@@ -37,7 +37,7 @@ CHANNELS = (
     Channel(PRIMARY, "DRM ioctls on the primary node /dev/dri/card0; switches: authenticated, current master",
             callers=CallerSpace(caps=(frozenset(),), switches=(
                 frozenset(), frozenset({AUTHENTICATED}), frozenset({AUTHENTICATED, MASTER}))),
-            opener="OPEN"),
+            opener="OPEN" + CARD),
     Channel(SYSFS, "amdgpu power and partition attributes under /sys/class/drm/card0/device",
             callers=CallerSpace(caps=_USER)),
     Channel(DEBUGFS, "amdgpu register files under /sys/kernel/debug/dri/0",

@@ -24,15 +24,41 @@ SYSFS = "gpu.sysfs"
 DEBUGFS = "gpu.debugfs"
 NODES = (RENDER, PRIMARY)
 
-FILE = Param("file", "handle", bundle=kernel.FILES, doc="the DRM file the ioctl is sent on")
+#: ops on the primary node carry this suffix (syzkaller style): one command per (node, ioctl),
+#: because a file opened on one node is not a file of the other
+CARD = "$card"
 BO = Param("bo", "handle", bundle=kernel.BOS, doc="a GEM handle")
 CI = Effect.CONFIG_IMMEDIATE
 
 
-def _ioctl(name: str, driver: Driver, effects: Effect, *params: Param, produces: str = "", doc: str = "") -> Command:
-    op = name.removeprefix("AMDGPU_")
-    return Command(op, IOCTLS[name].nr, NODES, driver=driver, effects=effects, params=params,
-                   produces=produces, doc=doc or f"DRM_IOCTL_{name}")
+def _node_commands(channel: str, suffix: str, files: str) -> tuple[Command, ...]:
+    """The DRM commands of one node: its own open, and the ioctls on files opened there."""
+    file = Param("file", "handle", bundle=files, doc="the DRM file the ioctl is sent on")
+
+    def ioctl(name: str, driver: Driver, effects: Effect, *params: Param, produces: str = "") -> Command:
+        op = name.removeprefix("AMDGPU_") + suffix
+        return Command(op, IOCTLS[name].nr, (channel,), driver=driver, effects=effects, params=(file, *params),
+                       produces=produces, doc=f"DRM_IOCTL_{name}")
+
+    return (
+        Command("OPEN" + suffix, 0, (channel,), driver=kernel.open_file, effects=Effect.POLICY_IMMEDIATE,
+                produces=files, doc="open the node: a drm_file and its context"),
+        ioctl("AMDGPU_GEM_CREATE", kernel.gem_create, Effect.DATA_IMMEDIATE,
+              Param("domain", "choice", choices=("vram", "gtt")), produces=kernel.BOS),
+        ioctl("GEM_CLOSE", kernel.gem_close, Effect.DATA_IMMEDIATE, Param("bo", "handle", bundle=kernel.BOS,
+                                                                           consumes=True)),
+        ioctl("GEM_OPEN", kernel.gem_open, Effect.NONE,
+              Param("name", "choice", choices=(1, 2), doc="a flink name: global and guessable"),
+              produces=kernel.BOS),
+        ioctl("AMDGPU_CS", kernel.cs, Effect.DATA_IMMEDIATE, BO,
+              Param("hang", "bool", doc="the job never finishes (a shader loop): any client can hang the GPU")),
+        ioctl("AMDGPU_INFO", kernel.info, Effect.NONE),
+        ioctl("AMDGPU_SCHED", kernel.sched, Effect.POLICY_IMMEDIATE,
+              Param("target", "handle", bundle=kernel.OTHERS,
+                    doc="another process's DRM fd, whose contexts get the priority"),
+              Param("priority", "choice", choices=(2, -2), doc="AMDGPU_CTX_PRIORITY_* (HIGH, LOW)")),
+        ioctl("MODE_ATOMIC", kernel.mode_atomic, CI, Param("mode", "choice", choices=(1, 2))),
+    )
 
 
 def _sysfs(name: str, opcode: int, driver: Driver, effects: Effect, param: Param) -> Command:
@@ -40,24 +66,13 @@ def _sysfs(name: str, opcode: int, driver: Driver, effects: Effect, param: Param
                    doc=f"write /sys/class/drm/card0/device/{name}")
 
 
-NODE_COMMANDS = (
-    Command("OPEN", 0, NODES, driver=kernel.open_file, effects=Effect.POLICY_IMMEDIATE, produces=kernel.FILES,
-            doc="open the node: a drm_file and its context"),
-    _ioctl("AMDGPU_GEM_CREATE", kernel.gem_create, Effect.DATA_IMMEDIATE, FILE,
-           Param("domain", "choice", choices=("vram", "gtt")), produces=kernel.BOS),
-    _ioctl("GEM_CLOSE", kernel.gem_close, Effect.DATA_IMMEDIATE, FILE,
-           Param("bo", "handle", bundle=kernel.BOS, consumes=True)),
-    _ioctl("GEM_OPEN", kernel.gem_open, Effect.NONE, FILE,
-           Param("name", "choice", choices=(1, 2), doc="a flink name: global and guessable"), produces=kernel.BOS),
-    _ioctl("AMDGPU_CS", kernel.cs, Effect.DATA_IMMEDIATE, FILE, BO,
-           Param("hang", "bool", doc="the job never finishes (a shader loop): any client can hang the GPU")),
-    _ioctl("AMDGPU_INFO", kernel.info, Effect.NONE, FILE),
-    _ioctl("AMDGPU_SCHED", kernel.sched, Effect.POLICY_IMMEDIATE, FILE,
-           Param("target", "handle", bundle=kernel.OTHERS,
-                 doc="another process's DRM fd, whose contexts get the priority"),
-           Param("priority", "choice", choices=(2, -2), doc="AMDGPU_CTX_PRIORITY_* (HIGH, LOW)")),
-    _ioctl("MODE_ATOMIC", kernel.mode_atomic, CI, FILE, Param("mode", "choice", choices=(1, 2))),
-)
+NODE_COMMANDS = (*_node_commands(RENDER, "", kernel.FILES), *_node_commands(PRIMARY, CARD, kernel.CARD_FILES))
+
+
+def ioctl_of(op: str) -> str:
+    """The command name without its node suffix: ``CS$card`` -> ``CS``."""
+    return op.partition("$")[0]
+
 
 SYSFS_COMMANDS = (
     _sysfs("power_dpm_force_performance_level", 1, kernel.dpm_level, CI,
@@ -84,4 +99,4 @@ DEBUGFS_COMMANDS = (
 )
 
 COMMANDS = (*NODE_COMMANDS, *SYSFS_COMMANDS, *DEBUGFS_COMMANDS, *FWCTL_COMMANDS)
-__all__ = ["COMMANDS", "DEBUGFS", "FWCTL", "NODES", "PRIMARY", "RENDER", "SYSFS"]
+__all__ = ["CARD", "COMMANDS", "DEBUGFS", "FWCTL", "NODES", "PRIMARY", "RENDER", "SYSFS", "ioctl_of"]

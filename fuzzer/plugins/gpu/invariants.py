@@ -23,7 +23,7 @@ from typing import Any
 
 from fuzzer import ABSENT, Invariant, StepContext, Violation
 
-from .commands import DEBUGFS, PRIMARY, RENDER
+from .commands import DEBUGFS, PRIMARY, RENDER, ioctl_of
 from .device import owner
 from .kernel import client_of
 from .policies import MASTER
@@ -96,7 +96,7 @@ def lockdown(ctx: StepContext) -> Iterator[Violation]:
 def reset_bookkeeping(ctx: StepContext) -> Iterator[Violation]:
     k = ctx.world.kernel
     reply = ctx.reply
-    if ctx.step.op == "CS" and ctx.allowed and reply is not None and not reply.errno:
+    if ctx.step.actor == "user" and ioctl_of(ctx.step.op) == "CS" and ctx.allowed and reply is not None and not reply.errno:
         me = _caller_client(ctx)
         if me in k["guilty"]:
             yield ctx.violation("reset-bookkeeping", f"the kernel accepted a submission (fence "

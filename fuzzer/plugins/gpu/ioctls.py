@@ -48,11 +48,11 @@ IOCTLS = {i.name: i for i in (
 )}
 
 
-#: by the command name (``AMDGPU_CS`` is the command ``CS``)
+#: by the command name (``AMDGPU_CS`` is the command ``CS``, and ``CS$card`` on the primary node)
 BY_OP = {name.removeprefix("AMDGPU_"): i for name, i in IOCTLS.items()}
 
 
 def flags(op: str) -> DrmFlag:
     """The permission flags of a command's ioctl (NONE for a command that is not an ioctl, e.g. open)."""
-    ioctl = BY_OP.get(op)
+    ioctl = BY_OP.get(op.partition("$")[0])
     return ioctl.flags if ioctl is not None else DrmFlag.NONE

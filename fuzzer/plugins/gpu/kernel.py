@@ -39,7 +39,8 @@ from fuzzer import Args, Caller, KernelAction, Param, Reply, World
 from .device import DEFAULTS, FIELDS, SMU_FIELDS, objects
 from .regs import DPM_LEVELS
 
-FILES = "files"
+FILES = "files"  # DRM files opened on the render node
+CARD_FILES = "card_files"  # ... on the primary node
 #: other processes' DRM fds: what AMDGPU_SCHED names as its target (passed over a socket)
 OTHERS = "other_files"
 BOS = "bos"

@@ -20,7 +20,7 @@ import errno
 
 from fuzzer import RESET_ONLY, Deny, Effect, Policy, Promise, Request, Rule, Trust, Verdict, fwctl
 
-from .commands import DEBUGFS, FWCTL, NODES, PRIMARY, RENDER, SYSFS
+from .commands import CARD, DEBUGFS, FWCTL, NODES, PRIMARY, RENDER, SYSFS
 from .ioctls import BY_OP, DrmFlag, flags
 from .regs import MODE_AFTER_FIX
 
@@ -30,7 +30,7 @@ AUTHENTICATED = "authenticated"
 MASTER = "master"
 
 DRM_IOCTL = "drivers/gpu/drm/drm_ioctl.c drm_ioctl_permit()"
-IOCTL_OPS = tuple(BY_OP)
+IOCTL_OPS = (*BY_OP, *(op + CARD for op in BY_OP))
 
 # --------------------------------------------------------------------------- drm_ioctl_permit()
 
@@ -97,11 +97,11 @@ def _partition_busy(r: Request) -> Verdict:
 AMDGPU = (
     Rule("cs-guilty-ctx", _guilty,
          "drivers/gpu/drm/amd/amdgpu/amdgpu_cs.c amdgpu_cs_parser_init(): atomic_read(&ctx->guilty) -> "
-         "-ECANCELED; Documentation/gpu/drm-uapi.rst \"Device reset\"", channels=NODES, ops=("CS",)),
+         "-ECANCELED; Documentation/gpu/drm-uapi.rst \"Device reset\"", channels=NODES, ops=("CS", "CS" + CARD)),
     Rule("sysfs-owner-write", _sysfs_owner,
          "drivers/gpu/drm/amd/pm/amdgpu_pm.c AMDGPU_DEVICE_ATTR_RW (S_IRUGO | S_IWUSR), hwmon power1_cap 0644, "
-         "amdgpu_gfx.c DEVICE_ATTR(current_compute_partition, 0644): the owner, root, writes (root modelled "
-         "as CAP_SYS_ADMIN)", channels=(SYSFS,)),
+         "amdgpu_gfx.c DEVICE_ATTR(current_compute_partition, 0644); fs/namei.c may_open() -> "
+         "inode_permission(): only the owner, root, writes (root modelled as CAP_SYS_ADMIN)", channels=(SYSFS,)),
     # The model treats every open DRM client as a KFD process: amdgpu checks KFD processes,
     # and whether render-node clients alone block a switch is not verified [U].
     Rule("partition-kfd-busy", _partition_busy,

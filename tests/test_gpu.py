@@ -245,3 +245,33 @@ def test_gpu_corpus_has_each_kind_of_finding() -> None:
     assert any(n.startswith("linux-amdgpu-debugfs--spec--") and n.endswith("--trusted.json") for n in names)
     assert "gpu-fwctl--debug--declared-effects--SET_CLOCK_DEBUG--clk.sclk_max.json" in names
     assert "linux-drm-norecovery--spec--reset-bookkeeping--gpu_recover--gpu.hung.json" in names
+
+
+# --------------------------------------------------------------------------- the deep planted holes, without search
+
+R = "gpu.render"
+DEEP_SEQUENCES = {
+    # a render client, another process's flinked buffer, GEM_OPEN by the guessable name, a job writing it
+    "drm-render-allow": [_user(R, "OPEN"), _kernel("other_client"), _user(R, "GEM_OPEN", file="file0", name=1),
+                         _user(R, "CS", file="file0", bo="bo3", hang=False)],
+    # a hanging job, the timeout's reset marks the context guilty, and the next submission is accepted
+    "cs-guilty-ctx": [_user(R, "OPEN"), _user(R, "GEM_CREATE", file="file0", domain="vram"),
+                      _user(R, "CS", file="file0", bo="bo1", hang=True), _kernel("gpu_recover"),
+                      _user(R, "CS", file="file0", bo="bo1", hang=False)],
+}
+
+
+@pytest.mark.parametrize("rule", sorted(DEEP_SEQUENCES))
+def test_deep_gpu_holes_open_exactly_at_their_last_step(registry: Registry, rule: str) -> None:
+    from planted import HOLES
+
+    from fuzzer.minimize import first_hit, is_one_minimal
+
+    (hole,) = [h for h in HOLES if h.subsystem == "gpu" and h.rule == rule]
+    steps = DEEP_SEQUENCES[rule]
+    assert hole.deep and [s.op for s in steps] == hole.ops
+    holed = registry.executor("gpu", registry.policy("gpu", hole.policy, without=(rule,)),
+                              registry.device("gpu", hole.device))
+    assert first_hit(holed, steps, hole.signature) == len(steps)
+    assert is_one_minimal(holed, steps, hole.signature)
+    assert first_hit(_ex(registry, hole.policy, hole.device), steps, hole.signature) is None

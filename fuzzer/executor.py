@@ -246,7 +246,7 @@ class Executor:
                 request = self.request(step, command)
                 if step.channel not in policy.channels:
                     decision = Decision(
-                        False, errno.ENODEV, rule="channel-closed",
+                        False, policy.refuses.get(step.channel, errno.ENODEV), rule="channel-closed",
                         reason=f"{policy.name} does not open {step.channel}",
                     )
                 else:

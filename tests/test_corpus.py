@@ -77,7 +77,7 @@ def test_every_corpus_file_exports_to_c_that_compiles(registry: Registry, tmp_pa
     for path in [f for f in FILES if f.parent.name == "cxl"]:
         src = tmp_path / (path.stem + ".c")
         src.write_text(exporter.render(replay(registry, corpus.load(path))))
-        done = subprocess.run(["cc", "-fsyntax-only", "-Wall", "-Wextra", "-Werror", str(src)],
+        done = subprocess.run(["cc", "-c", "-o", str(tmp_path / "x.o"), "-Wall", "-Wextra", "-Werror", str(src)],
                               capture_output=True, text=True)
         assert done.returncode == 0, f"{path.name}: {done.stderr}"
     text = src.read_text()

@@ -88,7 +88,8 @@ def test_c_export_encodes_the_kernel_structs(registry: Registry) -> None:
     from fuzzer.plugins.cxl.export_c import ENCODERS
 
     _, partition = ENCODERS["SET_PARTITION_INFO"]
-    assert partition({"volatile": 4, "immediate": True}) == (4 << 28).to_bytes(8, "little") + b"\x01"
+    # in 256 MiB units (CXL_CAPACITY_MULTIPLIER), 10 bytes as cxl_mem_commands[] has it
+    assert partition({"volatile": 4, "immediate": True}) == (4).to_bytes(8, "little") + b"\x01\x00"
     _, set_feat = ENCODERS["SET_FEATURE"]
     payload = set_feat({"uuid": "96dad7d6-fde8-482b-a733-75774e06db8a", "value": 24})
     assert len(payload) == 32 + 2 and payload[:4] == bytes.fromhex("96dad7d6") and payload[32:] == b"\x18\x01"

@@ -108,7 +108,7 @@ PAYLOAD_STRUCTS = {"SET_PARTITION_INFO": 0x0A, "CLEAR_LOG": 0x10}
 def _payload_size(r: Request) -> Verdict:
     need = PAYLOAD_STRUCTS.get(r.command.op)
     if need is not None and 0 < r.size("in_size") < need:
-        return Deny(errno.EBUSY, f"payload of {r.size('in_size')} bytes is shorter than the {need}-byte struct")
+        return Deny(errno.EBUSY, f"a {r.size('in_size')}-byte payload is shorter than the {need}-byte struct")
     return None
 
 

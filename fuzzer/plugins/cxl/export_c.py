@@ -113,10 +113,10 @@ KERNEL_HOWTO = {
                      "(e.g. cxl create-region -t {mode} -m <memdev>)",
     "region_destroy": "destroy region {region} (cxl destroy-region)",
     "nvdimm_bind": "bind the cxl_pmem nvdimm for this memdev (modprobe cxl_pmem)",
-    # cxl_nvdimm_probe() registers clear_exclusive() as a devm action of the cxl_nvdimm device:
-    # unbinding libnvdimm's nmemX does not run it, unbinding cxl_nvdimm (or rmmod cxl_pmem) does
-    "nvdimm_unbind": "unbind the cxl_nvdimm driver (echo <pmemX> > /sys/bus/cxl/drivers/cxl_nvdimm/unbind, "
-                     "or rmmod cxl_pmem)",
+    # cxl_nvdimm_probe() registers clear_exclusive() as a devm action of the cxl_nvdimm device;
+    # unbinding libnvdimm's nmemX does not run it, and cxl_nvdimm_driver has suppress_bind_attrs
+    # (no sysfs unbind): only unloading cxl_pmem releases SET_LSA and SET_SHUTDOWN_STATE
+    "nvdimm_unbind": "unload cxl_pmem (modprobe -r cxl_pmem): the only way to unbind cxl_nvdimm",
     "edac_repair": "repair DPA {dpa} x 64 through EDAC (/sys/bus/edac/devices/cxl_<memdev>/mem_repair0/)",
     "nvdimm_write_label": "let libnvdimm write a label (e.g. ndctl create-namespace)",
     "edac_set_scrub": "set the patrol scrub cycle to {cycle_hours} h through EDAC "

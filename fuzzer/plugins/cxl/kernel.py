@@ -266,7 +266,8 @@ ACTIONS = (
         Param("region", "handle", bundle="regions", consumes=True),
     ), doc="decommit and destroy a region"),
     KernelAction("nvdimm_bind", nvdimm_bind, doc="cxl_nvdimm_probe()"),
-    KernelAction("nvdimm_unbind", nvdimm_unbind, doc="cxl_nvdimm_remove()"),
+    KernelAction("nvdimm_unbind", nvdimm_unbind,
+                 doc="cxl_nvdimm unbound: clear_exclusive() runs (only by unloading cxl_pmem: suppress_bind_attrs)"),
     KernelAction("nvdimm_write_label", nvdimm_write_label, (
         Param("offset", "choice", choices=(0, 8, 16, 64)), Param("byte", "int", 0, 255),
     ), doc="libnvdimm writes a label"),

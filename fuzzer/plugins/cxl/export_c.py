@@ -214,7 +214,7 @@ static __attribute__((unused)) void report(int step, const char *what, int rc, i
 		failed = 1;
 	} else if (retval) {
 		printf("step %d: %s -> device error %u (%s)\n", step, what, retval,
-		       retval < sizeof(mbox_rc) / sizeof(mbox_rc[0]) ? mbox_rc[retval] : "?");
+			retval < sizeof(mbox_rc) / sizeof(mbox_rc[0]) ? mbox_rc[retval] : "?");
 		failed = 1;
 	} else {
 		printf("step %d: %s -> ok\n", step, what);
@@ -222,7 +222,7 @@ static __attribute__((unused)) void report(int step, const char *what, int rc, i
 }
 
 static __attribute__((unused)) void mem_cmd(const char *dev, int step, uint32_t id, uint16_t opcode, const uint8_t *in, uint32_t len,
-		    uint32_t in_size, uint32_t out_size)
+			uint32_t in_size, uint32_t out_size)
 {
 	struct cxl_send_command c;
 	uint8_t *inb = sized(in, len, in_size), *outb = calloc(1, (out_size < (64u << 20) ? out_size : 0) + 1);
@@ -241,7 +241,7 @@ static __attribute__((unused)) void mem_cmd(const char *dev, int step, uint32_t 
 	rc = ioctl(fd, CXL_MEM_SEND_COMMAND, &c);
 	err = errno;
 	snprintf(what, sizeof(what), "CXL_MEM_SEND_COMMAND opcode %#06x in.size %u out.size %u", opcode,
-		 in_size, out_size);
+			in_size, out_size);
 	report(step, what, rc, err, c.retval);
 	close(fd);
 	free(inb);
@@ -249,7 +249,7 @@ static __attribute__((unused)) void mem_cmd(const char *dev, int step, uint32_t 
 }
 
 static __attribute__((unused)) void fwctl_cmd(const char *dev, int step, uint32_t scope, uint16_t opcode, const uint8_t *in, uint32_t len,
-		      uint32_t in_len, uint32_t out_len, uint32_t op_size)
+			uint32_t in_len, uint32_t out_len, uint32_t op_size)
 {
 	uint8_t *buf = calloc(1, sizeof(struct fwctl_rpc_cxl_hdr) + len);
 	struct fwctl_rpc_cxl_hdr *h = (struct fwctl_rpc_cxl_hdr *)buf;
@@ -273,7 +273,7 @@ static __attribute__((unused)) void fwctl_cmd(const char *dev, int step, uint32_
 	rc = ioctl(fd, FWCTL_RPC, &r);
 	err = errno;
 	snprintf(what, sizeof(what), "FWCTL_RPC scope %u opcode %#06x in_len %u out_len %u", scope, opcode,
-		 in_len, out_len);
+			in_len, out_len);
 	report(step, what, rc, err, rc || out_len < 8 ? 0 : ((struct fwctl_rpc_cxl_out *)outb)->retval);
 	close(fd);
 	free(buf);

@@ -16,6 +16,7 @@ OPCODES: dict[str, int] = {
     # HCA and global state
     "QUERY_HCA_CAP": 0x100,
     "QUERY_ADAPTER": 0x101,
+    "ENABLE_HCA": 0x104,
     "SET_HCA_CAP": 0x109,
     "QUERY_OTHER_HCA_CAP": 0x10E,  # fwctl/mlx5/main.c local enum
     "QUERY_ESW_FUNCTIONS": 0x740,

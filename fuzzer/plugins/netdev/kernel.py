@@ -139,7 +139,7 @@ def pci_resume(world: World, args: Args) -> Reply:
 
 
 ACTIONS = (
-    KernelAction("ip_link_set_mtu", ip_link_set_mtu, (Param("mtu", "choice", choices=(9000, 1500)),),
+    KernelAction("ip_link_set_mtu", ip_link_set_mtu, (Param("mtu", "choice", choices=(1500, 9000)),),
                  doc="ip link set dev eth0 mtu N"),
     KernelAction("ip_link_set", ip_link_set, (Param("up", "bool"),), doc="ip link set dev eth0 up|down"),
     KernelAction("ethtool_set_channels", ethtool_set_channels, (Param("count", "int", 1, 8),),

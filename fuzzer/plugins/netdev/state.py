@@ -73,7 +73,7 @@ OWNED = tuple(f.name for f in NETDEV_OWNED)
 DEFAULTS: dict[str, Any] = {
     "link.mtu": 1500, "link.admin": 0, "link.oper": 0, "link.speed": 1, "link.pause": 0, "vport.mac": 1,
     "vf.count": 0, "vf.state": 0, "rings": 0, "stats": 1000, "func.resets": 0, "fw.running": 1,
-    "fw.pending": 0, "nvm.config": 0, "vf.caps": 0, "phy.regs": 0, "dbg.config": 0, "fw.time": 0,
+    "fw.pending": 0, "nvm.config": 1, "vf.caps": 0, "phy.regs": 0, "dbg.config": 0, "fw.time": 0,
     "fw.events": (), "fw.uctx": (),
 }
 

@@ -156,14 +156,19 @@ FIRMWARE = tuple(Firmware(op, hwrm.REQ_TYPES[op], h, effects=eff) for op, (h, ef
 # ----------------------------------------------------------------------------- the driver
 
 
-def handle_events(world: World) -> None:
-    """bnxt_async_event_process(): RESET_NOTIFY schedules bnxt_fw_reset(), which recovers the function."""
+def handle_events(world: World) -> str:
+    """bnxt_async_event_process(): RESET_NOTIFY schedules bnxt_fw_reset(), which recovers the function.
+
+    Returns what the driver did, for the trace ("" when there was no event).
+    """
     events = world.device.state["fw.events"]
     if not events:
-        return
+        return ""
     world.device.state["fw.events"] = ()
     if RESET_NOTIFY in events:
         recover(world, DRIVER)
+        return "bnxt_en: RESET_NOTIFY -> bnxt_fw_reset(): rings, MTU and link reprogrammed"
+    return ""
 
 
 def _send(world: World, op: str, **args: Any) -> None:
@@ -215,8 +220,9 @@ def _rpc(op: str) -> Callable[[World, Args, Caller], Reply]:
         if not world.kernel["bound"]:
             return Reply(errno=errno.ENODEV, why="fwctl_unregister(): the bnxt_en device is gone")
         reply = world.mailbox(op, **args)
-        handle_events(world)
-        return Reply(rc=reply.rc, out={**reply.out, "timeout_ms": hwrm.timeout_ms(op)}, why=reply.why)
+        recovered = handle_events(world)
+        return Reply(rc=reply.rc, out={**reply.out, "timeout_ms": hwrm.timeout_ms(op)},
+                     why="; ".join(w for w in (reply.why, recovered) if w))
 
     bnxtctl_fw_rpc.__name__ = f"bnxtctl_fw_rpc_{op.lower()}"
     return bnxtctl_fw_rpc

@@ -8,6 +8,11 @@ input``/``HWRM_MAX_REQ_LEN``, the DMA length fields, pds's
 not modelled; nor is a pds policy from before "fwctl: pds: Validate RPC input
 size before parsing".
 
+Sources as read: ``drivers/fwctl/bnxt/main.c`` at 98f21c54 (which has the
+``bnxtctl_dma_cmds[]`` table with a ``scope_min`` per DMA command),
+``drivers/fwctl/pds/main.c`` at 479bec4c, ``drivers/fwctl/mlx5/main.c`` at
+52929c21 (``fuzzer/plugins/mlx5/fwctl.py``).
+
 Each policy promises what ``Documentation/userspace-api/fwctl/fwctl.rst``
 says of the scopes: ``FWCTL_RPC_CONFIGURATION`` is for changes that are live
 only after a reset or are non-disruptive, so a command that resets the

@@ -157,7 +157,8 @@ def walk_rules(ex: Executor) -> list[WalkRule]:
     channels = {c.name: c for c in sub.channels}
 
     def split(params: Sequence[Any]) -> tuple[tuple[tuple[str, str, Any], ...], tuple[tuple[str, str, bool], ...]]:
-        values = tuple((p.name, p.kind, (p.lo, p.hi - p.lo + 1) if p.kind == "int" else p.choices)
+        values = tuple((p.name, p.kind, (p.lo, p.hi - p.lo + 1) if p.kind == "int"
+                        else p if p.kind == "size" else p.choices)
                        for p in params if p.kind != "handle")
         return values, tuple((p.name, p.bundle, p.consumes) for p in params if p.kind == "handle")
 
@@ -172,7 +173,7 @@ def walk_rules(ex: Executor) -> list[WalkRule]:
         callers = tuple(Caller(caps=c, scope=s, lockdown=lk, switches=sw)
                         for c in space.caps for s in (channels[ch].scopes or (None,))
                         for lk in space.lockdown for sw in space.switches)
-        rules.append(WalkRule("user", op, ch, *split(cmd.params), callers, made(cmd.produces)))
+        rules.append(WalkRule("user", op, ch, *split(ex.params[(ch, op)]), callers, made(cmd.produces)))
     return rules
 
 
@@ -213,6 +214,10 @@ def random_walk(ex: Executor, signature: str, *, seed: int, budget: float) -> Ru
                     args[name] = data[0] + int(rnd() * data[1])
                 elif kind == "bool":
                     args[name] = rnd() < 0.5
+                elif kind == "size":  # half the time left out (natural), else uniform up to twice that
+                    if rnd() < 0.5:
+                        n = data.natural(args) if callable(data.natural) else data.lo
+                        args[name] = min(data.hi, data.lo + int(rnd() * (2 * n + 65)))
                 else:
                     args[name] = data[int(rnd() * len(data))]
             for name, bundle, consumes in r.handles:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # pragma: no cover
+    from fuzzer.sizes import Access, Buffer, BufferKind
     from fuzzer.spec import Command, Decision, DeviceVariant, Field, Policy, Reply, Step, Subsystem, Violation
 
 
@@ -72,6 +73,10 @@ class World(Protocol):
         """The declared field a state key belongs to (``qp:5`` -> the ``qp`` family)."""
         ...
 
+    def buffer(self, name: str, size: int, data: bytes = b"", *, kind: BufferKind = "kernel") -> Buffer:
+        """Allocate a buffer whose reads and writes the ``out-of-bounds`` invariant checks."""
+        ...
+
 
 class StepContext(Protocol):
     """What an invariant sees about the step that just ran."""
@@ -98,6 +103,8 @@ class StepContext(Protocol):
     declared: int
     #: the policy trusts this step's caller by design (``Trust``)
     trusted: bool
+    #: every buffer read and write of the step
+    accesses: tuple[Access, ...]
 
     @property
     def allowed(self) -> bool:

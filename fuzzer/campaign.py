@@ -21,6 +21,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import attrs
 from hypothesis.database import ExampleDatabase
@@ -110,14 +111,24 @@ class Result:
                 if s not in self.accepted and f.violation.severity != "trusted"]
 
 
-def simplicity(steps: list[Step], scopes: Mapping[str, tuple[str, ...]] | None = None) -> tuple[int, int]:
+def simplicity(steps: list[Step], scopes: Mapping[str, tuple[str, ...]] | None = None,
+               params_of: Callable[[Step], Any] | None = None) -> tuple[int, int]:
     """Order sequences as a reader would: fewer steps, then plainer callers and smaller arguments.
 
     ``scopes`` gives each channel's scopes, least privileged first (``Channel.scopes``):
     the least costs nothing, so an fwctl path at CONFIGURATION is as plain as a RAW one.
+    With ``params_of`` (``Executor.params_of``), a size at its natural value costs
+    nothing and any other costs more than every natural one, as ``minimize`` orders them.
     """
     cost = 0
     for s in steps:
+        if params_of is not None and s.actor == "user":
+            for p in params_of(s) or ():
+                v = s.args.get(p.name)
+                if p.kind == "size" and isinstance(v, int) and callable(p.natural):
+                    cost += 0 if v == p.natural(s.args) else 1 + min(abs(v), 1 << 20)
+            s = attrs.evolve(s, args={k: v for k, v in s.args.items()
+                                      if not any(p.name == k and p.kind == "size" for p in params_of(s) or ())})
         if s.caller is not None:
             c = s.caller
             order = (scopes or {}).get(s.channel, ())
@@ -311,7 +322,7 @@ class Campaign(Session):
                 f.steps = steps
                 f.violation = self._final_violation(steps, sig)
                 if self.corpus_dir is not None:
-                    f.path = corpus.save(self.corpus_dir, self.entry(f))
+                    f.path = corpus.save(self.corpus_dir, self.entry(f), self._checker.payload_of)
 
     def _save(self, finding: Finding) -> Path:
         """Write the finding, unless the corpus already holds an equally simple reproducer.
@@ -329,6 +340,8 @@ class Campaign(Session):
                 old = corpus.load(path)
             except PtfuzzError:
                 old = None
+            if old is not None:  # an older format's file is migrated in memory, never rewritten for that
+                old = corpus.migrate(old, self._checker.params_of)
             if (
                 old is not None
                 and old.signature == finding.signature
@@ -340,10 +353,10 @@ class Campaign(Session):
                 finding.violation = self._final_violation(finding.steps, finding.signature)
                 finding.polished = True
                 return path
-        return corpus.save(self.corpus_dir, entry)
+        return corpus.save(self.corpus_dir, entry, self._checker.payload_of)
 
     def _simplicity(self, steps: list[Step]) -> tuple[int, int]:
-        return simplicity(steps, self._scopes)
+        return simplicity(steps, self._scopes, self._checker.params_of)
 
     def _final_violation(self, steps: list[Step], signature: str) -> Violation:
         self._checker.reset()

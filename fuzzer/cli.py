@@ -30,10 +30,11 @@ from rich.table import Table
 
 from fuzzer import __version__, corpus, files, host, safetext
 from fuzzer.campaign import DEFAULT_EXAMPLES, SEARCHES, Campaign, Finding, Result
-from fuzzer.errors import PtfuzzError, UsageError
+from fuzzer.errors import CorpusError, PtfuzzError, UsageError
 from fuzzer.hypothesis_search import open_database
+from fuzzer.invariants import GENERIC
+from fuzzer.replay import executor_for, trace
 from fuzzer.replay import replay as do_replay
-from fuzzer.replay import trace
 from fuzzer.spec import Policy
 from fuzzer.workers import WorkerSpec, run_workers
 
@@ -124,12 +125,13 @@ def list_cmd(ctx: click.Context) -> None:
         if not reg.policies.get(name):
             t.add_row("(none)", "", "", "", "no plugin registers a policy for this subsystem yet")
         for pname, pol in sorted(reg.policies.get(name, {}).items()):
+            about = f"(before {pol.predates}) {pol.doc}" if pol.predates else pol.doc
             t.add_row(pname, ",".join(pol.channels), str(len(pol.rules)),
-                      reg.provider[("policy", name, pname)], pol.doc)
+                      reg.provider[("policy", name, pname)], about)
         con.print(t)
         con.print(f"  kernel actions: {', '.join(a.name for a in sub.actions)}")
         invs = [i.name for i in reg.invariants if i.subsystem in (None, name)]
-        con.print(f"  invariants: kernel-owned-integrity, declared-effects, access, {', '.join(invs)}\n")
+        con.print(f"  invariants: {', '.join([i.name for i in GENERIC] + invs)}\n")
 
 
 def _print_finding(con: Console, f: Finding, first: bool) -> None:
@@ -364,6 +366,28 @@ def export(ctx: click.Context, file: str, fmt: str, output: str | None) -> None:
     else:  # not click.echo: it re-encodes on its own terms; stdout here escapes what it cannot encode
         sys.stdout.write(text)
         sys.stdout.flush()
+
+
+@cli.command()
+@click.argument("paths", metavar="FILES", nargs=-1, required=True, type=click.Path())
+@click.pass_context
+def migrate(ctx: click.Context, paths: tuple[str, ...]) -> None:
+    """Rewrite corpus FILES of an older format in the current one (replay reads both)."""
+    reg = _registry(ctx)
+    con = _console()
+    for path in corpus.expand(paths):
+        entry = corpus.load(path)
+        if entry.format == corpus.FORMAT:
+            _say(con, f"current  {path}")
+            continue
+        executor, _ = executor_for(reg, entry)
+        new = corpus.migrate(entry, executor.params_of)
+        for i, step in enumerate(new.steps, 1):
+            why = executor.validate(step)
+            if why:
+                raise CorpusError(f"{path}: step {i}: {why}")
+        corpus.write(path, new, executor.payload_of)
+        _say(con, f"migrated {path} ({entry.format} -> {corpus.FORMAT})")
 
 
 @cli.command("new-plugin")

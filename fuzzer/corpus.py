@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,12 @@ from fuzzer.errors import CorpusError
 from fuzzer.spec import Caller, Violation
 from fuzzer.world import Step
 
-FORMAT = "ptfuzz.sequence/1"
+FORMAT = "ptfuzz.sequence/2"
+#: Older formats this ptfuzz still reads, migrating on load (``migrate``); files are never rewritten unless
+#: asked (``ptfuzz migrate``).  /1 had no sizes: its user steps get the natural ones.
+READS = ("ptfuzz.sequence/1", FORMAT)
+#: Payload bytes written per step, at most (the rest is zeros, and the declared size says how many).
+BYTES_SHOWN = 256
 
 
 @attrs.frozen
@@ -40,23 +45,28 @@ class Entry:
     ptfuzz: str = ""
     seed: int | None = None
     path: str = ""
+    format: str = FORMAT
 
     @property
     def signature(self) -> str:
         return str(self.violation["signature"])
 
 
-def step_to_json(step: Step) -> dict[str, Any]:
+def step_to_json(step: Step, payload: bytes | None = None) -> dict[str, Any]:
+    """A step as JSON; ``payload``, if given, is written as ``bytes`` (hex, informative: replay re-derives it)."""
     if step.actor == "kernel":
         return {"actor": "kernel", "action": step.op, "args": dict(step.args)}
     assert step.caller is not None
-    return {
+    doc = {
         "actor": "user",
         "channel": step.channel,
         "op": step.op,
         "caller": step.caller.to_json(),
         "args": dict(step.args),
     }
+    if payload is not None:
+        doc["bytes"] = payload[:BYTES_SHOWN].hex()
+    return doc
 
 
 def violation_to_json(v: Violation) -> dict[str, Any]:
@@ -70,7 +80,7 @@ def violation_to_json(v: Violation) -> dict[str, Any]:
     }
 
 
-def to_json(entry: Entry) -> dict[str, Any]:
+def to_json(entry: Entry, payload_of: Callable[[Step], bytes | None] | None = None) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "format": FORMAT,
         "subsystem": entry.subsystem,
@@ -84,7 +94,7 @@ def to_json(entry: Entry) -> dict[str, Any]:
         "ptfuzz": entry.ptfuzz,
         "seed": entry.seed,
         "violation": dict(entry.violation),
-        "steps": [step_to_json(s) for s in entry.steps],
+        "steps": [step_to_json(s, payload_of(s) if payload_of else None) for s in entry.steps],
     })
     return doc
 
@@ -95,7 +105,8 @@ def file_name(entry: Entry) -> str:
     return re.sub(r"[^A-Za-z0-9._~+-]", "_", "--".join(parts)) + ".json"
 
 
-def save(directory: str | os.PathLike[str], entry: Entry) -> Path:
+def save(directory: str | os.PathLike[str], entry: Entry,
+         payload_of: Callable[[Step], bytes | None] | None = None) -> Path:
     """Write ``entry`` atomically into ``directory``; returns the path.
 
     Also removes temporary files a killed save left there (``files.clean_stale``).
@@ -104,8 +115,36 @@ def save(directory: str | os.PathLike[str], entry: Entry) -> Path:
     d.mkdir(parents=True, exist_ok=True)
     files.clean_stale(d)
     path = d / file_name(entry)
-    files.write_atomic(path, json.dumps(to_json(entry), indent=2, sort_keys=False) + "\n")
+    write(path, entry, payload_of)
     return path
+
+
+def write(path: str | os.PathLike[str], entry: Entry,
+          payload_of: Callable[[Step], bytes | None] | None = None) -> None:
+    """Write ``entry`` to ``path`` atomically, in the current format."""
+    files.write_atomic(path, json.dumps(to_json(entry, payload_of), indent=2, sort_keys=False) + "\n")
+
+
+def migrate(entry: Entry, params_of: Callable[[Step], Sequence[Any] | None]) -> Entry:
+    """An entry of an older format as the current one: /1 user steps get their natural sizes.
+
+    ``params_of(step)`` gives the step's resolved parameters (``Executor.params``).
+    Arguments the step has are kept; nothing else changes, so a /1 finding
+    replays as it always did.
+    """
+    if entry.format == FORMAT:
+        return entry
+    steps = []
+    for step in entry.steps:
+        params = params_of(step) if step.actor == "user" else None
+        missing = [p for p in params or () if p.kind == "size" and p.name not in step.args]
+        if missing:
+            args = dict(step.args)
+            for p in missing:
+                args[p.name] = p.natural(args) if callable(p.natural) else p.lo
+            step = attrs.evolve(step, args=args)
+        steps.append(step)
+    return attrs.evolve(entry, steps=tuple(steps), format=FORMAT)
 
 
 def expand(paths: Iterable[str]) -> list[str]:
@@ -143,7 +182,7 @@ def expand(paths: Iterable[str]) -> list[str]:
 
 TOP_KEYS = ("format", "subsystem", "device", "policy", "without", "plugins", "ptfuzz", "seed", "violation", "steps")
 VIOLATION_KEYS = {"invariant": str, "step": int, "field": str, "severity": str, "message": str, "signature": str}
-STEP_KEYS = {"kernel": ("actor", "action", "args"), "user": ("actor", "channel", "op", "caller", "args")}
+STEP_KEYS = {"kernel": ("actor", "action", "args"), "user": ("actor", "channel", "op", "caller", "args", "bytes")}
 CALLER_KEYS = ("caps", "scope", "lockdown", "switches")
 
 
@@ -204,6 +243,9 @@ def step_from_json(doc: Any, where: str) -> Step:
         return Step("kernel", _need(doc, "action", str, where), _args(doc.get("args", {}), where))
     if actor == "user":
         _only(doc, STEP_KEYS["user"], where)
+        shown = doc.get("bytes", "")
+        if not isinstance(shown, str) or len(shown) > 2 * BYTES_SHOWN or not _HEX.fullmatch(shown):
+            raise CorpusError(f"{where}: 'bytes' must be a hex string of at most {BYTES_SHOWN} bytes")
         return Step(
             "user",
             _need(doc, "op", str, where),
@@ -212,6 +254,9 @@ def step_from_json(doc: Any, where: str) -> Step:
             _caller(doc.get("caller", {}), where),
         )
     raise CorpusError(f"{where}: 'actor' must be 'kernel' or 'user', got {safetext.shown(actor)}")
+
+
+_HEX = re.compile(r"(?:[0-9a-f]{2})*")
 
 
 class _Duplicates(dict[str, Any]):
@@ -275,8 +320,9 @@ def load(path: str | os.PathLike[str]) -> Entry:
     where = safetext.line(str(path))
     doc = parse(files.read_text(path), where)
     fmt = doc.get("format")
-    if fmt != FORMAT:
-        raise CorpusError(f"{where}: unknown format {safetext.shown(fmt)}; this ptfuzz reads {FORMAT!r}")
+    if fmt not in READS:
+        raise CorpusError(f"{where}: unknown format {safetext.shown(fmt)}; this ptfuzz reads "
+                          f"{', '.join(repr(f) for f in READS)}")
     _only(doc, TOP_KEYS, where)
     steps_doc = _need(doc, "steps", list, where)
     if not steps_doc:
@@ -309,4 +355,5 @@ def load(path: str | os.PathLike[str]) -> Entry:
         ptfuzz=ptfuzz,
         seed=seed,
         path=str(path),
+        format=str(fmt),
     )

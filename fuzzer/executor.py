@@ -19,13 +19,16 @@ import attrs
 from fuzzer.errors import ModelError, raised
 from fuzzer.invariants import GENERIC
 from fuzzer.safetext import shown
+from fuzzer.sizes import Buffer, Envelope
 from fuzzer.spec import (
     ABSENT,
+    Channel,
     Command,
     Decision,
     DeviceVariant,
     Invariant,
     KernelAction,
+    Param,
     Policy,
     Reply,
     Request,
@@ -36,6 +39,71 @@ from fuzzer.spec import (
     check_args,
 )
 from fuzzer.world import StepContext, World, firmware_table
+
+
+def resolve_params(channel: Channel, command: Command, info: Mapping[str, Any]) -> tuple[Param, ...]:
+    """A command's parameters on ``channel``: its own, then the envelope's sizes, every size resolved.
+
+    Resolving turns a size's ``natural`` into a function of the other
+    arguments and its ``marks`` into ints, once, so drawing and shrinking
+    need no device.
+    """
+    env = channel.envelope
+    params = command.params + (env.sizes if env is not None else ())
+    if not any(p.kind == "size" for p in params):
+        return params
+    layout = command.layout
+    header = env.header if env is not None else None
+    head_in = header.natural({}) if header is not None else 0
+    head_out = (header.out or 0) if header is not None else 0
+
+    def payload(args: Mapping[str, Any]) -> int:
+        return layout.natural(args) if layout is not None else 0
+
+    def natural_of(p: Param) -> Any:
+        n = p.natural
+        if callable(n):
+            return n
+        if n == "in":
+            return lambda args: head_in + payload(args)
+        if n == "payload":
+            return payload
+        if n == "out":
+            fixed = layout.out if layout is not None else 0
+            full = head_out + (fixed if fixed is not None else int(info.get("payload_size", 0)))
+            return lambda args: full
+        if isinstance(n, str):
+            v = int(info.get(n, p.lo))
+            return lambda args: v
+        v = p.lo if n is None else int(n)
+        return lambda args: v
+
+    out = []
+    for p in params:
+        if p.kind != "size":
+            out.append(p)
+            continue
+        marks = {0, 1, head_in, p.lo, p.hi}
+        for m in p.marks:
+            v = int(info[m]) if isinstance(m, str) and m in info else m
+            if isinstance(v, int):
+                marks.update((v, v + 1))
+        out.append(attrs.evolve(p, natural=natural_of(p),
+                                marks=tuple(sorted(m for m in marks if p.lo <= m <= p.hi))))
+    return tuple(out)
+
+
+def inbound(world: World, env: Envelope, command: Command, args: Mapping[str, Any]) -> tuple[Buffer, int]:
+    """The input buffer the kernel copies in: header and payload encoded from ``args``, cut to the declared size."""
+    values = {**args, "opcode": command.opcode}
+    data = env.header.encode(values)
+    base = env.header.natural({}) if env.header.slots or env.header.size else 0
+    if len(data) < base:
+        data.extend(bytes(base - len(data)))
+    if command.layout is not None:
+        command.layout.encode(values, base, data)
+    size = int(args.get(env.inbound, len(data)))
+    return world.buffer("payload_in", size, bytes(data[:size])), base
 
 
 @attrs.frozen
@@ -111,6 +179,14 @@ class Executor:
             i for i in invariants if i.subsystem in (None, subsystem.name)
         )
         self.channels = {c.name: c for c in subsystem.channels}
+        #: (channel, op) -> the command's parameters plus its channel's size arguments, resolved
+        self.params: dict[tuple[str, str], tuple[Param, ...]] = {
+            key: resolve_params(self.channels[key[0]], c, device.info) for key, c in self.user_index.items()
+        }
+        #: (channel, op) -> its size parameters: a step that leaves one out gets the natural value
+        self.sized: dict[tuple[str, str], tuple[Param, ...]] = {
+            key: sizes for key, ps in self.params.items() if (sizes := tuple(p for p in ps if p.kind == "size"))
+        }
         self.total_steps = 0
         self.world = self.reset()
         self.index = 0
@@ -139,6 +215,11 @@ class Executor:
         world = self.world
         self.index += 1
         self.total_steps += 1
+        world.accesses = []
+        if step.actor == "user":
+            sized = self.sized.get((step.channel, step.op))
+            if sized and any(p.name not in step.args for p in sized):
+                step = self.complete(step)
         state = world.device.state
         before = state.copy()
         taint_before = world.tainted
@@ -158,8 +239,8 @@ class Executor:
                 assert step.caller is not None
                 declared = command.declared(step.args, world.device)
                 policy = self.policy
-                request = Request(command, step.channel, step.args, step.caller, world.kernel, world.device,
-                                  policy.knobs)
+                channel = self.channels[step.channel]
+                request = self.request(step, command)
                 if step.channel not in policy.channels:
                     decision = Decision(
                         False, errno.ENODEV, rule="channel-closed",
@@ -175,11 +256,20 @@ class Executor:
                 if decision.allowed:
                     if decision.rewrite:
                         request = attrs.evolve(request, args={**step.args, **decision.rewrite})
-                    if command.driver is not None:
-                        reply = command.driver(world, request.args, step.caller)
-                    else:
+                    caller = step.caller
+
+                    def forward(args: Mapping[str, Any], command: Command = command) -> Reply:
+                        if command.driver is not None:
+                            return command.driver(world, args, caller)
                         assert command.handler is not None
-                        reply = command.handler(world.device, request.args)
+                        return command.handler(world.device, args)
+
+                    if channel.transport is not None:
+                        what = "transport"
+                        reply = channel.transport(world, request, forward)
+                        what = "command"
+                    else:
+                        reply = forward(request.args)
                     if isinstance(reply, Reply):
                         what = "reaction"
                         for reaction in policy.reactions_for(step.channel, step.op):
@@ -229,6 +319,7 @@ class Executor:
             reply=reply,
             declared=declared,
             trusted=trusted,
+            accesses=tuple(world.accesses),
         )
         violations: list[Violation] = []
         for inv in self.invariants:
@@ -244,6 +335,48 @@ class Executor:
         owned = tuple(k for k, _, _ in changes if _owned_now(world, k)) if self.trace and changes else ()
         return StepResult(self.index, step, decision, reply, changes, tuple(violations), declared, owned,
                           tuple(reacted))
+
+    def request(self, step: Step, command: Command | None = None) -> Request:
+        """What the policy sees for user ``step`` in the current world (its payload copied in, if sized)."""
+        command = command or self.user_index[(step.channel, step.op)]
+        assert step.caller is not None
+        channel = self.channels[step.channel]
+        payload, base = None, 0
+        if channel.envelope is not None:
+            payload, base = inbound(self.world, channel.envelope, command, step.args)
+        return Request(command, step.channel, step.args, step.caller, self.world.kernel, self.world.device,
+                       self.policy.knobs, payload, base)
+
+    def complete(self, step: Step) -> Step:
+        """``step`` with every size argument it leaves out set to its natural value.
+
+        A size left out means "what a correct caller declares", so tests and
+        plugin authors write ``Step("user", "CLEAR_LOG", {"log": ...}, ...)``.
+        """
+        sized = self.sized.get((step.channel, step.op)) if step.actor == "user" else None
+        if not sized:
+            return step
+        args = dict(step.args)
+        for p in sized:
+            if p.name not in args:
+                args[p.name] = p.natural(args) if callable(p.natural) else p.lo
+        return attrs.evolve(step, args=args)
+
+    def params_of(self, step: Step) -> tuple[Param, ...] | None:
+        """The resolved parameters of a user step (None for a kernel action or an unknown command)."""
+        return self.params.get((step.channel, step.op)) if step.actor == "user" else None
+
+    def payload_of(self, step: Step) -> bytes | None:
+        """The input bytes a user step hands the kernel (header and payload, cut to the declared size)."""
+        if step.actor != "user":
+            return None
+        channel = self.channels.get(step.channel)
+        command = self.user_index.get((step.channel, step.op))
+        if channel is None or channel.envelope is None or command is None:
+            return None
+        scratch = World(self.subsystem, self.variant, self.commands, self.policy, self.firmware)
+        buf, _ = inbound(scratch, channel.envelope, command, step.args)
+        return bytes(buf.data).ljust(min(buf.size, 256), b"\0")
 
     # ------------------------------------------------------------------ checking input
 
@@ -261,7 +394,9 @@ class Executor:
             return self._unknown(step)
         if step.caller is None:
             return "a user step needs a caller"
-        return self._check_caller(step) or check_args(command.params, step.args)
+        params = self.params[(step.channel, step.op)]
+        given = tuple(p for p in params if p.kind != "size" or p.name in step.args)  # a size left out is natural
+        return self._check_caller(step) or check_args(given, step.args)
 
     def _check_caller(self, step: Step) -> str | None:
         """Refuse caller capabilities, scopes, lockdown states and switches the channel does not declare.
@@ -315,7 +450,7 @@ class Executor:
 
     def _crash(self, step: Step, exc: BaseException, what: str = "") -> str:
         blame = self._owner(step)
-        if what.startswith("policy") or what.startswith("reaction"):
+        if what.startswith("policy") or what.startswith("reaction") or what == "transport":
             blame = f"plugin {self._plugin('policy', self.subsystem.name, self.policy.name)!r}: {what}"
         else:
             blame = f"{blame}: {self._callable(step)}"

@@ -66,22 +66,44 @@ def callers_of(space: CallerSpace, channel: Channel) -> tuple[Caller, ...]:
     )
 
 
-def _drawer(p: Param) -> Callable[[random.Random], Any]:
+#: Share of size draws at the size's natural value: most steps must still work for
+#: sequences to reach deep state; the rest go to the boundaries (and a few anywhere).
+NATURAL = 0.8
+
+
+def _drawer(p: Param) -> Callable[[random.Random, dict[str, Any]], Any]:
+    """Draw a value of ``p``; sizes see the arguments drawn before them (their natural value may depend on them)."""
     if p.kind == "bool":
-        return lambda rng: rng.random() < 0.5
+        return lambda rng, args: rng.random() < 0.5
     if p.kind == "choice":
         choices = p.choices
-        return lambda rng: choices[int(rng.random() * len(choices))]
+        return lambda rng, args: choices[int(rng.random() * len(choices))]
     if p.kind == "int":
         lo, hi = p.lo, p.hi
         edges = tuple(sorted({v for v in (lo, lo + 1, hi - 1, hi, 0, 1) if lo <= v <= hi}))
 
-        def draw_int(rng: random.Random) -> int:
+        def draw_int(rng: random.Random, args: dict[str, Any]) -> int:
             if rng.random() < BOUNDARY:
                 return edges[int(rng.random() * len(edges))]
             return rng.randint(lo, hi)
 
         return draw_int
+    if p.kind == "size":
+        lo, hi, marks = p.lo, p.hi, p.marks
+        natural = p.natural if callable(p.natural) else (lambda args: lo)
+
+        def draw_size(rng: random.Random, args: dict[str, Any]) -> int:
+            r = rng.random()
+            n = min(max(natural(args), lo), hi)
+            if r < NATURAL:
+                return n
+            if r < NATURAL + 0.15:
+                near = [v for v in (n - 1, n + 1) if lo <= v <= hi]
+                pool = [int(m) for m in marks] + near
+                return pool[int(rng.random() * len(pool))] if pool else n
+            return rng.randint(lo, min(hi, max(2 * n, 64)))
+
+        return draw_size
     raise ValueError(f"parameter {p.name!r} has unknown kind {p.kind!r}")
 
 
@@ -98,7 +120,7 @@ class Move:
     callers: tuple[Caller, ...]
     #: (position in params, bundle, consumes) for each handle parameter
     handles: tuple[tuple[int, str, bool], ...]
-    drawers: tuple[Callable[[random.Random], Any] | None, ...] = attrs.field(eq=False, repr=False)
+    drawers: tuple[Callable[[random.Random, dict[str, Any]], Any] | None, ...] = attrs.field(eq=False, repr=False)
 
 
 def moves_of(executor: Executor) -> tuple[list[Move], list[int]]:
@@ -121,7 +143,7 @@ def moves_of(executor: Executor) -> tuple[list[Move], list[int]]:
     for (channel, op), cmd in sorted(executor.user_index.items()):
         if channel not in policy.channels:
             continue
-        idx = add("user", op, channel, cmd.params, cmd.produces, callers[channel])
+        idx = add("user", op, channel, executor.params[(channel, op)], cmd.produces, callers[channel])
         if channels[channel].opener == op:
             openers.append(idx)
     return moves, openers
@@ -194,7 +216,7 @@ class Explorer:
         """
         rng = self.rng
         values, callers = self.worked[move.index]
-        args = {}
+        args: dict[str, Any] = {}
         for p, d, seen in zip(move.params, move.drawers, values, strict=True):
             if d is None:
                 pool = self.live[p.bundle]
@@ -202,7 +224,7 @@ class Explorer:
             elif seen and rng.random() < REUSE:
                 args[p.name] = seen[int(rng.random() * len(seen))]
             else:
-                args[p.name] = d(rng)
+                args[p.name] = d(rng, args)
         caller = None
         if move.callers:
             src = callers if callers and rng.random() < REUSE else move.callers

@@ -43,12 +43,29 @@ def _taint_writes(r: Request) -> Verdict:
     return None
 
 
+#: drivers/fwctl/main.c: MAX_RPC_LEN = SZ_2M, the most in_len or out_len may ask for
+MAX_RPC_LEN = 2 << 20
+
+
+def _max_rpc_len(r: Request) -> Verdict:
+    """Only on channels whose requests carry in_len/out_len (an ``Envelope``)."""
+    if r.args.get("in_len", 0) > MAX_RPC_LEN or r.args.get("out_len", 0) > MAX_RPC_LEN:
+        return Deny(errno.EMSGSIZE, "in_len or out_len above MAX_RPC_LEN")
+    return None
+
+
 _CITE = "drivers/fwctl/main.c fwctl_cmd_rpc()"
 
 
 def core_rules(channel: str) -> tuple[Rule, ...]:
-    """The scope checks of fwctl_cmd_rpc(), in kernel order, for ``channel``."""
+    """The checks of fwctl_cmd_rpc() before the driver runs, in kernel order, for ``channel``.
+
+    After them the core copies exactly ``in_len`` bytes in and hands the driver
+    ``(in, in_len, &out_len)``: the driver must compare its own headers with
+    ``in_len`` before it parses them (fwctl.rst).
+    """
     return (
+        Rule("fwctl-max-rpc-len", _max_rpc_len, _CITE, channels=(channel,)),
         Rule("fwctl-scope-known", _scope_known, _CITE, channels=(channel,)),
         Rule("fwctl-rawio-for-full", _rawio_for_full, _CITE, channels=(channel,)),
         Rule("fwctl-taint", _taint_writes, _CITE, channels=(channel,)),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import attrs
+
 from fuzzer.api import StepContext
 from fuzzer.effects import describe
 from fuzzer.errors import ModelError
@@ -12,6 +14,7 @@ from fuzzer.spec import ABSENT, Invariant, Violation
 KERNEL_OWNED = "kernel-owned-integrity"
 DECLARED = "declared-effects"
 ACCESS = "access"
+OUT_OF_BOUNDS = "out-of-bounds"
 
 
 def kernel_owned_integrity(ctx: StepContext) -> Iterator[Violation]:
@@ -125,8 +128,27 @@ def access(ctx: StepContext) -> Iterator[Violation]:
             )
 
 
+def out_of_bounds(ctx: StepContext) -> Iterator[Violation]:
+    """A read or write past the bytes a buffer really has, reported as KASAN would.
+
+    The signature names the buffer, not the offset, so one missing check is
+    one finding whatever length shows it.  Kernel memory and device
+    registers are a hole whatever the taint; the caller's own buffer
+    (the kernel writing more than the caller said it has room for)
+    follows the taint, because the kernel WARNs when it does that.
+    """
+    seen: set[str] = set()
+    for a in ctx.accesses:
+        if a.out_of_bounds and a.buffer not in seen:
+            seen.add(a.buffer)
+            v = ctx.violation(OUT_OF_BOUNDS, a.describe(), field=a.buffer)
+            # memory safety is not something a policy can trust a caller with
+            yield v if a.kind == "user" else attrs.evolve(v, severity="hole")
+
+
 GENERIC = (
     Invariant(KERNEL_OWNED, kernel_owned_integrity, doc="kernel-owned fields equal the shadow"),
     Invariant(DECLARED, declared_effects, doc="changes fit the declared effects"),
     Invariant(ACCESS, access, doc="privileged effects met the policy's promises"),
+    Invariant(OUT_OF_BOUNDS, out_of_bounds, doc="no buffer is read or written past its size"),
 )

@@ -73,6 +73,11 @@ def param_strategy(p: Param, bundles: dict[str, Bundle]) -> Any:
     if p.kind == "handle":
         bundle = bundles.setdefault(p.bundle, Bundle(p.bundle))
         return consumes(bundle) if p.consumes else bundle
+    if p.kind == "size":
+        # None stands for the natural size, filled in from the other arguments (``natural_sizes``);
+        # it comes first so that Hypothesis shrinks towards a well-formed request
+        edges = [st.sampled_from(p.marks)] if p.marks else []
+        return st.one_of(st.none(), *edges, st.integers(p.lo, p.hi))
     raise ValueError(f"parameter {p.name!r} has unknown kind {p.kind!r}")
 
 
@@ -148,7 +153,12 @@ def build_machine(session: Session) -> type[RuleBasedStateMachine]:
         channel: Channel, op: str, params: tuple[Param, ...], produces: str | tuple[str, ...],
         decorator: Any = rule,
     ) -> Callable[..., Any]:
+        sizes = [p for p in params if p.kind == "size"]
+
         def fn(self: Any, caller: Caller, **kw: Any) -> Any:
+            for p in sizes:
+                if kw[p.name] is None:
+                    kw[p.name] = p.natural(kw) if callable(p.natural) else p.lo
             return self._do(Step("user", op, kw, channel.name, caller), produces)
 
         fn.__name__ = rule_name(channel.name, op) + ("__first" if decorator is initialize else "")
@@ -161,10 +171,11 @@ def build_machine(session: Session) -> type[RuleBasedStateMachine]:
     channels = {c.name: c for c in subsystem.channels}
     for (channel, op), cmd in sorted(executor.user_index.items()):
         if channel in policy.channels:
-            ns[rule_name(channel, op)] = user_rule(channels[channel], op, cmd.params, cmd.produces)
+            params = executor.params[(channel, op)]
+            ns[rule_name(channel, op)] = user_rule(channels[channel], op, params, cmd.produces)
             if channels[channel].opener == op:
                 ns[rule_name(channel, op) + "__first"] = user_rule(
-                    channels[channel], op, cmd.params, cmd.produces, decorator=initialize)
+                    channels[channel], op, params, cmd.produces, decorator=initialize)
     name = f"{subsystem.name}_{policy.label}_{executor.variant.name}".replace("-", "_").replace("~", "_without_")
     return type(name, (RuleBasedStateMachine,), ns)
 

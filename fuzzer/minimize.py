@@ -106,8 +106,19 @@ def is_one_minimal(executor: Executor, steps: Sequence[Step], signature: str) ->
     )
 
 
-def _simpler_values(p: Param, value: Any) -> list[Any]:
-    """Candidates simpler than ``value`` for one parameter, simplest first."""
+def _simpler_values(p: Param, value: Any, args: Any = None) -> list[Any]:
+    """Candidates simpler than ``value`` for one parameter, simplest first.
+
+    A size's simplest value is its natural one (what a correct caller
+    declares); failing that, smaller is simpler (a 1-byte payload, as a
+    syzkaller reproducer has it).
+    """
+    if p.kind == "size" and isinstance(value, int):
+        natural = p.natural(args or {}) if callable(p.natural) else None
+        if value == natural:
+            return []
+        smaller = _simpler_values(attrs.evolve(p, kind="int"), value)
+        return [natural, *smaller] if natural is not None and p.lo <= natural <= p.hi else smaller
     if p.kind == "bool":
         return [False] if value else []
     if p.kind == "choice":
@@ -155,14 +166,14 @@ def simplify(executor: Executor, steps: Sequence[Step], signature: str) -> list[
                 params = executor.actions[step.op].params
                 callers: list[Caller] = []
             else:
-                params = executor.user_index[(step.channel, step.op)].params
+                params = executor.params[(step.channel, step.op)]
                 channel = channels[step.channel]
                 assert step.caller is not None
                 callers = _simpler_callers(step.caller, channel.callers or executor.subsystem.callers,
                                            channel.scopes)
             candidates = [attrs.evolve(step, caller=c) for c in callers]
             for p in params:
-                for v in _simpler_values(p, step.args.get(p.name)):
+                for v in _simpler_values(p, step.args.get(p.name), step.args):
                     candidates.append(attrs.evolve(step, args={**step.args, p.name: v}))
             for cand in candidates:
                 trial = [*current[:i], cand, *current[i + 1:]]

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from fuzzer.corpus import Entry
+from fuzzer.corpus import Entry, migrate
 from fuzzer.errors import CorpusError, PtfuzzError
 from fuzzer.executor import Executor, StepResult
 from fuzzer.spec import Policy
@@ -57,6 +57,7 @@ def executor_for(registry: Registry, entry: Entry, policy: str | None = None,
 def replay(registry: Registry, entry: Entry, policy: str | None = None,
            without: Sequence[str] | None = None) -> Replay:
     executor, pol = executor_for(registry, entry, policy, without)
+    entry = migrate(entry, executor.params_of)
     for i, step in enumerate(entry.steps, 1):
         why = executor.validate(step)
         if why:
@@ -95,6 +96,9 @@ def trace(rep: Replay) -> list[str]:
     ]
     for r in rep.results:
         lines.append(f"  {r.index:>2}. {r.step.describe()}")
+        payload = ex.payload_of(r.step)
+        if payload is not None:
+            lines.append(f"      bytes   {_hex(payload)}")
         if r.decision is not None:
             lines.append(f"      policy  {r.decision.describe()}" + (f": {r.decision.reason}" if r.decision.reason else ""))
         lines.append(f"      result  {_rc(r, names)}")
@@ -113,6 +117,12 @@ def trace(rep: Replay) -> list[str]:
     verdict = "still fails" if rep.still_fails else "no longer fails"
     lines.append(f"  => {verdict}: {e.signature}")
     return lines
+
+
+def _hex(data: bytes, shown: int = 32) -> str:
+    """Hex in 4-byte groups, as a hexdump shows a struct; a long tail is counted, not printed."""
+    text = " ".join(data[i:i + 4].hex() for i in range(0, min(len(data), shown), 4)) or "(none)"
+    return text + (f" ... (+{len(data) - shown} bytes)" if len(data) > shown else "")
 
 
 def _short(value: object) -> str:

@@ -18,6 +18,7 @@ import attrs
 from fuzzer.effects import Effect
 from fuzzer.errors import raised
 from fuzzer.safetext import shown
+from fuzzer.sizes import Buffer, Envelope, Layout
 
 if TYPE_CHECKING:  # pragma: no cover
     from fuzzer.api import Device, StepContext, World
@@ -134,12 +135,20 @@ class Param:
     The same record drives generation (a Hypothesis strategy is derived from
     it), validation of corpus files and printing.  ``kind`` is one of:
     ``int`` (``lo``..``hi``), ``choice`` (one of ``choices``), ``bool``,
-    ``handle`` (a value produced earlier into the bundle named ``bundle``).
+    ``handle`` (a value produced earlier into the bundle named ``bundle``),
+    ``size`` (a declared length, ``lo``..``hi``: see ``fuzzer.sizes``).
     ``strategy`` overrides the derived strategy but not validation.
+
+    A size is drawn mostly at its ``natural`` value (what a correct caller
+    declares: an int, ``"in"``/``"out"``/``"payload"`` for an envelope's
+    sizes, a ``device.info`` key, or a function of the other arguments), else
+    at the boundaries where length bugs live: 0, 1, the header size,
+    natural-1 and natural+1, and ``marks`` (ints, or ``device.info`` keys
+    such as ``"payload_size"``).
     """
 
     name: str
-    kind: Literal["int", "choice", "bool", "handle"] = "int"
+    kind: Literal["int", "choice", "bool", "handle", "size"] = "int"
     lo: int = 0
     hi: int = 0
     choices: tuple[Any, ...] = ()
@@ -147,14 +156,18 @@ class Param:
     consumes: bool = False
     strategy: Any = None
     doc: str = ""
+    #: for a size: where bugs live (ints, or device.info keys such as "payload_size")
+    marks: tuple[int | str, ...] = ()
+    #: for a size: what a correct caller declares (see the class docstring)
+    natural: Any = None
 
     def __attrs_post_init__(self) -> None:
         # Wrong here, a parameter would fail mid-campaign; wrong at construction, the
         # host reports it against the plugin that imported it.
         where = f"Param({self.name!r})"
-        if self.kind not in ("int", "choice", "bool", "handle"):
-            raise ValueError(f"{where}: unknown kind {self.kind!r}; use 'int', 'choice', 'bool' or 'handle'")
-        if self.kind == "int" and self.lo > self.hi:
+        if self.kind not in ("int", "choice", "bool", "handle", "size"):
+            raise ValueError(f"{where}: unknown kind {self.kind!r}; use 'int', 'choice', 'bool', 'handle' or 'size'")
+        if self.kind in ("int", "size") and self.lo > self.hi:
             raise ValueError(f"{where}: lo={self.lo} is above hi={self.hi}")
         if self.kind == "choice" and not self.choices:
             raise ValueError(f"{where}: a choice needs choices=(...)")
@@ -165,7 +178,7 @@ class Param:
         """Return why ``value`` is not acceptable, or None."""
         if self.kind == "bool":
             return None if isinstance(value, bool) else "expected true or false"
-        if self.kind == "int":
+        if self.kind in ("int", "size"):
             if isinstance(value, bool) or not isinstance(value, int):
                 return f"expected an integer, got {shown(value)}"
             if not self.lo <= value <= self.hi:
@@ -215,6 +228,8 @@ class Reply:
     errno: int = 0  # for kernel actions: the error the kernel returns (0 = ok)
     why: str = ""
     handles: tuple[Any, ...] = ()
+    #: the output payload as the device produced it (its length is what a transport copies)
+    data: bytes = b""
 
     @property
     def published(self) -> tuple[Any, ...]:
@@ -225,6 +240,8 @@ class Reply:
 
 
 Handler = Callable[["Device", Args], Reply]
+Forward = Callable[[Args], Reply]
+Transport = Callable[["World", "Request", Forward], Reply]
 Driver = Callable[["World", Args, "Caller"], Reply]
 EffectsOf = Effect | Callable[[Args, "Device"], int]
 
@@ -263,6 +280,8 @@ class Command:
     produces: str | tuple[str, ...] = ""
     doc: str = ""
     driver: Driver | None = None
+    #: the payload on the wire (``fuzzer.sizes.Layout``); None: no byte layout modelled
+    layout: Layout | None = None
 
     def declared(self, args: Args, device: Device) -> int:
         eff = self.effects
@@ -351,6 +370,12 @@ class Channel:
     #: starts with one, because nothing else on the channel can run without it and
     #: Hypothesis's swarm testing would otherwise switch it off for half the runs
     opener: str = ""
+    #: the length fields every request on this channel carries (``fuzzer.sizes.Envelope``)
+    envelope: Envelope | None = None
+    #: kernel code that carries an allowed command to the device:
+    #: ``transport(world, request, forward) -> Reply``, ``forward(args)`` runs the command.
+    #: It allocates and copies the buffers (``world.buffer``), so length bugs happen here.
+    transport: Transport | None = None
 
 
 @attrs.frozen
@@ -444,6 +469,25 @@ class Request:
     device: Device
     #: the policy's own settings (``Policy.knobs``)
     knobs: Mapping[str, Any] = attrs.field(factory=dict)
+    #: the input payload as the kernel copied it in (channels with an ``Envelope``); read it
+    #: through ``payload.read``/``payload.field`` so the bounds oracle sees every access
+    payload: Buffer | None = None
+
+    def size(self, name: str) -> int:
+        """A declared size argument (``in_size``, ``in_len``, ``op_size``)."""
+        return int(self.args[name])
+
+    def field(self, name: str, by: str) -> Any:
+        """Read slot ``name`` of the command's payload, after the channel header, as ``by`` does."""
+        assert self.payload is not None and self.command.layout is not None, "no payload on this channel"
+        return self.payload.field(self.command.layout, name, by, base=self.header, args=self.args)
+
+    @property
+    def header(self) -> int:
+        """Bytes the channel's header takes before the command's own payload."""
+        return 0 if self.payload is None else self.payload_base
+
+    payload_base: int = 0
 
 
 class RuleError(Exception):
@@ -607,6 +651,8 @@ class Policy:
     #: the policy's own settings, seen by rules (``request.knobs``) and the kernel (``world.policy.knobs``)
     knobs: Mapping[str, Any] = attrs.field(factory=dict)
     trusts: tuple[Trust, ...] = ()
+    #: for a historical policy: the commit whose fix it predates ("before 60b5d1f68338")
+    predates: str = ""
     _index: dict[tuple[str, str], tuple[Rule, ...]] = attrs.field(
         factory=dict, eq=False, repr=False, init=False
     )

@@ -13,6 +13,7 @@ from typing import Any
 import attrs
 
 from fuzzer.errors import ModelError
+from fuzzer.sizes import Access, Buffer, BufferKind
 from fuzzer.spec import (
     ABSENT,
     Args,
@@ -82,8 +83,8 @@ class World:
       kernel-model reset (``taint(...)`` adds to them).
     """
 
-    __slots__ = ("device", "families", "fields", "handles", "kernel", "policy", "scopes", "shadow", "subsystem",
-                 "tainted")
+    __slots__ = ("accesses", "device", "families", "fields", "handles", "kernel", "policy", "scopes", "shadow",
+                 "subsystem", "tainted")
 
     def __init__(
         self,
@@ -104,6 +105,12 @@ class World:
         self.shadow: dict[str, Any] = {}
         self.handles = 0
         self.tainted: frozenset[str] = frozenset()
+        #: every buffer access of the current step (the bounds oracle reads it)
+        self.accesses: list[Access] = []
+
+    def buffer(self, name: str, size: int, data: bytes = b"", *, kind: BufferKind = "kernel") -> Buffer:
+        """Allocate a buffer of ``size`` bytes whose accesses the ``out-of-bounds`` invariant checks."""
+        return Buffer(name, size, data, kind=kind, log=self.accesses)
 
     def mailbox(self, op: str, **args: Any) -> Reply:
         """Send a firmware op as the kernel driver does: no policy, straight to the device."""
@@ -167,6 +174,8 @@ class StepContext:
     declared: int = 0
     #: the policy trusts this step's caller by design (``Trust``)
     trusted: bool = False
+    #: every buffer read and write of the step (``fuzzer.sizes.Access``)
+    accesses: tuple[Access, ...] = ()
 
     @property
     def allowed(self) -> bool:

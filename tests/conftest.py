@@ -27,7 +27,7 @@ def _honest_immediate_device() -> DeviceVariant:
     return DeviceVariant(
         "honest-immediate",
         state=cxl_device.initial_state,
-        info={"features": feats, "cel": cxl_device.build_cel(cxl_device.COMMANDS)},
+        info={**cxl_device.SPEC.info, "features": feats},
         doc="test device: spec + an honest immediate-effect feature",
     )
 

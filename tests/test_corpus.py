@@ -30,12 +30,37 @@ def test_corpus_file_replays_to_its_recorded_verdict(registry: Registry, path: P
     recorded_step = entry.violation["step"]
     hits = [r.index for r in rep.results for v in r.violations if v.signature == entry.signature]
     assert hits[0] == recorded_step == len(entry.steps)
-    assert is_one_minimal(rep.executor, entry.steps, entry.signature)
-    assert simplify(rep.executor, list(entry.steps), entry.signature) == list(entry.steps)
+    steps = rep.entry.steps  # an older format's steps, migrated
+    assert is_one_minimal(rep.executor, steps, entry.signature)
+    assert simplify(rep.executor, list(steps), entry.signature) == list(steps)
     # deterministic: a second replay prints exactly the same trace
     assert trace(rep) == trace(replay(registry, entry))
-    # and the file is exactly what ptfuzz would write for it today
-    assert json.loads(path.read_text()) == corpus.to_json(entry)
+    # and the file is exactly what ptfuzz writes in its format: an older format is read
+    # (migrated in memory), never rewritten
+    doc = json.loads(path.read_text())
+    if entry.format == corpus.FORMAT:
+        assert doc == corpus.to_json(entry, rep.executor.payload_of)
+    else:
+        assert entry.format in corpus.READS and doc == {**corpus.to_json(entry), "format": entry.format}
+
+
+def test_an_older_format_migrates_to_the_same_replay(registry: Registry, tmp_path: Path) -> None:
+    """``ptfuzz migrate`` rewrites a /1 file as /2 (sizes made explicit); its replay is unchanged."""
+    from fuzzer.cli import main
+
+    olds = [f for f in FILES if corpus.load(f).format != corpus.FORMAT]
+    assert olds, "the committed corpus keeps files of the older format, to prove they still load"
+    for path in olds[:5]:
+        copy = tmp_path / path.name
+        copy.write_bytes(path.read_bytes())
+        before = [line for line in trace(replay(registry, corpus.load(copy)))[1:]]
+        with pytest.raises(SystemExit) as done:
+            main(["migrate", str(copy)])
+        assert done.value.code in (0, None)
+        new = corpus.load(copy)
+        assert new.format == corpus.FORMAT
+        assert [line for line in trace(replay(registry, new))[1:]] == before
+        assert path.read_bytes() != copy.read_bytes() or not any(s.actor == "user" for s in new.steps)
 
 
 def test_done_when_findings_are_in_the_corpus() -> None:

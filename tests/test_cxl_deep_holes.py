@@ -21,7 +21,7 @@ from planted import HOLES, Hole
 from fuzzer.executor import Executor
 from fuzzer.host import Registry
 from fuzzer.minimize import is_one_minimal
-from fuzzer.spec import Caller, CallerSpace, Channel, Param, Request
+from fuzzer.spec import Caller, CallerSpace, Channel, Param
 from fuzzer.world import Step
 
 ANYONE = Caller()
@@ -150,7 +150,7 @@ def _callers(space: CallerSpace, channel: Channel) -> list[Caller]:
 def _arg_sets(params: tuple[Param, ...], handles: dict[str, tuple[Any, ...]]) -> Iterator[dict[str, Any]]:
     """Every combination of the non-integer values, each with the integers all low, all mid, all high."""
     ints = [p for p in params if p.kind == "int"]
-    others = [p for p in params if p.kind != "int"]
+    others = [p for p in params if p.kind not in ("int", "size")]  # sizes left out: the natural ones
     for combo in itertools.product(*(_values(p, handles) for p in others)):
         for i in range(3 if ints else 1):
             yield {**dict(zip((p.name for p in others), combo, strict=True)),
@@ -174,7 +174,7 @@ def _candidates(ex: Executor, handles: dict[str, tuple[Any, ...]], only_op: str 
             for args in _arg_sets(cmd.params, handles):
                 seen = set()
                 for caller in callers:
-                    d = ex.policy.decide(Request(cmd, channel, args, caller, world.kernel, world.device))
+                    d = ex.policy.decide(ex.request(ex.complete(Step("user", op, args, channel, caller))))
                     outcome = (d.allowed, d.errno, d.taint, _freeze(dict(d.rewrite)))
                     if (d.allowed or d.taint - world.tainted) and outcome not in seen:
                         seen.add(outcome)

@@ -20,7 +20,7 @@ from fuzzer import (
     hookimpl,
 )
 
-from . import export_c, kernel, mailbox
+from . import export_c, kernel, mailbox, transport
 from .device import ALL_RAM, COMMANDS, FIELDS, FWCTL, IOCTL, RAW, SPEC, SYSFS, VENDOR
 from .policies import CAP_SYS_ADMIN, POLICIES, RAW_ALLOW_ALL
 
@@ -35,9 +35,12 @@ RAW_CALLERS = CallerSpace(
 )
 
 CHANNELS = (
-    Channel(IOCTL, "CXL_MEM_SEND_COMMAND with a command id from the kernel's table"),
-    Channel(RAW, "CXL_MEM_SEND_COMMAND with CXL_MEM_COMMAND_ID_RAW and any opcode", callers=RAW_CALLERS),
-    Channel(FWCTL, "FWCTL_RPC to the CXL fwctl device (Features commands)", scopes=fwctl.SCOPES),
+    Channel(IOCTL, "CXL_MEM_SEND_COMMAND with a command id from the kernel's table",
+            envelope=transport.MAILBOX_ENVELOPE, transport=transport.mailbox),
+    Channel(RAW, "CXL_MEM_SEND_COMMAND with CXL_MEM_COMMAND_ID_RAW and any opcode", callers=RAW_CALLERS,
+            envelope=transport.MAILBOX_ENVELOPE, transport=transport.mailbox),
+    Channel(FWCTL, "FWCTL_RPC to the CXL fwctl device (Features commands)", scopes=fwctl.SCOPES,
+            envelope=transport.FWCTL_ENVELOPE, transport=transport.features_rpc),
     Channel(SYSFS, "/sys/bus/cxl/devices/memN/security/{sanitize,erase}"),
 )
 

@@ -4,8 +4,12 @@ Behaviour follows QEMU's emulation (``hw/cxl/cxl-mailbox-utils.c``) and the
 CXL spec where Linux depends on it: one background operation at a time (BUSY
 otherwise), media disabled while a sanitize runs, partition changes staged as
 "next" values applied at cold reset, FW slots, Set Feature on patrol scrub and
-ECS.  Simplifications, once: payloads are abstract arguments rather than
-byte layouts (no size fields to fuzz); Set Feature is a single FULL transfer;
+ECS.  Every command declares its payload layout (``LAYOUTS``: the sizes of
+the kernel's ``cxl_mem_commands[]`` and the spec's structs), so requests
+carry real sizes.  Simplifications, once: handlers take the decoded
+arguments (the transport refuses a payload of the wrong length first, as
+QEMU's ``cxl_process_cci_message()`` does); every feature's data is 4 bytes;
+DPAs are slot indices; Set Feature is a single FULL transfer;
 a background operation makes its destructive change when it starts and the
 ``background_complete`` kernel action stands for the passing of time.
 """
@@ -13,12 +17,12 @@ a background operation makes its destructive change when it starts and the
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Final
 
 import attrs
 from hypothesis import strategies as st
 
-from fuzzer import ALWAYS, Args, Command, Device, DeviceVariant, Effect, Field, Param, Reply
+from fuzzer import ALWAYS, Args, Command, Device, DeviceVariant, Effect, Field, Layout, Param, Reply, Slot
 
 from . import mailbox as mb
 
@@ -70,6 +74,11 @@ FIELDS = (
     Field("scrub.enabled", E.CONFIG_IMMEDIATE, ALWAYS, "EDAC patrol scrub enable_background"),
     Field("ecs.threshold", E.CONFIG_IMMEDIATE, ALWAYS, "EDAC ECS threshold (drivers/cxl/core/edac.c)"),
     Field("feature.test", E.CONFIG_COLD_RESET, None, "cxl_test's vendor test feature"),
+    Field("log.cel", E.LOG_IMMEDIATE, ALWAYS,
+          "cxl_enumerate_cmds() read the CEL at probe and enabled commands from it (drivers/cxl/core/mbox.c)"),
+    Field("log.vendor_debug", E.LOG_IMMEDIATE, None, "vendor debug log: the one log userspace may clear"),
+    Field("log.component_state_dump", E.LOG_IMMEDIATE, None, "component state dump log"),
+    Field("log.ecs", E.LOG_IMMEDIATE, None, "DDR5 error check scrub log"),
     Field("vendor.perf_mode", E.CONFIG_COLD_RESET, None, "ACME performance mode"),
     Field("vendor.thermal", E.CONFIG_IMMEDIATE, None, "ACME thermal throttle level"),
 )
@@ -102,6 +111,10 @@ def initial_state() -> dict[str, Any]:
         "feature.test": 0,
         "vendor.perf_mode": 0,
         "vendor.thermal": 0,
+        "log.cel": True,
+        "log.vendor_debug": 64,  # bytes of log content
+        "log.component_state_dump": 32,
+        "log.ecs": 16,
     }
 
 
@@ -200,13 +213,79 @@ def identify(dev: Device, args: Args) -> Reply:
                persistent_only=_persistent_only(dev), lsa_size=mb.LSA_SIZE)
 
 
+#: log UUID -> state key of its content
+LOGS = {
+    mb.CEL_UUID: "log.cel",
+    mb.VENDOR_DEBUG_LOG_UUID: "log.vendor_debug",
+    mb.COMPONENT_STATE_DUMP_UUID: "log.component_state_dump",
+    mb.ECS_LOG_UUID: "log.ecs",
+}
+CEL_ENTRY = 4  # struct cxl_cel_entry: le16 opcode, le16 effect
+
+
+def _log_size(dev: Device, uuid: str) -> int:
+    if uuid == mb.CEL_UUID:
+        return CEL_ENTRY * len(dev.info["cel"]) if dev.state["log.cel"] else 0
+    return int(dev.state[LOGS[uuid]])
+
+
 def get_supported_logs(dev: Device, args: Args) -> Reply:
-    return _ok(logs=(mb.CEL_UUID,))
+    logs = tuple((u, _log_size(dev, u)) for u in LOGS)
+    return _ok(logs=logs, data=bytes(8 + 20 * len(logs)))
 
 
 @mbox("GET_LOG")
 def get_log(dev: Device, args: Args) -> Reply:
-    return _ok(cel=dev.info["cel"])
+    """CXL r3.1 8.2.9.5.2; QEMU cmd_logs_get_log(): offset + length within the log and the payload."""
+    uuid, offset, length = args["log"], args.get("offset", 0), args.get("length", 0)
+    if uuid not in LOGS:
+        return Reply(rc=mb.RC_LOG)
+    size = _log_size(dev, uuid)
+    if length > dev.info.get("payload_size", mb.PAYLOAD_SIZE) or offset + length > size:
+        return Reply(rc=mb.RC_INPUT)
+    out = {"cel": dev.info["cel"]} if uuid == mb.CEL_UUID and dev.state["log.cel"] else {}
+    return Reply(rc=mb.RC_SUCCESS, out=out, data=bytes(length))
+
+
+def get_log_caps(dev: Device, args: Args) -> Reply:
+    """Log capabilities: bit 0 "clear log supported" (the CEL is not clearable on a spec device)."""
+    if args["log"] not in LOGS:
+        return Reply(rc=mb.RC_LOG)
+    clear = args["log"] != mb.CEL_UUID or dev.info.get("clears_cel", False)
+    return _ok(clearable=clear, data=int(clear).to_bytes(4, "little"))
+
+
+def clear_log(dev: Device, args: Args) -> Reply:
+    """CXL r3.1 8.2.9.5.4.  A device that clears its CEL does what QEMU's first Clear Log posting did
+    (qemu-devel, 2025), which review rejected: the CEL is not a dynamic thing."""
+    uuid = args["log"]
+    if uuid not in LOGS:
+        return Reply(rc=mb.RC_LOG)
+    if uuid == mb.CEL_UUID:
+        if not dev.info.get("clears_cel", False):
+            return Reply(rc=mb.RC_UNSUPPORTED)
+        dev.state["log.cel"] = False
+        return _ok()
+    dev.state[LOGS[uuid]] = 0
+    return _ok()
+
+
+def get_sup_log_sublist(dev: Device, args: Args) -> Reply:
+    start, most = args["start"], args["max_entries"]
+    logs = tuple(LOGS)[start: start + most]
+    return _ok(logs=logs, data=bytes(8 + 20 * len(logs)))
+
+
+#: Do Maintenance operation classes (CXL r3.1 Table 8-102): 1 PPR, 2 memory sparing.
+MAINTENANCE_CLASSES = (1, 2)
+
+
+def do_maintenance(dev: Device, args: Args) -> Reply:
+    """A post-package repair or sparing remaps the media at a DPA: what was there is replaced."""
+    if args["op_class"] not in MAINTENANCE_CLASSES:
+        return Reply(rc=mb.RC_UNSUPPORTED)
+    dev.state["media.generation"] = dev.state["media.generation"] + 1
+    return _ok()
 
 
 def get_fw_info(dev: Device, args: Args) -> Reply:
@@ -276,11 +355,19 @@ def get_supported_features(dev: Device, args: Args) -> Reply:
     ))
 
 
+FEATURE_DATA = 4  # every feature's readable data here (the kernel mock's test feature: get size 4)
+
+
 def get_feature(dev: Device, args: Args) -> Reply:
     feat = features(dev).get(args["uuid"])
     if feat is None:
         return Reply(rc=mb.RC_UNSUPPORTED)
-    return _ok(value=dev.state[feat.field])
+    count = args.get("count", FEATURE_DATA)
+    if count > FEATURE_DATA:  # offset + count past the feature's data (QEMU: Invalid Input)
+        return Reply(rc=mb.RC_INPUT)
+    value = dev.state[feat.field]
+    return Reply(rc=mb.RC_SUCCESS, out={"value": value},
+                 data=(int(value) & 0xFFFFFFFF).to_bytes(4, "little")[:count])
 
 
 def set_feature(dev: Device, args: Args) -> Reply:
@@ -323,7 +410,10 @@ def set_partition_effects(args: Args, dev: Device) -> int:
 
 @mbox("GET_LSA")
 def get_lsa(dev: Device, args: Args) -> Reply:
-    return _ok(data=dev.state["lsa"][args["offset"]: args["offset"] + args["length"]].hex())
+    off, length = args["offset"], args["length"]
+    if off + length > mb.LSA_SIZE:
+        return Reply(rc=mb.RC_INPUT)
+    return Reply(rc=mb.RC_SUCCESS, data=dev.state["lsa"][off: off + length])
 
 
 @mbox("SET_LSA")
@@ -491,6 +581,7 @@ _PASS = ("", "secret-a", "secret-b")
 _FEATURE_VALUE = st.one_of(st.integers(0, 3), st.integers(0, 255))
 _FW_SLOT = Param("slot", "int", 1, mb.FW_SLOTS)
 _DPA = Param("dpa", "int", 0, mb.POISON_DPAS - 1, doc="index of a 64-byte aligned DPA")
+_LOG_ID = Param("log", "choice", choices=mb.LOG_UUIDS, doc="log identifier UUID")
 
 # (op, opcode, channels, declared effects, handler, params)
 # Declared effects are the CEL entries: QEMU's cxl_cmd_set[] and the kernel
@@ -498,7 +589,14 @@ _DPA = Param("dpa", "int", 0, mb.POISON_DPAS - 1, doc="index of a 64-byte aligne
 _TABLE: tuple[tuple[str, int, tuple[str, ...], Any, Callable[[Device, Args], Reply], tuple[Param, ...]], ...] = (
     ("IDENTIFY", mb.IDENTIFY, MAILBOX, E.NONE, identify, ()),
     ("GET_SUPPORTED_LOGS", mb.GET_SUPPORTED_LOGS, MAILBOX, E.NONE, get_supported_logs, ()),
-    ("GET_LOG", mb.GET_LOG, MAILBOX, E.NONE, get_log, ()),
+    ("GET_LOG", mb.GET_LOG, MAILBOX, E.NONE, get_log,
+     (_LOG_ID, Param("offset", "int", 0, 256, doc="byte offset into the log"),
+      Param("length", "size", 0, 0xFFFFFFFF, natural=CEL_ENTRY, marks=("payload_size",),
+            doc="bytes to read; the device refuses more than its payload size"))),
+    ("GET_LOG_CAPS", mb.GET_LOG_CAPS, MAILBOX, E.NONE, get_log_caps, (_LOG_ID,)),
+    ("CLEAR_LOG", mb.CLEAR_LOG, MAILBOX, E.LOG_IMMEDIATE, clear_log, (_LOG_ID,)),
+    ("GET_SUP_LOG_SUBLIST", mb.GET_SUP_LOG_SUBLIST, MAILBOX, E.NONE, get_sup_log_sublist,
+     (Param("max_entries", "int", 0, 255), Param("start", "int", 0, 255))),
     ("GET_FW_INFO", mb.GET_FW_INFO, MAILBOX, E.NONE, get_fw_info, ()),
     ("TRANSFER_FW", mb.TRANSFER_FW, (RAW,), E.CONFIG_COLD_RESET | E.BACKGROUND, transfer_fw,
      (_FW_SLOT, Param("revision", "choice", choices=("v2", "v3")))),
@@ -515,7 +613,9 @@ _TABLE: tuple[tuple[str, int, tuple[str, ...], Any, Callable[[Device, Args], Rep
      (_LOG, Param("setting", "int", 0, 2, doc="0 none, 1 MSI/MSI-X, 2 FW interrupt"))),
     ("GET_SUPPORTED_FEATURES", mb.GET_SUPPORTED_FEATURES, (RAW, FWCTL), E.NONE, get_supported_features, ()),
     ("GET_FEATURE", mb.GET_FEATURE, (RAW, FWCTL), E.NONE, get_feature,
-     (Param("uuid", "choice", choices=ALL_FEATURE_UUIDS),)),
+     (Param("uuid", "choice", choices=ALL_FEATURE_UUIDS),
+      Param("count", "size", 0, 0xFFFF, natural=FEATURE_DATA, marks=("payload_size",),
+            doc="bytes of feature data to read (le16)"))),
     ("SET_FEATURE", mb.SET_FEATURE, (RAW, FWCTL), set_feature_effects, set_feature,
      (Param("uuid", "choice", choices=ALL_FEATURE_UUIDS),
       Param("value", "int", 0, 255, strategy=_FEATURE_VALUE,
@@ -557,19 +657,80 @@ _TABLE: tuple[tuple[str, int, tuple[str, ...], Any, Callable[[Device, Args], Rep
     ("FREEZE_SECURITY", mb.FREEZE_SECURITY, (RAW,), E.SECURITY, freeze_security, ()),
     ("PASSPHRASE_SECURE_ERASE", mb.PASSPHRASE_SECURE_ERASE, (RAW,), E.DATA_IMMEDIATE | E.SECURITY,
      passphrase_secure_erase, (Param("passphrase", "choice", choices=_PASS),)),
+    # Not in cxl_disabled_raw_commands[]: RAW reaches it.  EDAC drives repair itself
+    # (drivers/cxl/core/edac.c cxl_do_maintenance()) after checking the memory is offline
+    # or the DPA is in an event record.  Effects as a PPR/sparing entry would declare them.
+    ("DO_MAINTENANCE", mb.DO_MAINTENANCE, (RAW,), E.CONFIG_IMMEDIATE | E.DATA_IMMEDIATE, do_maintenance,
+     (Param("op_class", "int", 0, 3, doc="1 PPR, 2 memory sparing"), Param("op_subclass", "int", 0, 3), _DPA)),
 )
+
+U: Final = "uuid"
+V = None  # CXL_VARIABLE_PAYLOAD
+#: Payload layouts: (slots, size_in, size_out).  Sizes are the kernel's cxl_mem_commands[]
+#: (drivers/cxl/core/mbox.c) where the command is in it, else the spec's struct
+#: (drivers/cxl/cxlmem.h, include/cxl/features.h).  Slot names are argument names.
+LAYOUTS: dict[str, Layout] = {
+    "IDENTIFY": Layout(size=0, out=0x43),
+    "GET_SUPPORTED_LOGS": Layout(size=0, out=V),
+    "GET_LOG": Layout((Slot("log", 0, 16, U), Slot("offset", 16, 4), Slot("length", 20, 4)), size=0x18, out=V),
+    "GET_LOG_CAPS": Layout((Slot("log", 0, 16, U),), size=0x10, out=0x4),
+    "CLEAR_LOG": Layout((Slot("log", 0, 16, U),), size=0x10, out=0),
+    "GET_SUP_LOG_SUBLIST": Layout((Slot("max_entries", 0, 1), Slot("start", 1, 1)), size=0x2, out=V),
+    "GET_FW_INFO": Layout(size=0, out=0x50),
+    "TRANSFER_FW": Layout((Slot("slot", 1, 1), Slot("revision", 0x80, 2, "text")), size=V, min=0x80, out=0),
+    "ACTIVATE_FW": Layout((Slot("online", 0, 1), Slot("slot", 1, 1)), size=2, out=0),
+    "GET_TIMESTAMP": Layout(size=0, out=0x8),
+    "SET_TIMESTAMP": Layout((Slot("timestamp", 0, 8),), size=8, out=0),
+    "GET_EVENT_RECORD": Layout((Slot("log", 0, 1),), size=1, out=V),
+    "CLEAR_EVENT_RECORD": Layout((Slot("log", 0, 1), Slot("handle", 6, 2)), size=V, min=6, out=0),
+    "GET_EVT_INT_POLICY": Layout(size=0, out=4),
+    "SET_EVT_INT_POLICY": Layout(size=4, out=0),
+    "GET_SUPPORTED_FEATURES": Layout(size=8, out=V),
+    "GET_FEATURE": Layout((Slot("uuid", 0, 16, U), Slot("count", 18, 2)), size=0x15, out=V),
+    "SET_FEATURE": Layout((Slot("uuid", 0, 16, U), Slot("value", 0x20, 4)), size=V, min=0x20, out=0),
+    "GET_PARTITION_INFO": Layout(size=0, out=0x20),
+    "SET_PARTITION_INFO": Layout((Slot("volatile", 0, 8), Slot("immediate", 8, 1)), size=0x0A, out=0),
+    "GET_LSA": Layout((Slot("offset", 0, 4), Slot("length", 4, 4)), size=0x8, out=V),
+    "SET_LSA": Layout((Slot("offset", 0, 4), Slot("data", 8, "length", "fill", source="byte")),
+                      size=V, min=8, out=0),
+    "GET_HEALTH_INFO": Layout(size=0, out=0x12),
+    "GET_ALERT_CONFIG": Layout(size=0, out=0x10),
+    "SET_ALERT_CONFIG": Layout((Slot("life_used_threshold", 2, 1), Slot("temperature_threshold", 4, 2)),
+                               size=0xC, out=0),
+    "GET_SHUTDOWN_STATE": Layout(size=0, out=0x1),
+    "SET_SHUTDOWN_STATE": Layout((Slot("state", 0, 1),), size=0x1, out=0),
+    "GET_POISON": Layout(size=0x10, out=V),
+    "INJECT_POISON": Layout((Slot("dpa", 0, 8),), size=0x8, out=0),
+    "CLEAR_POISON": Layout((Slot("dpa", 0, 8),), size=0x48, out=0),
+    "GET_SCAN_MEDIA_CAPS": Layout(size=0x10, out=0x4),
+    "SCAN_MEDIA": Layout(size=0x11, out=0),
+    "GET_SCAN_MEDIA": Layout(size=0, out=V),
+    "SANITIZE": Layout(size=0, out=0),
+    "SECURE_ERASE": Layout(size=0, out=0),
+    "GET_SECURITY_STATE": Layout(size=0, out=0x4),
+    "SET_PASSPHRASE": Layout((Slot("old", 0x20, 32, "text"), Slot("new", 0x40, 32, "text")), size=0x60, out=0),
+    "DISABLE_PASSPHRASE": Layout((Slot("passphrase", 0x20, 32, "text"),), size=0x40, out=0),
+    "UNLOCK": Layout((Slot("passphrase", 0, 32, "text"),), size=0x20, out=0),
+    "FREEZE_SECURITY": Layout(size=0, out=0),
+    "PASSPHRASE_SECURE_ERASE": Layout((Slot("passphrase", 0x20, 32, "text"),), size=0x40, out=0),
+    "DO_MAINTENANCE": Layout((Slot("op_class", 0, 1), Slot("op_subclass", 1, 1), Slot("dpa", 0x10, 8)),
+                             size=V, min=0x10, out=0),
+    "ACME_RAS_RESTORE": Layout(size=0, out=0),
+    "ACME_GET_DIAG": Layout(size=0, out=0x4),
+}
 
 
 COMMANDS = tuple(
-    Command(op, opcode, channels, fn, effects=eff, params=params)
+    Command(op, opcode, channels, fn, effects=eff, params=params, layout=LAYOUTS[op])
     for op, opcode, channels, eff, fn, params in _TABLE
 )
 
 VENDOR_COMMANDS = (
     Command("ACME_RAS_RESTORE", 0xC000, (RAW,), acme_ras_restore, effects=E.NONE,
-            doc="vendor opcode whose CEL entry declares no effect but rewrites scrub and ECS"),
+            doc="vendor opcode whose CEL entry declares no effect but rewrites scrub and ECS",
+            layout=LAYOUTS["ACME_RAS_RESTORE"]),
     Command("ACME_GET_DIAG", 0xC001, (RAW,), acme_get_diag, effects=E.NONE,
-            doc="honest vendor read-only diagnostic"),
+            doc="honest vendor read-only diagnostic", layout=LAYOUTS["ACME_GET_DIAG"]),
 )
 
 # CEL effects for payload-dependent commands (one value per opcode in a CEL).
@@ -593,15 +754,17 @@ VENDOR_FEATURES = {**SPEC_FEATURES, **{f.uuid: f for f in (ACME_PERF, ACME_THERM
 SPEC = DeviceVariant(
     "spec",
     state=initial_state,
-    info={"features": SPEC_FEATURES, "cel": build_cel(COMMANDS)},
+    info={"features": SPEC_FEATURES, "cel": build_cel(COMMANDS), "payload_size": mb.PAYLOAD_SIZE},
     doc="a type-3 device that declares its effects truthfully (QEMU-like)",
 )
 VENDOR = DeviceVariant(
     "vendor",
     state=initial_state,
     commands=VENDOR_COMMANDS,
-    info={"features": VENDOR_FEATURES, "cel": build_cel(COMMANDS + VENDOR_COMMANDS)},
-    doc="adds ACME vendor opcodes and features; two of them declare less than they change",
+    info={"features": VENDOR_FEATURES, "cel": build_cel(COMMANDS + VENDOR_COMMANDS),
+          "payload_size": mb.PAYLOAD_SIZE, "clears_cel": True},
+    doc="adds ACME vendor opcodes and features; two of them declare less than they change; "
+        "Clear Log empties its CEL",
 )
 
 
@@ -614,7 +777,8 @@ def _all_ram_state() -> dict[str, Any]:
 ALL_RAM = DeviceVariant(
     "all-ram",
     state=_all_ram_state,
-    info={"features": SPEC_FEATURES, "cel": build_cel(COMMANDS), "persistent_only": 0},
+    info={"features": SPEC_FEATURES, "cel": build_cel(COMMANDS), "persistent_only": 0,
+          "payload_size": mb.PAYLOAD_SIZE},
     doc="spec device shipped with all capacity volatile (no persistent-only capacity): "
         "persistent memory needs a partition change and a cold reset",
 )

@@ -45,7 +45,10 @@ def probe(world: World) -> None:
     world.mailbox("IDENTIFY")
     world.mailbox("GET_PARTITION_INFO")  # cxl_mem_dpa_fetch()
     world.believe("partition.active_volatile")
-    cel = world.mailbox("GET_LOG", uuid=mb.CEL_UUID).out.get("cel", ())
+    logs = dict(world.mailbox("GET_SUPPORTED_LOGS").out.get("logs", ()))  # cxl_enumerate_cmds()
+    cel = world.mailbox("GET_LOG", log=mb.CEL_UUID, offset=0,
+                        length=logs.get(mb.CEL_UUID, 0)).out.get("cel", ())
+    world.believe("log.cel")
     opcodes = {op for op, _ in cel}
     by_op = {c.op: c.opcode for c in COMMANDS}
     k["enabled"] = frozenset(op for op in IOCTL_OPS if by_op[op] in opcodes) | FORCE_ENABLE
@@ -197,6 +200,7 @@ def cold_reset(world: World, args: Args) -> Reply:
     st["fw.transfer"] = ()
     st["bg.opcode"] = 0
     st["media.enabled"] = True
+    st["log.cel"] = True  # the firmware builds its CEL at reset
     sec = st["security.state"] & ~mb.SEC_FROZEN
     st["security.state"] = sec | mb.SEC_LOCKED if sec & mb.SEC_USER_PASS_SET else sec
     old = world.kernel
@@ -204,6 +208,20 @@ def cold_reset(world: World, args: Args) -> Reply:
     world.kernel["boot"] = old["boot"] + 1
     world.shadow = {}
     probe(world)
+    return Reply()
+
+
+def edac_repair(world: World, args: Args) -> Reply:
+    """EDAC memory repair (drivers/cxl/core/edac.c): PPR or sparing through Do Maintenance.
+
+    Simplified: EDAC refuses while the memory is online in a region (the
+    driver then also requires the DPA to be in a recent event record).
+    """
+    if world.kernel["regions"]:
+        return _err(errno.EBUSY, "memory online: repair needs an offline DPA or a matching event record")
+    reply = world.mailbox("DO_MAINTENANCE", op_class=1, op_subclass=0, dpa=args["dpa"])
+    if reply.rc:
+        return _mbox_failed(reply)
     return Reply()
 
 
@@ -259,6 +277,8 @@ ACTIONS = (
                  doc="firmware upload through the fw_upload class"),
     KernelAction("background_complete", background_complete, doc="the background operation finishes"),
     KernelAction("cold_reset", cold_reset, doc="device cold reset and driver re-probe"),
+    KernelAction("edac_repair", edac_repair, (Param("dpa", "int", 0, mb.POISON_DPAS - 1),),
+                 doc="EDAC post-package repair of a DPA"),
     KernelAction("debugfs_inject_poison", debugfs_inject_poison, (
         Param("dpa", "int", 0, mb.POISON_DPAS - 1),), doc="debugfs inject_poison"),
     KernelAction("debugfs_clear_poison", debugfs_clear_poison, (

@@ -19,9 +19,13 @@ GET_TIMESTAMP = 0x0300
 SET_TIMESTAMP = 0x0301
 GET_SUPPORTED_LOGS = 0x0400
 GET_LOG = 0x0401
+GET_LOG_CAPS = 0x0402
+CLEAR_LOG = 0x0403
+GET_SUP_LOG_SUBLIST = 0x0405
 GET_SUPPORTED_FEATURES = 0x0500
 GET_FEATURE = 0x0501
 SET_FEATURE = 0x0502
+DO_MAINTENANCE = 0x0600
 IDENTIFY = 0x4000
 GET_PARTITION_INFO = 0x4100
 SET_PARTITION_INFO = 0x4101
@@ -63,18 +67,24 @@ RC_FWINPROGRESS = 8
 RC_FWSLOT = 11
 RC_SECURITY = 19
 RC_PASSPHRASE = 20
+RC_PAYLOADLEN = 22
+RC_LOG = 23
 RC_FEATURETRANSFERIP = 27
 
 RC_NAMES = {
     0: "SUCCESS", 1: "BACKGROUND", 2: "INPUT", 3: "UNSUPPORTED", 4: "INTERNAL", 6: "BUSY",
     7: "MEDIADISABLED", 8: "FWINPROGRESS", 11: "FWSLOT", 19: "SECURITY", 20: "PASSPHRASE",
-    27: "FEATURETRANSFERIP",
+    22: "PAYLOADLEN", 23: "LOG", 27: "FEATURETRANSFERIP",
 }
 
 # --- units and UUIDs ------------------------------------------------------------
 CAPACITY_MULTIPLIER = 256 << 20  # CXL_CAPACITY_MULTIPLIER: partitions are in 256 MiB units
 CEL_UUID = "0da9c0b5-bf41-4b78-8f79-96b1623b3f17"
 VENDOR_DEBUG_LOG_UUID = "5e1819d9-11a9-400c-811f-d60719403d86"
+#: CXL r3.1 "Log Identifier" UUIDs (Get Supported Logs); the kernel names only the first two.
+COMPONENT_STATE_DUMP_UUID = "b3fab4cf-01b6-4332-943e-5e9962f23567"
+ECS_LOG_UUID = "f1720d60-a7a9-4306-a003-11948f9e077c"
+LOG_UUIDS = (CEL_UUID, VENDOR_DEBUG_LOG_UUID, COMPONENT_STATE_DUMP_UUID, ECS_LOG_UUID)
 
 PATROL_SCRUB_UUID = "96dad7d6-fde8-482b-a733-75774e06db8a"
 ECS_UUID = "e5b13f22-2328-4a14-b8ba-b9691e893386"
@@ -105,6 +115,15 @@ SEC_USER_PASS_SET = 0x01
 SEC_MASTER_PASS_SET = 0x02
 SEC_LOCKED = 0x04
 SEC_FROZEN = 0x08
+
+# --- payload sizes ----------------------------------------------------------------
+#: QEMU's mailbox payload (CXL_MAILBOX_MAX_PAYLOAD_SIZE, 1 << 11); the kernel reads it from the
+#: mailbox capabilities register into cxl_mbox->payload_size and shows it as memN/payload_max.
+PAYLOAD_SIZE = 2048
+#: CXL_VARIABLE_PAYLOAD: the kernel table's "any size" marker (~0U).
+VARIABLE = 0xFFFFFFFF
+#: struct cxl_send_command's size fields are 32-bit (out.size is an __s32).
+SIZE_MAX = 0xFFFFFFFF
 
 # --- model sizes (simplified: a small device keeps the state space small) ------
 TOTAL_UNITS = 16  # 4 GiB

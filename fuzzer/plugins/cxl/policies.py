@@ -5,8 +5,13 @@ Sources (linux): ``drivers/cxl/core/mbox.c`` (``cxl_validate_cmd_from_user()``,
 ``drivers/cxl/core/memdev.c`` (``cxl_mem_sanitize()``, sysfs attributes),
 ``drivers/cxl/pmem.c`` (exclusive commands), ``drivers/cxl/core/features.c``
 (``cxlctl_validate_set_features()``, ``cxlctl_set_feature()``) and
-``drivers/fwctl/main.c``.  Payload size checks are not modelled (payloads
-are abstract here).
+``drivers/fwctl/main.c``.  Size checks are rules like any other: each
+reads the request's declared sizes, and every rule that looks into a
+payload reads it through ``request.payload`` so that a check placed after
+the read (or missing) shows up as an ``out-of-bounds`` finding.
+
+Historical policies (``predates``) are the current ones with the fix a
+commit brought taken out, named by what they let through.
 """
 
 from __future__ import annotations
@@ -40,6 +45,46 @@ MBOX = "drivers/cxl/core/mbox.c"
 MEMDEV = "drivers/cxl/core/memdev.c"
 FEATURES = "drivers/cxl/core/features.c"
 
+# --------------------------------------------------------------------------- sizes (both mailbox paths)
+
+
+def _payload_max(r: Request) -> Verdict:
+    if r.size("in_size") > r.device.info.get("payload_size", mb.PAYLOAD_SIZE):
+        return Deny(errno.EINVAL, "in.size above the mailbox payload size")
+    return None
+
+
+def _ioctl_size_in(r: Request) -> Verdict:
+    layout = r.command.layout
+    if layout is not None and layout.size is not None and r.size("in_size") != layout.size:
+        return Deny(errno.ENOMEM, f"in.size is not the table's size_in {layout.size:#x}")
+    return None
+
+
+def _ioctl_size_out(r: Request) -> Verdict:
+    layout = r.command.layout
+    if layout is not None and layout.out is not None and r.size("out_size") < layout.out:
+        return Deny(errno.ENOMEM, f"out.size below the table's size_out {layout.out:#x}")
+    return None
+
+
+def _raw_out_max(r: Request) -> Verdict:
+    if r.size("out_size") > r.device.info.get("payload_size", mb.PAYLOAD_SIZE):
+        return Deny(errno.EINVAL, "RAW out.size above the mailbox payload size")
+    return None
+
+
+SIZE_RULES = (
+    Rule("payload-max", _payload_max, f"{MBOX} cxl_validate_cmd_from_user(): in.size > payload_size",
+         channels=(IOCTL, RAW)),
+)
+IOCTL_SIZE_RULES = (
+    Rule("ioctl-size-in", _ioctl_size_in, f"{MBOX} cxl_to_mem_cmd(): size_in != in.size -> -ENOMEM",
+         channels=(IOCTL,)),
+    Rule("ioctl-size-out", _ioctl_size_out, f"{MBOX} cxl_to_mem_cmd(): out.size < size_out -> -ENOMEM",
+         channels=(IOCTL,)),
+)
+
 # --------------------------------------------------------------------------- ioctl path
 
 
@@ -55,9 +100,27 @@ def _exclusive(r: Request) -> Verdict:
     return None
 
 
+_ALLOWED = "cxl_payload_from_user_allowed()"
+#: the structs cxl_payload_from_user_allowed() looks into, and their sizes
+PAYLOAD_STRUCTS = {"SET_PARTITION_INFO": 0x0A, "CLEAR_LOG": 0x10}
+
+
+def _payload_size(r: Request) -> Verdict:
+    need = PAYLOAD_STRUCTS.get(r.command.op)
+    if need is not None and 0 < r.size("in_size") < need:
+        return Deny(errno.EBUSY, f"payload of {r.size('in_size')} bytes is shorter than the {need}-byte struct")
+    return None
+
+
 def _immediate_flag(r: Request) -> Verdict:
-    if r.args["immediate"]:
+    if r.size("in_size") and r.field("immediate", by=_ALLOWED) & 1:
         return Deny(errno.EBUSY, "CXL_SET_PARTITION_IMMEDIATE_FLAG")
+    return None
+
+
+def _vendor_debug_only(r: Request) -> Verdict:
+    if r.size("in_size") and r.field("log", by=_ALLOWED) != mb.VENDOR_DEBUG_LOG_UUID:
+        return Deny(errno.EBUSY, "Clear Log only for the vendor debug log")
     return None
 
 
@@ -68,8 +131,12 @@ IOCTL_RULES = (
          channels=(IOCTL,)),
 )
 PAYLOAD_RULES = (
-    Rule("immediate-flag", _immediate_flag, f"{MBOX} cxl_payload_from_user_allowed()",
+    Rule("payload-size", _payload_size, f"{MBOX} {_ALLOWED}: in_size < sizeof(*pi) (60b5d1f68338)",
+         channels=(IOCTL, RAW), ops=tuple(PAYLOAD_STRUCTS)),
+    Rule("immediate-flag", _immediate_flag, f"{MBOX} {_ALLOWED}: CXL_SET_PARTITION_IMMEDIATE_FLAG",
          channels=(IOCTL, RAW), ops=("SET_PARTITION_INFO",)),
+    Rule("clear-log-vendor-debug", _vendor_debug_only, f"{MBOX} {_ALLOWED}: DEFINE_CXL_VENDOR_DEBUG_UUID "
+         "(206f9fa9d555)", channels=(IOCTL, RAW), ops=("CLEAR_LOG",)),
 )
 
 # --------------------------------------------------------------------------- sysfs
@@ -146,6 +213,8 @@ def _warn(r: Request) -> Verdict:
 
 
 RAW_RULES = (
+    Rule("raw-out-max", _raw_out_max, f"{MBOX} cxl_to_mem_cmd_raw(): out.size > payload_size -> -EINVAL",
+         channels=(RAW,)),
     Rule("raw-lockdown", _lockdown, f"{MBOX} cxl_mem_raw_command_allowed(): lockdown", channels=(RAW,)),
     Rule("security-command-sets", _security_sets,
          f"{MBOX} cxl_mem_raw_command_allowed(): security_command_sets[]", channels=(RAW,)),
@@ -161,8 +230,42 @@ RAW_PROMISES = (
 # --------------------------------------------------------------------------- fwctl
 
 
+_VALIDATE = "cxlctl_validate_set_features()"
+
+
 def _cached(r: Request) -> tuple[bool, int] | None:
-    return r.kernel["features"].get(r.args["uuid"])
+    """cxl_feature_info(): the cached entry for the UUID the request carries (read from its bytes)."""
+    return r.kernel["features"].get(r.field("uuid", by=_VALIDATE))
+
+
+def _opcode_known(r: Request) -> Verdict:
+    assert r.payload is not None
+    opcode = int.from_bytes(r.payload.read(0, 4, by="cxlctl_fw_rpc(): rpc_in->opcode"), "little") & 0xFFFF
+    if opcode not in (mb.GET_SUPPORTED_FEATURES, mb.GET_FEATURE, mb.SET_FEATURE):
+        return Deny(errno.EINVAL, "cxlctl_validate_hw_command(): not a Features opcode")
+    return None
+
+
+def _op_size(r: Request) -> int:
+    assert r.payload is not None
+    return int.from_bytes(r.payload.read(8, 4, by="cxlctl: rpc_in->op_size"), "little")
+
+
+def _uuid_fits(r: Request) -> Verdict:
+    return Deny(errno.EINVAL, "op_size < sizeof(uuid_t)") if _op_size(r) < 16 else None
+
+
+def _get_op_size(r: Request) -> Verdict:
+    want = {"GET_FEATURE": 0x15, "GET_SUPPORTED_FEATURES": 8}[r.command.op]
+    return Deny(errno.EINVAL, f"op_size != {want:#x}") if _op_size(r) != want else None
+
+
+def _get_count(r: Request) -> Verdict:
+    return Deny(errno.EINVAL, "count == 0") if not r.field("count", by="cxlctl_get_feature()") else None
+
+
+def _set_op_size(r: Request) -> Verdict:
+    return Deny(errno.EINVAL, "op_size <= sizeof(feat_in->hdr)") if _op_size(r) <= 32 else None
 
 
 def _feature_known(r: Request) -> Verdict:
@@ -212,8 +315,13 @@ def _exclusive_feature(r: Request) -> Verdict:
 
 
 _SET = ("SET_FEATURE",)
+_GET = ("GET_FEATURE",)
 FWCTL_RULES = (
     *fwctl.core_rules(FWCTL),
+    Rule("cxlctl-opcode", _opcode_known, f"{FEATURES} cxlctl_fw_rpc(), cxlctl_validate_hw_command()",
+         channels=(FWCTL,)),
+    Rule("set-feature-uuid-size", _uuid_fits, f"{FEATURES} {_VALIDATE}: op_size < sizeof(uuid_t)",
+         channels=(FWCTL,), ops=_SET),
     Rule("set-feature-known", _feature_known, f"{FEATURES} cxlctl_validate_set_features()",
          channels=(FWCTL,), ops=_SET),
     Rule("set-feature-changeable", _changeable, f"{FEATURES} cxlctl_validate_set_features(): CHANGEABLE",
@@ -230,8 +338,37 @@ FWCTL_RULES = (
     Rule("set-feature-reset-scope", _reset_scope,
          f"{FEATURES} cxlctl_validate_set_features(): reset-only -> DEBUG_WRITE",
          channels=(FWCTL,), ops=_SET),
+    Rule("get-supported-features-op-size", _get_op_size, f"{FEATURES} cxlctl_get_supported_features(): op_size",
+         channels=(FWCTL,), ops=("GET_SUPPORTED_FEATURES",)),
+    Rule("get-feature-op-size", _get_op_size, f"{FEATURES} cxlctl_get_feature(): op_size != sizeof(*feat_in)",
+         channels=(FWCTL,), ops=_GET),
+    Rule("get-feature-count", _get_count, f"{FEATURES} cxlctl_get_feature(): !count", channels=(FWCTL,), ops=_GET),
+    Rule("set-feature-op-size", _set_op_size, f"{FEATURES} cxlctl_set_feature(): op_size <= sizeof(feat_in->hdr)",
+         channels=(FWCTL,), ops=_SET),
     Rule("exclusive-features", _exclusive_feature, f"{FEATURES} cxlctl_set_feature(): is_cxl_feature_exclusive()",
          channels=(FWCTL,), ops=_SET),
+)
+
+
+# The checks mainline lacks, as the model reads features.c (a proposal, not kernel code).
+def _in_len_covers(r: Request) -> Verdict:
+    if r.size("in_len") < 16:
+        return Deny(errno.EINVAL, "in_len below struct fwctl_rpc_cxl's header")
+    if r.size("in_len") < 16 + _op_size(r):
+        return Deny(errno.EINVAL, "op_size runs past in_len")
+    return None
+
+
+def _out_len_covers(r: Request) -> Verdict:
+    need = 8 + (r.field("count", by="proposed check") if r.command.op == "GET_FEATURE" else 0)
+    return Deny(errno.EINVAL, "out_len cannot hold the answer") if r.size("out_len") < need else None
+
+
+PROPOSED_FWCTL_SIZE_RULES = (
+    Rule("cxlctl-in-len", _in_len_covers, f"proposed: {FEATURES} cxlctl_fw_rpc() compares in_len with the header "
+         "and op_size", channels=(FWCTL,)),
+    Rule("cxlctl-out-len", _out_len_covers, f"proposed: {FEATURES} cxlctl_get_feature()/cxlctl_set_feature() "
+         "compare out_len with what they write", channels=(FWCTL,), ops=("GET_FEATURE", "SET_FEATURE")),
 )
 FWCTL_PROMISES = (
     Promise(FWCTL, "Documentation/userspace-api/fwctl/fwctl.rst; " + FEATURES,
@@ -245,7 +382,7 @@ FWCTL_PROMISES = (
 
 LINUX_IOCTL = Policy(
     "linux-ioctl", "cxl", channels=(IOCTL, SYSFS),
-    rules=IOCTL_RULES + PAYLOAD_RULES + SYSFS_RULES,
+    rules=SIZE_RULES + IOCTL_RULES + IOCTL_SIZE_RULES + PAYLOAD_RULES + SYSFS_RULES,
     promises=SYSFS_PROMISES,
     doc="default kernel: CXL_MEM_SEND_COMMAND command table and sysfs sanitize/erase",
 )
@@ -253,13 +390,13 @@ LINUX_RAW = Policy(
     "linux-raw", "cxl", channels=(IOCTL, RAW, SYSFS),
     # In cxl_to_mem_cmd_raw() the WARN fires before the payload check, so the
     # payload rule follows the raw rules.
-    rules=IOCTL_RULES + RAW_RULES + PAYLOAD_RULES + SYSFS_RULES,
+    rules=SIZE_RULES + IOCTL_RULES + IOCTL_SIZE_RULES + RAW_RULES + PAYLOAD_RULES + SYSFS_RULES,
     promises=SYSFS_PROMISES + RAW_PROMISES,
     doc="CONFIG_CXL_MEM_RAW_COMMANDS=y: the RAW command id on top of linux-ioctl",
 )
 LINUX_FWCTL = Policy(
     "linux-fwctl", "cxl", channels=(IOCTL, SYSFS, FWCTL),
-    rules=IOCTL_RULES + PAYLOAD_RULES + SYSFS_RULES + FWCTL_RULES,
+    rules=SIZE_RULES + IOCTL_RULES + IOCTL_SIZE_RULES + PAYLOAD_RULES + SYSFS_RULES + FWCTL_RULES,
     promises=SYSFS_PROMISES + FWCTL_PROMISES,
     doc="CONFIG_CXL_FEATURES + fwctl (6.15+): Features over fwctl on top of linux-ioctl",
 )
@@ -275,4 +412,37 @@ PERMISSIVE = Policy(
     doc="everything passes, nothing taints: what a passthrough without policy does",
 )
 
-POLICIES = (LINUX_IOCTL, LINUX_RAW, LINUX_FWCTL, PERMISSIVE)
+# --------------------------------------------------------------------------- history
+
+#: ioctl ids 22-24 (GET_LOG_CAPS, CLEAR_LOG, GET_SUP_LOG_SUBLIST) came with 206f9fa9d555's series
+LOG_IDS = ("GET_LOG_CAPS", "CLEAR_LOG", "GET_SUP_LOG_SUBLIST")
+
+
+def _no_such_id(r: Request) -> Verdict:
+    return Deny(errno.ENOTTY, "id >= CXL_MEM_COMMAND_ID_MAX in this kernel")
+
+
+LINUX_RAW_UNSIZED = Policy(
+    "linux-raw-unsized-payload", "cxl", channels=LINUX_RAW.channels,
+    rules=tuple(r for r in LINUX_RAW.rules if r.name != "payload-size"),
+    promises=LINUX_RAW.promises, predates="60b5d1f68338",
+    doc="linux-raw whose cxl_payload_from_user_allowed() reads the payload without checking its size",
+)
+LINUX_RAW_ANY_LOG = Policy(
+    "linux-raw-clear-any-log", "cxl", channels=LINUX_RAW.channels,
+    rules=(Rule("ioctl-id-max", _no_such_id, f"{MBOX} cxl_validate_cmd_from_user(): id >= CXL_MEM_COMMAND_ID_MAX",
+                channels=(IOCTL,), ops=LOG_IDS),
+           *(r for r in LINUX_RAW.rules if r.name not in ("payload-size", "clear-log-vendor-debug"))),
+    promises=LINUX_RAW.promises, predates="206f9fa9d555",
+    doc="linux-raw without Clear Log in the ioctl table, and RAW Clear Log of any log",
+)
+LINUX_FWCTL_SIZED = Policy(
+    "linux-fwctl-sized", "cxl", channels=LINUX_FWCTL.channels,
+    rules=LINUX_FWCTL.rules[:len(fwctl.core_rules(FWCTL))] + PROPOSED_FWCTL_SIZE_RULES
+    + LINUX_FWCTL.rules[len(fwctl.core_rules(FWCTL)):],
+    promises=LINUX_FWCTL.promises,
+    doc="linux-fwctl plus the in_len/out_len checks the model finds missing (a proposal, not mainline)",
+)
+
+POLICIES = (LINUX_IOCTL, LINUX_RAW, LINUX_FWCTL, PERMISSIVE, LINUX_RAW_UNSIZED, LINUX_RAW_ANY_LOG,
+            LINUX_FWCTL_SIZED)

@@ -1,0 +1,113 @@
+"""How the kernel carries an allowed command to the device: the buffers it allocates and copies.
+
+The policy rules decide; these functions are the code between the decision
+and the device, where a trusted length turns into an out-of-bounds access.
+Every copy goes through a ``Buffer`` (``world.buffer``), so the
+``out-of-bounds`` invariant sees it.
+
+* ``mailbox``: ``CXL_MEM_SEND_COMMAND`` (``drivers/cxl/core/mbox.c``
+  ``cxl_mbox_cmd_ctor()``, ``handle_mailbox_cmd_from_user()``) and the PCI
+  mailbox (``drivers/cxl/pci.c`` ``__cxl_pci_mbox_send_cmd()``);
+* ``features_rpc``: ``FWCTL_RPC`` to the CXL fwctl driver
+  (``drivers/fwctl/main.c`` ``fwctl_cmd_rpc()``, ``drivers/cxl/core/features.c``
+  ``cxlctl_get_feature()``, ``cxlctl_set_feature()``, ``cxl_get_feature()``,
+  ``cxl_set_feature()``), as mainline has them: neither compares ``op_size``
+  with ``in_len`` nor ``count`` with ``out_len`` (see the README's
+  "sizes" section for what the model finds there).
+"""
+
+from __future__ import annotations
+
+from fuzzer import Envelope, Forward, Layout, Param, Reply, Request, Slot, World
+
+from . import mailbox as mb
+
+FWCTL_RPC_CXL_HDR = 16  # struct fwctl_rpc_cxl: opcode, flags, op_size, reserved1 (u32 each)
+FWCTL_RPC_CXL_OUT = 8  # struct fwctl_rpc_cxl_out: size, retval (u32 each)
+SET_FEAT_HDR = 32  # struct cxl_mbox_set_feat_hdr: uuid, flags, offset, version, rsvd[9]
+MAX_RPC_LEN = 2 << 20  # drivers/fwctl/main.c: SZ_2M
+
+MAILBOX_ENVELOPE = Envelope("in_size", "out_size", sizes=(
+    Param("in_size", "size", 0, mb.SIZE_MAX, natural="in", marks=("payload_size",),
+          doc="struct cxl_send_command in.size: bytes the kernel copies from in.payload"),
+    Param("out_size", "size", 0, mb.SIZE_MAX, natural="out", marks=("payload_size", mb.VARIABLE),
+          doc="out.size: room in out.payload (~0: the device's payload size)"),
+))
+
+FWCTL_ENVELOPE = Envelope("in_len", "out_len", header=Layout(
+    (Slot("opcode", 0, 4), Slot("op_size", 8, 4)), size=FWCTL_RPC_CXL_HDR, out=FWCTL_RPC_CXL_OUT,
+), sizes=(
+    Param("in_len", "size", 0, mb.SIZE_MAX, natural="in", marks=(MAX_RPC_LEN, FWCTL_RPC_CXL_HDR),
+          doc="struct fwctl_rpc in_len: bytes fwctl_cmd_rpc() copies in"),
+    Param("out_len", "size", 0, mb.SIZE_MAX, natural="out", marks=(MAX_RPC_LEN, FWCTL_RPC_CXL_OUT),
+          doc="struct fwctl_rpc out_len: room the driver allocates for its answer"),
+    Param("op_size", "size", 0, mb.SIZE_MAX, natural="payload", marks=(SET_FEAT_HDR,),
+          doc="struct fwctl_rpc_cxl op_size: length of the command's own input"),
+))
+
+
+def _payload_len_ok(layout: Layout | None, in_size: int, payload_size: int) -> bool:
+    """QEMU cxl_process_cci_message(): a fixed-size command gets exactly its size, a variable one its minimum."""
+    if layout is None or in_size > payload_size:
+        return layout is None
+    if layout.size is not None:
+        return in_size == layout.size
+    return in_size >= layout.min
+
+
+def mailbox(world: World, request: Request, forward: Forward) -> Reply:
+    """cxl_send_cmd() after validation: copy in, run the mailbox, copy out."""
+    payload_size = int(world.device.info.get("payload_size", mb.PAYLOAD_SIZE))
+    in_size, out_size = request.size("in_size"), request.size("out_size")
+    # cxl_mbox_cmd_ctor(): the output bounce buffer is the caller's out.size (~0: the payload size)
+    size_out = payload_size if out_size == mb.VARIABLE else out_size
+    bounce = world.buffer("payload_out", size_out)
+    # __cxl_pci_mbox_send_cmd(): memcpy_toio(payload, payload_in, size_in) into the mailbox registers
+    registers = world.buffer("mailbox.payload", payload_size, kind="device")
+    if in_size:
+        registers.write(0, in_size, by="__cxl_pci_mbox_send_cmd() memcpy_toio()")
+    if not _payload_len_ok(request.command.layout, in_size, payload_size):
+        reply = Reply(rc=mb.RC_PAYLOADLEN, why="payload length does not fit the command")
+    else:
+        reply = forward(request.args)
+    # "#8": n = min3(size_out, payload_size, out_len): the copy back is clamped
+    n = min(size_out, payload_size, len(reply.data))
+    if n:
+        bounce.write(0, reply.data[:n], by="__cxl_pci_mbox_send_cmd() memcpy_fromio()")
+        # handle_mailbox_cmd_from_user(): copy_to_user(out.payload, payload_out, size_out)
+        world.buffer("user.out", out_size, kind="user").write(0, n, by="handle_mailbox_cmd_from_user()")
+    return reply
+
+
+def features_rpc(world: World, request: Request, forward: Forward) -> Reply:
+    """cxlctl_handle_commands() for the command the rules let through."""
+    op = request.command.op
+    payload = request.payload
+    assert payload is not None
+    out_len = request.size("out_len")
+    payload_size = int(world.device.info.get("payload_size", mb.PAYLOAD_SIZE))
+    if op == "GET_SUPPORTED_FEATURES":
+        # cxlctl_get_supported_features(): reads count and start_idx, sizes its own answer
+        payload.read(FWCTL_RPC_CXL_HDR, 6, by="cxlctl_get_supported_features()")
+        return forward(request.args)
+    # the driver's answer is kvzalloc(*out_len): the caller's out_len
+    rpc_out = world.buffer("rpc_out", out_len)
+    if op == "GET_FEATURE":
+        count = int(request.field("count", by="cxlctl_get_feature()"))
+        # cxl_get_feature(): the mailbox writes up to min(count, payload_size) at rpc_out->payload
+        reply = forward({**request.args, "count": count})
+        n = min(count, payload_size, len(reply.data))
+        if n:
+            rpc_out.write(FWCTL_RPC_CXL_OUT, reply.data[:n], by="cxl_get_feature() -> __cxl_pci_mbox_send_cmd()")
+        rpc_out.write(0, 8, by="cxlctl_get_feature(): rpc_out->size, ->retval")
+        return reply
+    if op == "SET_FEATURE":
+        rpc_out.write(0, 4, by="cxlctl_set_feature(): rpc_out->size = 0")
+        op_size = request.size("op_size")
+        data_size = (op_size - SET_FEAT_HDR) % (1 << 64)  # size_t: an op_size below the header wraps
+        # cxl_set_feature(): memcpy(pi->feat_data, feat_data, data_in_size) from the request buffer
+        payload.read(FWCTL_RPC_CXL_HDR + SET_FEAT_HDR, data_size, by="cxl_set_feature() memcpy()")
+        reply = forward(request.args)
+        rpc_out.write(4, 4, by="cxlctl_set_feature(): rpc_out->retval")
+        return reply
+    return forward(request.args)

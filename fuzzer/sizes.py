@@ -1,0 +1,233 @@
+"""Payload bytes and the sizes around them: wire layouts, buffers, and the accesses the bounds oracle checks.
+
+Most fixed passthrough bugs are one bug class: a length the caller declares
+(CXL_MEM_SEND_COMMAND's ``in.size``, fwctl's ``in_len``, a Get Feature
+``count``) trusted before it is compared with the bytes really there.  So a
+request carries its declared sizes as arguments of kind ``size``, apart
+from the content arguments, and the kernel model reads and writes payloads
+only through a ``Buffer`` that knows how many bytes were really allocated.
+Every access is logged; the ``out-of-bounds`` invariant reports one that
+runs past its buffer, as KASAN would.
+
+A plugin declares, as data:
+
+* a command's payload as a ``Layout`` of named ``Slot`` s (offset, width),
+  fixed or variable in size, and its fixed output size, if any;
+* a channel's ``Envelope``: which size argument sizes the input buffer,
+  which sizes the caller's output buffer, the header the channel puts in
+  front of every command (``struct fwctl_rpc_cxl``), and other size fields;
+* the boundaries worth drawing (``Param.marks``): a struct size, the
+  device's ``payload_size``, fwctl's ``MAX_RPC_LEN``.
+
+Simplification, once: the caller's buffer always holds at least the
+declared input size (so ``copy_from_user`` never faults); the bytes are the
+content arguments encoded into the layout, cut or zero-padded to that size.
+A read past a buffer returns zeros where the kernel would read its
+neighbour.
+"""
+
+from __future__ import annotations
+
+import uuid as _uuid
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+import attrs
+
+Args = Mapping[str, Any]
+
+#: Where a buffer lives: kernel memory (KASAN's domain), the caller's memory,
+#: or device registers (a mailbox payload area).
+BufferKind = Literal["kernel", "user", "device"]
+
+
+@attrs.frozen
+class Slot:
+    """One field of a payload: ``width`` bytes at ``offset``, little-endian unless ``kind`` says otherwise.
+
+    ``kind``: ``le`` (an int or bool), ``uuid`` (a UUID string, RFC 4122 byte
+    order as ``uuid_t``), ``text`` (a string, NUL-padded).  ``width`` may name
+    an argument (a variable-length data field: ``Slot("data", 8, "length")``).
+    ``value`` fixes the content (a reserved field, a fill byte argument's name
+    for ``text``/``le`` data is ``source``).
+    """
+
+    name: str
+    offset: int
+    width: int | str
+    kind: Literal["le", "uuid", "text", "fill"] = "le"
+    #: the argument the slot's bytes come from, if not ``name`` (``fill``: the byte repeated)
+    source: str = ""
+
+    def size(self, args: Args) -> int:
+        return int(args.get(self.width, 0)) if isinstance(self.width, str) else self.width
+
+    def encode(self, value: Any, args: Args) -> bytes:
+        n = self.size(args)
+        if n <= 0:
+            return b""
+        if self.kind == "uuid":
+            try:
+                raw = _uuid.UUID(str(value)).bytes
+            except ValueError:
+                raw = b""
+        elif self.kind == "text":
+            raw = str(value).encode("utf-8", "replace")
+        elif self.kind == "fill":
+            raw = bytes([int(value) & 0xFF]) * n
+        else:
+            raw = (int(value) & ((1 << (8 * n)) - 1)).to_bytes(n, "little")
+        return raw[:n].ljust(n, b"\0")
+
+    def decode(self, raw: bytes) -> Any:
+        if self.kind == "uuid":
+            return str(_uuid.UUID(bytes=raw.ljust(16, b"\0")[:16]))
+        if self.kind in ("text", "fill"):
+            return raw
+        return int.from_bytes(raw, "little")
+
+
+@attrs.frozen
+class Layout:
+    """A command's payload on the wire, as the spec's struct declares it.
+
+    ``size`` is the fixed input size (the kernel table's ``size_in``; None:
+    variable, at least ``min``); ``out`` the fixed output size (None:
+    variable, up to the device's payload size).
+
+    Example (CXL Clear Log, 16 bytes in, nothing out)::
+
+        Layout((Slot("log", 0, 16, "uuid"),), size=0x10, out=0)
+    """
+
+    slots: tuple[Slot, ...] = ()
+    size: int | None = 0
+    min: int = 0
+    out: int | None = 0
+
+    def slot(self, name: str) -> Slot:
+        for s in self.slots:
+            if s.name == name:
+                return s
+        raise KeyError(f"layout has no slot {name!r}; it has {[s.name for s in self.slots]}")
+
+    def natural(self, args: Args) -> int:
+        """The input size a correct caller declares for these arguments."""
+        if self.size is not None:
+            return self.size
+        end = max((s.offset + s.size(args) for s in self.slots), default=0)
+        return max(end, self.min)
+
+    def encode(self, args: Args, base: int = 0, into: bytearray | None = None) -> bytearray:
+        buf = into if into is not None else bytearray()
+        for s in self.slots:
+            source = s.source or s.name
+            if source not in args:
+                continue
+            raw = s.encode(args[source], args)
+            at = base + s.offset
+            if len(buf) < at + len(raw):
+                buf.extend(bytes(at + len(raw) - len(buf)))
+            buf[at: at + len(raw)] = raw
+        return buf
+
+
+@attrs.frozen
+class Envelope:
+    """The length fields a channel's request carries around every command's payload.
+
+    ``inbound`` names the size argument that sizes the input buffer the
+    kernel copies in (``in_size``, fwctl's ``in_len``); ``outbound`` the one
+    that sizes the caller's output buffer.  ``header`` is what the channel
+    puts in front of every command's own payload (``struct fwctl_rpc_cxl``:
+    opcode, flags, op_size), its slots filled from the arguments plus
+    ``opcode``; ``extra`` are size arguments that live in that header.
+    Their ``natural`` may be ``"in"`` (header plus the command's payload),
+    ``"payload"`` (the command's payload alone) or ``"out"`` (header output
+    plus the command's fixed output, or the device's ``payload_size``).
+
+    Example (CXL_MEM_SEND_COMMAND)::
+
+        Envelope("in_size", "out_size", sizes=(
+            Param("in_size", "size", 0, 2**32 - 1, natural="in", marks=("payload_size",)),
+            Param("out_size", "size", 0, 2**31 - 1, natural="out", marks=("payload_size",)),
+        ))
+    """
+
+    inbound: str
+    outbound: str = ""
+    sizes: tuple[Any, ...] = ()  # tuple[Param, ...]; typed loosely to keep spec.py importing this module
+    header: Layout = Layout()
+
+
+@attrs.frozen
+class Access:
+    """One read or write of a buffer, as the bounds oracle sees it."""
+
+    buffer: str
+    kind: BufferKind
+    op: Literal["read", "write"]
+    offset: int
+    length: int
+    size: int
+    by: str
+
+    @property
+    def out_of_bounds(self) -> bool:
+        return self.offset < 0 or self.offset + self.length > self.size
+
+    def describe(self) -> str:
+        where = {"kernel": "slab", "user": "user buffer", "device": "device registers"}[self.kind]
+        past = self.offset + self.length - self.size
+        def n(k: int) -> str:
+            return f"{k} byte" if k == 1 else f"{k} bytes"
+
+        return (f"{where}-out-of-bounds {self.op} of {n(self.length)} at offset {self.offset} of "
+                f"{self.buffer} ({n(self.size)} allocated, {n(past)} past its end) in {self.by}")
+
+
+class Buffer:
+    """A buffer of ``size`` bytes that logs every access into ``log``.
+
+    Kernel model code reads payloads through ``read``/``field`` and writes
+    through ``write``, so the oracle knows exactly which bytes were touched.
+    """
+
+    __slots__ = ("data", "kind", "log", "name", "size")
+
+    def __init__(self, name: str, size: int, data: bytes = b"", *, kind: BufferKind = "kernel",
+                 log: list[Access] | None = None) -> None:
+        self.name = name
+        self.size = max(0, size)
+        self.kind = kind
+        # a 2 MiB request is drawn rarely but must not cost 2 MiB: keep the bytes given, zeros are implied
+        self.data = bytearray(data[: self.size])
+        self.log = log if log is not None else []
+
+    def read(self, offset: int, length: int, by: str) -> bytes:
+        self.log.append(Access(self.name, self.kind, "read", offset, length, self.size, by))
+        if length <= 0:
+            return b""
+        inside = bytes(self.data[max(0, offset): max(0, min(offset + length, self.size))])
+        return inside.ljust(min(length, 1 << 16), b"\0")
+
+    def write(self, offset: int, data: bytes | int, by: str) -> None:
+        """Write ``data`` (or that many bytes, given an int) at ``offset``; only in-bounds bytes land."""
+        length = data if isinstance(data, int) else len(data)
+        self.log.append(Access(self.name, self.kind, "write", offset, length, self.size, by))
+        if isinstance(data, int) or length <= 0:
+            return
+        end = min(offset + length, self.size)
+        if offset < end:
+            if len(self.data) < end:
+                self.data.extend(bytes(end - len(self.data)))
+            self.data[offset:end] = data[: end - offset]
+
+    def field(self, layout: Layout, name: str, by: str, base: int = 0, args: Args | None = None) -> Any:
+        """Read and decode slot ``name`` of ``layout`` (at ``base`` in this buffer)."""
+        s = layout.slot(name)
+        return s.decode(self.read(base + s.offset, s.size(args or {}), by))
+
+
+#: What a resolved size argument's natural value is: fixed, or computed from the content arguments.
+Natural = Callable[[Args], int]

@@ -95,15 +95,18 @@ def resolve_params(channel: Channel, command: Command, info: Mapping[str, Any]) 
 
 def inbound(world: World, env: Envelope, command: Command, args: Mapping[str, Any]) -> tuple[Buffer, int]:
     """The input buffer the kernel copies in: header and payload encoded from ``args``, cut to the declared size."""
-    values = {**args, "opcode": command.opcode}
-    data = env.header.encode(values)
     base = env.header.natural({}) if env.header.slots or env.header.size else 0
-    if len(data) < base:
-        data.extend(bytes(base - len(data)))
-    if command.layout is not None:
-        command.layout.encode(values, base, data)
-    size = int(args.get(env.inbound, len(data)))
-    return world.buffer("payload_in", size, bytes(data[:size])), base
+
+    def encode() -> bytes:
+        values = {**args, "opcode": command.opcode}
+        data = env.header.encode(values)
+        if len(data) < base:
+            data.extend(bytes(base - len(data)))
+        if command.layout is not None:
+            command.layout.encode(values, base, data)
+        return bytes(data)
+
+    return world.buffer("payload_in", int(args.get(env.inbound, 0)), fill=encode), base
 
 
 @attrs.frozen
@@ -243,7 +246,7 @@ class Executor:
                 request = self.request(step, command)
                 if step.channel not in policy.channels:
                     decision = Decision(
-                        False, errno.ENODEV, rule="channel-closed",
+                        False, policy.refuses.get(step.channel, errno.ENODEV), rule="channel-closed",
                         reason=f"{policy.name} does not open {step.channel}",
                     )
                 else:

@@ -68,7 +68,7 @@ def callers_of(space: CallerSpace, channel: Channel) -> tuple[Caller, ...]:
 
 #: Share of size draws at the size's natural value: most steps must still work for
 #: sequences to reach deep state; the rest go to the boundaries (and a few anywhere).
-NATURAL = 0.8
+NATURAL = 0.9
 
 
 def _drawer(p: Param) -> Callable[[random.Random, dict[str, Any]], Any]:
@@ -97,7 +97,7 @@ def _drawer(p: Param) -> Callable[[random.Random, dict[str, Any]], Any]:
             n = min(max(natural(args), lo), hi)
             if r < NATURAL:
                 return n
-            if r < NATURAL + 0.15:
+            if r < NATURAL + 0.08:
                 near = [v for v in (n - 1, n + 1) if lo <= v <= hi]
                 pool = [int(m) for m in marks] + near
                 return pool[int(rng.random() * len(pool))] if pool else n

@@ -193,16 +193,25 @@ class Buffer:
     through ``write``, so the oracle knows exactly which bytes were touched.
     """
 
-    __slots__ = ("data", "kind", "log", "name", "size")
+    __slots__ = ("_data", "_fill", "kind", "log", "name", "size")
 
     def __init__(self, name: str, size: int, data: bytes = b"", *, kind: BufferKind = "kernel",
-                 log: list[Access] | None = None) -> None:
+                 log: list[Access] | None = None, fill: Callable[[], bytes] | None = None) -> None:
         self.name = name
         self.size = max(0, size)
         self.kind = kind
         # a 2 MiB request is drawn rarely but must not cost 2 MiB: keep the bytes given, zeros are implied
-        self.data = bytearray(data[: self.size])
+        self._data = bytearray(data[: self.size])
+        #: computes the contents on first use (most requests are never looked into)
+        self._fill = fill
         self.log = log if log is not None else []
+
+    @property
+    def data(self) -> bytearray:
+        if self._fill is not None:
+            self._data = bytearray(self._fill()[: self.size])
+            self._fill = None
+        return self._data
 
     def read(self, offset: int, length: int, by: str) -> bytes:
         self.log.append(Access(self.name, self.kind, "read", offset, length, self.size, by))

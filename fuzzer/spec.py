@@ -653,6 +653,9 @@ class Policy:
     trusts: tuple[Trust, ...] = ()
     #: for a historical policy: the commit whose fix it predates ("before 60b5d1f68338")
     predates: str = ""
+    #: channels the kernel has but this configuration refuses, and with what errno (a
+    #: compiled-out RAW command id is -EPERM, not -ENODEV); they are not drawn
+    refuses: Mapping[str, int] = attrs.field(factory=dict)
     _index: dict[tuple[str, str], tuple[Rule, ...]] = attrs.field(
         factory=dict, eq=False, repr=False, init=False
     )

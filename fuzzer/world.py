@@ -7,7 +7,7 @@ field is the cheapest honest way to see what a command changed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -108,9 +108,10 @@ class World:
         #: every buffer access of the current step (the bounds oracle reads it)
         self.accesses: list[Access] = []
 
-    def buffer(self, name: str, size: int, data: bytes = b"", *, kind: BufferKind = "kernel") -> Buffer:
+    def buffer(self, name: str, size: int, data: bytes = b"", *, kind: BufferKind = "kernel",
+               fill: Callable[[], bytes] | None = None) -> Buffer:
         """Allocate a buffer of ``size`` bytes whose accesses the ``out-of-bounds`` invariant checks."""
-        return Buffer(name, size, data, kind=kind, log=self.accesses)
+        return Buffer(name, size, data, kind=kind, log=self.accesses, fill=fill)
 
     def mailbox(self, op: str, **args: Any) -> Reply:
         """Send a firmware op as the kernel driver does: no policy, straight to the device."""

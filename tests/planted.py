@@ -103,5 +103,35 @@ NETDEV_HOLES = [
     ("linux-fwctl-mlx5", "mlx5", "mlx5ctl-default-deny",
      "kernel-owned-integrity:netdev:MODIFY_NIC_VPORT_CONTEXT:vport.mac", ["MODIFY_NIC_VPORT_CONTEXT"]),
 ]
+GPU_HOLES = [
+    # render node: drm_ioctl_permit()'s DRM_RENDER_ALLOW check gone, a render client opens another
+    # client's buffer by its guessable flink name and submits a job that writes it
+    ("linux-drm", "spec", "drm-render-allow", "render-isolation:gpu:CS:bo",
+     ["OPEN", "other_client", "GEM_OPEN", "CS"], True),
+    # primary node: the DRM_MASTER check gone, any client commits a mode
+    ("linux-drm", "spec", "drm-master", "drm-master:gpu:MODE_ATOMIC$card:display.mode",
+     ["OPEN$card", "MODE_ATOMIC$card"]),
+    # reset bookkeeping: a guilty context's submission accepted after the reset
+    ("linux-drm", "spec", "cs-guilty-ctx", "reset-bookkeeping:gpu:CS:ctx",
+     ["OPEN", "GEM_CREATE", "CS", "gpu_recover", "CS"], True),
+    # sysfs: the attribute's owner-only write mode gone, anyone forces a DPM level
+    ("linux-drm", "spec", "sysfs-owner-write", "access:gpu:power_dpm_force_performance_level:caps",
+     ["power_dpm_force_performance_level"]),
+    # sysfs: a partition switch while a client holds VRAM (a render-node client, OPEN and
+    # GEM_CREATE, is as short; this seed reaches the primary node's)
+    ("linux-drm", "spec", "partition-kfd-busy", "kernel-owned-integrity:gpu:current_compute_partition:bo",
+     ["OPEN$card", "GEM_CREATE$card", "current_compute_partition"]),
+    # debugfs: root writes a register under lockdown
+    ("linux-amdgpu-debugfs", "spec", "debugfs-lockdown", "lockdown:gpu:amdgpu_regs_smc:clk.sclk_max",
+     ["amdgpu_regs_smc"]),
+    # debugfs: /sys/kernel/debug open to everyone, an unprivileged user halts the CP
+    ("linux-amdgpu-debugfs", "spec", "debugfs-root", "kernel-owned-integrity:gpu:amdgpu_regs:cp.running",
+     ["amdgpu_regs"]),
+    # gpu fwctl: the power-limit refusal gone: tainted, but the kernel's power cap is wrong
+    ("gpu-fwctl", "spec", "refuse-set-power-limit", "kernel-owned-integrity:gpu:SET_POWER_LIMIT:power.cap:tainted",
+     ["SET_POWER_LIMIT"]),
+    # gpu fwctl: a log-changing RPC below DEBUG_WRITE, so without the taint fwctl.rst asks for
+    ("gpu-fwctl", "spec", "gpufw-write-scope", "access:gpu:SET_TRACE_LEVEL:scope", ["SET_TRACE_LEVEL"]),
+]
 HOLES = ([Hole("cxl", *h) for h in CXL_HOLES] + [Hole("rdma", *h) for h in RDMA_HOLES]
-         + [Hole("netdev", *h) for h in NETDEV_HOLES])
+         + [Hole("netdev", *h) for h in NETDEV_HOLES] + [Hole("gpu", *h) for h in GPU_HOLES])

@@ -86,7 +86,7 @@ def signatures(ex: Executor, steps: list[Step]) -> list[set[str]]:
 
 
 def test_every_deep_hole_has_a_sequence_here() -> None:
-    assert sorted(d.hole.test_id for d in DEEP) == sorted(h.test_id for h in HOLES if h.deep)
+    assert sorted(d.hole.test_id for d in DEEP) == sorted(h.test_id for h in HOLES if h.deep and h.subsystem == "cxl")
     for d in DEEP:
         assert [s.op for s in d.steps] == d.hole.ops and len(d.steps) >= 4
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 from fuzzer.executor import Executor
 from fuzzer.host import Registry
 from fuzzer.plugins.cxl import mailbox as mb
@@ -138,6 +140,10 @@ def test_closed_channel_denies_and_changes_nothing(registry: Registry) -> None:
     e = ex(registry, "linux-ioctl")
     r = e.apply(user("SET_TIMESTAMP", "cxl.raw", timestamp=5))
     assert not r.decision.allowed and r.decision.rule == "channel-closed" and r.changes == ()
+    # without CONFIG_CXL_MEM_RAW_COMMANDS the RAW id is refused as the kernel does: -EPERM
+    assert r.decision.errno == errno.EPERM
+    closed = ex(registry, "linux-raw").apply(user("GET_FEATURE", "cxl.fwctl", uuid=mb.PATROL_SCRUB_UUID))
+    assert closed.decision.errno == errno.ENODEV  # no fwctl driver: no such device
 
 
 def test_corruption_reported_once_at_its_cause(registry: Registry) -> None:

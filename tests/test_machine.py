@@ -12,11 +12,26 @@ from fuzzer import campaign as campaign_mod
 from fuzzer.campaign import Campaign
 from fuzzer.host import Registry
 from fuzzer.machine import ViolationFound, state_machine
-from fuzzer.minimize import is_one_minimal, one_minimal
+from fuzzer.minimize import is_one_minimal
 
 SIG = "kernel-owned-integrity:cxl:SET_LSA:lsa"
 
 
+@pytest.fixture
+def no_local_constants(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep a derandomized run independent of which plugins are installed.
+
+    Hypothesis (6.1xx) mixes literals mined from every loaded local module into
+    its draws; loading one more plugin (the gpu one did) changes this test's
+    draws, and with them how far its shrinker gets within the budget.
+    """
+    from hypothesis.internal.conjecture import providers
+
+    if hasattr(providers, "_get_local_constants") and hasattr(providers, "Constants"):
+        monkeypatch.setattr(providers, "_get_local_constants", lambda: providers.Constants())
+
+
+@pytest.mark.usefixtures("no_local_constants")
 def test_users_own_hypothesis_test_finds_a_planted_hole(registry: Registry) -> None:
     machine = state_machine("cxl", "linux-ioctl", without=("exclusive-cmds",), registry=registry)
     with pytest.raises(ViolationFound) as exc:
@@ -25,14 +40,8 @@ def test_users_own_hypothesis_test_finds_a_planted_hole(registry: Registry) -> N
     # the hole lets userspace at both commands the bound nvdimm holds exclusively
     found = exc.value.violation.signature
     assert found in (SIG, "kernel-owned-integrity:cxl:SET_SHUTDOWN_STATE:shutdown_state")
-    # Hypothesis shrinks it, how far depending on its pool of constants (it collects the literals of
-    # every local module loaded, so a new plugin's opcodes change its draws); ptfuzz's minimizer
-    # takes what it hands over to the known two steps
-    steps = exc.value.steps
-    assert steps[0].op == "nvdimm_bind" and steps[-1].op == found.split(":")[2]
-    ex = registry.executor("cxl", registry.policy("cxl", "linux-ioctl", without=("exclusive-cmds",)),
-                           registry.device("cxl", None))
-    assert [s.op for s in one_minimal(ex, steps, found)] == ["nvdimm_bind", found.split(":")[2]]
+    # Hypothesis shrank it to the known two steps
+    assert [s.op for s in exc.value.steps] == ["nvdimm_bind", found.split(":")[2]]
 
 
 def test_users_own_hypothesis_test_passes_on_the_intact_policy(registry: Registry) -> None:

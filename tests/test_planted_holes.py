@@ -27,9 +27,9 @@ def test_planted_hole_is_found_and_shrunk(
     ops: list[str], deep: bool,
 ) -> None:
     holed = registry.policy(subsystem, policy, without=(rule,))
-    # a deep (4-step) hole takes the native search 10^3-10^4 sequences (benchmarks/hard_bugs.py)
+    # a deep (4-step) hole takes the native search 10^3-10^5 sequences (benchmarks/hard_bugs.py)
     campaign = Campaign(registry, subsystem, holed, registry.device(subsystem, device), seed=20261121,
-                        max_examples=60_000 if deep else 1500, corpus_dir=tmp_path,
+                        max_examples=150_000 if deep else 1500, corpus_dir=tmp_path,
                         targets=frozenset({signature}))
     result = campaign.run()
     assert signature in result.findings, sorted(result.findings)

@@ -384,6 +384,8 @@ LINUX_IOCTL = Policy(
     "linux-ioctl", "cxl", channels=(IOCTL, SYSFS),
     rules=SIZE_RULES + IOCTL_RULES + IOCTL_SIZE_RULES + PAYLOAD_RULES + SYSFS_RULES,
     promises=SYSFS_PROMISES,
+    # CONFIG_CXL_MEM_RAW_COMMANDS=n: cxl_mem_raw_command_allowed() is false, so -EPERM
+    refuses={RAW: errno.EPERM},
     doc="default kernel: CXL_MEM_SEND_COMMAND command table and sysfs sanitize/erase",
 )
 LINUX_RAW = Policy(
@@ -398,6 +400,7 @@ LINUX_FWCTL = Policy(
     "linux-fwctl", "cxl", channels=(IOCTL, SYSFS, FWCTL),
     rules=SIZE_RULES + IOCTL_RULES + IOCTL_SIZE_RULES + PAYLOAD_RULES + SYSFS_RULES + FWCTL_RULES,
     promises=SYSFS_PROMISES + FWCTL_PROMISES,
+    refuses={RAW: errno.EPERM},
     doc="CONFIG_CXL_FEATURES + fwctl (6.15+): Features over fwctl on top of linux-ioctl",
 )
 

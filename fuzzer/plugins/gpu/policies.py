@@ -1,0 +1,240 @@
+"""The GPU passthrough policies as rule tables, each rule citing its source.
+
+* ``linux-drm``: ``drm_ioctl_permit()`` on the render and primary nodes, the
+  amdgpu submission check after a reset, and the sysfs attributes' file mode
+  and partition-switch check.  ``linux-drm-norecovery`` is the same with
+  ``amdgpu.gpu_recovery=0``.
+* ``linux-amdgpu-debugfs``: who reaches amdgpu's register files (debugfs's
+  mode and lockdown); root is trusted there by design.
+* ``gpu-fwctl``: a *hypothetical* GPU fwctl driver following
+  ``Documentation/userspace-api/fwctl/fwctl.rst`` (scopes, taint,
+  CAP_SYS_RAWIO for DEBUG_WRITE_FULL), plus what it must refuse for the
+  fuzzer to find nothing on honest firmware; each refusal names the finding
+  that requires it (``corpora/gpu/``).
+* ``permissive``: every channel, no rule.
+"""
+
+from __future__ import annotations
+
+import errno
+
+from fuzzer import RESET_ONLY, Deny, Effect, Policy, Promise, Request, Rule, Trust, Verdict, fwctl
+
+from .commands import CARD, DEBUGFS, FWCTL, NODES, PRIMARY, RENDER, SYSFS
+from .ioctls import BY_OP, DrmFlag, flags
+from .regs import MODE_AFTER_FIX
+
+CAP_SYS_ADMIN = "CAP_SYS_ADMIN"
+#: caller switches on the primary node: the file is authenticated (drm_authmagic) / is the current master
+AUTHENTICATED = "authenticated"
+MASTER = "master"
+
+DRM_IOCTL = "drivers/gpu/drm/drm_ioctl.c drm_ioctl_permit()"
+IOCTL_OPS = (*BY_OP, *(op + CARD for op in BY_OP))
+
+# --------------------------------------------------------------------------- drm_ioctl_permit()
+
+
+def _root_only(r: Request) -> Verdict:
+    if flags(r.command.op) & DrmFlag.ROOT_ONLY and CAP_SYS_ADMIN not in r.caller.caps:
+        return Deny(errno.EACCES, "DRM_ROOT_ONLY needs CAP_SYS_ADMIN")
+    return None
+
+
+def _auth(r: Request) -> Verdict:
+    render = r.channel == RENDER
+    if flags(r.command.op) & DrmFlag.AUTH and not render and AUTHENTICATED not in r.caller.switches:
+        return Deny(errno.EACCES, "DRM_AUTH: neither a render client nor authenticated")
+    return None
+
+
+def _master(r: Request) -> Verdict:
+    # a render client is never the current master (drm_is_current_master() is false for it)
+    if flags(r.command.op) & DrmFlag.MASTER and (r.channel == RENDER or MASTER not in r.caller.switches):
+        return Deny(errno.EACCES, "DRM_MASTER: not the current master")
+    return None
+
+
+def _render_allow(r: Request) -> Verdict:
+    if r.channel == RENDER and not flags(r.command.op) & DrmFlag.RENDER_ALLOW:
+        return Deny(errno.EACCES, "render clients must be explicitly allowed (DRM_RENDER_ALLOW)")
+    return None
+
+
+PERMIT = (
+    Rule("drm-root-only", _root_only, f"{DRM_IOCTL}: DRM_ROOT_ONLY && !capable(CAP_SYS_ADMIN)",
+         channels=NODES, ops=IOCTL_OPS),
+    Rule("drm-auth", _auth, f"{DRM_IOCTL}: DRM_AUTH && !drm_is_render_client() && !authenticated",
+         channels=NODES, ops=IOCTL_OPS),
+    Rule("drm-master", _master, f"{DRM_IOCTL}: DRM_MASTER && !drm_is_current_master()",
+         channels=NODES, ops=IOCTL_OPS),
+    Rule("drm-render-allow", _render_allow, f"{DRM_IOCTL}: !DRM_RENDER_ALLOW && drm_is_render_client()",
+         channels=NODES, ops=IOCTL_OPS),
+)
+
+# --------------------------------------------------------------------------- amdgpu
+
+
+def _guilty(r: Request) -> Verdict:
+    cid = r.kernel["clients"].get(r.args["file"])
+    if cid is not None and cid in r.kernel["guilty"]:
+        return Deny(errno.ECANCELED, "the context is guilty of a hang (ctx->guilty)")
+    return None
+
+
+def _sysfs_owner(r: Request) -> Verdict:
+    if CAP_SYS_ADMIN not in r.caller.caps:
+        return Deny(errno.EACCES, "mode 0644, owned by root: only the owner (root) may write")
+    return None
+
+
+def _partition_busy(r: Request) -> Verdict:
+    if r.kernel["clients"]:
+        return Deny(errno.EBUSY, "amdgpu_amdkfd_check_and_lock_kfd(): the device is in use")
+    return None
+
+
+AMDGPU = (
+    Rule("cs-guilty-ctx", _guilty,
+         "drivers/gpu/drm/amd/amdgpu/amdgpu_cs.c amdgpu_cs_parser_init(): atomic_read(&ctx->guilty) -> "
+         "-ECANCELED; Documentation/gpu/drm-uapi.rst \"Device reset\"", channels=NODES, ops=("CS", "CS" + CARD)),
+    Rule("sysfs-owner-write", _sysfs_owner,
+         "drivers/gpu/drm/amd/pm/amdgpu_pm.c AMDGPU_DEVICE_ATTR_RW (S_IRUGO | S_IWUSR), hwmon power1_cap 0644, "
+         "amdgpu_gfx.c DEVICE_ATTR(current_compute_partition, 0644); fs/namei.c may_open() -> "
+         "inode_permission(): only the owner, root, writes (root modelled as CAP_SYS_ADMIN)", channels=(SYSFS,)),
+    # The model treats every open DRM client as a KFD process: amdgpu checks KFD processes,
+    # and whether render-node clients alone block a switch is not verified [U].
+    Rule("partition-kfd-busy", _partition_busy,
+         "drivers/gpu/drm/amd/amdgpu/amdgpu_gfx.c amdgpu_gfx_set_compute_partition() -> "
+         "amdgpu_xcp_switch_partition_mode() -> amdgpu_amdkfd_check_and_lock_kfd(): -EBUSY while in use",
+         channels=(SYSFS,), ops=("current_compute_partition",)),
+)
+
+_PM = Effect.CONFIG_IMMEDIATE | Effect.CONFIG_COLD_RESET | Effect.DATA_IMMEDIATE
+DRM_PROMISES = (
+    Promise(SYSFS, "amdgpu_pm.c, amdgpu_gfx.c, amdgpu_gmc.c: the attributes are 0644, root writes",
+            effects=int(_PM), caps=frozenset({CAP_SYS_ADMIN})),
+)
+
+LINUX_DRM = Policy(
+    "linux-drm", "gpu", channels=(RENDER, PRIMARY, SYSFS), rules=(*PERMIT, *AMDGPU), promises=DRM_PROMISES,
+    knobs={"gpu_recovery": -1},
+    doc="drm_ioctl_permit() + amdgpu_ioctls_kms[] flags, amdgpu's reset bookkeeping, the sysfs attributes",
+)
+LINUX_DRM_NORECOVERY = Policy(
+    "linux-drm-norecovery", "gpu", channels=(RENDER, PRIMARY, SYSFS), rules=(*PERMIT, *AMDGPU),
+    promises=DRM_PROMISES, knobs={"gpu_recovery": 0},
+    doc="linux-drm booted with amdgpu.gpu_recovery=0: hangs are not reset, and nothing taints",
+)
+
+# --------------------------------------------------------------------------- debugfs
+
+
+def _debugfs_root(r: Request) -> Verdict:
+    if CAP_SYS_ADMIN not in r.caller.caps:
+        return Deny(errno.EACCES, "/sys/kernel/debug is 0700 root")
+    return None
+
+
+def _debugfs_lockdown(r: Request) -> Verdict:
+    if r.caller.lockdown == "none":
+        return None
+    mode = r.knobs.get("regs_mode", MODE_AFTER_FIX)
+    writes = r.args.get("write", True)  # amdgpu_gfxoff is write-only
+    if writes or mode & 0o777 & ~0o444:
+        return Deny(errno.EPERM, "security_locked_down(LOCKDOWN_DEBUGFS)")
+    return None  # a 0444 file opened read-only passes lockdown
+
+
+_ANY = int(Effect.CONFIG_IMMEDIATE | Effect.DATA_IMMEDIATE | Effect.POLICY_IMMEDIATE | Effect.LOG_IMMEDIATE
+           | RESET_ONLY)
+DEBUGFS_RULES = (
+    Rule("debugfs-root", _debugfs_root,
+         "fs/debugfs/inode.c DEBUGFS_DEFAULT_MODE 0700: only root reaches /sys/kernel/debug", channels=(DEBUGFS,)),
+    Rule("debugfs-lockdown", _debugfs_lockdown,
+         "fs/debugfs/file.c debugfs_locked_down(): a write, or a file not 0444, -> "
+         "security_locked_down(LOCKDOWN_DEBUGFS); amdgpu_debugfs.c amdgpu_debugfs_regs_init() mode",
+         channels=(DEBUGFS,)),
+)
+LINUX_AMDGPU_DEBUGFS = Policy(
+    "linux-amdgpu-debugfs", "gpu", channels=(DEBUGFS,), rules=DEBUGFS_RULES,
+    promises=(Promise(DEBUGFS, "fs/debugfs: root only, never under lockdown", effects=_ANY,
+                      caps=frozenset({CAP_SYS_ADMIN}), lockdown=("none",)),),
+    trusts=(Trust(frozenset({CAP_SYS_ADMIN}), "drivers/gpu/drm/amd/amdgpu/amdgpu_debugfs.c "
+                  "amdgpu_debugfs_process_reg_op(): no check beyond alignment", channels=(DEBUGFS,),
+                  reason="raw register access is root's debug interface by design (debugfs is not uAPI)"),),
+    knobs={"regs_mode": MODE_AFTER_FIX},
+    doc="debugfs register files: root only, refused under lockdown; root's writes are trusted",
+)
+# --------------------------------------------------------------------------- hypothetical GPU fwctl
+
+HYPO = "hypothetical GPU fwctl driver; Documentation/userspace-api/fwctl/fwctl.rst"
+_FULL = int(Effect.CONFIG_IMMEDIATE | Effect.DATA_IMMEDIATE | Effect.POLICY_IMMEDIATE | Effect.SECURITY)
+_WRITE = int(Effect.LOG_IMMEDIATE | RESET_ONLY)
+
+
+def _declared(r: Request) -> int:
+    return r.command.declared(r.args, r.device)
+
+
+def _needs(r: Request, scope: str) -> Verdict:
+    if fwctl.rank(r.caller.scope) < fwctl.rank(scope):
+        return Deny(errno.EPERM, f"{r.command.op} needs scope {scope}")
+    return None
+
+
+def _read_scope(r: Request) -> Verdict:
+    return _needs(r, fwctl.DEBUG_READ_ONLY) if not _declared(r) else None
+
+
+def _write_scope(r: Request) -> Verdict:
+    eff = _declared(r)
+    if eff & _FULL:
+        return _needs(r, fwctl.DEBUG_WRITE_FULL)
+    return _needs(r, fwctl.DEBUG_WRITE) if eff & _WRITE else None
+
+
+def _refuse(op: str, finding: str) -> Rule:
+    def check(r: Request) -> Verdict:
+        return Deny(errno.EPERM, f"{op} changes state the kernel owns")
+
+    return Rule(f"refuse-{op.lower().replace('_', '-')}", check,
+                f"{HYPO}: no manipulation of kernel-owned state at any scope; finding {finding}",
+                channels=(FWCTL,), ops=(op,))
+
+
+#: Each refusal and the permissive finding that requires it (corpora/gpu/permissive--spec--*).
+REFUSALS = (
+    ("SET_POWER_LIMIT", "kernel-owned-integrity:gpu:SET_POWER_LIMIT:power.cap"),
+    ("SET_GFXOFF", "kernel-owned-integrity:gpu:SET_GFXOFF:gfxoff"),
+    ("RAS_CLEAR_BAD_PAGES", "kernel-owned-integrity:gpu:RAS_CLEAR_BAD_PAGES:ras.bad_pages"),
+    ("RAS_INJECT", "kernel-owned-integrity:gpu:RAS_INJECT:ras.bad_pages"),
+    ("GPU_RESET", "kernel-owned-integrity:gpu:GPU_RESET:job, reset-bookkeeping:gpu:GPU_RESET:job"),
+    ("SET_COMPUTE_PARTITION", "kernel-owned-integrity:gpu:SET_COMPUTE_PARTITION:partition.compute"),
+)
+
+GPU_FWCTL = Policy(
+    "gpu-fwctl", "gpu", channels=(FWCTL,),
+    rules=(
+        *fwctl.core_rules(FWCTL),
+        Rule("gpufw-read-scope", _read_scope, f"{HYPO}: scope 2, read-only debug, for commands with no effect",
+             channels=(FWCTL,)),
+        Rule("gpufw-write-scope", _write_scope,
+             f"{HYPO}: log or reset-only effects need DEBUG_WRITE, immediate ones DEBUG_WRITE_FULL "
+             "(as drivers/cxl/core/features.c does with the declared effects)", channels=(FWCTL,)),
+        *(_refuse(op, finding) for op, finding in REFUSALS),
+    ),
+    promises=(
+        Promise(FWCTL, f"{HYPO}: debug writes taint", effects=_WRITE, min_scope=fwctl.DEBUG_WRITE,
+                taint=frozenset({fwctl.TAINT_FWCTL})),
+        Promise(FWCTL, f"{HYPO}: full debug needs CAP_SYS_RAWIO and taints", effects=_FULL,
+                min_scope=fwctl.DEBUG_WRITE_FULL, caps=frozenset({fwctl.CAP_SYS_RAWIO}),
+                taint=frozenset({fwctl.TAINT_FWCTL})),
+    ),
+    doc="a hypothetical GPU fwctl: fwctl.rst scopes over declared effects, kernel-owned state refused",
+)
+
+PERMISSIVE = Policy("permissive", "gpu", channels=(RENDER, PRIMARY, SYSFS, DEBUGFS, FWCTL),
+                    doc="a blank cheque: every ioctl, attribute, register and RPC goes through")
+
+POLICIES = (LINUX_DRM, LINUX_DRM_NORECOVERY, LINUX_AMDGPU_DEBUGFS, GPU_FWCTL, PERMISSIVE)

@@ -44,8 +44,13 @@ def render_pytest(rep: Replay) -> str:
     that run when pytest collects the file.
     """
     e = rep.entry
+
+    def bytes_note(step: Step) -> str:  # hex only: derived from the step, never corpus text
+        data = rep.executor.payload_of(step)
+        return "" if data is None else f"    # in: {data[:64].hex(' ', 4) or '(empty)'}\n"
+
     name = re.sub(r"[^a-z0-9_]+", "_", e.signature.lower()).strip("_")[:60] or "finding"
-    steps = "\n".join(f"    {_step_code(s)}," for s in e.steps)
+    steps = "\n".join(f"{bytes_note(s)}    {_step_code(s)}," for s in e.steps)
     plugins = sorted(p for p in e.plugins if p != "builtin")
     notes = "\n".join([
         safetext.py_comment("signature", e.signature),

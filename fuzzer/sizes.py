@@ -182,8 +182,9 @@ class Access:
         def n(k: int) -> str:
             return f"{k} byte" if k == 1 else f"{k} bytes"
 
+        zero = ": a zero-size allocation, so a fault" if self.size == 0 and self.kind == "kernel" else ""
         return (f"{where}-out-of-bounds {self.op} of {n(self.length)} at offset {self.offset} of "
-                f"{self.buffer} ({n(self.size)} allocated, {n(past)} past its end) in {self.by}")
+                f"{self.buffer} ({n(self.size)} allocated{zero}, {n(past)} past its end) in {self.by}")
 
 
 class Buffer:

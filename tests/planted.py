@@ -66,6 +66,21 @@ CXL_HOLES = [
     # nvdimm binding to a locked DIMM, and a RAW Unlock behind libnvdimm's back
     ("linux-raw", "spec", "security-command-sets", "kernel-owned-integrity:cxl:UNLOCK:security.state:tainted",
      ["SET_PASSPHRASE", "cold_reset", "nvdimm_bind", "UNLOCK"], True),
+    # Size holes (tests/test_sizes.py has the rules whose removal opens nothing, and why).
+    # cxl_validate_cmd_from_user(): in.size > payload_size gone, memcpy_toio() runs past the mailbox
+    ("linux-ioctl", "spec", "payload-max", "out-of-bounds:cxl:SET_LSA:mailbox.payload", ["SET_LSA"]),
+    # cxl_payload_from_user_allowed(): 60b5d1f68338's size check gone, a 1-byte Clear Log is read as a UUID
+    ("linux-raw", "spec", "payload-size", "out-of-bounds:cxl:CLEAR_LOG:payload_in", ["CLEAR_LOG"]),
+    # cxl_to_mem_cmd(): before 60b5d1f68338 its exact-size check was all that kept the ioctl path safe
+    ("linux-ioctl-unsized-payload", "spec", "ioctl-size-in", "out-of-bounds:cxl:CLEAR_LOG:payload_in",
+     ["CLEAR_LOG"]),
+    # cxlctl_set_feature(): op_size <= header gone, op_size - header wraps and the copy runs off the request
+    ("linux-fwctl-sized", "spec", "set-feature-op-size", "out-of-bounds:cxl:SET_FEATURE:payload_in",
+     ["SET_FEATURE"]),
+    # the checks mainline lacks (linux-fwctl-sized's proposal), each shown by removing it
+    ("linux-fwctl-sized", "spec", "cxlctl-in-len", "out-of-bounds:cxl:GET_SUPPORTED_FEATURES:payload_in",
+     ["GET_SUPPORTED_FEATURES"]),
+    ("linux-fwctl-sized", "spec", "cxlctl-out-len", "out-of-bounds:cxl:GET_FEATURE:rpc_out", ["GET_FEATURE"]),
 ]
 RDMA_HOLES = [
     # devx_is_valid_obj_id() gone: any id on your own handle; the lax firmware does not check owners

@@ -77,7 +77,7 @@ def test_every_corpus_file_exports_to_c_that_compiles(registry: Registry, tmp_pa
     for path in [f for f in FILES if f.parent.name == "cxl"]:
         src = tmp_path / (path.stem + ".c")
         src.write_text(exporter.render(replay(registry, corpus.load(path))))
-        done = subprocess.run(["cc", "-fsyntax-only", "-Wall", "-Wextra", "-Werror", str(src)],
+        done = subprocess.run(["cc", "-c", "-o", str(tmp_path / "x.o"), "-Wall", "-Wextra", "-Werror", str(src)],
                               capture_output=True, text=True)
         assert done.returncode == 0, f"{path.name}: {done.stderr}"
     text = src.read_text()
@@ -88,7 +88,8 @@ def test_c_export_encodes_the_kernel_structs(registry: Registry) -> None:
     from fuzzer.plugins.cxl.export_c import ENCODERS
 
     _, partition = ENCODERS["SET_PARTITION_INFO"]
-    assert partition({"volatile": 4, "immediate": True}) == (4 << 28).to_bytes(8, "little") + b"\x01"
+    # in 256 MiB units (CXL_CAPACITY_MULTIPLIER), 10 bytes as cxl_mem_commands[] has it
+    assert partition({"volatile": 4, "immediate": True}) == (4).to_bytes(8, "little") + b"\x01\x00"
     _, set_feat = ENCODERS["SET_FEATURE"]
     payload = set_feat({"uuid": "96dad7d6-fde8-482b-a733-75774e06db8a", "value": 24})
     assert len(payload) == 32 + 2 and payload[:4] == bytes.fromhex("96dad7d6") and payload[32:] == b"\x18\x01"

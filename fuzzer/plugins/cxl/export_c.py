@@ -2,7 +2,12 @@
 
 User steps become ``CXL_MEM_SEND_COMMAND`` (ioctl or RAW id), ``FWCTL_RPC``
 or sysfs writes, with payload bytes laid out as the kernel's structs
-(``drivers/cxl/cxlmem.h``, ``include/cxl/features.h``).  Kernel steps are
+(``drivers/cxl/cxlmem.h``, ``include/cxl/features.h``).  Sizes are the
+step's: a step at its natural sizes sends exactly the struct (the size
+``cxl_mem_commands[]`` wants) and sizes a variable answer from the memdev's
+``payload_max`` at run time; a step whose finding is about a size sends
+that size.  Every step prints the ioctl's result and the device's return
+code, and says ``ok`` only when both are success.  Kernel steps are
 administrator actions (create a region, bind the nvdimm), so they are printed
 as instructions and the program waits for Enter.  The UAPI structs are
 declared inline, citing their headers, because distribution headers often
@@ -26,7 +31,7 @@ IOCTL_IDS = {
     "IDENTIFY": 1, "GET_SUPPORTED_LOGS": 3, "GET_FW_INFO": 4, "GET_PARTITION_INFO": 5, "GET_LSA": 6,
     "GET_HEALTH_INFO": 7, "GET_LOG": 8, "SET_PARTITION_INFO": 9, "SET_LSA": 10, "GET_ALERT_CONFIG": 11,
     "SET_ALERT_CONFIG": 12, "GET_SHUTDOWN_STATE": 13, "SET_SHUTDOWN_STATE": 14, "GET_SCAN_MEDIA_CAPS": 18,
-    "GET_TIMESTAMP": 21,
+    "GET_TIMESTAMP": 21, "GET_LOG_CAPS": 22, "CLEAR_LOG": 23, "GET_SUP_LOG_SUBLIST": 24,
 }
 ID_RAW = 2
 OPCODES = {c.op: c.opcode for c in COMMANDS + VENDOR_COMMANDS}
@@ -63,16 +68,20 @@ ENCODERS: dict[str, tuple[str, Callable[[dict[str, Any]], bytes]]] = {
                     lambda a: struct.pack("<BB", 0 if a["online"] else 1, a["slot"])),
     "SET_TIMESTAMP": ("struct cxl_mbox_set_timestamp_in", lambda a: struct.pack("<Q", a["timestamp"])),
     "GET_LOG": ("struct cxl_mbox_get_log",
-                lambda a: _uuid_bytes(mb.CEL_UUID) + struct.pack("<II", 0, 4096)),
-    "GET_SUPPORTED_FEATURES": ("struct cxl_mbox_get_sup_feats_in", lambda a: struct.pack("<IH2x", 4096, 0)),
+                lambda a: _uuid_bytes(a["log"]) + struct.pack("<II", a["offset"], a["length"])),
+    "GET_LOG_CAPS": ("struct cxl_mbox_get_log_caps_in", lambda a: _uuid_bytes(a["log"])),
+    "CLEAR_LOG": ("struct cxl_mbox_clear_log", lambda a: _uuid_bytes(a["log"])),
+    "GET_SUP_LOG_SUBLIST": ("struct cxl_mbox_get_sup_log_sublist_in",
+                            lambda a: struct.pack("<BB", a["max_entries"], a["start"])),
+    "GET_SUPPORTED_FEATURES": ("struct cxl_mbox_get_sup_feats_in", lambda a: struct.pack("<IH2x", 2048, 0)),
     "GET_FEATURE": ("struct cxl_mbox_get_feat_in",
-                    lambda a: _uuid_bytes(a["uuid"]) + struct.pack("<HHB", 0, 32, 0)),
+                    lambda a: _uuid_bytes(a["uuid"]) + struct.pack("<HHB", 0, a["count"], 0)),
     "SET_FEATURE": ("struct cxl_mbox_set_feat_in (FULL transfer)",
                     lambda a: _uuid_bytes(a["uuid"]) + struct.pack("<IHB9x", 0, 0, 1)
                     + _feature_data(a["uuid"], a["value"])),
+    # volatile capacity in CXL_CAPACITY_MULTIPLIER (256 MiB) units; 10 bytes as cxl_mem_commands[] wants
     "SET_PARTITION_INFO": ("struct cxl_mbox_set_partition_info",
-                           lambda a: struct.pack("<QB", a["volatile"] * mb.CAPACITY_MULTIPLIER,
-                                                 1 if a["immediate"] else 0)),
+                           lambda a: struct.pack("<QBx", a["volatile"], 1 if a["immediate"] else 0)),
     "GET_LSA": ("struct cxl_mbox_get_lsa", lambda a: struct.pack("<II", a["offset"], a["length"])),
     "SET_LSA": ("struct cxl_mbox_set_lsa",
                 lambda a: struct.pack("<II", a["offset"], 0) + bytes([a["byte"]]) * a["length"]),
@@ -94,6 +103,9 @@ ENCODERS: dict[str, tuple[str, Callable[[dict[str, Any]], bytes]]] = {
     "UNLOCK": ("u8 passphrase[32]", lambda a: _pass(a["passphrase"])),
     "PASSPHRASE_SECURE_ERASE": ("struct cxl_pass_erase (user)",
                                 lambda a: struct.pack("<B31x", 1) + _pass(a["passphrase"])),
+    "DO_MAINTENANCE": ("struct cxl_mbox_maintenance_hdr + PPR/sparing input",
+                       lambda a: struct.pack("<BB10xBxxxQ", a["op_class"], a["op_subclass"], 0,
+                                             a["dpa"] * DPA_STRIDE) + bytes(3)),
 }
 
 KERNEL_HOWTO = {
@@ -101,7 +113,11 @@ KERNEL_HOWTO = {
                      "(e.g. cxl create-region -t {mode} -m <memdev>)",
     "region_destroy": "destroy region {region} (cxl destroy-region)",
     "nvdimm_bind": "bind the cxl_pmem nvdimm for this memdev (modprobe cxl_pmem)",
-    "nvdimm_unbind": "unbind the nvdimm (echo <nmemX> > /sys/bus/nd/drivers/nvdimm/unbind)",
+    # cxl_nvdimm_probe() registers clear_exclusive() as a devm action of the cxl_nvdimm device:
+    # unbinding libnvdimm's nmemX does not run it, unbinding cxl_nvdimm (or rmmod cxl_pmem) does
+    "nvdimm_unbind": "unbind the cxl_nvdimm driver (echo <pmemX> > /sys/bus/cxl/drivers/cxl_nvdimm/unbind, "
+                     "or rmmod cxl_pmem)",
+    "edac_repair": "repair DPA {dpa} x 64 through EDAC (/sys/bus/edac/devices/cxl_<memdev>/mem_repair0/)",
     "nvdimm_write_label": "let libnvdimm write a label (e.g. ndctl create-namespace)",
     "edac_set_scrub": "set the patrol scrub cycle to {cycle_hours} h through EDAC "
                       "(/sys/bus/edac/devices/cxl_<memdev>/scrub0/current_cycle_duration)",
@@ -119,6 +135,7 @@ PRELUDE = r"""#include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -150,54 +167,121 @@ struct fwctl_rpc {
 /* include/uapi/fwctl/cxl.h: struct fwctl_rpc_cxl header, then the command input */
 struct fwctl_rpc_cxl_hdr { uint32_t opcode; uint32_t flags; uint32_t op_size; uint32_t reserved1; };
 
-static uint8_t out_buf[4096];
+/* include/uapi/fwctl/cxl.h: struct fwctl_rpc_cxl_out */
+struct fwctl_rpc_cxl_out { uint32_t size; uint32_t retval; };
 
-static void mem_cmd(const char *dev, int step, uint32_t id, uint16_t opcode, const uint8_t *in, uint32_t len)
+/* The kernel's CMD_CMD_RC_TABLE (drivers/cxl/cxlmem.h), for printing the device's answer */
+static const char *const mbox_rc[] = {
+	"SUCCESS", "BACKGROUND", "INPUT", "UNSUPPORTED", "INTERNAL", "RETRY", "BUSY", "MEDIADISABLED",
+	"FWINPROGRESS", "FWOOO", "FWAUTH", "FWSLOT", "FWROLLBACK", "FWRESET", "HANDLE", "PADDR",
+	"POISONLMT", "MEDIAFAILURE", "ABORT", "SECURITY", "PASSPHRASE", "MBUNSUPPORTED", "PAYLOADLEN",
+	"LOG", "INTERRUPTED", "FEATUREVERSION", "FEATURESELVALUE", "FEATURETRANSFERIP",
+	"FEATURETRANSFEROOO", "RESOURCEEXHAUSTED", "EXTLIST",
+};
+static int failed;
+
+/* /sys/bus/cxl/devices/memN/payload_max: the mailbox payload size (cxl_mbox->payload_size) */
+static __attribute__((unused)) uint32_t payload_max(const char *sysfs)
+{
+	char path[512], buf[32] = "";
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/payload_max", sysfs);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return 256; /* the smallest payload the spec allows */
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	return n > 0 ? (uint32_t)strtoul(buf, NULL, 0) : 256;
+}
+
+/* A buffer of `size` bytes starting with `data` (zero-padded, or cut to `size`). */
+static __attribute__((unused)) uint8_t *sized(const uint8_t *data, uint32_t len, uint64_t size)
+{
+	uint64_t room = size < (64u << 20) ? size : (64u << 20); /* the kernel refuses larger before copying */
+	uint8_t *p = calloc(1, room + 1);
+
+	if (p)
+		memcpy(p, data, len < room ? len : room);
+	return p;
+}
+
+static __attribute__((unused)) void report(int step, const char *what, int rc, int err, uint32_t retval)
+{
+	if (rc) {
+		printf("step %d: %s -> -1 (%s)\n", step, what, strerror(err));
+		failed = 1;
+	} else if (retval) {
+		printf("step %d: %s -> device error %u (%s)\n", step, what, retval,
+		       retval < sizeof(mbox_rc) / sizeof(mbox_rc[0]) ? mbox_rc[retval] : "?");
+		failed = 1;
+	} else {
+		printf("step %d: %s -> ok\n", step, what);
+	}
+}
+
+static __attribute__((unused)) void mem_cmd(const char *dev, int step, uint32_t id, uint16_t opcode, const uint8_t *in, uint32_t len,
+		    uint32_t in_size, uint32_t out_size)
 {
 	struct cxl_send_command c;
-	int fd = open(dev, O_RDWR), rc;
+	uint8_t *inb = sized(in, len, in_size), *outb = calloc(1, (out_size < (64u << 20) ? out_size : 0) + 1);
+	int fd = open(dev, O_RDWR), rc, err;
+	char what[96];
 
-	if (fd < 0) { printf("step %d: open %s: %s\n", step, dev, strerror(errno)); return; }
+	if (fd < 0) { printf("step %d: open %s: %s\n", step, dev, strerror(errno)); failed = 1; return; }
 	memset(&c, 0, sizeof(c));
 	c.id = id;
 	if (id == 2)
 		c.raw.opcode = opcode;
-	c.in.size = len;
-	c.in.payload = (uint64_t)(uintptr_t)in;
-	c.out.size = sizeof(out_buf);
-	c.out.payload = (uint64_t)(uintptr_t)out_buf;
+	c.in.size = in_size;
+	c.in.payload = (uint64_t)(uintptr_t)inb;
+	c.out.size = out_size;
+	c.out.payload = (uint64_t)(uintptr_t)outb;
 	rc = ioctl(fd, CXL_MEM_SEND_COMMAND, &c);
-	printf("step %d: CXL_MEM_SEND_COMMAND opcode %#06x -> %d (%s), device retval %u\n",
-		step, opcode, rc, rc ? strerror(errno) : "ok", c.retval);
+	err = errno;
+	snprintf(what, sizeof(what), "CXL_MEM_SEND_COMMAND opcode %#06x in.size %u out.size %u", opcode,
+		 in_size, out_size);
+	report(step, what, rc, err, c.retval);
 	close(fd);
+	free(inb);
+	free(outb);
 }
 
-static void fwctl_cmd(const char *dev, int step, uint32_t scope, uint16_t opcode, const uint8_t *in, uint32_t len)
+static __attribute__((unused)) void fwctl_cmd(const char *dev, int step, uint32_t scope, uint16_t opcode, const uint8_t *in, uint32_t len,
+		      uint32_t in_len, uint32_t out_len, uint32_t op_size)
 {
-	uint8_t buf[sizeof(struct fwctl_rpc_cxl_hdr) + 512];
+	uint8_t *buf = calloc(1, sizeof(struct fwctl_rpc_cxl_hdr) + len);
 	struct fwctl_rpc_cxl_hdr *h = (struct fwctl_rpc_cxl_hdr *)buf;
+	uint8_t *inb, *outb = calloc(1, (out_len < (64u << 20) ? out_len : 0) + sizeof(struct fwctl_rpc_cxl_out));
 	struct fwctl_rpc r;
-	int fd = open(dev, O_RDWR), rc;
+	int fd = open(dev, O_RDWR), rc, err;
+	char what[96];
 
-	if (fd < 0) { printf("step %d: open %s: %s\n", step, dev, strerror(errno)); return; }
-	memset(buf, 0, sizeof(buf));
+	if (fd < 0) { printf("step %d: open %s: %s\n", step, dev, strerror(errno)); failed = 1; return; }
 	h->opcode = opcode;
-	h->op_size = len;
+	h->op_size = op_size;
 	memcpy(buf + sizeof(*h), in, len);
+	inb = sized(buf, sizeof(*h) + len, in_len);
 	memset(&r, 0, sizeof(r));
 	r.size = sizeof(r);
 	r.scope = scope;
-	r.in_len = sizeof(*h) + len;
-	r.out_len = sizeof(out_buf);
-	r.in = (uint64_t)(uintptr_t)buf;
-	r.out = (uint64_t)(uintptr_t)out_buf;
+	r.in_len = in_len;
+	r.out_len = out_len;
+	r.in = (uint64_t)(uintptr_t)inb;
+	r.out = (uint64_t)(uintptr_t)outb;
 	rc = ioctl(fd, FWCTL_RPC, &r);
-	printf("step %d: FWCTL_RPC scope %u opcode %#06x -> %d (%s)\n", step, scope, opcode, rc,
-		rc ? strerror(errno) : "ok");
+	err = errno;
+	snprintf(what, sizeof(what), "FWCTL_RPC scope %u opcode %#06x in_len %u out_len %u", scope, opcode,
+		 in_len, out_len);
+	report(step, what, rc, err, rc || out_len < 8 ? 0 : ((struct fwctl_rpc_cxl_out *)outb)->retval);
 	close(fd);
+	free(buf);
+	free(inb);
+	free(outb);
 }
 
-static void sysfs_write(int step, const char *path, const char *val)
+static __attribute__((unused)) void sysfs_write(int step, const char *path, const char *val)
 {
 	int fd = open(path, O_WRONLY);
 	ssize_t n;
@@ -205,10 +289,11 @@ static void sysfs_write(int step, const char *path, const char *val)
 	if (fd < 0) { printf("step %d: open %s: %s\n", step, path, strerror(errno)); return; }
 	n = write(fd, val, strlen(val));
 	printf("step %d: write %s -> %zd (%s)\n", step, path, n, n < 0 ? strerror(errno) : "ok");
+	failed |= n < 0;
 	close(fd);
 }
 
-static void kernel_step(int step, const char *what)
+static __attribute__((unused)) void kernel_step(int step, const char *what)
 {
 	int c;
 
@@ -227,7 +312,15 @@ def _bytes(name: str, data: bytes) -> str:
     return f"\tstatic const uint8_t {name}[{len(data)}] = {{ {body} }};"
 
 
-def _user_step(i: int, step: Step) -> list[str]:
+def _size(step: Step, name: str, natural: int | None, runtime: str) -> str:
+    """A size as C: the step's own value, or (at its natural value) what a correct program sends."""
+    value = int(step.args[name])
+    if natural is None or value != natural:
+        return str(value)
+    return runtime
+
+
+def _user_step(i: int, step: Step, rep: Any) -> list[str]:
     assert step.caller is not None
     c = step.caller
     lines = ["\t" + safetext.c_comment(f"step {i}", f"{step.channel} {step.op} as {c.describe()}")]
@@ -238,16 +331,32 @@ def _user_step(i: int, step: Step) -> list[str]:
         lines.append(f"\tsnprintf(path, sizeof(path), \"%s/security/{attr}\", sysfs);")
         lines.append(f"\tsysfs_write({i}, path, \"1\");")
         return lines
-    layout, encode = ENCODERS.get(step.op, ("no input payload", lambda a: b""))
+    layout_name, encode = ENCODERS.get(step.op, ("no input payload", lambda a: b""))
     data = encode(dict(step.args))
-    lines.append(f"\t{{ /* {layout} */")
+    params = {p.name: p for p in rep.executor.params[(step.channel, step.op)]}
+
+    def natural(name: str) -> int | None:
+        p = params.get(name)
+        return p.natural(step.args) if p is not None and callable(p.natural) else None
+
+    cmd = rep.executor.user_index[(step.channel, step.op)]
+    fixed_out = cmd.layout.out if cmd.layout is not None else None
+    lines.append(f"\t{{ /* {layout_name} */")
     lines.append(_bytes("in", data).replace("\t", "\t\t", 1))
     opcode = OPCODES[step.op]
     if step.channel == "cxl.fwctl":
-        lines.append(f"\t\tfwctl_cmd(fwctl, {i}, {max(fwctl.rank(c.scope), 0)}, {opcode:#06x}, in, {len(data)});")
+        in_len = _size(step, "in_len", natural("in_len"), f"16 + {len(data)}")
+        op_size = _size(step, "op_size", natural("op_size"), str(len(data)))
+        out_len = _size(step, "out_len", natural("out_len"),
+                        f"8 + {fixed_out}" if fixed_out is not None else "8 + payload_max(sysfs)")
+        lines.append(f"\t\tfwctl_cmd(fwctl, {i}, {max(fwctl.rank(c.scope), 0)}, {opcode:#06x}, in, {len(data)}, "
+                     f"{in_len}, {out_len}, {op_size});")
     else:
         cmd_id = IOCTL_IDS[step.op] if step.channel == "cxl.ioctl" else ID_RAW
-        lines.append(f"\t\tmem_cmd(memdev, {i}, {cmd_id}, {opcode:#06x}, in, {len(data)});")
+        in_size = _size(step, "in_size", natural("in_size"), str(len(data)))
+        out_size = _size(step, "out_size", natural("out_size"),
+                         str(fixed_out) if fixed_out is not None else "payload_max(sysfs)")
+        lines.append(f"\t\tmem_cmd(memdev, {i}, {cmd_id}, {opcode:#06x}, in, {len(data)}, {in_size}, {out_size});")
     lines.append("\t}")
     return lines
 
@@ -257,13 +366,13 @@ def render_c(rep: Any) -> str:
     if e.subsystem != "cxl":
         raise ValueError(f"the C exporter knows the CXL UAPI only, not {e.subsystem!r}")
     body: list[str] = []
-    for i, step in enumerate(e.steps, 1):
+    for i, step in enumerate(rep.entry.steps, 1):
         if step.actor == "kernel":
             template = KERNEL_HOWTO.get(step.op)
             howto = template.format(**step.args) if template else step.op
             body.append(f"\tkernel_step({i}, {safetext.c_string(howto)});")
         else:
-            body.extend(_user_step(i, step))
+            body.extend(_user_step(i, step, rep))
     needs: set[str] = {s.caller.describe() for s in e.steps if s.caller is not None}
     # Corpus text only in sanitised // comments: a /* */ block would end at a "*/" in any of it.
     head = [
@@ -285,7 +394,8 @@ def render_c(rep: Any) -> str:
         "",
         "\t(void)memdev; (void)fwctl; (void)sysfs; (void)path;",
         *body,
-        "\treturn 0;",
+        '\tprintf(failed ? "some step failed: see above\\n" : "every step succeeded\\n");',
+        "\treturn failed;",
         "}",
     ]
     return "\n".join(head) + "\n" + PRELUDE + "\n" + "\n".join(main) + "\n"

@@ -425,6 +425,13 @@ def _no_such_id(r: Request) -> Verdict:
     return Deny(errno.ENOTTY, "id >= CXL_MEM_COMMAND_ID_MAX in this kernel")
 
 
+LINUX_IOCTL_UNSIZED = Policy(
+    "linux-ioctl-unsized-payload", "cxl", channels=LINUX_IOCTL.channels,
+    rules=tuple(r for r in LINUX_IOCTL.rules if r.name != "payload-size"),
+    promises=LINUX_IOCTL.promises, refuses=LINUX_IOCTL.refuses, predates="60b5d1f68338",
+    doc="linux-ioctl whose cxl_payload_from_user_allowed() reads the payload without checking its size "
+        "(safe only because cxl_to_mem_cmd() wants the exact size first)",
+)
 LINUX_RAW_UNSIZED = Policy(
     "linux-raw-unsized-payload", "cxl", channels=LINUX_RAW.channels,
     rules=tuple(r for r in LINUX_RAW.rules if r.name != "payload-size"),
@@ -447,5 +454,5 @@ LINUX_FWCTL_SIZED = Policy(
     doc="linux-fwctl plus the in_len/out_len checks the model finds missing (a proposal, not mainline)",
 )
 
-POLICIES = (LINUX_IOCTL, LINUX_RAW, LINUX_FWCTL, PERMISSIVE, LINUX_RAW_UNSIZED, LINUX_RAW_ANY_LOG,
-            LINUX_FWCTL_SIZED)
+POLICIES = (LINUX_IOCTL, LINUX_RAW, LINUX_FWCTL, PERMISSIVE, LINUX_IOCTL_UNSIZED, LINUX_RAW_UNSIZED,
+            LINUX_RAW_ANY_LOG, LINUX_FWCTL_SIZED)

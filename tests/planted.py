@@ -108,6 +108,16 @@ RDMA_HOLES = [
     ("linux-fwctl-mlx5", "spec", "mlx5ctl-force-uid", "kernel-owned-integrity:rdma:SET_HCA_CAP:hca.caps",
      ["SET_HCA_CAP"]),
 ]
+NETDEV_HOLES = [
+    # bnxtctl_validate_rpc()'s "default: return false" gone: the driver's own FUNC_CFG sets the MTU
+    ("linux-fwctl-bnxt", "bnxt", "bnxtctl-default-deny", "kernel-owned-integrity:netdev:HWRM_FUNC_CFG:link.mtu",
+     ["HWRM_FUNC_CFG"]),
+    # pdsfc_validate_rpc()'s -EPERM gone: a DEBUG_WRITE operation at CONFIGURATION, untainted
+    ("linux-fwctl-pds", "pds", "pdsfc-scope", "access:netdev:RPC$port.phy_write:scope", ["RPC$port.phy_write"]),
+    # mlx5ctl_validate_rpc()'s default gone: the tools uid may modify the NIC vport context (the MAC)
+    ("linux-fwctl-mlx5", "mlx5", "mlx5ctl-default-deny",
+     "kernel-owned-integrity:netdev:MODIFY_NIC_VPORT_CONTEXT:vport.mac", ["MODIFY_NIC_VPORT_CONTEXT"]),
+]
 GPU_HOLES = [
     # render node: drm_ioctl_permit()'s DRM_RENDER_ALLOW check gone, a render client opens another
     # client's buffer by its guessable flink name and submits a job that writes it
@@ -139,4 +149,4 @@ GPU_HOLES = [
     ("gpu-fwctl", "spec", "gpufw-write-scope", "access:gpu:SET_TRACE_LEVEL:scope", ["SET_TRACE_LEVEL"]),
 ]
 HOLES = ([Hole("cxl", *h) for h in CXL_HOLES] + [Hole("rdma", *h) for h in RDMA_HOLES]
-         + [Hole("gpu", *h) for h in GPU_HOLES])
+         + [Hole("netdev", *h) for h in NETDEV_HOLES] + [Hole("gpu", *h) for h in GPU_HOLES])

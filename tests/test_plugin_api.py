@@ -75,6 +75,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PLUGIN_SOURCES = {
     "cxl": sorted((ROOT / "fuzzer" / "plugins" / "cxl").glob("*.py")),
     "rdma": sorted((ROOT / "fuzzer" / "plugins" / "rdma").glob("*.py")),
+    "netdev": sorted((ROOT / "fuzzer" / "plugins" / "netdev").glob("*.py")),
+    "mlx5": sorted((ROOT / "fuzzer" / "plugins" / "mlx5").glob("*.py")),
     "acme": [ROOT / "examples" / "acme.py"],
     "nvme": sorted((ROOT / "examples" / "nvme").rglob("*.py")),
     "toy": [ROOT / "tests" / "toy.py"],

@@ -22,7 +22,8 @@ from fuzzer import (
     hookimpl,
 )
 
-from . import ifc, kernel
+from ..mlx5 import ifc
+from . import kernel
 from .device import DEVX, FIELDS, FIRMWARE, FWCTL, LAX, SPEC, objects_of, uid_caps
 from .devx import METHODS
 from .policies import CAP_NET_RAW, POLICIES

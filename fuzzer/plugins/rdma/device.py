@@ -31,7 +31,7 @@ import attrs
 
 from fuzzer import ALWAYS, Args, Command, Device, DeviceVariant, Effect, Field, Firmware, Param, Reply
 
-from . import ifc
+from ..mlx5 import ifc
 
 E = Effect
 

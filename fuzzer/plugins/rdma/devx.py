@@ -19,7 +19,8 @@ import attrs
 
 from fuzzer import Args, Command, Device, Driver, Effect, Param
 
-from . import ifc, kernel
+from ..mlx5 import ifc
+from . import kernel
 from .device import DEVX, GTYPE, OP_MOD, OTHER_FUNCTION, REG, UID, VALUE, fw_effects
 
 

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 from fuzzer import Args, Caller, KernelAction, Param, Reply, World
 
-from . import ifc
+from ..mlx5 import ifc
 from .device import KIND_OF, has_room, obj_key
 
 #: devx_obj_build_destroy_cmd(): the destroy each DEVX create is undone with.

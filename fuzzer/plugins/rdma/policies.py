@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import errno
 
-from fuzzer import Deny, Effect, Policy, Promise, Request, Rewrite, Rule, Verdict, fwctl
+from fuzzer import Deny, Policy, Request, Rewrite, Rule, Verdict, fwctl
 
-from . import ifc
+from ..mlx5 import fwctl as mlx5_fwctl
+from ..mlx5 import ifc
 from .device import DEVX, FWCTL, KIND_OF
 from .devx import method_ops
 from .kernel import Ucontext, Uobject
 
 CAP_NET_RAW = "CAP_NET_RAW"
 DEVX_C = "drivers/infiniband/hw/mlx5/devx.c"
-MLX5CTL = "drivers/fwctl/mlx5/main.c"
 
 # --------------------------------------------------------------------------- DEVX
 
@@ -174,68 +174,10 @@ LINUX_DEVX_2019 = Policy(
 
 # --------------------------------------------------------------------------- fwctl
 
-#: mlx5ctl_validate_rpc(): allowed at any scope ("scope >= FWCTL_RPC_CONFIGURATION").
-FWCTL_ANY = frozenset({
-    "POSTPONE_CONNECTED_QP_TIMEOUT", "QUERY_ADAPTER", "QUERY_ESW_FUNCTIONS", "QUERY_HCA_CAP",
-    "QUERY_HCA_VPORT_CONTEXT", "QUERY_OTHER_HCA_CAP", "QUERY_ROCE_ADDRESS", "QUERY_VUID", "SET_HCA_CAP",
-    "MODIFY_CONG_STATUS", "DELEGATE_VHCA_MANAGEMENT",
-})
-#: ... at DEBUG_READ_ONLY or above (the ~70 QUERY_* opcodes and NOP; those this model has)
-FWCTL_READ = frozenset({
-    "NOP", "QUERY_CQ", "QUERY_EQ", "QUERY_ESW_VPORT_CONTEXT", "QUERY_FLOW_GROUP", "QUERY_FLOW_TABLE",
-    "QUERY_FLOW_TABLE_ENTRY", "QUERY_GENERAL_OBJECT", "QUERY_LAG", "QUERY_MKEY", "QUERY_NIC_VPORT_CONTEXT",
-    "QUERY_QP", "QUERY_RQ", "QUERY_RQT", "QUERY_SQ", "QUERY_SRQ", "QUERY_TIR", "QUERY_TIS", "QUERY_UCTX",
-    "QUERY_DIAGNOSTIC_PARAMS",
-})
-FWCTL_WRITE = frozenset({"SET_DIAGNOSTIC_PARAMS"})
-FWCTL_REG = frozenset({"ACCESS_REG", "ACCESS_REGISTER_USER"})
-
-
-def _needs(r: Request, scope: str) -> Verdict:
-    if fwctl.rank(r.caller.scope) < fwctl.rank(scope):
-        return Deny(errno.EBADMSG, f"{r.command.op} needs scope {scope}")
-    return None
-
-
-def _read_scope(r: Request) -> Verdict:
-    op = r.command.op
-    if op in FWCTL_READ or (op in FWCTL_REG and r.args.get("op_mod", 1) != 0):
-        return _needs(r, fwctl.DEBUG_READ_ONLY)
-    return None
-
-
-def _write_scope(r: Request) -> Verdict:
-    return _needs(r, fwctl.DEBUG_WRITE) if r.command.op in FWCTL_WRITE else None
-
-
-def _default_deny(r: Request) -> Verdict:
-    if r.command.op in FWCTL_ANY | FWCTL_READ | FWCTL_WRITE | FWCTL_REG:
-        return None
-    return Deny(errno.EBADMSG, "mlx5ctl_validate_rpc(): default: return false")
-
-
-def _fwctl_uid(r: Request) -> Verdict:
-    return Rewrite({"uid": r.kernel["fwctl_uid"]}, "MLX5_SET(mbox_in_hdr, rpc_in, uid, mfd->uctx_uid)")
-
-
 LINUX_FWCTL_MLX5 = Policy(
     "linux-fwctl-mlx5", "rdma", channels=(FWCTL,),
-    rules=(
-        *fwctl.core_rules(FWCTL),
-        Rule("mlx5ctl-read-scope", _read_scope,
-             f"{MLX5CTL} mlx5ctl_validate_rpc(): queries and ACCESS_REG reads need DEBUG_READ_ONLY",
-             channels=(FWCTL,)),
-        Rule("mlx5ctl-write-scope", _write_scope,
-             f"{MLX5CTL} mlx5ctl_validate_rpc(): SET_DIAGNOSTIC_PARAMS needs DEBUG_WRITE", channels=(FWCTL,)),
-        Rule("mlx5ctl-default-deny", _default_deny, f"{MLX5CTL} mlx5ctl_validate_rpc(): default: false",
-             channels=(FWCTL,)),
-        Rule("mlx5ctl-force-uid", _fwctl_uid, f"{MLX5CTL} mlx5ctl_fw_rpc()", channels=(FWCTL,)),
-    ),
-    promises=(
-        Promise(FWCTL, f"{MLX5CTL} mlx5ctl_validate_rpc(); Documentation/userspace-api/fwctl/fwctl.rst",
-                effects=Effect.LOG_IMMEDIATE | Effect.DATA_IMMEDIATE | Effect.SECURITY,
-                min_scope=fwctl.DEBUG_WRITE, taint=frozenset({fwctl.TAINT_FWCTL})),
-    ),
+    rules=mlx5_fwctl.rules(FWCTL),
+    promises=(mlx5_fwctl.promise(FWCTL),),
     doc="the mlx5 fwctl scope table, including ACCESS_REG writes (op_mod 0) at any scope",
 )
 

@@ -16,9 +16,12 @@ OPCODES: dict[str, int] = {
     # HCA and global state
     "QUERY_HCA_CAP": 0x100,
     "QUERY_ADAPTER": 0x101,
+    "ENABLE_HCA": 0x104,
     "SET_HCA_CAP": 0x109,
     "QUERY_OTHER_HCA_CAP": 0x10E,  # fwctl/mlx5/main.c local enum
     "QUERY_ESW_FUNCTIONS": 0x740,
+    "QUERY_VPORT_STATE": 0x750,
+    "MODIFY_VPORT_STATE": 0x751,
     "QUERY_ESW_VPORT_CONTEXT": 0x752,
     "MODIFY_ESW_VPORT_CONTEXT": 0x753,
     "QUERY_NIC_VPORT_CONTEXT": 0x754,
@@ -124,7 +127,11 @@ UCTX_CAP_TOOLS_RESOURCES = 1 << 2
 
 PMTU = "PMTU"  # 0x5003, port MTU
 PAOS = "PAOS"  # 0x5006, port administrative and operational status
+#: the registers the rdma model's ACCESS_REG reaches
 REGISTERS = {PMTU: 0x5003, PAOS: 0x5006}
+#: MLX5_REG_* (include/linux/mlx5/driver.h) the netdev stack programs: MTU, speed/type,
+#: admin status, pause/PFC, and the port counters ethtool -S reads
+PORT_REGISTERS = {PMTU: 0x5003, "PTYS": 0x5004, PAOS: 0x5006, "PFCC": 0x5007, "PPCNT": 0x5008}
 
 # ----------------------------------------------------------------------------- status
 

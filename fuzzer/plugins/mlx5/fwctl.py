@@ -1,0 +1,85 @@
+"""The mlx5 fwctl driver's checks, shared by every plugin with an mlx5 fwctl channel.
+
+linux ``drivers/fwctl/mlx5/main.c``: ``mlx5ctl_validate_rpc()`` decides by
+opcode (and, for ACCESS_REG / ACCESS_REGISTER_USER, by ``op_mod``) which
+scope an RPC needs; ``mlx5ctl_fw_rpc()`` writes the FD's uid (a uctx created
+with ``MLX5_UCTX_OBJECT_CAP_TOOLS_RESOURCES``) into the command header.  A
+rejected opcode is ``-EBADMSG``.  Register *writes* (op_mod 0) pass at any
+scope: their safety rests on the firmware refusing the tools uid, which no
+kernel code checks.  ``rules(channel)`` is that table for one channel, in
+kernel order behind the fwctl core's scope rules; the kernel dict of the
+plugin must hold the FD's uid under ``"fwctl_uid"``.
+"""
+
+from __future__ import annotations
+
+import errno
+
+from fuzzer import Deny, Effect, Promise, Request, Rewrite, Rule, Verdict, fwctl
+
+MLX5CTL = "drivers/fwctl/mlx5/main.c"
+
+#: mlx5ctl_validate_rpc(): allowed at any scope ("scope >= FWCTL_RPC_CONFIGURATION").
+FWCTL_ANY = frozenset({
+    "POSTPONE_CONNECTED_QP_TIMEOUT", "QUERY_ADAPTER", "QUERY_ESW_FUNCTIONS", "QUERY_HCA_CAP",
+    "QUERY_HCA_VPORT_CONTEXT", "QUERY_OTHER_HCA_CAP", "QUERY_ROCE_ADDRESS", "QUERY_VUID", "SET_HCA_CAP",
+    "MODIFY_CONG_STATUS", "DELEGATE_VHCA_MANAGEMENT",
+})
+#: ... at DEBUG_READ_ONLY or above (the ~70 QUERY_* opcodes and NOP; those the models have)
+FWCTL_READ = frozenset({
+    "NOP", "QUERY_CQ", "QUERY_EQ", "QUERY_ESW_VPORT_CONTEXT", "QUERY_FLOW_GROUP", "QUERY_FLOW_TABLE",
+    "QUERY_FLOW_TABLE_ENTRY", "QUERY_GENERAL_OBJECT", "QUERY_LAG", "QUERY_MKEY", "QUERY_NIC_VPORT_CONTEXT",
+    "QUERY_QP", "QUERY_RQ", "QUERY_RQT", "QUERY_SQ", "QUERY_SRQ", "QUERY_TIR", "QUERY_TIS", "QUERY_UCTX",
+    "QUERY_DIAGNOSTIC_PARAMS", "QUERY_VPORT_STATE",
+})
+FWCTL_WRITE = frozenset({"SET_DIAGNOSTIC_PARAMS"})
+FWCTL_REG = frozenset({"ACCESS_REG", "ACCESS_REGISTER_USER"})
+
+
+def _needs(r: Request, scope: str) -> Verdict:
+    if fwctl.rank(r.caller.scope) < fwctl.rank(scope):
+        return Deny(errno.EBADMSG, f"{r.command.op} needs scope {scope}")
+    return None
+
+
+def _read_scope(r: Request) -> Verdict:
+    op = r.command.op
+    if op in FWCTL_READ or (op in FWCTL_REG and r.args.get("op_mod", 1) != 0):
+        return _needs(r, fwctl.DEBUG_READ_ONLY)
+    return None
+
+
+def _write_scope(r: Request) -> Verdict:
+    return _needs(r, fwctl.DEBUG_WRITE) if r.command.op in FWCTL_WRITE else None
+
+
+def _default_deny(r: Request) -> Verdict:
+    if r.command.op in FWCTL_ANY | FWCTL_READ | FWCTL_WRITE | FWCTL_REG:
+        return None
+    return Deny(errno.EBADMSG, "mlx5ctl_validate_rpc(): default: return false")
+
+
+def _fwctl_uid(r: Request) -> Verdict:
+    return Rewrite({"uid": r.kernel["fwctl_uid"]}, "MLX5_SET(mbox_in_hdr, rpc_in, uid, mfd->uctx_uid)")
+
+
+def rules(channel: str) -> tuple[Rule, ...]:
+    """The fwctl core's scope rules, then mlx5ctl_validate_rpc() and the uid of mlx5ctl_fw_rpc()."""
+    return (
+        *fwctl.core_rules(channel),
+        Rule("mlx5ctl-read-scope", _read_scope,
+             f"{MLX5CTL} mlx5ctl_validate_rpc(): queries and ACCESS_REG reads need DEBUG_READ_ONLY",
+             channels=(channel,)),
+        Rule("mlx5ctl-write-scope", _write_scope,
+             f"{MLX5CTL} mlx5ctl_validate_rpc(): SET_DIAGNOSTIC_PARAMS needs DEBUG_WRITE", channels=(channel,)),
+        Rule("mlx5ctl-default-deny", _default_deny, f"{MLX5CTL} mlx5ctl_validate_rpc(): default: false",
+             channels=(channel,)),
+        Rule("mlx5ctl-force-uid", _fwctl_uid, f"{MLX5CTL} mlx5ctl_fw_rpc()", channels=(channel,)),
+    )
+
+
+def promise(channel: str) -> Promise:
+    """What the rdma plugin's policy promises: immediate log, data and security changes need a write scope."""
+    return Promise(channel, f"{MLX5CTL} mlx5ctl_validate_rpc(); Documentation/userspace-api/fwctl/fwctl.rst",
+                   effects=Effect.LOG_IMMEDIATE | Effect.DATA_IMMEDIATE | Effect.SECURITY,
+                   min_scope=fwctl.DEBUG_WRITE, taint=frozenset({fwctl.TAINT_FWCTL}))

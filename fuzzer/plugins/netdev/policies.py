@@ -1,0 +1,187 @@
+"""Linux's netdev-side fwctl policies as rule tables, each rule citing the file and function it encodes.
+
+Every Linux policy starts with the fwctl core (``drivers/fwctl/main.c``):
+an unregistered device answers ``-ENODEV``, then ``fwctl_cmd_rpc()``'s scope
+rules.  The drivers' own input-size checks (``in_len`` against ``struct
+input``/``HWRM_MAX_REQ_LEN``, the DMA length fields, pds's
+``max_req_sz``/``max_resp_sz``) wait for payload sizes in the engine and are
+not modelled; nor is a pds policy from before "fwctl: pds: Validate RPC input
+size before parsing".
+
+Sources as read: ``drivers/fwctl/bnxt/main.c`` at 98f21c54 (which has the
+``bnxtctl_dma_cmds[]`` table with a ``scope_min`` per DMA command),
+``drivers/fwctl/pds/main.c`` at 479bec4c, ``drivers/fwctl/mlx5/main.c`` at
+52929c21 (``fuzzer/plugins/mlx5/fwctl.py``).
+
+Each policy promises what ``Documentation/userspace-api/fwctl/fwctl.rst``
+says of the scopes: ``FWCTL_RPC_CONFIGURATION`` is for changes that are live
+only after a reset or are non-disruptive, so a command that resets the
+function or changes live configuration must have come at ``DEBUG_WRITE`` or
+above and tainted the kernel.
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import Any, cast
+
+from fuzzer import Deny, Effect, Policy, Promise, Request, Rule, Verdict, fwctl
+
+from ..mlx5 import fwctl as mlx5_fwctl
+from . import pds
+from .state import BNXT, FUNC_RESET, MLX5, PDS
+
+FWCTL_MAIN = "drivers/fwctl/main.c"
+FWCTL_RST = "Documentation/userspace-api/fwctl/fwctl.rst"
+BNXTCTL = "drivers/fwctl/bnxt/main.c"
+PDSFC = "drivers/fwctl/pds/main.c"
+
+C, RO, W, FULL = fwctl.CONFIGURATION, fwctl.DEBUG_READ_ONLY, fwctl.DEBUG_WRITE, fwctl.DEBUG_WRITE_FULL
+
+
+def _registered(r: Request) -> Verdict:
+    return None if r.kernel["bound"] else Deny(errno.ENODEV, "the fwctl device was unregistered")
+
+
+def fwctl_core(channel: str) -> tuple[Rule, ...]:
+    return (
+        Rule("fwctl-registered", _registered, f"{FWCTL_MAIN} fwctl_fops_ioctl(): if (!fwctl->ops) -ENODEV",
+             channels=(channel,)),
+        *fwctl.core_rules(channel),
+    )
+
+
+def configuration_promise(channel: str) -> Promise:
+    """fwctl.rst: a function reset or an immediate configuration change is no CONFIGURATION-scope RPC."""
+    return Promise(channel, f"{FWCTL_RST}: FWCTL_RPC_CONFIGURATION is for changes live after a reset or "
+                            "non-disruptive",
+                   effects=FUNC_RESET | Effect.CONFIG_IMMEDIATE | Effect.DATA_IMMEDIATE | Effect.SECURITY,
+                   min_scope=W, taint=frozenset({fwctl.TAINT_FWCTL}))
+
+
+# --------------------------------------------------------------------------- bnxt
+
+#: bnxtctl_dma_cmds[]: commands with DMA buffers, and their scope_min
+BNXT_DMA_SCOPE = {
+    "HWRM_NVM_SET_VARIABLE": C, "HWRM_NVM_GET_VARIABLE": C, "HWRM_NVM_READ": RO, "HWRM_NVM_WRITE": W,
+    "HWRM_NVM_MODIFY": W, "HWRM_NVM_RAW_WRITE_BLK": FULL, "HWRM_PORT_QSTATS": RO,
+}
+#: bnxtctl_validate_rpc()'s switch (the request types this model has)
+BNXT_SCOPE = {
+    **{op: C for op in ("HWRM_FUNC_RESET", "HWRM_PORT_CLR_STATS", "HWRM_FW_RESET", "HWRM_FW_SYNC",
+                        "HWRM_FW_SET_TIME", "HWRM_DBG_LOG_BUFFER_FLUSH", "HWRM_DBG_ERASE_NVM", "HWRM_DBG_CFG",
+                        "HWRM_NVM_DEFRAG", "HWRM_NVM_FACTORY_DEFAULTS", "HWRM_NVM_FLUSH",
+                        "HWRM_NVM_VERIFY_UPDATE", "HWRM_NVM_ERASE_DIR_ENTRY", "HWRM_NVM_MOD_DIR_ENTRY",
+                        "HWRM_NVM_FIND_DIR_ENTRY")},
+    **{op: RO for op in ("HWRM_VER_GET", "HWRM_FUNC_QCFG", "HWRM_FUNC_QSTATS", "HWRM_PORT_PHY_QCFG",
+                         "HWRM_PORT_MAC_QCFG", "HWRM_NVM_GET_DEV_INFO")},
+    **{op: W for op in ("HWRM_PORT_PHY_I2C_WRITE", "HWRM_PORT_PHY_MDIO_WRITE")},
+}
+
+
+def _bnxt_ulp_stopped(r: Request) -> Verdict:
+    if r.kernel["ulp_stopped"]:
+        return Deny(errno.EPERM, "BNXT_EN_FLAG_ULP_STOPPED: the driver is resetting")
+    return None
+
+
+def _scope_at_least(table: dict[str, str]) -> Any:
+    def check(r: Request) -> Verdict:
+        need = table.get(r.command.op)
+        if need is not None and fwctl.rank(r.caller.scope) < fwctl.rank(need):
+            return Deny(errno.EPERM, f"{r.command.op} needs scope {need}")
+        return None
+
+    return check
+
+
+def _bnxt_default_deny(r: Request) -> Verdict:
+    if r.command.op in BNXT_DMA_SCOPE or r.command.op in BNXT_SCOPE:
+        return None
+    return Deny(errno.EPERM, "bnxtctl_validate_rpc(): default: return false")
+
+
+_VALIDATE = f"{BNXTCTL} bnxtctl_validate_rpc()"
+LINUX_FWCTL_BNXT = Policy(
+    "linux-fwctl-bnxt", "netdev", channels=(BNXT,),
+    rules=(
+        *fwctl_core(BNXT),
+        Rule("bnxtctl-ulp-stopped", _bnxt_ulp_stopped,
+             f"{_VALIDATE}: if (edev->flags & BNXT_EN_FLAG_ULP_STOPPED) return false", channels=(BNXT,)),
+        Rule("bnxtctl-dma-scope", _scope_at_least(BNXT_DMA_SCOPE),
+             f"{_VALIDATE}: bnxtctl_find_dma_desc(): scope >= desc->scope_min (bnxtctl_dma_cmds[])",
+             channels=(BNXT,)),
+        Rule("bnxtctl-scope", _scope_at_least(BNXT_SCOPE), f"{_VALIDATE}: switch (req_type) scope >= ...",
+             channels=(BNXT,)),
+        Rule("bnxtctl-default-deny", _bnxt_default_deny, f"{_VALIDATE}: default: return false", channels=(BNXT,)),
+    ),
+    promises=(configuration_promise(BNXT),),
+    doc="bnxt fwctl: FUNC_RESET, FW_RESET, PORT_CLR_STATS, NVM_FACTORY_DEFAULTS ... at CONFIGURATION",
+)
+
+# --------------------------------------------------------------------------- pds
+
+
+def _pds_endpoint(r: Request) -> Verdict:
+    if r.args["ep"] in r.kernel["pds_endpoints"]:
+        return None
+    return Deny(errno.EINVAL, f"Invalid endpoint {r.args['ep']}")
+
+
+def _pds_cache_operations(r: Request) -> Verdict:
+    """The one rule with a side effect, because the kernel's check has it: the first use caches the list."""
+    kernel = cast(dict[str, Any], r.kernel)
+    ep = r.args["ep"]
+    if ep in kernel["pds_ops"]:
+        return None
+    ops = pds.get_operations(r.device, ep)
+    if ops is None:
+        return Deny(errno.ENOMEM, "pdsfc_get_operations() failed")
+    kernel["pds_ops"] = {**kernel["pds_ops"], ep: ops}
+    return None
+
+
+def _pds_operation(r: Request) -> Verdict:
+    if r.command.opcode in r.kernel["pds_ops"][r.args["ep"]]:
+        return None
+    return Deny(errno.EINVAL, f"Invalid operation {r.command.opcode} for endpoint {r.args['ep']}")
+
+
+def _pds_scope(r: Request) -> Verdict:
+    need = r.kernel["pds_ops"][r.args["ep"]][r.command.opcode]
+    if fwctl.rank(r.caller.scope) < fwctl.rank(need):
+        return Deny(errno.EPERM, f"the cached operation list says {need}")
+    return None
+
+
+_PDS_VALIDATE = f"{PDSFC} pdsfc_validate_rpc()"
+LINUX_FWCTL_PDS = Policy(
+    "linux-fwctl-pds", "netdev", channels=(PDS,),
+    rules=(
+        *fwctl_core(PDS),
+        Rule("pdsfc-endpoint", _pds_endpoint, f"{_PDS_VALIDATE}: endpoint_info[] lookup, else -EINVAL",
+             channels=(PDS,)),
+        Rule("pdsfc-cache-operations", _pds_cache_operations,
+             f"{_PDS_VALIDATE}: if (!ep_info->operations) pdsfc_get_operations()", channels=(PDS,)),
+        Rule("pdsfc-operation", _pds_operation,
+             f"{_PDS_VALIDATE}: PDS_FWCTL_RPC_OPCODE_CMP() over the cached list, else -EINVAL", channels=(PDS,)),
+        Rule("pdsfc-scope", _pds_scope, f"{_PDS_VALIDATE}: if (scope < op_entry[i].scope) return -EPERM",
+             channels=(PDS,)),
+    ),
+    promises=(configuration_promise(PDS),),
+    doc="pds fwctl: scopes from the firmware's operation lists, cached per endpoint on first use",
+)
+
+# --------------------------------------------------------------------------- mlx5
+
+LINUX_FWCTL_MLX5 = Policy(
+    "linux-fwctl-mlx5", "netdev", channels=(MLX5,),
+    rules=(fwctl_core(MLX5)[0], *mlx5_fwctl.rules(MLX5)),
+    promises=(mlx5_fwctl.promise(MLX5), configuration_promise(MLX5)),
+    doc="mlx5 fwctl (the rdma plugin's table): ACCESS_REG writes pass at any scope; firmware must refuse",
+)
+
+PERMISSIVE = Policy("permissive", "netdev", channels=(BNXT, PDS, MLX5),
+                    doc="a blank cheque: every RPC goes to the firmware as sent")
+
+POLICIES = (LINUX_FWCTL_BNXT, LINUX_FWCTL_PDS, LINUX_FWCTL_MLX5, PERMISSIVE)

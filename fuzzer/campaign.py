@@ -190,6 +190,8 @@ class Campaign(Session):
         self.findings: dict[str, Finding] = {}
         #: native search: violations seen, not yet minimized (their raw prefixes are saved)
         self._raw: dict[str, Finding] = {}
+        #: corpus files this campaign wrote: never adopted as "already known" (they may be raw)
+        self._written: set[Path] = set()
         self._refine_spent = 0.0
         self.explorer: Explorer | None = None
         self.ignore: frozenset[str] = frozenset()
@@ -335,7 +337,7 @@ class Campaign(Session):
         assert self.corpus_dir is not None
         entry = self.entry(finding)
         path = self.corpus_dir / corpus.file_name(entry)
-        if path.exists():
+        if path.exists() and path not in self._written:
             try:
                 old = corpus.load(path)
             except PtfuzzError:
@@ -353,7 +355,9 @@ class Campaign(Session):
                 finding.violation = self._final_violation(finding.steps, finding.signature)
                 finding.polished = True
                 return path
-        return corpus.save(self.corpus_dir, entry, self._checker.payload_of)
+        saved = corpus.save(self.corpus_dir, entry, self._checker.payload_of)
+        self._written.add(saved)
+        return saved
 
     def _simplicity(self, steps: list[Step]) -> tuple[int, int]:
         return simplicity(steps, self._scopes, self._checker.params_of)

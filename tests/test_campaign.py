@@ -11,7 +11,7 @@ from conftest import run_cli
 from fuzzer import corpus
 from fuzzer.campaign import Campaign
 from fuzzer.host import Registry
-from fuzzer.minimize import is_one_minimal
+from fuzzer.minimize import is_one_minimal, simplify
 from fuzzer.replay import replay
 
 
@@ -171,3 +171,42 @@ def test_workers_share_the_corpus_and_merge(tmp_path: Path) -> None:
     assert "kernel-owned-integrity:cxl:SET_PARTITION_INFO:partition.active_volatile" in sigs
     assert len(sigs) == len(set(sigs)) == len(list((tmp_path / "cxl").glob("*.json")))
     assert summary["sequences"] >= 400
+
+
+
+def test_a_run_does_not_adopt_the_raw_file_it_wrote_itself(registry: Registry, tmp_path: Path) -> None:
+    """A 1-step raw finding with a needlessly privileged caller: minimizing keeps the step, and
+    the file on disk is this run's own raw save, which must not count as an equally simple
+    known finding (it would skip the final simplification)."""
+    from fuzzer.spec import Caller
+    from fuzzer.world import Step
+
+    c = Campaign(registry, "cxl", registry.policy("cxl", "permissive"), registry.device("cxl", "spec"), seed=1,
+                 max_examples=1, corpus_dir=tmp_path)
+    loud = Caller(frozenset({"CAP_SYS_ADMIN", "CAP_SYS_RAWIO"}), None, "integrity", frozenset({"raw_allow_all"}))
+    steps = [Step("user", "SET_TIMESTAMP", {"timestamp": 77}, "cxl.raw", loud)]
+    c.executor.reset()
+    violations = list(c.executor.apply(steps[0]).violations)
+    c.found(steps, violations)
+    c._drain(budget=1.0)  # mid-run: 1-minimal only
+    c.polish()  # end of run: plainer callers and arguments
+    (f,) = sorted((tmp_path / "cxl").glob("*SET_TIMESTAMP--timestamp.json"))
+    (step,) = corpus.load(f).steps
+    assert step.caller == Caller() and step.args["timestamp"] == 0
+
+
+@pytest.mark.parametrize(("subsystem", "policy", "device"), [
+    ("cxl", "permissive", "spec"), ("netdev", "linux-fwctl-bnxt", "bnxt")])
+def test_every_file_a_run_writes_is_fully_simplified(registry: Registry, tmp_path: Path, subsystem: str,
+                                                    policy: str, device: str) -> None:
+    """A run must not adopt the raw file it wrote itself as an equally simple known finding."""
+    pol = registry.policy(subsystem, policy)
+    c = Campaign(registry, subsystem, pol, registry.device(subsystem, device), seed=1, max_examples=800,
+                 corpus_dir=tmp_path)
+    result = c.run()
+    assert result.findings
+    for f in sorted((tmp_path / subsystem).glob("*.json")):
+        entry = corpus.load(f)
+        steps = list(entry.steps)
+        assert simplify(c.executor, steps, entry.signature) == steps, f.name
+        assert is_one_minimal(c.executor, steps, entry.signature), f.name

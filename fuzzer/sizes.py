@@ -45,7 +45,7 @@ BufferKind = Literal["kernel", "user", "device"]
 class Slot:
     """One field of a payload: ``width`` bytes at ``offset``, little-endian unless ``kind`` says otherwise.
 
-    ``kind``: ``le`` (an int or bool), ``uuid`` (a UUID string, RFC 4122 byte
+    ``kind``: ``le`` (an int or bool), ``be`` (big-endian, as mlx5's MLX5_SET), ``uuid`` (a UUID string, RFC 4122 byte
     order as ``uuid_t``), ``text`` (a string, NUL-padded).  ``width`` may name
     an argument (a variable-length data field: ``Slot("data", 8, "length")``).
     ``value`` fixes the content (a reserved field, a fill byte argument's name
@@ -55,7 +55,7 @@ class Slot:
     name: str
     offset: int
     width: int | str
-    kind: Literal["le", "uuid", "text", "fill"] = "le"
+    kind: Literal["le", "be", "uuid", "text", "fill"] = "le"
     #: the argument the slot's bytes come from, if not ``name`` (``fill``: the byte repeated)
     source: str = ""
 
@@ -76,7 +76,7 @@ class Slot:
         elif self.kind == "fill":
             raw = bytes([int(value) & 0xFF]) * n
         else:
-            raw = (int(value) & ((1 << (8 * n)) - 1)).to_bytes(n, "little")
+            raw = (int(value) & ((1 << (8 * n)) - 1)).to_bytes(n, "big" if self.kind == "be" else "little")
         return raw[:n].ljust(n, b"\0")
 
     def decode(self, raw: bytes) -> Any:
@@ -84,7 +84,7 @@ class Slot:
             return str(_uuid.UUID(bytes=raw.ljust(16, b"\0")[:16]))
         if self.kind in ("text", "fill"):
             return raw
-        return int.from_bytes(raw, "little")
+        return int.from_bytes(raw, "big" if self.kind == "be" else "little")
 
 
 @attrs.frozen

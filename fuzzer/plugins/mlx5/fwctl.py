@@ -15,9 +15,39 @@ from __future__ import annotations
 
 import errno
 
-from fuzzer import Deny, Effect, Promise, Request, Rewrite, Rule, Verdict, fwctl
+from fuzzer import (
+    Deny,
+    Effect,
+    Envelope,
+    Forward,
+    Layout,
+    Param,
+    Promise,
+    Reply,
+    Request,
+    Rewrite,
+    Rule,
+    Slot,
+    Verdict,
+    World,
+    fwctl,
+)
 
 MLX5CTL = "drivers/fwctl/mlx5/main.c"
+#: MLX5_ST_SZ_BYTES(mbox_in_hdr), MLX5_ST_SZ_BYTES(mbox_out_hdr) (include/linux/mlx5/mlx5_ifc.h)
+MBOX_HDR = 16
+
+#: FWCTL_RPC's lengths around one mlx5 command.  The header is mbox_in_hdr (big-endian:
+#: opcode at 0, op_mod at 6); simplified, once: command bodies are not laid out, so a
+#: command's natural in_len is its 16-byte header.
+ENVELOPE = Envelope("in_len", "out_len", header=Layout(
+    (Slot("opcode", 0, 2, "be"), Slot("op_mod", 6, 2, "be")), size=MBOX_HDR, out=MBOX_HDR,
+), sizes=(
+    Param("in_len", "size", 0, 0xFFFFFFFF, natural="in", marks=(fwctl.MAX_RPC_LEN, MBOX_HDR),
+          doc="struct fwctl_rpc in_len: the mlx5 command as the core copies it in"),
+    Param("out_len", "size", 0, 0xFFFFFFFF, natural="out", marks=(fwctl.MAX_RPC_LEN, MBOX_HDR),
+          doc="struct fwctl_rpc out_len: room for the firmware's answer"),
+))
 
 #: mlx5ctl_validate_rpc(): allowed at any scope ("scope >= FWCTL_RPC_CONFIGURATION").
 FWCTL_ANY = frozenset({
@@ -53,10 +83,30 @@ def _write_scope(r: Request) -> Verdict:
     return _needs(r, fwctl.DEBUG_WRITE) if r.command.op in FWCTL_WRITE else None
 
 
+def _msgsize(r: Request) -> Verdict:
+    if r.size("in_len") < MBOX_HDR or r.size("out_len") < MBOX_HDR:
+        return Deny(errno.EMSGSIZE, "in_len or out_len below the mailbox header")
+    return None
+
+
 def _default_deny(r: Request) -> Verdict:
+    if r.payload is not None:  # MLX5_GET(mbox_in_hdr, rpc_in, opcode): the read the size check guards
+        r.payload.read(0, 2, by="mlx5ctl_fw_rpc(): MLX5_GET(mbox_in_hdr, rpc_in, opcode)")
     if r.command.op in FWCTL_ANY | FWCTL_READ | FWCTL_WRITE | FWCTL_REG:
         return None
     return Deny(errno.EBADMSG, "mlx5ctl_validate_rpc(): default: return false")
+
+
+def transport(world: World, request: Request, forward: Forward) -> Reply:
+    """mlx5ctl_fw_rpc(): answer in place when out_len <= in_len, else in kvzalloc(out_len); the
+    firmware's output header (status, syndrome) lands there (mlx5_cmd_do())."""
+    rpc_in = request.payload
+    assert rpc_in is not None
+    in_len, out_len = request.size("in_len"), request.size("out_len")
+    rpc_out = rpc_in if out_len <= in_len else world.buffer("rpc_out", out_len)
+    reply = forward(request.args)
+    rpc_out.write(0, MBOX_HDR, by="mlx5_cmd_do(): the firmware's mbox_out_hdr")
+    return reply
 
 
 def _fwctl_uid(r: Request) -> Verdict:
@@ -67,6 +117,8 @@ def rules(channel: str) -> tuple[Rule, ...]:
     """The fwctl core's scope rules, then mlx5ctl_validate_rpc() and the uid of mlx5ctl_fw_rpc()."""
     return (
         *fwctl.core_rules(channel),
+        Rule("mlx5ctl-msgsize", _msgsize, f"{MLX5CTL} mlx5ctl_fw_rpc(): in_len/out_len < mbox header -> -EMSGSIZE",
+             channels=(channel,)),
         Rule("mlx5ctl-read-scope", _read_scope,
              f"{MLX5CTL} mlx5ctl_validate_rpc(): queries and ACCESS_REG reads need DEBUG_READ_ONLY",
              channels=(channel,)),

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from fuzzer import CallerSpace, Channel, Policy, Subsystem, fwctl, hookimpl
 
+from ..mlx5 import fwctl as mlx5_fwctl
 from ..mlx5 import ifc
 from . import bnxt, hwrm, kernel, mlx5, pds
 from .devices import DEVICES
@@ -31,7 +32,7 @@ CHANNELS = (
     Channel(PDS, "FWCTL_RPC to a pds fwctl device (FWCTL_DEVICE_TYPE_PDS): an endpoint and an operation",
             scopes=fwctl.SCOPES, callers=_CALLERS),
     Channel(MLX5, "FWCTL_RPC to an mlx5 fwctl device (FWCTL_DEVICE_TYPE_MLX5): one mlx5 command",
-            scopes=fwctl.SCOPES, callers=_CALLERS),
+            scopes=fwctl.SCOPES, callers=_CALLERS, envelope=mlx5_fwctl.ENVELOPE, transport=mlx5_fwctl.transport),
 )
 
 def _status_names(*tables: dict[int, str]) -> dict[int, str]:

@@ -22,6 +22,7 @@ from fuzzer import (
     hookimpl,
 )
 
+from ..mlx5 import fwctl as mlx5_fwctl
 from ..mlx5 import ifc
 from . import kernel
 from .device import DEVX, FIELDS, FIRMWARE, FWCTL, LAX, SPEC, objects_of, uid_caps
@@ -36,7 +37,8 @@ CHANNELS = (
                                       frozenset({CAP_NET_RAW, fwctl.CAP_SYS_RAWIO}))),
             opener="ALLOC_UCONTEXT"),
     Channel(FWCTL, "FWCTL_RPC to the mlx5 fwctl device (drivers/fwctl/mlx5/main.c)", scopes=fwctl.SCOPES,
-            callers=CallerSpace(caps=(frozenset(), frozenset({fwctl.CAP_SYS_RAWIO})))),
+            callers=CallerSpace(caps=(frozenset(), frozenset({fwctl.CAP_SYS_RAWIO}))),
+            envelope=mlx5_fwctl.ENVELOPE, transport=mlx5_fwctl.transport),
 )
 
 SUBSYSTEM = Subsystem(

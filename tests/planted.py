@@ -120,6 +120,8 @@ NETDEV_HOLES = [
     # mlx5ctl_validate_rpc()'s default gone: the tools uid may modify the NIC vport context (the MAC)
     ("linux-fwctl-mlx5", "mlx5", "mlx5ctl-default-deny",
      "kernel-owned-integrity:netdev:MODIFY_NIC_VPORT_CONTEXT:vport.mac", ["MODIFY_NIC_VPORT_CONTEXT"]),
+    # pdsfc_fw_rpc()'s in_len check (e7537735028c) gone: rpc->in.ep is read past a short request
+    ("linux-fwctl-pds", "pds", "pdsfc-in-len", "out-of-bounds:netdev:RPC$port.get:payload_in", ["RPC$port.get"]),
 ]
 GPU_HOLES = [
     # render node: drm_ioctl_permit()'s DRM_RENDER_ALLOW check gone, a render client opens another

@@ -329,3 +329,18 @@ def test_the_seed_answer_is_committed(registry: Registry, name: str) -> None:
     assert len(entry.steps) == 1 and entry.steps[0].caller is not None
     assert entry.steps[0].caller.scope == fwctl.CONFIGURATION and not entry.steps[0].caller.caps
     assert replay(registry, entry).still_fails
+
+
+def test_pds_before_the_input_size_fix_reads_past_a_short_request(registry: Registry, tmp_path: Path) -> None:
+    """"fwctl: pds: Validate RPC input size before parsing" (e7537735028c): one short RPC is enough."""
+    from fuzzer.replay import replay
+
+    pol = registry.policy("netdev", "linux-fwctl-pds-unsized-input")
+    assert pol.predates == "e7537735028c"
+    result = Campaign(registry, "netdev", pol, registry.device("netdev", "pds"), seed=1, max_examples=1500,
+                      corpus_dir=tmp_path).run()
+    found = {s: f for s, f in result.findings.items() if s.startswith("out-of-bounds:netdev:")}
+    assert found and all(len(f.steps) == 1 and f.steps[0].args["in_len"] < 48 for f in found.values())
+    for f in found.values():
+        assert f.path is not None
+        assert not replay(registry, corpus.load(f.path), policy="linux-fwctl-pds").still_fails

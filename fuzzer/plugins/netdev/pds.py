@@ -31,7 +31,21 @@ from typing import Any
 
 import attrs
 
-from fuzzer import Args, Caller, Command, Device, Effect, Firmware, Param, Reply, World, fwctl
+from fuzzer import (
+    Args,
+    Caller,
+    Command,
+    Device,
+    Effect,
+    Envelope,
+    Firmware,
+    Layout,
+    Param,
+    Reply,
+    Slot,
+    World,
+    fwctl,
+)
 
 from .driver import NetDriver, recover
 from .state import PDS
@@ -236,3 +250,17 @@ COMMANDS = tuple(
             params=(_ep(op), VALUE) if op.field else (_ep(op),))
     for op in V1
 )
+
+
+#: struct fwctl_rpc_pds (include/uapi/fwctl/pds.h): in {op, ep, rsvd, len, payload}, out {retval,
+#: rsvd[2], len, payload}: 48 bytes the driver casts the request to.
+RPC_PDS_SIZE = 48
+ENVELOPE = Envelope("in_len", "out_len", header=Layout(
+    (Slot("opcode", 0, 4), Slot("ep", 4, 4)), size=RPC_PDS_SIZE, out=0,
+), sizes=(
+    Param("in_len", "size", 0, 0xFFFFFFFF, natural="in", marks=(fwctl.MAX_RPC_LEN, RPC_PDS_SIZE),
+          doc="struct fwctl_rpc in_len: the core copies this many bytes; pds casts them to fwctl_rpc_pds"),
+    Param("out_len", "size", 0, 0xFFFFFFFF, natural="in", marks=(fwctl.MAX_RPC_LEN,),
+          doc="struct fwctl_rpc out_len: pds answers in the request buffer"),
+))
+

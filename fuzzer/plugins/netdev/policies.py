@@ -4,9 +4,10 @@ Every Linux policy starts with the fwctl core (``drivers/fwctl/main.c``):
 an unregistered device answers ``-ENODEV``, then ``fwctl_cmd_rpc()``'s scope
 rules.  The drivers' own input-size checks (``in_len`` against ``struct
 input``/``HWRM_MAX_REQ_LEN``, the DMA length fields, pds's
-``max_req_sz``/``max_resp_sz``) wait for payload sizes in the engine and are
-not modelled; nor is a pds policy from before "fwctl: pds: Validate RPC input
-size before parsing".
+``max_req_sz``/``max_resp_sz``) are not modelled yet; pds's ``in_len`` check
+(e7537735028c, "fwctl: pds: Validate RPC input size before parsing") and
+mlx5's ``-EMSGSIZE`` are, and ``linux-fwctl-pds-unsized-input`` is pds before
+that fix.
 
 Sources as read: ``drivers/fwctl/bnxt/main.c`` at 98f21c54 (which has the
 ``bnxtctl_dma_cmds[]`` table with a ``scope_min`` per DMA command),
@@ -122,7 +123,15 @@ LINUX_FWCTL_BNXT = Policy(
 # --------------------------------------------------------------------------- pds
 
 
+def _pds_in_len(r: Request) -> Verdict:
+    if r.size("in_len") < pds.RPC_PDS_SIZE:
+        return Deny(errno.EINVAL, "in_len < sizeof(struct fwctl_rpc_pds)")
+    return None
+
+
 def _pds_endpoint(r: Request) -> Verdict:
+    if r.payload is not None:  # rpc->in.ep, read from the request the core copied in
+        r.payload.read(4, 4, by="pdsfc_validate_rpc(): rpc->in.ep")
     if r.args["ep"] in r.kernel["pds_endpoints"]:
         return None
     return Deny(errno.EINVAL, f"Invalid endpoint {r.args['ep']}")
@@ -159,6 +168,8 @@ LINUX_FWCTL_PDS = Policy(
     "linux-fwctl-pds", "netdev", channels=(PDS,),
     rules=(
         *fwctl_core(PDS),
+        Rule("pdsfc-in-len", _pds_in_len, f"{PDSFC} pdsfc_fw_rpc(): in_len < sizeof(*rpc) -> -EINVAL "
+             "(e7537735028c)", channels=(PDS,)),
         Rule("pdsfc-endpoint", _pds_endpoint, f"{_PDS_VALIDATE}: endpoint_info[] lookup, else -EINVAL",
              channels=(PDS,)),
         Rule("pdsfc-cache-operations", _pds_cache_operations,
@@ -170,6 +181,14 @@ LINUX_FWCTL_PDS = Policy(
     ),
     promises=(configuration_promise(PDS),),
     doc="pds fwctl: scopes from the firmware's operation lists, cached per endpoint on first use",
+)
+
+LINUX_FWCTL_PDS_UNSIZED = Policy(
+    "linux-fwctl-pds-unsized-input", "netdev", channels=(PDS,),
+    rules=tuple(r for r in LINUX_FWCTL_PDS.rules if r.name != "pdsfc-in-len"),
+    promises=LINUX_FWCTL_PDS.promises, predates="e7537735028c",
+    doc="pds fwctl whose pdsfc_validate_rpc() parses struct fwctl_rpc_pds before checking in_len "
+        "(92c66ee829b9 to the 2026 fix)",
 )
 
 # --------------------------------------------------------------------------- mlx5
@@ -184,4 +203,4 @@ LINUX_FWCTL_MLX5 = Policy(
 PERMISSIVE = Policy("permissive", "netdev", channels=(BNXT, PDS, MLX5),
                     doc="a blank cheque: every RPC goes to the firmware as sent")
 
-POLICIES = (LINUX_FWCTL_BNXT, LINUX_FWCTL_PDS, LINUX_FWCTL_MLX5, PERMISSIVE)
+POLICIES = (LINUX_FWCTL_BNXT, LINUX_FWCTL_PDS, LINUX_FWCTL_MLX5, PERMISSIVE, LINUX_FWCTL_PDS_UNSIZED)

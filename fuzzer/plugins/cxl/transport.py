@@ -59,12 +59,12 @@ def mailbox(world: World, request: Request, forward: Forward) -> Reply:
     """cxl_send_cmd() after validation: copy in, run the mailbox, copy out."""
     payload_size = int(world.device.info.get("payload_size", mb.PAYLOAD_SIZE))
     in_size, out_size = request.size("in_size"), request.size("out_size")
-    # cxl_mbox_cmd_ctor(): the output bounce buffer is the caller's out.size (~0: the payload size)
+    # cxl_mbox_cmd_ctor(): the output bounce buffer (allocated below, where it is written) is the
+    # caller's out.size (~0: the payload size)
     size_out = payload_size if out_size == mb.VARIABLE else out_size
-    bounce = world.buffer("payload_out", size_out)
     # __cxl_pci_mbox_send_cmd(): memcpy_toio(payload, payload_in, size_in) into the mailbox registers
-    registers = world.buffer("mailbox.payload", payload_size, kind="device")
     if in_size:
+        registers = world.buffer("mailbox.payload", payload_size, kind="device")
         registers.write(0, in_size, by="__cxl_pci_mbox_send_cmd() memcpy_toio()")
     if not _payload_len_ok(request.command.layout, in_size, payload_size):
         reply = Reply(rc=mb.RC_PAYLOADLEN, why="payload length does not fit the command")
@@ -73,6 +73,7 @@ def mailbox(world: World, request: Request, forward: Forward) -> Reply:
     # "#8": n = min3(size_out, payload_size, out_len): the copy back is clamped
     n = min(size_out, payload_size, len(reply.data))
     if n:
+        bounce = world.buffer("payload_out", size_out)
         bounce.write(0, reply.data[:n], by="__cxl_pci_mbox_send_cmd() memcpy_fromio()")
         # handle_mailbox_cmd_from_user(): copy_to_user(out.payload, payload_out, size_out)
         world.buffer("user.out", out_size, kind="user").write(0, n, by="handle_mailbox_cmd_from_user()")

@@ -131,17 +131,19 @@ def access(ctx: StepContext) -> Iterator[Violation]:
 def out_of_bounds(ctx: StepContext) -> Iterator[Violation]:
     """A read or write past the bytes a buffer really has, reported as KASAN would.
 
-    The signature names the buffer, not the offset, so one missing check is
-    one finding whatever length shows it.  Kernel memory and device
-    registers are a hole whatever the taint; the caller's own buffer
-    (the kernel writing more than the caller said it has room for)
-    follows the taint, because the kernel WARNs when it does that.
+    The signature names the function and the buffer, as a KASAN title does
+    ("slab-out-of-bounds Read in cxl_payload_from_user_allowed"), not the
+    command or the offset: one missing check is one finding, whichever of the
+    forty mailbox commands shows it.  The message names the command.  Kernel
+    memory and device registers are a hole whatever the taint; the caller's
+    own buffer follows the taint, because the kernel WARNs when it overruns it.
     """
-    seen: set[str] = set()
+    seen: set[tuple[str, str]] = set()
     for a in ctx.accesses:
-        if a.out_of_bounds and a.buffer not in seen:
-            seen.add(a.buffer)
-            v = ctx.violation(OUT_OF_BOUNDS, a.describe(), field=a.buffer)
+        if a.out_of_bounds and (a.site, a.buffer) not in seen:
+            seen.add((a.site, a.buffer))
+            v = ctx.violation(OUT_OF_BOUNDS, f"{ctx.step.op}: {a.describe()}", field=a.buffer)
+            v = attrs.evolve(v, op=a.site)
             # memory safety is not something a policy can trust a caller with
             yield v if a.kind == "user" else attrs.evolve(v, severity="hole")
 

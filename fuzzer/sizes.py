@@ -28,6 +28,7 @@ neighbour.
 
 from __future__ import annotations
 
+import re
 import uuid as _uuid
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
@@ -35,6 +36,7 @@ from typing import Any, Literal
 import attrs
 
 Args = Mapping[str, Any]
+_SITE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 #: Where a buffer lives: kernel memory (KASAN's domain), the caller's memory,
 #: or device registers (a mailbox payload area).
@@ -162,7 +164,10 @@ class Envelope:
 
 @attrs.frozen
 class Access:
-    """One read or write of a buffer, as the bounds oracle sees it."""
+    """One read or write of a buffer, as the bounds oracle sees it.
+
+    ``by`` starts with the function that made the access (``"cxl_set_feature() memcpy()"``).
+    """
 
     buffer: str
     kind: BufferKind
@@ -171,6 +176,12 @@ class Access:
     length: int
     size: int
     by: str
+
+    @property
+    def site(self) -> str:
+        """The function that made the access (the leading name of ``by``): what KASAN's title names."""
+        m = _SITE.match(self.by)
+        return m.group(0) if m else "unknown"
 
     @property
     def out_of_bounds(self) -> bool:

@@ -68,19 +68,21 @@ CXL_HOLES = [
      ["SET_PASSPHRASE", "cold_reset", "nvdimm_bind", "UNLOCK"], True),
     # Size holes (tests/test_sizes.py has the rules whose removal opens nothing, and why).
     # cxl_validate_cmd_from_user(): in.size > payload_size gone, memcpy_toio() runs past the mailbox
-    ("linux-ioctl", "spec", "payload-max", "out-of-bounds:cxl:SET_LSA:mailbox.payload", ["SET_LSA"]),
+    ("linux-ioctl", "spec", "payload-max", "out-of-bounds:cxl:__cxl_pci_mbox_send_cmd:mailbox.payload",
+     ["SET_LSA"]),
     # cxl_payload_from_user_allowed(): 60b5d1f68338's size check gone, a 1-byte Clear Log is read as a UUID
-    ("linux-raw", "spec", "payload-size", "out-of-bounds:cxl:CLEAR_LOG:payload_in", ["CLEAR_LOG"]),
+    ("linux-raw", "spec", "payload-size", "out-of-bounds:cxl:cxl_payload_from_user_allowed:payload_in",
+     ["SET_PARTITION_INFO"]),
     # cxl_to_mem_cmd(): before 60b5d1f68338 its exact-size check was all that kept the ioctl path safe
-    ("linux-ioctl-unsized-payload", "spec", "ioctl-size-in", "out-of-bounds:cxl:CLEAR_LOG:payload_in",
-     ["CLEAR_LOG"]),
+    ("linux-ioctl-unsized-payload", "spec", "ioctl-size-in",
+     "out-of-bounds:cxl:cxl_payload_from_user_allowed:payload_in", ["CLEAR_LOG"]),
     # cxlctl_set_feature(): op_size <= header gone, op_size - header wraps and the copy runs off the request
-    ("linux-fwctl-sized", "spec", "set-feature-op-size", "out-of-bounds:cxl:SET_FEATURE:payload_in",
+    ("linux-fwctl-sized", "spec", "set-feature-op-size", "out-of-bounds:cxl:cxl_set_feature:payload_in",
      ["SET_FEATURE"]),
     # the checks mainline lacks (linux-fwctl-sized's proposal), each shown by removing it
-    ("linux-fwctl-sized", "spec", "cxlctl-in-len", "out-of-bounds:cxl:GET_SUPPORTED_FEATURES:payload_in",
+    ("linux-fwctl-sized", "spec", "cxlctl-in-len", "out-of-bounds:cxl:cxlctl_get_supported_features:payload_in",
      ["GET_SUPPORTED_FEATURES"]),
-    ("linux-fwctl-sized", "spec", "cxlctl-out-len", "out-of-bounds:cxl:GET_FEATURE:rpc_out", ["GET_FEATURE"]),
+    ("linux-fwctl-sized", "spec", "cxlctl-out-len", "out-of-bounds:cxl:cxl_get_feature:rpc_out", ["GET_FEATURE"]),
 ]
 RDMA_HOLES = [
     # devx_is_valid_obj_id() gone: any id on your own handle; the lax firmware does not check owners
@@ -108,8 +110,8 @@ RDMA_HOLES = [
     ("linux-fwctl-mlx5", "spec", "mlx5ctl-force-uid", "kernel-owned-integrity:rdma:SET_HCA_CAP:hca.caps",
      ["SET_HCA_CAP"]),
     # mlx5ctl_fw_rpc(): in_len below the mailbox header gone, the opcode is read past the request
-    ("linux-fwctl-mlx5", "spec", "mlx5ctl-msgsize", "out-of-bounds:rdma:QUERY_HCA_CAP:payload_in",
-     ["QUERY_HCA_CAP"]),
+    ("linux-fwctl-mlx5", "spec", "mlx5ctl-msgsize", "out-of-bounds:rdma:mlx5ctl_fw_rpc:payload_in",
+     ["DESTROY_QP"]),
 ]
 NETDEV_HOLES = [
     # bnxtctl_validate_rpc()'s "default: return false" gone: the driver's own FUNC_CFG sets the MTU
@@ -121,7 +123,8 @@ NETDEV_HOLES = [
     ("linux-fwctl-mlx5", "mlx5", "mlx5ctl-default-deny",
      "kernel-owned-integrity:netdev:MODIFY_NIC_VPORT_CONTEXT:vport.mac", ["MODIFY_NIC_VPORT_CONTEXT"]),
     # pdsfc_fw_rpc()'s in_len check (e7537735028c) gone: rpc->in.ep is read past a short request
-    ("linux-fwctl-pds", "pds", "pdsfc-in-len", "out-of-bounds:netdev:RPC$port.get:payload_in", ["RPC$port.get"]),
+    ("linux-fwctl-pds", "pds", "pdsfc-in-len", "out-of-bounds:netdev:pdsfc_validate_rpc:payload_in",
+     ["RPC$dbg.raw"]),
 ]
 GPU_HOLES = [
     # render node: drm_ioctl_permit()'s DRM_RENDER_ALLOW check gone, a render client opens another

@@ -105,8 +105,9 @@ def test_a_kernel_buffer_overrun_is_a_hole_whatever_the_taint(registry: Registry
     r = e.apply(user("CLEAR_LOG", "cxl.raw", log=mb.CEL_UUID, in_size=1))
     assert "WARN" in e.world.tainted  # the RAW path warned first...
     (v,) = [v for v in r.violations if v.invariant == "out-of-bounds"]
-    assert v.severity == "hole" and v.signature == "out-of-bounds:cxl:CLEAR_LOG:payload_in"  # ...yet a hole
-    assert "read of 16 bytes at offset 0 of payload_in (1 byte allocated" in v.message
+    # ...yet a hole, named as KASAN's title would name it
+    assert v.severity == "hole" and v.signature == "out-of-bounds:cxl:cxl_payload_from_user_allowed:payload_in"
+    assert v.message.startswith("CLEAR_LOG: slab-out-of-bounds read of 16 bytes at offset 0 of payload_in (1 byte")
     # an empty payload is never copied in, so never read (cxl_mbox_cmd_ctor(): if (in_size))
     assert not oob(e.apply(user("CLEAR_LOG", "cxl.raw", log=mb.CEL_UUID, in_size=0)))
 
@@ -123,11 +124,12 @@ def test_before_60b5d1f68338_one_raw_step_reads_out_of_bounds(tmp_path: Path,
               "--corpus", str(tmp_path), "--json", str(out)])
     assert done.value.code == 1
     found = {f["signature"]: f for f in json.loads(out.read_text())["findings"]}
-    f = found["out-of-bounds:cxl:CLEAR_LOG:payload_in"]
+    f = found["out-of-bounds:cxl:cxl_payload_from_user_allowed:payload_in"]
     assert f["steps"] == 1
     entry = corpus.load(f["file"])
     (step,) = entry.steps
-    assert step.channel == "cxl.raw" and 0 < step.args["in_size"] < 16  # a payload shorter than a UUID
+    assert (step.channel, step.op) == ("cxl.raw", "CLEAR_LOG")
+    assert 0 < step.args["in_size"] < 16  # a payload shorter than a UUID
     shown = bytes.fromhex(json.loads(Path(f["file"]).read_text())["steps"][0]["bytes"])
     assert shown == uuid.UUID(step.args["log"]).bytes[: step.args["in_size"]]  # the bytes really sent
     with pytest.raises(SystemExit) as done:
@@ -155,11 +157,16 @@ def test_before_206f9fa9d555_raw_clears_the_cel_the_kernel_enabled_commands_from
 # ----------------------------------------------------------------------------- mainline fwctl
 
 
-FWCTL_OOB = {
-    "out-of-bounds:cxl:GET_FEATURE:payload_in", "out-of-bounds:cxl:GET_FEATURE:rpc_out",
-    "out-of-bounds:cxl:SET_FEATURE:payload_in", "out-of-bounds:cxl:SET_FEATURE:rpc_out",
-    "out-of-bounds:cxl:GET_SUPPORTED_FEATURES:payload_in",
-}
+FWCTL_OOB = {f"out-of-bounds:cxl:{site}" for site in (
+    "cxlctl_fw_rpc:payload_in",  # rpc_in->opcode with no minimum in_len
+    "cxlctl_validate_set_features:payload_in",  # op_size, then the UUID
+    "cxlctl_get_supported_features:payload_in",  # count, start_idx
+    "cxlctl_get_feature:payload_in",  # count
+    "cxl_set_feature:payload_in",  # op_size - sizeof(hdr) bytes of feat_data
+    "cxl_get_feature:rpc_out",  # count bytes at rpc_out->payload, in an out_len-byte buffer
+    "cxlctl_get_feature:rpc_out",  # rpc_out->size, ->retval in out_len < 8
+    "cxlctl_set_feature:rpc_out",  # the same
+)}
 
 
 def test_mainline_fwctl_model_reads_and_writes_past_its_buffers(registry: Registry, tmp_path: Path) -> None:
@@ -173,7 +180,7 @@ def test_mainline_fwctl_model_reads_and_writes_past_its_buffers(registry: Regist
     # the exact shape: an 8-byte answer buffer, a 4-byte Get Feature of the test feature
     r = ex(registry, "linux-fwctl").apply(user("GET_FEATURE", "cxl.fwctl", WRITER, uuid=mb.TEST_FEATURE_UUID,
                                                count=4, out_len=8))
-    assert oob(r) == ["out-of-bounds:cxl:GET_FEATURE:rpc_out"]
+    assert oob(r) == ["out-of-bounds:cxl:cxl_get_feature:rpc_out"]
     assert "write of 4 bytes at offset 8 of rpc_out (8 bytes allocated" in r.violations[0].message
 
 

@@ -246,18 +246,19 @@ def _opcode_known(r: Request) -> Verdict:
     return None
 
 
-def _op_size(r: Request) -> int:
+def _op_size(r: Request, by: str) -> int:
     assert r.payload is not None
-    return int.from_bytes(r.payload.read(8, 4, by="cxlctl: rpc_in->op_size"), "little")
+    return int.from_bytes(r.payload.read(8, 4, by=f"{by}: rpc_in->op_size"), "little")
 
 
 def _uuid_fits(r: Request) -> Verdict:
-    return Deny(errno.EINVAL, "op_size < sizeof(uuid_t)") if _op_size(r) < 16 else None
+    return Deny(errno.EINVAL, "op_size < sizeof(uuid_t)") if _op_size(r, _VALIDATE) < 16 else None
 
 
 def _get_op_size(r: Request) -> Verdict:
     want = {"GET_FEATURE": 0x15, "GET_SUPPORTED_FEATURES": 8}[r.command.op]
-    return Deny(errno.EINVAL, f"op_size != {want:#x}") if _op_size(r) != want else None
+    where = "cxlctl_get_feature()" if r.command.op == "GET_FEATURE" else "cxlctl_get_supported_features()"
+    return Deny(errno.EINVAL, f"op_size != {want:#x}") if _op_size(r, where) != want else None
 
 
 def _get_count(r: Request) -> Verdict:
@@ -265,7 +266,7 @@ def _get_count(r: Request) -> Verdict:
 
 
 def _set_op_size(r: Request) -> Verdict:
-    return Deny(errno.EINVAL, "op_size <= sizeof(feat_in->hdr)") if _op_size(r) <= 32 else None
+    return Deny(errno.EINVAL, "op_size <= sizeof(feat_in->hdr)") if _op_size(r, "cxlctl_set_feature()") <= 32 else None
 
 
 def _feature_known(r: Request) -> Verdict:
@@ -354,13 +355,13 @@ FWCTL_RULES = (
 def _in_len_covers(r: Request) -> Verdict:
     if r.size("in_len") < 16:
         return Deny(errno.EINVAL, "in_len below struct fwctl_rpc_cxl's header")
-    if r.size("in_len") < 16 + _op_size(r):
+    if r.size("in_len") < 16 + _op_size(r, "proposed_in_len_check()"):
         return Deny(errno.EINVAL, "op_size runs past in_len")
     return None
 
 
 def _out_len_covers(r: Request) -> Verdict:
-    need = 8 + (r.field("count", by="proposed check") if r.command.op == "GET_FEATURE" else 0)
+    need = 8 + (r.field("count", by="proposed_out_len_check()") if r.command.op == "GET_FEATURE" else 0)
     return Deny(errno.EINVAL, "out_len cannot hold the answer") if r.size("out_len") < need else None
 
 

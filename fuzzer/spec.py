@@ -470,24 +470,21 @@ class Request:
     #: the policy's own settings (``Policy.knobs``)
     knobs: Mapping[str, Any] = attrs.field(factory=dict)
     #: the input payload as the kernel copied it in (channels with an ``Envelope``); read it
-    #: through ``payload.read``/``payload.field`` so the bounds oracle sees every access
+    #: through ``payload.read``/``field`` so the bounds oracle sees every access
     payload: Buffer | None = None
+    #: where the command's own payload starts in ``payload`` (after the channel's header)
+    payload_base: int = 0
 
     def size(self, name: str) -> int:
         """A declared size argument (``in_size``, ``in_len``, ``op_size``)."""
         return int(self.args[name])
 
     def field(self, name: str, by: str) -> Any:
-        """Read slot ``name`` of the command's payload, after the channel header, as ``by`` does."""
-        assert self.payload is not None and self.command.layout is not None, "no payload on this channel"
-        return self.payload.field(self.command.layout, name, by, base=self.header, args=self.args)
-
-    @property
-    def header(self) -> int:
-        """Bytes the channel's header takes before the command's own payload."""
-        return 0 if self.payload is None else self.payload_base
-
-    payload_base: int = 0
+        """Read slot ``name`` of the command's payload as function ``by`` does (the read is logged)."""
+        if self.payload is None or self.command.layout is None:
+            raise ValueError(f"{self.command.op} on {self.channel} has no payload layout to read {name!r} from: "
+                             f"give the channel an Envelope and the command a Layout")
+        return self.payload.field(self.command.layout, name, by, base=self.payload_base, args=self.args)
 
 
 class RuleError(Exception):

@@ -224,3 +224,13 @@ def test_trace_and_corpus_show_the_bytes(registry: Registry, tmp_path: Path) -> 
     assert json.loads(path.read_text())["steps"][0]["bytes"] == "5e1819d911a9400c811fd60719403d86"
     lines = trace(replay(registry, corpus.load(path)))
     assert "      bytes   5e1819d9 11a9400c 811fd607 19403d86" in lines
+
+
+def test_the_hypothesis_search_draws_sizes_too(registry: Registry, tmp_path: Path) -> None:
+    """Sizes shrink towards their natural value first (None in the strategy), so findings stay plain."""
+    pol = registry.policy("cxl", "linux-raw-unsized-payload")
+    result = Campaign(registry, "cxl", pol, registry.device("cxl", "spec"), seed=2, max_examples=400,
+                      corpus_dir=tmp_path, search="hypothesis",
+                      targets=frozenset({"out-of-bounds:cxl:cxl_payload_from_user_allowed:payload_in"})).run()
+    (step,) = result.findings["out-of-bounds:cxl:cxl_payload_from_user_allowed:payload_in"].steps
+    assert 0 < step.args["in_size"] < 16 and step.args["out_size"] == 0  # the one size that matters, off

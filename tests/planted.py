@@ -122,6 +122,9 @@ NETDEV_HOLES = [
     # mlx5ctl_validate_rpc()'s default gone: the tools uid may modify the NIC vport context (the MAC)
     ("linux-fwctl-mlx5", "mlx5", "mlx5ctl-default-deny",
      "kernel-owned-integrity:netdev:MODIFY_NIC_VPORT_CONTEXT:vport.mac", ["MODIFY_NIC_VPORT_CONTEXT"]),
+    # bnxtctl_fw_rpc()'s in_len >= sizeof(struct input) gone: req_type is read past a short message
+    ("linux-fwctl-bnxt", "bnxt", "bnxtctl-sizes", "out-of-bounds:netdev:bnxtctl_get_timeout:payload_in",
+     ["HWRM_FW_RESET"]),
     # pdsfc_fw_rpc()'s in_len check (e7537735028c) gone: rpc->in.ep is read past a short request
     ("linux-fwctl-pds", "pds", "pdsfc-in-len", "out-of-bounds:netdev:pdsfc_validate_rpc:payload_in",
      ["RPC$dbg.raw"]),

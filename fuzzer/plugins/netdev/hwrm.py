@@ -81,3 +81,12 @@ TIMEOUT_MS: dict[str, int] = {
 def timeout_ms(op: str) -> int:
     """How long bnxtctl_fw_rpc() lets bnxt_send_msg() wait for ``op``."""
     return TIMEOUT_MS.get(op, TIMEOUT_DEFAULT_MS)
+
+# --- request framing (include/linux/bnxt/hsi.h) -----------------------------------------
+#: sizeof(struct input): req_type, cmpl_ring, seq_id, target_id (le16), resp_addr (le64)
+INPUT_SIZE = 16
+#: sizeof(struct output): error_code, req_type, seq_id, resp_len (le16), then 8 more bytes
+OUTPUT_SIZE = 16
+#: HWRM_MAX_REQ_LEN (hwrm_func_buf_rgtr)
+MAX_REQ_LEN = 128
+

@@ -2,12 +2,12 @@
 
 Every Linux policy starts with the fwctl core (``drivers/fwctl/main.c``):
 an unregistered device answers ``-ENODEV``, then ``fwctl_cmd_rpc()``'s scope
-rules.  The drivers' own input-size checks (``in_len`` against ``struct
-input``/``HWRM_MAX_REQ_LEN``, the DMA length fields, pds's
-``max_req_sz``/``max_resp_sz``) are not modelled yet; pds's ``in_len`` check
-(e7537735028c, "fwctl: pds: Validate RPC input size before parsing") and
-mlx5's ``-EMSGSIZE`` are, and ``linux-fwctl-pds-unsized-input`` is pds before
-that fix.
+rules.  The drivers' input framing is modelled: bnxt's ``in_len`` between
+``struct input`` and ``HWRM_MAX_REQ_LEN`` (its upper bound guards no buffer
+the model has), pds's ``in_len`` check (e7537735028c, "fwctl: pds: Validate
+RPC input size before parsing"; ``linux-fwctl-pds-unsized-input`` is pds before
+it) and mlx5's ``-EMSGSIZE``.  bnxt's DMA length fields and pds's
+``max_req_sz``/``max_resp_sz`` are not.
 
 Sources as read: ``drivers/fwctl/bnxt/main.c`` at 98f21c54 (which has the
 ``bnxtctl_dma_cmds[]`` table with a ``scope_min`` per DMA command),
@@ -29,7 +29,7 @@ from typing import Any, cast
 from fuzzer import Deny, Effect, Policy, Promise, Request, Rule, Verdict, fwctl
 
 from ..mlx5 import fwctl as mlx5_fwctl
-from . import pds
+from . import hwrm, pds
 from .state import BNXT, FUNC_RESET, MLX5, PDS
 
 FWCTL_MAIN = "drivers/fwctl/main.c"
@@ -80,6 +80,21 @@ BNXT_SCOPE = {
 }
 
 
+def _bnxt_sizes(r: Request) -> Verdict:
+    if not hwrm.INPUT_SIZE <= r.size("in_len") <= hwrm.MAX_REQ_LEN:
+        return Deny(errno.EINVAL, "in_len outside sizeof(struct input)..HWRM_MAX_REQ_LEN")
+    if r.size("out_len") < hwrm.OUTPUT_SIZE:
+        return Deny(errno.EINVAL, "out_len < sizeof(struct output)")
+    return None
+
+
+def _bnxt_req_type(r: Request) -> Verdict:
+    """bnxtctl_get_timeout() and bnxtctl_validate_rpc() read req_type from the request."""
+    if r.payload is not None:
+        r.payload.read(0, 2, by="bnxtctl_get_timeout(): le16_to_cpu(req->req_type)")
+    return None
+
+
 def _bnxt_ulp_stopped(r: Request) -> Verdict:
     if r.kernel["ulp_stopped"]:
         return Deny(errno.EPERM, "BNXT_EN_FLAG_ULP_STOPPED: the driver is resetting")
@@ -107,6 +122,10 @@ LINUX_FWCTL_BNXT = Policy(
     "linux-fwctl-bnxt", "netdev", channels=(BNXT,),
     rules=(
         *fwctl_core(BNXT),
+        Rule("bnxtctl-sizes", _bnxt_sizes, f"{BNXTCTL} bnxtctl_fw_rpc(): in_len < sizeof(struct input) || in_len > "
+             "HWRM_MAX_REQ_LEN, *out_len < sizeof(struct output) -> -EINVAL", channels=(BNXT,)),
+        Rule("bnxtctl-req-type", _bnxt_req_type, f"{BNXTCTL} bnxtctl_get_timeout(): req->req_type",
+             channels=(BNXT,)),
         Rule("bnxtctl-ulp-stopped", _bnxt_ulp_stopped,
              f"{_VALIDATE}: if (edev->flags & BNXT_EN_FLAG_ULP_STOPPED) return false", channels=(BNXT,)),
         Rule("bnxtctl-dma-scope", _scope_at_least(BNXT_DMA_SCOPE),

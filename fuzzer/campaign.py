@@ -122,20 +122,18 @@ def simplicity(steps: list[Step], scopes: Mapping[str, tuple[str, ...]] | None =
     """
     cost = 0
     for s in steps:
-        if params_of is not None and s.actor == "user":
-            for p in params_of(s) or ():
-                v = s.args.get(p.name)
-                if p.kind == "size" and isinstance(v, int) and callable(p.natural):
-                    cost += 0 if v == p.natural(s.args) else 1 + min(abs(v), 1 << 20)
-            s = attrs.evolve(s, args={k: v for k, v in s.args.items()
-                                      if not any(p.name == k and p.kind == "size" for p in params_of(s) or ())})
+        sizes = {p.name: p for p in (params_of(s) or ()) if p.kind == "size"} if params_of and s.actor == "user" else {}
         if s.caller is not None:
             c = s.caller
             order = (scopes or {}).get(s.channel, ())
             cost += len(c.caps) + len(c.switches) + (c.lockdown != "none") + (
                 order.index(c.scope) if c.scope in order else 0)
-        for v in s.args.values():
-            cost += min(abs(v), 1 << 20) if isinstance(v, int) else (1 if v else 0)
+        for k, v in s.args.items():
+            p = sizes.get(k)
+            if p is not None and isinstance(v, int) and callable(p.natural):
+                cost += 0 if v == p.natural(s.args) else 1 + min(abs(v), 1 << 20)
+            else:
+                cost += min(abs(v), 1 << 20) if isinstance(v, int) else (1 if v else 0)
     return (len(steps), cost)
 
 
@@ -343,7 +341,7 @@ class Campaign(Session):
             except PtfuzzError:
                 old = None
             if old is not None:  # an older format's file is migrated in memory, never rewritten for that
-                old = corpus.migrate(old, self._checker.params_of)
+                old = corpus.migrate(old, self._checker.complete)
             if (
                 old is not None
                 and old.signature == finding.signature

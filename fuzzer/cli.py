@@ -381,7 +381,7 @@ def migrate(ctx: click.Context, paths: tuple[str, ...]) -> None:
             _say(con, f"current  {path}")
             continue
         executor, _ = executor_for(reg, entry)
-        new = corpus.migrate(entry, executor.params_of)
+        new = corpus.migrate(entry, executor.complete)
         for i, step in enumerate(new.steps, 1):
             why = executor.validate(step)
             if why:

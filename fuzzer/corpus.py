@@ -125,26 +125,16 @@ def write(path: str | os.PathLike[str], entry: Entry,
     files.write_atomic(path, json.dumps(to_json(entry, payload_of), indent=2, sort_keys=False) + "\n")
 
 
-def migrate(entry: Entry, params_of: Callable[[Step], Sequence[Any] | None]) -> Entry:
+def migrate(entry: Entry, complete: Callable[[Step], Step]) -> Entry:
     """An entry of an older format as the current one: /1 user steps get their natural sizes.
 
-    ``params_of(step)`` gives the step's resolved parameters (``Executor.params``).
+    ``complete`` is ``Executor.complete`` (a size left out is the natural one).
     Arguments the step has are kept; nothing else changes, so a /1 finding
     replays as it always did.
     """
     if entry.format == FORMAT:
         return entry
-    steps = []
-    for step in entry.steps:
-        params = params_of(step) if step.actor == "user" else None
-        missing = [p for p in params or () if p.kind == "size" and p.name not in step.args]
-        if missing:
-            args = dict(step.args)
-            for p in missing:
-                args[p.name] = p.natural(args) if callable(p.natural) else p.lo
-            step = attrs.evolve(step, args=args)
-        steps.append(step)
-    return attrs.evolve(entry, steps=tuple(steps), format=FORMAT)
+    return attrs.evolve(entry, steps=tuple(complete(s) for s in entry.steps), format=FORMAT)
 
 
 def expand(paths: Iterable[str]) -> list[str]:

@@ -93,20 +93,23 @@ def resolve_params(channel: Channel, command: Command, info: Mapping[str, Any]) 
     return tuple(out)
 
 
+def encode_request(env: Envelope, command: Command, args: Mapping[str, Any]) -> bytes:
+    """The bytes a correct caller puts in the input buffer: the channel header, then the command's payload."""
+    values = {**args, "opcode": command.opcode}
+    base = env.header.natural({})
+    data = env.header.encode(values)
+    if len(data) < base:
+        data.extend(bytes(base - len(data)))
+    if command.layout is not None:
+        command.layout.encode(values, base, data)
+    return bytes(data)
+
+
 def inbound(world: World, env: Envelope, command: Command, args: Mapping[str, Any]) -> tuple[Buffer, int]:
-    """The input buffer the kernel copies in: header and payload encoded from ``args``, cut to the declared size."""
-    base = env.header.natural({}) if env.header.slots or env.header.size else 0
-
-    def encode() -> bytes:
-        values = {**args, "opcode": command.opcode}
-        data = env.header.encode(values)
-        if len(data) < base:
-            data.extend(bytes(base - len(data)))
-        if command.layout is not None:
-            command.layout.encode(values, base, data)
-        return bytes(data)
-
-    return world.buffer("payload_in", int(args.get(env.inbound, 0)), fill=encode), base
+    """The input buffer the kernel copies in (the encoded request cut to the declared size), and where
+    the command's own payload starts in it.  Encoded only if something reads it."""
+    size = int(args.get(env.inbound, 0))
+    return world.buffer("payload_in", size, fill=lambda: encode_request(env, command, args)), env.header.natural({})
 
 
 @attrs.frozen
@@ -377,9 +380,8 @@ class Executor:
         command = self.user_index.get((step.channel, step.op))
         if channel is None or channel.envelope is None or command is None:
             return None
-        scratch = World(self.subsystem, self.variant, self.commands, self.policy, self.firmware)
-        buf, _ = inbound(scratch, channel.envelope, command, step.args)
-        return bytes(buf.data).ljust(min(buf.size, 256), b"\0")
+        size = max(0, int(step.args.get(channel.envelope.inbound, 0)))
+        return encode_request(channel.envelope, command, step.args)[:size].ljust(min(size, 256), b"\0")
 
     # ------------------------------------------------------------------ checking input
 

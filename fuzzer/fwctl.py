@@ -4,14 +4,17 @@ linux ``drivers/fwctl/main.c`` ``fwctl_cmd_rpc()`` checks the requested scope
 before the device driver sees the RPC: DEBUG_WRITE_FULL needs CAP_SYS_RAWIO,
 and both write scopes taint the kernel (TAINT_FWCTL, letter 'J') even if the
 driver then rejects the RPC.  A plugin puts ``core_rules(channel)`` in front
-of its own driver rules.
+of its own driver rules, and gives the channel ``envelope(header)``: the
+``in_len``/``out_len`` every RPC carries around the driver's own header.
 """
 
 from __future__ import annotations
 
 import errno
+from collections.abc import Iterable
 
-from fuzzer.spec import Deny, Request, Rule, Taint, Verdict
+from fuzzer.sizes import Envelope, Layout
+from fuzzer.spec import Deny, Param, Request, Rule, Taint, Verdict
 
 CONFIGURATION = "configuration"  # FWCTL_RPC_CONFIGURATION = 0
 DEBUG_READ_ONLY = "debug_read_only"  # 1
@@ -45,6 +48,30 @@ def _taint_writes(r: Request) -> Verdict:
 
 #: drivers/fwctl/main.c: MAX_RPC_LEN = SZ_2M, the most in_len or out_len may ask for
 MAX_RPC_LEN = 2 << 20
+
+
+def envelope(header: Layout, *, in_marks: Iterable[int] = (), out_marks: Iterable[int] = (),
+             out_natural: str = "out", extra: Iterable[Param] = ()) -> Envelope:
+    """``struct fwctl_rpc``'s lengths around one driver's request.
+
+    ``fwctl_cmd_rpc()`` copies exactly ``in_len`` bytes and hands the driver
+    ``out_len`` unchecked but for ``MAX_RPC_LEN``: every driver must compare
+    them with its own ``header`` (its size and output size are boundaries
+    worth drawing).  ``extra`` are size fields inside that header.
+
+    Example (mlx5: ``mbox_in_hdr``, big-endian opcode and op_mod)::
+
+        fwctl.envelope(Layout((Slot("opcode", 0, 2, "be"), Slot("op_mod", 6, 2, "be")), size=16, out=16))
+    """
+    return Envelope("in_len", "out_len", header=header, sizes=(
+        Param("in_len", "size", 0, 0xFFFFFFFF, natural="in",
+              marks=(MAX_RPC_LEN, header.natural({}), *in_marks),
+              doc="struct fwctl_rpc in_len: the bytes fwctl_cmd_rpc() copies in and hands the driver"),
+        Param("out_len", "size", 0, 0xFFFFFFFF, natural=out_natural,
+              marks=(MAX_RPC_LEN, *((header.out,) if header.out else ()), *out_marks),
+              doc="struct fwctl_rpc out_len: the room the driver may answer in"),
+        *extra,
+    ))
 
 
 def _max_rpc_len(r: Request) -> Verdict:

@@ -74,7 +74,7 @@ def param_strategy(p: Param, bundles: dict[str, Bundle]) -> Any:
         bundle = bundles.setdefault(p.bundle, Bundle(p.bundle))
         return consumes(bundle) if p.consumes else bundle
     if p.kind == "size":
-        # None stands for the natural size, filled in from the other arguments (``natural_sizes``);
+        # None stands for the natural size (the rule leaves it out: ``Executor.complete``);
         # it comes first so that Hypothesis shrinks towards a well-formed request
         edges = [st.sampled_from(p.marks)] if p.marks else []
         return st.one_of(st.none(), *edges, st.integers(p.lo, p.hi))
@@ -153,13 +153,12 @@ def build_machine(session: Session) -> type[RuleBasedStateMachine]:
         channel: Channel, op: str, params: tuple[Param, ...], produces: str | tuple[str, ...],
         decorator: Any = rule,
     ) -> Callable[..., Any]:
-        sizes = [p for p in params if p.kind == "size"]
+        sizes = frozenset(p.name for p in params if p.kind == "size")
 
         def fn(self: Any, caller: Caller, **kw: Any) -> Any:
-            for p in sizes:
-                if kw[p.name] is None:
-                    kw[p.name] = p.natural(kw) if callable(p.natural) else p.lo
-            return self._do(Step("user", op, kw, channel.name, caller), produces)
+            # a size drawn as None is left out, and so becomes the natural one
+            args = {k: v for k, v in kw.items() if not (v is None and k in sizes)}
+            return self._do(executor.complete(Step("user", op, args, channel.name, caller)), produces)
 
         fn.__name__ = rule_name(channel.name, op) + ("__first" if decorator is initialize else "")
         strategies = {p.name: param_strategy(p, bundles) for p in params}

@@ -117,21 +117,26 @@ def _simpler_values(p: Param, value: Any, args: Any = None) -> list[Any]:
         natural = p.natural(args or {}) if callable(p.natural) else None
         if value == natural:
             return []
-        smaller = _simpler_values(attrs.evolve(p, kind="int"), value)
+        smaller = _toward(p.lo, p.hi, value)
         return [natural, *smaller] if natural is not None and p.lo <= natural <= p.hi else smaller
     if p.kind == "bool":
         return [False] if value else []
     if p.kind == "choice":
         return list(p.choices[: p.choices.index(value)]) if value in p.choices else []
     if p.kind == "int" and isinstance(value, int):
-        floor = 0 if p.lo <= 0 <= p.hi else p.lo
-        out = [floor]
-        step = (value - floor) // 2
-        while step:
-            out.append(value - step)
-            step //= 2
-        return [v for v in dict.fromkeys(out) if abs(v - floor) < abs(value - floor)]
+        return _toward(p.lo, p.hi, value)
     return []  # handles stay as produced
+
+
+def _toward(lo: int, hi: int, value: int) -> list[int]:
+    """Integers closer than ``value`` to 0 (or to ``lo`` if 0 is out of range), halving the distance."""
+    floor = 0 if lo <= 0 <= hi else lo
+    out = [floor]
+    step = (value - floor) // 2
+    while step:
+        out.append(value - step)
+        step //= 2
+    return [v for v in dict.fromkeys(out) if abs(v - floor) < abs(value - floor)]
 
 
 def _simpler_callers(c: Caller, space: CallerSpace, scopes: Sequence[str]) -> list[Caller]:

@@ -57,7 +57,7 @@ def executor_for(registry: Registry, entry: Entry, policy: str | None = None,
 def replay(registry: Registry, entry: Entry, policy: str | None = None,
            without: Sequence[str] | None = None) -> Replay:
     executor, pol = executor_for(registry, entry, policy, without)
-    entry = migrate(entry, executor.params_of)
+    entry = migrate(entry, executor.complete)
     for i, step in enumerate(entry.steps, 1):
         why = executor.validate(step)
         if why:

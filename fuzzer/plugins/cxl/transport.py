@@ -18,14 +18,13 @@ Every copy goes through a ``Buffer`` (``world.buffer``), so the
 
 from __future__ import annotations
 
-from fuzzer import Envelope, Forward, Layout, Param, Reply, Request, Slot, World
+from fuzzer import Envelope, Forward, Layout, Param, Reply, Request, Slot, World, fwctl
 
 from . import mailbox as mb
 
 FWCTL_RPC_CXL_HDR = 16  # struct fwctl_rpc_cxl: opcode, flags, op_size, reserved1 (u32 each)
 FWCTL_RPC_CXL_OUT = 8  # struct fwctl_rpc_cxl_out: size, retval (u32 each)
 SET_FEAT_HDR = 32  # struct cxl_mbox_set_feat_hdr: uuid, flags, offset, version, rsvd[9]
-MAX_RPC_LEN = 2 << 20  # drivers/fwctl/main.c: SZ_2M
 
 MAILBOX_ENVELOPE = Envelope("in_size", "out_size", sizes=(
     Param("in_size", "size", 0, mb.SIZE_MAX, natural="in", marks=("payload_size",),
@@ -34,13 +33,9 @@ MAILBOX_ENVELOPE = Envelope("in_size", "out_size", sizes=(
           doc="out.size: room in out.payload (~0: the device's payload size)"),
 ))
 
-FWCTL_ENVELOPE = Envelope("in_len", "out_len", header=Layout(
+FWCTL_ENVELOPE = fwctl.envelope(Layout(
     (Slot("opcode", 0, 4), Slot("op_size", 8, 4)), size=FWCTL_RPC_CXL_HDR, out=FWCTL_RPC_CXL_OUT,
-), sizes=(
-    Param("in_len", "size", 0, mb.SIZE_MAX, natural="in", marks=(MAX_RPC_LEN, FWCTL_RPC_CXL_HDR),
-          doc="struct fwctl_rpc in_len: bytes fwctl_cmd_rpc() copies in"),
-    Param("out_len", "size", 0, mb.SIZE_MAX, natural="out", marks=(MAX_RPC_LEN, FWCTL_RPC_CXL_OUT),
-          doc="struct fwctl_rpc out_len: room the driver allocates for its answer"),
+), extra=(
     Param("op_size", "size", 0, mb.SIZE_MAX, natural="payload", marks=(SET_FEAT_HDR,),
           doc="struct fwctl_rpc_cxl op_size: length of the command's own input"),
 ))
@@ -48,11 +43,11 @@ FWCTL_ENVELOPE = Envelope("in_len", "out_len", header=Layout(
 
 def _payload_len_ok(layout: Layout | None, in_size: int, payload_size: int) -> bool:
     """QEMU cxl_process_cci_message(): a fixed-size command gets exactly its size, a variable one its minimum."""
-    if layout is None or in_size > payload_size:
-        return layout is None
-    if layout.size is not None:
-        return in_size == layout.size
-    return in_size >= layout.min
+    if layout is None:
+        return True
+    if in_size > payload_size:
+        return False
+    return in_size == layout.size if layout.size is not None else in_size >= layout.min
 
 
 def mailbox(world: World, request: Request, forward: Forward) -> Reply:

@@ -18,10 +18,8 @@ import errno
 from fuzzer import (
     Deny,
     Effect,
-    Envelope,
     Forward,
     Layout,
-    Param,
     Promise,
     Reply,
     Request,
@@ -40,13 +38,8 @@ MBOX_HDR = 16
 #: FWCTL_RPC's lengths around one mlx5 command.  The header is mbox_in_hdr (big-endian:
 #: opcode at 0, op_mod at 6); simplified, once: command bodies are not laid out, so a
 #: command's natural in_len is its 16-byte header.
-ENVELOPE = Envelope("in_len", "out_len", header=Layout(
+ENVELOPE = fwctl.envelope(Layout(
     (Slot("opcode", 0, 2, "be"), Slot("op_mod", 6, 2, "be")), size=MBOX_HDR, out=MBOX_HDR,
-), sizes=(
-    Param("in_len", "size", 0, 0xFFFFFFFF, natural="in", marks=(fwctl.MAX_RPC_LEN, MBOX_HDR),
-          doc="struct fwctl_rpc in_len: the mlx5 command as the core copies it in"),
-    Param("out_len", "size", 0, 0xFFFFFFFF, natural="out", marks=(fwctl.MAX_RPC_LEN, MBOX_HDR),
-          doc="struct fwctl_rpc out_len: room for the firmware's answer"),
 ))
 
 #: mlx5ctl_validate_rpc(): allowed at any scope ("scope >= FWCTL_RPC_CONFIGURATION").

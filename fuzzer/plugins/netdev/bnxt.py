@@ -30,7 +30,6 @@ from fuzzer import (
     Command,
     Device,
     Effect,
-    Envelope,
     Firmware,
     Layout,
     Param,
@@ -248,13 +247,7 @@ COMMANDS = tuple(Command(op, hwrm.REQ_TYPES[op], (BNXT,), driver=_rpc(op), effec
 
 #: FWCTL_RPC's lengths around one HWRM message: struct input (req_type le16 at 0) is the header.
 #: Simplified, once: request bodies are not laid out, so a message's natural in_len is the header.
-ENVELOPE = Envelope("in_len", "out_len", header=Layout(
+ENVELOPE = fwctl.envelope(Layout(
     (Slot("opcode", 0, 2),), size=hwrm.INPUT_SIZE, out=hwrm.OUTPUT_SIZE,
-), sizes=(
-    Param("in_len", "size", 0, 0xFFFFFFFF, natural="in",
-          marks=(hwrm.INPUT_SIZE, hwrm.MAX_REQ_LEN, fwctl.MAX_RPC_LEN),
-          doc="struct fwctl_rpc in_len: the HWRM message as the core copies it in"),
-    Param("out_len", "size", 0, 0xFFFFFFFF, natural="out", marks=(hwrm.OUTPUT_SIZE, fwctl.MAX_RPC_LEN),
-          doc="struct fwctl_rpc out_len: the response buffer bnxtctl_fw_rpc() allocates"),
-))
+), in_marks=(hwrm.MAX_REQ_LEN,))
 

@@ -37,7 +37,6 @@ from fuzzer import (
     Command,
     Device,
     Effect,
-    Envelope,
     Firmware,
     Layout,
     Param,
@@ -255,12 +254,7 @@ COMMANDS = tuple(
 #: struct fwctl_rpc_pds (include/uapi/fwctl/pds.h): in {op, ep, rsvd, len, payload}, out {retval,
 #: rsvd[2], len, payload}: 48 bytes the driver casts the request to.
 RPC_PDS_SIZE = 48
-ENVELOPE = Envelope("in_len", "out_len", header=Layout(
+ENVELOPE = fwctl.envelope(Layout(
     (Slot("opcode", 0, 4), Slot("ep", 4, 4)), size=RPC_PDS_SIZE, out=0,
-), sizes=(
-    Param("in_len", "size", 0, 0xFFFFFFFF, natural="in", marks=(fwctl.MAX_RPC_LEN, RPC_PDS_SIZE),
-          doc="struct fwctl_rpc in_len: the core copies this many bytes; pds casts them to fwctl_rpc_pds"),
-    Param("out_len", "size", 0, 0xFFFFFFFF, natural="in", marks=(fwctl.MAX_RPC_LEN,),
-          doc="struct fwctl_rpc out_len: pds answers in the request buffer"),
-))
+), out_natural="in")  # pds answers in the request buffer
 

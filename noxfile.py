@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nox
 
 nox.options.sessions = ["tests", "lint", "typecheck", "fuzz"]
@@ -67,3 +69,21 @@ def hard_bugs(session: nox.Session) -> None:
     """
     session.install("-e", ".", "pytest")
     session.run("python", "benchmarks/hard_bugs.py", *session.posargs)
+
+
+@nox.session
+def conformance(session: nox.Session) -> None:
+    """The real kernel as the judge: build or reuse the kernels, boot them under QEMU, run conformance.
+
+    Needs root for the build dependencies (``apt-get``; skipped when they are there) and nothing else:
+    QEMU, busybox and the kernel source come from Debian's archive into ``~/.cache/ptfuzz``.  Runs 2,000
+    steps per Linux policy on the ``qemu`` device against 7.3, and the historical fwctl size findings on
+    the kernel with their fix reverted.  Arguments go to ``ptfuzz live conformance`` (``--steps 500``).
+    """
+    session.run("bash", "fuzzer/live/deps.sh", external=True)
+    session.install("-e", ".")
+    session.run("ptfuzz", "live", "build")
+    session.run("ptfuzz", "live", "conformance", "--policy", "linux-ioctl", "--policy", "linux-raw",
+                "--policy", "linux-fwctl", "--json", ".nox/conformance.json", *session.posargs)
+    session.run("ptfuzz", "live", "run", "--kernel", "7.3-fwctl-unchecked-sizes", "--policy", "auto", "-q",
+                *sorted(str(p) for p in Path("corpora/cxl").glob("linux-fwctl-unchecked-sizes--*.json")))

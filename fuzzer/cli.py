@@ -33,6 +33,7 @@ from fuzzer.campaign import DEFAULT_EXAMPLES, SEARCHES, Campaign, Finding, Resul
 from fuzzer.errors import CorpusError, PtfuzzError, UsageError
 from fuzzer.hypothesis_search import open_database
 from fuzzer.invariants import GENERIC
+from fuzzer.live.cli import live
 from fuzzer.replay import executor_for, trace
 from fuzzer.replay import replay as do_replay
 from fuzzer.spec import Policy
@@ -407,6 +408,9 @@ def new_plugin(name: str, output: str | None, force: bool) -> None:
         raise UsageError(str(exc)) from None
     files.write_output(str(path), "--output", text)
     click.echo(f"wrote {path}; try: ptfuzz --plugin {path} run {name} --policy permissive --max-examples 200")
+
+
+cli.add_command(live)
 
 
 def main(argv: list[str] | None = None) -> None:

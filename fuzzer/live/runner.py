@@ -1,0 +1,269 @@
+"""Corpus files and generated sequences on a real kernel, beside the model.
+
+A *session* is one booted guest and one model world that follow each other
+step by step: the guest's device keeps its state between sequences, so the
+model does too (its executor is never reset inside a session).  Before the
+first step the model is brought to the guest's boot state (``SETUP``: the
+guest binds the nvdimm at boot, so the model does ``nvdimm_bind``).  After
+a disagreement or a crash the two may have drifted apart, so the session
+ends and the next one boots afresh.
+
+The conformance campaign draws steps as the native search does (same moves,
+same boundary-heavy sizes), leaving out what the guest cannot do (lockdown,
+kernel actions without an administrator path), runs each step on both, and
+minimizes every disagreement on fresh guests to the shortest sequence that
+still shows it.  A disagreement listed in ``known.py`` is a documented
+difference (QEMU's gaps, test-only kernel patches), not a model error.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from fuzzer import corpus
+from fuzzer.executor import Executor
+from fuzzer.explore import Explorer
+from fuzzer.host import Registry
+from fuzzer.live import kernels, known, tools
+from fuzzer.live.guest import Guest, GuestError
+from fuzzer.live.target import NOT_HERE, CxlTarget, LiveStep, tally
+from fuzzer.spec import Step
+
+#: model-only steps that bring a fresh model to the guest's boot state
+SETUP = (Step("kernel", "nvdimm_bind", {}),)
+#: format of a saved disagreement
+FORMAT = "ptfuzz.conformance/1"
+
+
+@attrs.frozen
+class Disagreement:
+    kernel: str
+    policy: str
+    device: str
+    steps: tuple[Step, ...]
+    last: LiveStep
+    known: known.Known | None
+
+    @property
+    def signature(self) -> str:
+        s = self.last
+        m = s.model.describe({}) if s.model else "?"
+        k = s.kernel.describe({}) if s.kernel else "?"
+        return f"conformance:cxl:{s.step.channel or 'kernel'}:{s.step.op}:model {m}:kernel {k}"
+
+
+@contextmanager
+def session(image: Path, executor: Executor, cache: Path) -> Iterator[CxlTarget]:
+    """A booted guest with the model brought to its boot state."""
+    guest = Guest(image, cache)
+    try:
+        guest.start()
+        executor.reset()
+        for step in SETUP:
+            executor.apply(step)
+        yield CxlTarget(guest)
+    finally:
+        guest.close()
+
+
+def run_steps(image: Path, executor: Executor, steps: Sequence[Step], cache: Path) -> list[LiveStep]:
+    with session(image, executor, cache) as target:
+        return target.run(executor, steps)
+
+
+# --------------------------------------------------------------------------- corpus files
+
+
+@attrs.frozen
+class FileRun:
+    path: str
+    policy: str
+    device: str
+    steps: tuple[LiveStep, ...]
+    error: str = ""
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return tally(s for s in self.steps if s.step.actor == "user")
+
+
+def run_file(registry: Registry, path: str, build: kernels.KernelBuild, policy: str | None,
+             cache: Path) -> FileRun:
+    """One corpus file on a fresh guest, its steps judged by ``policy`` (default: the file's)."""
+    from fuzzer.replay import executor_for
+
+    entry = corpus.load(path)
+    if policy == "auto":
+        policy = judge_for(registry, entry, build)
+    executor, pol = executor_for(registry, entry, policy)
+    entry = corpus.migrate(entry, executor.complete)
+    image = kernels.ensure(build, cache)
+    try:
+        steps = run_steps(image, executor, entry.steps, cache)
+    except GuestError as exc:
+        return FileRun(path, pol.label, entry.device, (), str(exc))
+    return FileRun(path, pol.label, entry.device, tuple(steps))
+
+
+def judge_for(registry: Registry, entry: corpus.Entry, build: kernels.KernelBuild) -> str:
+    """The policy describing ``build`` that covers every channel the entry's user steps use."""
+    channels = {s.channel for s in entry.steps if s.actor == "user"}
+    for name in build.judges:
+        if channels <= set(registry.policy(entry.subsystem, name).channels):
+            return name
+    return build.judges[0]
+
+
+# --------------------------------------------------------------------------- conformance
+
+
+@attrs.define
+class Conformance:
+    """A conformance campaign of one policy on one kernel; see the module docstring."""
+
+    registry: Registry
+    build: kernels.KernelBuild
+    policy: str
+    device: str = "qemu"
+    seed: int = 1
+    steps: int = 2000
+    session_steps: int = 400
+    minimize_boots: int = 8
+    cache: Path = attrs.field(factory=tools.cache_dir)
+    out: Path | None = None
+    log: Callable[[str], None] = print
+    results: list[LiveStep] = attrs.field(factory=list)
+    disagreements: list[Disagreement] = attrs.field(factory=list)
+    boots: int = 0
+
+    def executor(self) -> Executor:
+        reg = self.registry
+        return reg.executor("cxl", reg.policy("cxl", self.policy), reg.device("cxl", self.device), trace=True)
+
+    def run(self) -> list[Disagreement]:
+        image = kernels.ensure(self.build, self.cache)
+        executor = self.executor()
+        explorer = Explorer(executor, seed=self.seed, steps=1)
+        explorer.moves = [m for m in explorer.moves if m.actor == "user" or m.op not in NOT_HERE]
+        explorer.moves = [attrs.evolve(m, index=i, callers=tuple(c for c in m.callers if c.lockdown == "none"))
+                          for i, m in enumerate(explorer.moves)]
+        explorer.worked = [([[] for _ in m.params], []) for m in explorer.moves]
+        explorer.free = [m for m in explorer.moves if not m.handles]
+        t0 = time.monotonic()
+        done = 0
+        seen: set[str] = set()
+        while done < self.steps:
+            self.boots += 1
+            history: list[Step] = []
+            with session(image, executor, self.cache) as target:
+                explorer.live = {}
+                for _ in range(min(self.session_steps, self.steps - done)):
+                    move = explorer.pick()
+                    step = explorer.draw(move)
+                    try:
+                        live = target.run(executor, [step])[0]
+                    except GuestError as exc:
+                        self.log(f"guest stopped answering after {len(history)} steps: {exc}")
+                        break
+                    history.append(step)
+                    done += 1
+                    self.results.append(live)
+                    if live.outcome == "disagree":
+                        d = self._disagreement(history, live)
+                        if d.signature not in seen:
+                            seen.add(d.signature)
+                            self.disagreements.append(self._minimized(image, d))
+                        break  # model and guest may have drifted apart: boot afresh
+            elapsed = time.monotonic() - t0
+            self.log(f"{done}/{self.steps} steps, {len(self.disagreements)} disagreements, "
+                     f"{self.boots} boots, {elapsed:.0f} s")
+        return self.disagreements
+
+    def _disagreement(self, history: Sequence[Step], last: LiveStep) -> Disagreement:
+        return Disagreement(self.build.name, self.policy, self.device, tuple(history), last,
+                            known.match(self.build.name, self.policy, last))
+
+    def _reproduces(self, image: Path, steps: Sequence[Step], like: LiveStep) -> LiveStep | None:
+        self.boots += 1
+        try:
+            out = run_steps(image, self.executor(), steps, self.cache)
+        except GuestError:
+            return None
+        last = out[-1]
+        same = (last.outcome == "disagree" and last.model == like.model and last.kernel is not None
+                and like.kernel is not None and last.kernel.errno == like.kernel.errno
+                and bool(last.kernel.crash) == bool(like.kernel.crash))
+        return last if same else None
+
+    def _minimized(self, image: Path, d: Disagreement) -> Disagreement:
+        """Drop steps, on fresh guests, while the last step still disagrees the same way (budget: boots)."""
+        steps = list(d.steps)
+        last = d.last
+        budget = self.minimize_boots
+        # the last step alone is the common case: one boot settles it
+        if len(steps) > 1 and budget:
+            budget -= 1
+            got = self._reproduces(image, steps[-1:], last)
+            if got is not None:
+                steps, last = steps[-1:], got
+        i = 0
+        while i < len(steps) - 1 and budget:
+            budget -= 1
+            candidate = steps[:i] + steps[i + 1:]
+            got = self._reproduces(image, candidate, last)
+            if got is not None:
+                steps, last = candidate, got
+            else:
+                i += 1
+        out = attrs.evolve(d, steps=tuple(steps), last=last)
+        if self.out is not None:
+            save(self.out, out, self.executor())
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        counts = tally(self.results)
+        unknown = [d for d in self.disagreements if d.known is None]
+        return {"kernel": self.build.name, "policy": self.policy, "device": self.device, "seed": self.seed,
+                "steps": len(self.results), "boots": self.boots, **counts,
+                "disagreements": len(self.disagreements), "unexplained": len(unknown)}
+
+
+def to_json(d: Disagreement, executor: Executor) -> dict[str, Any]:
+    s = d.last
+    return {
+        "format": FORMAT,
+        "subsystem": "cxl",
+        "kernel": d.kernel,
+        "policy": d.policy,
+        "device": d.device,
+        "signature": d.signature,
+        "model": s.model.describe({}) if s.model else None,
+        "kernel_said": s.kernel.describe({}) if s.kernel else None,
+        "known": d.known.reason if d.known else None,
+        "kmsg": s.kmsg[-4000:],
+        "steps": [corpus.step_to_json(st, executor.payload_of(st)) for st in d.steps],
+    }
+
+
+def file_name(d: Disagreement) -> str:
+    s = d.last.step
+    m = d.last.model.describe({}) if d.last.model else "none"
+    k = d.last.kernel.describe({}) if d.last.kernel else "none"
+    raw = f"{d.kernel}--{d.policy}--{s.channel or 'kernel'}--{s.op}--model-{m}--kernel-{k}"
+    return re.sub(r"[^A-Za-z0-9._~+=-]", "_", raw)[:180] + ".json"
+
+
+def save(directory: Path, d: Disagreement, executor: Executor) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / file_name(d)
+    tools.atomic_write(path, (json.dumps(to_json(d, executor), indent=1, sort_keys=True) + "\n").encode())
+    return path
+

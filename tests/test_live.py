@@ -1,0 +1,238 @@
+"""The live target: how steps become uAPI requests, how verdicts are compared, and (with a kernel
+built by ``ptfuzz live build``) what a real 7.3 kernel under QEMU answers.
+
+The guest tests boot a kernel from the cache; ``.ci/run`` builds it first.  Where no kernel is
+cached they skip and say which command builds one: a build takes minutes and needs Debian's
+archive, which is no place for a unit test to start on its own.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import socket
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fuzzer import host
+from fuzzer.live import guest as guest_mod
+from fuzzer.live import kernels, known, runner, target, tools
+from fuzzer.live.target import LiveStep, Verdict, compare
+from fuzzer.spec import Caller, Step
+
+RAW_ADMIN = Caller(frozenset({"CAP_SYS_ADMIN"}))
+NOBODY = Caller()
+
+
+@pytest.fixture(scope="module")
+def registry() -> host.Registry:
+    return host.load()
+
+
+def _executor(registry: host.Registry, policy: str = "linux-raw", device: str = "spec") -> Any:
+    return registry.executor("cxl", registry.policy("cxl", policy), registry.device("cxl", device), trace=True)
+
+
+# --------------------------------------------------------------------------- verdicts
+
+
+@pytest.mark.parametrize(("model", "kernel", "outcome"), [
+    (Verdict(0, 0), Verdict(0, 0), "agree"),
+    (Verdict(0, 0), Verdict(0, 3), "partly"),  # same verdict, another device answer
+    (Verdict(errno.EPERM), Verdict(errno.EPERM), "agree"),
+    (Verdict(errno.EPERM), Verdict(0, 0), "disagree"),
+    (Verdict(0, 0), Verdict(errno.EINVAL), "disagree"),
+    (Verdict(errno.EINVAL, None, "out-of-bounds:cxl:f:b"), Verdict(errno.EINVAL), "disagree"),  # no KASAN
+    (Verdict(0, 0), Verdict(0, 0, "BUG: KASAN: slab-out-of-bounds in f"), "disagree"),
+    (Verdict(0, 0, "out-of-bounds:cxl:f:b"), Verdict(0, 0, "BUG: KASAN: slab-out-of-bounds in f"), "agree"),
+])
+def test_compare(model: Verdict, kernel: Verdict, outcome: str) -> None:
+    step = Step("user", "IDENTIFY", {}, "cxl.raw", NOBODY)
+    assert compare(step, model, kernel) == outcome
+
+
+def test_kasan_and_oops_lines_are_reports_but_the_raw_warn_is_not() -> None:
+    kmsg = ("cxl_pci 0000:0d:00.0: raw command path used\nWARNING: drivers/cxl/core/mbox.c:425 at cxl_send_cmd\n"
+            "BUG: KASAN: slab-out-of-bounds in cxlctl_fw_rpc+0x1a/0x2b\n"
+            "BUG: kernel NULL pointer dereference, address: 0000000000000018\n")
+    r = guest_mod.Reply(0, 0, 0, b"", kmsg)
+    assert r.reports() == ["BUG: KASAN: slab-out-of-bounds in cxlctl_fw_rpc+0x1a/0x2b",
+                           "BUG: kernel NULL pointer dereference, address: 0000000000000018"]
+
+
+# --------------------------------------------------------------------------- the wire
+
+
+class FakeAgent:
+    """The agent's side of the socket: records request lines, answers with a canned reply."""
+
+    def __init__(self, answer: str = "ok 0 0 0 0 - -") -> None:
+        self.host, self.peer = socket.socketpair()
+        self.lines: list[str] = []
+        self.answer = answer
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        buf = b""
+        while True:
+            chunk = self.peer.recv(1 << 16)
+            if not chunk:
+                return
+            buf += chunk
+            while b"\n" in buf:
+                line, _, buf = buf.partition(b"\n")
+                self.lines.append(line.decode())
+                self.peer.sendall((self.answer + "\n").encode())
+
+    def guest(self, tmp_path: Path) -> guest_mod.Guest:
+        g = guest_mod.Guest(tmp_path / "bzImage", tmp_path, timeout=5)
+        g.sock = self.host
+        return g
+
+
+def test_every_field_is_one_word_whatever_it_holds(tmp_path: Path) -> None:
+    agent = FakeAgent("ok 0 0 0 2 beef " + b"hello\nBUG: KASAN: x".hex())
+    g = agent.guest(tmp_path)
+    r = g.call("write", 0, b"/sys/x y\nz", b"1 2\n")
+    assert agent.lines == ["write 0 " + b"/sys/x y\nz".hex() + " " + b"1 2\n".hex()]
+    assert r.out == b"\xbe\xef" and r.reports() == ["BUG: KASAN: x"]
+
+
+def test_a_refused_request_is_an_error_not_a_verdict(tmp_path: Path) -> None:
+    g = FakeAgent("err bad-request").guest(tmp_path)
+    with pytest.raises(guest_mod.GuestError, match="refused"):
+        g.call("mem", 0, b"", 1, 2, 3, 4, b"")
+
+
+class Recorder:
+    """A guest that records what the target asks of it."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+
+    def call(self, *fields: Any) -> guest_mod.Reply:
+        self.calls.append(fields)
+        return guest_mod.Reply(0, 0, 0, b"", "")
+
+    def sh(self, command: str) -> guest_mod.Reply:
+        self.calls.append(("sh", command))
+        return guest_mod.Reply(0, 0, 0, b"", "")
+
+
+def test_raw_step_is_cxl_mem_send_command_with_the_raw_id_and_the_models_bytes(registry: host.Registry) -> None:
+    ex = _executor(registry)
+    step = ex.complete(Step("user", "SET_TIMESTAMP", {"timestamp": 0x1122}, "cxl.raw", RAW_ADMIN))
+    rec = Recorder()
+    target.CxlTarget(rec).user(ex, step)  # type: ignore[arg-type]
+    (verb, caps, dev, cmd_id, opcode, in_size, out_size, data), = rec.calls
+    assert (verb, caps, dev, cmd_id, opcode) == ("mem", 1 << 21, b"/dev/cxl/mem0", target.ID_RAW, 0x0301)
+    assert (in_size, out_size) == (8, step.args["out_size"])
+    assert data == (0x1122).to_bytes(8, "little")
+
+
+def test_ioctl_step_uses_the_tables_id(registry: host.Registry) -> None:
+    ex = _executor(registry, "linux-ioctl")
+    step = ex.complete(Step("user", "GET_TIMESTAMP", {}, "cxl.ioctl", NOBODY))
+    rec = Recorder()
+    target.CxlTarget(rec).user(ex, step)  # type: ignore[arg-type]
+    assert rec.calls[0][:4] == ("mem", 0, b"/dev/cxl/mem0", 21)
+
+
+def test_raw_allow_all_is_switched_on_around_the_step_only(registry: host.Registry) -> None:
+    ex = _executor(registry)
+    caller = Caller(frozenset(), switches=frozenset({"raw_allow_all"}))
+    step = ex.complete(Step("user", "GET_TIMESTAMP", {}, "cxl.raw", caller))
+    rec = Recorder()
+    target.CxlTarget(rec).user(ex, step)  # type: ignore[arg-type]
+    assert [c[0] for c in rec.calls] == ["write", "mem", "write"]
+    assert rec.calls[0][3] == b"1\n" and rec.calls[2][3] == b"0\n"
+
+
+def test_lockdown_cannot_be_done_on_a_running_guest(registry: host.Registry) -> None:
+    ex = _executor(registry)
+    step = ex.complete(Step("user", "GET_TIMESTAMP", {}, "cxl.raw", Caller(lockdown="integrity")))
+    with pytest.raises(target.NotPerformed, match="one-way"):
+        target.CxlTarget(Recorder()).user(ex, step)  # type: ignore[arg-type]
+
+
+def test_a_kernel_action_without_an_administrator_path_is_marked_not_performed(registry: host.Registry) -> None:
+    ex = _executor(registry)
+    rec = Recorder()
+    out = target.CxlTarget(rec).run(ex, [Step("kernel", "cold_reset", {})])  # type: ignore[arg-type]
+    assert out[0].outcome == "not performed" and "cold reset" in out[0].why and rec.calls == []
+
+
+def test_fwctl_step_carries_scope_and_lengths(registry: host.Registry) -> None:
+    ex = _executor(registry, "linux-fwctl")
+    step = ex.complete(Step("user", "GET_SUPPORTED_FEATURES", {}, "cxl.fwctl", Caller(scope="debug_read_only")))
+    rec = Recorder()
+    target.CxlTarget(rec).user(ex, step)  # type: ignore[arg-type]
+    verb, _caps, dev, scope, in_len, out_len, data = rec.calls[0]
+    assert (verb, dev, scope, in_len, out_len) == ("fwctl", b"/dev/fwctl/fwctl0", 1, step.args["in_len"],
+                                                   step.args["out_len"])
+    # the header; the agent zero-fills the rest up to in_len, as the model's buffer is
+    assert int.from_bytes(data[:4], "little") == 0x0500 and len(data) <= in_len
+
+
+def test_a_disagreement_file_name_is_safe_whatever_the_verdict_text() -> None:
+    step = Step("user", "../../etc/passwd", {}, "cxl.raw", NOBODY)
+    live = LiveStep(1, step, Verdict(0, 0), Verdict(errno.EPERM), "disagree")
+    d = runner.Disagreement("7.3", "linux-raw", "qemu", (step,), live, None)
+    name = runner.file_name(d)
+    assert "/" not in name and name.endswith(".json")
+
+
+def test_known_differences_carry_reasons() -> None:
+    for k in known.KNOWN:
+        assert k.reason and len(k.reason) > 30, k.name
+
+
+# --------------------------------------------------------------------------- a real kernel
+
+
+def _kernel(name: str) -> Path:
+    image = kernels.cached(kernels.KERNELS[name])
+    if image is None:
+        pytest.skip(f"kernel {name} is not built: run `ptfuzz live build {name}` (5 to 25 min; .ci/run does)")
+    return image
+
+
+@pytest.fixture(scope="module")
+def booted() -> Any:
+    image = _kernel("7.3")
+    with guest_mod.booted(image, tools.cache_dir()) as g:
+        yield g
+
+
+def test_guest_has_the_memdev_and_the_fwctl_node(booted: guest_mod.Guest) -> None:
+    out = booted.sh("ls /dev/cxl /dev/fwctl; cat /sys/bus/cxl/devices/mem0/payload_max").out.decode()
+    assert "mem0" in out and "fwctl0" in out and "2048" in out
+
+
+def test_73_refuses_the_features_opcodes_over_raw(booted: guest_mod.Guest) -> None:
+    """7.3.4 drivers/cxl/core/mbox.c cxl_disabled_raw_commands[] has the three Features opcodes."""
+    for opcode in (0x0500, 0x0501, 0x0502):
+        r = booted.call("mem", 1 << 21, b"/dev/cxl/mem0", target.ID_RAW, opcode, 0, 2048, b"")
+        assert (r.rc, r.errno) == (-1, errno.EPERM), hex(opcode)
+    r = booted.call("mem", 0, b"/dev/cxl/mem0", target.ID_RAW, 0x0301, 8, 0, bytes(8))  # SET_TIMESTAMP
+    assert (r.rc, r.retval) == (0, 0)
+
+
+def test_an_unprivileged_caller_cannot_write_the_sanitize_attribute(booted: guest_mod.Guest) -> None:
+    r = booted.call("write", 0, b"/sys/bus/cxl/devices/mem0/security/state", b"x")
+    assert (r.rc, r.errno) == (-1, errno.EACCES)
+
+
+def test_corpus_files_agree_with_the_kernel_where_the_model_says_they_do(registry: host.Registry) -> None:
+    """A RAW finding of the model is what 7.3 does: allowed, tainting with the WARN."""
+    _kernel("7.3")
+    path = "corpora/cxl/linux-raw--spec--kernel-owned-integrity--SET_TIMESTAMP--timestamp--tainted.json"
+    r = runner.run_file(registry, path, kernels.KERNELS["7.3"], "linux-raw", tools.cache_dir())
+    assert not r.error
+    user = [s for s in r.steps if s.step.actor == "user"]
+    assert [s.outcome for s in user] == ["agree"] and user[-1].kernel == Verdict(0, 0)
+    assert "raw command path used" in json.dumps([s.kmsg for s in r.steps])

@@ -23,6 +23,7 @@ from fuzzer import (
 from . import export_c, kernel, mailbox, transport
 from .device import ALL_RAM, COMMANDS, FIELDS, FWCTL, IOCTL, RAW, SPEC, SYSFS, VENDOR
 from .policies import CAP_SYS_ADMIN, POLICIES, RAW_ALLOW_ALL
+from .qemu import QEMU
 
 __version__ = "0.1.0"
 
@@ -49,7 +50,7 @@ SUBSYSTEM = Subsystem(
     fields=FIELDS,
     channels=CHANNELS,
     commands=COMMANDS,
-    devices=(SPEC, VENDOR, ALL_RAM),
+    devices=(SPEC, VENDOR, ALL_RAM, QEMU),
     actions=kernel.ACTIONS,
     kernel=kernel.boot,
     probe=kernel.probe,

@@ -12,10 +12,16 @@ QEMU's ``cxl_process_cci_message()`` does); every feature's data is 4 bytes;
 DPAs are slot indices; Set Feature is a single FULL transfer;
 a background operation makes its destructive change when it starts and the
 ``background_complete`` kernel action stands for the passing of time.
+
+What the device does on its own (a background operation finishing, a cold
+reset, logging an event) is in ``complete_background()``, ``cold_reset()``
+and ``log_event()``; a variant whose firmware does these differently names
+its own in ``info`` under the same key (``qemu.py``).
 """
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
@@ -52,6 +58,8 @@ FIELDS = (
           "cxl_event_config() programmed event interrupts at probe (drivers/cxl/pci.c)"),
     Field("event.records", E.LOG_IMMEDIATE, ALWAYS,
           "the driver reads and clears event logs itself (cxl_mem_get_records_log())"),
+    Field("event.next_handle", E.NONE, None,
+          "the qemu device's per-log handle counter (other variants number records from what the log holds)"),
     Field("alert.config", E.POLICY_IMMEDIATE, None, "userspace's to set (cxl set-alert-config)"),
     Field("fw.slots", E.CONFIG_COLD_RESET, None, "staged images run only after activation"),
     Field("fw.active_slot", E.CONFIG_IMMEDIATE, ALWAYS,
@@ -93,6 +101,7 @@ def initial_state() -> dict[str, Any]:
         "timestamp": 0,
         "event.int_policy": (0, 0, 0, 0),
         "event.records": (),
+        "event.next_handle": (1, 1, 1, 1, 1),
         "alert.config": (0, 0),
         "fw.slots": ("v1", ""),
         "fw.active_slot": 1,
@@ -208,8 +217,13 @@ def _persistent_only(dev: Device) -> int:
     return int(dev.info.get("persistent_only", mb.PERSISTENT_ONLY_UNITS))
 
 
+def total_units(dev: Device) -> int:
+    """The device's capacity in 256 MiB units (Identify's total capacity)."""
+    return int(dev.info.get("total_units", mb.TOTAL_UNITS))
+
+
 def identify(dev: Device, args: Args) -> Reply:
-    return _ok(total_units=mb.TOTAL_UNITS, volatile_only=mb.VOLATILE_ONLY_UNITS,
+    return _ok(total_units=total_units(dev), volatile_only=mb.VOLATILE_ONLY_UNITS,
                persistent_only=_persistent_only(dev), lsa_size=mb.LSA_SIZE)
 
 
@@ -396,7 +410,7 @@ def get_partition_info(dev: Device, args: Args) -> Reply:
 
 def set_partition_info(dev: Device, args: Args) -> Reply:
     vol = args["volatile"]
-    if not mb.VOLATILE_ONLY_UNITS <= vol <= mb.TOTAL_UNITS - _persistent_only(dev):
+    if not mb.VOLATILE_ONLY_UNITS <= vol <= total_units(dev) - _persistent_only(dev):
         return Reply(rc=mb.RC_INPUT)
     dev.state["partition.next_volatile"] = vol
     if args["immediate"]:
@@ -786,6 +800,9 @@ ALL_RAM = DeviceVariant(
 
 def complete_background(dev: Device) -> int:
     """Finish the running background operation (QEMU's bg_timercb); returns its opcode."""
+    hook = dev.info.get("complete_background")
+    if hook is not None:
+        return int(hook(dev))
     st = dev.state
     op = st["bg.opcode"]
     if op == mb.TRANSFER_FW and st["fw.transfer"]:
@@ -800,3 +817,39 @@ def complete_background(dev: Device) -> int:
         st["scan.results"] = tuple(sorted(st["poison"]))
     st["bg.opcode"] = 0
     return int(op)
+
+
+def cold_reset(dev: Device) -> None:
+    """The device's half of a power cycle: next partitions and staged FW go live, the CEL is rebuilt."""
+    hook = dev.info.get("cold_reset")
+    if hook is not None:
+        hook(dev)
+        return
+    st = dev.state
+    st["partition.active_volatile"] = st["partition.next_volatile"]
+    if st["fw.staged_slot"]:
+        st["fw.active_slot"], st["fw.staged_slot"] = st["fw.staged_slot"], 0
+    st["fw.transfer"] = ()
+    st["bg.opcode"] = 0
+    st["media.enabled"] = True
+    st["log.cel"] = True  # the firmware builds its CEL at reset
+    sec = st["security.state"] & ~mb.SEC_FROZEN
+    st["security.state"] = sec | mb.SEC_LOCKED if sec & mb.SEC_USER_PASS_SET else sec
+
+
+#: records a spec device's event log holds before it overflows
+EVENT_LOG_DEPTH = 4
+
+
+def log_event(dev: Device, log: int) -> Reply:
+    """The device logs a General Media event in ``log``: the next handle, unless the log is full."""
+    hook = dev.info.get("log_event")
+    if hook is not None:
+        reply: Reply = hook(dev, log)
+        return reply
+    st = dev.state
+    in_log = [h for lg, h in st["event.records"] if lg == log]
+    if len(in_log) >= EVENT_LOG_DEPTH:
+        return Reply(errno=errno.ENOSPC, why="event log full (overflow)")
+    st["event.records"] = st["event.records"] + ((log, max(in_log, default=0) + 1),)
+    return Reply()

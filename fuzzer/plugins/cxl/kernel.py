@@ -13,8 +13,9 @@ from typing import Any
 
 from fuzzer import Args, KernelAction, Param, Reply, World
 
+from . import device
 from . import mailbox as mb
-from .device import COMMANDS, complete_background
+from .device import COMMANDS, complete_background, total_units
 
 #: Commands in the CXL_MEM_SEND_COMMAND table (mbox.c cxl_mem_commands[]),
 #: enabled at probe when the device's CEL lists their opcode (cxl_walk_cel()).
@@ -93,7 +94,7 @@ def region_create(world: World, args: Args) -> Reply:
     if not st["media.enabled"]:
         return _err(errno.EBUSY, "media not ready")
     vol = world.shadow["partition.active_volatile"]
-    cap = vol if args["mode"] == "ram" else mb.TOTAL_UNITS - vol
+    cap = vol if args["mode"] == "ram" else total_units(world.device) - vol
     used = sum(size for mode, size in k["regions"].values() if mode == args["mode"])
     if used + args["size"] > cap:
         return _err(errno.ENOSPC, f"{args['mode']} partition has {cap - used} units free")
@@ -123,14 +124,14 @@ def nvdimm_bind(world: World, args: Args) -> Reply:
     k = world.kernel
     if k["nvdimm_bound"]:
         return _err(errno.EBUSY, "already bound")
-    if world.shadow["partition.active_volatile"] >= mb.TOTAL_UNITS:
+    if world.shadow["partition.active_volatile"] >= total_units(world.device):
         return _err(errno.ENODEV, "no persistent capacity at probe: cxl_mem_probe() added no cxl_nvdimm")
-    if world.mailbox("SET_SHUTDOWN_STATE", state=1).rc:
-        return _err(errno.ENXIO, "could not arm dirty shutdown")
+    # cxl_nvdimm_arm_dirty_shutdown_tracking(): a device that refuses is a dev_warn(), not an error
+    armed = world.mailbox("SET_SHUTDOWN_STATE", state=1).rc == mb.RC_SUCCESS
     k["nvdimm_bound"] = True
     k["exclusive"] = k["exclusive"] | NVDIMM_EXCLUSIVE
     world.believe("shutdown_state", "lsa", "security.state", "security.passphrase")
-    return Reply()
+    return Reply() if armed else Reply(why="GPF: could not set dirty shutdown state (dev_warn)")
 
 
 def nvdimm_unbind(world: World, args: Args) -> Reply:
@@ -192,17 +193,8 @@ def background_complete(world: World, args: Args) -> Reply:
 
 
 def cold_reset(world: World, args: Args) -> Reply:
-    """Power cycle the device: next partitions and staged FW go live; the driver re-probes."""
-    st = world.device.state
-    st["partition.active_volatile"] = st["partition.next_volatile"]
-    if st["fw.staged_slot"]:
-        st["fw.active_slot"], st["fw.staged_slot"] = st["fw.staged_slot"], 0
-    st["fw.transfer"] = ()
-    st["bg.opcode"] = 0
-    st["media.enabled"] = True
-    st["log.cel"] = True  # the firmware builds its CEL at reset
-    sec = st["security.state"] & ~mb.SEC_FROZEN
-    st["security.state"] = sec | mb.SEC_LOCKED if sec & mb.SEC_USER_PASS_SET else sec
+    """Power cycle the device (``device.cold_reset()``) and let the driver re-probe."""
+    device.cold_reset(world.device)
     old = world.kernel
     world.kernel = boot()  # kernel taint is engine state: it survives a device reset
     world.kernel["boot"] = old["boot"] + 1
@@ -241,15 +233,12 @@ def debugfs_clear_poison(world: World, args: Args) -> Reply:
 
 
 def media_error_event(world: World, args: Args) -> Reply:
-    """The device logs a General Media event; its interrupt hands it to the driver."""
-    st = world.device.state
-    log = args["log"]
-    in_log = [h for lg, h in st["event.records"] if lg == log]
-    if len(in_log) >= 4:
-        return _err(errno.ENOSPC, "event log full (overflow)")
-    st["event.records"] = st["event.records"] + ((log, max(in_log, default=0) + 1),)
+    """The device logs a General Media event (``device.log_event()``); its interrupt hands it to the driver."""
+    reply = device.log_event(world.device, args["log"])
+    if reply.errno:
+        return reply
     world.believe("event.records")
-    return Reply()
+    return reply
 
 
 def event_irq(world: World, args: Args) -> Reply:

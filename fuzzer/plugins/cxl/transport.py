@@ -41,8 +41,17 @@ FWCTL_ENVELOPE = fwctl.envelope(Layout(
 ))
 
 
-def _payload_len_ok(layout: Layout | None, in_size: int, payload_size: int) -> bool:
-    """QEMU cxl_process_cci_message(): a fixed-size command gets exactly its size, a variable one its minimum."""
+def _payload_len_ok(world: World, request: Request, in_size: int, payload_size: int) -> bool:
+    """QEMU cxl_process_cci_message(): a fixed-size command gets exactly its size, a variable one its minimum.
+
+    A device whose ``info`` has ``payload_in`` (op -> exact input length, None for a variable
+    one) checks that table instead; an op it lacks is not checked here (its handler answers).
+    """
+    lengths = world.device.info.get("payload_in")
+    if lengths is not None:
+        want = lengths.get(request.command.op)
+        return want is None or in_size == want
+    layout = request.command.layout
     if layout is None:
         return True
     if in_size > payload_size:
@@ -61,7 +70,7 @@ def mailbox(world: World, request: Request, forward: Forward) -> Reply:
     if in_size:
         registers = world.buffer("mailbox.payload", payload_size, kind="device")
         registers.write(0, in_size, by="__cxl_pci_mbox_send_cmd() memcpy_toio()")
-    if not _payload_len_ok(request.command.layout, in_size, payload_size):
+    if not _payload_len_ok(world, request, in_size, payload_size):
         reply = Reply(rc=mb.RC_PAYLOADLEN, why="payload length does not fit the command")
     else:
         reply = forward(request.args)

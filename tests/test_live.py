@@ -48,6 +48,7 @@ def _executor(registry: host.Registry, policy: str = "linux-raw", device: str = 
     (Verdict(errno.EINVAL, None, "out-of-bounds:cxl:f:b"), Verdict(errno.EINVAL), "disagree"),  # no KASAN
     (Verdict(0, 0), Verdict(0, 0, "BUG: KASAN: slab-out-of-bounds in f"), "disagree"),
     (Verdict(0, 0, "out-of-bounds:cxl:f:b"), Verdict(0, 0, "BUG: KASAN: slab-out-of-bounds in f"), "agree"),
+    (Verdict(0, 0, "out-of-bounds:cxl:f:b"), Verdict(errno.EFAULT, None, "Oops: general protection fault"), "agree"),
 ])
 def test_compare(model: Verdict, kernel: Verdict, outcome: str) -> None:
     step = Step("user", "IDENTIFY", {}, "cxl.raw", NOBODY)

@@ -18,6 +18,7 @@ difference (QEMU's gaps, test-only kernel patches), not a model error.
 
 from __future__ import annotations
 
+import errno
 import json
 import re
 import time
@@ -34,7 +35,7 @@ from fuzzer.explore import Explorer
 from fuzzer.host import Registry
 from fuzzer.live import kernels, known, tools
 from fuzzer.live.guest import Guest, GuestError
-from fuzzer.live.target import NOT_HERE, CxlTarget, LiveStep, tally
+from fuzzer.live.target import NOT_HERE, CxlTarget, LiveStep, Verdict, tally
 from fuzzer.spec import Step
 
 #: model-only steps that bring a fresh model to the guest's boot state
@@ -54,10 +55,16 @@ class Disagreement:
 
     @property
     def signature(self) -> str:
+        """One disagreement per command and pair of verdicts; the device's return code is left out."""
         s = self.last
-        m = s.model.describe({}) if s.model else "?"
-        k = s.kernel.describe({}) if s.kernel else "?"
-        return f"conformance:cxl:{s.step.channel or 'kernel'}:{s.step.op}:model {m}:kernel {k}"
+        return f"conformance:cxl:{s.step.channel or 'kernel'}:{s.step.op}:model {_gist(s.model)}:kernel {_gist(s.kernel)}"
+
+
+def _gist(v: Verdict | None) -> str:
+    if v is None:
+        return "none"
+    head = "allowed" if not v.errno else "-" + errno.errorcode.get(v.errno, str(v.errno))
+    return head + (" crash" if v.crash else "")
 
 
 @contextmanager
@@ -255,9 +262,7 @@ def to_json(d: Disagreement, executor: Executor) -> dict[str, Any]:
 
 def file_name(d: Disagreement) -> str:
     s = d.last.step
-    m = d.last.model.describe({}) if d.last.model else "none"
-    k = d.last.kernel.describe({}) if d.last.kernel else "none"
-    raw = f"{d.kernel}--{d.policy}--{s.channel or 'kernel'}--{s.op}--model-{m}--kernel-{k}"
+    raw = f"{d.kernel}--{d.policy}--{s.channel or 'kernel'}--{s.op}--model-{_gist(d.last.model)}--kernel-{_gist(d.last.kernel)}"
     return re.sub(r"[^A-Za-z0-9._~+=-]", "_", raw)[:180] + ".json"
 
 

@@ -1,9 +1,8 @@
 """Run steps on a real kernel and set the kernel's verdict beside the model's.
 
 A user step goes through the real uAPI as its caller (``CXL_MEM_SEND_COMMAND``
-with the table's id or RAW, ``FWCTL_RPC``, a sysfs write), with the bytes the
-model's executor says the kernel reads (``encode_request``), cut or padded to
-the step's declared sizes.  A kernel step is the administrator action it
+with the table's id or RAW, ``FWCTL_RPC``, a sysfs write), with the kernel's structs as
+the C exporter lays them out, cut or padded to the step's declared sizes.  A kernel step is the administrator action it
 stands for (EDAC sysfs, debugfs poison, waiting for a background operation);
 one that cannot be done on this guest is marked *not performed* with the
 reason, never skipped in silence.
@@ -25,13 +24,15 @@ the model also predicted an out-of-bounds access there.
 from __future__ import annotations
 
 import errno as _errno
+import struct
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 import attrs
 
-from fuzzer.executor import Executor, StepResult, encode_request
+from fuzzer.executor import Executor, StepResult
 from fuzzer.live.guest import Guest, Reply
+from fuzzer.plugins.cxl.export_c import ENCODERS
 from fuzzer.spec import Step
 
 Outcome = Literal["agree", "partly", "disagree", "not performed"]
@@ -106,12 +107,22 @@ def model_verdict(r: StepResult) -> Verdict:
 
 
 def _wire(executor: Executor, step: Step) -> bytes:
-    """The input buffer: what a correct caller encodes, cut to the declared size (the agent pads zeros)."""
-    channel = executor.channels[step.channel]
-    command = executor.user_index[(step.channel, step.op)]
-    assert channel.envelope is not None
-    size = int(step.args.get(channel.envelope.inbound, 0))
-    return encode_request(channel.envelope, command, step.args)[:min(size, MAX_SENT)]
+    """The input buffer as the exported C program fills it (``export_c.ENCODERS``, the kernel's structs).
+
+    The model's policy reads the same slots at the same offsets (opcode, op_size, UUIDs, counts,
+    flags); the structs also carry what a real caller sets and the layout leaves zero (a Set
+    Feature's version, Get Supported Features' count), which QEMU checks.  Cut to the declared
+    size; the agent zero-fills the rest, as the model's buffer is.
+    """
+    encode = ENCODERS.get(step.op)
+    data = encode[1](dict(step.args)) if encode is not None else b""
+    if step.channel == "cxl.fwctl":
+        command = executor.user_index[(step.channel, step.op)]
+        data = struct.pack("<IIII", command.opcode, 0, int(step.args["op_size"]), 0) + data
+        size = int(step.args["in_len"])
+    else:
+        size = int(step.args["in_size"])
+    return data[:min(size, MAX_SENT)]
 
 
 class CxlTarget:
@@ -222,6 +233,8 @@ def kernel_verdict(step: Step, reply: Reply) -> Verdict:
 def compare(step: Step, model: Verdict, kernel: Verdict) -> Outcome:
     if bool(kernel.crash) != bool(model.crash):
         return "disagree"
+    if kernel.crash:
+        return "agree"  # both saw the bad access; after a fault the errno means nothing
     if model.errno != kernel.errno:
         return "disagree"
     if step.actor == "user" and not model.errno and model.rc is not None and kernel.rc is not None \

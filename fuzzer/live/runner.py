@@ -18,6 +18,7 @@ difference (QEMU's gaps, test-only kernel patches), not a model error.
 
 from __future__ import annotations
 
+import copy
 import errno
 import json
 import re
@@ -65,6 +66,35 @@ def _gist(v: Verdict | None) -> str:
         return "none"
     head = "allowed" if not v.errno else "-" + errno.errorcode.get(v.errno, str(v.errno))
     return head + (" crash" if v.crash else "")
+
+
+#: errnos with which the kernel refuses a command before it reaches the device (ETIMEDOUT is not one:
+#: a background command timed out after it started)
+REFUSALS = frozenset({errno.EPERM, errno.EACCES, errno.EINVAL, errno.ENOTTY, errno.ENOMEM, errno.EBUSY,
+                      errno.EOPNOTSUPP, errno.E2BIG, errno.EMSGSIZE, errno.ENXIO, errno.ENOENT})
+
+
+def refused_before_device(live: LiveStep) -> bool:
+    """The kernel refused the step and nothing crashed: the guest's device did not change."""
+    k = live.kernel
+    return k is not None and not k.crash and k.errno in REFUSALS
+
+
+def snapshot(executor: Executor) -> tuple[Any, ...]:
+    """The model's world, enough to undo one step (device values are immutable: shallow copies do)."""
+    w = executor.world
+    return (dict(w.device.state), copy.deepcopy(w.kernel), dict(w.shadow), w.handles, w.tainted)
+
+
+def restore(executor: Executor, snap: tuple[Any, ...]) -> None:
+    w = executor.world
+    state, kernel, shadow, w.handles, w.tainted = snap
+    w.device.state.clear()
+    w.device.state.update(state)
+    w.kernel.clear()
+    w.kernel.update(kernel)
+    w.shadow.clear()
+    w.shadow.update(shadow)
 
 
 @contextmanager
@@ -175,20 +205,26 @@ class Conformance:
                 for _ in range(min(self.session_steps, self.steps - done)):
                     move = explorer.pick()
                     step = explorer.draw(move)
+                    before = snapshot(executor)
                     try:
                         live = target.run(executor, [step])[0]
                     except GuestError as exc:
                         self.log(f"guest stopped answering after {len(history)} steps: {exc}")
                         break
-                    history.append(step)
                     done += 1
                     self.results.append(live)
-                    if live.outcome == "disagree":
-                        d = self._disagreement(history, live)
-                        if d.signature not in seen:
-                            seen.add(d.signature)
-                            self.disagreements.append(self._minimized(image, d))
-                        break  # model and guest may have drifted apart: boot afresh
+                    if live.outcome != "disagree":
+                        history.append(step)
+                        if live.result is not None:
+                            explorer.track(move, live.result)
+                        continue
+                    d = self._disagreement([*history, step], live)
+                    if d.signature not in seen:
+                        seen.add(d.signature)
+                        self.disagreements.append(self._minimized(image, d))
+                    if not refused_before_device(live):
+                        break  # the device saw a command the model did not: boot afresh
+                    restore(executor, before)  # the kernel kept it from the device: undo it in the model
             elapsed = time.monotonic() - t0
             self.log(f"{done}/{self.steps} steps, {len(self.disagreements)} disagreements, "
                      f"{self.boots} boots, {elapsed:.0f} s")

@@ -84,6 +84,8 @@ class LiveStep:
     outcome: Outcome
     why: str = ""
     kmsg: str = ""
+    #: the model's own result (handles it published, what changed)
+    result: StepResult | None = attrs.field(default=None, eq=False, repr=False)
 
 
 class NotPerformed(Exception):
@@ -195,10 +197,11 @@ class CxlTarget:
             try:
                 reply = self.user(executor, step) if step.actor == "user" else self.kernel(step)
             except NotPerformed as exc:
-                out.append(LiveStep(n, step, model, None, "not performed", str(exc)))
+                out.append(LiveStep(n, step, model, None, "not performed", str(exc), result=result))
                 continue
             kernel = kernel_verdict(step, reply)
-            out.append(LiveStep(n, step, model, kernel, compare(step, model, kernel), kmsg=reply.kmsg))
+            out.append(LiveStep(n, step, model, kernel, compare(step, model, kernel), kmsg=reply.kmsg,
+                                result=result))
         return out
 
 

@@ -42,7 +42,7 @@ CHANNELS = (
             envelope=transport.MAILBOX_ENVELOPE, transport=transport.mailbox),
     Channel(FWCTL, "FWCTL_RPC to the CXL fwctl device (Features commands)", scopes=fwctl.SCOPES,
             envelope=transport.FWCTL_ENVELOPE, transport=transport.features_rpc),
-    Channel(SYSFS, "/sys/bus/cxl/devices/memN/security/{sanitize,erase}"),
+    Channel(SYSFS, "/sys/bus/cxl/devices/memN/security/{sanitize,erase}", transport=transport.security_sysfs),
 )
 
 SUBSYSTEM = Subsystem(

@@ -37,6 +37,9 @@ def boot() -> dict[str, Any]:
         "exclusive": frozenset(),
         "enabled": frozenset(),
         "features": {},
+        "cel": frozenset(),
+        # pci.c: mds->security.poll_tmo_secs > 0 while the sanitize poller runs
+        "sanitize_active": False,
     }
 
 
@@ -53,6 +56,9 @@ def probe(world: World) -> None:
     opcodes = {op for op, _ in cel}
     by_op = {c.op: c.opcode for c in COMMANDS}
     k["enabled"] = frozenset(op for op in IOCTL_OPS if by_op[op] in opcodes) | FORCE_ENABLE
+    # cxl_walk_cel() -> cxl_set_security_cmd(): security/sanitize and security/erase exist only for a
+    # device whose CEL has the command (7.3.4 memdev.c cxl_security_visible())
+    k["cel"] = frozenset(opcodes)
     world.mailbox("SET_TIMESTAMP", timestamp=BOOT_TIME + 1000 * k["boot"])  # cxl_set_timestamp()
     world.believe("timestamp")
     for log in range(4):  # cxl_event_config(): MSI/MSI-X for every log
@@ -165,8 +171,13 @@ def edac_set_scrub(world: World, args: Args) -> Reply:
     return Reply()
 
 
+#: 7.3.4 drivers/cxl/core/edac.c cxl_set_ecs_threshold(): the counts EDAC takes, and the index the
+#: feature's config field stores for each (ECS_THRESHOLD_IDX_*); any other count is -EINVAL there
+ECS_THRESHOLDS = {256: 3, 1024: 4, 4096: 5}
+
+
 def edac_set_ecs(world: World, args: Args) -> Reply:
-    reply = world.mailbox("SET_FEATURE", uuid=mb.ECS_UUID, value=args["threshold"])
+    reply = world.mailbox("SET_FEATURE", uuid=mb.ECS_UUID, value=ECS_THRESHOLDS[args["threshold"]])
     if reply.rc:
         return _mbox_failed(reply)
     world.believe("ecs.threshold")
@@ -187,7 +198,12 @@ def fw_upload(world: World, args: Args) -> Reply:
 
 
 def background_complete(world: World, args: Args) -> Reply:
-    """Time passes: the running background operation finishes (the driver's poll sees it)."""
+    """Time passes: the running background operation finishes (the driver's poll sees it).
+
+    The sanitize poller (pci.c cxl_mbox_sanitize_work()) then clears ``poll_tmo_secs``, which
+    ends the mailbox's busy gate (``sanitize_active`` here).
+    """
+    world.kernel["sanitize_active"] = False
     op = complete_background(world.device)
     return Reply(out={"completed": hex(op)})
 
@@ -262,7 +278,8 @@ ACTIONS = (
     ), doc="libnvdimm writes a label"),
     KernelAction("edac_set_scrub", edac_set_scrub, (Param("cycle_hours", "int", 1, 255),),
                  doc="EDAC scrub cycle (root with CAP_SYS_RAWIO)"),
-    KernelAction("edac_set_ecs", edac_set_ecs, (Param("threshold", "int", 0, 31),), doc="EDAC ECS threshold"),
+    KernelAction("edac_set_ecs", edac_set_ecs, (Param("threshold", "choice", choices=tuple(ECS_THRESHOLDS)),),
+                 doc="EDAC ECS threshold: the error count, 256, 1024 or 4096"),
     KernelAction("fw_upload", fw_upload, (Param("revision", "choice", choices=("v2", "v3")),),
                  doc="firmware upload through the fw_upload class"),
     KernelAction("background_complete", background_complete, doc="the background operation finishes"),

@@ -161,7 +161,15 @@ def _no_user_passphrase(r: Request) -> Verdict:
     return None
 
 
+def _visible(r: Request) -> Verdict:
+    if r.command.opcode not in r.kernel["cel"]:
+        return Deny(errno.ENOENT, "no such attribute: the device's CEL lacks the command")
+    return None
+
+
 SYSFS_RULES = (
+    Rule("sysfs-visible", _visible, f"{MEMDEV} cxl_security_visible() (7.3.4): CXL_SEC_ENABLED_* from the CEL",
+         channels=(SYSFS,)),
     Rule("sysfs-root", _root, f"{MEMDEV} DEVICE_ATTR_WO(security_sanitize/erase) mode 0200",
          channels=(SYSFS,)),
     Rule("sanitize-decoders", _no_committed_decoders, f"{MEMDEV} cxl_mem_sanitize(): committed decoders",

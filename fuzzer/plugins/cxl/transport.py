@@ -18,6 +18,10 @@ Every copy goes through a ``Buffer`` (``world.buffer``), so the
 
 from __future__ import annotations
 
+import errno
+
+import attrs
+
 from fuzzer import Envelope, Forward, Layout, Param, Reply, Request, Slot, World, fwctl
 
 from . import mailbox as mb
@@ -59,10 +63,52 @@ def _payload_len_ok(world: World, request: Request, in_size: int, payload_size: 
     return in_size == layout.size if layout.size is not None else in_size >= layout.min
 
 
+def _sanitize_gate(world: World, opcode: int) -> Reply | None:
+    """pci.c __cxl_pci_mbox_send_cmd() (7.3.4): while the sanitize poller runs (``poll_tmo_secs``),
+    every command but Get Health Info is -EBUSY before it reaches the device."""
+    if world.kernel.get("sanitize_active") and opcode != mb.GET_HEALTH_INFO:
+        return Reply(errno=errno.EBUSY, why="sanitize in flight: only Get Health Info goes through")
+    return None
+
+
+def _background(world: World, opcode: int, reply: Reply) -> Reply:
+    """pci.c __cxl_pci_mbox_send_cmd() (7.3.4) on a BACKGROUND return code.
+
+    Sanitize starts the poller (the gate above).  Any other background command waits
+    ``poll_count`` times, and a command from userspace has none (cxl_mbox_cmd_ctor() sets none):
+    the device has started it, the ioctl says -ETIMEDOUT.
+    """
+    if reply.rc != mb.RC_BACKGROUND:
+        return reply
+    if opcode == mb.SANITIZE:
+        world.kernel["sanitize_active"] = True
+        return reply
+    return attrs.evolve(reply, errno=errno.ETIMEDOUT, why="timeout waiting for background (0 ms)")
+
+
+def security_sysfs(world: World, request: Request, forward: Forward) -> Reply:
+    """security/{sanitize,erase}: mbox.c cxl_mem_sanitize() -> __cxl_mem_sanitize() (7.3.4).
+
+    The policy's rules check decoders and the security state; here the mailbox's own answers:
+    the busy gate, the background start, and a device error as cxl_mbox_cmd_rc2errno() says (-ENXIO).
+    """
+    opcode = request.command.opcode
+    gate = _sanitize_gate(world, mb.GET_SECURITY_STATE)  # the first command it sends
+    if gate is not None:
+        return gate
+    reply = _background(world, opcode, forward(request.args))
+    if reply.rc not in (0, mb.RC_BACKGROUND):
+        return attrs.evolve(reply, errno=errno.ENXIO)
+    return reply
+
+
 def mailbox(world: World, request: Request, forward: Forward) -> Reply:
     """cxl_send_cmd() after validation: copy in, run the mailbox, copy out."""
     payload_size = int(world.device.info.get("payload_size", mb.PAYLOAD_SIZE))
     in_size, out_size = request.size("in_size"), request.size("out_size")
+    gate = _sanitize_gate(world, request.command.opcode)
+    if gate is not None:
+        return gate
     # cxl_mbox_cmd_ctor(): the output bounce buffer (allocated below, where it is written) is the
     # caller's out.size (~0: the payload size)
     size_out = payload_size if out_size == mb.VARIABLE else out_size
@@ -73,7 +119,7 @@ def mailbox(world: World, request: Request, forward: Forward) -> Reply:
     if not _payload_len_ok(world, request, in_size, payload_size):
         reply = Reply(rc=mb.RC_PAYLOADLEN, why="payload length does not fit the command")
     else:
-        reply = forward(request.args)
+        reply = _background(world, request.command.opcode, forward(request.args))
     # "#8": n = min3(size_out, payload_size, out_len): the copy back is clamped
     n = min(size_out, payload_size, len(reply.data))
     if n:

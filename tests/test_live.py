@@ -237,3 +237,20 @@ def test_corpus_files_agree_with_the_kernel_where_the_model_says_they_do(registr
     user = [s for s in r.steps if s.step.actor == "user"]
     assert [s.outcome for s in user] == ["agree"] and user[-1].kernel == Verdict(0, 0)
     assert "raw command path used" in json.dumps([s.kmsg for s in r.steps])
+
+
+def test_the_test_patch_is_in_the_model_that_judges_that_kernel(registry: host.Registry) -> None:
+    """test-ecs-user-feature.patch makes ECS a user feature; the policy judging 7.3 says so, the release does not."""
+    from fuzzer.plugins.cxl import mailbox as mb
+
+    full = Caller(frozenset({"CAP_SYS_ADMIN", "CAP_SYS_RAWIO"}), scope="debug_write_full")
+    step = Step("user", "SET_FEATURE", {"uuid": mb.ECS_UUID, "value": 3}, "cxl.fwctl", full)
+    released = registry.policy("cxl", "linux-fwctl")
+    judged = kernels.KERNELS["7.3"].judge(released)
+    verdicts = []
+    for pol in (released, judged):
+        ex = registry.executor("cxl", pol, registry.device("cxl", "qemu"), trace=True)
+        ex.reset()
+        verdicts.append(ex.apply(ex.complete(step)).decision)
+    assert verdicts[0] is not None and (verdicts[0].allowed, verdicts[0].errno) == (False, errno.EPERM)
+    assert verdicts[1] is not None and verdicts[1].allowed

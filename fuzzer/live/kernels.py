@@ -26,11 +26,15 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import attrs
 
 from fuzzer.live import tools
+from fuzzer.plugins.cxl import mailbox as mb
+from fuzzer.spec import Policy
 
 KERNEL_DIR = tools.HERE / "kernel"
 PATCH_DIR = KERNEL_DIR / "patches"
@@ -50,6 +54,12 @@ class KernelBuild:
     #: the policies that describe this kernel as built, by the channels they cover; ``--policy auto``
     #: judges a file with the first one that has all of its channels
     judges: tuple[str, ...] = ("linux-raw", "linux-fwctl")
+    #: policy knobs that describe what the test-only patches change (set on every policy judged here)
+    knobs: Mapping[str, Any] = attrs.field(factory=dict)
+
+    def judge(self, policy: Policy) -> Policy:
+        """``policy`` as this kernel, test patches included, runs it."""
+        return attrs.evolve(policy, knobs={**policy.knobs, **self.knobs}) if self.knobs else policy
 
     def key(self, version: str) -> str:
         parts = [version.encode(), (KERNEL_DIR / self.config).read_bytes()]
@@ -58,15 +68,19 @@ class KernelBuild:
 
 
 _TEST_PATCHES = ("test-ecs-user-feature.patch", "test-kasan-mailbox-copies.patch")
+#: test-ecs-user-feature.patch takes ECS out of cxl_exclusive_feats[]
+_TEST_KNOBS = {"exclusive_features": mb.EXCLUSIVE_FEATURES - {mb.ECS_UUID}}
 
 KERNELS = {
     k.name: k for k in (
         KernelBuild("7.3", "linux-source-7.3", "cxl-kasan.config", _TEST_PATCHES,
-                    doc="Debian's newest kernel source with RAW, fwctl, CXL Features, EDAC and KASAN"),
+                    doc="Debian's newest kernel source with RAW, fwctl, CXL Features, EDAC and KASAN",
+                    knobs=_TEST_KNOBS),
         KernelBuild("7.3-fwctl-unchecked-sizes", "linux-source-7.3", "cxl-kasan.config",
                     (*_TEST_PATCHES, "revert-fwctl-size-checks.patch"),
                     doc="7.3 without the three fwctl size checks in drivers/cxl/core/features.c",
-                    policy="linux-fwctl-unchecked-sizes", judges=("linux-raw", "linux-fwctl-unchecked-sizes")),
+                    policy="linux-fwctl-unchecked-sizes", judges=("linux-raw", "linux-fwctl-unchecked-sizes"),
+                    knobs=_TEST_KNOBS),
     )
 }
 

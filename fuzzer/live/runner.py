@@ -41,6 +41,8 @@ from fuzzer.spec import Step
 
 #: model-only steps that bring a fresh model to the guest's boot state
 SETUP = (Step("kernel", "nvdimm_bind", {}),)
+#: time passes: the background operation in flight finishes on both sides
+FINISH = Step("kernel", "background_complete", {})
 #: format of a saved disagreement
 FORMAT = "ptfuzz.conformance/1"
 
@@ -141,6 +143,10 @@ def run_file(registry: Registry, path: str, build: kernels.KernelBuild, policy: 
     if policy == "auto":
         policy = judge_for(registry, entry, build)
     executor, pol = executor_for(registry, entry, policy)
+    judged = build.judge(pol)
+    if judged is not pol:
+        executor = registry.executor(entry.subsystem, judged, registry.device(entry.subsystem, entry.device),
+                                     trace=True)
     entry = corpus.migrate(entry, executor.complete)
     image = kernels.ensure(build, cache)
     try:
@@ -173,7 +179,7 @@ class Conformance:
     seed: int = 1
     steps: int = 2000
     session_steps: int = 400
-    minimize_boots: int = 8
+    minimize_boots: int = 6
     cache: Path = attrs.field(factory=tools.cache_dir)
     out: Path | None = None
     log: Callable[[str], None] = print
@@ -183,7 +189,8 @@ class Conformance:
 
     def executor(self) -> Executor:
         reg = self.registry
-        return reg.executor("cxl", reg.policy("cxl", self.policy), reg.device("cxl", self.device), trace=True)
+        policy = self.build.judge(reg.policy("cxl", self.policy))
+        return reg.executor("cxl", policy, reg.device("cxl", self.device), trace=True)
 
     def run(self) -> list[Disagreement]:
         image = kernels.ensure(self.build, self.cache)
@@ -217,6 +224,10 @@ class Conformance:
                         history.append(step)
                         if live.result is not None:
                             explorer.track(move, live.result)
+                        if executor.world.device.state.get("bg.opcode"):
+                            # QEMU finishes it on its own clock: let both finish it now, or they drift
+                            target.run(executor, [FINISH])
+                            history.append(FINISH)
                         continue
                     d = self._disagreement([*history, step], live)
                     if d.signature not in seen:
@@ -247,16 +258,19 @@ class Conformance:
         return last if same else None
 
     def _minimized(self, image: Path, d: Disagreement) -> Disagreement:
-        """Drop steps, on fresh guests, while the last step still disagrees the same way (budget: boots)."""
+        """The shortest suffix that still disagrees the same way on a fresh guest (1, 2, 4 ... steps),
+        then steps dropped from it one at a time; each try is a boot (budget: ``minimize_boots``)."""
         steps = list(d.steps)
         last = d.last
         budget = self.minimize_boots
-        # the last step alone is the common case: one boot settles it
-        if len(steps) > 1 and budget:
+        k = 1
+        while k < len(steps) and budget:
             budget -= 1
-            got = self._reproduces(image, steps[-1:], last)
+            got = self._reproduces(image, steps[-k:], last)
             if got is not None:
-                steps, last = steps[-1:], got
+                steps, last = steps[-k:], got
+                break
+            k *= 2
         i = 0
         while i < len(steps) - 1 and budget:
             budget -= 1
@@ -276,7 +290,33 @@ class Conformance:
         unknown = [d for d in self.disagreements if d.known is None]
         return {"kernel": self.build.name, "policy": self.policy, "device": self.device, "seed": self.seed,
                 "steps": len(self.results), "boots": self.boots, **counts,
-                "disagreements": len(self.disagreements), "unexplained": len(unknown)}
+                "disagreements": len(self.disagreements), "unexplained": len(unknown),
+                "known": sorted({d.known.name for d in self.disagreements if d.known}),
+                "per_command": per_command(self.results)}
+
+
+def per_command(results: Sequence[LiveStep]) -> dict[str, dict[str, int]]:
+    """Outcome counts per channel and command (kernel actions under ``kernel``)."""
+    table: dict[str, dict[str, int]] = {}
+    for s in results:
+        key = f"{s.step.channel or 'kernel'} {s.step.op}"
+        row = table.setdefault(key, {"agree": 0, "partly": 0, "disagree": 0, "not performed": 0})
+        row[s.outcome] += 1
+    return dict(sorted(table.items()))
+
+
+def markdown(runs: Sequence[Conformance]) -> str:
+    """The model-vs-kernel table, one row per command, one column group per policy."""
+    lines = ["| command | " + " | ".join(f"{c.policy}: agree / partly / disagree" for c in runs) + " |",
+             "|---|" + "---|" * len(runs)]
+    tables = [per_command(c.results) for c in runs]
+    for key in sorted(set().union(*tables)):
+        cells = []
+        for t in tables:
+            row = t.get(key)
+            cells.append("" if row is None else f"{row['agree']} / {row['partly']} / {row['disagree']}")
+        lines.append(f"| `{key}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def to_json(d: Disagreement, executor: Executor) -> dict[str, Any]:

@@ -32,6 +32,7 @@ import attrs
 
 from fuzzer.executor import Executor, StepResult
 from fuzzer.live.guest import Guest, Reply
+from fuzzer.plugins.cxl import mailbox as mb
 from fuzzer.plugins.cxl.export_c import ENCODERS
 from fuzzer.spec import Step
 
@@ -170,7 +171,8 @@ class CxlTarget:
 
     # ------------------------------------------------------------------ kernel steps
 
-    def kernel(self, step: Step) -> Reply:
+    def kernel(self, step: Step, inflight: int = 0) -> Reply:
+        """``inflight``: the background opcode the model had running before the step."""
         a = step.args
         sh = self.guest.sh
         if step.op == "edac_set_scrub":
@@ -181,10 +183,21 @@ class CxlTarget:
             attr = "inject_poison" if step.op == "debugfs_inject_poison" else "clear_poison"
             return sh(f"echo {int(a['dpa']) * 64:#x} > {DEBUGFS}/mem0/{attr}")
         if step.op == "background_complete":
-            # the sanitize / erase in flight ends on QEMU's timer; wait for the state to say so
-            return sh(f"for i in $(seq 1 300); do s=$(cat {SYSFS}/security/state); "
-                      f"[ \"$s\" != sanitize ] && exit 0; sleep 0.1; done; exit 1")
+            return self.wait_background(inflight)
         raise NotPerformed(NOT_HERE.get(step.op, f"no administrator action for {step.op} on this guest yet"))
+
+    def wait_background(self, opcode: int) -> Reply:
+        """Let the guest's background operation finish, as ``background_complete`` says time passes.
+
+        The kernel shows only a sanitize (``security/state``, which its poller updates: up to 11 s
+        after QEMU is done); for the rest, QEMU's own clock: its timer checks once a second, a
+        Transfer FW runs 2 s (10 s for a full transfer), a Scan Media of this device a millisecond.
+        """
+        if opcode == mb.SANITIZE:
+            return self.guest.sh(f"for i in $(seq 1 300); do s=$(cat {SYSFS}/security/state); "
+                                 f"[ \"$s\" != sanitize ] && exit 0; sleep 0.1; done; exit 1")
+        seconds = {mb.TRANSFER_FW: 11.5}.get(opcode, 1.5) if opcode else 0
+        return self.guest.sh(f"sleep {seconds}")
 
     # ------------------------------------------------------------------ one sequence
 
@@ -192,10 +205,11 @@ class CxlTarget:
         """Each step on the model (``executor``, continuing its world) and on the guest."""
         out: list[LiveStep] = []
         for n, step in enumerate(steps, 1):
+            inflight = int(executor.world.device.state.get("bg.opcode", 0) or 0)
             result = executor.apply(step)
             model = model_verdict(result)
             try:
-                reply = self.user(executor, step) if step.actor == "user" else self.kernel(step)
+                reply = self.user(executor, step) if step.actor == "user" else self.kernel(step, inflight)
             except NotPerformed as exc:
                 out.append(LiveStep(n, step, model, None, "not performed", str(exc), result=result))
                 continue

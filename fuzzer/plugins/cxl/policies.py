@@ -318,7 +318,9 @@ def _reset_scope(r: Request) -> Verdict:
 
 
 def _exclusive_feature(r: Request) -> Verdict:
-    if r.args["uuid"] in mb.EXCLUSIVE_FEATURES:
+    # knob "exclusive_features": a kernel built with another cxl_exclusive_feats[] (the live target's
+    # test-ecs-user-feature.patch)
+    if r.args["uuid"] in r.knobs.get("exclusive_features", mb.EXCLUSIVE_FEATURES):
         return Deny(errno.EPERM, "kernel-exclusive feature (cxl_exclusive_feats[])")
     return None
 

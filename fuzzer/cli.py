@@ -122,17 +122,27 @@ def list_cmd(ctx: click.Context) -> None:
             ex = reg.executor(name, any_policy, d)
             t.add_row(d.name, str(len(ex.commands)), reg.provider[("device", name, d.name)], d.doc)
         con.print(t)
-        t = Table("policy", "channels", "rules", "from", "about", box=None, pad_edge=False)
-        if not reg.policies.get(name):
-            t.add_row("(none)", "", "", "", "no plugin registers a policy for this subsystem yet")
-        for pname, pol in sorted(reg.policies.get(name, {}).items()):
-            about = f"(before {pol.predates}) {pol.doc}" if pol.predates else pol.doc
-            t.add_row(pname, ",".join(pol.channels), str(len(pol.rules)),
-                      reg.provider[("policy", name, pname)], about)
+        t = Table("policy", "kernel", "channels", "rules", "from", "about", box=None, pad_edge=False)
+        policies = sorted(reg.policies.get(name, {}).items())
+        if not policies:
+            t.add_row("(none)", "", "", "", "", "no plugin registers a policy for this subsystem yet")
+        for pname, pol in policies:
+            t.add_row(*(escape(safetext.line(text)) for text in (
+                pname, pol.version or "-", ",".join(pol.channels), str(len(pol.rules)),
+                reg.provider[("policy", name, pname)], pol.doc)))
         con.print(t)
+        con.print("  policies read from: " + escape(safetext.line(_read_from([p for _, p in policies]))))
         con.print(f"  kernel actions: {', '.join(a.name for a in sub.actions)}")
         invs = [i.name for i in reg.invariants if i.subsystem in (None, name)]
         con.print(f"  invariants: {', '.join([i.name for i in GENERIC] + invs)}\n")
+
+
+def _read_from(policies: list[Policy]) -> str:
+    """The kernels a subsystem's policies encode: "7.3.4 (historical: before 60b5d1f68338; ...)"."""
+    current = sorted({p.kernel for p in policies if p.kernel and not p.predates})
+    history = sorted({p.version for p in policies if p.predates})
+    text = ", ".join(current) or "no kernel named"
+    return text + (f" (historical: {'; '.join(history)})" if history else "")
 
 
 def _print_finding(con: Console, f: Finding, first: bool) -> None:

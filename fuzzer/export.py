@@ -6,7 +6,7 @@ import re
 
 from fuzzer import safetext
 from fuzzer.hookspecs import hookimpl
-from fuzzer.replay import Replay, trace
+from fuzzer.replay import Replay, kernel_note, trace
 from fuzzer.spec import Exporter
 from fuzzer.world import Step
 
@@ -17,6 +17,7 @@ def render_text(rep: Replay) -> str:
     head = [
         f"# ptfuzz finding: {e.signature}",
         f"# {e.violation.get('message', '')}",
+        f"# policy: {rep.policy.label}{kernel_note(rep.policy)}",
         f"# reproduce: ptfuzz replay {e.path}",
         "",
     ]
@@ -56,6 +57,7 @@ def render_pytest(rep: Replay) -> str:
         safetext.py_comment("signature", e.signature),
         safetext.py_comment("message", str(e.violation.get("message", ""))),
         safetext.py_comment("source", f"{e.path} (policy {rep.policy.label}, device {e.device}, plugins {plugins})"),
+        safetext.py_comment("kernel", rep.policy.version or "none named by the policy"),
     ])
     return f'''"""ptfuzz finding exported as a regression test.
 

@@ -85,8 +85,11 @@ def seed_only_generation() -> Iterator[None]:
     that made a seed's exploration depend on the install mode (editable or
     not), the working directory and even test order.  Parameters here are
     small declared ranges, so the pool buys nothing; it is emptied while the
-    round runs and restored after.  Uses a private Hypothesis hook and does
-    nothing if that hook disappears.
+    round runs and restored after.  Hypothesis also caches the constants it
+    picked per kind of draw (``CONSTANTS_CACHE``), filled by whatever ran
+    before in the process (a user's own Hypothesis test); the round gets an
+    empty cache of its own, or an earlier test's pool would leak in.  Uses
+    private Hypothesis hooks and does nothing if they disappear.
     """
     try:
         from hypothesis.internal.conjecture import providers
@@ -95,16 +98,19 @@ def seed_only_generation() -> Iterator[None]:
         return
     empty = getattr(providers, "_local_constants", None)
     original = getattr(providers, "_get_local_constants", None)
-    if empty is None or original is None:
+    cache = getattr(providers, "CONSTANTS_CACHE", None)
+    if empty is None or original is None or cache is None:
         yield
         return
     blank = type(empty)(**{f: type(getattr(empty, f))() for f in ("integers", "bytes", "strings")},
                         floats=type(empty.floats)(key=empty.floats.key))
     providers._get_local_constants = lambda: blank
+    providers.CONSTANTS_CACHE = type(cache)(getattr(cache, "max_size", 1024))
     try:
         yield
     finally:
         providers._get_local_constants = original
+        providers.CONSTANTS_CACHE = cache
 
 
 def leaves(exc: BaseException) -> list[BaseException]:

@@ -129,7 +129,7 @@ def access(ctx: StepContext) -> Iterator[Violation]:
 
 
 def out_of_bounds(ctx: StepContext) -> Iterator[Violation]:
-    """A read or write past the bytes a buffer really has, reported as KASAN would.
+    """The first read or write of a step past the bytes a buffer really has, reported as KASAN would.
 
     The signature names the function and the buffer, as a KASAN title does
     ("slab-out-of-bounds Read in cxl_payload_from_user_allowed"), not the
@@ -137,15 +137,20 @@ def out_of_bounds(ctx: StepContext) -> Iterator[Violation]:
     forty mailbox commands shows it.  The message names the command.  Kernel
     memory and device registers are a hole whatever the taint; the caller's
     own buffer follows the taint, because the kernel WARNs when it overruns it.
+
+    Only the first bad access counts, in the order the model made them (which
+    transports keep to the kernel's code order): a kernel stops there, with a
+    fault (a write through kvzalloc(0)'s ZERO_SIZE_PTR) or KASAN's one report
+    (``kasan_multi_shot`` is off by default), and what the code would have done
+    after it is not something a real run shows.
     """
-    seen: set[tuple[str, str]] = set()
     for a in ctx.accesses:
-        if a.out_of_bounds and (a.site, a.buffer) not in seen:
-            seen.add((a.site, a.buffer))
+        if a.out_of_bounds:
             v = ctx.violation(OUT_OF_BOUNDS, f"{ctx.step.op}: {a.describe()}", field=a.buffer)
             v = attrs.evolve(v, op=a.site)
             # memory safety is not something a policy can trust a caller with
             yield v if a.kind == "user" else attrs.evolve(v, severity="hole")
+            return
 
 
 GENERIC = (

@@ -66,6 +66,11 @@ def replay(registry: Registry, entry: Entry, policy: str | None = None,
     return Replay(entry, pol, results, executor, registry.files)
 
 
+def kernel_note(policy: Policy) -> str:
+    """" (kernel 7.3.4)": the kernel the replaying policy encodes, from its record (never from the file)."""
+    return f" (kernel {policy.version})" if policy.version else ""
+
+
 def _rc(result: StepResult, names: dict[int, str]) -> str:
     reply = result.reply
     if reply is None:
@@ -89,10 +94,10 @@ def trace(rep: Replay) -> list[str]:
     ex = rep.executor
     names = dict(ex.subsystem.status_names)
     e = rep.entry
-    label = rep.policy.label
     lines = [
         f"{e.path}",
-        f"  {e.subsystem} device={e.device} policy={label}   recorded: {e.signature}",
+        f"  {e.subsystem} device={e.device} policy={rep.policy.label}{kernel_note(rep.policy)}   "
+        f"recorded: {e.signature}",
     ]
     for r in rep.results:
         lines.append(f"  {r.index:>2}. {r.step.describe()}")

@@ -629,12 +629,16 @@ class Policy:
     ``without("rule")`` gives the same policy with one check removed, which
     is how planted-hole variants are made for tests and for "what if" runs.
 
+    A policy named after Linux says which kernel it encodes: ``kernel`` (the
+    release or tree it was read from) or, for a historical policy, ``predates``
+    (the fix it comes before); ``version`` is what users see.
+
     Example::
 
         Policy("linux-raw", "cxl", channels=("cxl.raw",), rules=(
             Rule("lockdown", lambda r: Deny(EPERM) if r.caller.lockdown != "none" else None,
                  cite="drivers/cxl/core/mbox.c cxl_mem_raw_command_allowed()"),
-        ), promises=(Promise("cxl.raw", taint=frozenset({"WARN"}), cite="..."),))
+        ), promises=(Promise("cxl.raw", taint=frozenset({"WARN"}), cite="..."),), kernel="7.3.4")
     """
 
     name: str
@@ -648,7 +652,11 @@ class Policy:
     #: the policy's own settings, seen by rules (``request.knobs``) and the kernel (``world.policy.knobs``)
     knobs: Mapping[str, Any] = attrs.field(factory=dict)
     trusts: tuple[Trust, ...] = ()
-    #: for a historical policy: the commit whose fix it predates ("before 60b5d1f68338")
+    #: the kernel source whose code the policy encodes: a release ("7.3.4"), a tree at a
+    #: commit ("at 98f21c54"), or "unversioned" where the plugin never pinned its reading
+    kernel: str = ""
+    #: for a historical policy: the fix it predates, a commit id ("60b5d1f68338") or, where
+    #: the commit is not known, what the fix is and the first release seen with it
     predates: str = ""
     #: channels the kernel has but this configuration refuses, and with what errno (a
     #: compiled-out RAW command id is -EPERM, not -ENODEV); they are not drawn
@@ -718,6 +726,18 @@ class Policy:
     @property
     def label(self) -> str:
         return self.name + "".join(f"~{n}" for n in self.removed)
+
+    @property
+    def version(self) -> str:
+        """The kernel code this policy encodes, as lists, traces and exports show it.
+
+        ``"7.3.4"``, ``"before 60b5d1f68338"``, or ``""`` for a policy that encodes no kernel
+        (a blank cheque, a hypothetical driver).  It comes from the policy record only: a
+        corpus file names a policy, never a version, so a file cannot claim one.
+        """
+        if self.predates:
+            return f"before {self.predates}"
+        return self.kernel
 
 
 # --------------------------------------------------------------------------- steps

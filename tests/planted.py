@@ -77,12 +77,16 @@ CXL_HOLES = [
     ("linux-ioctl-unsized-payload", "spec", "ioctl-size-in",
      "out-of-bounds:cxl:cxl_payload_from_user_allowed:payload_in", ["CLEAR_LOG"]),
     # cxlctl_set_feature(): op_size <= header gone, op_size - header wraps and the copy runs off the request
-    ("linux-fwctl-sized", "spec", "set-feature-op-size", "out-of-bounds:cxl:cxl_set_feature:payload_in",
+    ("linux-fwctl", "spec", "set-feature-op-size", "out-of-bounds:cxl:cxl_set_feature:payload_in",
      ["SET_FEATURE"]),
-    # the checks mainline lacks (linux-fwctl-sized's proposal), each shown by removing it
-    ("linux-fwctl-sized", "spec", "cxlctl-in-len", "out-of-bounds:cxl:cxlctl_get_supported_features:payload_in",
+    # 7.3.4's size checks (linux-fwctl-unchecked-sizes has none of them), each shown by removing it:
+    # cxlctl_fw_rpc(): in_len against the header and op_size gone, a short request is read past its end
+    ("linux-fwctl", "spec", "cxlctl-in-len", "out-of-bounds:cxl:cxlctl_get_supported_features:payload_in",
      ["GET_SUPPORTED_FEATURES"]),
-    ("linux-fwctl-sized", "spec", "cxlctl-out-len", "out-of-bounds:cxl:cxl_get_feature:rpc_out", ["GET_FEATURE"]),
+    # cxlctl_get_feature(): count against out_len gone, the mailbox writes past kvzalloc(out_len)
+    ("linux-fwctl", "spec", "get-feature-out-len", "out-of-bounds:cxl:cxl_get_feature:rpc_out", ["GET_FEATURE"]),
+    # cxlctl_set_feature(): out_len against the answer's header gone, rpc_out->size is written past it
+    ("linux-fwctl", "spec", "set-feature-out-len", "out-of-bounds:cxl:cxlctl_set_feature:rpc_out", ["SET_FEATURE"]),
 ]
 RDMA_HOLES = [
     # devx_is_valid_obj_id() gone: any id on your own handle; the lax firmware does not check owners

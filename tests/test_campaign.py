@@ -23,9 +23,8 @@ def campaign(registry: Registry, tmp: Path | None, policy: str = "permissive", d
 
 
 def test_reports_every_distinct_violation_not_only_the_first(registry: Registry, tmp_path: Path) -> None:
-    # One vendor lie breaks four promises: all four must be reported.  (linux-fwctl-sized: mainline
-    # linux-fwctl also shows the model's out-of-bounds findings, tests/test_sizes.py.)
-    c = campaign(registry, tmp_path, "linux-fwctl-sized", "vendor", max_examples=1000)
+    # One vendor lie breaks four promises: all four must be reported.
+    c = campaign(registry, tmp_path, "linux-fwctl", "vendor", max_examples=1000)
     result = c.run()
     assert set(result.findings) == {
         "access:cxl:SET_FEATURE:caps",
@@ -41,8 +40,8 @@ def test_reports_every_distinct_violation_not_only_the_first(registry: Registry,
 
 
 def test_same_seed_same_findings_same_files(registry: Registry, tmp_path: Path) -> None:
-    a = campaign(registry, tmp_path / "a", "linux-fwctl-sized", "vendor", max_examples=600).run()
-    b = campaign(registry, tmp_path / "b", "linux-fwctl-sized", "vendor", max_examples=600).run()
+    a = campaign(registry, tmp_path / "a", "linux-fwctl", "vendor", max_examples=600).run()
+    b = campaign(registry, tmp_path / "b", "linux-fwctl", "vendor", max_examples=600).run()
     assert a.findings
     assert {s: [st.op for st in f.steps] for s, f in a.findings.items()} == \
            {s: [st.op for st in f.steps] for s, f in b.findings.items()}
@@ -88,7 +87,7 @@ def test_accept_tainted_reports_but_does_not_fail(registry: Registry, tmp_path: 
 
 def test_cli_exit_codes_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "summary.json"
-    code = run_cli(["run", "cxl", "--policy", "linux-fwctl-sized", "--seed", "1", "--max-examples", "100",
+    code = run_cli(["run", "cxl", "--policy", "linux-fwctl", "--seed", "1", "--max-examples", "100",
                     "--corpus", str(tmp_path), "--json", str(out)])
     assert code == 0
     assert json.loads(out.read_text())["findings"] == []

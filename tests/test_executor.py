@@ -69,11 +69,18 @@ def test_exclusive_commands_only_while_nvdimm_bound(registry: Registry) -> None:
 
 
 def test_raw_set_feature_on_scrub_is_a_tainted_corruption(registry: Registry) -> None:
-    e = ex(registry, "linux-raw")
+    # before 7.3.4 put the Features opcodes in cxl_disabled_raw_commands[]
+    e = ex(registry, "linux-raw-features-allowed")
     assert e.apply(kernel("edac_set_scrub", cycle_hours=24)).violations == ()
-    r = e.apply(user("SET_FEATURE", "cxl.raw", uuid=mb.PATROL_SCRUB_UUID, value=6))
+    step = user("SET_FEATURE", "cxl.raw", uuid=mb.PATROL_SCRUB_UUID, value=6)
+    r = e.apply(step)
     assert r.decision.allowed and "WARN" in r.decision.taint
     assert sigs(r) == {"kernel-owned-integrity:cxl:SET_FEATURE:scrub.cycle_hours:tainted"}
+    # 7.3.4 refuses it, untainted: Features go through fwctl's scopes
+    e = ex(registry, "linux-raw")
+    e.apply(kernel("edac_set_scrub", cycle_hours=24))
+    r = e.apply(step)
+    assert r.decision.rule == "disabled-raw-commands" and r.changes == () and e.world.tainted == frozenset()
 
 
 def test_raw_warn_only_for_allowed_commands(registry: Registry) -> None:

@@ -68,3 +68,24 @@ def test_hypothesis_rounds_are_bounded_for_memory(registry: Registry, monkeypatc
                       seed=1, max_examples=130, search="hypothesis").run()
     assert result.rounds >= 3
     assert result.sequences >= 130
+
+
+def test_a_users_hypothesis_test_does_not_steer_a_later_campaign(registry: Registry, tmp_path: Path) -> None:
+    """Hypothesis caches the literals it mixes into draws process-wide; a round must not inherit them.
+
+    A user's own (derandomized) Hypothesis test run earlier in the same process used to leave its
+    pool of local constants in Hypothesis's cache, and a seeded campaign after it drew differently:
+    in the full test suite, tests/test_sizes.py's Hypothesis campaign then missed its finding.
+    """
+    sig = "out-of-bounds:cxl:cxl_payload_from_user_allowed:payload_in"
+
+    def run(where: Path) -> tuple[int, list[object]]:
+        result = Campaign(registry, "cxl", registry.policy("cxl", "linux-raw-unsized-payload"),
+                          registry.device("cxl", "spec"), seed=2, max_examples=400, corpus_dir=where,
+                          search="hypothesis", targets=frozenset({sig})).run()
+        return result.sequences, [s.args for s in result.findings[sig].steps] if sig in result.findings else []
+
+    before = run(tmp_path / "a")
+    machine = state_machine("cxl", "linux-ioctl", registry=registry)
+    run_state_machine_as_test(machine, settings=settings(max_examples=60, derandomize=True, database=None))
+    assert run(tmp_path / "b") == before

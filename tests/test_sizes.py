@@ -1,4 +1,4 @@
-"""Sizes and bytes: the bounds oracle, the size rules, the historical policies, and what mainline fwctl shows."""
+"""Sizes and bytes: the bounds oracle, the size rules, the historical policies, and 7.3.4's fwctl size checks."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ from fuzzer.world import Step
 
 ROOT = Caller(frozenset({"CAP_SYS_ADMIN"}))
 WRITER = Caller(frozenset({"CAP_SYS_ADMIN"}), scope="debug_write")
+READER = Caller(frozenset(), scope="configuration")  # any user who can open the fwctl node
+FULL = Caller(frozenset({"CAP_SYS_ADMIN", "CAP_SYS_RAWIO"}), scope="debug_write_full")
 
 
 def ex(registry: Registry, policy: str, device: str = "spec", without: tuple[str, ...] = ()) -> Executor:
@@ -154,34 +156,98 @@ def test_before_206f9fa9d555_raw_clears_the_cel_the_kernel_enabled_commands_from
     assert spec.reply.rc == mb.RC_UNSUPPORTED and not spec.violations  # type: ignore[union-attr]
 
 
-# ----------------------------------------------------------------------------- mainline fwctl
+# ----------------------------------------------------------------------------- fwctl before and after its size checks
 
 
 FWCTL_OOB = {f"out-of-bounds:cxl:{site}" for site in (
     "cxlctl_fw_rpc:payload_in",  # rpc_in->opcode with no minimum in_len
     "cxlctl_validate_set_features:payload_in",  # op_size, then the UUID
-    "cxlctl_get_supported_features:payload_in",  # count, start_idx
-    "cxlctl_get_feature:payload_in",  # count
+    "cxlctl_get_supported_features:payload_in",  # op_size, count, start_idx
+    "cxlctl_get_feature:payload_in",  # op_size, count
     "cxl_set_feature:payload_in",  # op_size - sizeof(hdr) bytes of feat_data
     "cxl_get_feature:rpc_out",  # count bytes at rpc_out->payload, in an out_len-byte buffer
-    "cxlctl_get_feature:rpc_out",  # rpc_out->size, ->retval in out_len < 8
+    "cxlctl_get_feature:rpc_out",  # rpc_out->size, ->retval in out_len < 8 (no data came back)
     "cxlctl_set_feature:rpc_out",  # the same
 )}
 
 
-def test_mainline_fwctl_model_reads_and_writes_past_its_buffers(registry: Registry, tmp_path: Path) -> None:
-    """A finding of the model, to be confirmed on a kernel: features.c never compares op_size with
-    in_len, nor count with out_len."""
-    found = {s for s in campaign_sigs(registry, tmp_path, "linux-fwctl", examples=2500)
+def test_fwctl_before_its_size_checks_reads_and_writes_past_its_buffers(registry: Registry, tmp_path: Path) -> None:
+    """features.c before it compared op_size with in_len and count with out_len: eight findings, each
+    confirmed on a 7.3.4 KASAN kernel with the checks reverted; 7.3.4 itself closes every one."""
+    found = {s for s in campaign_sigs(registry, tmp_path, "linux-fwctl-unchecked-sizes", examples=2500)
              if s.startswith("out-of-bounds")}
     assert found == FWCTL_OOB
-    assert not {s for s in campaign_sigs(registry, tmp_path, "linux-fwctl-sized", examples=2500)
+    assert not {s for s in campaign_sigs(registry, tmp_path, "linux-fwctl", examples=2500)
                 if s.startswith("out-of-bounds")}
     # the exact shape: an 8-byte answer buffer, a 4-byte Get Feature of the test feature
-    r = ex(registry, "linux-fwctl").apply(user("GET_FEATURE", "cxl.fwctl", WRITER, uuid=mb.TEST_FEATURE_UUID,
-                                               count=4, out_len=8))
+    step = user("GET_FEATURE", "cxl.fwctl", WRITER, uuid=mb.TEST_FEATURE_UUID, count=4, out_len=8)
+    r = ex(registry, "linux-fwctl-unchecked-sizes").apply(step)
     assert oob(r) == ["out-of-bounds:cxl:cxl_get_feature:rpc_out"]
     assert "write of 4 bytes at offset 8 of rpc_out (8 bytes allocated" in r.violations[0].message
+    closed = ex(registry, "linux-fwctl").apply(step)
+    assert closed.decision.errno == errno.EINVAL and closed.decision.rule == "get-feature-out-len"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(("step", "rule"), [
+    # cxlctl_fw_rpc(): checked before rpc_in->opcode is read, so even the opcode read is safe
+    (user("GET_FEATURE", "cxl.fwctl", READER, uuid=mb.TEST_FEATURE_UUID, count=4, in_len=0), "cxlctl-in-len"),
+    (user("GET_SUPPORTED_FEATURES", "cxl.fwctl", READER, in_len=15), "cxlctl-in-len"),
+    (user("SET_FEATURE", "cxl.fwctl", WRITER, uuid=mb.TEST_FEATURE_UUID, value=1, op_size=37, in_len=52),
+     "cxlctl-in-len"),  # op_size 37 > in_len 52 - 16
+    # cxlctl_get_feature(): after !count, before kvzalloc(out_len)
+    (user("GET_FEATURE", "cxl.fwctl", READER, uuid=mb.TEST_FEATURE_UUID, count=4, out_len=7), "get-feature-out-len"),
+    (user("GET_FEATURE", "cxl.fwctl", READER, uuid=mb.TEST_FEATURE_UUID, count=4, out_len=11), "get-feature-out-len"),
+    # cxlctl_set_feature(): after is_cxl_feature_exclusive(), before kvzalloc(out_len)
+    (user("SET_FEATURE", "cxl.fwctl", WRITER, uuid=mb.TEST_FEATURE_UUID, value=1, out_len=7), "set-feature-out-len"),
+])
+def test_fwctl_size_checks_of_7_3_4(registry: Registry, step: Step, rule: str) -> None:
+    """Each 7.3.4 check answers -EINVAL where features.c does, and nothing is touched out of bounds."""
+    r = ex(registry, "linux-fwctl").apply(step)
+    assert (r.decision.rule, r.decision.errno) == (rule, errno.EINVAL)  # type: ignore[union-attr]
+    assert not oob(r) and r.reply is None
+    # the boundary itself is fine: out_len 8 + count 4 is exactly enough
+    if rule == "get-feature-out-len":
+        ok = ex(registry, "linux-fwctl").apply(user("GET_FEATURE", "cxl.fwctl", READER, uuid=mb.TEST_FEATURE_UUID,
+                                                    count=4, out_len=12))
+        assert ok.decision.allowed and not oob(ok)  # type: ignore[union-attr]
+
+
+def test_fwctl_size_checks_sit_where_the_kernel_has_them(registry: Registry) -> None:
+    """Rules are ordered: each 7.3.4 check follows the check features.c makes just before it."""
+    names = [r.name for r in registry.policy("cxl", "linux-fwctl").rules]
+    assert names.index("cxlctl-in-len") + 1 == names.index("cxlctl-opcode")  # first thing cxlctl_fw_rpc() does
+    assert names.index("fwctl-taint") + 1 == names.index("cxlctl-in-len")  # after fwctl_cmd_rpc()'s checks
+    assert names.index("get-feature-count") + 1 == names.index("get-feature-out-len")
+    assert names.index("exclusive-features") + 1 == names.index("set-feature-out-len")
+    # an exclusive feature is -EPERM even with no room for an answer, as is_cxl_feature_exclusive() comes first
+    r = ex(registry, "linux-fwctl").apply(user("SET_FEATURE", "cxl.fwctl", FULL, uuid=mb.PATROL_SCRUB_UUID,
+                                               value=12, out_len=0))
+    assert (r.decision.rule, r.decision.errno) == ("exclusive-features", errno.EPERM)  # type: ignore[union-attr]
+
+
+def test_the_first_bad_access_is_the_finding(registry: Registry) -> None:
+    """As on a real kernel with the checks reverted: for Get Feature with out_len 0 the first fault is the
+    mailbox copy into rpc_out->payload (cxl_get_feature()), not the later rpc_out->size write."""
+    e = ex(registry, "linux-fwctl-unchecked-sizes")
+    r = e.apply(user("GET_FEATURE", "cxl.fwctl", READER, uuid=mb.PATROL_SCRUB_UUID, count=4, out_len=0))
+    bad = [a for a in e.world.accesses if a.out_of_bounds]  # the step's accesses, as the oracle saw them
+    assert [a.site for a in bad] == ["cxl_get_feature", "cxlctl_get_feature"]  # both happen, in code order...
+    assert oob(r) == ["out-of-bounds:cxl:cxl_get_feature:rpc_out"]  # ...the first is the finding
+    # a feature the device does not have answers no data: then rpc_out->size is the first bad write
+    r = e.apply(user("GET_FEATURE", "cxl.fwctl", READER, uuid=mb.ACME_PERF_UUID, count=4, out_len=0))
+    assert oob(r) == ["out-of-bounds:cxl:cxlctl_get_feature:rpc_out"]
+
+
+def test_raw_refuses_the_features_opcodes_in_7_3_4(registry: Registry) -> None:
+    """cxl_disabled_raw_commands[] gained Get Supported Features, Get Feature and Set Feature: fwctl only."""
+    step = user("SET_FEATURE", "cxl.raw", uuid=mb.PATROL_SCRUB_UUID, value=24)
+    r = ex(registry, "linux-raw").apply(step)
+    assert (r.decision.rule, r.decision.errno) == ("disabled-raw-commands", errno.EPERM)  # type: ignore[union-attr]
+    for op, args in (("GET_SUPPORTED_FEATURES", {}), ("GET_FEATURE", {"uuid": mb.PATROL_SCRUB_UUID, "count": 4})):
+        assert ex(registry, "linux-raw").apply(user(op, "cxl.raw", **args)).decision.errno == errno.EPERM
+    # before, RAW Set Feature moved the scrub cycle EDAC caches (tainted, but the kernel's view is wrong)
+    old = ex(registry, "linux-raw-features-allowed").apply(step)
+    assert "kernel-owned-integrity:cxl:SET_FEATURE:scrub.cycle_hours:tainted" in {v.signature for v in old.violations}
 
 
 # ----------------------------------------------------------------------------- rules whose removal opens nothing
@@ -194,7 +260,7 @@ def test_mainline_fwctl_model_reads_and_writes_past_its_buffers(registry: Regist
      "the copy back is min3(size_out, payload_size, out_len) in __cxl_pci_mbox_send_cmd()"),
     ("linux-raw", "raw-out-max", user("IDENTIFY", "cxl.raw", out_size=1 << 20),
      "the same clamp: a larger bounce buffer is never overrun"),
-    ("linux-fwctl-sized", "fwctl-max-rpc-len", user("GET_SUPPORTED_FEATURES", "cxl.fwctl", in_len=(2 << 20) + 1),
+    ("linux-fwctl", "fwctl-max-rpc-len", user("GET_SUPPORTED_FEATURES", "cxl.fwctl", in_len=(2 << 20) + 1),
      "MAX_RPC_LEN bounds the allocation, not an access"),
 ])
 def test_rules_whose_removal_is_not_memory_unsafe(registry: Registry, tmp_path: Path, policy: str, rule: str,

@@ -165,12 +165,13 @@ TRUSTS = (
 
 LINUX = Policy(
     "linux-nvme", "nvme", channels=(ADMIN, IO), rules=RULES, promises=PROMISES, reactions=REACTIONS,
-    trusts=TRUSTS, knobs={"write_mounted": False, "known_effects": True},
+    trusts=TRUSTS, knobs={"write_mounted": False, "known_effects": True}, kernel="unversioned",
     doc="nvme_cmd_allowed() and nvme_passthru_end() (6.5+), with CONFIG_BLK_DEV_WRITE_MOUNTED=n",
 )
 LINUX_WRITE_MOUNTED = Policy(
     "linux-nvme-write-mounted", "nvme", channels=(ADMIN, IO), rules=RULES, promises=PROMISES,
     reactions=REACTIONS, trusts=TRUSTS, knobs={"write_mounted": True, "known_effects": True},
+    kernel="unversioned",
     doc="linux-nvme with the Kconfig default CONFIG_BLK_DEV_WRITE_MOUNTED=y",
 )
 

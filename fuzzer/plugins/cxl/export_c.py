@@ -380,6 +380,7 @@ def render_c(rep: Any) -> str:
         safetext.c_comment("signature", e.signature),
         safetext.c_comment("message", str(e.violation.get("message", ""))),
         safetext.c_comment("source", f"{e.path} (policy {rep.policy.label}, device {e.device})"),
+        safetext.c_comment("kernel", rep.policy.version or "none named by the policy"),
         safetext.c_comment("callers in this sequence", "; ".join(sorted(needs)) or "none"),
         "// Build: cc -o repro repro.c   Run: ./repro [/dev/cxl/memN] [/dev/fwctl/fwctlN] [/sys/bus/cxl/devices/memN]",
         "// On a test machine only: the steps change device state the kernel owns.",

@@ -1,22 +1,27 @@
 """Linux's CXL passthrough policies as rule tables, each rule citing its source.
 
-Sources (linux): ``drivers/cxl/core/mbox.c`` (``cxl_validate_cmd_from_user()``,
-``cxl_mem_raw_command_allowed()``, ``cxl_payload_from_user_allowed()``),
-``drivers/cxl/core/memdev.c`` (``cxl_mem_sanitize()``, sysfs attributes),
-``drivers/cxl/pmem.c`` (exclusive commands), ``drivers/cxl/core/features.c``
-(``cxlctl_validate_set_features()``, ``cxlctl_set_feature()``) and
-``drivers/fwctl/main.c``.  Size checks are rules like any other: each
-reads the request's declared sizes, and every rule that looks into a
-payload reads it through ``request.payload`` so that a check placed after
-the read (or missing) shows up as an ``out-of-bounds`` finding.
+Read from Linux 7.3.4 (Debian's linux-source-7.3): ``drivers/cxl/core/mbox.c``
+(``cxl_validate_cmd_from_user()``, ``cxl_mem_raw_command_allowed()``,
+``cxl_payload_from_user_allowed()``, ``cxl_mem_sanitize()``),
+``drivers/cxl/core/memdev.c`` (sysfs attributes), ``drivers/cxl/pmem.c``
+(exclusive commands), ``drivers/cxl/core/features.c`` (``cxlctl_fw_rpc()``,
+``cxlctl_validate_set_features()``, ``cxlctl_get_feature()``,
+``cxlctl_set_feature()``) and ``drivers/fwctl/main.c``.  Size checks are
+rules like any other: each reads the request's declared sizes, and every
+rule that looks into a payload reads it through ``request.payload`` so that
+a check placed after the read (or missing) shows up as an ``out-of-bounds``
+finding.
 
-Historical policies (``predates``) are the current ones with the fix a
-commit brought taken out, named by what they let through.
+Historical policies (``predates``) are the 7.3.4 ones with the fix a commit
+brought taken out, named by what they let through.  Where the commit is not
+known (the stored repository copies predate it), ``predates`` says what the
+fix is and the first release seen with it.
 """
 
 from __future__ import annotations
 
 import errno
+from collections.abc import Callable
 
 from fuzzer import (
     IMMEDIATE,
@@ -36,6 +41,7 @@ from fuzzer import (
 
 from . import mailbox as mb
 from .device import FWCTL, IOCTL, RAW, SYSFS
+from .transport import FWCTL_RPC_CXL_HDR, FWCTL_RPC_CXL_OUT
 
 CAP_SYS_ADMIN = "CAP_SYS_ADMIN"
 RAW_ALLOW_ALL = "raw_allow_all"
@@ -44,6 +50,8 @@ TAINT_WARN = "WARN"
 MBOX = "drivers/cxl/core/mbox.c"
 MEMDEV = "drivers/cxl/core/memdev.c"
 FEATURES = "drivers/cxl/core/features.c"
+#: the release every rule below was read from (or checked against)
+KERNEL = "7.3.4"
 
 # --------------------------------------------------------------------------- sizes (both mailbox paths)
 
@@ -172,9 +180,9 @@ SYSFS_RULES = (
          channels=(SYSFS,)),
     Rule("sysfs-root", _root, f"{MEMDEV} DEVICE_ATTR_WO(security_sanitize/erase) mode 0200",
          channels=(SYSFS,)),
-    Rule("sanitize-decoders", _no_committed_decoders, f"{MEMDEV} cxl_mem_sanitize(): committed decoders",
+    Rule("sanitize-decoders", _no_committed_decoders, f"{MBOX} cxl_mem_sanitize(): committed decoders",
          channels=(SYSFS,)),
-    Rule("sanitize-passphrase", _no_user_passphrase, f"{MEMDEV} __cxl_mem_sanitize(): security state",
+    Rule("sanitize-passphrase", _no_user_passphrase, f"{MBOX} __cxl_mem_sanitize(): security state",
          channels=(SYSFS,)),
 )
 SYSFS_PROMISES = (
@@ -187,11 +195,16 @@ SYSFS_PROMISES = (
 #: security_command_sets[]: Sanitize, Persistent Memory Data-at-rest Security,
 #: Security Passthrough.
 SECURITY_COMMAND_SETS = (0x44, 0x45, 0x46)
-#: cxl_disabled_raw_commands[]
-DISABLED_RAW = frozenset({
+#: cxl_disabled_raw_commands[] before the Features opcodes joined it
+DISABLED_RAW_BEFORE_FEATURES = frozenset({
     "ACTIVATE_FW", "SET_PARTITION_INFO", "SET_LSA", "SET_SHUTDOWN_STATE", "SCAN_MEDIA",
     "GET_SCAN_MEDIA", "GET_POISON", "INJECT_POISON", "CLEAR_POISON",
 })
+#: 7.3.4 refuses the Features opcodes on RAW: "Features are accessed through the fwctl ABI,
+#: which applies scope-based access control.  The RAW path would bypass those checks"
+FEATURE_OPS = frozenset({"GET_SUPPORTED_FEATURES", "GET_FEATURE", "SET_FEATURE"})
+#: cxl_disabled_raw_commands[] (7.3.4)
+DISABLED_RAW = DISABLED_RAW_BEFORE_FEATURES | FEATURE_OPS
 
 
 def _lockdown(r: Request) -> Verdict:
@@ -208,12 +221,16 @@ def _security_sets(r: Request) -> Verdict:
     return None
 
 
-def _disabled(r: Request) -> Verdict:
-    if RAW_ALLOW_ALL in r.caller.switches:
+def _disabled_in(table: frozenset[str]) -> Callable[[Request], Verdict]:
+    """cxl_mem_raw_command_allowed()'s loop over one version of cxl_disabled_raw_commands[]."""
+    def disabled(r: Request) -> Verdict:
+        if RAW_ALLOW_ALL in r.caller.switches:
+            return None
+        if r.command.op in table:
+            return Deny(errno.EPERM, "in cxl_disabled_raw_commands[]")
         return None
-    if r.command.op in DISABLED_RAW:
-        return Deny(errno.EPERM, "in cxl_disabled_raw_commands[]")
-    return None
+
+    return disabled
 
 
 def _warn(r: Request) -> Verdict:
@@ -226,8 +243,9 @@ RAW_RULES = (
     Rule("raw-lockdown", _lockdown, f"{MBOX} cxl_mem_raw_command_allowed(): lockdown", channels=(RAW,)),
     Rule("security-command-sets", _security_sets,
          f"{MBOX} cxl_mem_raw_command_allowed(): security_command_sets[]", channels=(RAW,)),
-    Rule("disabled-raw-commands", _disabled,
-         f"{MBOX} cxl_mem_raw_command_allowed(): cxl_disabled_raw_commands[]", channels=(RAW,)),
+    Rule("disabled-raw-commands", _disabled_in(DISABLED_RAW),
+         f"{MBOX} cxl_mem_raw_command_allowed(): cxl_disabled_raw_commands[], with "
+         f"GET_SUPPORTED_FEATURES, GET_FEATURE, SET_FEATURE ({KERNEL})", channels=(RAW,)),
     Rule("raw-warn", _warn, f"{MBOX} cxl_to_mem_cmd_raw(): dev_WARN_ONCE", channels=(RAW,)),
 )
 RAW_PROMISES = (
@@ -244,6 +262,14 @@ _VALIDATE = "cxlctl_validate_set_features()"
 def _cached(r: Request) -> tuple[bool, int] | None:
     """cxl_feature_info(): the cached entry for the UUID the request carries (read from its bytes)."""
     return r.kernel["features"].get(r.field("uuid", by=_VALIDATE))
+
+
+def _in_len_covers(r: Request) -> Verdict:
+    """cxlctl_fw_rpc(): the header, then op_size against what in_len really carries (op_size read only then)."""
+    in_len = r.size("in_len")
+    if in_len < FWCTL_RPC_CXL_HDR or _op_size(r, "cxlctl_fw_rpc()") > in_len - FWCTL_RPC_CXL_HDR:
+        return Deny(errno.EINVAL, "in_len < sizeof(rpc_in->hdr) or op_size > in_len - sizeof(rpc_in->hdr)")
+    return None
 
 
 def _opcode_known(r: Request) -> Verdict:
@@ -271,6 +297,21 @@ def _get_op_size(r: Request) -> Verdict:
 
 def _get_count(r: Request) -> Verdict:
     return Deny(errno.EINVAL, "count == 0") if not r.field("count", by="cxlctl_get_feature()") else None
+
+
+def _get_out_len(r: Request) -> Verdict:
+    """cxlctl_get_feature(): out_len holds struct fwctl_rpc_cxl_out's header and count bytes of payload."""
+    out_size = r.size("out_len")
+    if out_size < FWCTL_RPC_CXL_OUT or r.field("count", by="cxlctl_get_feature()") > out_size - FWCTL_RPC_CXL_OUT:
+        return Deny(errno.EINVAL, "out_len < offsetof(payload) or count > out_len - offsetof(payload)")
+    return None
+
+
+def _set_out_len(r: Request) -> Verdict:
+    """cxlctl_set_feature(): out_len holds struct fwctl_rpc_cxl_out's header (size, retval)."""
+    if r.size("out_len") < FWCTL_RPC_CXL_OUT:
+        return Deny(errno.EINVAL, "out_len < offsetof(struct fwctl_rpc_cxl_out, payload)")
+    return None
 
 
 def _set_op_size(r: Request) -> Verdict:
@@ -329,6 +370,9 @@ _SET = ("SET_FEATURE",)
 _GET = ("GET_FEATURE",)
 FWCTL_RULES = (
     *fwctl.core_rules(FWCTL),
+    Rule("cxlctl-in-len", _in_len_covers, f"{FEATURES} cxlctl_fw_rpc(): in_len < sizeof(rpc_in->hdr) || "
+         f"rpc_in->op_size > in_len - sizeof(rpc_in->hdr) -> -EINVAL, before rpc_in->opcode ({KERNEL})",
+         channels=(FWCTL,)),
     Rule("cxlctl-opcode", _opcode_known, f"{FEATURES} cxlctl_fw_rpc(), cxlctl_validate_hw_command()",
          channels=(FWCTL,)),
     Rule("set-feature-uuid-size", _uuid_fits, f"{FEATURES} {_VALIDATE}: op_size < sizeof(uuid_t)",
@@ -354,33 +398,20 @@ FWCTL_RULES = (
     Rule("get-feature-op-size", _get_op_size, f"{FEATURES} cxlctl_get_feature(): op_size != sizeof(*feat_in)",
          channels=(FWCTL,), ops=_GET),
     Rule("get-feature-count", _get_count, f"{FEATURES} cxlctl_get_feature(): !count", channels=(FWCTL,), ops=_GET),
+    Rule("get-feature-out-len", _get_out_len, f"{FEATURES} cxlctl_get_feature(): out_size < offsetof(struct "
+         f"fwctl_rpc_cxl_out, payload) || count > out_size - offsetof(...) -> -EINVAL, before kvzalloc() ({KERNEL})",
+         channels=(FWCTL,), ops=_GET),
     Rule("set-feature-op-size", _set_op_size, f"{FEATURES} cxlctl_set_feature(): op_size <= sizeof(feat_in->hdr)",
          channels=(FWCTL,), ops=_SET),
     Rule("exclusive-features", _exclusive_feature, f"{FEATURES} cxlctl_set_feature(): is_cxl_feature_exclusive()",
          channels=(FWCTL,), ops=_SET),
+    Rule("set-feature-out-len", _set_out_len, f"{FEATURES} cxlctl_set_feature(): out_size < offsetof(struct "
+         f"fwctl_rpc_cxl_out, payload) -> -EINVAL, before kvzalloc() ({KERNEL})", channels=(FWCTL,), ops=_SET),
 )
+#: the three size checks 7.3.4 has (7.2.6 and 7.2.12 too) and the code before them lacks
+FWCTL_SIZE_CHECKS = ("cxlctl-in-len", "get-feature-out-len", "set-feature-out-len")
 
 
-# The checks mainline lacks, as the model reads features.c (a proposal, not kernel code).
-def _in_len_covers(r: Request) -> Verdict:
-    if r.size("in_len") < 16:
-        return Deny(errno.EINVAL, "in_len below struct fwctl_rpc_cxl's header")
-    if r.size("in_len") < 16 + _op_size(r, "proposed_in_len_check()"):
-        return Deny(errno.EINVAL, "op_size runs past in_len")
-    return None
-
-
-def _out_len_covers(r: Request) -> Verdict:
-    need = 8 + (r.field("count", by="proposed_out_len_check()") if r.command.op == "GET_FEATURE" else 0)
-    return Deny(errno.EINVAL, "out_len cannot hold the answer") if r.size("out_len") < need else None
-
-
-PROPOSED_FWCTL_SIZE_RULES = (
-    Rule("cxlctl-in-len", _in_len_covers, f"proposed: {FEATURES} cxlctl_fw_rpc() compares in_len with the header "
-         "and op_size", channels=(FWCTL,)),
-    Rule("cxlctl-out-len", _out_len_covers, f"proposed: {FEATURES} cxlctl_get_feature()/cxlctl_set_feature() "
-         "compare out_len with what they write", channels=(FWCTL,), ops=("GET_FEATURE", "SET_FEATURE")),
-)
 FWCTL_PROMISES = (
     Promise(FWCTL, "Documentation/userspace-api/fwctl/fwctl.rst; " + FEATURES,
             effects=int(IMMEDIATE), caps=frozenset({fwctl.CAP_SYS_RAWIO}),
@@ -396,7 +427,7 @@ LINUX_IOCTL = Policy(
     rules=SIZE_RULES + IOCTL_RULES + IOCTL_SIZE_RULES + PAYLOAD_RULES + SYSFS_RULES,
     promises=SYSFS_PROMISES,
     # CONFIG_CXL_MEM_RAW_COMMANDS=n: cxl_mem_raw_command_allowed() is false, so -EPERM
-    refuses={RAW: errno.EPERM},
+    refuses={RAW: errno.EPERM}, kernel=KERNEL,
     doc="default kernel: CXL_MEM_SEND_COMMAND command table and sysfs sanitize/erase",
 )
 LINUX_RAW = Policy(
@@ -404,15 +435,15 @@ LINUX_RAW = Policy(
     # In cxl_to_mem_cmd_raw() the WARN fires before the payload check, so the
     # payload rule follows the raw rules.
     rules=SIZE_RULES + IOCTL_RULES + IOCTL_SIZE_RULES + RAW_RULES + PAYLOAD_RULES + SYSFS_RULES,
-    promises=SYSFS_PROMISES + RAW_PROMISES,
-    doc="CONFIG_CXL_MEM_RAW_COMMANDS=y: the RAW command id on top of linux-ioctl",
+    promises=SYSFS_PROMISES + RAW_PROMISES, kernel=KERNEL,
+    doc="CONFIG_CXL_MEM_RAW_COMMANDS=y: the RAW command id on top of linux-ioctl; Features only over fwctl",
 )
 LINUX_FWCTL = Policy(
     "linux-fwctl", "cxl", channels=(IOCTL, SYSFS, FWCTL),
     rules=SIZE_RULES + IOCTL_RULES + IOCTL_SIZE_RULES + PAYLOAD_RULES + SYSFS_RULES + FWCTL_RULES,
     promises=SYSFS_PROMISES + FWCTL_PROMISES,
-    refuses={RAW: errno.EPERM},
-    doc="CONFIG_CXL_FEATURES + fwctl (6.15+): Features over fwctl on top of linux-ioctl",
+    refuses={RAW: errno.EPERM}, kernel=KERNEL,
+    doc="CONFIG_CXL_FEATURES + fwctl: Features over fwctl, in_len and out_len checked, on top of linux-ioctl",
 )
 
 
@@ -427,6 +458,30 @@ PERMISSIVE = Policy(
 )
 
 # --------------------------------------------------------------------------- history
+
+
+def _replaced(rules: tuple[Rule, ...], rule: Rule) -> tuple[Rule, ...]:
+    """``rules`` with the rule of the same name swapped for ``rule`` (an older version of one check)."""
+    assert any(r.name == rule.name for r in rules), rule.name
+    return tuple(rule if r.name == rule.name else r for r in rules)
+
+
+#: the Features opcodes joined cxl_disabled_raw_commands[] after 60b5d1f68338 (the RAW table the
+#: model was first read from had that fix and not them); the commit is not in the stored copies
+RAW_FEATURES_FIX = "the Features opcodes in cxl_disabled_raw_commands[] (in 7.3.4; commit not found)"
+#: features.c's in_len/out_len checks: byte-identical in 7.2.6 and 7.2.12; the commit is not in the
+#: stored repository copies, which are older than 7.2
+FWCTL_SIZES_FIX = "the in_len/out_len checks in features.c (in 7.2.6; commit not found)"
+
+LINUX_RAW_FEATURES = Policy(
+    "linux-raw-features-allowed", "cxl", channels=LINUX_RAW.channels,
+    rules=_replaced(LINUX_RAW.rules, Rule(
+        "disabled-raw-commands", _disabled_in(DISABLED_RAW_BEFORE_FEATURES),
+        f"{MBOX} cxl_mem_raw_command_allowed(): cxl_disabled_raw_commands[] without the Features opcodes",
+        channels=(RAW,))),
+    promises=LINUX_RAW.promises, predates=RAW_FEATURES_FIX,
+    doc="linux-raw whose RAW path lets Get/Set Feature through, around fwctl's scopes and EDAC's cache",
+)
 
 #: ioctl ids 22-24 (GET_LOG_CAPS, CLEAR_LOG, GET_SUP_LOG_SUBLIST) came with 206f9fa9d555's series
 LOG_IDS = ("GET_LOG_CAPS", "CLEAR_LOG", "GET_SUP_LOG_SUBLIST")
@@ -443,9 +498,10 @@ LINUX_IOCTL_UNSIZED = Policy(
     doc="linux-ioctl whose cxl_payload_from_user_allowed() reads the payload without checking its size "
         "(safe only because cxl_to_mem_cmd() wants the exact size first)",
 )
+# Both RAW fixes below are older than the Features opcodes' refusal: they start from its history.
 LINUX_RAW_UNSIZED = Policy(
     "linux-raw-unsized-payload", "cxl", channels=LINUX_RAW.channels,
-    rules=tuple(r for r in LINUX_RAW.rules if r.name != "payload-size"),
+    rules=tuple(r for r in LINUX_RAW_FEATURES.rules if r.name != "payload-size"),
     promises=LINUX_RAW.promises, predates="60b5d1f68338",
     doc="linux-raw whose cxl_payload_from_user_allowed() reads the payload without checking its size",
 )
@@ -453,17 +509,17 @@ LINUX_RAW_ANY_LOG = Policy(
     "linux-raw-clear-any-log", "cxl", channels=LINUX_RAW.channels,
     rules=(Rule("ioctl-id-max", _no_such_id, f"{MBOX} cxl_validate_cmd_from_user(): id >= CXL_MEM_COMMAND_ID_MAX",
                 channels=(IOCTL,), ops=LOG_IDS),
-           *(r for r in LINUX_RAW.rules if r.name not in ("payload-size", "clear-log-vendor-debug"))),
+           *(r for r in LINUX_RAW_FEATURES.rules if r.name not in ("payload-size", "clear-log-vendor-debug"))),
     promises=LINUX_RAW.promises, predates="206f9fa9d555",
     doc="linux-raw without Clear Log in the ioctl table, and RAW Clear Log of any log",
 )
-LINUX_FWCTL_SIZED = Policy(
-    "linux-fwctl-sized", "cxl", channels=LINUX_FWCTL.channels,
-    rules=LINUX_FWCTL.rules[:len(fwctl.core_rules(FWCTL))] + PROPOSED_FWCTL_SIZE_RULES
-    + LINUX_FWCTL.rules[len(fwctl.core_rules(FWCTL)):],
-    promises=LINUX_FWCTL.promises,
-    doc="linux-fwctl plus the in_len/out_len checks the model finds missing (a proposal, not mainline)",
+LINUX_FWCTL_UNCHECKED = Policy(
+    "linux-fwctl-unchecked-sizes", "cxl", channels=LINUX_FWCTL.channels,
+    rules=tuple(r for r in LINUX_FWCTL.rules if r.name not in FWCTL_SIZE_CHECKS),
+    promises=LINUX_FWCTL.promises, refuses=LINUX_FWCTL.refuses, predates=FWCTL_SIZES_FIX,
+    doc="linux-fwctl before features.c compared op_size with in_len and count with out_len: eight "
+        "1-step out-of-bounds accesses (corpora/cxl/linux-fwctl-unchecked-sizes--*)",
 )
 
 POLICIES = (LINUX_IOCTL, LINUX_RAW, LINUX_FWCTL, PERMISSIVE, LINUX_IOCTL_UNSIZED, LINUX_RAW_UNSIZED,
-            LINUX_RAW_ANY_LOG, LINUX_FWCTL_SIZED)
+            LINUX_RAW_ANY_LOG, LINUX_RAW_FEATURES, LINUX_FWCTL_UNCHECKED)

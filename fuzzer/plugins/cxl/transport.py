@@ -11,9 +11,17 @@ Every copy goes through a ``Buffer`` (``world.buffer``), so the
 * ``features_rpc``: ``FWCTL_RPC`` to the CXL fwctl driver
   (``drivers/fwctl/main.c`` ``fwctl_cmd_rpc()``, ``drivers/cxl/core/features.c``
   ``cxlctl_get_feature()``, ``cxlctl_set_feature()``, ``cxl_get_feature()``,
-  ``cxl_set_feature()``), as mainline has them: neither compares ``op_size``
-  with ``in_len`` nor ``count`` with ``out_len`` (see the README's
-  "sizes" section for what the model finds there).
+  ``cxl_set_feature()``, read from 7.3.4).  The size checks are policy rules
+  (``cxlctl-in-len``, ``get-feature-out-len``, ``set-feature-out-len``), so
+  this code trusts the sizes as the kernel before them did.
+
+Accesses happen in the kernel's code order, because the ``out-of-bounds``
+oracle names the first bad one, as the kernel's first fault or KASAN report
+does: in ``cxlctl_get_feature()`` the mailbox copy into ``rpc_out->payload``
+comes before ``rpc_out->size`` is written.  Reads the kernel makes between
+two rules (``feat_in->offset``, ``->flags`` after ``is_cxl_feature_exclusive()``)
+are made here, after the last rule: the rules in between read no payload, so
+no access is reordered against another.
 """
 
 from __future__ import annotations
@@ -145,7 +153,10 @@ def features_rpc(world: World, request: Request, forward: Forward) -> Reply:
     rpc_out = world.buffer("rpc_out", out_len)
     if op == "GET_FEATURE":
         count = int(request.field("count", by="cxlctl_get_feature()"))
-        # cxl_get_feature(): the mailbox writes up to min(count, payload_size) at rpc_out->payload
+        # cxl_get_feature(..., feat_in->selection, rpc_out->payload, count, ...): its arguments
+        payload.read(FWCTL_RPC_CXL_HDR + 20, 1, by="cxlctl_get_feature(): feat_in->selection")
+        # cxl_get_feature(): the mailbox writes up to min(count, payload_size) at rpc_out->payload, the
+        # first write into rpc_out (out_len 0: kvzalloc(0) is ZERO_SIZE_PTR, and this faults)
         reply = forward({**request.args, "count": count})
         n = min(count, payload_size, len(reply.data))
         if n:
@@ -153,9 +164,11 @@ def features_rpc(world: World, request: Request, forward: Forward) -> Reply:
         rpc_out.write(0, 8, by="cxlctl_get_feature(): rpc_out->size, ->retval")
         return reply
     if op == "SET_FEATURE":
+        payload.read(FWCTL_RPC_CXL_HDR + 16, 6, by="cxlctl_set_feature(): feat_in->offset, ->flags")
         rpc_out.write(0, 4, by="cxlctl_set_feature(): rpc_out->size = 0")
         op_size = request.size("op_size")
         data_size = (op_size - SET_FEAT_HDR) % (1 << 64)  # size_t: an op_size below the header wraps
+        payload.read(FWCTL_RPC_CXL_HDR + 22, 1, by="cxlctl_set_feature(): feat_in->version")
         # cxl_set_feature(): memcpy(pi->feat_data, feat_data, data_in_size) from the request buffer
         payload.read(FWCTL_RPC_CXL_HDR + SET_FEAT_HDR, data_size, by="cxl_set_feature() memcpy()")
         reply = forward(request.args)

@@ -12,6 +12,9 @@
   fuzzer to find nothing on honest firmware; each refusal names the finding
   that requires it (``corpora/gpu/``).
 * ``permissive``: every channel, no rule.
+
+No kernel version was recorded when these were read, so the Linux policies say
+``kernel="unversioned"``.
 """
 
 from __future__ import annotations
@@ -118,12 +121,12 @@ DRM_PROMISES = (
 
 LINUX_DRM = Policy(
     "linux-drm", "gpu", channels=(RENDER, PRIMARY, SYSFS), rules=(*PERMIT, *AMDGPU), promises=DRM_PROMISES,
-    knobs={"gpu_recovery": -1},
+    knobs={"gpu_recovery": -1}, kernel="unversioned",
     doc="drm_ioctl_permit() + amdgpu_ioctls_kms[] flags, amdgpu's reset bookkeeping, the sysfs attributes",
 )
 LINUX_DRM_NORECOVERY = Policy(
     "linux-drm-norecovery", "gpu", channels=(RENDER, PRIMARY, SYSFS), rules=(*PERMIT, *AMDGPU),
-    promises=DRM_PROMISES, knobs={"gpu_recovery": 0},
+    promises=DRM_PROMISES, knobs={"gpu_recovery": 0}, kernel="unversioned",
     doc="linux-drm booted with amdgpu.gpu_recovery=0: hangs are not reset, and nothing taints",
 )
 
@@ -163,7 +166,7 @@ LINUX_AMDGPU_DEBUGFS = Policy(
     trusts=(Trust(frozenset({CAP_SYS_ADMIN}), "drivers/gpu/drm/amd/amdgpu/amdgpu_debugfs.c "
                   "amdgpu_debugfs_process_reg_op(): no check beyond alignment", channels=(DEBUGFS,),
                   reason="raw register access is root's debug interface by design (debugfs is not uAPI)"),),
-    knobs={"regs_mode": MODE_AFTER_FIX},
+    knobs={"regs_mode": MODE_AFTER_FIX}, kernel="unversioned",
     doc="debugfs register files: root only, refused under lockdown; root's writes are trusted",
 )
 # --------------------------------------------------------------------------- hypothetical GPU fwctl

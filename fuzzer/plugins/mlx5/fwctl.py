@@ -32,6 +32,8 @@ from fuzzer import (
 )
 
 MLX5CTL = "drivers/fwctl/mlx5/main.c"
+#: the tree this table was read from (the netdev plugin's sources: mlx5/main.c at 52929c21)
+KERNEL = "at 52929c21"
 #: MLX5_ST_SZ_BYTES(mbox_in_hdr), MLX5_ST_SZ_BYTES(mbox_out_hdr) (include/linux/mlx5/mlx5_ifc.h)
 MBOX_HDR = 16
 

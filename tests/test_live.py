@@ -167,6 +167,45 @@ def test_a_kernel_action_without_an_administrator_path_is_marked_not_performed(r
     assert out[0].outcome == "not performed" and "cold reset" in out[0].why and rec.calls == []
 
 
+class FakeQmp:
+    """QEMU's side of a QMP socket: the greeting, then one answer per command; an event first."""
+
+    def __init__(self, path: Path, answers: dict[str, dict[str, Any]]) -> None:
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(str(path))
+        self.server.listen(1)
+        self.answers = answers
+        self.seen: list[dict[str, Any]] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        conn, _ = self.server.accept()
+        f = conn.makefile("rwb")
+        f.write(b'{"QMP": {"version": {}, "capabilities": []}}\n')
+        f.flush()
+        for line in f:
+            msg = json.loads(line)
+            self.seen.append(msg)
+            f.write(b'{"event": "SOMETHING", "data": {}}\n')
+            f.write(json.dumps(self.answers.get(msg["execute"], {"return": {}})).encode() + b"\n")
+            f.flush()
+
+
+def test_qmp_negotiates_then_sends_the_command_and_skips_events(tmp_path: Path) -> None:
+    g = guest_mod.Guest(tmp_path / "bzImage", tmp_path, timeout=5)
+    qmp = FakeQmp(g.dir / "qmp.sock", {"query-status": {"return": {"running": True}}})
+    assert g.qmp("query-status") == {"running": True}
+    assert qmp.seen == [{"execute": "qmp_capabilities"}, {"execute": "query-status"}]
+
+
+def test_a_qmp_error_is_a_qmp_error_not_a_dead_guest(tmp_path: Path) -> None:
+    g = guest_mod.Guest(tmp_path / "bzImage", tmp_path, timeout=5)
+    FakeQmp(g.dir / "qmp.sock", {"cxl-inject-general-media-event": {
+        "error": {"class": "GenericError", "desc": "Unable to resolve path"}}})
+    with pytest.raises(guest_mod.QmpError, match="Unable to resolve path"):
+        g.qmp("cxl-inject-general-media-event", path="/nowhere", log="failure")
+
+
 def test_fwctl_step_carries_scope_and_lengths(registry: host.Registry) -> None:
     ex = _executor(registry, "linux-fwctl")
     step = ex.complete(Step("user", "GET_SUPPORTED_FEATURES", {}, "cxl.fwctl", Caller(scope="debug_read_only")))

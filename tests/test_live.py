@@ -167,6 +167,14 @@ def test_a_kernel_action_without_an_administrator_path_is_marked_not_performed(r
     assert out[0].outcome == "not performed" and "cold reset" in out[0].why and rec.calls == []
 
 
+def test_destroying_a_region_the_guest_never_made_is_not_performed(registry: host.Registry) -> None:
+    """The model's handle names no guest region (its region_create failed there, and said so)."""
+    rec = Recorder()
+    with pytest.raises(target.NotPerformed, match="region0"):
+        target.CxlTarget(rec).kernel(Step("kernel", "region_destroy", {"region": "region0"}))  # type: ignore[arg-type]
+    assert rec.calls == []
+
+
 class FakeQmp:
     """QEMU's side of a QMP socket: the greeting, then one answer per command; an event first."""
 
@@ -265,6 +273,71 @@ def test_73_refuses_the_features_opcodes_over_raw(booted: guest_mod.Guest) -> No
 def test_an_unprivileged_caller_cannot_write_the_sanitize_attribute(booted: guest_mod.Guest) -> None:
     r = booted.call("write", 0, b"/sys/bus/cxl/devices/mem0/security/state", b"x")
     assert (r.rc, r.errno) == (-1, errno.EACCES)
+
+
+def _live(g: guest_mod.Guest, registry: host.Registry, policy: str = "linux-ioctl") -> tuple[target.CxlTarget, Any]:
+    """A target on ``g`` and a qemu-device model brought to the guest's boot state, as a session does."""
+    ex = _executor(registry, policy, "qemu")
+    ex.reset()
+    for step in runner.SETUP:
+        ex.apply(step)
+    return target.CxlTarget(g), ex
+
+
+def _region_state(g: guest_mod.Guest) -> tuple[str, str, str]:
+    """The CXL bus's regions, endpoint2's committed decoders, decoder2.0's DPA size."""
+    out = g.sh(f"cd {target.CXL_BUS} && echo $(ls -d region* 2>/dev/null); cat endpoint2/decoders_committed "
+               "decoder2.0/dpa_size").out.decode().splitlines()
+    return out[0], out[1], out[2]
+
+
+CREATE_PMEM = Step("kernel", "region_create", {"mode": "pmem", "size": 1})
+
+
+def test_a_pmem_region_is_created_committed_bound_and_destroyed(booted: guest_mod.Guest,
+                                                                registry: host.Registry) -> None:
+    t, ex = _live(booted, registry)
+    create, = t.run(ex, [CREATE_PMEM])
+    assert (create.outcome, create.kernel) == ("agree", Verdict(0)), create
+    (handle, (name, decoder)), = t.regions.items()
+    bus = target.CXL_BUS
+    assert booted.read(f"{bus}/{name}/commit").strip() == "1"
+    assert booted.read(f"{bus}/{decoder}/region").strip() == name
+    assert booted.sh(f"readlink {bus}/{name}/driver").out.decode().strip().endswith("/cxl_region")
+    assert _region_state(booted) == (name, "1", "0x0000000010000000")
+    destroy, = t.run(ex, [Step("kernel", "region_destroy", {"region": handle})])
+    assert (destroy.outcome, destroy.kernel) == ("agree", Verdict(0)), destroy
+    assert t.regions == {} and _region_state(booted) == ("", "0", "0x0000000000000000")
+
+
+def test_a_ram_region_and_one_past_the_capacity_fail_as_the_model_says_and_leave_nothing(
+        booted: guest_mod.Guest, registry: host.Registry) -> None:
+    """No volatile capacity: 7.3.4 has no ram partition (add_part() skips an empty one), so the
+    endpoint decoder's ``mode`` write fails in cxl_dpa_set_part() with EINVAL; 512 MiB of a 256 MiB
+    pmem partition fails in __cxl_dpa_alloc() with ENOSPC."""
+    t, ex = _live(booted, registry)
+    out = t.run(ex, [Step("kernel", "region_create", {"mode": "ram", "size": 1}),
+                     Step("kernel", "region_create", {"mode": "pmem", "size": 2})])
+    assert [s.kernel for s in out] == [Verdict(errno.EINVAL), Verdict(errno.ENOSPC)]
+    assert [s.outcome for s in out] == ["agree", "agree"]
+    assert t.regions == {} and _region_state(booted) == ("", "0", "0x0000000000000000")
+
+
+def test_73_refuses_sysfs_sanitize_while_a_region_is_committed(booted: guest_mod.Guest,
+                                                              registry: host.Registry) -> None:
+    """The model's ``sanitize-decoders`` rule: cxl_mem_sanitize() answers EBUSY while the endpoint
+    has committed decoders."""
+    t, ex = _live(booted, registry)
+    sanitize = ex.complete(Step("user", "SANITIZE", {}, "cxl.sysfs", RAW_ADMIN))
+    create, refused = t.run(ex, [CREATE_PMEM, sanitize])
+    try:
+        assert create.kernel == Verdict(0) and _region_state(booted)[1] == "1"
+        assert refused.model is not None and refused.model.errno == errno.EBUSY
+        assert (refused.outcome, refused.kernel) == ("agree", Verdict(errno.EBUSY)), refused
+        assert booted.read(f"{target.SYSFS}/security/state").strip() != "sanitize"
+    finally:
+        for handle in list(t.regions):
+            t.run(ex, [Step("kernel", "region_destroy", {"region": handle})])
 
 
 def test_corpus_files_agree_with_the_kernel_where_the_model_says_they_do(registry: host.Registry) -> None:

@@ -3,9 +3,10 @@
 A user step goes through the real uAPI as its caller (``CXL_MEM_SEND_COMMAND``
 with the table's id or RAW, ``FWCTL_RPC``, a sysfs write), with the kernel's structs as
 the C exporter lays them out, cut or padded to the step's declared sizes.  A kernel step is the administrator action it
-stands for (EDAC sysfs, debugfs poison, waiting for a background operation);
-one that cannot be done on this guest is marked *not performed* with the
-reason, never skipped in silence.
+stands for (EDAC sysfs, debugfs poison, a region through the CXL bus's sysfs, waiting for a
+background operation); one that cannot be done on this guest is marked *not performed* with the
+reason, never skipped in silence.  An action made of several requests answers with the first
+that failed (its errno is the kernel's verdict) and keeps what the kernel logged during all of them.
 
 Per step the outcome is one of:
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import errno as _errno
 import struct
+import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
@@ -32,6 +34,7 @@ import attrs
 
 from fuzzer.executor import Executor, StepResult
 from fuzzer.live.guest import Guest, Reply
+from fuzzer.plugins.cxl import mailbox as mb
 from fuzzer.plugins.cxl.export_c import ENCODERS
 from fuzzer.spec import Step
 
@@ -42,6 +45,10 @@ FWCTL = "/dev/fwctl/fwctl0"
 SYSFS = "/sys/bus/cxl/devices/mem0"
 EDAC = "/sys/bus/edac/devices/cxl_mem0"
 DEBUGFS = "/sys/kernel/debug/cxl"
+CXL_BUS = "/sys/bus/cxl/devices"
+#: the guest's one root decoder (the CFMWS window, 4 GiB, pmem and ram)
+ROOT_DECODER = f"{CXL_BUS}/decoder0.0"
+REGION_DRIVER = "/sys/bus/cxl/drivers/cxl_region"
 
 #: include/uapi/linux/capability.h
 CAPS = {"CAP_SYS_RAWIO": 17, "CAP_SYS_ADMIN": 21}
@@ -130,6 +137,9 @@ class CxlTarget:
 
     def __init__(self, guest: Guest) -> None:
         self.guest = guest
+        #: the model's region handle -> (the guest's region, its endpoint decoder); a region the
+        #: guest made where the model failed is kept under "guest:NAME" (no model step names it)
+        self.regions: dict[str, tuple[str, str]] = {}
 
     # ------------------------------------------------------------------ user steps
 
@@ -168,9 +178,14 @@ class CxlTarget:
 
     # ------------------------------------------------------------------ kernel steps
 
-    def kernel(self, step: Step) -> Reply:
+    def kernel(self, step: Step, handle: object = None) -> Reply:
+        """The administrator action ``step`` stands for; ``handle`` is what the model's action produced."""
         a = step.args
         sh = self.guest.sh
+        if step.op == "region_create":
+            return self._region_create(str(a["mode"]), int(a["size"]), handle)
+        if step.op == "region_destroy":
+            return self._region_destroy(str(a["region"]))
         if step.op == "edac_set_scrub":
             return sh(f"echo {int(a['cycle_hours']) * 3600} > {EDAC}/scrub0/current_cycle_duration")
         if step.op == "edac_set_ecs":
@@ -184,6 +199,59 @@ class CxlTarget:
                       f"[ \"$s\" != sanitize ] && exit 0; sleep 0.1; done; exit 1")
         raise NotPerformed(NOT_HERE.get(step.op, f"no administrator action for {step.op} on this guest yet"))
 
+    # ------------------------------------------------------------------ regions
+
+    def _region_create(self, mode: str, units: int, handle: object) -> Reply:
+        """What ``cxl create-region`` does, in 7.3.4's order (drivers/cxl/core/region.c, port.c).
+
+        The root decoder names the next region; ways and granularity (and, for pmem, a uuid)
+        come before the size (``alloc_hpa()``); the endpoint decoder gets a partition
+        (``mode``, ``cxl_dpa_set_part()``) and DPA (``dpa_size``, ``cxl_dpa_alloc()``) before it
+        becomes target0; then commit, and bind to ``cxl_region``.  Sizes are the model's 256 MiB
+        units.  On a failure the half-made region and its DPA are released, so the guest is left
+        as the model is: without the region.
+        """
+        admin = _Admin(self.guest)
+        size = hex(units * mb.CAPACITY_MULTIPLIER)
+        decoder = _next_endpoint_decoder(admin)
+        name = admin.read(f"{ROOT_DECODER}/create_{mode}_region")
+        try:
+            admin.write(f"{ROOT_DECODER}/create_{mode}_region", name)
+        except _Failed as exc:
+            return admin.reply(exc.reply)
+        region = f"{CXL_BUS}/{name}"
+        try:
+            admin.write(f"{region}/interleave_granularity", "256")
+            admin.write(f"{region}/interleave_ways", "1")
+            if mode == "pmem":
+                admin.write(f"{region}/uuid", f"{uuid.uuid4()}\n")  # uuid_store() wants the newline
+            admin.write(f"{region}/size", size)
+            admin.write(f"{CXL_BUS}/{decoder}/mode", mode)
+            admin.write(f"{CXL_BUS}/{decoder}/dpa_size", size)
+            admin.write(f"{region}/target0", decoder)
+            admin.write(f"{region}/commit", "1")
+            last = admin.write(f"{REGION_DRIVER}/bind", name)
+        except _Failed as exc:
+            admin.release(name, decoder)
+            return admin.reply(exc.reply)
+        self.regions[str(handle) if handle is not None else f"guest:{name}"] = (name, decoder)
+        return admin.reply(last)
+
+    def _region_destroy(self, handle: str) -> Reply:
+        """What ``cxl destroy-region`` does: decommit (which unbinds), delete, free the decoder's DPA."""
+        if handle not in self.regions:
+            raise NotPerformed(f"the model's {handle} is not on the guest: its region_create failed there")
+        name, decoder = self.regions[handle]
+        admin = _Admin(self.guest)
+        try:
+            admin.write(f"{CXL_BUS}/{name}/commit", "0")
+            admin.write(f"{ROOT_DECODER}/delete_region", name)
+            del self.regions[handle]
+            last = admin.write(f"{CXL_BUS}/{decoder}/dpa_size", "0")
+        except _Failed as exc:
+            return admin.reply(exc.reply)
+        return admin.reply(last)
+
     # ------------------------------------------------------------------ one sequence
 
     def run(self, executor: Executor, steps: Sequence[Step]) -> list[LiveStep]:
@@ -193,7 +261,7 @@ class CxlTarget:
             result = executor.apply(step)
             model = model_verdict(result)
             try:
-                reply = self.user(executor, step) if step.actor == "user" else self.kernel(step)
+                reply = self.user(executor, step) if step.actor == "user" else self.kernel(step, result.reply_handle)
             except NotPerformed as exc:
                 out.append(LiveStep(n, step, model, None, "not performed", str(exc)))
                 continue
@@ -208,12 +276,67 @@ NOT_HERE = {
     "cold_reset": "a cold reset is a new guest; the model's staged changes cannot be carried over",
     "media_error_event": "needs QMP cxl-inject-general-media-event (not wired yet)",
     "event_irq": "the driver drains event logs on its own interrupt; not triggerable from the guest",
-    "region_create": "region creation through sysfs is not wired yet",
-    "region_destroy": "region creation through sysfs is not wired yet",
     "fw_upload": "firmware upload through /sys/class/firmware is not wired yet",
     "edac_repair": "EDAC memory repair is not wired yet",
     "nvdimm_write_label": "needs ndctl in the guest",
 }
+
+
+def _next_endpoint_decoder(admin: _Admin) -> str:
+    """The memdev's first endpoint decoder without DPA: 7.3.4 allocates them in order
+    (``__cxl_dpa_reserve()``: ``port->hdm_end + 1``).  If none is free, the first: the kernel
+    then answers for itself (EBUSY)."""
+    out = admin.sh(f"cd {CXL_BUS} && for d in decoder*; do echo $d $(cat $d/devtype $d/dpa_size 2>/dev/null); done")
+    ours = [line.split() for line in out.splitlines() if " cxl_decoder_endpoint " in line]
+    free = [d for d, _, dpa in ours if int(dpa, 16) == 0]
+    return (free or [d for d, _, _ in ours] or ["decoder2.0"])[0]
+
+
+class _Failed(Exception):
+    def __init__(self, reply: Reply) -> None:
+        super().__init__(reply.errno)
+        self.reply = reply
+
+
+class _Admin:
+    """Root's requests for one kernel action: the first write that fails stops it (``_Failed``),
+    and the kernel's log of every request is kept, so a report during any of them is the step's."""
+
+    def __init__(self, guest: Guest) -> None:
+        self.guest = guest
+        self.kmsg: list[str] = []
+
+    def call(self, *fields: str | int | bytes) -> Reply:
+        r = self.guest.call(*fields)
+        self.kmsg.append(r.kmsg)
+        return r
+
+    def read(self, path: str) -> str:
+        r = self.call("read", path.encode())
+        return r.out.decode(errors="replace").strip() if r.rc >= 0 else ""
+
+    def sh(self, command: str) -> str:
+        return self.call("sh", command.encode()).out.decode(errors="replace")
+
+    def write(self, path: str, value: str | bytes) -> Reply:
+        data = value.encode() if isinstance(value, str) else value
+        r = self.call("write", caps_mask({"CAP_SYS_ADMIN"}), path.encode(), data)  # the agent writes as root
+        if r.rc < 0:
+            raise _Failed(r)
+        return r
+
+    def release(self, name: str, decoder: str) -> None:
+        """Undo a half-made region: delete it (detaching its target), free the decoder's DPA."""
+        for path, value in ((f"{ROOT_DECODER}/delete_region", name), (f"{CXL_BUS}/{decoder}/dpa_size", "0")):
+            try:
+                self.write(path, value)
+            except _Failed:
+                pass  # nothing to undo there
+
+    def reply(self, last: Reply) -> Reply:
+        """The action's answer: ``last`` (a failure, or the last request), rc 0 if it succeeded
+        (a write's rc is its byte count), with every request's kernel log."""
+        return attrs.evolve(last, rc=min(last.rc, 0), kmsg="\n".join(k for k in self.kmsg if k))
 
 
 def kernel_verdict(step: Step, reply: Reply) -> Verdict:

@@ -182,12 +182,17 @@ def edac_set_ecs(world: World, args: Args) -> Reply:
 
 
 def fw_upload(world: World, args: Args) -> Reply:
-    """cxl_fw_write()/cxl_fw_poll_complete(): next slot, transfer, wait, activate offline."""
+    """cxl_fw_write()/cxl_fw_poll_complete(): next slot, transfer, wait, activate offline.
+
+    The fw_upload class has no errno to give: a failed upload shows in its ``error`` attribute,
+    ``read-write-error`` when Transfer FW failed, ``hw-error`` when Activate FW did; both are EIO
+    here (and in the live target's reading of them).
+    """
     active = world.mailbox("GET_FW_INFO").out["active"]
     slot = active % mb.FW_SLOTS + 1
     reply = world.mailbox("TRANSFER_FW", slot=slot, revision=args["revision"])
     if reply.rc != mb.RC_BACKGROUND:
-        return _mbox_failed(reply, errno.EBUSY)
+        return _mbox_failed(reply)
     complete_background(world.device)  # the kernel polls until the transfer is done
     if world.mailbox("ACTIVATE_FW", slot=slot, online=False).rc:  # CXL_FW_ACTIVATE_OFFLINE
         return _err(errno.EIO, "activate failed")

@@ -340,6 +340,41 @@ def test_73_refuses_sysfs_sanitize_while_a_region_is_committed(booted: guest_mod
             t.run(ex, [Step("kernel", "region_destroy", {"region": handle})])
 
 
+def _fw_info(g: guest_mod.Guest) -> tuple[int, int, list[bytes]]:
+    """GET_FW_INFO through the ioctl table: the active slot, the staged slot, each slot's revision."""
+    r = g.call("mem", 0, target.MEMDEV.encode(), target.IOCTL_IDS["GET_FW_INFO"], 0, 0, 0x50, b"")
+    assert (r.rc, r.retval) == (0, 0), r
+    revs = [r.out[0x10 + 0x10 * i: 0x20 + 0x10 * i].rstrip(b"\0") for i in range(r.out[0])]
+    return r.out[1] & 0x7, (r.out[1] >> 3) & 0x7, revs
+
+
+def test_a_firmware_upload_lands_in_the_next_slot_staged_for_the_next_reset(booted: guest_mod.Guest,
+                                                                           registry: host.Registry) -> None:
+    """cxl_fw_write(): one FULL Transfer FW to (active % slots) + 1, then Activate FW offline;
+    QEMU marks the slot when its 10 s of background time are over and stages it."""
+    t, ex = _live(booted, registry)
+    active, _, _ = _fw_info(booted)
+    upload, = t.run(ex, [Step("kernel", "fw_upload", {"revision": "v2"})])
+    assert (upload.outcome, upload.kernel) == ("agree", Verdict(0)), upload
+    after_active, staged, revs = _fw_info(booted)
+    assert (after_active, staged) == (active, active % 2 + 1)
+    assert revs[staged - 1]  # QEMU names a filled slot "BWFW VERSION n"
+    assert booted.read(f"{target.FW_UPLOAD}/status").strip() == "idle"
+
+
+def test_a_firmware_upload_during_a_sanitize_fails_as_the_model_says(booted: guest_mod.Guest,
+                                                                    registry: host.Registry) -> None:
+    """While QEMU sanitizes, 7.3.4's mailbox refuses every command (sanitize_active), so
+    cxl_fw_prepare()'s Get FW Info fails: ``preparing:hw-error``.  The model's device answers
+    MEDIA_DISABLED to Transfer FW instead.  Both are EIO."""
+    t, ex = _live(booted, registry)
+    sanitize = ex.complete(Step("user", "SANITIZE", {}, "cxl.sysfs", RAW_ADMIN))
+    out = t.run(ex, [sanitize, Step("kernel", "fw_upload", {"revision": "v3"}), Step("kernel", "background_complete", {})])
+    assert [s.kernel for s in out] == [Verdict(0), Verdict(errno.EIO), Verdict(0)], out
+    assert [s.outcome for s in out] == ["agree", "agree", "agree"]
+    assert booted.read(f"{target.FW_UPLOAD}/error").strip() == "preparing:hw-error"
+
+
 def test_corpus_files_agree_with_the_kernel_where_the_model_says_they_do(registry: host.Registry) -> None:
     """A RAW finding of the model is what 7.3 does: allowed, tainting with the WARN."""
     _kernel("7.3")

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import errno as _errno
 import struct
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
@@ -49,6 +50,19 @@ CXL_BUS = "/sys/bus/cxl/devices"
 #: the guest's one root decoder (the CFMWS window, 4 GiB, pmem and ram)
 ROOT_DECODER = f"{CXL_BUS}/decoder0.0"
 REGION_DRIVER = "/sys/bus/cxl/drivers/cxl_region"
+FW_UPLOAD = "/sys/class/firmware/mem0"
+#: drivers/base/firmware_loader/sysfs_upload.c fw_upload_err_str[]: the class reports no errno, only
+#: "PROGRESS:ERROR" in its error attribute; cxl_fw_write() gives read-write-error when Transfer FW
+#: fails and hw-error when Activate FW does
+FW_UPLOAD_ERRNO = {
+    "hw-error": _errno.EIO, "timeout": _errno.ETIMEDOUT, "user-abort": _errno.ECANCELED,
+    "device-busy": _errno.EBUSY, "invalid-file-size": _errno.EFBIG, "read-write-error": _errno.EIO,
+    "flash-wearout": _errno.ENOSPC, "firmware-invalid": _errno.EINVAL,
+}
+#: at most payload_max - sizeof(struct cxl_mbox_transfer_fw) (2048 - 128), so that cxl_fw_prepare()
+#: chooses one FULL transfer, as the model's fw_upload sends (QEMU then takes 10 s of background time)
+FW_IMAGE_SIZE = 1024
+FW_UPLOAD_TIMEOUT = 60.0
 
 #: include/uapi/linux/capability.h
 CAPS = {"CAP_SYS_RAWIO": 17, "CAP_SYS_ADMIN": 21}
@@ -186,6 +200,8 @@ class CxlTarget:
             return self._region_create(str(a["mode"]), int(a["size"]), handle)
         if step.op == "region_destroy":
             return self._region_destroy(str(a["region"]))
+        if step.op == "fw_upload":
+            return self._fw_upload(str(a["revision"]))
         if step.op == "edac_set_scrub":
             return sh(f"echo {int(a['cycle_hours']) * 3600} > {EDAC}/scrub0/current_cycle_duration")
         if step.op == "edac_set_ecs":
@@ -252,6 +268,40 @@ class CxlTarget:
             return admin.reply(exc.reply)
         return admin.reply(last)
 
+    # ------------------------------------------------------------------ firmware
+
+    def _fw_upload(self, revision: str) -> Reply:
+        """An upload through the fw_upload class, waited for: ``loading`` 1, the image into ``data``,
+        ``loading`` 0; then ``status`` until ``idle`` and ``error`` for the outcome.
+
+        The kernel's side (drivers/cxl/core/memdev.c): cxl_fw_prepare() reads the active slot
+        (Get FW Info), cxl_fw_write() sends Transfer FW to the next slot and polls it to the end,
+        then Activate FW offline (staged for the next reset).  The image's bytes mean nothing to
+        QEMU; the revision goes into them only to tell uploads apart.
+        """
+        admin = _Admin(self.guest)
+        image = f"ptfuzz firmware {revision}\n".encode().ljust(FW_IMAGE_SIZE, b"\xa5")
+        try:
+            admin.write(f"{FW_UPLOAD}/loading", "1")
+            admin.write(f"{FW_UPLOAD}/data", image)
+            last = admin.write(f"{FW_UPLOAD}/loading", "0")
+        except _Failed as exc:
+            return admin.reply(exc.reply)
+        deadline = time.monotonic() + FW_UPLOAD_TIMEOUT
+        while admin.read(f"{FW_UPLOAD}/status") != "idle":
+            if time.monotonic() > deadline:
+                try:
+                    admin.write(f"{FW_UPLOAD}/cancel", "1")
+                except _Failed:
+                    pass
+                return admin.reply(attrs.evolve(last, rc=-1, errno=_errno.ETIMEDOUT))
+            time.sleep(0.25)
+        error = admin.read(f"{FW_UPLOAD}/error")  # empty after a success
+        if error:
+            return admin.reply(attrs.evolve(last, rc=-1, errno=FW_UPLOAD_ERRNO.get(error.rpartition(":")[2], _errno.EIO),
+                                            out=error.encode()))
+        return admin.reply(last)
+
     # ------------------------------------------------------------------ one sequence
 
     def run(self, executor: Executor, steps: Sequence[Step]) -> list[LiveStep]:
@@ -276,7 +326,6 @@ NOT_HERE = {
     "cold_reset": "a cold reset is a new guest; the model's staged changes cannot be carried over",
     "media_error_event": "needs QMP cxl-inject-general-media-event (not wired yet)",
     "event_irq": "the driver drains event logs on its own interrupt; not triggerable from the guest",
-    "fw_upload": "firmware upload through /sys/class/firmware is not wired yet",
     "edac_repair": "EDAC memory repair is not wired yet",
     "nvdimm_write_label": "needs ndctl in the guest",
 }

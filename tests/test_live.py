@@ -123,6 +123,10 @@ class Recorder:
         self.calls.append(("sh", command))
         return guest_mod.Reply(0, 0, 0, b"", "")
 
+    def qmp(self, command: str, **arguments: Any) -> dict[str, Any]:
+        self.calls.append(("qmp", command, arguments))
+        return {}
+
 
 def test_raw_step_is_cxl_mem_send_command_with_the_raw_id_and_the_models_bytes(registry: host.Registry) -> None:
     ex = _executor(registry)
@@ -173,6 +177,15 @@ def test_destroying_a_region_the_guest_never_made_is_not_performed(registry: hos
     with pytest.raises(target.NotPerformed, match="region0"):
         target.CxlTarget(rec).kernel(Step("kernel", "region_destroy", {"region": "region0"}))  # type: ignore[arg-type]
     assert rec.calls == []
+
+
+def test_a_media_event_goes_to_the_qmp_log_named_like_the_models(registry: host.Registry) -> None:
+    """The model's log 3 is the fatal log (CXL_EVENT_TYPE_FATAL); QEMU names it "fatal"."""
+    rec = Recorder()
+    target.CxlTarget(rec).kernel(Step("kernel", "media_error_event", {"log": 3}))  # type: ignore[arg-type]
+    (verb, command, args), _read = rec.calls
+    assert (verb, command) == ("qmp", "cxl-inject-general-media-event")
+    assert (args["path"], args["log"]) == ("/machine/peripheral/cxl-pmem0", "fatal")
 
 
 class FakeQmp:
@@ -373,6 +386,27 @@ def test_a_firmware_upload_during_a_sanitize_fails_as_the_model_says(booted: gue
     assert [s.kernel for s in out] == [Verdict(0), Verdict(errno.EIO), Verdict(0)], out
     assert [s.outcome for s in out] == ["agree", "agree", "agree"]
     assert booted.read(f"{target.FW_UPLOAD}/error").strip() == "preparing:hw-error"
+
+
+def _memdev_interrupts(g: guest_mod.Guest) -> int:
+    """How often the memdev's MSI-X vectors fired (/proc/interrupts)."""
+    out = g.sh("grep PCI-MSIX-$(basename $(readlink -f /sys/bus/cxl/devices/mem0/..)) /proc/interrupts").out.decode()
+    return sum(int(line.split()[1]) for line in out.splitlines())
+
+
+def test_a_media_event_raises_the_interrupt_and_the_driver_clears_the_record(booted: guest_mod.Guest,
+                                                                              registry: host.Registry) -> None:
+    """QMP puts a record into the failure log and QEMU signals it; cxl_event_thread() reads and
+    clears it on its own (QEMU drops a record only on Clear Event Record), and logs nothing."""
+    t, ex = _live(booted, registry)
+    before = _memdev_interrupts(booted)
+    out = t.run(ex, [Step("kernel", "media_error_event", {"log": 2}), Step("kernel", "event_irq", {})])
+    assert [(s.outcome, s.kernel) for s in out] == [("agree", Verdict(0))] * 2, out
+    assert _memdev_interrupts(booted) == before + 1
+    caps = target.caps_mask({"CAP_SYS_ADMIN", "CAP_SYS_RAWIO"})
+    r = booted.call("mem", caps, target.MEMDEV.encode(), target.ID_RAW, 0x0100, 1, 2048, bytes([2]))  # failure log
+    assert (r.rc, r.retval) == (0, 0)
+    assert int.from_bytes(r.out[0x14:0x16], "little") == 0  # Get Event Records: record count
 
 
 def test_corpus_files_agree_with_the_kernel_where_the_model_says_they_do(registry: host.Registry) -> None:

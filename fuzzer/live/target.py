@@ -3,8 +3,10 @@
 A user step goes through the real uAPI as its caller (``CXL_MEM_SEND_COMMAND``
 with the table's id or RAW, ``FWCTL_RPC``, a sysfs write), with the kernel's structs as
 the C exporter lays them out, cut or padded to the step's declared sizes.  A kernel step is the administrator action it
-stands for (EDAC sysfs, debugfs poison, a region through the CXL bus's sysfs, waiting for a
-background operation); one that cannot be done on this guest is marked *not performed* with the
+stands for (EDAC sysfs, debugfs poison, a region through the CXL bus's sysfs, a firmware upload
+through the fw_upload class, waiting for a background operation or for the driver's own interrupt
+handling); what only the device does on its own (log an event) goes through QEMU's QMP.  One
+that cannot be done on this guest is marked *not performed* with the
 reason, never skipped in silence.  An action made of several requests answers with the first
 that failed (its errno is the kernel's verdict) and keeps what the kernel logged during all of them.
 
@@ -34,7 +36,7 @@ from typing import Any, Literal
 import attrs
 
 from fuzzer.executor import Executor, StepResult
-from fuzzer.live.guest import Guest, Reply
+from fuzzer.live.guest import Guest, QmpError, Reply
 from fuzzer.plugins.cxl import mailbox as mb
 from fuzzer.plugins.cxl.export_c import ENCODERS
 from fuzzer.spec import Step
@@ -63,6 +65,12 @@ FW_UPLOAD_ERRNO = {
 #: chooses one FULL transfer, as the model's fw_upload sends (QEMU then takes 10 s of background time)
 FW_IMAGE_SIZE = 1024
 FW_UPLOAD_TIMEOUT = 60.0
+#: the cxl-type3 device's QOM path (guest.py: ``-device cxl-type3,...,id=cxl-pmem0``)
+QOM_MEMDEV = "/machine/peripheral/cxl-pmem0"
+#: the model's ``log`` is the CXL event log type (0 informational .. 3 fatal, what the kernel model
+#: reads with GET_EVENT_RECORD); QEMU 10.0.2's qapi/cxl.json CxlEventLog names them in this order
+#: and ct3d_qmp_cxl_event_log_enc() maps each name back to CXL_EVENT_TYPE_INFO .. _FATAL
+EVENT_LOGS = ("informational", "warning", "failure", "fatal")
 
 #: include/uapi/linux/capability.h
 CAPS = {"CAP_SYS_RAWIO": 17, "CAP_SYS_ADMIN": 21}
@@ -202,6 +210,10 @@ class CxlTarget:
             return self._region_destroy(str(a["region"]))
         if step.op == "fw_upload":
             return self._fw_upload(str(a["revision"]))
+        if step.op == "media_error_event":
+            return self._media_error_event(int(a["log"]))
+        if step.op == "event_irq":
+            return self._event_irq()
         if step.op == "edac_set_scrub":
             return sh(f"echo {int(a['cycle_hours']) * 3600} > {EDAC}/scrub0/current_cycle_duration")
         if step.op == "edac_set_ecs":
@@ -302,6 +314,37 @@ class CxlTarget:
                                             out=error.encode()))
         return admin.reply(last)
 
+    # ------------------------------------------------------------------ events
+
+    def _media_error_event(self, log: int) -> Reply:
+        """The device logs a General Media event: QMP ``cxl-inject-general-media-event``.
+
+        QEMU inserts the record (``cxl_event_insert()``) and, if the log was empty, raises the
+        log's MSI-X vector.  The record says an uncorrectable media ECC error at DPA 0 with the
+        log's severity; the model's event carries no such detail.  A refusal by QEMU is EIO.
+        The kernel handles the interrupt before the agent's next request runs; that request
+        (a read of ``/proc/interrupts``) brings back what the kernel logged meanwhile.
+        """
+        admin = _Admin(self.guest)
+        try:
+            self.guest.qmp("cxl-inject-general-media-event", path=QOM_MEMDEV, log=EVENT_LOGS[log], flags=log,
+                           dpa=0, descriptor=1, type=0, **{"transaction-type": 0})
+        except QmpError as exc:
+            return admin.reply(Reply(-1, _errno.EIO, 0, str(exc).encode(), ""))
+        return admin.reply(admin.call("read", b"/proc/interrupts"))
+
+    def _event_irq(self) -> Reply:
+        """Nothing for an administrator to do: 7.3.4 drains every log on the device's own interrupt
+        (``cxl_event_thread()``: Get Event Records and Clear Event Records until the status is
+        clear), and QEMU raised it when the record came.  So the step waits until the driver has
+        done it: until every interrupt thread of the memdev's PCI function sleeps (5 s at most).
+        """
+        return self.guest.sh(
+            f"d=$(readlink -f {SYSFS}/..)/msi_irqs; for i in $(seq 1 50); do busy=; "
+            "for c in /proc/[0-9]*/comm; do read -r n < $c 2>/dev/null || continue; case $n in irq/*) "
+            "q=${n#irq/}; [ -e $d/${q%%-*} ] && read -r _ _ st _ < ${c%comm}stat && [ $st != S ] && busy=1;; "
+            "esac; done; [ -z \"$busy\" ] && exit 0; sleep 0.1; done; exit 1")
+
     # ------------------------------------------------------------------ one sequence
 
     def run(self, executor: Executor, steps: Sequence[Step]) -> list[LiveStep]:
@@ -324,9 +367,8 @@ NOT_HERE = {
     "nvdimm_bind": "cxl_pmem is built in (no modules in this kernel): the nvdimm binds at boot or never",
     "nvdimm_unbind": "cxl_nvdimm_driver suppresses sysfs unbind and cxl_pmem is built in",
     "cold_reset": "a cold reset is a new guest; the model's staged changes cannot be carried over",
-    "media_error_event": "needs QMP cxl-inject-general-media-event (not wired yet)",
-    "event_irq": "the driver drains event logs on its own interrupt; not triggerable from the guest",
-    "edac_repair": "EDAC memory repair is not wired yet",
+    "edac_repair": "QEMU 10.0.2 offers no soft-PPR or sparing feature, so 7.3.4's EDAC registers no mem_repair "
+                   "on cxl_mem0 (only scrub0 and ecs_fru0..2)",
     "nvdimm_write_label": "needs ndctl in the guest",
 }
 

@@ -123,6 +123,10 @@ class Recorder:
         self.calls.append(("sh", command))
         return guest_mod.Reply(0, 0, 0, b"", "")
 
+    def qmp(self, command: str, **arguments: Any) -> dict[str, Any]:
+        self.calls.append(("qmp", command, arguments))
+        return {}
+
 
 def test_raw_step_is_cxl_mem_send_command_with_the_raw_id_and_the_models_bytes(registry: host.Registry) -> None:
     ex = _executor(registry)
@@ -165,6 +169,62 @@ def test_a_kernel_action_without_an_administrator_path_is_marked_not_performed(r
     rec = Recorder()
     out = target.CxlTarget(rec).run(ex, [Step("kernel", "cold_reset", {})])  # type: ignore[arg-type]
     assert out[0].outcome == "not performed" and "cold reset" in out[0].why and rec.calls == []
+
+
+def test_destroying_a_region_the_guest_never_made_is_not_performed(registry: host.Registry) -> None:
+    """The model's handle names no guest region (its region_create failed there, and said so)."""
+    rec = Recorder()
+    with pytest.raises(target.NotPerformed, match="region0"):
+        target.CxlTarget(rec).kernel(Step("kernel", "region_destroy", {"region": "region0"}))  # type: ignore[arg-type]
+    assert rec.calls == []
+
+
+def test_a_media_event_goes_to_the_qmp_log_named_like_the_models(registry: host.Registry) -> None:
+    """The model's log 3 is the fatal log (CXL_EVENT_TYPE_FATAL); QEMU names it "fatal"."""
+    rec = Recorder()
+    target.CxlTarget(rec).kernel(Step("kernel", "media_error_event", {"log": 3}))  # type: ignore[arg-type]
+    (verb, command, args), _read = rec.calls
+    assert (verb, command) == ("qmp", "cxl-inject-general-media-event")
+    assert (args["path"], args["log"]) == ("/machine/peripheral/cxl-pmem0", "fatal")
+
+
+class FakeQmp:
+    """QEMU's side of a QMP socket: the greeting, then one answer per command; an event first."""
+
+    def __init__(self, path: Path, answers: dict[str, dict[str, Any]]) -> None:
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(str(path))
+        self.server.listen(1)
+        self.answers = answers
+        self.seen: list[dict[str, Any]] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        conn, _ = self.server.accept()
+        f = conn.makefile("rwb")
+        f.write(b'{"QMP": {"version": {}, "capabilities": []}}\n')
+        f.flush()
+        for line in f:
+            msg = json.loads(line)
+            self.seen.append(msg)
+            f.write(b'{"event": "SOMETHING", "data": {}}\n')
+            f.write(json.dumps(self.answers.get(msg["execute"], {"return": {}})).encode() + b"\n")
+            f.flush()
+
+
+def test_qmp_negotiates_then_sends_the_command_and_skips_events(tmp_path: Path) -> None:
+    g = guest_mod.Guest(tmp_path / "bzImage", tmp_path, timeout=5)
+    qmp = FakeQmp(g.dir / "qmp.sock", {"query-status": {"return": {"running": True}}})
+    assert g.qmp("query-status") == {"running": True}
+    assert qmp.seen == [{"execute": "qmp_capabilities"}, {"execute": "query-status"}]
+
+
+def test_a_qmp_error_is_a_qmp_error_not_a_dead_guest(tmp_path: Path) -> None:
+    g = guest_mod.Guest(tmp_path / "bzImage", tmp_path, timeout=5)
+    FakeQmp(g.dir / "qmp.sock", {"cxl-inject-general-media-event": {
+        "error": {"class": "GenericError", "desc": "Unable to resolve path"}}})
+    with pytest.raises(guest_mod.QmpError, match="Unable to resolve path"):
+        g.qmp("cxl-inject-general-media-event", path="/nowhere", log="failure")
 
 
 def test_fwctl_step_carries_scope_and_lengths(registry: host.Registry) -> None:
@@ -226,6 +286,127 @@ def test_73_refuses_the_features_opcodes_over_raw(booted: guest_mod.Guest) -> No
 def test_an_unprivileged_caller_cannot_write_the_sanitize_attribute(booted: guest_mod.Guest) -> None:
     r = booted.call("write", 0, b"/sys/bus/cxl/devices/mem0/security/state", b"x")
     assert (r.rc, r.errno) == (-1, errno.EACCES)
+
+
+def _live(g: guest_mod.Guest, registry: host.Registry, policy: str = "linux-ioctl") -> tuple[target.CxlTarget, Any]:
+    """A target on ``g`` and a qemu-device model brought to the guest's boot state, as a session does."""
+    ex = _executor(registry, policy, "qemu")
+    ex.reset()
+    for step in runner.SETUP:
+        ex.apply(step)
+    return target.CxlTarget(g), ex
+
+
+def _region_state(g: guest_mod.Guest) -> tuple[str, str, str]:
+    """The CXL bus's regions, endpoint2's committed decoders, decoder2.0's DPA size."""
+    out = g.sh(f"cd {target.CXL_BUS} && echo $(ls -d region* 2>/dev/null); cat endpoint2/decoders_committed "
+               "decoder2.0/dpa_size").out.decode().splitlines()
+    return out[0], out[1], out[2]
+
+
+CREATE_PMEM = Step("kernel", "region_create", {"mode": "pmem", "size": 1})
+
+
+def test_a_pmem_region_is_created_committed_bound_and_destroyed(booted: guest_mod.Guest,
+                                                                registry: host.Registry) -> None:
+    t, ex = _live(booted, registry)
+    create, = t.run(ex, [CREATE_PMEM])
+    assert (create.outcome, create.kernel) == ("agree", Verdict(0)), create
+    (handle, (name, decoder)), = t.regions.items()
+    bus = target.CXL_BUS
+    assert booted.read(f"{bus}/{name}/commit").strip() == "1"
+    assert booted.read(f"{bus}/{decoder}/region").strip() == name
+    assert booted.sh(f"readlink {bus}/{name}/driver").out.decode().strip().endswith("/cxl_region")
+    assert _region_state(booted) == (name, "1", "0x0000000010000000")
+    destroy, = t.run(ex, [Step("kernel", "region_destroy", {"region": handle})])
+    assert (destroy.outcome, destroy.kernel) == ("agree", Verdict(0)), destroy
+    assert t.regions == {} and _region_state(booted) == ("", "0", "0x0000000000000000")
+
+
+def test_a_ram_region_and_one_past_the_capacity_fail_as_the_model_says_and_leave_nothing(
+        booted: guest_mod.Guest, registry: host.Registry) -> None:
+    """No volatile capacity: 7.3.4 has no ram partition (add_part() skips an empty one), so the
+    endpoint decoder's ``mode`` write fails in cxl_dpa_set_part() with EINVAL; 512 MiB of a 256 MiB
+    pmem partition fails in __cxl_dpa_alloc() with ENOSPC."""
+    t, ex = _live(booted, registry)
+    out = t.run(ex, [Step("kernel", "region_create", {"mode": "ram", "size": 1}),
+                     Step("kernel", "region_create", {"mode": "pmem", "size": 2})])
+    assert [s.kernel for s in out] == [Verdict(errno.EINVAL), Verdict(errno.ENOSPC)]
+    assert [s.outcome for s in out] == ["agree", "agree"]
+    assert t.regions == {} and _region_state(booted) == ("", "0", "0x0000000000000000")
+
+
+def test_73_refuses_sysfs_sanitize_while_a_region_is_committed(booted: guest_mod.Guest,
+                                                              registry: host.Registry) -> None:
+    """The model's ``sanitize-decoders`` rule: cxl_mem_sanitize() answers EBUSY while the endpoint
+    has committed decoders."""
+    t, ex = _live(booted, registry)
+    sanitize = ex.complete(Step("user", "SANITIZE", {}, "cxl.sysfs", RAW_ADMIN))
+    create, refused = t.run(ex, [CREATE_PMEM, sanitize])
+    try:
+        assert create.kernel == Verdict(0) and _region_state(booted)[1] == "1"
+        assert refused.model is not None and refused.model.errno == errno.EBUSY
+        assert (refused.outcome, refused.kernel) == ("agree", Verdict(errno.EBUSY)), refused
+        assert booted.read(f"{target.SYSFS}/security/state").strip() != "sanitize"
+    finally:
+        for handle in list(t.regions):
+            t.run(ex, [Step("kernel", "region_destroy", {"region": handle})])
+
+
+def _fw_info(g: guest_mod.Guest) -> tuple[int, int, list[bytes]]:
+    """GET_FW_INFO through the ioctl table: the active slot, the staged slot, each slot's revision."""
+    r = g.call("mem", 0, target.MEMDEV.encode(), target.IOCTL_IDS["GET_FW_INFO"], 0, 0, 0x50, b"")
+    assert (r.rc, r.retval) == (0, 0), r
+    revs = [r.out[0x10 + 0x10 * i: 0x20 + 0x10 * i].rstrip(b"\0") for i in range(r.out[0])]
+    return r.out[1] & 0x7, (r.out[1] >> 3) & 0x7, revs
+
+
+def test_a_firmware_upload_lands_in_the_next_slot_staged_for_the_next_reset(booted: guest_mod.Guest,
+                                                                           registry: host.Registry) -> None:
+    """cxl_fw_write(): one FULL Transfer FW to (active % slots) + 1, then Activate FW offline;
+    QEMU marks the slot when its 10 s of background time are over and stages it."""
+    t, ex = _live(booted, registry)
+    active, _, _ = _fw_info(booted)
+    upload, = t.run(ex, [Step("kernel", "fw_upload", {"revision": "v2"})])
+    assert (upload.outcome, upload.kernel) == ("agree", Verdict(0)), upload
+    after_active, staged, revs = _fw_info(booted)
+    assert (after_active, staged) == (active, active % 2 + 1)
+    assert revs[staged - 1]  # QEMU names a filled slot "BWFW VERSION n"
+    assert booted.read(f"{target.FW_UPLOAD}/status").strip() == "idle"
+
+
+def test_a_firmware_upload_during_a_sanitize_fails_as_the_model_says(booted: guest_mod.Guest,
+                                                                    registry: host.Registry) -> None:
+    """While QEMU sanitizes, 7.3.4's mailbox refuses every command (sanitize_active), so
+    cxl_fw_prepare()'s Get FW Info fails: ``preparing:hw-error``.  The model's device answers
+    MEDIA_DISABLED to Transfer FW instead.  Both are EIO."""
+    t, ex = _live(booted, registry)
+    sanitize = ex.complete(Step("user", "SANITIZE", {}, "cxl.sysfs", RAW_ADMIN))
+    out = t.run(ex, [sanitize, Step("kernel", "fw_upload", {"revision": "v3"}), Step("kernel", "background_complete", {})])
+    assert [s.kernel for s in out] == [Verdict(0), Verdict(errno.EIO), Verdict(0)], out
+    assert [s.outcome for s in out] == ["agree", "agree", "agree"]
+    assert booted.read(f"{target.FW_UPLOAD}/error").strip() == "preparing:hw-error"
+
+
+def _memdev_interrupts(g: guest_mod.Guest) -> int:
+    """How often the memdev's MSI-X vectors fired (/proc/interrupts)."""
+    out = g.sh("grep PCI-MSIX-$(basename $(readlink -f /sys/bus/cxl/devices/mem0/..)) /proc/interrupts").out.decode()
+    return sum(int(line.split()[1]) for line in out.splitlines())
+
+
+def test_a_media_event_raises_the_interrupt_and_the_driver_clears_the_record(booted: guest_mod.Guest,
+                                                                              registry: host.Registry) -> None:
+    """QMP puts a record into the failure log and QEMU signals it; cxl_event_thread() reads and
+    clears it on its own (QEMU drops a record only on Clear Event Record), and logs nothing."""
+    t, ex = _live(booted, registry)
+    before = _memdev_interrupts(booted)
+    out = t.run(ex, [Step("kernel", "media_error_event", {"log": 2}), Step("kernel", "event_irq", {})])
+    assert [(s.outcome, s.kernel) for s in out] == [("agree", Verdict(0))] * 2, out
+    assert _memdev_interrupts(booted) == before + 1
+    caps = target.caps_mask({"CAP_SYS_ADMIN", "CAP_SYS_RAWIO"})
+    r = booted.call("mem", caps, target.MEMDEV.encode(), target.ID_RAW, 0x0100, 1, 2048, bytes([2]))  # failure log
+    assert (r.rc, r.retval) == (0, 0)
+    assert int.from_bytes(r.out[0x14:0x16], "little") == 0  # Get Event Records: record count
 
 
 def test_corpus_files_agree_with_the_kernel_where_the_model_says_they_do(registry: host.Registry) -> None:

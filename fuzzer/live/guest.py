@@ -11,13 +11,22 @@ the host times out, says so, and boots a new guest.
 The QEMU command line is the one measured in ``shared/reference/live-kernel.md``:
 ``-accel tcg`` (``/dev/kvm`` exists here but guests die under it), q35 with
 CXL, one host bridge, one root port, one ``cxl-type3`` device with 256 MiB of
-persistent memory and a 1 MiB LSA, and one CFMWS window.
+persistent memory and a 1 MiB LSA, and one CFMWS window.  Two additions:
+
+* ``-cpu qemu64,hypervisor=off``: 7.3.4 commits a region only if the CPU can flush its caches
+  for it (``cxl_region_invalidate_memregion()``; ``cpu_cache_has_invalidate_memregion()`` is
+  false whenever CPUID says "hypervisor"), and the kernel lacks the test-only bypass
+  ``CONFIG_CXL_REGION_INVALIDATION_TEST``.  TCG's ``wbinvd`` has no cache to flush, so hiding
+  the bit loses nothing; with it, commit fails with ENXIO and a WARN.
+* a QMP socket (``Guest.qmp()``), for what only the hardware does on its own: QEMU's
+  ``cxl-inject-*`` commands put an event record into the device's log and raise its interrupt.
 """
 
 from __future__ import annotations
 
 import gzip
 import io
+import json
 import os
 import re
 import shutil
@@ -63,6 +72,10 @@ exec /agent "$port"
 
 class GuestError(Exception):
     """The guest could not be booted or stopped answering."""
+
+
+class QmpError(GuestError):
+    """QEMU refused a QMP command (its ``error`` answer); the guest itself is fine."""
 
 
 @attrs.frozen
@@ -143,8 +156,10 @@ class Guest:
                   "printk.devkmsg=on " + self.cmdline).strip()
         return [
             str(qemu.binary), *qemu.data_args,
-            "-accel", "tcg", "-M", "q35,cxl=on", "-m", f"{self.memory},maxmem=8G,slots=8", "-smp", "1",
+            "-accel", "tcg", "-M", "q35,cxl=on", "-cpu", "qemu64,hypervisor=off",
+            "-m", f"{self.memory},maxmem=8G,slots=8", "-smp", "1",
             "-display", "none", "-monitor", "none", "-no-reboot", "-net", "none",
+            "-qmp", f"unix:{self.dir / 'qmp.sock'},server=on,wait=off",
             "-serial", f"file:{self.console}",
             "-kernel", str(self.kernel), "-initrd", str(initrd(self.cache)), "-append", append,
             "-object", "memory-backend-ram,id=cxl-mem1,size=256M",
@@ -221,7 +236,7 @@ class Guest:
             except TimeoutError:
                 continue
             if not chunk:
-                raise GuestError(f"the agent hung up (console: {self.console_tail()!r})")
+                raise GuestError(f"the agent hung up ({self._qemu_state()}; console: {self.console_tail()!r})")
             self.buf += chunk
         line, _, self.buf = self.buf.partition(b"\n")
         return line.decode("ascii", errors="replace")
@@ -249,6 +264,53 @@ class Guest:
     def read(self, path: str) -> str:
         r = self.call("read", path.encode())
         return r.out.decode(errors="replace") if r.rc >= 0 else ""
+
+    def qmp(self, command: str, **arguments: object) -> dict[str, object]:
+        """One QMP command on a fresh connection: the greeting, ``qmp_capabilities``, the command.
+
+        Answers the command's ``return`` value (a non-object one as ``{"return": value}``); an
+        ``error`` answer raises ``QmpError`` with QEMU's description.  Asynchronous events on the
+        way are skipped.  QEMU serves one QMP client at a time: a connection per command keeps
+        no state between them.
+        """
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(self.timeout)
+            s.connect(str(self.dir / "qmp.sock"))
+            stream = s.makefile("rwb")
+
+            def answer() -> dict[str, object]:
+                while True:
+                    line = stream.readline()
+                    if not line:
+                        raise GuestError(f"QMP hung up during {command}")
+                    msg = json.loads(line)
+                    if "return" in msg or "error" in msg or "QMP" in msg:
+                        return dict(msg)
+
+            def send(execute: str, args: dict[str, object] | None = None) -> object:
+                stream.write(json.dumps({"execute": execute, **({"arguments": args} if args else {})}).encode()
+                             + b"\n")
+                stream.flush()
+                msg = answer()
+                if "error" in msg:
+                    raise QmpError(f"QMP {execute}: {msg['error']}")
+                return msg["return"]
+
+            answer()  # the greeting
+            send("qmp_capabilities")
+            out = send(command, dict(arguments))
+            return out if isinstance(out, dict) else {"return": out}
+
+    def _qemu_state(self) -> str:
+        """Whether QEMU itself went away (an assertion in a device model ends it), and what it said."""
+        if self.proc is None:
+            return "QEMU not started"
+        try:
+            code = self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            return "QEMU still running"
+        err = (self.dir / "qemu.err").read_text(errors="replace")[-400:]
+        return f"QEMU exited with {code}: {err!r}"
 
     def console_tail(self, n: int = 400) -> str:
         try:

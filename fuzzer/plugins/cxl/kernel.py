@@ -95,12 +95,20 @@ def _mbox_failed(reply: Reply, code: int = errno.EIO) -> Reply:
 
 
 def region_create(world: World, args: Args) -> Reply:
-    """cxl_region create + commit: the decoder maps DPA from the kernel's partition view."""
+    """cxl_region create + commit: the decoder maps DPA from the kernel's partition view.
+
+    A mode without capacity has no partition at all (``cxl_mem_dpa_fetch()``'s ``add_part()``
+    skips an empty one), so the endpoint decoder's ``mode`` write fails in ``cxl_dpa_set_part()``
+    with EINVAL before any size is checked; a partition too small fails ``__cxl_dpa_alloc()`` with
+    ENOSPC.  (Both seen on 7.3.4 under QEMU: ``tests/test_live.py``.)
+    """
     k, st = world.kernel, world.device.state
     if not st["media.enabled"]:
         return _err(errno.EBUSY, "media not ready")
     vol = world.shadow["partition.active_volatile"]
     cap = vol if args["mode"] == "ram" else total_units(world.device) - vol
+    if not cap:
+        return _err(errno.EINVAL, f"no {args['mode']} partition: cxl_dpa_set_part()")
     used = sum(size for mode, size in k["regions"].values() if mode == args["mode"])
     if used + args["size"] > cap:
         return _err(errno.ENOSPC, f"{args['mode']} partition has {cap - used} units free")
@@ -185,12 +193,17 @@ def edac_set_ecs(world: World, args: Args) -> Reply:
 
 
 def fw_upload(world: World, args: Args) -> Reply:
-    """cxl_fw_write()/cxl_fw_poll_complete(): next slot, transfer, wait, activate offline."""
+    """cxl_fw_write()/cxl_fw_poll_complete(): next slot, transfer, wait, activate offline.
+
+    The fw_upload class has no errno to give: a failed upload shows in its ``error`` attribute,
+    ``read-write-error`` when Transfer FW failed, ``hw-error`` when Activate FW did; both are EIO
+    here (and in the live target's reading of them).
+    """
     active = world.mailbox("GET_FW_INFO").out["active"]
     slot = active % mb.FW_SLOTS + 1
     reply = world.mailbox("TRANSFER_FW", slot=slot, revision=args["revision"])
     if reply.rc != mb.RC_BACKGROUND:
-        return _mbox_failed(reply, errno.EBUSY)
+        return _mbox_failed(reply)
     complete_background(world.device)  # the kernel polls until the transfer is done
     if world.mailbox("ACTIVATE_FW", slot=slot, online=False).rc:  # CXL_FW_ACTIVATE_OFFLINE
         return _err(errno.EIO, "activate failed")

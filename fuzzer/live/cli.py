@@ -102,11 +102,13 @@ def _names(reg: host.Registry) -> dict[int, str]:
 @click.option("--policy", "policy_name",
               help="Judge with this policy instead of the file's; 'auto': the kernel's own policy for the "
                    "file's channels (linux-raw, or linux-fwctl for fwctl steps).")
+@click.option("--device", "device_name",
+              help="Predict with this device model instead of the file's ('qemu': what the emulator answers).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write per-step results here.")
 @click.option("-q", "--quiet", is_flag=True, help="One line per file.")
 @click.pass_context
 def run_cmd(ctx: click.Context, paths: tuple[str, ...], kernel_name: str, policy_name: str | None,
-            json_out: str | None, quiet: bool) -> None:
+            device_name: str | None, json_out: str | None, quiet: bool) -> None:
     """Run corpus FILES on a real kernel, one fresh guest each; print the model's verdict beside the kernel's."""
     reg = _registry(ctx)
     b = _build(kernel_name)
@@ -116,7 +118,9 @@ def run_cmd(ctx: click.Context, paths: tuple[str, ...], kernel_name: str, policy
     report: list[dict[str, Any]] = []
     bad = 0
     for path in corpus.expand(paths):
-        r = runner.run_file(reg, path, b, policy_name, tools.cache_dir())
+        if device_name is not None:
+            reg.device("cxl", device_name)
+        r = runner.run_file(reg, path, b, policy_name, tools.cache_dir(), device_name)
         if r.error:
             raise UsageError(f"{path}: the guest failed: {r.error}")
         counts = r.counts

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import errno as _errno
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 import attrs
@@ -129,10 +129,14 @@ def _wire(executor: Executor, step: Step) -> bytes:
 
 
 class CxlTarget:
-    """Steps of the ``cxl`` subsystem on a guest with one memdev (``mem0``)."""
+    """Steps of the ``cxl`` subsystem on a guest with one memdev (``mem0``).
 
-    def __init__(self, guest: Guest) -> None:
+    ``lacks``: kernel actions this guest's kernel has no path for, and why (``KernelBuild.lacks``).
+    """
+
+    def __init__(self, guest: Guest, lacks: Mapping[str, str] | None = None) -> None:
         self.guest = guest
+        self.lacks = dict(lacks or {})
 
     # ------------------------------------------------------------------ user steps
 
@@ -175,6 +179,8 @@ class CxlTarget:
         """``inflight``: the background opcode the model had running before the step."""
         a = step.args
         sh = self.guest.sh
+        if step.op in self.lacks:
+            raise NotPerformed(self.lacks[step.op])
         if step.op == "edac_set_scrub":
             return sh(f"echo {int(a['cycle_hours']) * 3600} > {EDAC}/scrub0/current_cycle_duration")
         if step.op == "edac_set_ecs":

@@ -1,16 +1,20 @@
 """The live target: how steps become uAPI requests, how verdicts are compared, and (with a kernel
-built by ``ptfuzz live build``) what a real 7.3 kernel under QEMU answers.
+built or fetched by ``ptfuzz live build``) what a real 7.3 kernel, and Debian's own 6.12, under
+QEMU answer.
 
 The guest tests boot a kernel from the cache; ``.ci/run`` builds it first.  Where no kernel is
 cached they skip and say which command builds one: a build takes minutes and needs Debian's
-archive, which is no place for a unit test to start on its own.
+archive, which is no place for a unit test to start on its own.  One guest runs at a time: the
+6.12 guest's tests come first and close it before the 7.3 guest boots.
 """
 
 from __future__ import annotations
 
 import errno
 import json
+import lzma
 import socket
+import struct
 import threading
 from pathlib import Path
 from typing import Any
@@ -252,14 +256,115 @@ def test_known_differences_carry_reasons() -> None:
         assert k.reason and len(k.reason) > 30, k.name
 
 
+# --------------------------------------------------------------------------- a ready kernel's modules
+
+
+def _module(info: dict[str, str]) -> bytes:
+    """A minimal ELF64 object with a .modinfo section, as a module carries one."""
+    modinfo = b"".join(f"{k}={v}".encode() + b"\0" for k, v in info.items())
+    shstrtab = b"\0.modinfo\0.shstrtab\0"
+    body = modinfo + shstrtab
+    shoff = 64 + len(body)
+    header = b"\x7fELF\x02\x01\x01" + bytes(9) + struct.pack("<HHIQQQIHHHHHH", 1, 62, 1, 0, 0, shoff, 0,
+                                                               64, 0, 0, 64, 3, 2)
+    null = bytes(64)
+    sec_modinfo = struct.pack("<IIQQQQIIQQ", 1, 1, 0, 0, 64, len(modinfo), 0, 0, 1, 0)
+    sec_strtab = struct.pack("<IIQQQQIIQQ", 10, 3, 0, 0, 64 + len(modinfo), len(shstrtab), 0, 0, 1, 0)
+    return header + body + null + sec_modinfo + sec_strtab
+
+
+def test_modules_load_after_what_they_depend_on_and_builtins_are_skipped(tmp_path: Path) -> None:
+    """What Debian's image lacks (modules.dep) comes from each module's own .modinfo."""
+    moddir = tmp_path / "6.12.0-test"
+    (moddir / "kernel/drivers/cxl").mkdir(parents=True)
+    (moddir / "kernel/drivers/nvdimm").mkdir(parents=True)
+    (moddir / "modules.builtin").write_text("kernel/drivers/cxl/core/cxl_core.ko\nkernel/drivers/cxl/cxl_port.ko\n")
+    mods = {
+        "cxl/cxl_pmem": {"depends": "libnvdimm,cxl_core", "name": "cxl_pmem"},
+        "cxl/cxl_mem": {"softdep": "pre: cxl_port", "depends": "", "name": "cxl_mem"},
+        "cxl/cxl_acpi": {"softdep": "pre: cxl_port cxl_pmem post: cxl_mem", "depends": "", "name": "cxl_acpi"},
+        "nvdimm/libnvdimm": {"depends": "", "name": "libnvdimm"},
+    }
+    for path, info in mods.items():
+        (moddir / f"kernel/drivers/{path}.ko.xz").write_bytes(lzma.compress(_module(info), format=lzma.FORMAT_XZ))
+    order = kernels.load_order(moddir, ("cxl_acpi", "cxl_mem"))
+    assert [n for n, _ in order] == ["libnvdimm", "cxl_pmem", "cxl_acpi", "cxl_mem"]
+    assert kernels.modinfo(order[1][1])["depends"] == ["libnvdimm,cxl_core"]  # decompressed
+    with pytest.raises(tools.ToolError, match="no module cxl_pci"):
+        kernels.load_order(moddir, ("cxl_pci",))
+
+
+def test_a_kernel_without_modules_keeps_its_init_and_one_with_them_loads_them(tmp_path: Path) -> None:
+    assert guest_mod.init_script(False) == guest_mod.INIT.replace("{load_modules}", "")
+    assert "insmod" not in guest_mod.init_script(False) and "insmod" in guest_mod.init_script(True)
+    (tmp_path / "modules").mkdir()
+    (tmp_path / "modules" / "order").write_text("libnvdimm\ncxl_pmem\n")
+    assert guest_mod.modules_beside(tmp_path / "bzImage") == [tmp_path / "modules/libnvdimm.ko",
+                                                              tmp_path / "modules/cxl_pmem.ko"]
+    assert guest_mod.modules_beside(tmp_path / "elsewhere" / "bzImage") == []
+
+
+def test_an_action_the_kernel_lacks_is_not_performed(registry: host.Registry) -> None:
+    """Debian's 6.12 has no CXL EDAC: the scrub step is marked, never sent."""
+    ex = _executor(registry, "linux-ioctl", "qemu")
+    ex.reset()
+    rec = Recorder()
+    lacks = kernels.KERNELS["debian-6.12"].lacks
+    out = target.CxlTarget(rec, lacks).run(ex, [Step("kernel", "edac_set_scrub", {"cycle_hours": 12})])  # type: ignore[arg-type]
+    assert out[0].outcome == "not performed" and "EDAC" in out[0].why and rec.calls == []
+
+
 # --------------------------------------------------------------------------- a real kernel
 
 
 def _kernel(name: str) -> Path:
-    image = kernels.cached(kernels.KERNELS[name])
+    k = kernels.KERNELS[name]
+    image = kernels.cached(k)
     if image is None:
+        if isinstance(k, kernels.KernelImage):
+            pytest.skip(f"kernel {name} is not fetched: run `ptfuzz live build {name}` (a 110 MB download, "
+                        "no build; .ci/run does)")
         pytest.skip(f"kernel {name} is not built: run `ptfuzz live build {name}` (5 to 25 min; .ci/run does)")
     return image
+
+
+@pytest.fixture(scope="class")
+def guest(request: pytest.FixtureRequest) -> Any:
+    """A guest of the class's ``kernel``, closed when the class is done."""
+    image = _kernel(request.cls.kernel)
+    with guest_mod.booted(image, tools.cache_dir()) as g:
+        yield g
+
+
+class TestDebian612:
+    """Debian trixie's own 6.12 image: the CXL drivers as modules, no RAW, no fwctl."""
+
+    kernel = "debian-6.12"
+
+    def test_it_is_6_12_with_its_modules_and_the_nvdimm_bound(self, guest: guest_mod.Guest) -> None:
+        out = guest.sh("uname -r; cat /proc/modules; ls /sys/bus/cxl/devices/pmem0/driver/").out.decode()
+        assert out.startswith("6.12.")
+        for module in ("cxl_pci", "cxl_mem", "cxl_acpi", "cxl_pmem", "libnvdimm"):
+            assert f"{module} " in out, module
+        assert "pmem0" in out  # cxl_nvdimm bound: SET_LSA and SET_SHUTDOWN_STATE are the kernel's
+
+    def test_identify_over_the_ioctl_path(self, guest: guest_mod.Guest) -> None:
+        r = guest.call("mem", 0, b"/dev/cxl/mem0", target.IOCTL_IDS["IDENTIFY"], 0x4000, 0, 0x43, b"")
+        assert (r.rc, r.errno, r.retval) == (0, 0, 0)
+        assert len(r.out) == 0x43 and r.out[:16].rstrip(b"\0")  # struct cxl_mbox_identify: fw_revision first
+
+    def test_raw_is_refused_with_eperm(self, guest: guest_mod.Guest) -> None:
+        """CONFIG_CXL_MEM_RAW_COMMANDS unset: 6.12.117 cxl_mem_raw_command_allowed() is false."""
+        config = (_kernel("debian-6.12").parent / "config").read_text()
+        assert "# CONFIG_CXL_MEM_RAW_COMMANDS is not set" in config
+        for caps in (0, 1 << 21 | 1 << 17):
+            r = guest.call("mem", caps, b"/dev/cxl/mem0", target.ID_RAW, 0x0301, 8, 0, bytes(8))  # SET_TIMESTAMP
+            assert (r.rc, r.errno) == (-1, errno.EPERM)
+
+    def test_no_fwctl(self, guest: guest_mod.Guest) -> None:
+        assert guest.sh("[ -e /dev/fwctl ] || [ -e /sys/class/fwctl ]").rc != 0
+        r = guest.call("fwctl", 1 << 21 | 1 << 17, b"/dev/fwctl/fwctl0", 1, 16 + 8, 64, b"")
+        assert r.rc == -3  # the node is missing
 
 
 @pytest.fixture(scope="module")

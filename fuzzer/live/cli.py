@@ -28,7 +28,7 @@ from fuzzer.live.target import LiveStep
 EXIT_CLEAN, EXIT_FOUND = 0, 1
 
 
-def _build(name: str) -> kernels.KernelBuild:
+def _build(name: str) -> kernels.Kernel:
     try:
         return kernels.KERNELS[name]
     except KeyError:
@@ -48,7 +48,7 @@ def _say(text: str) -> None:
     click.echo(safetext.line(text))
 
 
-def _ensure(build: kernels.KernelBuild) -> Path:
+def _ensure(build: kernels.Kernel) -> Path:
     try:
         return kernels.ensure(build)
     except tools.ToolError as exc:
@@ -62,21 +62,23 @@ def live() -> None:
 
 @live.command("kernels")
 def kernels_cmd() -> None:
-    """Kernels ptfuzz can build, and which are cached."""
+    """Kernels ptfuzz can build or fetch, and which are cached."""
     for b in kernels.KERNELS.values():
         image = kernels.cached(b)
-        state = f"cached {image}" if image else "not built (ptfuzz live build " + b.name + ")"
+        verb = "fetched" if isinstance(b, kernels.KernelImage) else "built"
+        state = f"cached {image}" if image else f"not {verb} (ptfuzz live build {b.name})"
         _say(f"{b.name}: {b.doc}")
-        _say(f"    {b.package} + {b.config}" + "".join(f" + {p}" for p in b.patches))
+        _say(f"    {b.made_of()}")
         if b.policy:
             _say(f"    judges the historical policy {b.policy}")
+        _say(f"    described by {', '.join(b.judges)}")
         _say(f"    {state}")
 
 
 @live.command()
 @click.argument("names", nargs=-1)
 def build(names: tuple[str, ...]) -> None:
-    """Build (or reuse from the cache) the named kernels; all if none is named."""
+    """Build, fetch (or reuse from the cache) the named kernels; all if none is named."""
     for name in names or tuple(kernels.KERNELS):
         _say(f"{name}: {_ensure(_build(name))}")
 

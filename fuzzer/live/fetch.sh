@@ -5,6 +5,10 @@
 #
 #   fetch.sh CACHE PACKAGE...      unpack each package into CACHE/root, record versions
 #
+# PACKAGE is NAME or NAME/SUITE (the newest version of that suite).  A NAME with a * in it is a
+# pattern for names that carry a version, such as linux-image-6.12.*+deb13-amd64-unsigned: the
+# newest matching name (sort -V) is fetched.
+#
 # Debian's newest kernel source (linux-source-7.x) is in trixie-backports and QEMU 10 in
 # bookworm-backports; both are plain .debs, so nothing is installed on the host.
 set -euo pipefail
@@ -29,10 +33,22 @@ if [ ! -e "$stamp" ] || [ -n "$(find "$stamp" -mmin +720)" ]; then
   apt-get "${APT[@]}" -qq update
   touch "$stamp"
 fi
+resolve() {
+  local name=${1%%/*} suite=
+  [[ $1 == */* ]] && suite=/${1#*/}
+  if [[ $name != *'*'* ]]; then echo "$1"; return; fi
+  local found
+  found=$(apt-cache "${APT[@]}" pkgnames "${name%%\**}" | while read -r n; do
+            # shellcheck disable=SC2053  # $name is a glob on purpose
+            if [[ $n == $name ]]; then echo "$n"; fi; done | sort -V | tail -n 1)
+  if [ -z "$found" ]; then echo "fetch.sh: no package is called $name" >&2; return 1; fi
+  echo "$found$suite"
+}
 cd "$cache/debs"
 for spec in "$@"; do
   # PACKAGE or PACKAGE/SUITE (the newest version of that suite)
-  apt-get "${APT[@]}" -qq download "$spec"
+  pkg=$(resolve "$spec")
+  apt-get "${APT[@]}" -qq download "$pkg"
 done
 for deb in "$cache"/debs/*.deb; do
   done_mark=$cache/root/.$(basename "$deb").unpacked

@@ -20,6 +20,12 @@ persistent memory and a 1 MiB LSA, and one CFMWS window.  Two additions:
   the bit loses nothing; with it, commit fails with ENXIO and a WARN.
 * a QMP socket (``Guest.qmp()``), for what only the hardware does on its own: QEMU's
   ``cxl-inject-*`` commands put an event record into the device's log and raise its interrupt.
+
+A distribution's kernel (``kernels.KernelImage``) has the CXL drivers as
+modules: its directory holds ``modules/order`` beside ``bzImage``, and the
+initramfs then carries those modules in ``/lib/modules`` and ``/init`` loads
+them in that order with busybox's ``insmod`` before it waits for the memdev.
+A kernel without that file boots exactly as before.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -57,7 +63,7 @@ mount -t devtmpfs devtmpfs /dev 2>/dev/null
 mount -t debugfs debugfs /sys/kernel/debug
 mount -t tmpfs tmpfs /tmp
 echo 8 > /proc/sys/kernel/printk
-port=
+{load_modules}port=
 for i in $(seq 1 300); do
   for p in /sys/class/virtio-ports/*; do
     [ "$(cat $p/name 2>/dev/null)" = org.ptfuzz.agent ] && port=/dev/${p##*/}
@@ -68,6 +74,29 @@ done
 echo "ptfuzz: agent on $port"
 exec /agent "$port"
 """
+#: /init's part for a kernel with modules: each in /lib/modules/order's order, then wait until cxl_mem
+#: has bound mem0 and cxl_pmem its nvdimm (/dev/cxl/mem0 appears before either: cxl_pci makes it), so
+#: that the kernel's exclusive commands are set before the first step, as on a kernel with them built in
+LOAD_MODULES = r"""for m in $(cat /lib/modules/order); do
+  insmod /lib/modules/$m.ko || echo "ptfuzz: insmod $m failed"
+done
+for i in $(seq 1 300); do
+  [ -e /sys/bus/cxl/devices/mem0/driver ] && [ -e /sys/bus/cxl/devices/pmem0/driver ] && break
+  sleep 0.1
+done
+"""
+
+
+def init_script(modules: bool) -> str:
+    return INIT.replace("{load_modules}", LOAD_MODULES if modules else "")
+
+
+def modules_beside(kernel: Path) -> list[Path]:
+    """The modules a kernel's directory holds for the guest, in load order (``modules/order``), or none."""
+    order = kernel.parent / "modules" / "order"
+    if not order.exists():
+        return []
+    return [order.parent / f"{name}.ko" for name in order.read_text().split()]
 
 
 class GuestError(Exception):
@@ -112,18 +141,26 @@ def _cpio(entries: list[tuple[str, int, bytes]]) -> bytes:
     return out.getvalue()
 
 
-def initrd(cache: Path) -> Path:
-    """The guest's initramfs: static busybox, the agent, and ``/init``; built once per agent source."""
+def initrd(cache: Path, modules: Sequence[Path] = ()) -> Path:
+    """The guest's initramfs: static busybox, the agent, ``/init`` and the kernel's modules (if it has any);
+    built once per agent source and module set."""
     agent = tools.agent(cache)
     busybox = tools.busybox(cache)
-    key = tools.digest(agent.read_bytes(), busybox.read_bytes(), INIT.encode())
+    init = init_script(bool(modules))
+    objects = [(m.stem, m.read_bytes()) for m in modules]
+    key = tools.digest(agent.read_bytes(), busybox.read_bytes(), init.encode(),
+                       *(part for name, data in objects for part in (name.encode(), data)))
     path = cache / "initrd" / f"initrd-{key}.cpio.gz"
     if path.exists():
         return path
     d = 0o40755
     entries = [(n, d, b"") for n in ("bin", "dev", "proc", "sys", "tmp", "sys/kernel", "sys/kernel/debug")]
     entries += [("bin/busybox", 0o100755, busybox.read_bytes()), ("agent", 0o100755, agent.read_bytes()),
-                ("init", 0o100755, INIT.encode())]
+                ("init", 0o100755, init.encode())]
+    if objects:
+        entries += [("lib", d, b""), ("lib/modules", d, b"")]
+        entries += [(f"lib/modules/{name}.ko", 0o100644, data) for name, data in objects]
+        entries += [("lib/modules/order", 0o100644, "".join(f"{name}\n" for name, _ in objects).encode())]
     path.parent.mkdir(parents=True, exist_ok=True)
     tools.atomic_write(path, gzip.compress(_cpio(entries), 6))
     return path
@@ -133,8 +170,10 @@ class Guest:
     """A booted guest and its agent; use as a context manager (``with Guest(...) as g``)."""
 
     def __init__(self, kernel: Path, cache: Path, *, memory: str = "2G", timeout: float = 30.0,
-                 boot_timeout: float = 240.0, cmdline: str = "") -> None:
+                 boot_timeout: float = 240.0, cmdline: str = "", modules: Sequence[Path] | None = None) -> None:
         self.kernel = kernel
+        #: loaded at boot; by default what the kernel's directory holds (``modules_beside``)
+        self.modules = list(modules_beside(kernel) if modules is None else modules)
         self.cache = cache
         self.memory = memory
         self.timeout = timeout
@@ -161,7 +200,7 @@ class Guest:
             "-display", "none", "-monitor", "none", "-no-reboot", "-net", "none",
             "-qmp", f"unix:{self.dir / 'qmp.sock'},server=on,wait=off",
             "-serial", f"file:{self.console}",
-            "-kernel", str(self.kernel), "-initrd", str(initrd(self.cache)), "-append", append,
+            "-kernel", str(self.kernel), "-initrd", str(initrd(self.cache, self.modules)), "-append", append,
             "-object", "memory-backend-ram,id=cxl-mem1,size=256M",
             "-object", "memory-backend-ram,id=cxl-lsa1,size=1M",
             "-device", "pxb-cxl,bus_nr=12,bus=pcie.0,id=cxl.1",

@@ -23,7 +23,7 @@ import errno
 import json
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -103,7 +103,8 @@ def restore(executor: Executor, snap: tuple[Any, ...]) -> None:
 
 
 @contextmanager
-def session(image: Path, executor: Executor, cache: Path) -> Iterator[CxlTarget]:
+def session(image: Path, executor: Executor, cache: Path,
+            lacks: Mapping[str, str] | None = None) -> Iterator[CxlTarget]:
     """A booted guest with the model brought to its boot state."""
     guest = Guest(image, cache)
     try:
@@ -111,13 +112,14 @@ def session(image: Path, executor: Executor, cache: Path) -> Iterator[CxlTarget]
         executor.reset()
         for step in SETUP:
             executor.apply(step)
-        yield CxlTarget(guest)
+        yield CxlTarget(guest, lacks)
     finally:
         guest.close()
 
 
-def run_steps(image: Path, executor: Executor, steps: Sequence[Step], cache: Path) -> list[LiveStep]:
-    with session(image, executor, cache) as target:
+def run_steps(image: Path, executor: Executor, steps: Sequence[Step], cache: Path,
+              lacks: Mapping[str, str] | None = None) -> list[LiveStep]:
+    with session(image, executor, cache, lacks) as target:
         return target.run(executor, steps)
 
 
@@ -137,7 +139,7 @@ class FileRun:
         return tally(s for s in self.steps if s.step.actor == "user")
 
 
-def run_file(registry: Registry, path: str, build: kernels.KernelBuild, policy: str | None,
+def run_file(registry: Registry, path: str, build: kernels.Kernel, policy: str | None,
              cache: Path, device: str | None = None) -> FileRun:
     """One corpus file on a fresh guest, its steps judged by ``policy`` (default: the file's) on the model
     of ``device`` (default: the file's; ``qemu`` predicts what the emulated device answers, so that what
@@ -161,13 +163,13 @@ def run_file(registry: Registry, path: str, build: kernels.KernelBuild, policy: 
             for i, s in enumerate(entry.steps, 1) if s.actor == "user"))
     image = kernels.ensure(build, cache)
     try:
-        steps = run_steps(image, executor, entry.steps, cache)
+        steps = run_steps(image, executor, entry.steps, cache, build.lacks)
     except GuestError as exc:
         return FileRun(path, pol.label, device, (), str(exc))
     return FileRun(path, pol.label, device, tuple(steps))
 
 
-def judge_for(registry: Registry, entry: corpus.Entry, build: kernels.KernelBuild) -> str:
+def judge_for(registry: Registry, entry: corpus.Entry, build: kernels.Kernel) -> str:
     """The policy describing ``build`` that covers every channel the entry's user steps use."""
     channels = {s.channel for s in entry.steps if s.actor == "user"}
     for name in build.judges:
@@ -184,7 +186,7 @@ class Conformance:
     """A conformance campaign of one policy on one kernel; see the module docstring."""
 
     registry: Registry
-    build: kernels.KernelBuild
+    build: kernels.Kernel
     policy: str
     device: str = "qemu"
     seed: int = 1
@@ -208,7 +210,8 @@ class Conformance:
         executor = self.executor()
         explorer = Explorer(executor, seed=self.seed, steps=1)
         explorer.moves = [m for m in explorer.moves
-                          if m.actor == "user" or (m.op not in NOT_HERE and m.op not in SLOW)]
+                          if m.actor == "user" or (m.op not in NOT_HERE and m.op not in SLOW
+                                                   and m.op not in self.build.lacks)]
         explorer.moves = [attrs.evolve(m, index=i, callers=tuple(c for c in m.callers if c.lockdown == "none"))
                           for i, m in enumerate(explorer.moves)]
         explorer.worked = [([[] for _ in m.params], []) for m in explorer.moves]
@@ -219,7 +222,7 @@ class Conformance:
         while done < self.steps:
             self.boots += 1
             history: list[Step] = []
-            with session(image, executor, self.cache) as target:
+            with session(image, executor, self.cache, self.build.lacks) as target:
                 explorer.live = {}
                 for _ in range(min(self.session_steps, self.steps - done)):
                     move = explorer.pick()
@@ -260,7 +263,7 @@ class Conformance:
     def _reproduces(self, image: Path, steps: Sequence[Step], like: LiveStep) -> LiveStep | None:
         self.boots += 1
         try:
-            out = run_steps(image, self.executor(), steps, self.cache)
+            out = run_steps(image, self.executor(), steps, self.cache, self.build.lacks)
         except GuestError:
             return None
         last = out[-1]

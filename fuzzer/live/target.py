@@ -30,7 +30,7 @@ import errno as _errno
 import struct
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 import attrs
@@ -157,13 +157,17 @@ def _wire(executor: Executor, step: Step) -> bytes:
 
 
 class CxlTarget:
-    """Steps of the ``cxl`` subsystem on a guest with one memdev (``mem0``)."""
+    """Steps of the ``cxl`` subsystem on a guest with one memdev (``mem0``).
 
-    def __init__(self, guest: Guest) -> None:
+    ``lacks``: kernel actions this guest's kernel has no path for, and why (``KernelBuild.lacks``).
+    """
+
+    def __init__(self, guest: Guest, lacks: Mapping[str, str] | None = None) -> None:
         self.guest = guest
         #: the model's region handle -> (the guest's region, its endpoint decoder); a region the
         #: guest made where the model failed is kept under "guest:NAME" (no model step names it)
         self.regions: dict[str, tuple[str, str]] = {}
+        self.lacks = dict(lacks or {})
 
     # ------------------------------------------------------------------ user steps
 
@@ -207,6 +211,8 @@ class CxlTarget:
         ``inflight`` the background opcode the model had running before the step."""
         a = step.args
         sh = self.guest.sh
+        if step.op in self.lacks:
+            raise NotPerformed(self.lacks[step.op])
         if step.op == "region_create":
             return self._region_create(str(a["mode"]), int(a["size"]), handle)
         if step.op == "region_destroy":

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -74,6 +75,25 @@ def deb_version(cache: Path, package: str) -> str:
     for deb in sorted((cache / "live" / "debs").glob(f"{package}_*.deb")):
         return deb.name.split("_")[1].replace("%3a", ":")
     raise ToolError(f"{package} has not been fetched")
+
+
+def newest_deb(cache: Path, pattern: str) -> Path:
+    """The fetched .deb of the newest package whose name matches ``pattern`` (``*`` for a version in it)."""
+    debs = list((cache / "live" / "debs").glob(f"{pattern}_*.deb"))
+    if not debs:
+        raise ToolError(f"{pattern} has not been fetched")
+    return max(debs, key=lambda p: _natural(p.name))
+
+
+def deb_name(deb: Path) -> tuple[str, str]:
+    """(package, version) from a .deb's name (``linux-image-6.12.117+deb13-amd64-unsigned_6.12.117-1_amd64.deb``)."""
+    package, version, _arch = deb.name.split("_")
+    return package, version.replace("%3a", ":")
+
+
+def _natural(name: str) -> list[tuple[int, str]]:
+    """Sorts 6.12.117 after 6.12.99."""
+    return [(int(part), "") if part.isdigit() else (-1, part) for part in re.split(r"(\d+)", name)]
 
 
 @attrs.frozen

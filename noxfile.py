@@ -86,8 +86,10 @@ def conformance(session: nox.Session) -> None:
     session.install("-e", ".")
     session.run("ptfuzz", "live", "build")
     session.run("ptfuzz", "live", "conformance", "--policy", "linux-ioctl", "--policy", "linux-raw",
-                "--policy", "linux-fwctl", "--json", ".nox/conformance.json", *session.posargs)
+                "--policy", "linux-fwctl", "--json", ".nox/conformance.json",
+                "--markdown", ".nox/conformance.md", *session.posargs)
     session.run("ptfuzz", "live", "conformance", "--kernel", "debian-6.12", "--policy", "linux-ioctl",
                 "--steps", "600", "--json", ".nox/conformance-debian-6.12.json", *session.posargs)
-    session.run("ptfuzz", "live", "run", "--kernel", "7.3-fwctl-unchecked-sizes", "--policy", "auto", "-q",
+    session.run("ptfuzz", "live", "run", "--kernel", "7.3-fwctl-unchecked-sizes", "--policy", "auto",
+                "--device", "qemu", "-q",
                 *sorted(str(p) for p in Path("corpora/cxl").glob("linux-fwctl-unchecked-sizes--*.json")))

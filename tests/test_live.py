@@ -19,6 +19,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from fuzzer import host
@@ -540,3 +541,55 @@ def test_the_test_patch_is_in_the_model_that_judges_that_kernel(registry: host.R
         verdicts.append(ex.apply(ex.complete(step)).decision)
     assert verdicts[0] is not None and (verdicts[0].allowed, verdicts[0].errno) == (False, errno.EPERM)
     assert verdicts[1] is not None and verdicts[1].allowed
+
+
+# --------------------------------------------------------------------------- the fwctl size checks, both ways
+
+UNCHECKED = sorted(str(p) for p in Path("corpora/cxl").glob("linux-fwctl-unchecked-sizes--*.json"))
+
+
+def test_the_eight_fwctl_size_findings_are_refused_by_73_and_kasan_stays_silent(registry: host.Registry) -> None:
+    """7.3.4 features.c has the three checks: every finding of the code before them is -EINVAL there."""
+    _kernel("7.3")
+    assert len(UNCHECKED) == 8
+    for path in UNCHECKED:
+        r = runner.run_file(registry, path, kernels.KERNELS["7.3"], "linux-fwctl", tools.cache_dir(), "qemu")
+        assert not r.error, path
+        (step,) = [s for s in r.steps if s.step.actor == "user"]
+        assert step.kernel == Verdict(errno.EINVAL) and step.outcome == "agree", (path, step)
+
+
+def test_the_fwctl_size_findings_are_kasan_reports_or_oopses_with_the_checks_reverted(
+        registry: host.Registry) -> None:
+    """The historical policy's findings, on 7.3 with revert-fwctl-size-checks.patch: the model's
+    out-of-bounds access is where the kernel faults or KASAN reports (six of the eight files; the
+    other two use a feature QEMU lacks, so both sides refuse them: the ECS test below shows theirs)."""
+    build = kernels.KERNELS["7.3-fwctl-unchecked-sizes"]
+    _kernel(build.name)
+    crashes = 0
+    for path in UNCHECKED:
+        r = runner.run_file(registry, path, build, "auto", tools.cache_dir(), "qemu")
+        (step,) = [s for s in r.steps if s.step.actor == "user"]
+        assert step.outcome == "agree", (path, step)
+        crashes += bool(step.kernel and step.kernel.crash)
+    assert crashes == 6
+
+
+def test_a_set_feature_past_its_request_is_a_kasan_read_on_ecs(registry: host.Registry) -> None:
+    """SET_FEATURE of ECS (a user feature on this kernel, by the test patch) with op_size past in_len:
+    cxl_set_feature()'s memcpy() reads off the request (test-kasan-mailbox-copies.patch makes it seen)."""
+    from fuzzer.plugins.cxl import mailbox as mb
+
+    build = kernels.KERNELS["7.3-fwctl-unchecked-sizes"]
+    image = _kernel(build.name)
+    ex = registry.executor("cxl", build.judge(registry.policy("cxl", "linux-fwctl-unchecked-sizes")),
+                           registry.device("cxl", "qemu"), trace=True)
+    full = Caller(frozenset({"CAP_SYS_ADMIN", "CAP_SYS_RAWIO"}), scope="debug_write_full")
+    natural = ex.complete(Step("user", "SET_FEATURE", {"uuid": mb.ECS_UUID, "value": 3}, "cxl.fwctl", full))
+    # op_size 8 bytes past what in_len carries
+    step = attrs.evolve(natural, args={**natural.args, "op_size": natural.args["op_size"] + 8})
+    (live,) = runner.run_steps(image, ex, [step], tools.cache_dir())
+    assert live.model is not None and "out-of-bounds:cxl:cxl_set_feature:payload_in" in live.model.crash
+    assert live.kernel is not None and live.kernel.crash.startswith("BUG: KASAN: slab-out-of-bounds")
+    assert "cxl_set_feature" in live.kernel.crash
+    assert live.outcome == "agree"

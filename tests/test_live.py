@@ -593,3 +593,19 @@ def test_a_set_feature_past_its_request_is_a_kasan_read_on_ecs(registry: host.Re
     assert live.kernel is not None and live.kernel.crash.startswith("BUG: KASAN: slab-out-of-bounds")
     assert "cxl_set_feature" in live.kernel.crash
     assert live.outcome == "agree"
+
+
+def test_conformance_catches_a_model_that_is_wrong_about_the_kernel(registry: host.Registry, tmp_path: Path) -> None:
+    """linux-raw-features-allowed is the RAW table before 7.3.4 added the Features opcodes: on 7.3 the
+    campaign must find RAW Get/Set Feature refused where that model allows them, minimize each to one
+    step on a fresh guest, and save it."""
+    _kernel("7.3")
+    c = runner.Conformance(registry, kernels.KERNELS["7.3"], "linux-raw-features-allowed", "qemu", seed=1,
+                           steps=300, out=tmp_path, log=lambda m: None)
+    found = {d.signature: d for d in c.run()}
+    ops = {d.last.step.op for d in found.values() if d.last.kernel == Verdict(errno.EPERM)}
+    assert ops & {"GET_SUPPORTED_FEATURES", "GET_FEATURE", "SET_FEATURE"}, sorted(found)
+    assert all(len(d.steps) == 1 for d in found.values() if d.last.step.op in ops)
+    assert c.summary()["unexplained"] == len(found) > 0
+    saved = [json.loads(p.read_text()) for p in tmp_path.glob("*.json")]
+    assert {s["signature"] for s in saved} == set(found)

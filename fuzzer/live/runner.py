@@ -315,21 +315,24 @@ def per_command(results: Sequence[LiveStep]) -> dict[str, dict[str, int]]:
     table: dict[str, dict[str, int]] = {}
     for s in results:
         key = f"{s.step.channel or 'kernel'} {s.step.op}"
-        row = table.setdefault(key, {"agree": 0, "partly": 0, "disagree": 0, "not performed": 0})
+        row = table.setdefault(key, {"agree": 0, "partly": 0, "disagree": 0, "not performed": 0, "allowed": 0})
         row[s.outcome] += 1
+        row["allowed"] += bool(s.kernel is not None and not s.kernel.errno)
     return dict(sorted(table.items()))
 
 
 def markdown(runs: Sequence[Conformance]) -> str:
     """The model-vs-kernel table, one row per command, one column group per policy."""
-    lines = ["| command | " + " | ".join(f"{c.policy}: agree / partly / disagree" for c in runs) + " |",
+    lines = ["| command | " + " | ".join(f"{c.policy}: agree / partly / disagree (kernel allowed)"
+                                       for c in runs) + " |",
              "|---|" + "---|" * len(runs)]
     tables = [per_command(c.results) for c in runs]
     for key in sorted(set().union(*tables)):
         cells = []
         for t in tables:
             row = t.get(key)
-            cells.append("" if row is None else f"{row['agree']} / {row['partly']} / {row['disagree']}")
+            cells.append("" if row is None else
+                         f"{row['agree']} / {row['partly']} / {row['disagree']} ({row['allowed']})")
         lines.append(f"| `{key}` | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -609,3 +609,25 @@ def test_conformance_catches_a_model_that_is_wrong_about_the_kernel(registry: ho
     assert c.summary()["unexplained"] == len(found) > 0
     saved = [json.loads(p.read_text()) for p in tmp_path.glob("*.json")]
     assert {s["signature"] for s in saved} == set(found)
+
+
+def test_a_set_feature_of_ecs_at_full_scope_goes_through_and_reads_back(registry: host.Registry) -> None:
+    """What conformance rarely draws (2,000 steps of linux-fwctl met no allowed Set Feature): ECS set
+    through fwctl at FWCTL_RPC_DEBUG_WRITE_FULL with CAP_SYS_RAWIO (its effects say immediate config
+    change, cxlctl_validate_set_features()), then read back with Get Feature; both sides agree."""
+    from fuzzer.plugins.cxl import mailbox as mb
+
+    build = kernels.KERNELS["7.3"]
+    image = _kernel(build.name)
+    ex = registry.executor("cxl", build.judge(registry.policy("cxl", "linux-fwctl")),
+                           registry.device("cxl", "qemu"), trace=True)
+    full = Caller(frozenset({"CAP_SYS_ADMIN", "CAP_SYS_RAWIO"}), scope="debug_write_full")
+    write = Caller(frozenset({"CAP_SYS_ADMIN"}), scope="debug_write")
+    steps = [ex.complete(Step("user", "SET_FEATURE", {"uuid": mb.ECS_UUID, "value": 4}, "cxl.fwctl", c))
+             for c in (write, full)]
+    steps.append(ex.complete(Step("user", "GET_FEATURE", {"uuid": mb.ECS_UUID, "count": 4}, "cxl.fwctl",
+                                  Caller(scope="configuration"))))
+    out = runner.run_steps(image, ex, steps, tools.cache_dir())
+    assert [s.outcome for s in out] == ["agree"] * 3, out
+    assert out[0].kernel is not None and out[0].kernel.errno == errno.EINVAL  # immediate needs FULL
+    assert out[1].kernel == Verdict(0, 0) and out[2].kernel == Verdict(0, 0)

@@ -300,3 +300,19 @@ def test_the_hypothesis_search_draws_sizes_too(registry: Registry, tmp_path: Pat
                       targets=frozenset({"out-of-bounds:cxl:cxl_payload_from_user_allowed:payload_in"})).run()
     (step,) = result.findings["out-of-bounds:cxl:cxl_payload_from_user_allowed:payload_in"].steps
     assert 0 < step.args["in_size"] < 16 and step.args["out_size"] == 0  # the one size that matters, off
+
+
+def test_raw_set_partition_info_needs_the_struct_not_the_ioctl_size(registry: Registry) -> None:
+    """N2: mbox.c cxl_payload_from_user_allowed() (7.3.4) checks ``in_size < sizeof(*pi)``, and cxlmem.h's
+    ``struct cxl_mbox_set_partition_info`` is 9 bytes (__packed), not the ioctl table's size_in 0x0a."""
+    allow_all = Caller(frozenset({"CAP_SYS_ADMIN"}), switches=frozenset({"raw_allow_all"}))
+    e = ex(registry, "linux-raw")
+    nine = e.apply(user("SET_PARTITION_INFO", "cxl.raw", allow_all, volatile=8, immediate=False, in_size=9))
+    # the kernel lets it through (flags at offset 8 is in bounds); the device refuses the length
+    assert nine.decision is not None and nine.decision.allowed, nine.decision
+    assert nine.reply is not None and nine.reply.rc == mb.RC_PAYLOADLEN and not oob(nine)
+    eight = e.apply(user("SET_PARTITION_INFO", "cxl.raw", allow_all, volatile=8, immediate=False, in_size=8))
+    assert eight.decision is not None and (eight.decision.errno, eight.decision.rule) == (errno.EBUSY, "payload-size")
+    # the immediate flag is read at offset 8 of a 9-byte payload
+    flag = e.apply(user("SET_PARTITION_INFO", "cxl.raw", allow_all, volatile=8, immediate=True, in_size=9))
+    assert flag.decision is not None and flag.decision.rule == "immediate-flag"

@@ -109,8 +109,11 @@ def _exclusive(r: Request) -> Verdict:
 
 
 _ALLOWED = "cxl_payload_from_user_allowed()"
-#: the structs cxl_payload_from_user_allowed() looks into, and their sizes
-PAYLOAD_STRUCTS = {"SET_PARTITION_INFO": 0x0A, "CLEAR_LOG": 0x10}
+#: the structs cxl_payload_from_user_allowed() looks into, and their sizes: ``sizeof(*pi)`` of
+#: drivers/cxl/cxlmem.h ``struct cxl_mbox_set_partition_info { __le64 volatile_capacity; u8 flags; }
+#: __packed`` is 9 (7.3.4), not the ioctl table's size_in 0x0a (``ioctl-size-in`` checks that one),
+#: and ``sizeof(uuid_t)`` is 16
+PAYLOAD_STRUCTS = {"SET_PARTITION_INFO": 9, "CLEAR_LOG": 0x10}
 
 
 def _payload_size(r: Request) -> Verdict:
@@ -139,7 +142,8 @@ IOCTL_RULES = (
          channels=(IOCTL,)),
 )
 PAYLOAD_RULES = (
-    Rule("payload-size", _payload_size, f"{MBOX} {_ALLOWED}: in_size < sizeof(*pi) (60b5d1f68338)",
+    Rule("payload-size", _payload_size, f"{MBOX} {_ALLOWED}: in_size < sizeof(*pi) (9 bytes), "
+         f"in_size < sizeof(uuid_t) (60b5d1f68338; {KERNEL})",
          channels=(IOCTL, RAW), ops=tuple(PAYLOAD_STRUCTS)),
     Rule("immediate-flag", _immediate_flag, f"{MBOX} {_ALLOWED}: CXL_SET_PARTITION_IMMEDIATE_FLAG",
          channels=(IOCTL, RAW), ops=("SET_PARTITION_INFO",)),

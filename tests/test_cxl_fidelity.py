@@ -63,6 +63,7 @@ def test_raw_checks_raw_rsvd_first_and_ignores_flags(registry: Registry) -> None
     assert verdict(e, user("SET_LSA", "cxl.raw", offset=0, length=8, byte=1, rsvd=1, out_size=4096)) == \
         (errno.EINVAL, "raw-rsvd")
     assert verdict(e, user("SET_LSA", "cxl.raw", offset=0, length=8, byte=1, rsvd=1)) == (errno.EINVAL, "raw-rsvd")
+    assert "flags" not in {p.name for p in e.params[("cxl.raw", "GET_HEALTH_INFO")]}  # not drawn on RAW
     assert verdict(e, user("GET_HEALTH_INFO", "cxl.raw", flags=0xFFFFFFFF))[0] == 0
     assert verdict(e, user("SET_LSA", "cxl.raw", offset=0, length=8, byte=1))[0] == errno.EPERM
 

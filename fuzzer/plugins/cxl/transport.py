@@ -38,7 +38,7 @@ FWCTL_RPC_CXL_HDR = 16  # struct fwctl_rpc_cxl: opcode, flags, op_size, reserved
 FWCTL_RPC_CXL_OUT = 8  # struct fwctl_rpc_cxl_out: size, retval (u32 each)
 SET_FEAT_HDR = 32  # struct cxl_mbox_set_feat_hdr: uuid, flags, offset, version, rsvd[9]
 
-#: struct cxl_send_command around the payload.  ``flags`` and ``rsvd`` are not lengths, but they are
+#: struct cxl_send_command around the payload (a table id).  ``flags`` and ``rsvd`` are not lengths, but they are
 #: what sizes are to the engine: fields a correct caller sets to a known value (0), drawn mostly at
 #: it, left out of a step when they have it, shrunk back to it.  Simplification, once: ``rsvd`` is
 #: one reserved field, the upper 16 bits of the id union (``raw.rsvd``; on a table id it makes the
@@ -54,6 +54,9 @@ MAILBOX_ENVELOPE = Envelope("in_size", "out_size", sizes=(
     Param("rsvd", "size", 0, 0xFFFF, natural=0,
           doc="raw.rsvd, the upper half of the id union (send_cmd->rsvd on a table id): must be 0"),
 ))
+#: the same for CXL_MEM_COMMAND_ID_RAW, less ``flags``: cxl_to_mem_cmd_raw() (7.3.4) never looks at
+#: it, so drawing it would only cost steps
+RAW_ENVELOPE = attrs.evolve(MAILBOX_ENVELOPE, sizes=tuple(p for p in MAILBOX_ENVELOPE.sizes if p.name != "flags"))
 
 FWCTL_ENVELOPE = fwctl.envelope(Layout(
     (Slot("opcode", 0, 4), Slot("op_size", 8, 4)), size=FWCTL_RPC_CXL_HDR, out=FWCTL_RPC_CXL_OUT,

@@ -71,6 +71,7 @@ CXL_HOLES = [
     ("linux-ioctl", "spec", "payload-max", "out-of-bounds:cxl:__cxl_pci_mbox_send_cmd:mailbox.payload",
      ["SET_LSA"]),
     # cxl_payload_from_user_allowed(): 60b5d1f68338's size check gone, a 1-byte Clear Log is read as a UUID
+    # (or a short Set Partition Info as its 9-byte struct: which one the search meets first is the seed's)
     ("linux-raw", "spec", "payload-size", "out-of-bounds:cxl:cxl_payload_from_user_allowed:payload_in",
      ["SET_PARTITION_INFO"]),
     # cxl_to_mem_cmd(): before 60b5d1f68338 its exact-size check was all that kept the ioctl path safe

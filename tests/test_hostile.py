@@ -332,8 +332,9 @@ def test_a_plugin_calling_sys_exit_does_not_end_the_run_clean(tmp_path: Path, ca
         step = {"actor": "user", "channel": "cxl.raw", "op": "BYE", "caller": {"caps": []}, "args": {}}
         path = write(tmp_path, with_step(2, step) if where == "in-handler" else BASE)
         assert_error(capsys, ["--plugin", p, "replay", path], "SystemExit")
+        # enough sequences for the search to draw BYE among the RAW commands (the DCD opcodes included)
         assert_error(capsys, ["--plugin", p, "run", "cxl", "--policy", "permissive", "--seed", "1",
-                              "--max-examples", "5", "--corpus", tmp_path / "c"], "SystemExit")
+                              "--max-examples", "50", "--corpus", tmp_path / "c"], "SystemExit")
 
 
 # ----------------------------------------------------------------------------- --json / --junit

@@ -122,7 +122,7 @@ def test_before_60b5d1f68338_one_raw_step_reads_out_of_bounds(tmp_path: Path,
     """The issue's "done when", with a fixed number of sequences instead of --time 60."""
     out = tmp_path / "s.json"
     with pytest.raises(SystemExit) as done:
-        main(["run", "cxl", "--policy", "linux-raw-unsized-payload", "--seed", "1", "--max-examples", "400",
+        main(["run", "cxl", "--policy", "linux-raw-unsized-payload", "--seed", "1", "--max-examples", "1500",
               "--corpus", str(tmp_path), "--json", str(out)])
     assert done.value.code == 1
     found = {f["signature"]: f for f in json.loads(out.read_text())["findings"]}
@@ -130,10 +130,15 @@ def test_before_60b5d1f68338_one_raw_step_reads_out_of_bounds(tmp_path: Path,
     assert f["steps"] == 1
     entry = corpus.load(f["file"])
     (step,) = entry.steps
-    assert (step.channel, step.op) == ("cxl.raw", "CLEAR_LOG")
-    assert 0 < step.args["in_size"] < 16  # a payload shorter than a UUID
+    # either command cxl_payload_from_user_allowed() looks into shows it (the seed decides which)
+    assert step.channel == "cxl.raw" and step.op in ("CLEAR_LOG", "SET_PARTITION_INFO")
+    # a payload shorter than a UUID, or than struct cxl_mbox_set_partition_info (9 bytes)
+    assert 0 < step.args["in_size"] < {"CLEAR_LOG": 16, "SET_PARTITION_INFO": 9}[step.op]
     shown = bytes.fromhex(json.loads(Path(f["file"]).read_text())["steps"][0]["bytes"])
-    assert shown == uuid.UUID(step.args["log"]).bytes[: step.args["in_size"]]  # the bytes really sent
+    if step.op == "CLEAR_LOG":
+        assert shown == uuid.UUID(step.args["log"]).bytes[: step.args["in_size"]]  # the bytes really sent
+    else:
+        assert shown == int(step.args["volatile"]).to_bytes(8, "little")[: step.args["in_size"]]
     with pytest.raises(SystemExit) as done:
         main(["replay", "--policy", "linux-raw", f["file"]])
     assert done.value.code == 0  # the current policy closes it
@@ -300,3 +305,19 @@ def test_the_hypothesis_search_draws_sizes_too(registry: Registry, tmp_path: Pat
                       targets=frozenset({"out-of-bounds:cxl:cxl_payload_from_user_allowed:payload_in"})).run()
     (step,) = result.findings["out-of-bounds:cxl:cxl_payload_from_user_allowed:payload_in"].steps
     assert 0 < step.args["in_size"] < 16 and step.args["out_size"] == 0  # the one size that matters, off
+
+
+def test_raw_set_partition_info_needs_the_struct_not_the_ioctl_size(registry: Registry) -> None:
+    """N2: mbox.c cxl_payload_from_user_allowed() (7.3.4) checks ``in_size < sizeof(*pi)``, and cxlmem.h's
+    ``struct cxl_mbox_set_partition_info`` is 9 bytes (__packed), not the ioctl table's size_in 0x0a."""
+    allow_all = Caller(frozenset({"CAP_SYS_ADMIN"}), switches=frozenset({"raw_allow_all"}))
+    e = ex(registry, "linux-raw")
+    nine = e.apply(user("SET_PARTITION_INFO", "cxl.raw", allow_all, volatile=8, immediate=False, in_size=9))
+    # the kernel lets it through (flags at offset 8 is in bounds); the device refuses the length
+    assert nine.decision is not None and nine.decision.allowed, nine.decision
+    assert nine.reply is not None and nine.reply.rc == mb.RC_PAYLOADLEN and not oob(nine)
+    eight = e.apply(user("SET_PARTITION_INFO", "cxl.raw", allow_all, volatile=8, immediate=False, in_size=8))
+    assert eight.decision is not None and (eight.decision.errno, eight.decision.rule) == (errno.EBUSY, "payload-size")
+    # the immediate flag is read at offset 8 of a 9-byte payload
+    flag = e.apply(user("SET_PARTITION_INFO", "cxl.raw", allow_all, volatile=8, immediate=True, in_size=9))
+    assert flag.decision is not None and flag.decision.rule == "immediate-flag"

@@ -188,6 +188,9 @@ class CxlTarget:
             scope = fwctl.rank(caller.scope)
             return self.guest.call("fwctl", caps, FWCTL.encode(), max(scope, 0), int(step.args["in_len"]),
                                    int(step.args["out_len"]), data)
+        if int(step.args.get("flags", 0)) or int(step.args.get("rsvd", 0)):
+            # agent.c do_mem() memsets struct cxl_send_command and sets id, raw.opcode and the sizes only
+            raise NotPerformed("the agent sends flags and the reserved fields as 0")
         if step.channel == "cxl.ioctl":
             if step.op not in IOCTL_IDS:
                 raise NotPerformed(f"{step.op} has no CXL_MEM_SEND_COMMAND id")

@@ -39,7 +39,7 @@ CHANNELS = (
     Channel(IOCTL, "CXL_MEM_SEND_COMMAND with a command id from the kernel's table",
             envelope=transport.MAILBOX_ENVELOPE, transport=transport.mailbox),
     Channel(RAW, "CXL_MEM_SEND_COMMAND with CXL_MEM_COMMAND_ID_RAW and any opcode", callers=RAW_CALLERS,
-            envelope=transport.MAILBOX_ENVELOPE, transport=transport.mailbox),
+            envelope=transport.RAW_ENVELOPE, transport=transport.mailbox),
     Channel(FWCTL, "FWCTL_RPC to the CXL fwctl device (Features commands)", scopes=fwctl.SCOPES,
             envelope=transport.FWCTL_ENVELOPE, transport=transport.features_rpc),
     Channel(SYSFS, "/sys/bus/cxl/devices/memN/security/{sanitize,erase}", transport=transport.security_sysfs),

@@ -570,6 +570,16 @@ def passphrase_secure_erase(dev: Device, args: Args) -> Reply:
     return _ok()
 
 
+def no_dynamic_capacity(dev: Device, args: Args) -> Reply:
+    """The DCD commands on a device without Dynamic Capacity regions: no handler, UNSUPPORTED.
+
+    Simplification: no variant models DCD (QEMU 10.0.2 installs cxl_cmd_set_dcd[] only with DC
+    regions, which the live target's device has none of); the commands are here so that RAW reaches
+    their opcodes, and they are absent from every variant's CEL.
+    """
+    return Reply(rc=mb.RC_UNSUPPORTED)
+
+
 # vendor device -----------------------------------------------------------------
 
 
@@ -676,7 +686,16 @@ _TABLE: tuple[tuple[str, int, tuple[str, ...], Any, Callable[[Device, Args], Rep
     # or the DPA is in an event record.  Effects as a PPR/sparing entry would declare them.
     ("DO_MAINTENANCE", mb.DO_MAINTENANCE, (RAW,), E.CONFIG_IMMEDIATE | E.DATA_IMMEDIATE, do_maintenance,
      (Param("op_class", "int", 0, 3, doc="1 PPR, 2 memory sparing"), Param("op_subclass", "int", 0, 3), _DPA)),
+    # Dynamic Capacity (0x48xx): 7.3.4 has no DCD code (no cxl_is_dcd_command(), no opcode in enum
+    # cxl_opcode, none in cxl_disabled_raw_commands[] nor security_command_sets[]), so RAW passes them
+    # like any unknown opcode, with the WARN.  Effects as QEMU's cxl_cmd_set_dcd[] declares them.
+    ("GET_DC_CONFIG", mb.GET_DC_CONFIG, (RAW,), E.NONE, no_dynamic_capacity, ()),
+    ("GET_DC_EXTENT_LIST", mb.GET_DC_EXTENT_LIST, (RAW,), E.NONE, no_dynamic_capacity, ()),
+    ("ADD_DC_RESPONSE", mb.ADD_DC_RESPONSE, (RAW,), E.DATA_IMMEDIATE, no_dynamic_capacity, ()),
+    ("RELEASE_DC", mb.RELEASE_DC, (RAW,), E.DATA_IMMEDIATE, no_dynamic_capacity, ()),
 )
+#: the Dynamic Capacity commands, which no variant's CEL lists
+DCD_OPS = frozenset({"GET_DC_CONFIG", "GET_DC_EXTENT_LIST", "ADD_DC_RESPONSE", "RELEASE_DC"})
 
 U: Final = "uuid"
 V = None  # CXL_VARIABLE_PAYLOAD
@@ -729,6 +748,12 @@ LAYOUTS: dict[str, Layout] = {
     "PASSPHRASE_SECURE_ERASE": Layout((Slot("passphrase", 0x20, 32, "text"),), size=0x40, out=0),
     "DO_MAINTENANCE": Layout((Slot("op_class", 0, 1), Slot("op_subclass", 1, 1), Slot("dpa", 0x10, 8)),
                              size=V, min=0x10, out=0),
+    # CXL r3.1 8.2.9.9.9: region count and start index; extent count and start index; the extent
+    # count, flags and reserved bytes before a response's or a release's extent list
+    "GET_DC_CONFIG": Layout(size=2, out=V),
+    "GET_DC_EXTENT_LIST": Layout(size=8, out=V),
+    "ADD_DC_RESPONSE": Layout(size=V, min=8, out=0),
+    "RELEASE_DC": Layout(size=V, min=8, out=0),
     "ACME_RAS_RESTORE": Layout(size=0, out=0),
     "ACME_GET_DIAG": Layout(size=0, out=0x4),
 }
@@ -758,7 +783,7 @@ def build_cel(commands: tuple[Command, ...]) -> tuple[tuple[int, int], ...]:
     """The Command Effects Log, built from the handler table as QEMU's cxl_rebuild_cel() does."""
     return tuple(
         (c.opcode, _STATIC_CEL[c.op] if callable(c.effects) and not isinstance(c.effects, int) else int(c.effects))
-        for c in sorted(commands, key=lambda c: c.opcode)
+        for c in sorted(commands, key=lambda c: c.opcode) if c.op not in DCD_OPS
     )
 
 

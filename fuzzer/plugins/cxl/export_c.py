@@ -115,8 +115,10 @@ KERNEL_HOWTO = {
     "nvdimm_bind": "bind the cxl_pmem nvdimm for this memdev (modprobe cxl_pmem)",
     # cxl_nvdimm_probe() registers clear_exclusive() as a devm action of the cxl_nvdimm device;
     # unbinding libnvdimm's nmemX does not run it, and cxl_nvdimm_driver has suppress_bind_attrs
-    # (no sysfs unbind): only unloading cxl_pmem releases SET_LSA and SET_SHUTDOWN_STATE
-    "nvdimm_unbind": "unload cxl_pmem (modprobe -r cxl_pmem): the only way to unbind cxl_nvdimm",
+    # (no sysfs unbind).  7.3.4: unloading cxl_pmem runs it, and so does unbinding memN from cxl_mem
+    # (devm_cxl_add_nvdimm()'s cxlmd_release_nvdimm() unregisters the cxl_nvdimm device)
+    "nvdimm_unbind": "unload cxl_pmem (modprobe -r cxl_pmem), or unbind the memdev from cxl_mem "
+                     "(echo <memdev> > /sys/bus/cxl/drivers/cxl_mem/unbind), which unregisters its cxl_nvdimm",
     "edac_repair": "repair DPA {dpa} x 64 through EDAC (/sys/bus/edac/devices/cxl_<memdev>/mem_repair0/)",
     "nvdimm_write_label": "let libnvdimm write a label (e.g. ndctl create-namespace)",
     "edac_set_scrub": "set the patrol scrub cycle to {cycle_hours} h through EDAC "
@@ -222,7 +224,7 @@ static __attribute__((unused)) void report(int step, const char *what, int rc, i
 }
 
 static __attribute__((unused)) void mem_cmd(const char *dev, int step, uint32_t id, uint16_t opcode, const uint8_t *in, uint32_t len,
-			uint32_t in_size, uint32_t out_size)
+			uint32_t in_size, uint32_t out_size, uint32_t flags, uint16_t rsvd)
 {
 	struct cxl_send_command c;
 	uint8_t *inb = sized(in, len, in_size), *outb = calloc(1, (out_size < (64u << 20) ? out_size : 0) + 1);
@@ -232,6 +234,8 @@ static __attribute__((unused)) void mem_cmd(const char *dev, int step, uint32_t 
 	if (fd < 0) { printf("step %d: open %s: %s\n", step, dev, strerror(errno)); failed = 1; return; }
 	memset(&c, 0, sizeof(c));
 	c.id = id;
+	c.flags = flags;
+	c.raw.rsvd = rsvd; /* on a table id: the upper half of rsvd */
 	if (id == 2)
 		c.raw.opcode = opcode;
 	c.in.size = in_size;
@@ -356,7 +360,9 @@ def _user_step(i: int, step: Step, rep: Any) -> list[str]:
         in_size = _size(step, "in_size", natural("in_size"), str(len(data)))
         out_size = _size(step, "out_size", natural("out_size"),
                          str(fixed_out) if fixed_out is not None else "payload_max(sysfs)")
-        lines.append(f"\t\tmem_cmd(memdev, {i}, {cmd_id}, {opcode:#06x}, in, {len(data)}, {in_size}, {out_size});")
+        flags, rsvd = int(step.args.get("flags", 0)), int(step.args.get("rsvd", 0))
+        lines.append(f"\t\tmem_cmd(memdev, {i}, {cmd_id}, {opcode:#06x}, in, {len(data)}, {in_size}, {out_size}, "
+                     f"{flags:#x}, {rsvd:#x});")
     lines.append("\t}")
     return lines
 

@@ -27,6 +27,17 @@ NVDIMM_EXCLUSIVE = frozenset({"SET_LSA", "SET_SHUTDOWN_STATE"})
 
 BOOT_TIME = 1_700_000_000
 
+#: include/cxl/features.h enum cxl_features_capability (7.3.4)
+FEATURES_NONE, FEATURES_RO, FEATURES_RW = 0, 1, 2
+
+
+def features_cap(opcodes: set[int] | frozenset[int]) -> int:
+    """mbox.c cxl_walk_cel() -> check_features_opcodes(), set_features_cap() (7.3.4): read-only when
+    the CEL has both Get Supported Features and Get Feature, read-write when it also has Set Feature."""
+    if {mb.GET_SUPPORTED_FEATURES, mb.GET_FEATURE} <= opcodes:
+        return FEATURES_RW if mb.SET_FEATURE in opcodes else FEATURES_RO
+    return FEATURES_NONE
+
 
 def boot() -> dict[str, Any]:
     """Kernel bookkeeping before the driver binds."""
@@ -38,6 +49,9 @@ def boot() -> dict[str, Any]:
         "enabled": frozenset(),
         "features": {},
         "cel": frozenset(),
+        # cxl_mbox->feat_cap (set_features_cap()) and whether devm_cxl_setup_fwctl() made a fwctl device
+        "feat_cap": FEATURES_NONE,
+        "fwctl": False,
         # pci.c: mds->security.poll_tmo_secs > 0 while the sanitize poller runs
         "sanitize_active": False,
     }
@@ -59,14 +73,20 @@ def probe(world: World) -> None:
     # cxl_walk_cel() -> cxl_set_security_cmd(): security/sanitize and security/erase exist only for a
     # device whose CEL has the command (7.3.4 memdev.c cxl_security_visible())
     k["cel"] = frozenset(opcodes)
+    k["feat_cap"] = features_cap(opcodes)
     world.mailbox("SET_TIMESTAMP", timestamp=BOOT_TIME + 1000 * k["boot"])  # cxl_set_timestamp()
     world.believe("timestamp")
     for log in range(4):  # cxl_event_config(): MSI/MSI-X for every log
         world.mailbox("SET_EVT_INT_POLICY", log=log, setting=1)
     world.believe("event.int_policy")
     _drain_events(world)
-    feats = world.mailbox("GET_SUPPORTED_FEATURES").out.get("features", ())
+    # devm_cxl_setup_features(): no Features state below CXL_FEATURES_RO (nor a Get Supported Features)
+    feats = world.mailbox("GET_SUPPORTED_FEATURES").out.get("features", ()) if k["feat_cap"] >= FEATURES_RO else ()
     k["features"] = {uuid: (changeable, effects) for uuid, changeable, effects in feats}
+    # devm_cxl_setup_fwctl(): "No need to setup FWCTL if there are no user allowed features found"
+    knobs = world.policy.knobs if world.policy is not None else {}
+    exclusive = knobs.get("exclusive_features", mb.EXCLUSIVE_FEATURES)
+    k["fwctl"] = any(uuid not in exclusive for uuid in k["features"])
     world.believe("scrub.cycle_hours", "scrub.enabled", "ecs.threshold")  # EDAC registration
     world.mailbox("GET_FW_INFO")
     world.believe("fw.active_slot")
@@ -149,6 +169,15 @@ def nvdimm_bind(world: World, args: Args) -> Reply:
 
 
 def nvdimm_unbind(world: World, args: Args) -> Reply:
+    """The cxl_nvdimm device loses its driver, so its devm action clear_exclusive() runs (7.3.4).
+
+    cxl_nvdimm_driver has ``suppress_bind_attrs`` (drivers/cxl/pmem.c: no sysfs unbind of it), but three
+    paths get there: unloading cxl_pmem; unbinding memN from cxl_mem, whose probe registered
+    cxlmd_release_nvdimm() -> device_unregister(&cxl_nvd->dev) as a devm action of memN
+    (drivers/cxl/mem.c cxl_mem_probe() -> core/pmem.c devm_cxl_add_nvdimm(dev, ...); cxl_mem_driver
+    has no suppress_bind_attrs); and the bridge's teardown (unregister_nvdimm_bus() -> detach_nvdimm()).
+    Unbinding memN also takes the memdev's other devm state with it; the model keeps that bound.
+    """
     k = world.kernel
     if not k["nvdimm_bound"]:
         return _err(errno.ENODEV, "not bound")
@@ -285,7 +314,8 @@ ACTIONS = (
     ), doc="decommit and destroy a region"),
     KernelAction("nvdimm_bind", nvdimm_bind, doc="cxl_nvdimm_probe()"),
     KernelAction("nvdimm_unbind", nvdimm_unbind,
-                 doc="cxl_nvdimm unbound: clear_exclusive() runs (only by unloading cxl_pmem: suppress_bind_attrs)"),
+                 doc="cxl_nvdimm unbound: clear_exclusive() runs (unloading cxl_pmem, or unbinding memN from "
+                     "cxl_mem: cxlmd_release_nvdimm(); cxl_nvdimm itself has suppress_bind_attrs)"),
     KernelAction("nvdimm_write_label", nvdimm_write_label, (
         Param("offset", "choice", choices=(0, 8, 16, 64)), Param("byte", "int", 0, 255),
     ), doc="libnvdimm writes a label"),

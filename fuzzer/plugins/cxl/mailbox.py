@@ -42,6 +42,11 @@ CLEAR_POISON = 0x4302
 GET_SCAN_MEDIA_CAPS = 0x4303
 SCAN_MEDIA = 0x4304
 GET_SCAN_MEDIA = 0x4305
+#: Dynamic Capacity (CXL r3.1 Table 8-126, command set 0x48); 7.3.4's enum cxl_opcode has none of them
+GET_DC_CONFIG = 0x4800
+GET_DC_EXTENT_LIST = 0x4801
+ADD_DC_RESPONSE = 0x4802
+RELEASE_DC = 0x4803
 SANITIZE = 0x4400
 SECURE_ERASE = 0x4401
 GET_SECURITY_STATE = 0x4500
@@ -124,6 +129,9 @@ PAYLOAD_SIZE = 2048
 VARIABLE = 0xFFFFFFFF
 #: struct cxl_send_command's size fields are 32-bit (out.size is an __s32).
 SIZE_MAX = 0xFFFFFFFF
+#: include/uapi/linux/cxl_mem.h CXL_MEM_COMMAND_FLAG_MASK, GENMASK(1, 0): the only flag bits a table
+#: command may carry (cxl_to_mem_cmd(), 7.3.4)
+COMMAND_FLAG_MASK = 0x3
 
 # --- model sizes (simplified: a small device keeps the state space small) ------
 TOTAL_UNITS = 16  # 4 GiB

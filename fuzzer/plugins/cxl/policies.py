@@ -41,6 +41,7 @@ from fuzzer import (
 
 from . import mailbox as mb
 from .device import FWCTL, IOCTL, RAW, SYSFS
+from .kernel import FEATURES_RW
 from .transport import FWCTL_RPC_CXL_HDR, FWCTL_RPC_CXL_OUT
 
 CAP_SYS_ADMIN = "CAP_SYS_ADMIN"
@@ -96,6 +97,18 @@ IOCTL_SIZE_RULES = (
 # --------------------------------------------------------------------------- ioctl path
 
 
+def _ioctl_flags(r: Request) -> Verdict:
+    if r.size("flags") & ~mb.COMMAND_FLAG_MASK:
+        return Deny(errno.EINVAL, "flags outside CXL_MEM_COMMAND_FLAG_MASK")
+    return None
+
+
+def _reserved_zero(r: Request) -> Verdict:
+    if r.size("rsvd"):
+        return Deny(errno.EINVAL, "a reserved field is not zero")
+    return None
+
+
 def _enabled(r: Request) -> Verdict:
     if r.command.op not in r.kernel["enabled"]:
         return Deny(errno.ENOTTY, "not in enabled_cmds (opcode absent from the CEL)")
@@ -109,8 +122,11 @@ def _exclusive(r: Request) -> Verdict:
 
 
 _ALLOWED = "cxl_payload_from_user_allowed()"
-#: the structs cxl_payload_from_user_allowed() looks into, and their sizes
-PAYLOAD_STRUCTS = {"SET_PARTITION_INFO": 0x0A, "CLEAR_LOG": 0x10}
+#: the structs cxl_payload_from_user_allowed() looks into, and their sizes: ``sizeof(*pi)`` of
+#: drivers/cxl/cxlmem.h ``struct cxl_mbox_set_partition_info { __le64 volatile_capacity; u8 flags; }
+#: __packed`` is 9 (7.3.4), not the ioctl table's size_in 0x0a (``ioctl-size-in`` checks that one),
+#: and ``sizeof(uuid_t)`` is 16
+PAYLOAD_STRUCTS = {"SET_PARTITION_INFO": 9, "CLEAR_LOG": 0x10}
 
 
 def _payload_size(r: Request) -> Verdict:
@@ -132,14 +148,24 @@ def _vendor_debug_only(r: Request) -> Verdict:
     return None
 
 
+# cxl_validate_cmd_from_user()'s first check, id == 0 || id >= CXL_MEM_COMMAND_ID_MAX -> -ENOTTY, has
+# no rule: a step names a command of the table (or RAW), never a number, so no drawn id is out of
+# range (linux-raw-clear-any-log's "ioctl-id-max" stands for the ids a kernel did not have yet).
 IOCTL_RULES = (
+    Rule("ioctl-flags", _ioctl_flags,
+         f"{MBOX} cxl_to_mem_cmd(): send_cmd->flags & ~CXL_MEM_COMMAND_FLAG_MASK -> -EINVAL ({KERNEL})",
+         channels=(IOCTL,)),
+    Rule("ioctl-rsvd", _reserved_zero,
+         f"{MBOX} cxl_to_mem_cmd(): send_cmd->rsvd, in.rsvd || out.rsvd -> -EINVAL ({KERNEL})",
+         channels=(IOCTL,)),
     Rule("enabled-cmds", _enabled, f"{MBOX} cxl_validate_cmd_from_user(): enabled_cmds", channels=(IOCTL,)),
     Rule("exclusive-cmds", _exclusive,
          f"{MBOX} cxl_validate_cmd_from_user(): exclusive_cmds; drivers/cxl/pmem.c cxl_nvdimm_probe()",
          channels=(IOCTL,)),
 )
 PAYLOAD_RULES = (
-    Rule("payload-size", _payload_size, f"{MBOX} {_ALLOWED}: in_size < sizeof(*pi) (60b5d1f68338)",
+    Rule("payload-size", _payload_size, f"{MBOX} {_ALLOWED}: in_size < sizeof(*pi) (9 bytes), "
+         f"in_size < sizeof(uuid_t) (60b5d1f68338; {KERNEL})",
          channels=(IOCTL, RAW), ops=tuple(PAYLOAD_STRUCTS)),
     Rule("immediate-flag", _immediate_flag, f"{MBOX} {_ALLOWED}: CXL_SET_PARTITION_IMMEDIATE_FLAG",
          channels=(IOCTL, RAW), ops=("SET_PARTITION_INFO",)),
@@ -238,6 +264,8 @@ def _warn(r: Request) -> Verdict:
 
 
 RAW_RULES = (
+    Rule("raw-rsvd", _reserved_zero, f"{MBOX} cxl_to_mem_cmd_raw(): send_cmd->raw.rsvd -> -EINVAL ({KERNEL}); "
+         "the RAW path does not look at flags, in.rsvd or out.rsvd", channels=(RAW,)),
     Rule("raw-out-max", _raw_out_max, f"{MBOX} cxl_to_mem_cmd_raw(): out.size > payload_size -> -EINVAL",
          channels=(RAW,)),
     Rule("raw-lockdown", _lockdown, f"{MBOX} cxl_mem_raw_command_allowed(): lockdown", channels=(RAW,)),
@@ -269,6 +297,18 @@ def _in_len_covers(r: Request) -> Verdict:
     in_len = r.size("in_len")
     if in_len < FWCTL_RPC_CXL_HDR or _op_size(r, "cxlctl_fw_rpc()") > in_len - FWCTL_RPC_CXL_HDR:
         return Deny(errno.EINVAL, "in_len < sizeof(rpc_in->hdr) or op_size > in_len - sizeof(rpc_in->hdr)")
+    return None
+
+
+def _fwctl_device(r: Request) -> Verdict:
+    if not r.kernel["fwctl"]:
+        return Deny(errno.ENODEV, "no fwctl device: no Features capability or no user feature")
+    return None
+
+
+def _features_rw(r: Request) -> Verdict:
+    if r.kernel["feat_cap"] < FEATURES_RW:
+        return Deny(errno.EINVAL, "feat_cap < CXL_FEATURES_RW: the CEL lacks Set Feature")
     return None
 
 
@@ -369,12 +409,19 @@ def _exclusive_feature(r: Request) -> Verdict:
 _SET = ("SET_FEATURE",)
 _GET = ("GET_FEATURE",)
 FWCTL_RULES = (
+    # before any of fwctl's own checks: there is no /dev/fwctl/fwctlN to open
+    Rule("fwctl-device", _fwctl_device, f"{FEATURES} devm_cxl_setup_fwctl(): no cxlfs (feat_cap < CXL_FEATURES_RO) "
+         f"or !num_user_features -> -ENODEV, no fwctl device ({KERNEL})", channels=(FWCTL,)),
     *fwctl.core_rules(FWCTL),
     Rule("cxlctl-in-len", _in_len_covers, f"{FEATURES} cxlctl_fw_rpc(): in_len < sizeof(rpc_in->hdr) || "
          f"rpc_in->op_size > in_len - sizeof(rpc_in->hdr) -> -EINVAL, before rpc_in->opcode ({KERNEL})",
          channels=(FWCTL,)),
     Rule("cxlctl-opcode", _opcode_known, f"{FEATURES} cxlctl_fw_rpc(), cxlctl_validate_hw_command()",
          channels=(FWCTL,)),
+    # The Get branch, feat_cap >= CXL_FEATURES_RO, always holds here: without it there is no fwctl device.
+    Rule("set-feature-cap", _features_rw, f"{FEATURES} cxlctl_validate_hw_command(): SET_FEATURE with "
+         f"feat_cap < CXL_FEATURES_RW -> false, -EINVAL (feat_cap from mbox.c set_features_cap(); {KERNEL})",
+         channels=(FWCTL,), ops=_SET),
     Rule("set-feature-uuid-size", _uuid_fits, f"{FEATURES} {_VALIDATE}: op_size < sizeof(uuid_t)",
          channels=(FWCTL,), ops=_SET),
     Rule("set-feature-known", _feature_known, f"{FEATURES} cxlctl_validate_set_features()",

@@ -138,7 +138,8 @@ def test_raw_step_is_cxl_mem_send_command_with_the_raw_id_and_the_models_bytes(r
     step = ex.complete(Step("user", "SET_TIMESTAMP", {"timestamp": 0x1122}, "cxl.raw", RAW_ADMIN))
     rec = Recorder()
     target.CxlTarget(rec).user(ex, step)  # type: ignore[arg-type]
-    (verb, caps, dev, cmd_id, opcode, in_size, out_size, data), = rec.calls
+    (verb, caps, dev, cmd_id, opcode, in_size, out_size, flags, rsvd, data), = rec.calls
+    assert (flags, rsvd) == (0, 0)
     assert (verb, caps, dev, cmd_id, opcode) == ("mem", 1 << 21, b"/dev/cxl/mem0", target.ID_RAW, 0x0301)
     assert (in_size, out_size) == (8, step.args["out_size"])
     assert data == (0x1122).to_bytes(8, "little")
@@ -350,7 +351,7 @@ class TestDebian612:
         assert "pmem0" in out  # cxl_nvdimm bound: SET_LSA and SET_SHUTDOWN_STATE are the kernel's
 
     def test_identify_over_the_ioctl_path(self, guest: guest_mod.Guest) -> None:
-        r = guest.call("mem", 0, b"/dev/cxl/mem0", target.IOCTL_IDS["IDENTIFY"], 0x4000, 0, 0x43, b"")
+        r = guest.call("mem", 0, b"/dev/cxl/mem0", target.IOCTL_IDS["IDENTIFY"], 0x4000, 0, 0x43, 0, 0, b"")
         assert (r.rc, r.errno, r.retval) == (0, 0, 0)
         assert len(r.out) == 0x43 and r.out[:16].rstrip(b"\0")  # struct cxl_mbox_identify: fw_revision first
 
@@ -359,7 +360,7 @@ class TestDebian612:
         config = (_kernel("debian-6.12").parent / "config").read_text()
         assert "# CONFIG_CXL_MEM_RAW_COMMANDS is not set" in config
         for caps in (0, 1 << 21 | 1 << 17):
-            r = guest.call("mem", caps, b"/dev/cxl/mem0", target.ID_RAW, 0x0301, 8, 0, bytes(8))  # SET_TIMESTAMP
+            r = guest.call("mem", caps, b"/dev/cxl/mem0", target.ID_RAW, 0x0301, 8, 0, 0, 0, bytes(8))  # SET_TIMESTAMP
             assert (r.rc, r.errno) == (-1, errno.EPERM)
 
     def test_no_fwctl(self, guest: guest_mod.Guest) -> None:
@@ -383,9 +384,9 @@ def test_guest_has_the_memdev_and_the_fwctl_node(booted: guest_mod.Guest) -> Non
 def test_73_refuses_the_features_opcodes_over_raw(booted: guest_mod.Guest) -> None:
     """7.3.4 drivers/cxl/core/mbox.c cxl_disabled_raw_commands[] has the three Features opcodes."""
     for opcode in (0x0500, 0x0501, 0x0502):
-        r = booted.call("mem", 1 << 21, b"/dev/cxl/mem0", target.ID_RAW, opcode, 0, 2048, b"")
+        r = booted.call("mem", 1 << 21, b"/dev/cxl/mem0", target.ID_RAW, opcode, 0, 2048, 0, 0, b"")
         assert (r.rc, r.errno) == (-1, errno.EPERM), hex(opcode)
-    r = booted.call("mem", 0, b"/dev/cxl/mem0", target.ID_RAW, 0x0301, 8, 0, bytes(8))  # SET_TIMESTAMP
+    r = booted.call("mem", 0, b"/dev/cxl/mem0", target.ID_RAW, 0x0301, 8, 0, 0, 0, bytes(8))  # SET_TIMESTAMP
     assert (r.rc, r.retval) == (0, 0)
 
 
@@ -461,7 +462,7 @@ def test_73_refuses_sysfs_sanitize_while_a_region_is_committed(booted: guest_mod
 
 def _fw_info(g: guest_mod.Guest) -> tuple[int, int, list[bytes]]:
     """GET_FW_INFO through the ioctl table: the active slot, the staged slot, each slot's revision."""
-    r = g.call("mem", 0, target.MEMDEV.encode(), target.IOCTL_IDS["GET_FW_INFO"], 0, 0, 0x50, b"")
+    r = g.call("mem", 0, target.MEMDEV.encode(), target.IOCTL_IDS["GET_FW_INFO"], 0, 0, 0x50, 0, 0, b"")
     assert (r.rc, r.retval) == (0, 0), r
     revs = [r.out[0x10 + 0x10 * i: 0x20 + 0x10 * i].rstrip(b"\0") for i in range(r.out[0])]
     return r.out[1] & 0x7, (r.out[1] >> 3) & 0x7, revs
@@ -510,7 +511,7 @@ def test_a_media_event_raises_the_interrupt_and_the_driver_clears_the_record(boo
     assert [(s.outcome, s.kernel) for s in out] == [("agree", Verdict(0))] * 2, out
     assert _memdev_interrupts(booted) == before + 1
     caps = target.caps_mask({"CAP_SYS_ADMIN", "CAP_SYS_RAWIO"})
-    r = booted.call("mem", caps, target.MEMDEV.encode(), target.ID_RAW, 0x0100, 1, 2048, bytes([2]))  # failure log
+    r = booted.call("mem", caps, target.MEMDEV.encode(), target.ID_RAW, 0x0100, 1, 2048, 0, 0, bytes([2]))  # failure log
     assert (r.rc, r.retval) == (0, 0)
     assert int.from_bytes(r.out[0x14:0x16], "little") == 0  # Get Event Records: record count
 

@@ -34,6 +34,7 @@ version and the module list.
 
 from __future__ import annotations
 
+import errno
 import lzma
 import os
 import shutil
@@ -160,7 +161,10 @@ KERNELS: dict[str, Kernel] = {
                         "(CONFIG_CXL_MEM_RAW_COMMANDS unset), no fwctl, no CXL EDAC, no KASAN",
                     judges=("linux-ioctl",),
                     lacks={**{a: _NO_EDAC for a in ("edac_set_scrub", "edac_set_ecs", "edac_repair")},
-                           "nvdimm_bind": _PMEM_MODULE, "nvdimm_unbind": _PMEM_MODULE}),
+                           "nvdimm_bind": _PMEM_MODULE, "nvdimm_unbind": _PMEM_MODULE},
+                    # 6.12.117 drivers/cxl/core/hdm.c cxl_dpa_set_mode(): "no available ram capacity"
+                    # is -ENXIO; 7.3.4's cxl_dpa_set_part() says -EINVAL (found by conformance)
+                    knobs={"region_no_capacity_errno": errno.ENXIO}),
     )
 }
 

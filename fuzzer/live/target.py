@@ -188,9 +188,6 @@ class CxlTarget:
             scope = fwctl.rank(caller.scope)
             return self.guest.call("fwctl", caps, FWCTL.encode(), max(scope, 0), int(step.args["in_len"]),
                                    int(step.args["out_len"]), data)
-        if int(step.args.get("flags", 0)) or int(step.args.get("rsvd", 0)):
-            # agent.c do_mem() memsets struct cxl_send_command and sets id, raw.opcode and the sizes only
-            raise NotPerformed("the agent sends flags and the reserved fields as 0")
         if step.channel == "cxl.ioctl":
             if step.op not in IOCTL_IDS:
                 raise NotPerformed(f"{step.op} has no CXL_MEM_SEND_COMMAND id")
@@ -202,7 +199,8 @@ class CxlTarget:
             self.guest.call("write", caps_mask(CAPS), f"{DEBUGFS}/mbox/raw_allow_all".encode(), b"1\n")
         try:
             return self.guest.call("mem", caps, MEMDEV.encode(), cmd_id, command.opcode,
-                                   int(step.args["in_size"]), int(step.args["out_size"]), data)
+                                   int(step.args["in_size"]), int(step.args["out_size"]),
+                                   int(step.args.get("flags", 0)), int(step.args.get("rsvd", 0)), data)
         finally:
             if allow_all:
                 self.guest.call("write", caps_mask(CAPS), f"{DEBUGFS}/mbox/raw_allow_all".encode(), b"0\n")

@@ -8,7 +8,7 @@
  * interpreted as a path or a command except in the explicit verbs below, and
  * those are the host's own (corpus text never reaches them unencoded).
  *
- *   mem   CAPS DEV ID OPCODE IN_SIZE OUT_SIZE IN      CXL_MEM_SEND_COMMAND
+ *   mem   CAPS DEV ID OPCODE IN_SIZE OUT_SIZE FLAGS RSVD IN   CXL_MEM_SEND_COMMAND
  *   fwctl CAPS DEV SCOPE IN_LEN OUT_LEN IN            FWCTL_RPC
  *   write CAPS PATH DATA                              write(2) to a sysfs/debugfs file
  *   read  PATH                                        the file's bytes (as root)
@@ -184,7 +184,7 @@ static void as_caller(uint64_t caps, const char *node, int drop_first, stepfn fn
 }
 
 struct mem_req {
-	uint32_t id, opcode, in_size, out_size;
+	uint32_t id, opcode, in_size, out_size, flags, rsvd;
 	uint8_t *in;
 };
 
@@ -196,6 +196,8 @@ static void do_mem(void *arg, int fd, struct result *r)
 
 	memset(&c, 0, sizeof(c));
 	c.id = m->id;
+	c.flags = m->flags;
+	c.raw.rsvd = (uint16_t)m->rsvd;  /* on a table id: the upper half of rsvd, as the C exporter sets it */
 	if (m->id == 2)
 		c.raw.opcode = (uint16_t)m->opcode;
 	c.in.size = m->in_size;
@@ -361,13 +363,16 @@ int main(int argc, char **argv)
 			struct mem_req m;
 			char *dev;
 
-			if (sscanf(line, "%*s %63s %63s %63s %63s %63s %63s", a[0], a[1], a[2], a[3], a[4], a[5]) != 6 ||
+			if (sscanf(line, "%*s %63s %63s %63s %63s %63s %63s %63s %63s", a[0], a[1], a[2], a[3], a[4], a[5],
+				   a[6], a[7]) != 8 ||
 			    !(dev = unhex_str(a[1])) || (n = unhex(big, in, MAX_BUF)) < 0)
 				goto bad;
 			m.id = (uint32_t)strtoul(a[2], NULL, 10);
 			m.opcode = (uint32_t)strtoul(a[3], NULL, 10);
 			m.in_size = (uint32_t)strtoul(a[4], NULL, 10);
 			m.out_size = (uint32_t)strtoul(a[5], NULL, 10);
+			m.flags = (uint32_t)strtoul(a[6], NULL, 10);
+			m.rsvd = (uint32_t)strtoul(a[7], NULL, 10);
 			m.in = in;
 			zero_tail(n, m.in_size);
 			as_caller(strtoull(a[0], NULL, 10), dev, 0, do_mem, &m, &r);

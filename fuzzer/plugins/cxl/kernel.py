@@ -128,7 +128,9 @@ def region_create(world: World, args: Args) -> Reply:
     vol = world.shadow["partition.active_volatile"]
     cap = vol if args["mode"] == "ram" else total_units(world.device) - vol
     if not cap:
-        return _err(errno.EINVAL, f"no {args['mode']} partition: cxl_dpa_set_part()")
+        # knob "region_no_capacity_errno": 6.12's cxl_dpa_set_mode() answers -ENXIO here
+        code = world.policy.knobs.get("region_no_capacity_errno", errno.EINVAL) if world.policy else errno.EINVAL
+        return _err(code, f"no {args['mode']} partition: cxl_dpa_set_part()")
     used = sum(size for mode, size in k["regions"].values() if mode == args["mode"])
     if used + args["size"] > cap:
         return _err(errno.ENOSPC, f"{args['mode']} partition has {cap - used} units free")

@@ -129,11 +129,17 @@ NETDEV_HOLES = [
     ("linux-fwctl-mlx5", "mlx5", "mlx5ctl-default-deny",
      "kernel-owned-integrity:netdev:MODIFY_NIC_VPORT_CONTEXT:vport.mac", ["MODIFY_NIC_VPORT_CONTEXT"]),
     # bnxtctl_fw_rpc()'s in_len >= sizeof(struct input) gone: req_type is read past a short message
-    ("linux-fwctl-bnxt", "bnxt", "bnxtctl-sizes", "out-of-bounds:netdev:bnxtctl_get_timeout:payload_in",
-     ["HWRM_FW_RESET"]),
-    # pdsfc_fw_rpc()'s in_len check (e7537735028c) gone: rpc->in.ep is read past a short request
+    # (7.3.4 reads it first in bnxtctl_fw_rpc() itself, for bnxtctl_find_dma_desc())
+    ("linux-fwctl-bnxt", "bnxt", "bnxtctl-sizes", "out-of-bounds:netdev:bnxtctl_fw_rpc:payload_in",
+     ["HWRM_PORT_PHY_CFG"]),
+    # 7.3.4 bnxtctl_fw_rpc()'s in_len != desc->req_size gone: bnxtctl_check_dma_lens() reads a DMA
+    # command's length field past a request shorter than its struct hwrm_xxx_input
+    ("linux-fwctl-bnxt", "bnxt", "bnxtctl-dma-req-size", "out-of-bounds:netdev:bnxtctl_read_len_field:payload_in",
+     ["HWRM_FW_LIVEPATCH"]),
+    # pdsfc_fw_rpc()'s in_len check (e7537735028c) gone: rpc->in.len (7.3.4: the max_req_sz check
+    # comes first) is read past a short request
     ("linux-fwctl-pds", "pds", "pdsfc-in-len", "out-of-bounds:netdev:pdsfc_validate_rpc:payload_in",
-     ["RPC$dbg.raw"]),
+     ["RPC$port.stage"]),
 ]
 GPU_HOLES = [
     # render node: drm_ioctl_permit()'s DRM_RENDER_ALLOW check gone, a render client opens another

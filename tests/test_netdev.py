@@ -21,7 +21,7 @@ from fuzzer.host import Registry
 from fuzzer.minimize import first_hit, is_one_minimal
 from fuzzer.plugins.mlx5 import ifc
 from fuzzer.plugins.netdev import hwrm
-from fuzzer.plugins.netdev.policies import BNXT_SCOPE
+from fuzzer.plugins.netdev.policies import BNXT_DMA_SCOPE, BNXT_SCOPE, LINUX_FWCTL_BNXT, LINUX_FWCTL_PDS
 from fuzzer.plugins.netdev.state import OWNED
 from fuzzer.replay import replay
 from fuzzer.spec import Caller
@@ -185,6 +185,106 @@ def test_hwrm_values_and_bnxt_scopes_are_the_kernels() -> None:
     assert hwrm.timeout_ms("HWRM_VER_GET") == 500
 
 
+READ_ONLY = Caller(scope=fwctl.DEBUG_READ_ONLY)
+FULL = Caller(frozenset({fwctl.CAP_SYS_RAWIO}), fwctl.DEBUG_WRITE_FULL)
+
+
+def _verdict(result: StepResult) -> tuple[bool, int, str]:
+    assert result.decision is not None
+    return result.decision.allowed, result.decision.errno, result.decision.rule
+
+
+def test_bnxt_dma_request_sizes_are_the_hsi_structs(registry: Registry) -> None:
+    """7.3.4 bnxtctl_dma_cmds[]: req_size = sizeof(struct hwrm_xxx_input) (hsi.h); a correct caller sends that."""
+    ex = executor(registry, "bnxt", "linux-fwctl-bnxt")
+    assert {op: d.req_size for op, d in hwrm.DMA.items()} == {
+        "HWRM_NVM_SET_VARIABLE": 40, "HWRM_NVM_GET_VARIABLE": 40, "HWRM_NVM_READ": 40,
+        "HWRM_NVM_GET_DIR_ENTRIES": 24, "HWRM_NVM_WRITE": 56, "HWRM_NVM_MODIFY": 40,
+        "HWRM_NVM_RAW_WRITE_BLK": 40, "HWRM_NVM_RAW_DUMP": 40, "HWRM_FW_SET_STRUCTURED_DATA": 32,
+        "HWRM_FW_LIVEPATCH": 32, "HWRM_DBG_TOKEN_CFG": 32, "HWRM_PORT_QSTATS": 40, "HWRM_SCH_GRP_CFG": 88,
+        "HWRM_DBG_PTRACE": 40}
+    for op, dma in hwrm.DMA.items():
+        lens = {f.field: 1 for f in dma.lens if f.field}
+        assert ex.complete(rpc("bnxt", op, **lens)).args["in_len"] == dma.req_size, op
+    # the length fields are drawn at bnxtctl_check_dma_lens()'s boundaries, in range first
+    assert hwrm.dma_len_choices(hwrm.DMA["HWRM_NVM_READ"].lens[0]) == (1, 0x10000, 0, 0x10001)
+    assert hwrm.dma_len_choices(hwrm.DMA["HWRM_SCH_GRP_CFG"].lens[0]) == (1, 0x8000, 0, 0x8001)  # 16-bit FIDs
+    assert hwrm.dma_len_choices(hwrm.DMA["HWRM_NVM_SET_VARIABLE"].lens[0]) == (1, 0xFFFF, 0)  # le16 bytes
+
+
+def test_bnxt_dma_commands_check_in_len_and_lengths_before_the_scope(registry: Registry) -> None:
+    """7.3.4 drivers/fwctl/bnxt/main.c bnxtctl_fw_rpc(): for a bnxtctl_dma_cmds[] entry, in_len !=
+    desc->req_size and bnxtctl_check_dma_lens() (len 0 or above FWCTL_BNXT_MAX_DMABUF) are -EINVAL, and
+    both come before bnxtctl_validate_rpc()'s -EPERM for the scope.  The review (N1) found the model
+    passing the 16-byte header alone and answering -EPERM first."""
+    ex = executor(registry, "bnxt", "linux-fwctl-bnxt")
+    max_ = hwrm.MAX_DMABUF
+    cases = [
+        (rpc("bnxt", "HWRM_NVM_READ", READ_ONLY, len=1), (True, 0, "")),
+        (rpc("bnxt", "HWRM_NVM_READ", READ_ONLY, len=max_), (True, 0, "")),
+        (rpc("bnxt", "HWRM_NVM_READ", READ_ONLY, len=1, in_len=hwrm.INPUT_SIZE), (False, errno.EINVAL,
+                                                                                "bnxtctl-dma-req-size")),
+        (rpc("bnxt", "HWRM_NVM_READ", READ_ONLY, len=1, in_len=41), (False, errno.EINVAL, "bnxtctl-dma-req-size")),
+        (rpc("bnxt", "HWRM_NVM_READ", READ_ONLY, len=0), (False, errno.EINVAL, "bnxtctl-dma-lens")),
+        (rpc("bnxt", "HWRM_NVM_READ", READ_ONLY, len=max_ + 1), (False, errno.EINVAL, "bnxtctl-dma-lens")),
+        # a wrong size at a scope too low: -EINVAL, not -EPERM
+        (rpc("bnxt", "HWRM_NVM_RAW_WRITE_BLK", CONFIGURATION, len=1, in_len=hwrm.INPUT_SIZE),
+         (False, errno.EINVAL, "bnxtctl-dma-req-size")),
+        (rpc("bnxt", "HWRM_NVM_RAW_WRITE_BLK", CONFIGURATION, len=0), (False, errno.EINVAL, "bnxtctl-dma-lens")),
+        (rpc("bnxt", "HWRM_NVM_RAW_WRITE_BLK", CONFIGURATION, len=1), (False, errno.EPERM, "bnxtctl-dma-scope")),
+        # num_fids counts 2-byte FIDs: 0x8000 of them is MAX_DMABUF bytes, one more is too many
+        (rpc("bnxt", "HWRM_SCH_GRP_CFG", WRITE, num_fids=0x8000), (True, 0, "")),
+        (rpc("bnxt", "HWRM_SCH_GRP_CFG", WRITE, num_fids=0x8001), (False, errno.EINVAL, "bnxtctl-dma-lens")),
+        # CMD_DATA_FIXED: PORT_QSTATS's buffers are sizeof(struct tx/rx_port_stats), always in range
+        (rpc("bnxt", "HWRM_PORT_QSTATS", READ_ONLY), (True, 0, "")),
+        (rpc("bnxt", "HWRM_PORT_QSTATS", READ_ONLY, in_len=hwrm.INPUT_SIZE), (False, errno.EINVAL,
+                                                                            "bnxtctl-dma-req-size")),
+    ]
+    for step, expect in cases:
+        (result,) = ex.run([step])
+        got = _verdict(result)
+        assert (got[0], got[1]) == expect[:2] and (not expect[2] or got[2] == expect[2]), (step, got)
+    # without bnxtctl_check_dma_lens() a zero-length read goes to the firmware: the decision changes
+    # (nothing in the model allocates the DMA buffer, so no invariant sees it: a test, not a planted hole)
+    (lax,) = executor(registry, "bnxt", "linux-fwctl-bnxt", without=("bnxtctl-dma-lens",)).run(
+        [rpc("bnxt", "HWRM_NVM_READ", READ_ONLY, len=0)])
+    assert _verdict(lax)[:2] == (True, 0)
+    rules = [r.name for r in LINUX_FWCTL_BNXT.rules]
+    assert rules.index("bnxtctl-dma-lens") < rules.index("bnxtctl-ulp-stopped") < rules.index("bnxtctl-dma-scope")
+    assert all("(7.3.4)" in r.cite for r in LINUX_FWCTL_BNXT.rules if r.name.startswith("bnxtctl-dma"))
+
+
+def test_bnxt_debug_commands_of_7_3_4_are_generated_with_their_scopes(registry: Registry) -> None:
+    """7.3.4 bnxtctl_validate_rpc(): COREDUMP_INITIATE, SIM_CABLE_STATE and USEQ_FLUSH at DEBUG_READ_ONLY;
+    bnxtctl_dma_cmds[]'s scope_min for the other DMA commands (opcodes: hsi.h)."""
+    assert {op: hwrm.REQ_TYPES[op] for op in ("HWRM_DBG_COREDUMP_INITIATE", "HWRM_DBG_SIM_CABLE_STATE",
+                                              "HWRM_DBG_USEQ_FLUSH", "HWRM_FW_SET_STRUCTURED_DATA",
+                                              "HWRM_SCH_GRP_CFG", "HWRM_DBG_PTRACE", "HWRM_FW_LIVEPATCH",
+                                              "HWRM_DBG_TOKEN_CFG", "HWRM_NVM_RAW_DUMP",
+                                              "HWRM_NVM_GET_DIR_ENTRIES")} == {
+        "HWRM_DBG_COREDUMP_INITIATE": 0xFF18, "HWRM_DBG_SIM_CABLE_STATE": 0xFF2E, "HWRM_DBG_USEQ_FLUSH": 0xFF25,
+        "HWRM_FW_SET_STRUCTURED_DATA": 0xCA, "HWRM_SCH_GRP_CFG": 0x73, "HWRM_DBG_PTRACE": 0xFF2D,
+        "HWRM_FW_LIVEPATCH": 0xBF, "HWRM_DBG_TOKEN_CFG": 0xFF30, "HWRM_NVM_RAW_DUMP": 0xFFFC,
+        "HWRM_NVM_GET_DIR_ENTRIES": 0xFFFA}
+    assert {op: BNXT_DMA_SCOPE[op] for op in ("HWRM_FW_SET_STRUCTURED_DATA", "HWRM_SCH_GRP_CFG", "HWRM_DBG_PTRACE",
+                                              "HWRM_FW_LIVEPATCH", "HWRM_DBG_TOKEN_CFG", "HWRM_NVM_RAW_DUMP",
+                                              "HWRM_NVM_GET_DIR_ENTRIES")} == {
+        "HWRM_FW_SET_STRUCTURED_DATA": fwctl.DEBUG_WRITE, "HWRM_SCH_GRP_CFG": fwctl.DEBUG_WRITE,
+        "HWRM_DBG_PTRACE": fwctl.DEBUG_WRITE, "HWRM_FW_LIVEPATCH": fwctl.DEBUG_WRITE_FULL,
+        "HWRM_DBG_TOKEN_CFG": fwctl.DEBUG_WRITE_FULL, "HWRM_NVM_RAW_DUMP": fwctl.DEBUG_READ_ONLY,
+        "HWRM_NVM_GET_DIR_ENTRIES": fwctl.DEBUG_READ_ONLY}
+    ops = {c.op for c in registry.device("netdev", "bnxt").commands}
+    assert ops >= set(BNXT_DMA_SCOPE) | set(BNXT_SCOPE)
+    ex = executor(registry, "bnxt", "linux-fwctl-bnxt")
+    for op in ("HWRM_DBG_COREDUMP_INITIATE", "HWRM_DBG_SIM_CABLE_STATE", "HWRM_DBG_USEQ_FLUSH"):
+        low, ok = ex.run([rpc("bnxt", op), rpc("bnxt", op, READ_ONLY)])
+        assert _verdict(low) == (False, errno.EPERM, "bnxtctl-scope") and _verdict(ok)[:2] == (True, 0), op
+    assert hwrm.timeout_ms("HWRM_DBG_COREDUMP_INITIATE") == 60000
+    (write,) = ex.run([rpc("bnxt", "HWRM_FW_LIVEPATCH", WRITE, patch_len=1)])
+    (full,) = ex.run([rpc("bnxt", "HWRM_FW_LIVEPATCH", FULL, patch_len=1)])
+    assert _verdict(write) == (False, errno.EPERM, "bnxtctl-dma-scope") and _verdict(full)[:2] == (True, 0)
+
+
 @pytest.mark.parametrize("op", ["HWRM_FUNC_CFG", "HWRM_PORT_PHY_CFG", "HWRM_PORT_MAC_CFG", "HWRM_RING_FREE"])
 def test_bnxt_refuses_the_kernels_own_configuration_commands(registry: Registry, op: str) -> None:
     (result,) = executor(registry, "bnxt", "linux-fwctl-bnxt").run(
@@ -229,6 +329,54 @@ def test_pds_caches_each_endpoint_on_first_use_even_when_it_refuses(registry: Re
     rebound = ex.run([kernel("devlink_flash"), kernel("driver_unbind"), kernel("driver_bind"), steps[3]])[-1]
     assert rebound.decision is not None and (rebound.decision.rule, rebound.decision.errno) == ("pdsfc-scope",
                                                                                               errno.EPERM)
+
+
+def test_pds_bounds_the_payload_lengths_by_the_firmware_ident_before_the_endpoint(registry: Registry) -> None:
+    """7.3.4 drivers/fwctl/pds/main.c pdsfc_validate_rpc(): rpc->in.len > ident.max_req_sz and
+    rpc->out.len > ident.max_resp_sz are -EINVAL, before the endpoint lookup (review N6)."""
+    ex = executor(registry, "pds", "linux-fwctl-pds")
+    ident = ex.reset().kernel["pds_ident"]
+    assert ident == {"max_req_sz": 4096, "max_resp_sz": 4096}  # pdsfc_identify() at probe
+    cases = [
+        ({"rpc_in_len": 4096, "rpc_out_len": 4096}, (True, 0, "")),
+        ({"rpc_in_len": 4097}, (False, errno.EINVAL, "pdsfc-max-req-sz")),
+        ({"rpc_out_len": 4097}, (False, errno.EINVAL, "pdsfc-max-resp-sz")),
+        # before the endpoint: a bad endpoint with a too-long request is refused for the length
+        ({"rpc_in_len": 4097, "ep": pds_ep_missing()}, (False, errno.EINVAL, "pdsfc-max-req-sz")),
+    ]
+    for args, expect in cases:
+        (result,) = ex.run([rpc("pds", "RPC$port.get", **{"ep": 1, **args})])
+        assert _verdict(result) == expect, (args, _verdict(result))
+    # removing either check lets its too-long length through to the firmware (the model has no
+    # buffer the length overruns, so this is a decision test, not a planted hole)
+    for rule, length in (("pdsfc-max-req-sz", "rpc_in_len"), ("pdsfc-max-resp-sz", "rpc_out_len")):
+        (lax,) = executor(registry, "pds", "linux-fwctl-pds", without=(rule,)).run(
+            [rpc("pds", "RPC$port.get", ep=1, **{length: 4097})])
+        assert _verdict(lax)[:2] == (True, 0), rule
+    rules = [r.name for r in LINUX_FWCTL_PDS.rules]
+    assert rules.index("pdsfc-in-len") < rules.index("pdsfc-max-req-sz") < rules.index("pdsfc-max-resp-sz") \
+        < rules.index("pdsfc-endpoint")
+    # before e7537735028c the first read past a short request is rpc->in.len (offset 12), not in.ep
+    (short,) = executor(registry, "pds", "linux-fwctl-pds-unsized-input").run([rpc("pds", "RPC$port.get", ep=1,
+                                                                                   in_len=8)])
+    (oob,) = [v for v in short.violations if v.invariant == "out-of-bounds"]
+    assert "at offset 12 of payload_in" in oob.message and "rpc->in.len" in oob.message
+
+
+def pds_ep_missing() -> int:
+    from fuzzer.plugins.netdev import pds
+
+    return pds.NO_SUCH_EP
+
+
+def test_the_configuration_promise_quotes_the_uapi(registry: Registry) -> None:
+    """include/uapi/fwctl/fwctl.h (7.3.4), enum fwctl_rpc_scope: the promise quotes it, not a paraphrase (N10)."""
+    for name in ("linux-fwctl-bnxt", "linux-fwctl-pds", "linux-fwctl-mlx5"):
+        (cite,) = [p.cite for p in registry.policy("netdev", name).promises if p.cite.startswith("include/uapi")]
+        assert cite.startswith("include/uapi/fwctl/fwctl.h (7.3.4)")
+        assert ('"@FWCTL_RPC_CONFIGURATION: Device configuration access scope. Read/write access to device '
+                'configuration. When configuration is written to the device it remains in a fully supported '
+                'state."') in cite
 
 
 def test_mlx5_register_writes_pass_at_configuration_and_rest_on_the_firmware(registry: Registry) -> None:

@@ -52,7 +52,9 @@ def boot() -> dict[str, Any]:
         "ulp_stopped": False,
         "recoveries": 0,
         "fwctl_uid": 0,
-        #: pds: the endpoints found at probe, and each endpoint's operations once first used
+        #: pds: the firmware's ident (max_req_sz, max_resp_sz) and the endpoints found at probe,
+        #: and each endpoint's operations once first used
+        "pds_ident": {},
         "pds_endpoints": (),
         "pds_ops": {},
     }

@@ -113,7 +113,8 @@ def _find(dev: Device, ep: int, op: int) -> Operation | None:
 
 
 def _ident(dev: Device, args: Args) -> Reply:
-    return Reply(out={"max_req_sz": 4096, "max_resp_sz": 4096})
+    """PDS_FWCTL_CMD_IDENT: struct pds_fwctl_ident, of which the model keeps the two size limits."""
+    return Reply(out={"max_req_sz": dev.info["max_req_sz"], "max_resp_sz": dev.info["max_resp_sz"]})
 
 
 def _query(dev: Device, args: Args) -> Reply:
@@ -179,8 +180,9 @@ def program(world: World, settings: Mapping[str, Any]) -> None:
 
 
 def probe(world: World) -> None:
-    """pdsfc_probe(): pdsfc_identify() and pdsfc_init_endpoints(); operations wait for first use."""
-    world.mailbox("PDS_FWCTL_CMD_IDENT")
+    """pdsfc_probe(): pdsfc_identify() (kept as pdsfc->ident) and pdsfc_init_endpoints(); operations wait."""
+    ident = world.mailbox("PDS_FWCTL_CMD_IDENT")
+    world.kernel["pds_ident"] = dict(ident.out)
     reply = world.mailbox("PDS_FWCTL_CMD_QUERY", entity=RPC_ROOT)
     world.kernel["pds_endpoints"] = tuple(reply.out["endpoints"])
     world.kernel["pds_ops"] = {}
@@ -252,9 +254,16 @@ COMMANDS = tuple(
 
 
 #: struct fwctl_rpc_pds (include/uapi/fwctl/pds.h): in {op, ep, rsvd, len, payload}, out {retval,
-#: rsvd[2], len, payload}: 48 bytes the driver casts the request to.
+#: rsvd[2], len, payload}: 48 bytes the driver casts the request to.  ``in.len``/``out.len`` size
+#: the caller's payload buffers, which pdsfc_validate_rpc() bounds by the firmware's ident
+#: (``max_req_sz``/``max_resp_sz``, device info) before anything else.
 RPC_PDS_SIZE = 48
+RPC_IN_LEN = Param("rpc_in_len", "size", 0, 0xFFFFFFFF, natural=0, marks=("max_req_sz",),
+                   doc="fwctl_rpc_pds in.len: the request payload's length (0: no payload)")
+RPC_OUT_LEN = Param("rpc_out_len", "size", 0, 0xFFFFFFFF, natural=0, marks=("max_resp_sz",),
+                    doc="fwctl_rpc_pds out.len: the result buffer's length (0: none)")
 ENVELOPE = fwctl.envelope(Layout(
-    (Slot("opcode", 0, 4), Slot("ep", 4, 4)), size=RPC_PDS_SIZE, out=0,
-), out_natural="in")  # pds answers in the request buffer
+    (Slot("opcode", 0, 4), Slot("ep", 4, 4), Slot("rpc_in_len", 12, 4), Slot("rpc_out_len", 36, 4)),
+    size=RPC_PDS_SIZE, out=0,
+), out_natural="in", extra=(RPC_IN_LEN, RPC_OUT_LEN))  # pds answers in the request buffer
 

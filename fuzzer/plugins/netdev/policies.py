@@ -6,19 +6,26 @@ rules.  The drivers' input framing is modelled: bnxt's ``in_len`` between
 ``struct input`` and ``HWRM_MAX_REQ_LEN`` (its upper bound guards no buffer
 the model has), pds's ``in_len`` check (e7537735028c, "fwctl: pds: Validate
 RPC input size before parsing"; ``linux-fwctl-pds-unsized-input`` is pds before
-it) and mlx5's ``-EMSGSIZE``.  bnxt's DMA length fields and pds's
-``max_req_sz``/``max_resp_sz`` are not.
+it), pds's ``rpc->in.len``/``rpc->out.len`` against the firmware's
+``max_req_sz``/``max_resp_sz``, bnxt's DMA commands (``in_len`` exactly the
+request struct, every DMA length 1..``FWCTL_BNXT_MAX_DMABUF``, before the
+scope) and mlx5's ``-EMSGSIZE``.
 
-Sources as read: ``drivers/fwctl/bnxt/main.c`` at 98f21c54 (which has the
-``bnxtctl_dma_cmds[]`` table with a ``scope_min`` per DMA command),
-``drivers/fwctl/pds/main.c`` at 479bec4c, ``drivers/fwctl/mlx5/main.c`` at
-52929c21 (``fuzzer/plugins/mlx5/fwctl.py``); each policy's ``kernel`` says which.
+Sources as read: ``drivers/fwctl/bnxt/main.c`` of 7.3.4 (Debian's
+linux-source-7.3; the review quoted 98f21c54, whose DMA checks 7.3.4 keeps),
+``drivers/fwctl/pds/main.c`` at 479bec4c (``pdsfc_validate_rpc()``'s size
+checks re-read in 7.3.4), ``drivers/fwctl/mlx5/main.c`` at 52929c21
+(``fuzzer/plugins/mlx5/fwctl.py``); each policy's ``kernel`` says which.
 
-Each policy promises what ``Documentation/userspace-api/fwctl/fwctl.rst``
-says of the scopes: ``FWCTL_RPC_CONFIGURATION`` is for changes that are live
-only after a reset or are non-disruptive, so a command that resets the
-function or changes live configuration must have come at ``DEBUG_WRITE`` or
-above and tainted the kernel.
+Each policy promises what the uapi says of the scopes
+(``include/uapi/fwctl/fwctl.h``, 7.3.4): ``@FWCTL_RPC_CONFIGURATION``: "Read/write
+access to device configuration. When configuration is written to the device
+it remains in a fully supported state.", and ``fwctl.rst`` lists "configuration,
+FLASH, etc. that becomes live at a function reset" and "runtime configuration
+that is transparent or non-disruptive to any driver or VM".  That a function
+reset or a live configuration change under a bound driver is no such write,
+so must have come at ``DEBUG_WRITE`` or above and tainted the kernel, is the
+model's reading of those sentences, not a kernel check.
 """
 
 from __future__ import annotations
@@ -34,6 +41,11 @@ from .state import BNXT, FUNC_RESET, MLX5, PDS
 
 FWCTL_MAIN = "drivers/fwctl/main.c"
 FWCTL_RST = "Documentation/userspace-api/fwctl/fwctl.rst"
+FWCTL_UAPI = "include/uapi/fwctl/fwctl.h"
+#: the uapi's words for the scope (7.3.4), quoted by every netdev promise
+CONFIGURATION_UAPI = ("@FWCTL_RPC_CONFIGURATION: Device configuration access scope. Read/write access to device "
+                      "configuration. When configuration is written to the device it remains in a fully supported "
+                      "state.")
 BNXTCTL = "drivers/fwctl/bnxt/main.c"
 PDSFC = "drivers/fwctl/pds/main.c"
 
@@ -53,20 +65,24 @@ def fwctl_core(channel: str) -> tuple[Rule, ...]:
 
 
 def configuration_promise(channel: str) -> Promise:
-    """fwctl.rst: a function reset or an immediate configuration change is no CONFIGURATION-scope RPC."""
-    return Promise(channel, f"{FWCTL_RST}: FWCTL_RPC_CONFIGURATION is for changes live after a reset or "
-                            "non-disruptive",
+    """The uapi's CONFIGURATION scope, as the model reads it: no function reset, no live configuration change."""
+    return Promise(channel, f'{FWCTL_UAPI} (7.3.4) enum fwctl_rpc_scope: "{CONFIGURATION_UAPI}" (the model '
+                            "reads a function reset or a live configuration change as leaving that state; "
+                            f'{FWCTL_RST}: "becomes live at a function reset", "transparent or non-disruptive")',
                    effects=FUNC_RESET | Effect.CONFIG_IMMEDIATE | Effect.DATA_IMMEDIATE | Effect.SECURITY,
                    min_scope=W, taint=frozenset({fwctl.TAINT_FWCTL}))
 
 
 # --------------------------------------------------------------------------- bnxt
 
-#: bnxtctl_dma_cmds[]: commands with DMA buffers, and their scope_min
+#: bnxtctl_dma_cmds[] (7.3.4): commands with DMA buffers, and their scope_min (the ones the model has)
 BNXT_DMA_SCOPE = {
-    "HWRM_NVM_SET_VARIABLE": C, "HWRM_NVM_GET_VARIABLE": C, "HWRM_NVM_READ": RO, "HWRM_NVM_WRITE": W,
-    "HWRM_NVM_MODIFY": W, "HWRM_NVM_RAW_WRITE_BLK": FULL, "HWRM_PORT_QSTATS": RO,
+    "HWRM_NVM_SET_VARIABLE": C, "HWRM_NVM_GET_VARIABLE": C, "HWRM_NVM_READ": RO, "HWRM_NVM_GET_DIR_ENTRIES": RO,
+    "HWRM_NVM_WRITE": W, "HWRM_NVM_MODIFY": W, "HWRM_NVM_RAW_WRITE_BLK": FULL, "HWRM_NVM_RAW_DUMP": RO,
+    "HWRM_FW_SET_STRUCTURED_DATA": W, "HWRM_FW_LIVEPATCH": FULL, "HWRM_DBG_TOKEN_CFG": FULL,
+    "HWRM_PORT_QSTATS": RO, "HWRM_SCH_GRP_CFG": W, "HWRM_DBG_PTRACE": W,
 }
+assert set(BNXT_DMA_SCOPE) == set(hwrm.DMA)
 #: bnxtctl_validate_rpc()'s switch (the request types this model has)
 BNXT_SCOPE = {
     **{op: C for op in ("HWRM_FUNC_RESET", "HWRM_PORT_CLR_STATS", "HWRM_FW_RESET", "HWRM_FW_SYNC",
@@ -75,7 +91,8 @@ BNXT_SCOPE = {
                         "HWRM_NVM_VERIFY_UPDATE", "HWRM_NVM_ERASE_DIR_ENTRY", "HWRM_NVM_MOD_DIR_ENTRY",
                         "HWRM_NVM_FIND_DIR_ENTRY")},
     **{op: RO for op in ("HWRM_VER_GET", "HWRM_FUNC_QCFG", "HWRM_FUNC_QSTATS", "HWRM_PORT_PHY_QCFG",
-                         "HWRM_PORT_MAC_QCFG", "HWRM_NVM_GET_DEV_INFO")},
+                         "HWRM_PORT_MAC_QCFG", "HWRM_DBG_USEQ_FLUSH", "HWRM_DBG_SIM_CABLE_STATE",
+                         "HWRM_NVM_GET_DEV_INFO", "HWRM_DBG_COREDUMP_INITIATE")},
     **{op: W for op in ("HWRM_PORT_PHY_I2C_WRITE", "HWRM_PORT_PHY_MDIO_WRITE")},
 }
 
@@ -89,9 +106,33 @@ def _bnxt_sizes(r: Request) -> Verdict:
 
 
 def _bnxt_req_type(r: Request) -> Verdict:
-    """bnxtctl_get_timeout() and bnxtctl_validate_rpc() read req_type from the request."""
+    """7.3.4's bnxtctl_fw_rpc() reads req_type first, to find the DMA descriptor (then timeout, validate)."""
     if r.payload is not None:
-        r.payload.read(0, 2, by="bnxtctl_get_timeout(): le16_to_cpu(req->req_type)")
+        r.payload.read(0, 2, by="bnxtctl_fw_rpc(): bnxtctl_find_dma_desc(le16_to_cpu(req->req_type))")
+    return None
+
+
+def _bnxt_dma_req_size(r: Request) -> Verdict:
+    dma = hwrm.DMA.get(r.command.op)
+    if dma is not None and r.size("in_len") != dma.req_size:
+        return Deny(errno.EINVAL, f"in_len {r.size('in_len')} != sizeof(struct hwrm_xxx_input) {dma.req_size}")
+    return None
+
+
+def _bnxt_dma_lens(r: Request) -> Verdict:
+    """bnxtctl_check_dma_lens(): each buffer's length, read from the request (or fixed), 1..MAX_DMABUF."""
+    dma = hwrm.DMA.get(r.command.op)
+    if dma is None:
+        return None
+    for f in dma.lens:
+        if not f.field:
+            n = f.fixed
+        elif r.payload is not None:
+            n = r.field(f.field, by="bnxtctl_read_len_field(): le16/32_to_cpup()") * f.unit
+        else:
+            n = int(r.args[f.field]) * f.unit
+        if not 1 <= n <= hwrm.MAX_DMABUF:
+            return Deny(errno.EINVAL, f"DMA length {n} outside 1..FWCTL_BNXT_MAX_DMABUF")
     return None
 
 
@@ -118,24 +159,32 @@ def _bnxt_default_deny(r: Request) -> Verdict:
 
 
 _VALIDATE = f"{BNXTCTL} bnxtctl_validate_rpc()"
+_FW_RPC = f"{BNXTCTL} bnxtctl_fw_rpc()"
 LINUX_FWCTL_BNXT = Policy(
     "linux-fwctl-bnxt", "netdev", channels=(BNXT,),
     rules=(
         *fwctl_core(BNXT),
         Rule("bnxtctl-sizes", _bnxt_sizes, f"{BNXTCTL} bnxtctl_fw_rpc(): in_len < sizeof(struct input) || in_len > "
              "HWRM_MAX_REQ_LEN, *out_len < sizeof(struct output) -> -EINVAL", channels=(BNXT,)),
-        Rule("bnxtctl-req-type", _bnxt_req_type, f"{BNXTCTL} bnxtctl_get_timeout(): req->req_type",
-             channels=(BNXT,)),
+        Rule("bnxtctl-req-type", _bnxt_req_type,
+             f"{_FW_RPC}: desc = bnxtctl_find_dma_desc(le16_to_cpu(req->req_type)) (7.3.4)", channels=(BNXT,)),
+        Rule("bnxtctl-dma-req-size", _bnxt_dma_req_size,
+             f"{_FW_RPC}: if (desc) {{ if (in_len != desc->req_size) return ERR_PTR(-EINVAL); (7.3.4), "
+             "before bnxtctl_validate_rpc()", channels=(BNXT,)),
+        Rule("bnxtctl-dma-lens", _bnxt_dma_lens,
+             f"{_FW_RPC}: rc = bnxtctl_check_dma_lens(in, desc, dma_lens): if (!len || len > "
+             "FWCTL_BNXT_MAX_DMABUF) return -EINVAL; (7.3.4)", channels=(BNXT,)),
         Rule("bnxtctl-ulp-stopped", _bnxt_ulp_stopped,
              f"{_VALIDATE}: if (edev->flags & BNXT_EN_FLAG_ULP_STOPPED) return false", channels=(BNXT,)),
         Rule("bnxtctl-dma-scope", _scope_at_least(BNXT_DMA_SCOPE),
-             f"{_VALIDATE}: bnxtctl_find_dma_desc(): scope >= desc->scope_min (bnxtctl_dma_cmds[])",
+             f"{_VALIDATE}: desc = bnxtctl_find_dma_desc(req_type); if (desc) return scope >= desc->scope_min; "
+             "(7.3.4), after BNXT_EN_FLAG_ULP_STOPPED",
              channels=(BNXT,)),
-        Rule("bnxtctl-scope", _scope_at_least(BNXT_SCOPE), f"{_VALIDATE}: switch (req_type) scope >= ...",
+        Rule("bnxtctl-scope", _scope_at_least(BNXT_SCOPE), f"{_VALIDATE}: switch (req_type) scope >= ... (7.3.4)",
              channels=(BNXT,)),
         Rule("bnxtctl-default-deny", _bnxt_default_deny, f"{_VALIDATE}: default: return false", channels=(BNXT,)),
     ),
-    promises=(configuration_promise(BNXT),), kernel="at 98f21c54",
+    promises=(configuration_promise(BNXT),), kernel="7.3.4",
     doc="bnxt fwctl: FUNC_RESET, FW_RESET, PORT_CLR_STATS, NVM_FACTORY_DEFAULTS ... at CONFIGURATION",
 )
 
@@ -146,6 +195,22 @@ def _pds_in_len(r: Request) -> Verdict:
     if r.size("in_len") < pds.RPC_PDS_SIZE:
         return Deny(errno.EINVAL, "in_len < sizeof(struct fwctl_rpc_pds)")
     return None
+
+
+def _pds_max(length: str, offset: int, limit: str) -> Any:
+    """pdsfc_validate_rpc(): ``rpc->in.len``/``rpc->out.len`` (read from the request) against pdsfc->ident."""
+    def check(r: Request) -> Verdict:
+        name = f"rpc->{length.removeprefix('rpc_').replace('_', '.')}"
+        if r.payload is not None:
+            n = int.from_bytes(r.payload.read(offset, 4, by=f"pdsfc_validate_rpc(): {name}"), "little")
+        else:
+            n = r.size(length)
+        most = int(r.kernel["pds_ident"][limit])
+        if n > most:
+            return Deny(errno.EINVAL, f"{name} {n} > ident.{limit} {most}")
+        return None
+
+    return check
 
 
 def _pds_endpoint(r: Request) -> Verdict:
@@ -189,6 +254,12 @@ LINUX_FWCTL_PDS = Policy(
         *fwctl_core(PDS),
         Rule("pdsfc-in-len", _pds_in_len, f"{PDSFC} pdsfc_fw_rpc(): in_len < sizeof(*rpc) -> -EINVAL "
              "(e7537735028c)", channels=(PDS,)),
+        Rule("pdsfc-max-req-sz", _pds_max("rpc_in_len", 12, "max_req_sz"),
+             f"{_PDS_VALIDATE}: if (rpc->in.len > le32_to_cpu(pdsfc->ident.max_req_sz)) return -EINVAL; (7.3.4)",
+             channels=(PDS,)),
+        Rule("pdsfc-max-resp-sz", _pds_max("rpc_out_len", 36, "max_resp_sz"),
+             f"{_PDS_VALIDATE}: if (rpc->out.len > le32_to_cpu(pdsfc->ident.max_resp_sz)) return -EINVAL; "
+             "(7.3.4)", channels=(PDS,)),
         Rule("pdsfc-endpoint", _pds_endpoint, f"{_PDS_VALIDATE}: endpoint_info[] lookup, else -EINVAL",
              channels=(PDS,)),
         Rule("pdsfc-cache-operations", _pds_cache_operations,

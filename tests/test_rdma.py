@@ -114,3 +114,23 @@ def test_c_export_is_refused_for_rdma_findings_with_a_clear_error(capsys: pytest
     path = CORPUS / "linux-devx-2019--lax--kernel-owned-integrity--OBJ_MODIFY_general--general.json"
     assert run_cli(["export", str(path), "--format", "c"]) == 2
     assert "export format 'c' exists only for cxl, not for 'rdma' findings" in capsys.readouterr().err
+
+
+def _fwctl(op: str, scope: str = "configuration", **args: object) -> Step:
+    return Step("user", op, args, "rdma.fwctl", Caller(scope=scope))
+
+
+def test_fwctl_any_scope_opcodes_are_generated_and_reach_firmware(registry: Registry) -> None:
+    """drivers/fwctl/mlx5/main.c mlx5ctl_validate_rpc() (7.3.4) returns true at any scope for
+    MODIFY_CONG_STATUS (0x823, mlx5_ifc.h) and DELEGATE_VHCA_MANAGEMENT (0x731, main.c's own enum):
+    both must be commands the fuzzer draws, with those opcodes, and pass at CONFIGURATION."""
+    sub = registry.subsystems["rdma"]
+    drawn = {c.op: c.opcode for c in sub.commands if "rdma.fwctl" in c.channels}
+    assert drawn.get("MODIFY_CONG_STATUS") == 0x823 and drawn.get("DELEGATE_VHCA_MANAGEMENT") == 0x731
+    ex = registry.executor("rdma", registry.policy("rdma", "linux-fwctl-mlx5"), registry.device("rdma", "spec"))
+    cong, delegate = ex.run([_fwctl("MODIFY_CONG_STATUS", uid=0, value=1),
+                             _fwctl("DELEGATE_VHCA_MANAGEMENT", uid=0, value=2)])
+    for result, field, value in ((cong, "cong.status", 1), (delegate, "vhca.delegated", 2)):
+        assert result.decision is not None and result.decision.allowed, result.decision
+        assert result.reply is not None and result.reply.rc == 0, result.reply
+        assert result.changes == ((field, 0, value),) and not result.violations

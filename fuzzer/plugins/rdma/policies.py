@@ -9,7 +9,7 @@ checks are not modelled (no command here carries a tunnel id).
 
 Versions: devx.c was read from no recorded kernel version ("unversioned");
 the mlx5 fwctl table (``fuzzer/plugins/mlx5/fwctl.py``) is ``drivers/fwctl/mlx5/main.c``
-at 52929c21, as the netdev plugin, which shares it, records.
+of 7.3.4 (re-read whole for issue 17), shared with the netdev plugin.
 """
 
 from __future__ import annotations

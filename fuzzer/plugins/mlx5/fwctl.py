@@ -8,7 +8,8 @@ rejected opcode is ``-EBADMSG``.  Register *writes* (op_mod 0) pass at any
 scope: their safety rests on the firmware refusing the tools uid, which no
 kernel code checks.  ``rules(channel)`` is that table for one channel, in
 kernel order behind the fwctl core's scope rules; the kernel dict of the
-plugin must hold the FD's uid under ``"fwctl_uid"``.
+plugin must hold the FD's uid under ``"fwctl_uid"`` (``mlx5ctl_open_uctx()``, 7.3.4: one
+per open file; None when the plugin's FDs are all closed).
 """
 
 from __future__ import annotations
@@ -106,6 +107,8 @@ def transport(world: World, request: Request, forward: Forward) -> Reply:
 
 
 def _fwctl_uid(r: Request) -> Verdict:
+    if r.kernel["fwctl_uid"] is None:  # the rdma model's FDs are all closed
+        return Deny(errno.EBADF, "no open fwctl FD")
     return Rewrite({"uid": r.kernel["fwctl_uid"]}, "MLX5_SET(mbox_in_hdr, rpc_in, uid, mfd->uctx_uid)")
 
 

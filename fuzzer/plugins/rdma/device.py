@@ -395,6 +395,8 @@ def _access_reg_effects(args: Args, dev: Device) -> int:
 
 
 FWCTL = "rdma.fwctl"
+#: open(2)/close(2) of /dev/fwctl/fwctlN: each open is a uctx of its own (mlx5ctl_open_uctx())
+FWCTL_FD = "rdma.fwctl.fd"
 DEVX = "rdma.devx"
 #: FW commands an fwctl user may try (mlx5ctl_validate_rpc() decides which pass).
 FWCTL_OPS = frozenset({

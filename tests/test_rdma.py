@@ -114,3 +114,64 @@ def test_c_export_is_refused_for_rdma_findings_with_a_clear_error(capsys: pytest
     path = CORPUS / "linux-devx-2019--lax--kernel-owned-integrity--OBJ_MODIFY_general--general.json"
     assert run_cli(["export", str(path), "--format", "c"]) == 2
     assert "export format 'c' exists only for cxl, not for 'rdma' findings" in capsys.readouterr().err
+
+
+def _fwctl(op: str, scope: str = "configuration", **args: object) -> Step:
+    return Step("user", op, args, "rdma.fwctl", Caller(scope=scope))
+
+
+def test_fwctl_any_scope_opcodes_are_generated_and_reach_firmware(registry: Registry) -> None:
+    """drivers/fwctl/mlx5/main.c mlx5ctl_validate_rpc() (7.3.4) returns true at any scope for
+    MODIFY_CONG_STATUS (0x823, mlx5_ifc.h) and DELEGATE_VHCA_MANAGEMENT (0x731, main.c's own enum):
+    both must be commands the fuzzer draws, with those opcodes, and pass at CONFIGURATION."""
+    sub = registry.subsystems["rdma"]
+    drawn = {c.op: c.opcode for c in sub.commands if "rdma.fwctl" in c.channels}
+    assert drawn.get("MODIFY_CONG_STATUS") == 0x823 and drawn.get("DELEGATE_VHCA_MANAGEMENT") == 0x731
+    ex = registry.executor("rdma", registry.policy("rdma", "linux-fwctl-mlx5"), registry.device("rdma", "spec"))
+    cong, delegate = ex.run([_fwctl("MODIFY_CONG_STATUS", uid=0, value=1),
+                             _fwctl("DELEGATE_VHCA_MANAGEMENT", uid=0, value=2)])
+    for result, field, value in ((cong, "cong.status", 1), (delegate, "vhca.delegated", 2)):
+        assert result.decision is not None and result.decision.allowed, result.decision
+        assert result.reply is not None and result.reply.rc == 0, result.reply
+        assert result.changes == ((field, 0, value),) and not result.violations
+
+
+def _fd(op: str) -> Step:
+    return Step("user", op, {}, "rdma.fwctl.fd", Caller())
+
+
+def test_each_fwctl_open_has_its_own_uid_and_close_releases_it(registry: Registry) -> None:
+    """drivers/fwctl/mlx5/main.c mlx5ctl_open_uctx() (7.3.4) allocates a uid per open file and
+    mlx5ctl_close_uctx() destroys it; mlx5ctl_fw_rpc() writes *that FD's* uid into the header."""
+    ex = registry.executor("rdma", registry.policy("rdma", "linux-fwctl-mlx5"), registry.device("rdma", "spec"))
+    first = ex.world.kernel["fwctl_uid"]
+    results = ex.run([
+        _fwctl("QUERY_HCA_CAP", scope="configuration", uid=0),
+        _fd("FWCTL_OPEN"),
+        _fwctl("QUERY_HCA_CAP", scope="configuration", uid=0),
+        _fd("FWCTL_CLOSE"),
+        _fwctl("QUERY_HCA_CAP", scope="configuration", uid=0),
+        _fd("FWCTL_CLOSE"),
+        _fwctl("QUERY_HCA_CAP", scope="configuration", uid=0),
+    ])
+    rpc1, opened, rpc2, closed, rpc3, closed_first, rpc4 = results
+    assert opened.reply is not None
+    second = opened.reply.out["uid"]
+    assert second != first and [c[0] for c in opened.changes] == [f"uctx:{second}"]
+    rewrites = [r.decision.rewrite if r.decision else None for r in (rpc1, rpc2, rpc3)]
+    assert rewrites == [{"uid": first}, {"uid": second}, {"uid": first}]
+    assert [c[0] for c in closed.changes] == [f"uctx:{second}"]
+    assert [c[0] for c in closed_first.changes] == [f"uctx:{first}"]
+    assert rpc4.decision is not None and not rpc4.decision.allowed  # every FD closed: -EBADF
+    assert not any(r.violations for r in results)
+
+
+def test_a_fwctl_fd_that_created_an_object_leaks_it_on_close(registry: Registry) -> None:
+    """Why mlx5ctl_validate_rpc() (7.3.4) refuses creates: "nothing will free the memory when the FD
+    is closed". Without its default deny, an FD's uid creates an MKEY and close leaves it behind."""
+    ex = registry.executor("rdma", registry.policy("rdma", "linux-fwctl-mlx5", without=("mlx5ctl-default-deny",)),
+                           registry.device("rdma", "spec"))
+    results = ex.run([_fd("FWCTL_OPEN"), _fwctl("CREATE_MKEY", uid=0), _fd("FWCTL_CLOSE")])
+    # the firmware refuses DESTROY_UCTX while the uid owns the MKEY (RES_BUSY), which close ignores
+    assert sorted(v.signature for v in results[-1].violations) == [
+        "ucontext-leak:rdma:FWCTL_CLOSE:mkey", "ucontext-leak:rdma:FWCTL_CLOSE:uctx"]

@@ -8,7 +8,8 @@ rejected opcode is ``-EBADMSG``.  Register *writes* (op_mod 0) pass at any
 scope: their safety rests on the firmware refusing the tools uid, which no
 kernel code checks.  ``rules(channel)`` is that table for one channel, in
 kernel order behind the fwctl core's scope rules; the kernel dict of the
-plugin must hold the FD's uid under ``"fwctl_uid"``.
+plugin must hold the FD's uid under ``"fwctl_uid"`` (``mlx5ctl_open_uctx()``, 7.3.4: one
+per open file; None when the plugin's FDs are all closed).
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ from fuzzer import (
 )
 
 MLX5CTL = "drivers/fwctl/mlx5/main.c"
-#: the tree this table was read from (the netdev plugin's sources: mlx5/main.c at 52929c21)
-KERNEL = "at 52929c21"
+#: the tree this table was read from: Debian's linux-source-7.3 (issue 17; before: at 52929c21)
+KERNEL = "7.3.4"
 #: MLX5_ST_SZ_BYTES(mbox_in_hdr), MLX5_ST_SZ_BYTES(mbox_out_hdr) (include/linux/mlx5/mlx5_ifc.h)
 MBOX_HDR = 16
 
@@ -44,7 +45,8 @@ ENVELOPE = fwctl.envelope(Layout(
     (Slot("opcode", 0, 2, "be"), Slot("op_mod", 6, 2, "be")), size=MBOX_HDR, out=MBOX_HDR,
 ))
 
-#: mlx5ctl_validate_rpc(): allowed at any scope ("scope >= FWCTL_RPC_CONFIGURATION").
+#: mlx5ctl_validate_rpc() (7.3.4): allowed at any scope ("scope >= FWCTL_RPC_CONFIGURATION").
+#: DELEGATE_VHCA_MANAGEMENT's opcode is main.c's own (0x731); 7.3.4's mlx5_ifc.h lacks it.
 FWCTL_ANY = frozenset({
     "POSTPONE_CONNECTED_QP_TIMEOUT", "QUERY_ADAPTER", "QUERY_ESW_FUNCTIONS", "QUERY_HCA_CAP",
     "QUERY_HCA_VPORT_CONTEXT", "QUERY_OTHER_HCA_CAP", "QUERY_ROCE_ADDRESS", "QUERY_VUID", "SET_HCA_CAP",
@@ -105,6 +107,8 @@ def transport(world: World, request: Request, forward: Forward) -> Reply:
 
 
 def _fwctl_uid(r: Request) -> Verdict:
+    if r.kernel["fwctl_uid"] is None:  # the rdma model's FDs are all closed
+        return Deny(errno.EBADF, "no open fwctl FD")
     return Rewrite({"uid": r.kernel["fwctl_uid"]}, "MLX5_SET(mbox_in_hdr, rpc_in, uid, mfd->uctx_uid)")
 
 
@@ -112,16 +116,16 @@ def rules(channel: str) -> tuple[Rule, ...]:
     """The fwctl core's scope rules, then mlx5ctl_validate_rpc() and the uid of mlx5ctl_fw_rpc()."""
     return (
         *fwctl.core_rules(channel),
-        Rule("mlx5ctl-msgsize", _msgsize, f"{MLX5CTL} mlx5ctl_fw_rpc(): in_len/out_len < mbox header -> -EMSGSIZE",
+        Rule("mlx5ctl-msgsize", _msgsize, f"{MLX5CTL} mlx5ctl_fw_rpc() (7.3.4): in_len/out_len < mbox header -> -EMSGSIZE",
              channels=(channel,)),
         Rule("mlx5ctl-read-scope", _read_scope,
-             f"{MLX5CTL} mlx5ctl_validate_rpc(): queries and ACCESS_REG reads need DEBUG_READ_ONLY",
+             f"{MLX5CTL} mlx5ctl_validate_rpc() (7.3.4): queries and ACCESS_REG reads need DEBUG_READ_ONLY",
              channels=(channel,)),
         Rule("mlx5ctl-write-scope", _write_scope,
-             f"{MLX5CTL} mlx5ctl_validate_rpc(): SET_DIAGNOSTIC_PARAMS needs DEBUG_WRITE", channels=(channel,)),
-        Rule("mlx5ctl-default-deny", _default_deny, f"{MLX5CTL} mlx5ctl_validate_rpc(): default: false",
+             f"{MLX5CTL} mlx5ctl_validate_rpc() (7.3.4): SET_DIAGNOSTIC_PARAMS needs DEBUG_WRITE", channels=(channel,)),
+        Rule("mlx5ctl-default-deny", _default_deny, f"{MLX5CTL} mlx5ctl_validate_rpc() (7.3.4): default: false",
              channels=(channel,)),
-        Rule("mlx5ctl-force-uid", _fwctl_uid, f"{MLX5CTL} mlx5ctl_fw_rpc()", channels=(channel,)),
+        Rule("mlx5ctl-force-uid", _fwctl_uid, f"{MLX5CTL} mlx5ctl_fw_rpc() (7.3.4)", channels=(channel,)),
     )
 
 

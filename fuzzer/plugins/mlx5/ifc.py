@@ -33,6 +33,8 @@ OPCODES: dict[str, int] = {
     "SET_DIAGNOSTIC_PARAMS": 0x820,  # fwctl/mlx5/main.c local enum
     "QUERY_DIAGNOSTIC_PARAMS": 0x819,  # fwctl/mlx5/main.c local enum
     "QUERY_LAG": 0x842,
+    "MODIFY_CONG_STATUS": 0x823,  # 7.3.4 mlx5_ifc.h
+    "DELEGATE_VHCA_MANAGEMENT": 0x731,  # fwctl/mlx5/main.c local enum (7.3.4: not in mlx5_ifc.h)
     # objects
     "CREATE_MKEY": 0x200,
     "QUERY_MKEY": 0x201,

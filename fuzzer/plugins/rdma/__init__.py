@@ -25,8 +25,8 @@ from fuzzer import (
 from ..mlx5 import fwctl as mlx5_fwctl
 from ..mlx5 import ifc
 from . import kernel
-from .device import DEVX, FIELDS, FIRMWARE, FWCTL, LAX, SPEC, objects_of, uid_caps
-from .devx import METHODS
+from .device import DEVX, FIELDS, FIRMWARE, FWCTL, FWCTL_FD, LAX, SPEC, objects_of, uid_caps
+from .devx import FWCTL_FDS, METHODS
 from .policies import CAP_NET_RAW, POLICIES
 
 __version__ = "0.1.0"
@@ -39,13 +39,15 @@ CHANNELS = (
     Channel(FWCTL, "FWCTL_RPC to the mlx5 fwctl device (drivers/fwctl/mlx5/main.c)", scopes=fwctl.SCOPES,
             callers=CallerSpace(caps=(frozenset(), frozenset({fwctl.CAP_SYS_RAWIO}))),
             envelope=mlx5_fwctl.ENVELOPE, transport=mlx5_fwctl.transport),
+    Channel(FWCTL_FD, "open(2)/close(2) of the mlx5 fwctl device (drivers/fwctl/main.c fwctl_fops_open(), 7.3.4: "
+            "no capability check)", callers=CallerSpace(caps=(frozenset(),))),
 )
 
 SUBSYSTEM = Subsystem(
     "rdma",
     fields=FIELDS,
     channels=CHANNELS,
-    commands=(*(c for c in FIRMWARE if isinstance(c, Command)), *METHODS),
+    commands=(*(c for c in FIRMWARE if isinstance(c, Command)), *METHODS, *FWCTL_FDS),
     firmware=tuple(f for f in FIRMWARE if isinstance(f, Firmware)),
     unsupported=ifc.BAD_OP,
     devices=(SPEC, LAX),
@@ -60,7 +62,7 @@ SUBSYSTEM = Subsystem(
 
 def _no_leak_on_close(ctx: StepContext) -> Iterator[Violation]:
     """Closing a user context leaves no firmware object of its uid behind (fwctl.rst, devx.c)."""
-    if ctx.step.op != "CLOSE" or ctx.reply is None or not ctx.reply.out.get("uid"):
+    if ctx.step.op not in ("CLOSE", "FWCTL_CLOSE") or ctx.reply is None or not ctx.reply.out.get("uid"):
         return
     left = objects_of(ctx.world.device.state, ctx.reply.out["uid"])
     for family in sorted({key.partition(":")[0] for key in left}):

@@ -20,6 +20,10 @@ Simplifications, once: payloads are a few abstract arguments (``id``,
 ``type``, ``value``, ``op_mod``, ``reg``); objects do not reference each other
 (a QP's PD and CQ, an entry's table), so the model tracks ownership, not
 topology; ids are allocated as one more than the largest live id of the kind.
+MODIFY_CONG_STATUS and DELEGATE_VHCA_MANAGEMENT (which 7.3.4's fwctl lets through at any
+scope) are minimal: each sets one global field nobody in the kernel owns (no 7.3.4 kernel
+code sends either), congestion status for any live uid, delegation only for uid 0 or a
+TOOLS_RESOURCES uid; what real firmware does with them beyond that is unknown.
 """
 
 from __future__ import annotations
@@ -121,6 +125,10 @@ FIELDS = (
           "port admin status (mlx5_set_port_admin_status(), mlx5/core/port.c)"),
     Field("diag.params", E.LOG_IMMEDIATE, None, "diagnostic counter sampling (SET_DIAGNOSTIC_PARAMS)"),
     Field("qp.postpone_timeout", E.CONFIG_IMMEDIATE, None, "POSTPONE_CONNECTED_QP_TIMEOUT, global"),
+    Field("cong.status", E.CONFIG_IMMEDIATE, None,
+          "RoCE congestion control enable (MODIFY_CONG_STATUS); no 7.3.4 kernel code sends it"),
+    Field("vhca.delegated", E.CONFIG_IMMEDIATE, None,
+          "which function's management is delegated (DELEGATE_VHCA_MANAGEMENT); no 7.3.4 kernel code sends it"),
 )
 
 
@@ -141,6 +149,8 @@ def initial_state() -> dict[str, Any]:
         "reg.PAOS": 0,
         "diag.params": 0,
         "qp.postpone_timeout": 0,
+        "cong.status": 0,
+        "vhca.delegated": 0,
     }
 
 
@@ -385,13 +395,16 @@ def _access_reg_effects(args: Args, dev: Device) -> int:
 
 
 FWCTL = "rdma.fwctl"
+#: open(2)/close(2) of /dev/fwctl/fwctlN: each open is a uctx of its own (mlx5ctl_open_uctx())
+FWCTL_FD = "rdma.fwctl.fd"
 DEVX = "rdma.devx"
 #: FW commands an fwctl user may try (mlx5ctl_validate_rpc() decides which pass).
 FWCTL_OPS = frozenset({
     "QUERY_HCA_CAP", "QUERY_ADAPTER", "SET_HCA_CAP", "QUERY_OTHER_HCA_CAP", "QUERY_NIC_VPORT_CONTEXT",
     "MODIFY_NIC_VPORT_CONTEXT", "QUERY_HCA_VPORT_CONTEXT", "MODIFY_HCA_VPORT_CONTEXT",
     "MODIFY_ESW_VPORT_CONTEXT", "ACCESS_REG", "ACCESS_REGISTER_USER", "NOP", "QUERY_DIAGNOSTIC_PARAMS",
-    "SET_DIAGNOSTIC_PARAMS", "POSTPONE_CONNECTED_QP_TIMEOUT", "QUERY_QP", "2ERR_QP", "DESTROY_QP",
+    "SET_DIAGNOSTIC_PARAMS", "POSTPONE_CONNECTED_QP_TIMEOUT", "MODIFY_CONG_STATUS",
+    "DELEGATE_VHCA_MANAGEMENT", "QUERY_QP", "2ERR_QP", "DESTROY_QP",
     "CREATE_MKEY", "MODIFY_GENERAL_OBJECT", "QUERY_UCTX",
 })
 
@@ -433,6 +446,8 @@ FIRMWARE = (
     _fw("SET_DIAGNOSTIC_PARAMS", set_global("diag.params", tools_only=True), (VALUE,), E.LOG_IMMEDIATE),
     _fw("POSTPONE_CONNECTED_QP_TIMEOUT", set_global("qp.postpone_timeout", tools_only=False), (VALUE,),
         E.CONFIG_IMMEDIATE),
+    _fw("MODIFY_CONG_STATUS", set_global("cong.status", tools_only=False), (VALUE,), E.CONFIG_IMMEDIATE),
+    _fw("DELEGATE_VHCA_MANAGEMENT", set_global("vhca.delegated", tools_only=True), (VALUE,), E.CONFIG_IMMEDIATE),
 )
 FW_BY_OP = {c.op: c for c in FIRMWARE}
 

@@ -21,7 +21,7 @@ from fuzzer import Args, Command, Device, Driver, Effect, Param
 
 from ..mlx5 import ifc
 from . import kernel
-from .device import DEVX, GTYPE, OP_MOD, OTHER_FUNCTION, REG, UID, VALUE, fw_effects
+from .device import DEVX, FWCTL_FD, GTYPE, OP_MOD, OTHER_FUNCTION, REG, UID, VALUE, fw_effects
 
 
 @attrs.frozen
@@ -119,6 +119,13 @@ METHODS = (
     _method("CLOSE", ifc.OPCODES["DESTROY_UCTX"], kernel.close,
             (Param("ucontext", "handle", bundle="ucontext", consumes=True),),
             doc="close the uverbs file: destroy every DEVX object, then the uid"),
+)
+#: open(2)/close(2) of the mlx5 fwctl device; the opcode is the firmware command each sends
+FWCTL_FDS = (
+    Command("FWCTL_OPEN", ifc.OPCODES["CREATE_UCTX"], (FWCTL_FD,), driver=kernel.fwctl_open,
+            effects=Effect.CONFIG_IMMEDIATE, doc="open /dev/fwctl/fwctlN: mlx5ctl_open_uctx() allocates a uid"),
+    Command("FWCTL_CLOSE", ifc.OPCODES["DESTROY_UCTX"], (FWCTL_FD,), driver=kernel.fwctl_close,
+            effects=Effect.CONFIG_IMMEDIATE, doc="close the newest fwctl FD: mlx5ctl_close_uctx() releases its uid"),
 )
 
 

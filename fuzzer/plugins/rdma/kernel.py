@@ -9,6 +9,15 @@ command, records a destroy command built from the create
 (``devx_obj_build_destroy_cmd()``) and runs it when the handle or the file
 goes away.  What the policies decide (which opcodes, which uid, whether the
 handle matches) is in ``policies.py``; this is the part every policy shares.
+
+mlx5 fwctl (``drivers/fwctl/mlx5/main.c``, 7.3.4): every open of the fwctl
+device allocates a uid of its own (``mlx5ctl_open_uctx()``, TOOLS_RESOURCES
+when the firmware has it, as the modelled firmware always does) and its
+release destroys it (``mlx5ctl_close_uctx()``, errors ignored).  Simplified,
+once: the probe opens the first FD; ``FWCTL_OPEN``/``FWCTL_CLOSE`` open and
+close more, last in first out, and an RPC goes to the newest FD still open
+(``kernel["fwctl_uid"]``, None when every FD is closed).  That is enough to
+give two FDs two uids and to release one while another is in use.
 """
 
 from __future__ import annotations
@@ -65,6 +74,7 @@ def boot() -> dict[str, Any]:
         "uobjects": {},
         "whitelist_uid": 0,
         "fwctl_uid": 0,
+        "fwctl_fds": (),
         "ipsec": (),
     }
 
@@ -127,6 +137,7 @@ def probe(world: World) -> None:
     # the DEVX whitelist uid (no caps) and the fwctl FD's uid (TOOLS_RESOURCES)
     k["whitelist_uid"] = _uctx(world, 0)
     k["fwctl_uid"] = _uctx(world, ifc.UCTX_CAP_TOOLS_RESOURCES)
+    k["fwctl_fds"] = (k["fwctl_uid"],)
 
 
 def _uctx(world: World, caps: int) -> int:
@@ -307,6 +318,34 @@ def other(world: World, args: Args, caller: Caller) -> Reply:
         return _no(errno.EINVAL, "no such ucontext")
     reply = world.mailbox(args["opcode"], **fw_args(args))
     return _fw_failed(reply) if reply.rc else Reply(out=dict(reply.out))
+
+
+def fwctl_open(world: World, args: Args, caller: Caller) -> Reply:
+    """fwctl_fops_open() -> mlx5ctl_open_uctx() (7.3.4): CREATE_UCTX with TOOLS_RESOURCES, a uid per FD."""
+    k = world.kernel
+    if len(k["fwctl_fds"]) >= MAX_UCONTEXTS:
+        return _no(errno.EMFILE, f"{MAX_UCONTEXTS} open fwctl FDs (a model limit)")
+    reply = world.mailbox("CREATE_UCTX", uid=0, value=ifc.UCTX_CAP_TOOLS_RESOURCES)
+    if reply.rc:
+        return _fw_failed(reply)  # mlx5ctl_alloc_uid() fails: so does open(2)
+    uid = int(reply.out["id"])
+    world.believe(f"uctx:{uid}")
+    k["fwctl_fds"] = (*k["fwctl_fds"], uid)
+    k["fwctl_uid"] = uid
+    return Reply(out={"uid": uid})
+
+
+def fwctl_close(world: World, args: Args, caller: Caller) -> Reply:
+    """fwctl_fops_release() -> mlx5ctl_close_uctx() (7.3.4): DESTROY_UCTX of the FD's uid, result ignored."""
+    k = world.kernel
+    if not k["fwctl_fds"]:
+        return _no(errno.EBADF, "no open fwctl FD")
+    uid = k["fwctl_fds"][-1]
+    k["fwctl_fds"] = k["fwctl_fds"][:-1]
+    k["fwctl_uid"] = k["fwctl_fds"][-1] if k["fwctl_fds"] else None
+    world.mailbox("DESTROY_UCTX", uid=0, id=uid)  # mlx5ctl_release_uid(): only logged if it fails
+    world.forget(f"uctx:{uid}")
+    return Reply(out={"uid": uid})
 
 
 def close(world: World, args: Args, caller: Caller) -> Reply:

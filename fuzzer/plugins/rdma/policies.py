@@ -9,7 +9,7 @@ checks are not modelled (no command here carries a tunnel id).
 
 Versions: devx.c was read from no recorded kernel version ("unversioned");
 the mlx5 fwctl table (``fuzzer/plugins/mlx5/fwctl.py``) is ``drivers/fwctl/mlx5/main.c``
-at 52929c21, as the netdev plugin, which shares it, records.
+of 7.3.4 (re-read whole for issue 17), shared with the netdev plugin.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from fuzzer import Deny, Policy, Request, Rewrite, Rule, Verdict, fwctl
 
 from ..mlx5 import fwctl as mlx5_fwctl
 from ..mlx5 import ifc
-from .device import DEVX, FWCTL, KIND_OF
+from .device import DEVX, FWCTL, FWCTL_FD, KIND_OF
 from .devx import method_ops
 from .kernel import Ucontext, Uobject
 
@@ -181,13 +181,13 @@ LINUX_DEVX_2019 = Policy(
 # --------------------------------------------------------------------------- fwctl
 
 LINUX_FWCTL_MLX5 = Policy(
-    "linux-fwctl-mlx5", "rdma", channels=(FWCTL,),
+    "linux-fwctl-mlx5", "rdma", channels=(FWCTL, FWCTL_FD),
     rules=mlx5_fwctl.rules(FWCTL),
     promises=(mlx5_fwctl.promise(FWCTL),), kernel=mlx5_fwctl.KERNEL,
     doc="the mlx5 fwctl scope table, including ACCESS_REG writes (op_mod 0) at any scope",
 )
 
-PERMISSIVE = Policy("permissive", "rdma", channels=(DEVX, FWCTL),
+PERMISSIVE = Policy("permissive", "rdma", channels=(DEVX, FWCTL, FWCTL_FD),
                     doc="a blank cheque: every method, opcode and uid goes to firmware as sent")
 
 POLICIES = (LINUX_DEVX, LINUX_DEVX_2019, LINUX_FWCTL_MLX5, PERMISSIVE)

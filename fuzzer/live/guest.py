@@ -169,7 +169,7 @@ def initrd(cache: Path, modules: Sequence[Path] = ()) -> Path:
 class Guest:
     """A booted guest and its agent; use as a context manager (``with Guest(...) as g``)."""
 
-    def __init__(self, kernel: Path, cache: Path, *, memory: str = "2G", timeout: float = 30.0,
+    def __init__(self, kernel: Path, cache: Path, *, memory: str = "2G", timeout: float = 120.0,
                  boot_timeout: float = 240.0, cmdline: str = "", modules: Sequence[Path] | None = None) -> None:
         self.kernel = kernel
         #: loaded at boot; by default what the kernel's directory holds (``modules_beside``)

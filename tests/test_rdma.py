@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import run_cli
@@ -11,6 +13,7 @@ from fuzzer import corpus
 from fuzzer.campaign import Campaign
 from fuzzer.host import Registry
 from fuzzer.minimize import first_hit, is_one_minimal, one_minimal
+from fuzzer.plugins.rdma.policies import DEVX_C
 from fuzzer.replay import replay
 from fuzzer.spec import ABSENT, Caller
 from fuzzer.world import Step
@@ -175,3 +178,71 @@ def test_a_fwctl_fd_that_created_an_object_leaks_it_on_close(registry: Registry)
     # the firmware refuses DESTROY_UCTX while the uid owns the MKEY (RES_BUSY), which close ignores
     assert sorted(v.signature for v in results[-1].violations) == [
         "ucontext-leak:rdma:FWCTL_CLOSE:mkey", "ucontext-leak:rdma:FWCTL_CLOSE:uctx"]
+
+
+def test_devx_object_handlers_refuse_a_vhca_tunnel_id_and_a_missing_one_is_0(registry: Registry) -> None:
+    """drivers/infiniband/hw/mlx5/devx.c (7.3.4): MLX5_IB_METHOD_DEVX_OBJ_CREATE, _OBJ_MODIFY and
+    _OBJ_QUERY (lines 1546, 1660, 1707; OBJ_ASYNC_QUERY at 1848 is not modelled) return -EINVAL on a
+    non-zero general_obj_in_cmd_hdr vhca_tunnel_id before devx_get_uid(), whatever the firmware's caps.
+    A step that leaves vhca_tunnel_id out (every stored corpus file) means 0."""
+    for device in ("spec", "lax", "tunnel"):
+        ex = registry.executor("rdma", registry.policy("rdma", "linux-devx"), registry.device("rdma", device))
+        steps = [
+            _devx("ALLOC_UCONTEXT", devx=True, cap=0),
+            _devx("OBJ_CREATE$cq", ucontext="ucontext0", opcode="CREATE_CQ", uid=0),
+            _devx("OBJ_CREATE$cq", ucontext="ucontext0", opcode="CREATE_CQ", uid=0, vhca_tunnel_id=1),
+            _devx("OBJ_MODIFY$cq", obj="devx_obj1", opcode="MODIFY_CQ", obj_id=1, value=0, uid=0,
+                  vhca_tunnel_id=0xFFFF),
+            _devx("OBJ_QUERY$cq", obj="devx_obj1", opcode="QUERY_CQ", obj_id=1, uid=0, vhca_tunnel_id=1),
+            _devx("OBJ_QUERY$cq", obj="devx_obj1", opcode="QUERY_CQ", obj_id=1, uid=0),
+        ]
+        assert ex.complete(steps[1]).args["vhca_tunnel_id"] == 0
+        results = ex.run(steps)
+        create = results[1]
+        assert create.decision is not None and create.decision.allowed, (device, create.decision)
+        for r in results[2:5]:
+            assert r.decision is not None and not r.decision.allowed, (device, r.decision)
+            assert r.decision.errno == errno.EINVAL and r.decision.rule == "devx-obj-vhca-tunnel", r.decision
+        # the same query without a tunnel id gets past it, to the id check (the kernel's CQs took id 1)
+        last = results[5]
+        assert last.decision is not None and last.decision.rule == "devx-obj-id-valid", last.decision
+    policy = registry.policy("rdma", "linux-devx")
+    names = [r.name for r in policy.rules]
+    assert names.index("devx-obj-vhca-tunnel") < names.index("devx-uid")  # the kernel's order
+    cite = policy.rules[names.index("devx-obj-vhca-tunnel")].cite
+    assert DEVX_C in cite and "(7.3.4)" in cite and "vhca_tunnel_id" in cite
+
+
+def test_a_vhca_tunnel_id_passes_any_opcode_as_general_only_with_the_capability(registry: Registry) -> None:
+    """devx.c devx_is_general_cmd() (7.3.4, line 1000): "Pass all cmds for vhca_tunnel as general,
+    tracking is done in FW": MLX5_CAP_GEN_64(mdev, vhca_tunnel_commands) and a non-zero vhca_tunnel_id
+    let DEVX_OTHER carry any opcode.  The spec firmware lacks the capability; ``tunnel`` has it.
+    The modelled firmware does nothing with the tunnel id (the stated simplification): the opened
+    door shows as the finding the planted hole without devx-general-cmd shows on spec, an MKEY
+    created through DEVX_OTHER that close does not destroy, there for the firmware to track."""
+    def run(device: str, tunnel: int) -> list[Any]:
+        ex = registry.executor("rdma", registry.policy("rdma", "linux-devx"), registry.device("rdma", device))
+        return ex.run([
+            _devx("ALLOC_UCONTEXT", devx=True, cap=0),
+            _devx("OTHER$object", ucontext="ucontext0", opcode="CREATE_MKEY", type="IPSEC", obj_id=1, uid=0,
+                  vhca_tunnel_id=tunnel),
+            _devx("OTHER$object", ucontext="ucontext0", opcode="DESTROY_QP", type="IPSEC", obj_id=1, uid=0,
+                  vhca_tunnel_id=tunnel),
+            _devx("CLOSE", ucontext="ucontext0"),
+        ])
+
+    for device, tunnel in (("spec", 0), ("spec", 1), ("tunnel", 0)):
+        results = run(device, tunnel)
+        for r in results[1:3]:
+            assert r.decision is not None and not r.decision.allowed, (device, tunnel, r.decision)
+            assert r.decision.rule == "devx-general-cmd" and r.decision.errno == errno.EINVAL
+        assert not any(r.violations for r in results)
+    create, destroy, close = run("tunnel", 1)[1:]
+    assert create.decision is not None and create.decision.allowed and create.reply is not None
+    assert create.reply.rc == 0
+    # the firmware's uid isolation still refuses the kernel's QP to the DEVX uid
+    assert destroy.decision is not None and destroy.decision.allowed
+    assert destroy.reply is not None and destroy.reply.errno == errno.EINVAL and not destroy.violations
+    assert "ucontext-leak:rdma:CLOSE:mkey" in [v.signature for v in close.violations]
+    cite = next(r.cite for r in registry.policy("rdma", "linux-devx").rules if r.name == "devx-general-cmd")
+    assert "(7.3.4)" in cite and "vhca_tunnel_commands" in cite and "trusted to track" in cite

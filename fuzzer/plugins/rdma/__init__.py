@@ -25,7 +25,7 @@ from fuzzer import (
 from ..mlx5 import fwctl as mlx5_fwctl
 from ..mlx5 import ifc
 from . import kernel
-from .device import DEVX, FIELDS, FIRMWARE, FWCTL, FWCTL_FD, LAX, SPEC, objects_of, uid_caps
+from .device import DEVX, FIELDS, FIRMWARE, FWCTL, FWCTL_FD, LAX, SPEC, TUNNEL, objects_of, uid_caps
 from .devx import FWCTL_FDS, METHODS
 from .policies import CAP_NET_RAW, POLICIES
 
@@ -50,7 +50,7 @@ SUBSYSTEM = Subsystem(
     commands=(*(c for c in FIRMWARE if isinstance(c, Command)), *METHODS, *FWCTL_FDS),
     firmware=tuple(f for f in FIRMWARE if isinstance(f, Firmware)),
     unsupported=ifc.BAD_OP,
-    devices=(SPEC, LAX),
+    devices=(SPEC, LAX, TUNNEL),
     actions=kernel.ACTIONS,
     kernel=kernel.boot,
     probe=kernel.probe,

@@ -458,7 +458,17 @@ def fw_effects(op: str, args: Args, dev: Device) -> int:
     return 0 if cmd is None else cmd.declared(args, dev)
 
 
-SPEC = DeviceVariant("spec", initial_state, info={"uid_isolation": True},
+#: ``vhca_tunnel_commands`` is the firmware's HCA capability bit devx.c reads with
+#: MLX5_CAP_GEN_64(dev->mdev, vhca_tunnel_commands) (7.3.4); the driver never sets it, the
+#: firmware reports it, so it is a fact of the device: off on spec and lax, on for ``tunnel``.
+#: Simplification, once: the modelled firmware does nothing with a command's vhca_tunnel_id
+#: (the kernel does not hand it on, see ``kernel.fw_args``): a tunnelled command runs on this
+#: HCA's own objects under the DEVX uid, with the firmware's usual uid checks.  Real firmware
+#: routes it to the VHCA named and "tracking is done in FW", which the model cannot check.
+SPEC = DeviceVariant("spec", initial_state, info={"uid_isolation": True, "vhca_tunnel_commands": False},
                      doc="firmware enforces uid isolation on objects")
-LAX = DeviceVariant("lax", initial_state, info={"uid_isolation": False},
+TUNNEL = DeviceVariant("tunnel", initial_state, info={"uid_isolation": True, "vhca_tunnel_commands": True},
+                       doc="spec firmware with the vhca_tunnel_commands capability (DEVX_OTHER passes any "
+                           "opcode with a non-zero vhca_tunnel_id)")
+LAX = DeviceVariant("lax", initial_state, info={"uid_isolation": False, "vhca_tunnel_commands": False},
                     doc="firmware finds objects by id and type but never checks the owner")

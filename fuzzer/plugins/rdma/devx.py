@@ -65,6 +65,12 @@ OBJ_ID = Param("obj_id", "choice", choices=(1, 2, 3, 0), doc="the object id writ
 CAP = Param("cap", "choice", choices=(0, ifc.UCTX_CAP_RAW_TX, ifc.UCTX_CAP_INTERNAL_DEV_RES,
                                       ifc.UCTX_CAP_TOOLS_RESOURCES),
             doc="uctx capability bits asked for; the kernel decides what it grants")
+#: general_obj_in_cmd_hdr's 16-bit vhca_tunnel_id, which every DEVX command header carries.  Like CXL's
+#: ``flags``/``rsvd`` it is a "size" to the engine: a field a correct caller leaves 0, drawn mostly
+#: at 0 (else 1 or 0xffff), left out of a stored step when 0, shrunk back to 0.  devx.c (7.3.4)
+#: reads it in devx_is_general_cmd() and refuses it non-zero in the OBJ_CREATE/MODIFY/QUERY handlers.
+VHCA_TUNNEL_ID = Param("vhca_tunnel_id", "size", 0, 0xFFFF, natural=0,
+                       doc="general_obj_in_cmd_hdr vhca_tunnel_id: a command for another VHCA, tunnelled by FW")
 ANY_OBJECT = "devx_obj"
 FIELD_PARAMS = {"reg": REG, "op_mod": OP_MOD, "value": VALUE, "other_function": OTHER_FUNCTION,
                 "type": GTYPE, "obj_id": OBJ_ID}
@@ -90,14 +96,14 @@ def _variants(k: DevxKind) -> list[Command]:
     bundle = f"devx_{k.name}"
     handle = Param("obj", "handle", bundle=bundle)
     out = [_method(f"OBJ_CREATE${k.name}", ifc.OPCODES[k.create], kernel.obj_create,
-                   (UCONTEXT, _opcode((k.create,)), *typed, UID), produces=(bundle, ANY_OBJECT),
+                   (UCONTEXT, _opcode((k.create,)), *typed, UID, VHCA_TUNNEL_ID), produces=(bundle, ANY_OBJECT),
                    effects=_carried)]
     if k.modify:
         out.append(_method(f"OBJ_MODIFY${k.name}", ifc.OPCODES[k.modify[0]], kernel.obj_modify,
-                           (handle, _opcode(k.modify), *typed, OBJ_ID, VALUE, UID), effects=_carried))
+                           (handle, _opcode(k.modify), *typed, OBJ_ID, VALUE, UID, VHCA_TUNNEL_ID), effects=_carried))
     if k.query:
         out.append(_method(f"OBJ_QUERY${k.name}", ifc.OPCODES[k.query[0]], kernel.obj_query,
-                           (handle, _opcode(k.query), *typed, OBJ_ID, UID), effects=_carried))
+                           (handle, _opcode(k.query), *typed, OBJ_ID, UID, VHCA_TUNNEL_ID), effects=_carried))
     return out
 
 
@@ -114,7 +120,7 @@ METHODS = (
             (Param("obj", "handle", bundle=ANY_OBJECT, consumes=True),),
             doc="destroy a DEVX handle: the kernel runs the destroy command it recorded"),
     *(_method(f"OTHER${name}", 0, kernel.other,
-              (UCONTEXT, _opcode(ops), *(FIELD_PARAMS[f] for f in fields), UID), effects=_carried)
+              (UCONTEXT, _opcode(ops), *(FIELD_PARAMS[f] for f in fields), UID, VHCA_TUNNEL_ID), effects=_carried)
       for name, (ops, fields) in OTHER_VARIANTS.items()),
     _method("CLOSE", ifc.OPCODES["DESTROY_UCTX"], kernel.close,
             (Param("ucontext", "handle", bundle="ucontext", consumes=True),),

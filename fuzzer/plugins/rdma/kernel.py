@@ -221,7 +221,10 @@ def _no(code: int, why: str) -> Reply:
 
 
 def fw_args(args: Args) -> dict[str, Any]:
-    """The command as DEVX hands it to firmware: header uid plus the payload fields."""
+    """The command as DEVX hands it to firmware: header uid plus the payload fields.
+
+    ``vhca_tunnel_id`` is not handed on: the modelled firmware has no other VHCA to run a
+    tunnelled command on (the simplification stated in ``device.py``)."""
     out = {"uid": args.get("uid", 0)}
     if "obj_id" in args:
         out["id"] = args["obj_id"]

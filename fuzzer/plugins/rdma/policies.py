@@ -5,9 +5,12 @@ DEVX: linux ``drivers/infiniband/hw/mlx5/devx.c`` (the METHOD handlers,
 ``devx_is_valid_obj_id()``) and ``mlx5_ib_devx_create()``.  fwctl:
 ``drivers/fwctl/mlx5/main.c`` (``mlx5ctl_validate_rpc()``, ``mlx5ctl_fw_rpc()``)
 behind the fwctl core rules of ``drivers/fwctl/main.c``.  The vhca_tunnel_id
-checks are not modelled (no command here carries a tunnel id).
+checks are 7.3.4's (re-read for issue 17): the object handlers refuse a non-zero
+tunnel id, and devx_is_general_cmd() passes any opcode that carries one when the
+firmware has ``vhca_tunnel_commands``.
 
-Versions: devx.c was read from no recorded kernel version ("unversioned");
+Versions: devx.c was read from no recorded kernel version ("unversioned"), but for
+the two vhca_tunnel_id rules, read from 7.3.4 and citing it;
 the mlx5 fwctl table (``fuzzer/plugins/mlx5/fwctl.py``) is ``drivers/fwctl/mlx5/main.c``
 of 7.3.4 (re-read whole for issue 17), shared with the netdev plugin.
 """
@@ -90,7 +93,15 @@ def _force_uid(r: Request) -> Verdict:
 
 
 def _general_cmd(r: Request) -> Verdict:
+    if r.device.info.get("vhca_tunnel_commands") and r.args.get("vhca_tunnel_id", 0):
+        return None  # "Pass all cmds for vhca_tunnel as general, tracking is done in FW"
     return None if _is_general(r.args["opcode"]) else Deny(errno.EINVAL, "not a general command")
+
+
+def _no_tunnel(r: Request) -> Verdict:
+    if r.args.get("vhca_tunnel_id", 0):
+        return Deny(errno.EINVAL, f"vhca_tunnel_id {r.args['vhca_tunnel_id']:#x} on a DEVX object command")
+    return None
 
 
 def _in(table: frozenset[str], what: str) -> Rule:
@@ -140,6 +151,7 @@ def _uctx_caps(r: Request) -> Verdict:
 _UID_METHODS = ("UMEM_REG", *method_ops("OTHER"), *method_ops("OBJ_CREATE"), *method_ops("OBJ_MODIFY"),
                 *method_ops("OBJ_QUERY"))
 _ON_OBJECT = (*method_ops("OBJ_MODIFY"), *method_ops("OBJ_QUERY"))
+_OBJ_METHODS = (*method_ops("OBJ_CREATE"), *_ON_OBJECT)
 
 
 def devx_rules(valid_obj_id: Rule) -> tuple[Rule, ...]:
@@ -147,9 +159,18 @@ def devx_rules(valid_obj_id: Rule) -> tuple[Rule, ...]:
     return (
         Rule("uctx-caps", _uctx_caps, f"{DEVX_C} mlx5_ib_devx_create()", channels=(DEVX,),
              ops=("ALLOC_UCONTEXT",)),
+        # first in each object handler, before devx_get_uid() (OBJ_ASYNC_QUERY, which does the
+        # same at line 1848, is not a modelled method)
+        Rule("devx-obj-vhca-tunnel", _no_tunnel,
+             f"{DEVX_C} MLX5_IB_METHOD_DEVX_OBJ_CREATE/_MODIFY/_QUERY handlers: "
+             "if (MLX5_GET(general_obj_in_cmd_hdr, cmd_in, vhca_tunnel_id)) return -EINVAL; (7.3.4)",
+             channels=(DEVX,), ops=_OBJ_METHODS),
         Rule("devx-uid", _devx_uid, f"{DEVX_C} devx_get_uid(); devx_umem_reg: c->devx_uid",
              channels=(DEVX,), ops=_UID_METHODS),
-        Rule("devx-general-cmd", _general_cmd, f"{DEVX_C} MLX5_IB_METHOD_DEVX_OTHER: devx_is_general_cmd()",
+        Rule("devx-general-cmd", _general_cmd,
+             f"{DEVX_C} MLX5_IB_METHOD_DEVX_OTHER: devx_is_general_cmd() (7.3.4): with the firmware's "
+             "vhca_tunnel_commands and a non-zero vhca_tunnel_id any opcode passes, the firmware then "
+             "trusted to track it (\"tracking is done in FW\"); else the general list or range",
              channels=(DEVX,), ops=method_ops("OTHER")),
         _in(OBJ_CREATE, "create"),
         _in(OBJ_MODIFY, "modify"),

@@ -156,6 +156,10 @@ def nvdimm_bind(world: World, args: Args) -> Reply:
     There is an nvdimm to bind only if the device had persistent capacity when
     the driver probed it: cxl_mem_probe() (drivers/cxl/mem.c) calls
     devm_cxl_add_nvdimm() only when resource_size(&cxlds->pmem_res) is non-zero.
+
+    Simplification (fidelity row N7): no key is loaded, so libnvdimm never unlocks through
+    cxl_pmem_security_unlock() (drivers/cxl/security.c) at bind; a locked device stays locked,
+    which the deep UNLOCK hole relies on.  With a key the kernel would unlock it itself.
     """
     k = world.kernel
     if k["nvdimm_bound"]:

@@ -140,6 +140,9 @@ def _debugfs_root(r: Request) -> Verdict:
 
 
 def _debugfs_lockdown(r: Request) -> Verdict:
+    # Simplification (fidelity row N12): the posting "amdgpu: HW debugfs nodes disabled (kernel
+    # lockdown)" would not create the register files under LOCKDOWN_PCI_ACCESS (-ENOENT); it is not
+    # in a release read here, so lockdown stays debugfs's -EPERM: the same verdict class.
     if r.caller.lockdown == "none":
         return None
     mode = r.knobs.get("regs_mode", MODE_AFTER_FIX)

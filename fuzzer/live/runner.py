@@ -37,6 +37,7 @@ from fuzzer.host import Registry
 from fuzzer.live import kernels, known, tools
 from fuzzer.live.guest import Guest, GuestError
 from fuzzer.live.target import NOT_HERE, CxlTarget, LiveStep, Verdict, tally
+from fuzzer.replay import executor_for
 from fuzzer.spec import Step
 
 #: model-only steps that bring a fresh model to the guest's boot state
@@ -144,8 +145,6 @@ def run_file(registry: Registry, path: str, build: kernels.Kernel, policy: str |
     """One corpus file on a fresh guest, its steps judged by ``policy`` (default: the file's) on the model
     of ``device`` (default: the file's; ``qemu`` predicts what the emulated device answers, so that what
     remains is the kernel's and the policy's).  A step the device cannot take is not performed."""
-    from fuzzer.replay import executor_for
-
     entry = corpus.load(path)
     if policy == "auto":
         policy = judge_for(registry, entry, build)

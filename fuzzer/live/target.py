@@ -35,10 +35,11 @@ from typing import Any, Literal
 
 import attrs
 
+from fuzzer import fwctl
 from fuzzer.executor import Executor, StepResult
 from fuzzer.live.guest import Guest, QmpError, Reply
 from fuzzer.plugins.cxl import mailbox as mb
-from fuzzer.plugins.cxl.export_c import ENCODERS
+from fuzzer.plugins.cxl.export_c import ENCODERS, ID_RAW, IOCTL_IDS
 from fuzzer.spec import Step
 
 Outcome = Literal["agree", "partly", "disagree", "not performed"]
@@ -74,16 +75,6 @@ EVENT_LOGS = ("informational", "warning", "failure", "fatal")
 
 #: include/uapi/linux/capability.h
 CAPS = {"CAP_SYS_RAWIO": 17, "CAP_SYS_ADMIN": 21}
-#: include/uapi/linux/cxl_mem.h CXL_CMDS: the ioctl table's ids
-IOCTL_IDS = {
-    "IDENTIFY": 1, "GET_SUPPORTED_LOGS": 3, "GET_FW_INFO": 4, "GET_PARTITION_INFO": 5, "GET_LSA": 6,
-    "GET_HEALTH_INFO": 7, "GET_LOG": 8, "SET_PARTITION_INFO": 9, "SET_LSA": 10, "GET_ALERT_CONFIG": 11,
-    "SET_ALERT_CONFIG": 12, "GET_SHUTDOWN_STATE": 13, "SET_SHUTDOWN_STATE": 14, "GET_POISON": 15,
-    "INJECT_POISON": 16, "CLEAR_POISON": 17, "GET_SCAN_MEDIA_CAPS": 18, "SCAN_MEDIA": 19,
-    "GET_SCAN_MEDIA": 20, "GET_TIMESTAMP": 21, "GET_LOG_CAPS": 22, "CLEAR_LOG": 23,
-    "GET_SUP_LOG_SUBLIST": 24,
-}
-ID_RAW = 2
 #: the agent cannot send more than this (it refuses larger before copying, as the kernel would)
 MAX_SENT = 4 << 20
 
@@ -183,8 +174,6 @@ class CxlTarget:
         command = executor.user_index[(step.channel, step.op)]
         data = _wire(executor, step)
         if step.channel == "cxl.fwctl":
-            from fuzzer import fwctl
-
             scope = fwctl.rank(caller.scope)
             return self.guest.call("fwctl", caps, FWCTL.encode(), max(scope, 0), int(step.args["in_len"]),
                                    int(step.args["out_len"]), data)

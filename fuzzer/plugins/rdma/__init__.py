@@ -71,6 +71,28 @@ def _no_leak_on_close(ctx: StepContext) -> Iterator[Violation]:
                             field=family)
 
 
+def _given_eq_is_usable(ctx: StepContext) -> Iterator[Violation]:
+    """An EQ number DEVX QUERY_EQN gave a context is one that context's DEVX CQs may use.
+
+    That is what MLX5_IB_METHOD_DEVX_QUERY_EQN is for (rdma-core mlx5dv_devx_query_eqn(),
+    then CREATE_CQ with it); c191f93454bc ("net/mlx5: Set completion EQs as shared
+    resources", 2019: "so that they can be used by CQs with uid != 0") made it true.  This
+    invariant is functional: before the fix the firmware refused the CQ (its uid may not
+    reference a uid-0 object), no kernel state went wrong, and the violation says just that.
+    """
+    if ctx.step.op != "OBJ_CREATE$cq" or not ctx.allowed or ctx.reply is None or ctx.reply.rc != ifc.BAD_PARAM:
+        return
+    eqn = ctx.step.args.get("eqn")
+    if (ctx.step.args.get("ucontext"), eqn) not in ctx.world.kernel["eqns_given"]:
+        return
+    eq = ctx.world.device.state.get(f"eq:{eqn}")
+    if eq is None or eq.uid == ifc.SHARED_UID:
+        return
+    yield ctx.violation("shared-eq", f"QUERY_EQN gave this context eqn {eqn} for its CQs, but firmware refused "
+                        f"the CQ: eq:{eqn} has uid {eq.uid}, not MLX5_SHARED_RESOURCE_UID (a functional "
+                        "failure, no kernel state is wrong)", field="eq")
+
+
 def _uctx_caps_need_capabilities(ctx: StepContext) -> Iterator[Violation]:
     """A DEVX uid has RAW_TX only for CAP_NET_RAW, INTERNAL_DEV_RES only for CAP_SYS_RAWIO, TOOLS never."""
     if ctx.step.op != "ALLOC_UCONTEXT" or ctx.reply is None or not ctx.reply.out.get("uid"):
@@ -102,4 +124,6 @@ def ptfuzz_invariants() -> list[Invariant]:
                   doc="closing a ucontext destroys every firmware object of its uid"),
         Invariant("uctx-caps", _uctx_caps_need_capabilities, subsystem="rdma",
                   doc="uid capability bits follow the caller's capabilities"),
+        Invariant("shared-eq", _given_eq_is_usable, subsystem="rdma",
+                  doc="a DEVX CQ may use the EQ number QUERY_EQN gave its context (functional)"),
     ]

@@ -17,9 +17,17 @@ global device state", drivers/fwctl/mlx5/main.c).  The ``lax`` device finds
 objects by id (and type) but never checks the owner.
 
 Simplifications, once: payloads are a few abstract arguments (``id``,
-``type``, ``value``, ``op_mod``, ``reg``); objects do not reference each other
-(a QP's PD and CQ, an entry's table), so the model tracks ownership, not
-topology; ids are allocated as one more than the largest live id of the kind.
+``type``, ``value``, ``op_mod``, ``reg``, ``eqn``); ids are allocated as one more
+than the largest live id of the kind.  One object reference is modelled, a CQ's
+EQ (``create_cq_in`` ``cq_context.c_eqn``), because it is where firmware's uid
+rule meets a kernel object userspace is meant to use: a uid may reference only
+its own objects and those created with ``MLX5_SHARED_RESOURCE_UID`` (the rule
+"net/mlx5: Set completion EQs as shared resources", c191f93454bc, 2019, was
+written for: "so that they can be used by CQs with uid != 0"); uid 0 references
+anything.  The other references (a QP's PD and CQs, an entry's table) are not:
+a reference changes nothing in the referenced object here, so on the spec device
+they could only refuse what the uid rule already refuses, and the model tracks
+ownership, not topology.
 MODIFY_CONG_STATUS and DELEGATE_VHCA_MANAGEMENT (which 7.3.4's fwctl lets through at any
 scope) are minimal: each sets one global field nobody in the kernel owns (no 7.3.4 kernel
 code sends either), congestion status for any live uid, delegation only for uid 0 or a
@@ -63,11 +71,14 @@ class Kind:
     modify: tuple[str, ...] = ()
     initial: Any = 0
     doc: str = ""
+    #: objects a create names by id: (argument, kind), e.g. a CQ's ``eqn`` names an ``eq``
+    refs: tuple[tuple[str, str], ...] = ()
 
 
 KINDS = (
     Kind("pd", "ALLOC_PD", "DEALLOC_PD", doc="protection domain"),
-    Kind("cq", "CREATE_CQ", "DESTROY_CQ", "QUERY_CQ", ("MODIFY_CQ",), doc="completion queue"),
+    Kind("cq", "CREATE_CQ", "DESTROY_CQ", "QUERY_CQ", ("MODIFY_CQ",), doc="completion queue",
+         refs=(("eqn", "eq"),)),
     Kind("qp", "CREATE_QP", "DESTROY_QP", "QUERY_QP",
          ("RST2INIT_QP", "INIT2RTR_QP", "RTR2RTS_QP", "2ERR_QP", "2RST_QP"), initial="RST",
          doc="queue pair; MODIFY is the state machine RST->INIT->RTR->RTS, any->ERR/RST"),
@@ -212,6 +223,29 @@ def _may_touch(dev: Device, uid: int, obj: Obj) -> bool:
     return obj.uid == uid  # SHARED_UID objects may be referenced, not changed
 
 
+def _may_reference(dev: Device, uid: int, obj: Obj) -> bool:
+    """Firmware's rule for naming another object in a create: the uid's own, or a shared one."""
+    if uid == 0 or not dev.info["uid_isolation"]:
+        return True
+    return obj.uid in (uid, ifc.SHARED_UID)
+
+
+def _references(dev: Device, kind: Kind, args: Args) -> Reply | None:
+    """Check the objects a create names (a CQ's EQ), as the firmware does; None if all may be used."""
+    uid = args.get("uid", 0)
+    for name, target in kind.refs:
+        if name not in args:
+            continue
+        key = obj_key(target, args[name])
+        obj = dev.state.get(key)
+        if obj is None:
+            return _fail(ifc.BAD_RES, f"{name} {args[name]}: no {key}")
+        if not _may_reference(dev, uid, obj):
+            return _fail(ifc.BAD_PARAM, f"{name} {args[name]}: {key} belongs to uid {obj.uid}, not shared "
+                                        f"(MLX5_SHARED_RESOURCE_UID); uid {uid} may not use it")
+    return None
+
+
 def _target(dev: Device, kind: Kind, args: Args) -> tuple[str, Obj] | Reply:
     """Find the object a modify/query/destroy names, as the firmware does."""
     uid = args.get("uid", 0)
@@ -250,6 +284,9 @@ def create(kind: Kind) -> Callable[[Device, Args], Reply]:
             return _ok(id=ident)
         else:
             ident = _next_id(st, f"{kind.name}:")
+        refused = _references(dev, kind, args)
+        if refused is not None:
+            return refused
         # the create's object context (an SA's keys, a CQ's moderation) is its initial state
         st[obj_key(kind.name, ident, args.get("type", ""))] = Obj(uid, kind.initial or args.get("value", 0), uid)
         return _ok(id=ident)

@@ -32,7 +32,18 @@ class DevxKind:
     create: str
     modify: tuple[str, ...] = ()
     query: tuple[str, ...] = ()
+    #: what the create carries besides the header (a CQ's EQ number)
+    create_params: tuple[Param, ...] = ()
 
+
+#: create_cq_in cq_context.c_eqn: the EQ a DEVX CQ reports to.  Drawn like a size (see
+#: VHCA_TUNNEL_ID): mostly at what a correct caller writes, the eqn QUERY_EQN answers for
+#: vector 0 (``kernel.FIRST_COMP_EQN``), left out of a stored step when it is that, else 0 (no
+#: EQ), 1 (the kernel's async EQ, uid 0 and never shared) or 3 (vector 1's EQ once created,
+#: or the caller's own).
+EQN = Param("eqn", "size", 0, 3, natural=kernel.FIRST_COMP_EQN,
+            doc="create_cq_in cq_context c_eqn: the EQ the CQ reports completions to")
+VECTOR = Param("vector", "choice", choices=(0, 1, 2), doc="completion vector (2 is past max_comp_eqs)")
 
 #: The kinds userspace creates through DEVX, and the opcodes it sends on their handles.
 #: CREATE_EQ is not a DEVX create (devx_is_obj_create_cmd() refuses it).  Five of
@@ -40,7 +51,7 @@ class DevxKind:
 #: divides the time Hypothesis spends on the others.
 KINDS = (
     DevxKind("pd", "ALLOC_PD"),
-    DevxKind("cq", "CREATE_CQ", ("MODIFY_CQ",), ("QUERY_CQ",)),
+    DevxKind("cq", "CREATE_CQ", ("MODIFY_CQ",), ("QUERY_CQ",), (EQN,)),
     DevxKind("qp", "CREATE_QP", ("2ERR_QP", "RST2INIT_QP", "DESTROY_QP"), ("QUERY_QP", "2ERR_QP")),
     DevxKind("general", "CREATE_GENERAL_OBJECT", ("MODIFY_GENERAL_OBJECT", "DESTROY_GENERAL_OBJECT"),
              ("QUERY_GENERAL_OBJECT",)),
@@ -96,7 +107,8 @@ def _variants(k: DevxKind) -> list[Command]:
     bundle = f"devx_{k.name}"
     handle = Param("obj", "handle", bundle=bundle)
     out = [_method(f"OBJ_CREATE${k.name}", ifc.OPCODES[k.create], kernel.obj_create,
-                   (UCONTEXT, _opcode((k.create,)), *typed, UID, VHCA_TUNNEL_ID), produces=(bundle, ANY_OBJECT),
+                   (UCONTEXT, _opcode((k.create,)), *typed, *k.create_params, UID, VHCA_TUNNEL_ID),
+                   produces=(bundle, ANY_OBJECT),
                    effects=_carried)]
     if k.modify:
         out.append(_method(f"OBJ_MODIFY${k.name}", ifc.OPCODES[k.modify[0]], kernel.obj_modify,
@@ -116,9 +128,16 @@ METHODS = (
             doc="open /dev/infiniband/uverbsN and allocate a ucontext"),
     *(cmd for k in KINDS for cmd in _variants(k)),
     _method("UMEM_REG", ifc.OPCODES["CREATE_UMEM"], kernel.umem_reg, (UCONTEXT, UID), produces=ANY_OBJECT),
+    # verbs objects: devx_is_valid_obj_id() accepts their handles too (a CQ's and an RC QP's here)
+    _method("VERBS_CREATE$cq", ifc.OPCODES["CREATE_CQ"], kernel.verbs_create_cq, (UCONTEXT, VECTOR),
+            produces=("devx_cq", ANY_OBJECT), doc="ibv_create_cq through mlx5_ib: a CQ with the context's uid"),
+    _method("VERBS_CREATE$qp", ifc.OPCODES["CREATE_QP"], kernel.verbs_create_qp, (UCONTEXT,),
+            produces=("devx_qp", ANY_OBJECT), doc="ibv_create_qp (RC) through mlx5_ib: a QP with the context's uid"),
+    _method("QUERY_EQN", 0, kernel.query_eqn, (UCONTEXT, VECTOR),
+            doc="MLX5_IB_METHOD_DEVX_QUERY_EQN: the EQ number of a completion vector (created on first use)"),
     _method("OBJ_DESTROY", 0, kernel.obj_destroy,
             (Param("obj", "handle", bundle=ANY_OBJECT, consumes=True),),
-            doc="destroy a DEVX handle: the kernel runs the destroy command it recorded"),
+            doc="destroy a DEVX handle (or a verbs CQ/QP's): the kernel runs the destroy command it recorded"),
     *(_method(f"OTHER${name}", 0, kernel.other,
               (UCONTEXT, _opcode(ops), *(FIELD_PARAMS[f] for f in fields), UID, VHCA_TUNNEL_ID), effects=_carried)
       for name, (ops, fields) in OTHER_VARIANTS.items()),

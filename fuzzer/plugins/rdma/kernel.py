@@ -10,6 +10,17 @@ command, records a destroy command built from the create
 goes away.  What the policies decide (which opcodes, which uid, whether the
 handle matches) is in ``policies.py``; this is the part every policy shares.
 
+Completion EQs (``drivers/net/ethernet/mellanox/mlx5/core/eq.c``, 7.3.4): the async EQ
+has an event mask and uid 0; a completion EQ is created on first use of its vector
+(``mlx5_comp_eqn_get()`` -> ``create_comp_eq()``, by mlx5e's channels at probe, by a verbs
+CQ or by DEVX ``QUERY_EQN``) with ``MLX5_SHARED_RESOURCE_UID`` (``create_map_eq()``:
+``if (!param->mask[0] && MLX5_CAP_GEN(dev, log_max_uctx))``), so that CQs of DEVX uids may
+use it.  Before c191f93454bc ("net/mlx5: Set completion EQs as shared resources", 2019)
+it had uid 0: the policy knob ``comp_eq_uid`` says which.  Simplified, once: the HCA
+has ``MAX_COMP_EQS`` vectors, and 2019's kernel, which created every completion EQ at
+probe (``mlx5_vector2eqn()``), creates them on first use as 7.3.4 does (the EQ and its
+uid are the same either way).
+
 mlx5 fwctl (``drivers/fwctl/mlx5/main.c``, 7.3.4): every open of the fwctl
 device allocates a uid of its own (``mlx5ctl_open_uctx()``, TOOLS_RESOURCES
 when the firmware has it, as the modelled firmware always does) and its
@@ -59,13 +70,18 @@ class Ucontext(NamedTuple):
 
 
 class Uobject(NamedTuple):
-    """A DEVX object handle: what the kernel recorded when it was created."""
+    """A uverbs object handle DEVX methods accept: what the kernel recorded when it was created.
+
+    ``verbs`` marks a CQ or QP created through the verbs methods (mlx5_ib), whose handle
+    devx_is_valid_obj_id() accepts as well as a DEVX object's.
+    """
 
     ucontext: str
     create_op: str
     type: str  # general object type, "" for other objects
     id: int
     destroy: tuple[str, tuple[tuple[str, Any], ...]] | None
+    verbs: bool = False
 
 
 def boot() -> dict[str, Any]:
@@ -76,6 +92,8 @@ def boot() -> dict[str, Any]:
         "fwctl_uid": 0,
         "fwctl_fds": (),
         "ipsec": (),
+        "comp_eqs": {},  # completion vector -> eqn (eq_table->comp_eqs)
+        "eqns_given": frozenset(),  # (ucontext, eqn) pairs DEVX QUERY_EQN answered
     }
 
 
@@ -107,13 +125,15 @@ def probe(world: World) -> None:
     k = world.kernel
     world.mailbox("QUERY_HCA_CAP", uid=0)
     _set(world, "SET_HCA_CAP", "hca.caps", other_function=False, value=1)  # handle_hca_cap()
-    # completion EQs, shared so DEVX CQs may use them ("net/mlx5: Set completion EQs as shared resources")
-    for _ in range(2):
-        _create(world, "CREATE_EQ", uid=ifc.SHARED_UID)
+    # mlx5_eq_table_create(): the async EQ (it has an event mask, so uid 0 even today) ...
+    _create(world, "CREATE_EQ", uid=0)
+    # ... and mlx5e's first channel asks for vector 0's completion EQ (mlx5e_open_cq())
+    eqn = comp_eqn_get(world, 0)
+    assert isinstance(eqn, int) and eqn == FIRST_COMP_EQN, eqn
     # mlx5e: PD, TIS, CQ, SQ, RQ, RQT, TIR, steering; then MTU and link up
     _create(world, "ALLOC_PD", uid=0)
     _create(world, "CREATE_TIS", uid=0)
-    _create(world, "CREATE_CQ", uid=0)
+    _create(world, "CREATE_CQ", uid=0, eqn=eqn)
     sq = _create(world, "CREATE_SQ", uid=0)
     rq = _create(world, "CREATE_RQ", uid=0)
     for key, op in ((sq, "MODIFY_SQ"), (rq, "MODIFY_RQ")):  # RST -> RDY
@@ -131,13 +151,47 @@ def probe(world: World) -> None:
     _set(world, "ACCESS_REG", "reg.PAOS", reg=ifc.PAOS, op_mod=0, value=1)
     # mlx5_ib: its PD and CQ, the GSI QP taken to RTS, the UMR mkey
     _create(world, "ALLOC_PD", uid=0)
-    _create(world, "CREATE_CQ", uid=0)
+    _create(world, "CREATE_CQ", uid=0, eqn=eqn)
     _ulp_qp(world)
     _create(world, "CREATE_MKEY", uid=0)
     # the DEVX whitelist uid (no caps) and the fwctl FD's uid (TOOLS_RESOURCES)
     k["whitelist_uid"] = _uctx(world, 0)
     k["fwctl_uid"] = _uctx(world, ifc.UCTX_CAP_TOOLS_RESOURCES)
     k["fwctl_fds"] = (k["fwctl_uid"],)
+
+
+#: Simplification: the HCA has two completion vectors (eq_table->max_comp_eqs)
+MAX_COMP_EQS = 2
+#: the eqn vector 0's completion EQ gets at probe (the async EQ is eq 1): what a correct
+#: DEVX caller puts in a CQ after QUERY_EQN(0)
+FIRST_COMP_EQN = 2
+
+
+def comp_eq_uid(world: World) -> int:
+    """The uid create_map_eq() gives a completion EQ: shared since c191f93454bc, 0 before (knob)."""
+    knobs = world.policy.knobs if world.policy is not None else {}
+    return int(knobs.get("comp_eq_uid", ifc.SHARED_UID))
+
+
+def comp_eqn_get(world: World, vector: int) -> int | Reply:
+    """mlx5_comp_eqn_get() (eq.c, 7.3.4): the vector's EQ number, creating the EQ on first use.
+
+    Returns the eqn, or the error Reply (-EINVAL past max_comp_eqs, the firmware's refusal).
+    """
+    k = world.kernel
+    if not 0 <= vector < MAX_COMP_EQS:
+        return _no(errno.EINVAL, f"vector {vector} >= max_comp_eqs {MAX_COMP_EQS}")
+    if vector in k["comp_eqs"]:
+        return int(k["comp_eqs"][vector])
+    if not has_room(world.device.state):
+        return _no(errno.ENOMEM, "firmware object table full (a model limit)")
+    reply = world.mailbox("CREATE_EQ", uid=comp_eq_uid(world), value=1)  # create_comp_eq() -> create_map_eq()
+    if reply.rc:
+        return _fw_failed(reply)
+    eqn = int(reply.out["id"])
+    world.believe(f"eq:{eqn}")
+    k["comp_eqs"] = {**k["comp_eqs"], vector: eqn}
+    return eqn
 
 
 def _uctx(world: World, caps: int) -> int:
@@ -228,7 +282,7 @@ def fw_args(args: Args) -> dict[str, Any]:
     out = {"uid": args.get("uid", 0)}
     if "obj_id" in args:
         out["id"] = args["obj_id"]
-    for name in ("type", "value", "op_mod", "reg", "other_function"):
+    for name in ("type", "value", "op_mod", "reg", "other_function", "eqn"):
         if name in args:
             out[name] = args[name]
     return out
@@ -263,7 +317,7 @@ def umem_reg(world: World, args: Args, caller: Caller) -> Reply:
     return _create_uobject(world, args["ucontext"], "CREATE_UMEM", {"uid": args["uid"]})
 
 
-def _create_uobject(world: World, ucontext: str, op: str, fw: dict[str, Any]) -> Reply:
+def _create_uobject(world: World, ucontext: str, op: str, fw: dict[str, Any], verbs: bool = False) -> Reply:
     reply = world.mailbox(op, **fw)
     if reply.rc:
         return _fw_failed(reply)
@@ -275,7 +329,7 @@ def _create_uobject(world: World, ucontext: str, op: str, fw: dict[str, Any]) ->
         dargs = {"uid": fw["uid"], "id": ident, **({"type": fw["type"]} if general else {})}
         destroy = (destroy_op, tuple(sorted(dargs.items())))
     handle = world.new_handle("devx_obj")
-    uobj = Uobject(ucontext, op, fw.get("type", "") if general else "", ident, destroy)
+    uobj = Uobject(ucontext, op, fw.get("type", "") if general else "", ident, destroy, verbs)
     world.kernel["uobjects"] = {**world.kernel["uobjects"], handle: uobj}
     return Reply(handle=handle, out={"id": ident})
 
@@ -321,6 +375,51 @@ def other(world: World, args: Args, caller: Caller) -> Reply:
         return _no(errno.EINVAL, "no such ucontext")
     reply = world.mailbox(args["opcode"], **fw_args(args))
     return _fw_failed(reply) if reply.rc else Reply(out=dict(reply.out))
+
+
+def query_eqn(world: World, args: Args, caller: Caller) -> Reply:
+    """MLX5_IB_METHOD_DEVX_QUERY_EQN (devx.c, 7.3.4): mlx5_comp_eqn_get() for the user's vector.
+
+    Any context may ask (no devx_get_uid()); the answer is the EQ number userspace then
+    writes into a DEVX CREATE_CQ.  The kernel remembers what it told whom, for the
+    shared-eq invariant.
+    """
+    k = world.kernel
+    if args["ucontext"] not in k["ucontexts"]:
+        return _no(errno.EINVAL, "no such ucontext")
+    eqn = comp_eqn_get(world, args["vector"])
+    if isinstance(eqn, Reply):
+        return eqn
+    k["eqns_given"] = k["eqns_given"] | {(args["ucontext"], eqn)}
+    return Reply(out={"eqn": eqn})
+
+
+def verbs_create_cq(world: World, args: Args, caller: Caller) -> Reply:
+    """ibv_create_cq: mlx5_ib_create_cq() -> create_cq_user() (cq.c, 7.3.4).
+
+    ``MLX5_SET(create_cq_in, *cqb, uid, context->devx_uid)``: a DEVX context's verbs CQ has
+    its uid (a context without DEVX: 0); its EQ is the vector's, from mlx5_comp_eqn_get().
+    The handle is one devx_is_valid_obj_id() accepts (UVERBS_OBJECT_CQ: the cqn).
+    """
+    ctx: Ucontext | None = world.kernel["ucontexts"].get(args["ucontext"])
+    if ctx is None:
+        return _no(errno.EINVAL, "no such ucontext")
+    eqn = comp_eqn_get(world, args["vector"])
+    if isinstance(eqn, Reply):
+        return eqn
+    return _create_uobject(world, args["ucontext"], "CREATE_CQ", {"uid": ctx.uid, "eqn": eqn}, verbs=True)
+
+
+def verbs_create_qp(world: World, args: Args, caller: Caller) -> Reply:
+    """ibv_create_qp: mlx5_ib's create_qp (qp.c, 7.3.4) sets the uid of the QP's PD, the context's devx_uid.
+
+    An RC QP: devx_is_valid_obj_id() compares its qpn with CREATE_QP's (a RAW_PACKET QP's four
+    ids, RQ/SQ/TIR/TIS, are not modelled).
+    """
+    ctx: Ucontext | None = world.kernel["ucontexts"].get(args["ucontext"])
+    if ctx is None:
+        return _no(errno.EINVAL, "no such ucontext")
+    return _create_uobject(world, args["ucontext"], "CREATE_QP", {"uid": ctx.uid}, verbs=True)
 
 
 def fwctl_open(world: World, args: Args, caller: Caller) -> Reply:

@@ -10,7 +10,10 @@ tunnel id, and devx_is_general_cmd() passes any opcode that carries one when the
 firmware has ``vhca_tunnel_commands``.
 
 Versions: devx.c was read from no recorded kernel version ("unversioned"), but for
-the two vhca_tunnel_id rules, read from 7.3.4 and citing it;
+the two vhca_tunnel_id rules, read from 7.3.4 and citing it; ``linux-devx-2019``'s
+whitelist and general-command list are devx.c of v5.2 (read from the linux-yocto-5.2 copy,
+WindRiver-Labs/linux-yocto-5.2 @256e39bf, which already has the type fix: the pull that
+merged both 2019 DevX fixes, up to c191f93454bc, changed nothing else in devx.c);
 the mlx5 fwctl table (``fuzzer/plugins/mlx5/fwctl.py``) is ``drivers/fwctl/mlx5/main.c``
 of 7.3.4 (re-read whole for issue 17), shared with the netdev plugin.
 """
@@ -18,6 +21,7 @@ of 7.3.4 (re-read whole for issue 17), shared with the netdev plugin.
 from __future__ import annotations
 
 import errno
+from collections.abc import Callable
 
 from fuzzer import Deny, Policy, Request, Rewrite, Rule, Verdict, fwctl
 
@@ -28,19 +32,25 @@ from .devx import method_ops
 from .kernel import Ucontext, Uobject
 
 CAP_NET_RAW = "CAP_NET_RAW"
+Check = Callable[[Request], Verdict]
 DEVX_C = "drivers/infiniband/hw/mlx5/devx.c"
 
 # --------------------------------------------------------------------------- DEVX
 
-#: devx_is_whitelist_cmd(): run under the device's no-caps uid when the context has none.
+#: devx_is_whitelist_cmd() (7.3.4): run under the device's no-caps uid when the context has none.
 WHITELIST = frozenset({"QUERY_HCA_CAP", "QUERY_HCA_VPORT_CONTEXT", "QUERY_ESW_VPORT_CONTEXT",
                        "QUERY_ESW_FUNCTIONS"})
-#: devx_is_general_cmd(): the fixed list; opcodes in GENERAL_START..END also pass.
-GENERAL = WHITELIST | frozenset({
+#: devx_is_whitelist_cmd() of v5.2 (2019): no QUERY_ESW_FUNCTIONS yet
+WHITELIST_2019 = WHITELIST - {"QUERY_ESW_FUNCTIONS"}
+#: devx_is_general_cmd() of v5.2 (2019): the fixed list; opcodes in GENERAL_START..END also pass
+#: (the range was there; vhca_tunnel_id was not)
+GENERAL_2019 = WHITELIST_2019 | frozenset({
     "QUERY_VPORT_STATE", "QUERY_ADAPTER", "QUERY_ISSI", "QUERY_NIC_VPORT_CONTEXT", "QUERY_ROCE_ADDRESS",
     "QUERY_VNIC_ENV", "QUERY_VPORT_COUNTER", "GET_DROPPED_PACKET_LOG", "NOP", "QUERY_CONG_STATUS",
-    "QUERY_CONG_PARAMS", "QUERY_CONG_STATISTICS", "QUERY_LAG",
+    "QUERY_CONG_PARAMS", "QUERY_CONG_STATISTICS",
 })
+#: devx_is_general_cmd() (7.3.4): 2019's, plus QUERY_LAG and QUERY_ESW_FUNCTIONS
+GENERAL = GENERAL_2019 | WHITELIST | frozenset({"QUERY_LAG"})
 #: devx_is_obj_create_cmd() (SET_FLOW_TABLE_ENTRY with op_mod 0; CREATE_PSV etc. not modelled)
 OBJ_CREATE = frozenset({
     "CREATE_GENERAL_OBJECT", "CREATE_MKEY", "CREATE_CQ", "ALLOC_PD", "ALLOC_TRANSPORT_DOMAIN", "CREATE_RMP",
@@ -64,8 +74,8 @@ OBJ_QUERY = frozenset({
 })
 
 
-def _is_general(op: str) -> bool:
-    return op in GENERAL or ifc.GENERAL_START <= ifc.OPCODES.get(op, 0) < ifc.GENERAL_END
+def _is_general(op: str, general: frozenset[str]) -> bool:
+    return op in general or ifc.GENERAL_START <= ifc.OPCODES.get(op, 0) < ifc.GENERAL_END
 
 
 def _ucontext(r: Request) -> Ucontext | None:
@@ -77,25 +87,35 @@ def _ucontext(r: Request) -> Ucontext | None:
     return None if uobj is None else k["ucontexts"].get(uobj.ucontext)
 
 
-def _devx_uid(r: Request) -> Verdict:
-    ctx = _ucontext(r)
-    if ctx is None or ctx.uid or r.args.get("opcode") in WHITELIST:
-        return None  # an unknown handle fails in the uverbs lookup
-    return Deny(errno.EINVAL, "no DEVX uid: the ucontext was allocated without MLX5_IB_ALLOC_UCTX_DEVX")
+def _devx_uid(whitelist: frozenset[str]) -> Check:
+    def check(r: Request) -> Verdict:
+        ctx = _ucontext(r)
+        if ctx is None or ctx.uid or r.args.get("opcode") in whitelist:
+            return None  # an unknown handle fails in the uverbs lookup
+        return Deny(errno.EINVAL, "no DEVX uid: the ucontext was allocated without MLX5_IB_ALLOC_UCTX_DEVX")
+
+    return check
 
 
-def _force_uid(r: Request) -> Verdict:
-    ctx = _ucontext(r)
-    if ctx is None:
-        return None
-    uid = ctx.uid if ctx.uid or r.args.get("opcode") not in WHITELIST else r.kernel["whitelist_uid"]
-    return Rewrite({"uid": uid}, "MLX5_SET(general_obj_in_cmd_hdr, cmd_in, uid, uid)")
+def _force_uid(whitelist: frozenset[str]) -> Check:
+    def check(r: Request) -> Verdict:
+        ctx = _ucontext(r)
+        if ctx is None:
+            return None
+        uid = ctx.uid if ctx.uid or r.args.get("opcode") not in whitelist else r.kernel["whitelist_uid"]
+        return Rewrite({"uid": uid}, "MLX5_SET(general_obj_in_cmd_hdr, cmd_in, uid, uid)")
+
+    return check
 
 
 def _general_cmd(r: Request) -> Verdict:
     if r.device.info.get("vhca_tunnel_commands") and r.args.get("vhca_tunnel_id", 0):
         return None  # "Pass all cmds for vhca_tunnel as general, tracking is done in FW"
-    return None if _is_general(r.args["opcode"]) else Deny(errno.EINVAL, "not a general command")
+    return None if _is_general(r.args["opcode"], GENERAL) else Deny(errno.EINVAL, "not a general command")
+
+
+def _general_cmd_2019(r: Request) -> Verdict:
+    return None if _is_general(r.args["opcode"], GENERAL_2019) else Deny(errno.EINVAL, "not a general command")
 
 
 def _no_tunnel(r: Request) -> Verdict:
@@ -154,29 +174,43 @@ _ON_OBJECT = (*method_ops("OBJ_MODIFY"), *method_ops("OBJ_QUERY"))
 _OBJ_METHODS = (*method_ops("OBJ_CREATE"), *_ON_OBJECT)
 
 
-def devx_rules(valid_obj_id: Rule) -> tuple[Rule, ...]:
-    """The DEVX method handlers' checks, in the order devx.c runs them."""
+def devx_rules(valid_obj_id: Rule, *, since_2019: bool = True) -> tuple[Rule, ...]:
+    """The DEVX method handlers' checks, in the order devx.c runs them.
+
+    ``since_2019=False`` gives v5.2's: no vhca_tunnel_id checks, 2019's whitelist and general list.
+    """
+    whitelist = WHITELIST if since_2019 else WHITELIST_2019
+    general = (
+        Rule("devx-general-cmd", _general_cmd,
+             f"{DEVX_C} MLX5_IB_METHOD_DEVX_OTHER: devx_is_general_cmd() (7.3.4): with the firmware's "
+             "vhca_tunnel_commands and a non-zero vhca_tunnel_id any opcode passes, the firmware then "
+             "trusted to track it (\"tracking is done in FW\"); else the general list or range",
+             channels=(DEVX,), ops=method_ops("OTHER"))
+        if since_2019 else
+        Rule("devx-general-cmd", _general_cmd_2019,
+             f"{DEVX_C} MLX5_IB_METHOD_DEVX_OTHER: devx_is_general_cmd(in) (v5.2): the list (no QUERY_LAG, "
+             "no QUERY_ESW_FUNCTIONS) or GENERAL_START..END", channels=(DEVX,), ops=method_ops("OTHER")))
+    tunnel = (Rule("devx-obj-vhca-tunnel", _no_tunnel,
+                   f"{DEVX_C} MLX5_IB_METHOD_DEVX_OBJ_CREATE/_MODIFY/_QUERY handlers: "
+                   "if (MLX5_GET(general_obj_in_cmd_hdr, cmd_in, vhca_tunnel_id)) return -EINVAL; (7.3.4)",
+                   channels=(DEVX,), ops=_OBJ_METHODS),) if since_2019 else ()
+    version = "(7.3.4)" if since_2019 else "(v5.2: QUERY_HCA_CAP, QUERY_HCA_VPORT_CONTEXT, QUERY_ESW_VPORT_CONTEXT)"
     return (
         Rule("uctx-caps", _uctx_caps, f"{DEVX_C} mlx5_ib_devx_create()", channels=(DEVX,),
              ops=("ALLOC_UCONTEXT",)),
         # first in each object handler, before devx_get_uid() (OBJ_ASYNC_QUERY, which does the
         # same at line 1848, is not a modelled method)
-        Rule("devx-obj-vhca-tunnel", _no_tunnel,
-             f"{DEVX_C} MLX5_IB_METHOD_DEVX_OBJ_CREATE/_MODIFY/_QUERY handlers: "
-             "if (MLX5_GET(general_obj_in_cmd_hdr, cmd_in, vhca_tunnel_id)) return -EINVAL; (7.3.4)",
-             channels=(DEVX,), ops=_OBJ_METHODS),
-        Rule("devx-uid", _devx_uid, f"{DEVX_C} devx_get_uid(); devx_umem_reg: c->devx_uid",
+        *tunnel,
+        Rule("devx-uid", _devx_uid(whitelist),
+             f"{DEVX_C} devx_get_uid(), devx_is_whitelist_cmd() {version}; devx_umem_reg: c->devx_uid",
              channels=(DEVX,), ops=_UID_METHODS),
-        Rule("devx-general-cmd", _general_cmd,
-             f"{DEVX_C} MLX5_IB_METHOD_DEVX_OTHER: devx_is_general_cmd() (7.3.4): with the firmware's "
-             "vhca_tunnel_commands and a non-zero vhca_tunnel_id any opcode passes, the firmware then "
-             "trusted to track it (\"tracking is done in FW\"); else the general list or range",
-             channels=(DEVX,), ops=method_ops("OTHER")),
+        general,
         _in(OBJ_CREATE, "create"),
         _in(OBJ_MODIFY, "modify"),
         _in(OBJ_QUERY, "query"),
         valid_obj_id,
-        Rule("devx-force-uid", _force_uid, f"{DEVX_C} MLX5_SET(general_obj_in_cmd_hdr, cmd_in, uid, uid)",
+        Rule("devx-force-uid", _force_uid(whitelist),
+             f"{DEVX_C} MLX5_SET(general_obj_in_cmd_hdr, cmd_in, uid, uid)",
              channels=(DEVX,), ops=_UID_METHODS),
     )
 
@@ -194,9 +228,13 @@ LINUX_DEVX_2019 = Policy(
     rules=devx_rules(Rule("devx-obj-id-valid", _valid_obj_id_2019,
                           f"{DEVX_C} before \"IB/mlx5: Verify DEVX general object type correctly\" "
                           "(Fixes: 2351776e87a1): get_enc_obj_id(CREATE_GENERAL_OBJECT, obj_id)",
-                          channels=(DEVX,), ops=_ON_OBJECT)),
-    predates='"IB/mlx5: Verify DEVX general object type correctly" (2019; its own id not recorded)',
-    doc="devx.c before the 2019 fix: the general object id is checked, its type is not",
+                          channels=(DEVX,), ops=_ON_OBJECT), since_2019=False),
+    # eq.c create_map_eq() before c191f93454bc: completion EQs have uid 0 (kernel.comp_eq_uid())
+    knobs={"comp_eq_uid": 0},
+    predates='"IB/mlx5: Verify DEVX general object type correctly" and c191f93454bc "net/mlx5: Set '
+             'completion EQs as shared resources" (both 2019-05, v5.2 merge window)',
+    doc="v5.2-rc devx.c and eq.c before the two 2019 DevX fixes: a general object's id is checked, not its "
+        "type; completion EQs have uid 0, so a DEVX CQ may not use one",
 )
 
 # --------------------------------------------------------------------------- fwctl

@@ -246,3 +246,124 @@ def test_a_vhca_tunnel_id_passes_any_opcode_as_general_only_with_the_capability(
     assert "ucontext-leak:rdma:CLOSE:mkey" in [v.signature for v in close.violations]
     cite = next(r.cite for r in registry.policy("rdma", "linux-devx").rules if r.name == "devx-general-cmd")
     assert "(7.3.4)" in cite and "vhca_tunnel_commands" in cite and "trusted to track" in cite
+
+
+SHARED_EQ = "shared-eq:rdma:OBJ_CREATE$cq:eq"
+SHARED_EQ_FILE = CORPUS / "linux-devx-2019--spec--shared-eq--OBJ_CREATE_cq--eq.json"
+
+
+def test_the_2019_policy_has_v5_2_whitelist_and_general_list(registry: Registry) -> None:
+    """devx.c of v5.2 (WindRiver-Labs/linux-yocto-5.2 @256e39bf, the 2019 state): devx_is_whitelist_cmd()
+    is QUERY_HCA_CAP, QUERY_HCA_VPORT_CONTEXT and QUERY_ESW_VPORT_CONTEXT; devx_is_general_cmd(in) has
+    neither QUERY_ESW_FUNCTIONS nor QUERY_LAG, nor a vhca_tunnel_id case, and the object handlers do not
+    read vhca_tunnel_id.  7.3.4 whitelists QUERY_ESW_FUNCTIONS (a context without DEVX runs it under
+    the whitelist uid) and refuses a tunnel id on OBJ_CREATE."""
+    whitelist_uid: list[int] = []
+
+    def run(policy: str) -> list[Any]:
+        ex = registry.executor("rdma", registry.policy("rdma", policy), registry.device("rdma", "spec"))
+        whitelist_uid.append(ex.world.kernel["whitelist_uid"])
+        return ex.run([
+            _devx("ALLOC_UCONTEXT", devx=False, cap=0),
+            _devx("OTHER$query", ucontext="ucontext0", opcode="QUERY_ESW_FUNCTIONS", uid=0),
+            _devx("ALLOC_UCONTEXT", devx=True, cap=0),
+            _devx("OTHER$query", ucontext="ucontext1", opcode="QUERY_ESW_FUNCTIONS", uid=0),
+            _devx("OBJ_CREATE$pd", ucontext="ucontext1", opcode="ALLOC_PD", uid=0, vhca_tunnel_id=1),
+        ])
+
+    now = run("linux-devx")
+    assert all(r.decision is not None for r in now)
+    assert now[1].decision.allowed and now[1].decision.rewrite == {"uid": whitelist_uid[0]}
+    assert now[3].decision.allowed
+    assert not now[4].decision.allowed and now[4].decision.rule == "devx-obj-vhca-tunnel"
+    then = run("linux-devx-2019")
+    assert all(r.decision is not None for r in then)
+    assert not then[1].decision.allowed and then[1].decision.rule == "devx-uid"
+    assert then[1].decision.errno == errno.EINVAL
+    assert not then[3].decision.allowed and then[3].decision.rule == "devx-general-cmd"
+    assert then[4].decision.allowed and then[4].reply is not None and then[4].reply.rc == 0
+    names = [r.name for r in registry.policy("rdma", "linux-devx-2019").rules]
+    assert "devx-obj-vhca-tunnel" not in names
+    cite = next(r.cite for r in registry.policy("rdma", "linux-devx-2019").rules if r.name == "devx-general-cmd")
+    assert "v5.2" in cite
+
+
+def test_query_eqn_answers_the_vector_eq_and_creates_it_on_first_use(registry: Registry) -> None:
+    """drivers/net/ethernet/mellanox/mlx5/core/eq.c (7.3.4) mlx5_comp_eqn_get(): -EINVAL past
+    max_comp_eqs, the vector's EQ if it exists, else create_comp_eq(), whose create_map_eq() gives
+    a completion EQ (no event mask) MLX5_SHARED_RESOURCE_UID.  The async EQ (eq 1) has uid 0.
+    A kernel EQ made on a user's request is the kernel's: believed, no violation."""
+    ex = registry.executor("rdma", registry.policy("rdma", "linux-devx"), registry.device("rdma", "spec"))
+    assert ex.world.device.state["eq:1"].uid == 0 and ex.world.device.state["eq:2"].uid == 0xFFFF
+    r0, r1, r2 = ex.run([
+        _devx("ALLOC_UCONTEXT", devx=False, cap=0),  # QUERY_EQN needs no DEVX uid
+        _devx("QUERY_EQN", ucontext="ucontext0", vector=0),
+        _devx("QUERY_EQN", ucontext="ucontext0", vector=1),
+        _devx("QUERY_EQN", ucontext="ucontext0", vector=2),
+    ])[1:]
+    assert r0.reply is not None and r0.reply.out == {"eqn": 2} and r0.changes == ()
+    assert r1.reply is not None and r1.reply.out == {"eqn": 3} and [c[0] for c in r1.changes] == ["eq:3"]
+    state = ex.world.device.state
+    assert state["eq:3"].uid == 0xFFFF and ex.world.shadow["eq:3"] == state["eq:3"]
+    assert r2.reply is not None and r2.reply.errno == errno.EINVAL and r2.changes == ()
+    assert not any(r.violations for r in (r0, r1, r2))
+
+
+def test_2019_private_completion_eqs_are_found_shrunk_and_the_fix_closes_them(registry: Registry,
+                                                                             tmp_path: Path) -> None:
+    """"net/mlx5: Set completion EQs as shared resources" (c191f93454bc, 2019-05, Fixes: 7efce3691d33):
+    eq.c create_map_eq() gave completion EQs uid 0 before it, so the firmware refused a DEVX CQ
+    (uid != 0) on the EQ DEVX QUERY_EQN named.  A functional bug: the shortest sequence is the
+    context, QUERY_EQN(0), and the CQ on eqn 2; nothing the kernel owns changed.  7.3.4's eq.c
+    (linux-devx) closes it; so does the lax firmware, which checks no owner."""
+    campaign = Campaign(registry, "rdma", registry.policy("rdma", "linux-devx-2019"),
+                        registry.device("rdma", "spec"), seed=1, max_examples=300, corpus_dir=tmp_path)
+    result = campaign.run()
+    assert SHARED_EQ in result.findings, sorted(result.findings)
+    finding = result.findings[SHARED_EQ]
+    assert [s.op for s in finding.steps] == ["ALLOC_UCONTEXT", "QUERY_EQN", "OBJ_CREATE$cq"]
+    assert finding.steps[1].args["vector"] == 0 and finding.steps[2].args["eqn"] == 2
+    assert is_one_minimal(campaign.executor, finding.steps, SHARED_EQ)
+    assert not [s for s in result.findings if s.startswith("kernel-owned-integrity:")]
+    entry = corpus.load(SHARED_EQ_FILE)
+    assert entry.signature == SHARED_EQ and [s.op for s in entry.steps] == [s.op for s in finding.steps]
+    assert replay(registry, entry).still_fails
+    assert not replay(registry, entry, policy="linux-devx").still_fails
+    lax = registry.executor("rdma", registry.policy("rdma", "linux-devx-2019"), registry.device("rdma", "lax"))
+    assert first_hit(lax, entry.steps, SHARED_EQ) is None
+    # without QUERY_EQN the kernel promised nothing: the refused CQ alone is no violation
+    ex = registry.executor("rdma", registry.policy("rdma", "linux-devx-2019"), registry.device("rdma", "spec"))
+    assert first_hit(ex, [entry.steps[0], entry.steps[2]], SHARED_EQ) is None
+    assert registry.policy("rdma", "linux-devx-2019").predates.count("c191f93454bc") == 1
+    assert run_cli(["replay", str(SHARED_EQ_FILE), "--policy", "linux-devx", "-q"]) == 0
+
+
+def test_devx_methods_accept_verbs_cq_and_qp_handles(registry: Registry) -> None:
+    """devx.c devx_is_valid_obj_id() (7.3.4) takes UVERBS_OBJECT_CQ (the cqn) and UVERBS_OBJECT_QP
+    (an RC QP's qpn) handles as well as DEVX ones (MLX5_IB_ATTR_DEVX_OBJ_MODIFY_HANDLE is
+    UVERBS_IDR_ANY_OBJECT); cq.c create_cq_user() gives a verbs CQ the context's devx_uid.  A verbs
+    handle naming its own object reaches firmware; naming the kernel's CQ it is refused, and with
+    the check planted away the lax firmware lets the kernel's CQ be modified through it."""
+    steps = [
+        _devx("ALLOC_UCONTEXT", devx=True, cap=0),
+        _devx("VERBS_CREATE$cq", ucontext="ucontext0", vector=0),
+        _devx("VERBS_CREATE$qp", ucontext="ucontext0"),
+        _devx("OBJ_MODIFY$cq", obj="devx_obj1", opcode="MODIFY_CQ", obj_id=3, value=2, uid=0),
+        _devx("OBJ_QUERY$qp", obj="devx_obj2", opcode="QUERY_QP", obj_id=2, uid=0),
+        _devx("OBJ_MODIFY$cq", obj="devx_obj1", opcode="MODIFY_CQ", obj_id=1, value=2, uid=0),
+    ]
+    ex = registry.executor("rdma", registry.policy("rdma", "linux-devx"), registry.device("rdma", "lax"))
+    alloc, cq, qp, modify, query, kernels = ex.run(steps)
+    assert alloc.reply is not None and cq.reply is not None and qp.reply is not None
+    uid = alloc.reply.out["uid"]
+    assert cq.reply.out == {"id": 3} and cq.changes[0][2].uid == uid  # the kernel's CQs are 1 and 2
+    assert qp.reply.out == {"id": 2} and qp.changes[0][2].uid == uid  # the kernel's QP (GSI) is 1
+    for r in (modify, query):
+        assert r.decision is not None and r.decision.allowed and r.reply is not None and r.reply.rc == 0
+    assert kernels.decision is not None and kernels.decision.rule == "devx-obj-id-valid"
+    assert not any(r.violations for r in (alloc, cq, qp, modify, query, kernels))
+    holed = registry.executor("rdma", registry.policy("rdma", "linux-devx", without=("devx-obj-id-valid",)),
+                              registry.device("rdma", "lax"))
+    sig = "kernel-owned-integrity:rdma:OBJ_MODIFY$cq:cq"
+    minimal = one_minimal(holed, [steps[0], steps[1], steps[5]], sig)
+    assert [s.op for s in minimal] == ["ALLOC_UCONTEXT", "VERBS_CREATE$cq", "OBJ_MODIFY$cq"]

@@ -9,6 +9,19 @@ combinations (a general object's handle, a general object command, another
 type) high.  Opcodes devx.c must refuse are offered too (a destroy smuggled
 through MODIFY, an EQ through CREATE), so that a policy missing a check has
 something to let through.  Declared effects are the carried command's.
+
+Methods (devx.c, 7.3.4): OTHER, OBJ_CREATE/MODIFY/QUERY/DESTROY, UMEM_REG and
+QUERY_EQN are modelled, and verbs CQ/QP creation, whose handles the object methods
+accept (devx_is_valid_obj_id()).  Left out, each for a stated reason:
+OBJ_ASYNC_QUERY runs OBJ_QUERY's checks in the same order (vhca_tunnel_id,
+devx_get_uid(), devx_is_obj_query_cmd(), devx_is_valid_obj_id()) and sends the same
+query; what it adds, the event FD and its MAX_ASYNC_BYTES_IN_USE budget (-EAGAIN),
+touches no device state.  SUBSCRIBE_EVENT sends no firmware command (the subscriptions
+are the kernel's xarrays).  QUERY_UAR answers bfregn_to_uar_index() from the caller's
+own bfregs, and devx.c's security note says a foreign UAR id in an object only lets
+others ring its own doorbells; the model has no UARs or doorbells.  Verbs SRQ, WQ and
+RWQ_IND_TBL handles, and a RAW_PACKET QP's four ids, are accepted by the same
+comparison as the CQ's and QP's and are not drawn.
 """
 
 from __future__ import annotations
@@ -48,7 +61,19 @@ VECTOR = Param("vector", "choice", choices=(0, 1, 2), doc="completion vector (2 
 #: The kinds userspace creates through DEVX, and the opcodes it sends on their handles.
 #: CREATE_EQ is not a DEVX create (devx_is_obj_create_cmd() refuses it).  Five of
 #: the kinds the firmware has: each variant is a rule, and every rule added
-#: divides the time Hypothesis spends on the others.
+#: divides the time Hypothesis spends on the others.  Simplification (issue 17 #7):
+#: devx_is_obj_create_cmd() (7.3.4) passes 28 opcodes; these five, with the verbs CQ
+#: and QP, cover the id shapes devx_get_created_obj_id() and devx_get_obj_id() have:
+#: an id firmware allocates per kind (CQ, QP, PD; also MKEY, SQ, RQ, RQT, TIR, TIS,
+#: RMP, SRQ, XRC_SRQ, DCT, XRQ, TD, XRCD, Q and flow counters, header and reformat
+#: contexts, scheduling elements, flow tables and groups), an id unique per general
+#: object type, and a create the kernel cannot undo.  The kernel's own objects of the
+#: other kinds are uid 0 or MLX5_SHARED_RESOURCE_UID (Q counters, the RDMA flow table,
+#: rate-limit scheduling elements), which firmware lets other uids reference, never
+#: change, as it does a kernel CQ.  Four creates take their id from the caller
+#: (SET_FLOW_TABLE_ENTRY flow_index, ADD_VXLAN_UDP_DPORT port, SET_L2_TABLE_ENTRY
+#: table_index, ATTACH_TO_MCG qpn): there the firmware's answer to an id already in
+#: use decides, and no public source says what it is, so they are not modelled.
 KINDS = (
     DevxKind("pd", "ALLOC_PD"),
     DevxKind("cq", "CREATE_CQ", ("MODIFY_CQ",), ("QUERY_CQ",), (EQN,)),

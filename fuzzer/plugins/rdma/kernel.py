@@ -399,7 +399,9 @@ def verbs_create_cq(world: World, args: Args, caller: Caller) -> Reply:
 
     ``MLX5_SET(create_cq_in, *cqb, uid, context->devx_uid)``: a DEVX context's verbs CQ has
     its uid (a context without DEVX: 0); its EQ is the vector's, from mlx5_comp_eqn_get().
-    The handle is one devx_is_valid_obj_id() accepts (UVERBS_OBJECT_CQ: the cqn).
+    The handle is one devx_is_valid_obj_id() accepts (UVERBS_OBJECT_CQ: the cqn).  Under the
+    2019 knob (completion EQs uid 0) a DEVX context's verbs CQ is refused like its DEVX CQ;
+    whether v5.2's create_cq_user() already set the devx uid was not read.
     """
     ctx: Ucontext | None = world.kernel["ucontexts"].get(args["ucontext"])
     if ctx is None:

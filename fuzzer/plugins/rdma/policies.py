@@ -159,7 +159,21 @@ def _valid_obj_id_2019(r: Request) -> Verdict:
 
 
 def _uctx_caps(r: Request) -> Verdict:
-    """mlx5_ib_devx_create(): RAW_TX only with CAP_NET_RAW, INTERNAL_DEV_RES only with CAP_SYS_RAWIO."""
+    """mlx5_ib_devx_create(): RAW_TX only with CAP_NET_RAW, INTERNAL_DEV_RES only with CAP_SYS_RAWIO.
+
+    The check order has no observable here (the 2024 change, reference §6).  v5.2 tested
+    ``capable(CAP_NET_RAW) && (MLX5_CAP_GEN(uctx_cap) & MLX5_UCTX_CAP_RAW_TX)``; 7.3.4 tests the
+    firmware's uctx_cap bit first, then rdma_dev_has_raw_cap() (and likewise capable(CAP_SYS_RAWIO)
+    for INTERNAL_DEV_RES).  Both grant the AND of the two and neither returns an error, so the caps,
+    the errno and the firmware state are the same in either order; what the order changes is
+    whether capable() runs at all on a device without the bit, and so an LSM audit record or
+    PF_SUPERPRIV, which the model has no place for (inventing one would test the model, not the
+    kernel).  The modelled firmware has every uctx_cap bit.  UCAP (issue 17 #16, 7.3.4
+    set_uctx_ucaps()): RDMA_CTRL and RDMA_CTRL_OTHER_VHCA come only from an fd of
+    /dev/infiniband/mlx5_perm_ctrl_* (mode 0600) given at ALLOC_UCONTEXT, -EOPNOTSUPP without the
+    firmware bit, and the uid is registered with mlx5_cmd_add_privileged_uid(); what firmware then
+    lets such a uid do is not public, so no caller holds a UCAP here.
+    """
     granted = 0
     if CAP_NET_RAW in r.caller.caps:
         granted |= ifc.UCTX_CAP_RAW_TX

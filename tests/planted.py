@@ -48,6 +48,9 @@ CXL_HOLES = [
      "access:cxl:SET_FEATURE:caps", ["SET_FEATURE"]),
     ("linux-fwctl", "honest-immediate", "fwctl-rawio-for-full",
      "access:cxl:SET_FEATURE:caps", ["SET_FEATURE"]),
+    # fwctl_cmd_rpc()'s ``default: return -EOPNOTSUPP``: an undefined scope (4) passes features.c's
+    # ``scope >= FWCTL_RPC_DEBUG_WRITE`` but neither ``case`` that taints
+    ("linux-fwctl", "spec", "fwctl-scope-known", "access:cxl:SET_FEATURE:taint", ["SET_FEATURE"]),
     ("linux-raw", "spec", "disabled-raw-commands",
      "kernel-owned-integrity:cxl:SET_LSA:lsa:tainted", ["nvdimm_bind", "SET_LSA"]),
     ("linux-raw", "spec", "security-command-sets",

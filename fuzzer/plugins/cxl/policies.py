@@ -568,5 +568,59 @@ LINUX_FWCTL_UNCHECKED = Policy(
         "1-step out-of-bounds accesses (corpora/cxl/linux-fwctl-unchecked-sizes--*)",
 )
 
+
+#: cxl_disabled_raw_commands[] before GET/INJECT/CLEAR_POISON joined it ("These commands require kernel
+#: driver orchestration for safety"): the table of a stored mbox.c of the cxl_dev_state era (2022-2023,
+#: before struct cxl_memdev_state), whose cxl_mem_commands[] still had ids for the three poison commands
+DISABLED_RAW_BEFORE_POISON = DISABLED_RAW_BEFORE_FEATURES - {"GET_POISON", "INJECT_POISON", "CLEAR_POISON"}
+POISON_FIX = ("GET/INJECT/CLEAR_POISON in cxl_disabled_raw_commands[] and their ioctl ids deprecated "
+              "(2023; in 7.3.4; commit not found in the stored copies)")
+
+LINUX_RAW_POISON = Policy(
+    "linux-raw-poison-allowed", "cxl", channels=LINUX_RAW.channels,
+    rules=_replaced(LINUX_RAW_FEATURES.rules, Rule(
+        "disabled-raw-commands", _disabled_in(DISABLED_RAW_BEFORE_POISON),
+        f"{MBOX} cxl_mem_raw_command_allowed(): cxl_disabled_raw_commands[] of ACTIVATE_FW, SET_PARTITION_INFO, "
+        "SET_LSA, SET_SHUTDOWN_STATE, SCAN_MEDIA, GET_SCAN_MEDIA (stored mbox.c, before the poison opcodes)",
+        channels=(RAW,))),
+    promises=LINUX_RAW.promises, predates=POISON_FIX,
+    # Simplification: that kernel also had CXL_MEM_COMMAND_ID_{GET,INJECT,CLEAR}_POISON in the ioctl
+    # table (no taint, no Kconfig); the model's poison commands travel RAW only, so only the RAW half
+    # of the state is encoded.  Like the other RAW histories it starts from linux-raw-features-allowed
+    # (the Features refusal is younger) and keeps 7.3.4's other rules: one fix out at a time.
+    doc="linux-raw whose RAW path lets Get/Inject/Clear Poison through, around the kernel's poison tracking",
+)
+
+#: CEL effect bits [5:0] (CXL 2.0 Table 173, the kernel's CXL_CMD_*_CHANGE_* of uapi/cxl/features.h):
+#: cold-reset config, immediate config, data, policy, log, security
+CEL_EFFECTS_5_0 = 0x3F
+
+
+def _vendor_declares_nothing(r: Request) -> Verdict:
+    """The proposal: a vendor opcode (0xC000-0xFFFF) whose CEL entry has bits [5:0] clear is let through.
+
+    Simplification: the effects are read from the device's CEL as the kernel read it at probe (the model's
+    kernel keeps the opcodes only, as cxl_walk_cel() does)."""
+    if r.command.opcode < mb.VENDOR_FIRST:
+        return Deny(errno.EPERM, "not a vendor opcode: CONFIG_CXL_MEM_RAW_COMMANDS=n")
+    effects = dict(r.device.info.get("cel", ())).get(r.command.opcode)
+    if effects is None or effects & CEL_EFFECTS_5_0:
+        return Deny(errno.EPERM, "the CEL declares an effect (bits [5:0])")
+    return Allow("vendor opcode whose CEL entry declares no effect")
+
+
+RAW_2021_REVIEW = ('linux-nvdimm "[PATCH v2 5/8] cxl/mem: Add a RAW send command" (2021-02-10, Ariel Sibley '
+                   "<-> Ben Widawsky): allow vendor opcodes whose CEL effect bits [5:0] are 0; declined")
+LINUX_RAW_VENDOR_PROPOSAL = Policy(
+    "linux-raw-2021-vendor-proposal", "cxl", channels=LINUX_RAW.channels,
+    rules=(*(r for r in LINUX_RAW.rules if r.channels != (RAW,) or r.name in ("raw-rsvd", "raw-out-max",
+                                                                               "raw-lockdown")),
+           Rule("vendor-no-effects", _vendor_declares_nothing, f"{RAW_2021_REVIEW} (what if)", channels=(RAW,))),
+    promises=SYSFS_PROMISES, predates="13237183c735 as merged (a what-if of its review, declined)",
+    doc="what if (declined in review): linux-ioctl plus RAW vendor opcodes whose CEL declares no effect, "
+        "without CONFIG_CXL_MEM_RAW_COMMANDS and without the WARN",
+)
+
 POLICIES = (LINUX_IOCTL, LINUX_RAW, LINUX_FWCTL, PERMISSIVE, LINUX_IOCTL_UNSIZED, LINUX_RAW_UNSIZED,
-            LINUX_RAW_ANY_LOG, LINUX_RAW_FEATURES, LINUX_FWCTL_UNCHECKED)
+            LINUX_RAW_ANY_LOG, LINUX_RAW_FEATURES, LINUX_FWCTL_UNCHECKED, LINUX_RAW_POISON,
+            LINUX_RAW_VENDOR_PROPOSAL)

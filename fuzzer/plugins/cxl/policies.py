@@ -41,7 +41,7 @@ from fuzzer import (
 
 from . import mailbox as mb
 from .device import FWCTL, IOCTL, RAW, SYSFS
-from .kernel import FEATURES_RW
+from .kernel import DEPRECATED_IOCTL_OPS, FEATURES_RW
 from .transport import FWCTL_RPC_CXL_HDR, FWCTL_RPC_CXL_OUT
 
 CAP_SYS_ADMIN = "CAP_SYS_ADMIN"
@@ -110,6 +110,8 @@ def _reserved_zero(r: Request) -> Verdict:
 
 
 def _enabled(r: Request) -> Verdict:
+    if r.command.op in DEPRECATED_IOCTL_OPS:
+        return Deny(errno.ENOTTY, "a deprecated id: its cxl_mem_commands[] entry is empty (info->id 0)")
     if r.command.op not in r.kernel["enabled"]:
         return Deny(errno.ENOTTY, "not in enabled_cmds (opcode absent from the CEL)")
     return None
@@ -576,19 +578,33 @@ DISABLED_RAW_BEFORE_POISON = DISABLED_RAW_BEFORE_FEATURES - {"GET_POISON", "INJE
 POISON_FIX = ("GET/INJECT/CLEAR_POISON in cxl_disabled_raw_commands[] and their ioctl ids deprecated "
               "(2023; in 7.3.4; commit not found in the stored copies)")
 
+
+
+def _enabled_with_poison_ids(r: Request) -> Verdict:
+    """cxl_to_mem_cmd() ``test_bit(info->id, enabled_cmds)`` when cxl_mem_commands[] still had
+    ``CXL_CMD(GET_POISON, 0x10, CXL_VARIABLE_PAYLOAD, 0)``, ``CXL_CMD(INJECT_POISON, 0x8, 0, 0)`` and
+    ``CXL_CMD(CLEAR_POISON, 0x48, 0, 0)``: cxl_walk_cel() enabled them when the CEL listed the opcode."""
+    if r.command.op in DEPRECATED_IOCTL_OPS and r.command.opcode in r.kernel["cel"]:
+        return None
+    return _enabled(r)
+
+
 LINUX_RAW_POISON = Policy(
     "linux-raw-poison-allowed", "cxl", channels=LINUX_RAW.channels,
-    rules=_replaced(LINUX_RAW_FEATURES.rules, Rule(
+    rules=_replaced(_replaced(LINUX_RAW_FEATURES.rules, Rule(
         "disabled-raw-commands", _disabled_in(DISABLED_RAW_BEFORE_POISON),
         f"{MBOX} cxl_mem_raw_command_allowed(): cxl_disabled_raw_commands[] of ACTIVATE_FW, SET_PARTITION_INFO, "
         "SET_LSA, SET_SHUTDOWN_STATE, SCAN_MEDIA, GET_SCAN_MEDIA (stored mbox.c, before the poison opcodes)",
-        channels=(RAW,))),
+        channels=(RAW,))), Rule(
+        "enabled-cmds", _enabled_with_poison_ids,
+        f"{MBOX} cxl_validate_cmd_from_user(): enabled_cmds, with ioctl ids 15-17 (GET/INJECT/CLEAR_POISON) "
+        "in cxl_mem_commands[] (stored mbox.c, before their deprecation)", channels=(IOCTL,))),
     promises=LINUX_RAW.promises, predates=POISON_FIX,
-    # Simplification: that kernel also had CXL_MEM_COMMAND_ID_{GET,INJECT,CLEAR}_POISON in the ioctl
-    # table (no taint, no Kconfig); the model's poison commands travel RAW only, so only the RAW half
-    # of the state is encoded.  Like the other RAW histories it starts from linux-raw-features-allowed
-    # (the Features refusal is younger) and keeps 7.3.4's other rules: one fix out at a time.
-    doc="linux-raw whose RAW path lets Get/Inject/Clear Poison through, around the kernel's poison tracking",
+    # Like the other RAW histories it starts from linux-raw-features-allowed (the Features refusal is
+    # younger) and keeps 7.3.4's other rules: one fix out at a time.  The same kernel's ioctl table also
+    # had SCAN_MEDIA and GET_SCAN_MEDIA; the model keeps those RAW-only (their effect is a log).
+    doc="the kernel before poison became the driver's: Get/Inject/Clear Poison by ioctl id (untainted) "
+        "and over RAW",
 )
 
 #: CEL effect bits [5:0] (CXL 2.0 Table 173, the kernel's CXL_CMD_*_CHANGE_* of uapi/cxl/features.h):

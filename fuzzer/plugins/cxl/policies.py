@@ -607,6 +607,45 @@ LINUX_RAW_POISON = Policy(
         "and over RAW",
 )
 
+#: mbox.c then: CXL_MEM_COMMAND_ID_MAX came after GET_SCAN_MEDIA, so the later ids were out of range
+IDS_AFTER_2021 = ("GET_TIMESTAMP", *LOG_IDS)
+#: drivers/cxl/pmem.c cxl_pmem_init() (2021): exclusive_cmds also had SET_PARTITION_INFO
+EXCLUSIVE_2021 = frozenset({"SET_PARTITION_INFO"})
+
+
+def _exclusive_2021(r: Request) -> Verdict:
+    """cxl_validate_cmd_from_user() ``test_bit(info->id, cxlm->exclusive_cmds)``, with SET_PARTITION_INFO
+    among the bits cxl_nvdimm_probe() set while the nvdimm is bound."""
+    if r.command.op in EXCLUSIVE_2021 and r.kernel["nvdimm_bound"]:
+        return Deny(errno.EBUSY, "exclusive to the kernel while the nvdimm is bound (2021 exclusive_cmds)")
+    return _exclusive(r)
+
+
+#: read from a stored drivers/cxl/core/mbox.c of 2021 (struct cxl_mem era: cxl_validate_cmd_from_user()
+#: checks the table, no cxl_payload_from_user_allowed()) and drivers/cxl/pmem.c cxl_pmem_init()
+MBOX_2021 = "drivers/cxl/core/mbox.c (2021, struct cxl_mem)"
+LINUX_IOCTL_2021 = Policy(
+    "linux-ioctl-immediate-partition", "cxl", channels=(IOCTL,),
+    rules=(
+        Rule("ioctl-id-max", _no_such_id, f"{MBOX_2021} cxl_validate_cmd_from_user(): id >= CXL_MEM_COMMAND_ID_MAX",
+             channels=(IOCTL,), ops=IDS_AFTER_2021),
+        *SIZE_RULES,
+        *_replaced(_replaced(IOCTL_RULES, Rule(
+            "enabled-cmds", _enabled_with_poison_ids,
+            f"{MBOX_2021} cxl_validate_cmd_from_user(): enabled_cmds, poison ids 15-17 in the table",
+            channels=(IOCTL,))), Rule(
+            "exclusive-cmds", _exclusive_2021,
+            f"{MBOX_2021} cxl_validate_cmd_from_user(): exclusive_cmds; drivers/cxl/pmem.c (2021) cxl_pmem_init(): "
+            "SET_PARTITION_INFO, SET_SHUTDOWN_STATE, SET_LSA", channels=(IOCTL,))),
+        *IOCTL_SIZE_RULES,
+    ),
+    refuses={RAW: errno.EPERM}, predates="6179045ccc0c",
+    # No sysfs channel: security/sanitize and erase came in 2023.  The payload is never looked into
+    # (cxl_payload_from_user_allowed() came with the fix), so the immediate flag goes to the device.
+    doc="the 2021 ioctl path: SET_PARTITION_INFO exclusive only while the nvdimm is bound, its "
+        "immediate flag unchecked; poison by ioctl id",
+)
+
 #: CEL effect bits [5:0] (CXL 2.0 Table 173, the kernel's CXL_CMD_*_CHANGE_* of uapi/cxl/features.h):
 #: cold-reset config, immediate config, data, policy, log, security
 CEL_EFFECTS_5_0 = 0x3F
@@ -639,4 +678,4 @@ LINUX_RAW_VENDOR_PROPOSAL = Policy(
 
 POLICIES = (LINUX_IOCTL, LINUX_RAW, LINUX_FWCTL, PERMISSIVE, LINUX_IOCTL_UNSIZED, LINUX_RAW_UNSIZED,
             LINUX_RAW_ANY_LOG, LINUX_RAW_FEATURES, LINUX_FWCTL_UNCHECKED, LINUX_RAW_POISON,
-            LINUX_RAW_VENDOR_PROPOSAL)
+            LINUX_RAW_VENDOR_PROPOSAL, LINUX_IOCTL_2021)

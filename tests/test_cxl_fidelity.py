@@ -197,3 +197,37 @@ def test_readme_says_memcpy_fromio_is_not_seen_by_kasan() -> None:
 
     text = " ".join((Path(__file__).resolve().parent.parent / "README.md").read_text().split())
     assert "does not report the overflow" in text and "test-kasan-mailbox-copies.patch" in text
+
+
+# ----------------------------------------------------------------------------- #24 Get Supported Features over fwctl
+
+
+def test_fwctl_supported_features_come_from_the_kernel_and_hide_exclusive_changeable(registry: Registry) -> None:
+    """features.c cxlctl_get_supported_features() (7.3.4) answers from cxlfs->entries, read at probe,
+    and clears CHANGEABLE for an exclusive feature (is_cxl_feature_exclusive()); the device is not asked."""
+    e = ex(registry, "linux-fwctl")
+    device_says = dict((u, c) for u, c, _ in e.world.mailbox("GET_SUPPORTED_FEATURES").out["features"])
+    assert device_says[mb.ECS_UUID] and mb.ECS_UUID in mb.EXCLUSIVE_FEATURES
+    before = dict(e.world.device.state)
+    r = e.apply(user("GET_SUPPORTED_FEATURES", "cxl.fwctl", FULL))
+    assert r.decision is not None and r.decision.allowed and r.reply is not None
+    answer = {u: c for u, c, _ in r.reply.out["features"]}
+    assert answer.keys() == device_says.keys()
+    assert answer[mb.ECS_UUID] is False  # the device says changeable; the kernel's answer says not
+    assert answer[mb.TEST_FEATURE_UUID] is device_says[mb.TEST_FEATURE_UUID]
+    assert dict(e.world.device.state) == dict(before)
+
+
+def test_probe_reads_no_poison_list(registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    """7.3.4 cxl_mem_probe()/cxl_poison_state_init() only allocate the Get Poison List buffer (fidelity #22)."""
+    from fuzzer.world import World
+    sent: list[str] = []
+    original = World.mailbox
+
+    def spy(self: World, op: str, **args: object) -> object:
+        sent.append(op)
+        return original(self, op, **args)
+
+    monkeypatch.setattr(World, "mailbox", spy)
+    ex(registry, "linux-ioctl")
+    assert "IDENTIFY" in sent and "GET_POISON" not in sent

@@ -87,14 +87,21 @@ def probe(world: World) -> None:
     feats = world.mailbox("GET_SUPPORTED_FEATURES").out.get("features", ()) if k["feat_cap"] >= FEATURES_RO else ()
     k["features"] = {uuid: (changeable, effects) for uuid, changeable, effects in feats}
     # devm_cxl_setup_fwctl(): "No need to setup FWCTL if there are no user allowed features found"
-    knobs = world.policy.knobs if world.policy is not None else {}
-    exclusive = knobs.get("exclusive_features", mb.EXCLUSIVE_FEATURES)
-    k["fwctl"] = any(uuid not in exclusive for uuid in k["features"])
+    k["fwctl"] = any(uuid not in exclusive_features(world) for uuid in k["features"])
     world.believe("scrub.cycle_hours", "scrub.enabled", "ecs.threshold")  # EDAC registration
     world.mailbox("GET_FW_INFO")
     world.believe("fw.active_slot")
-    world.mailbox("GET_POISON")
+    # 7.3.4 reads no poison list at probe (cxl_poison_state_init() only allocates the Get Poison List
+    # buffer) and keeps none: "poison" is believed in the sense of cxl_disabled_raw_commands[]'s
+    # "require kernel driver orchestration" (fidelity #22): it changes only through the driver's
+    # debugfs inject/clear, which trace each change with its region (cxl_inject_poison()).
     world.believe("poison")
+
+
+def exclusive_features(world: World) -> frozenset[str]:
+    """cxl_exclusive_feats[] of the kernel under test (a policy knob: the live target's kernel is patched)."""
+    knobs = world.policy.knobs if world.policy is not None else {}
+    return frozenset(knobs.get("exclusive_features", mb.EXCLUSIVE_FEATURES))
 
 
 def _drain_events(world: World) -> None:

@@ -179,7 +179,10 @@ PAYLOAD_RULES = (
 
 
 def _root(r: Request) -> Verdict:
-    return None if CAP_SYS_ADMIN in r.caller.caps else Deny(errno.EACCES, "security/sanitize is mode 0200")
+    # Simplification (fidelity #21): the attributes are mode 0200 and their handlers call no capable();
+    # the VFS lets only their owner, root, open them for writing (or CAP_DAC_OVERRIDE, which no caller
+    # here has without CAP_SYS_ADMIN). Root is modelled as CAP_SYS_ADMIN, as the live agent runs it.
+    return None if CAP_SYS_ADMIN in r.caller.caps else Deny(errno.EACCES, "security/sanitize is mode 0200, owned by root")
 
 
 def _no_committed_decoders(r: Request) -> Verdict:

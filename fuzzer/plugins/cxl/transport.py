@@ -33,6 +33,7 @@ import attrs
 from fuzzer import Envelope, Forward, Layout, Param, Reply, Request, Slot, World, fwctl
 
 from . import mailbox as mb
+from .kernel import exclusive_features
 
 FWCTL_RPC_CXL_HDR = 16  # struct fwctl_rpc_cxl: opcode, flags, op_size, reserved1 (u32 each)
 FWCTL_RPC_CXL_OUT = 8  # struct fwctl_rpc_cxl_out: size, retval (u32 each)
@@ -162,7 +163,12 @@ def features_rpc(world: World, request: Request, forward: Forward) -> Reply:
     if op == "GET_SUPPORTED_FEATURES":
         # cxlctl_get_supported_features(): reads count and start_idx, sizes its own answer
         payload.read(FWCTL_RPC_CXL_HDR, 6, by="cxlctl_get_supported_features()")
-        return forward(request.args)
+        # 7.3.4 answers from cxlfs->entries, read once at probe, not from the device, and reports an
+        # exclusive feature (is_cxl_feature_exclusive()) with CHANGEABLE cleared and set_feat_size 0
+        exclusive = exclusive_features(world)
+        return Reply(out={"features": tuple(
+            (uuid, changeable and uuid not in exclusive, effects)
+            for uuid, (changeable, effects) in world.kernel["features"].items())})
     # the driver's answer is kvzalloc(*out_len): the caller's out_len
     rpc_out = world.buffer("rpc_out", out_len)
     if op == "GET_FEATURE":

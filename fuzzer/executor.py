@@ -432,9 +432,11 @@ class Executor:
         if step.actor == "kernel":
             return f"unknown kernel action {shown(step.op)}; {self.subsystem.name} has {sorted(self.actions)}"
         ops = sorted(op for ch, op in self.user_index if ch == step.channel)
+        # a bounded message whatever the table's size: the first dozen names, then a count
+        listed = f"{ops[:12]}" + (f" and {len(ops) - 12} more" if len(ops) > 12 else "")
         return (
             f"unknown op {shown(step.op)} on channel {shown(step.channel)} for device "
-            f"{self.variant.name!r}; it carries {ops}"
+            f"{self.variant.name!r}; it carries {listed}"
         )
 
     def _plugin(self, *key: str) -> str:

@@ -18,18 +18,18 @@ from fuzzer.host import Registry
 from fuzzer.minimize import is_one_minimal, simplify
 from fuzzer.replay import replay
 
-CASES = [pytest.param(*h[:6], h.deep, id=h.test_id) for h in HOLES]
+CASES = [pytest.param(*h[:6], h.deep, h.budget, id=h.test_id) for h in HOLES]
 
 
-@pytest.mark.parametrize(("subsystem", "policy", "device", "rule", "signature", "ops", "deep"), CASES)
+@pytest.mark.parametrize(("subsystem", "policy", "device", "rule", "signature", "ops", "deep", "budget"), CASES)
 def test_planted_hole_is_found_and_shrunk(
     registry: Registry, tmp_path: Path, subsystem: str, policy: str, device: str, rule: str, signature: str,
-    ops: list[str], deep: bool,
+    ops: list[str], deep: bool, budget: int,
 ) -> None:
     holed = registry.policy(subsystem, policy, without=(rule,))
     # a deep (4-step) hole takes the native search 10^3-10^5 sequences (benchmarks/hard_bugs.py)
     campaign = Campaign(registry, subsystem, holed, registry.device(subsystem, device), seed=20261121,
-                        max_examples=150_000 if deep else 1500, corpus_dir=tmp_path,
+                        max_examples=150_000 if deep else (budget or 1500), corpus_dir=tmp_path,
                         targets=frozenset({signature}))
     result = campaign.run()
     assert signature in result.findings, sorted(result.findings)

@@ -300,7 +300,9 @@ def test_trace_and_corpus_show_the_bytes(registry: Registry, tmp_path: Path) -> 
 def test_the_hypothesis_search_draws_sizes_too(registry: Registry, tmp_path: Path) -> None:
     """Sizes shrink towards their natural value first (None in the strategy), so findings stay plain."""
     pol = registry.policy("cxl", "linux-raw-unsized-payload")
-    result = Campaign(registry, "cxl", pol, registry.device("cxl", "spec"), seed=2, max_examples=400,
+    # seed-lucky (400 Hypothesis examples find it for 1 seed in 6, before and after): seed 2 found it until the
+    # poison commands joined cxl.ioctl and moved Hypothesis's draws; seed 3 finds it now
+    result = Campaign(registry, "cxl", pol, registry.device("cxl", "spec"), seed=3, max_examples=400,
                       corpus_dir=tmp_path, search="hypothesis",
                       targets=frozenset({"out-of-bounds:cxl:cxl_payload_from_user_allowed:payload_in"})).run()
     (step,) = result.findings["out-of-bounds:cxl:cxl_payload_from_user_allowed:payload_in"].steps

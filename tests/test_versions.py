@@ -54,7 +54,8 @@ def test_list_shows_the_kernel_per_policy_and_per_subsystem(capsys: pytest.Captu
     out = capsys.readouterr().out
     line = next(ln for ln in out.splitlines() if ln.startswith("linux-fwctl "))
     assert "7.3.4" in line.split()
-    assert "policies read from: 7.3.4 (historical: before 206f9fa9d555; before 60b5d1f68338;" in out
+    assert ("policies read from: 7.3.4 (historical: before 13237183c735 as merged (a what-if of its review, "
+            "declined); before 206f9fa9d555; before 60b5d1f68338; before 6179045ccc0c;") in out
     # netdev: bnxt (issue 17, N1) and mlx5 (issue 17, #6) re-read in 7.3.4; pds at the commit it was read at
     assert "policies read from: 7.3.4, at 479bec4c (historical: before e7537735028c)" in out
     assert "policies read from: unversioned" in out  # gpu: honest about what it does not know

@@ -175,7 +175,8 @@ class CxlTarget:
         data = _wire(executor, step)
         if step.channel == "cxl.fwctl":
             scope = fwctl.rank(caller.scope)
-            return self.guest.call("fwctl", caps, FWCTL.encode(), max(scope, 0), int(step.args["in_len"]),
+            return self.guest.call("fwctl", caps, FWCTL.encode(), int(step.args.get("fwctl_size", fwctl.RPC_SIZE)),
+                                   int(step.args.get("fwctl_tail", 0)), max(scope, 0), int(step.args["in_len"]),
                                    int(step.args["out_len"]), data)
         if step.channel == "cxl.ioctl":
             if step.op not in IOCTL_IDS:

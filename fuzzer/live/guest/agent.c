@@ -9,7 +9,8 @@
  * those are the host's own (corpus text never reaches them unencoded).
  *
  *   mem   CAPS DEV ID OPCODE IN_SIZE OUT_SIZE FLAGS RSVD IN   CXL_MEM_SEND_COMMAND
- *   fwctl CAPS DEV SCOPE IN_LEN OUT_LEN IN            FWCTL_RPC
+ *   fwctl CAPS DEV SIZE TAIL SCOPE IN_LEN OUT_LEN IN  FWCTL_RPC (struct fwctl_rpc of SIZE bytes,
+ *                                                     TAIL in every byte past the kernel's struct)
  *   write CAPS PATH DATA                              write(2) to a sysfs/debugfs file
  *   read  PATH                                        the file's bytes (as root)
  *   sh    CMD                                         /bin/sh -c CMD as root (kernel actions)
@@ -215,25 +216,34 @@ static void do_mem(void *arg, int fd, struct result *r)
 }
 
 struct fwctl_req {
-	uint32_t scope, in_len, out_len;
+	uint32_t size, scope, in_len, out_len;
+	uint8_t tail;
 	uint8_t *in;
 };
+
+#define MAX_RPC_STRUCT 4096  /* the model's callers map at most a page for struct fwctl_rpc */
 
 static void do_fwctl(void *arg, int fd, struct result *r)
 {
 	struct fwctl_req *q = arg;
 	struct fwctl_rpc c;
+	uint32_t room = q->size > sizeof(c) ? (q->size < MAX_RPC_STRUCT ? q->size : MAX_RPC_STRUCT) : sizeof(c);
+	uint8_t *rpc = calloc(1, room);
 	uint8_t *out = calloc(1, (q->out_len < MAX_BUF ? q->out_len : 0) + 1);
 
 	memset(&c, 0, sizeof(c));
-	c.size = sizeof(c);
+	c.size = q->size;
 	c.scope = q->scope;
 	c.in_len = q->in_len;
 	c.out_len = q->out_len;
 	c.in = (uintptr_t)q->in;
 	c.out = (uintptr_t)out;
-	r->rc = ioctl(fd, FWCTL_RPC, &c);
+	memcpy(rpc, &c, sizeof(c));
+	memset(rpc + sizeof(c), q->tail, room - sizeof(c));
+	r->rc = ioctl(fd, FWCTL_RPC, rpc);
 	r->err = r->rc < 0 ? errno : 0;
+	memcpy(&c, rpc, sizeof(c));  /* fwctl_cmd_rpc() writes out_len back */
+	free(rpc);
 	r->outlen = r->rc < 0 ? 0 : c.out_len;
 	if (r->rc >= 0 && c.out_len >= 8)
 		memcpy(&r->retval, out + 4, 4);  /* struct fwctl_rpc_cxl_out.retval */
@@ -381,12 +391,14 @@ int main(int argc, char **argv)
 			struct fwctl_req q;
 			char *dev;
 
-			if (sscanf(line, "%*s %63s %63s %63s %63s %63s", a[0], a[1], a[2], a[3], a[4]) != 5 ||
-			    !(dev = unhex_str(a[1])) || (n = unhex(big, in, MAX_BUF)) < 0)
+			if (sscanf(line, "%*s %63s %63s %63s %63s %63s %63s %63s", a[0], a[1], a[2], a[3], a[4], a[5],
+				   a[6]) != 7 || !(dev = unhex_str(a[1])) || (n = unhex(big, in, MAX_BUF)) < 0)
 				goto bad;
-			q.scope = (uint32_t)strtoul(a[2], NULL, 10);
-			q.in_len = (uint32_t)strtoul(a[3], NULL, 10);
-			q.out_len = (uint32_t)strtoul(a[4], NULL, 10);
+			q.size = (uint32_t)strtoul(a[2], NULL, 10);
+			q.tail = (uint8_t)strtoul(a[3], NULL, 10);
+			q.scope = (uint32_t)strtoul(a[4], NULL, 10);
+			q.in_len = (uint32_t)strtoul(a[5], NULL, 10);
+			q.out_len = (uint32_t)strtoul(a[6], NULL, 10);
 			q.in = in;
 			zero_tail(n, q.in_len);
 			as_caller(strtoull(a[0], NULL, 10), dev, 0, do_fwctl, &q, &r);

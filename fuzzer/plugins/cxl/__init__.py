@@ -40,7 +40,7 @@ CHANNELS = (
             envelope=transport.MAILBOX_ENVELOPE, transport=transport.mailbox),
     Channel(RAW, "CXL_MEM_SEND_COMMAND with CXL_MEM_COMMAND_ID_RAW and any opcode", callers=RAW_CALLERS,
             envelope=transport.RAW_ENVELOPE, transport=transport.mailbox),
-    Channel(FWCTL, "FWCTL_RPC to the CXL fwctl device (Features commands)", scopes=fwctl.SCOPES,
+    Channel(FWCTL, "FWCTL_RPC to the CXL fwctl device (Features commands)", scopes=fwctl.DRAWN_SCOPES,
             envelope=transport.FWCTL_ENVELOPE, transport=transport.features_rpc),
     Channel(SYSFS, "/sys/bus/cxl/devices/memN/security/{sanitize,erase}", transport=transport.security_sysfs),
 )

@@ -662,9 +662,10 @@ _TABLE: tuple[tuple[str, int, tuple[str, ...], Any, Callable[[Device, Args], Rep
     # value is immediate policy change, used here.
     ("SET_SHUTDOWN_STATE", mb.SET_SHUTDOWN_STATE, MAILBOX, E.POLICY_IMMEDIATE, set_shutdown_state,
      (Param("state", "int", 0, 1, doc="0 clean, 1 dirty"),)),
-    ("GET_POISON", mb.GET_POISON, (RAW,), E.NONE, get_poison, ()),
-    ("INJECT_POISON", mb.INJECT_POISON, (RAW,), E.DATA_IMMEDIATE, inject_poison, (_DPA,)),
-    ("CLEAR_POISON", mb.CLEAR_POISON, (RAW,), E.DATA_IMMEDIATE, clear_poison, (_DPA,)),
+    # ioctl ids 15-17: in cxl_mem_commands[] until 2023, deprecated since (kernel.DEPRECATED_IOCTL_OPS)
+    ("GET_POISON", mb.GET_POISON, MAILBOX, E.NONE, get_poison, ()),
+    ("INJECT_POISON", mb.INJECT_POISON, MAILBOX, E.DATA_IMMEDIATE, inject_poison, (_DPA,)),
+    ("CLEAR_POISON", mb.CLEAR_POISON, MAILBOX, E.DATA_IMMEDIATE, clear_poison, (_DPA,)),
     ("GET_SCAN_MEDIA_CAPS", mb.GET_SCAN_MEDIA_CAPS, MAILBOX, E.NONE, get_scan_media_caps, ()),
     ("SCAN_MEDIA", mb.SCAN_MEDIA, (RAW,), E.BACKGROUND, scan_media, ()),
     ("GET_SCAN_MEDIA", mb.GET_SCAN_MEDIA, (RAW,), E.NONE, get_scan_media, ()),

@@ -32,6 +32,8 @@ IOCTL_IDS = {
     "GET_HEALTH_INFO": 7, "GET_LOG": 8, "SET_PARTITION_INFO": 9, "SET_LSA": 10, "GET_ALERT_CONFIG": 11,
     "SET_ALERT_CONFIG": 12, "GET_SHUTDOWN_STATE": 13, "SET_SHUTDOWN_STATE": 14, "GET_SCAN_MEDIA_CAPS": 18,
     "GET_TIMESTAMP": 21, "GET_LOG_CAPS": 22, "CLEAR_LOG": 23, "GET_SUP_LOG_SUBLIST": 24,
+    # ___DEPRECATED in 7.3.4 (-ENOTTY there); a 2022 kernel's table had them
+    "GET_POISON": 15, "INJECT_POISON": 16, "CLEAR_POISON": 17,
 }
 ID_RAW = 2
 OPCODES = {c.op: c.opcode for c in COMMANDS + VENDOR_COMMANDS}
@@ -252,15 +254,18 @@ static __attribute__((unused)) void mem_cmd(const char *dev, int step, uint32_t 
 	free(outb);
 }
 
-static __attribute__((unused)) void fwctl_cmd(const char *dev, int step, uint32_t scope, uint16_t opcode, const uint8_t *in, uint32_t len,
-			uint32_t in_len, uint32_t out_len, uint32_t op_size)
+/* FWCTL_RPC with a struct fwctl_rpc that says it is `size` bytes: a larger one carries `tail` in every byte
+ * past the kernel's struct (a newer userspace's extension), which copy_struct_from_user() wants zero. */
+static __attribute__((unused)) void fwctl_cmd(const char *dev, int step, uint32_t size, uint8_t tail, uint32_t scope,
+			uint16_t opcode, const uint8_t *in, uint32_t len, uint32_t in_len, uint32_t out_len, uint32_t op_size)
 {
 	uint8_t *buf = calloc(1, sizeof(struct fwctl_rpc_cxl_hdr) + len);
 	struct fwctl_rpc_cxl_hdr *h = (struct fwctl_rpc_cxl_hdr *)buf;
 	uint8_t *inb, *outb = calloc(1, (out_len < (64u << 20) ? out_len : 0) + sizeof(struct fwctl_rpc_cxl_out));
 	struct fwctl_rpc r;
+	uint8_t *arg = calloc(1, size > sizeof(r) ? size : sizeof(r));
 	int fd = open(dev, O_RDWR), rc, err;
-	char what[96];
+	char what[128];
 
 	if (fd < 0) { printf("step %d: open %s: %s\n", step, dev, strerror(errno)); failed = 1; return; }
 	h->opcode = opcode;
@@ -268,18 +273,22 @@ static __attribute__((unused)) void fwctl_cmd(const char *dev, int step, uint32_
 	memcpy(buf + sizeof(*h), in, len);
 	inb = sized(buf, sizeof(*h) + len, in_len);
 	memset(&r, 0, sizeof(r));
-	r.size = sizeof(r);
+	r.size = size;
 	r.scope = scope;
 	r.in_len = in_len;
 	r.out_len = out_len;
 	r.in = (uint64_t)(uintptr_t)inb;
 	r.out = (uint64_t)(uintptr_t)outb;
-	rc = ioctl(fd, FWCTL_RPC, &r);
+	memcpy(arg, &r, sizeof(r));
+	if (size > sizeof(r))
+		memset(arg + sizeof(r), tail, size - sizeof(r));
+	rc = ioctl(fd, FWCTL_RPC, arg);
 	err = errno;
-	snprintf(what, sizeof(what), "FWCTL_RPC scope %u opcode %#06x in_len %u out_len %u", scope, opcode,
-			in_len, out_len);
+	snprintf(what, sizeof(what), "FWCTL_RPC size %u scope %u opcode %#06x in_len %u out_len %u", size, scope,
+			opcode, in_len, out_len);
 	report(step, what, rc, err, rc || out_len < 8 ? 0 : ((struct fwctl_rpc_cxl_out *)outb)->retval);
 	close(fd);
+	free(arg);
 	free(buf);
 	free(inb);
 	free(outb);
@@ -353,8 +362,11 @@ def _user_step(i: int, step: Step, rep: Any) -> list[str]:
         op_size = _size(step, "op_size", natural("op_size"), str(len(data)))
         out_len = _size(step, "out_len", natural("out_len"),
                         f"8 + {fixed_out}" if fixed_out is not None else "8 + payload_max(sysfs)")
-        lines.append(f"\t\tfwctl_cmd(fwctl, {i}, {max(fwctl.rank(c.scope), 0)}, {opcode:#06x}, in, {len(data)}, "
-                     f"{in_len}, {out_len}, {op_size});")
+        size = int(step.args.get("fwctl_size", fwctl.RPC_SIZE))
+        rpc_size = "sizeof(struct fwctl_rpc)" if size == fwctl.RPC_SIZE else str(size)
+        tail = int(step.args.get("fwctl_tail", 0))
+        lines.append(f"\t\tfwctl_cmd(fwctl, {i}, {rpc_size}, {tail:#04x}, {max(fwctl.rank(c.scope), 0)}, "
+                     f"{opcode:#06x}, in, {len(data)}, {in_len}, {out_len}, {op_size});")
     else:
         cmd_id = IOCTL_IDS[step.op] if step.channel == "cxl.ioctl" else ID_RAW
         in_size = _size(step, "in_size", natural("in_size"), str(len(data)))

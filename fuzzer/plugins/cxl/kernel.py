@@ -17,9 +17,12 @@ from . import device
 from . import mailbox as mb
 from .device import COMMANDS, complete_background, total_units
 
-#: Commands in the CXL_MEM_SEND_COMMAND table (mbox.c cxl_mem_commands[]),
+#: uapi cxl_mem.h ___DEPRECATED(GET_POISON ...): ids a 2022 kernel's cxl_mem_commands[] had and 7.3.4's
+#: leaves zero-filled, so info->id is 0, never in enabled_cmds, and cxl_to_mem_cmd() answers -ENOTTY
+DEPRECATED_IOCTL_OPS = frozenset({"GET_POISON", "INJECT_POISON", "CLEAR_POISON"})
+#: Commands in the CXL_MEM_SEND_COMMAND table (mbox.c cxl_mem_commands[], 7.3.4),
 #: enabled at probe when the device's CEL lists their opcode (cxl_walk_cel()).
-IOCTL_OPS = frozenset(c.op for c in COMMANDS if "cxl.ioctl" in c.channels)
+IOCTL_OPS = frozenset(c.op for c in COMMANDS if "cxl.ioctl" in c.channels) - DEPRECATED_IOCTL_OPS
 #: CXL_CMD_FLAG_FORCE_ENABLE entries.
 FORCE_ENABLE = frozenset({"IDENTIFY", "GET_SUPPORTED_LOGS", "GET_LOG"})
 #: drivers/cxl/pmem.c cxl_pmem_init(): exclusive while the nvdimm is bound.

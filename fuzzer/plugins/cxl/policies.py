@@ -41,7 +41,7 @@ from fuzzer import (
 
 from . import mailbox as mb
 from .device import FWCTL, IOCTL, RAW, SYSFS
-from .kernel import FEATURES_RW
+from .kernel import DEPRECATED_IOCTL_OPS, FEATURES_RW
 from .transport import FWCTL_RPC_CXL_HDR, FWCTL_RPC_CXL_OUT
 
 CAP_SYS_ADMIN = "CAP_SYS_ADMIN"
@@ -110,6 +110,8 @@ def _reserved_zero(r: Request) -> Verdict:
 
 
 def _enabled(r: Request) -> Verdict:
+    if r.command.op in DEPRECATED_IOCTL_OPS:
+        return Deny(errno.ENOTTY, "a deprecated id: its cxl_mem_commands[] entry is empty (info->id 0)")
     if r.command.op not in r.kernel["enabled"]:
         return Deny(errno.ENOTTY, "not in enabled_cmds (opcode absent from the CEL)")
     return None
@@ -571,5 +573,112 @@ LINUX_FWCTL_UNCHECKED = Policy(
         "1-step out-of-bounds accesses (corpora/cxl/linux-fwctl-unchecked-sizes--*)",
 )
 
+
+#: cxl_disabled_raw_commands[] before GET/INJECT/CLEAR_POISON joined it ("These commands require kernel
+#: driver orchestration for safety"): the table of a stored mbox.c of the cxl_dev_state era (2022-2023,
+#: before struct cxl_memdev_state), whose cxl_mem_commands[] still had ids for the three poison commands
+DISABLED_RAW_BEFORE_POISON = DISABLED_RAW_BEFORE_FEATURES - {"GET_POISON", "INJECT_POISON", "CLEAR_POISON"}
+POISON_FIX = ("GET/INJECT/CLEAR_POISON in cxl_disabled_raw_commands[] and their ioctl ids deprecated "
+              "(2023; in 7.3.4; commit not found in the stored copies)")
+
+
+
+def _enabled_with_poison_ids(r: Request) -> Verdict:
+    """cxl_to_mem_cmd() ``test_bit(info->id, enabled_cmds)`` when cxl_mem_commands[] still had
+    ``CXL_CMD(GET_POISON, 0x10, CXL_VARIABLE_PAYLOAD, 0)``, ``CXL_CMD(INJECT_POISON, 0x8, 0, 0)`` and
+    ``CXL_CMD(CLEAR_POISON, 0x48, 0, 0)``: cxl_walk_cel() enabled them when the CEL listed the opcode."""
+    if r.command.op in DEPRECATED_IOCTL_OPS and r.command.opcode in r.kernel["cel"]:
+        return None
+    return _enabled(r)
+
+
+LINUX_RAW_POISON = Policy(
+    "linux-raw-poison-allowed", "cxl", channels=LINUX_RAW.channels,
+    rules=_replaced(_replaced(LINUX_RAW_FEATURES.rules, Rule(
+        "disabled-raw-commands", _disabled_in(DISABLED_RAW_BEFORE_POISON),
+        f"{MBOX} cxl_mem_raw_command_allowed(): cxl_disabled_raw_commands[] of ACTIVATE_FW, SET_PARTITION_INFO, "
+        "SET_LSA, SET_SHUTDOWN_STATE, SCAN_MEDIA, GET_SCAN_MEDIA (stored mbox.c, before the poison opcodes)",
+        channels=(RAW,))), Rule(
+        "enabled-cmds", _enabled_with_poison_ids,
+        f"{MBOX} cxl_validate_cmd_from_user(): enabled_cmds, with ioctl ids 15-17 (GET/INJECT/CLEAR_POISON) "
+        "in cxl_mem_commands[] (stored mbox.c, before their deprecation)", channels=(IOCTL,))),
+    promises=LINUX_RAW.promises, predates=POISON_FIX,
+    # Like the other RAW histories it starts from linux-raw-features-allowed (the Features refusal is
+    # younger) and keeps 7.3.4's other rules: one fix out at a time.  The same kernel's ioctl table also
+    # had SCAN_MEDIA and GET_SCAN_MEDIA; the model keeps those RAW-only (their effect is a log).
+    doc="the kernel before poison became the driver's: Get/Inject/Clear Poison by ioctl id (untainted) "
+        "and over RAW",
+)
+
+#: mbox.c then: CXL_MEM_COMMAND_ID_MAX came after GET_SCAN_MEDIA, so the later ids were out of range
+IDS_AFTER_2021 = ("GET_TIMESTAMP", *LOG_IDS)
+#: drivers/cxl/pmem.c cxl_pmem_init() (2021): exclusive_cmds also had SET_PARTITION_INFO
+EXCLUSIVE_2021 = frozenset({"SET_PARTITION_INFO"})
+
+
+def _exclusive_2021(r: Request) -> Verdict:
+    """cxl_validate_cmd_from_user() ``test_bit(info->id, cxlm->exclusive_cmds)``, with SET_PARTITION_INFO
+    among the bits cxl_nvdimm_probe() set while the nvdimm is bound."""
+    if r.command.op in EXCLUSIVE_2021 and r.kernel["nvdimm_bound"]:
+        return Deny(errno.EBUSY, "exclusive to the kernel while the nvdimm is bound (2021 exclusive_cmds)")
+    return _exclusive(r)
+
+
+#: read from a stored drivers/cxl/core/mbox.c of 2021 (struct cxl_mem era: cxl_validate_cmd_from_user()
+#: checks the table, no cxl_payload_from_user_allowed()) and drivers/cxl/pmem.c cxl_pmem_init()
+MBOX_2021 = "drivers/cxl/core/mbox.c (2021, struct cxl_mem)"
+LINUX_IOCTL_2021 = Policy(
+    "linux-ioctl-immediate-partition", "cxl", channels=(IOCTL,),
+    rules=(
+        Rule("ioctl-id-max", _no_such_id, f"{MBOX_2021} cxl_validate_cmd_from_user(): id >= CXL_MEM_COMMAND_ID_MAX",
+             channels=(IOCTL,), ops=IDS_AFTER_2021),
+        *SIZE_RULES,
+        *_replaced(_replaced(IOCTL_RULES, Rule(
+            "enabled-cmds", _enabled_with_poison_ids,
+            f"{MBOX_2021} cxl_validate_cmd_from_user(): enabled_cmds, poison ids 15-17 in the table",
+            channels=(IOCTL,))), Rule(
+            "exclusive-cmds", _exclusive_2021,
+            f"{MBOX_2021} cxl_validate_cmd_from_user(): exclusive_cmds; drivers/cxl/pmem.c (2021) cxl_pmem_init(): "
+            "SET_PARTITION_INFO, SET_SHUTDOWN_STATE, SET_LSA", channels=(IOCTL,))),
+        *IOCTL_SIZE_RULES,
+    ),
+    refuses={RAW: errno.EPERM}, predates="6179045ccc0c",
+    # No sysfs channel: security/sanitize and erase came in 2023.  The payload is never looked into
+    # (cxl_payload_from_user_allowed() came with the fix), so the immediate flag goes to the device.
+    doc="the 2021 ioctl path: SET_PARTITION_INFO exclusive only while the nvdimm is bound, its "
+        "immediate flag unchecked; poison by ioctl id",
+)
+
+#: CEL effect bits [5:0] (CXL 2.0 Table 173, the kernel's CXL_CMD_*_CHANGE_* of uapi/cxl/features.h):
+#: cold-reset config, immediate config, data, policy, log, security
+CEL_EFFECTS_5_0 = 0x3F
+
+
+def _vendor_declares_nothing(r: Request) -> Verdict:
+    """The proposal: a vendor opcode (0xC000-0xFFFF) whose CEL entry has bits [5:0] clear is let through.
+
+    Simplification: the effects are read from the device's CEL as the kernel read it at probe (the model's
+    kernel keeps the opcodes only, as cxl_walk_cel() does)."""
+    if r.command.opcode < mb.VENDOR_FIRST:
+        return Deny(errno.EPERM, "not a vendor opcode: CONFIG_CXL_MEM_RAW_COMMANDS=n")
+    effects = dict(r.device.info.get("cel", ())).get(r.command.opcode)
+    if effects is None or effects & CEL_EFFECTS_5_0:
+        return Deny(errno.EPERM, "the CEL declares an effect (bits [5:0])")
+    return Allow("vendor opcode whose CEL entry declares no effect")
+
+
+RAW_2021_REVIEW = ('linux-nvdimm "[PATCH v2 5/8] cxl/mem: Add a RAW send command" (2021-02-10, Ariel Sibley '
+                   "<-> Ben Widawsky): allow vendor opcodes whose CEL effect bits [5:0] are 0; declined")
+LINUX_RAW_VENDOR_PROPOSAL = Policy(
+    "linux-raw-2021-vendor-proposal", "cxl", channels=LINUX_RAW.channels,
+    rules=(*(r for r in LINUX_RAW.rules if r.channels != (RAW,) or r.name in ("raw-rsvd", "raw-out-max",
+                                                                               "raw-lockdown")),
+           Rule("vendor-no-effects", _vendor_declares_nothing, f"{RAW_2021_REVIEW} (what if)", channels=(RAW,))),
+    promises=SYSFS_PROMISES, predates="13237183c735 as merged (a what-if of its review, declined)",
+    doc="what if (declined in review): linux-ioctl plus RAW vendor opcodes whose CEL declares no effect, "
+        "without CONFIG_CXL_MEM_RAW_COMMANDS and without the WARN",
+)
+
 POLICIES = (LINUX_IOCTL, LINUX_RAW, LINUX_FWCTL, PERMISSIVE, LINUX_IOCTL_UNSIZED, LINUX_RAW_UNSIZED,
-            LINUX_RAW_ANY_LOG, LINUX_RAW_FEATURES, LINUX_FWCTL_UNCHECKED)
+            LINUX_RAW_ANY_LOG, LINUX_RAW_FEATURES, LINUX_FWCTL_UNCHECKED, LINUX_RAW_POISON,
+            LINUX_RAW_VENDOR_PROPOSAL, LINUX_IOCTL_2021)

@@ -43,7 +43,7 @@ CHANNELS = (
     Channel(DEBUGFS, "amdgpu register files under /sys/kernel/debug/dri/0",
             callers=CallerSpace(caps=_USER, lockdown=("none", "integrity"))),
     Channel(FWCTL, "FWCTL_RPC to a hypothetical GPU fwctl device (no such driver upstream)",
-            scopes=fwctl.SCOPES, callers=CallerSpace(caps=(frozenset(), frozenset({fwctl.CAP_SYS_RAWIO})))),
+            scopes=fwctl.DRAWN_SCOPES, callers=CallerSpace(caps=(frozenset(), frozenset({fwctl.CAP_SYS_RAWIO})))),
 )
 
 SUBSYSTEM = Subsystem(

@@ -112,10 +112,11 @@ def _fwctl_uid(r: Request) -> Verdict:
     return Rewrite({"uid": r.kernel["fwctl_uid"]}, "MLX5_SET(mbox_in_hdr, rpc_in, uid, mfd->uctx_uid)")
 
 
-def rules(channel: str) -> tuple[Rule, ...]:
-    """The fwctl core's scope rules, then mlx5ctl_validate_rpc() and the uid of mlx5ctl_fw_rpc()."""
+def rules(channel: str, core: tuple[Rule, ...] | None = None) -> tuple[Rule, ...]:
+    """The fwctl core's rules (``core``: a plugin's own, e.g. with the -ENODEV of an unregistered
+    device), then mlx5ctl_validate_rpc() and the uid of mlx5ctl_fw_rpc()."""
     return (
-        *fwctl.core_rules(channel),
+        *(fwctl.core_rules(channel) if core is None else core),
         Rule("mlx5ctl-msgsize", _msgsize, f"{MLX5CTL} mlx5ctl_fw_rpc() (7.3.4): in_len/out_len < mbox header -> -EMSGSIZE",
              channels=(channel,)),
         Rule("mlx5ctl-read-scope", _read_scope,

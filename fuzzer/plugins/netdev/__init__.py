@@ -28,11 +28,11 @@ _CALLERS = CallerSpace(caps=(frozenset(), frozenset({fwctl.CAP_SYS_RAWIO})))
 
 CHANNELS = (
     Channel(BNXT, "FWCTL_RPC to a bnxt fwctl device (FWCTL_DEVICE_TYPE_BNXT): one HWRM message",
-            scopes=fwctl.SCOPES, callers=_CALLERS, envelope=bnxt.ENVELOPE),
+            scopes=fwctl.DRAWN_SCOPES, callers=_CALLERS, envelope=bnxt.ENVELOPE),
     Channel(PDS, "FWCTL_RPC to a pds fwctl device (FWCTL_DEVICE_TYPE_PDS): an endpoint and an operation",
-            scopes=fwctl.SCOPES, callers=_CALLERS, envelope=pds.ENVELOPE),
+            scopes=fwctl.DRAWN_SCOPES, callers=_CALLERS, envelope=pds.ENVELOPE),
     Channel(MLX5, "FWCTL_RPC to an mlx5 fwctl device (FWCTL_DEVICE_TYPE_MLX5): one mlx5 command",
-            scopes=fwctl.SCOPES, callers=_CALLERS, envelope=mlx5_fwctl.ENVELOPE, transport=mlx5_fwctl.transport),
+            scopes=fwctl.DRAWN_SCOPES, callers=_CALLERS, envelope=mlx5_fwctl.ENVELOPE, transport=mlx5_fwctl.transport),
 )
 
 def _status_names(*tables: dict[int, str]) -> dict[int, str]:

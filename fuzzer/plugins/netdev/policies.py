@@ -1,8 +1,8 @@
 """Linux's netdev-side fwctl policies as rule tables, each rule citing the file and function it encodes.
 
 Every Linux policy starts with the fwctl core (``drivers/fwctl/main.c``):
-an unregistered device answers ``-ENODEV``, then ``fwctl_cmd_rpc()``'s scope
-rules.  The drivers' input framing is modelled: bnxt's ``in_len`` between
+``struct fwctl_rpc``'s framing, then an unregistered device answers ``-ENODEV``,
+then ``fwctl_cmd_rpc()``'s scope rules.  The drivers' input framing is modelled: bnxt's ``in_len`` between
 ``struct input`` and ``HWRM_MAX_REQ_LEN`` (its upper bound guards no buffer
 the model has), pds's ``in_len`` check (e7537735028c, "fwctl: pds: Validate
 RPC input size before parsing"; ``linux-fwctl-pds-unsized-input`` is pds before
@@ -58,9 +58,10 @@ def _registered(r: Request) -> Verdict:
 
 def fwctl_core(channel: str) -> tuple[Rule, ...]:
     return (
-        Rule("fwctl-registered", _registered, f"{FWCTL_MAIN} fwctl_fops_ioctl(): if (!fwctl->ops) -ENODEV",
-             channels=(channel,)),
-        *fwctl.core_rules(channel),
+        *fwctl.framing_rules(channel),
+        Rule("fwctl-registered", _registered, f"{FWCTL_MAIN} fwctl_fops_ioctl(): if (!fwctl->ops) -ENODEV, "
+             "after copy_struct_from_user() (7.3.4)", channels=(channel,)),
+        *fwctl.rpc_rules(channel),
     )
 
 
@@ -285,7 +286,7 @@ LINUX_FWCTL_PDS_UNSIZED = Policy(
 
 LINUX_FWCTL_MLX5 = Policy(
     "linux-fwctl-mlx5", "netdev", channels=(MLX5,),
-    rules=(fwctl_core(MLX5)[0], *mlx5_fwctl.rules(MLX5)),
+    rules=mlx5_fwctl.rules(MLX5, core=fwctl_core(MLX5)),
     promises=(mlx5_fwctl.promise(MLX5), configuration_promise(MLX5)), kernel=mlx5_fwctl.KERNEL,
     doc="mlx5 fwctl (the rdma plugin's table): ACCESS_REG writes pass at any scope; firmware must refuse",
 )

@@ -36,7 +36,7 @@ CHANNELS = (
             callers=CallerSpace(caps=(frozenset(), frozenset({CAP_NET_RAW}), frozenset({fwctl.CAP_SYS_RAWIO}),
                                       frozenset({CAP_NET_RAW, fwctl.CAP_SYS_RAWIO}))),
             opener="ALLOC_UCONTEXT"),
-    Channel(FWCTL, "FWCTL_RPC to the mlx5 fwctl device (drivers/fwctl/mlx5/main.c)", scopes=fwctl.SCOPES,
+    Channel(FWCTL, "FWCTL_RPC to the mlx5 fwctl device (drivers/fwctl/mlx5/main.c)", scopes=fwctl.DRAWN_SCOPES,
             callers=CallerSpace(caps=(frozenset(), frozenset({fwctl.CAP_SYS_RAWIO}))),
             envelope=mlx5_fwctl.ENVELOPE, transport=mlx5_fwctl.transport),
     Channel(FWCTL_FD, "open(2)/close(2) of the mlx5 fwctl device (drivers/fwctl/main.c fwctl_fops_open(), 7.3.4: "

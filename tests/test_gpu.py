@@ -267,6 +267,8 @@ def test_gpu_corpus_has_each_kind_of_finding() -> None:
     assert any(n.startswith("linux-amdgpu-debugfs--spec--") and n.endswith("--trusted.json") for n in names)
     assert "gpu-fwctl--debug--declared-effects--SET_CLOCK_DEBUG--clk.sclk_max.json" in names
     assert "linux-drm-norecovery--spec--reset-bookkeeping--gpu_recover--gpu.hung.json" in names
+    # root's raw write of the selection itself through amdgpu_regs2 (no use_grbm, so nothing restores it)
+    assert "linux-amdgpu-debugfs--spec--kernel-owned-integrity--amdgpu_regs2--grbm.gfx_index--trusted.json" in names
 
 
 # --------------------------------------------------------------------------- the deep planted holes, without search

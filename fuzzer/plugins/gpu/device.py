@@ -107,7 +107,6 @@ DEFAULTS: dict[str, Any] = {
     "scratch": 0,
     "grbm.gfx_index": GRBM_BROADCAST,
     "grbm.gfx_cntl": GRBM_CNTL_IDLE,
-    "gfxoff.residency_log": 0,
 }
 #: limits the SMU enforces (smu_set_power_limit(), the OD range)
 POWER_MAX = 300
@@ -128,6 +127,8 @@ def initial_state() -> dict[str, Any]:
         "fw.trace_level": 0,
         "clk.debug_pending": 0,
         "fw.next_id": 0,
+        # what a reset does to the SMU's residency log is not modelled: it survives
+        "gfxoff.residency_log": 0,
     }
 
 

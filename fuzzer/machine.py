@@ -98,7 +98,25 @@ def rule_name(channel: str, op: str) -> str:
 
 
 def targets(produces: str | tuple[str, ...]) -> tuple[str, ...]:
-    return (produces,) if isinstance(produces, str) else tuple(produces)
+    """The bundle names a rule adds its handles to; ``""`` (the records' default) means none."""
+    names = (produces,) if isinstance(produces, str) else tuple(produces)
+    return tuple(n for n in names if n)
+
+
+#: Keywords ``rule()`` and ``initialize()`` take for themselves: a parameter of that name
+#: (gpu's ``AMDGPU_SCHED`` has a ``target``) would be read as the rule's output bundle.
+RESERVED = frozenset({"target", "targets"})
+
+
+def strategy_key(name: str) -> str:
+    """The keyword a parameter's strategy is passed to Hypothesis under (``target`` -> ``target_``)."""
+    return f"{name}_" if name in RESERVED else name
+
+
+def _unmangle(kw: dict[str, Any]) -> dict[str, Any]:
+    """The drawn arguments under their parameters' own names again."""
+    back = {strategy_key(n): n for n in RESERVED}
+    return {back.get(k, k): v for k, v in kw.items()}
 
 
 def build_machine(session: Session) -> type[RuleBasedStateMachine]:
@@ -143,10 +161,10 @@ def build_machine(session: Session) -> type[RuleBasedStateMachine]:
 
     def kernel_rule(name: str, params: tuple[Param, ...], produces: str | tuple[str, ...]) -> Callable[..., Any]:
         def fn(self: Any, **kw: Any) -> Any:
-            return self._do(Step("kernel", name, kw), produces)
+            return self._do(Step("kernel", name, _unmangle(kw)), produces)
 
         fn.__name__ = f"kernel__{name}"
-        strategies = {p.name: param_strategy(p, bundles) for p in params}
+        strategies = {strategy_key(p.name): param_strategy(p, bundles) for p in params}
         return make_rule(fn, strategies, produces)
 
     def user_rule(
@@ -157,11 +175,11 @@ def build_machine(session: Session) -> type[RuleBasedStateMachine]:
 
         def fn(self: Any, caller: Caller, **kw: Any) -> Any:
             # a size drawn as None is left out, and so becomes the natural one
-            args = {k: v for k, v in kw.items() if not (v is None and k in sizes)}
+            args = {k: v for k, v in _unmangle(kw).items() if not (v is None and k in sizes)}
             return self._do(executor.complete(Step("user", op, args, channel.name, caller)), produces)
 
         fn.__name__ = rule_name(channel.name, op) + ("__first" if decorator is initialize else "")
-        strategies = {p.name: param_strategy(p, bundles) for p in params}
+        strategies = {strategy_key(p.name): param_strategy(p, bundles) for p in params}
         strategies["caller"] = caller_strategy(subsystem.callers, channel)
         return make_rule(fn, strategies, produces, decorator)
 

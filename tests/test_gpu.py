@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from fuzzer import corpus
@@ -14,6 +15,7 @@ from fuzzer.campaign import Campaign
 from fuzzer.executor import Executor
 from fuzzer.host import Registry
 from fuzzer.plugins.gpu import ioctls, policies, regs
+from fuzzer.plugins.gpu.commands import COMMANDS
 from fuzzer.plugins.gpu.device import DEFAULTS, FIELDS
 from fuzzer.plugins.gpu.kernel import GLOBAL
 from fuzzer.replay import replay
@@ -63,6 +65,25 @@ def test_register_tables_name_declared_fields_and_the_real_modes() -> None:
     assert all(r.field in names for rs in regs.DEBUGFS_REGS.values() for r in rs)
     assert (regs.MODE_BEFORE_FIX, regs.MODE_AFTER_FIX, regs.SYSFS_MODE) == (0o444, 0o400, 0o644)
     assert regs.DPM_LEVELS == {"auto": 0x1, "manual": 0x2, "low": 0x4, "high": 0x8}
+
+
+def test_debugfs_files_ioctls_and_structs_are_amdgpu_debugfs_c_and_amdgpu_umr_h_of_7_3_4() -> None:
+    """debugfs_regs_names[] (amdgpu_debugfs.c 7.3.4), in order; amdgpu_umr.h's ioctl numbers and structs."""
+    assert [f.name for f in regs.DEBUGFS_FILES] == [
+        "amdgpu_regs", "amdgpu_regs2", "amdgpu_gprwave", "amdgpu_regs_didt", "amdgpu_regs_pcie",
+        "amdgpu_regs_pcie64", "amdgpu_regs_smc", "amdgpu_gca_config", "amdgpu_sensors", "amdgpu_wave",
+        "amdgpu_gpr", "amdgpu_gfxoff", "amdgpu_gfxoff_status", "amdgpu_gfxoff_count", "amdgpu_gfxoff_residency"]
+    assert {f.name for f in regs.DEBUGFS_FILES if f.ioctl} == {"amdgpu_regs2", "amdgpu_gprwave"}
+    # every file is a command of that name unless it says why not
+    ops = {c.op for c in COMMANDS if c.channels == ("gpu.debugfs",)}
+    assert all((f.name in ops) != bool(f.model) for f in regs.DEBUGFS_FILES)
+    # _IOWR(0x20, 0, struct amdgpu_debugfs_regs2_iocdata) and _IOWR(0x20, 1, ..._v2)
+    assert (regs.REGS2_IOC_SET_STATE, regs.REGS2_IOC_SET_STATE_V2) == (0xC0282000, 0xC02C2001)
+    assert (regs.REGS2_IOCDATA.natural({}), regs.REGS2_IOCDATA_V2.natural({})) == (40, 44)
+    assert regs.REGS2_IOCDATA_V2.slot("xcc_id").offset == 40 and regs.REGS2_IOCDATA.slot("vmid").offset == 36
+    # gfx_v9_0_select_se_sh(adev, 0xffffffff x3): SE, SH and instance broadcast bits
+    assert regs.GRBM_BROADCAST == 0xE0000000 and regs.grbm_gfx_index(1, 0, 2) == 0x00010002
+    assert regs.grbm_gfx_cntl(me=1, pipe=2, queue=3, vmid=8) == 0x386
 
 
 def test_every_rule_cites_a_kernel_file_and_function(registry: Registry) -> None:
@@ -195,7 +216,8 @@ def test_the_gfxoff_file_goes_through_the_kernel_but_amdgpu_regs_does_not(regist
     assert _sigs(res) == {"kernel-owned-integrity:gpu:amdgpu_regs:gfxoff:trusted"}
     locked = Caller(ROOT, lockdown="integrity")
     res = ex.apply(_user("gpu.debugfs", "amdgpu_regs", locked, reg="mmRLC_PG_CNTL", write=True, value=2))
-    assert res.decision.errno == errno.EPERM
+    # 7.3.4 amdgpu_debugfs_regs_init(): under LOCKDOWN_PCI_ACCESS the files are never created
+    assert res.decision.errno == errno.ENOENT and res.decision.rule == "amdgpu-regs-lockdown"
     res = ex.apply(_user("gpu.debugfs", "amdgpu_regs", Caller(), reg="mmSCRATCH_REG0", write=False, value=0))
     assert res.decision.errno == errno.EACCES
 
@@ -245,6 +267,8 @@ def test_gpu_corpus_has_each_kind_of_finding() -> None:
     assert any(n.startswith("linux-amdgpu-debugfs--spec--") and n.endswith("--trusted.json") for n in names)
     assert "gpu-fwctl--debug--declared-effects--SET_CLOCK_DEBUG--clk.sclk_max.json" in names
     assert "linux-drm-norecovery--spec--reset-bookkeeping--gpu_recover--gpu.hung.json" in names
+    # root's raw write of the selection itself through amdgpu_regs2 (no use_grbm, so nothing restores it)
+    assert "linux-amdgpu-debugfs--spec--kernel-owned-integrity--amdgpu_regs2--grbm.gfx_index--trusted.json" in names
 
 
 # --------------------------------------------------------------------------- the deep planted holes, without search
@@ -275,3 +299,140 @@ def test_deep_gpu_holes_open_exactly_at_their_last_step(registry: Registry, rule
     assert first_hit(holed, steps, hole.signature) == len(steps)
     assert is_one_minimal(holed, steps, hole.signature)
     assert first_hit(_ex(registry, hole.policy, hole.device), steps, hole.signature) is None
+
+
+# --------------------------------------------------------------------------- debugfs: lockdown, regs2, gfxoff files
+
+LOCKED = Caller(ROOT, lockdown="integrity")
+D = "gpu.debugfs"
+REGS2_STATE = {"use_srbm": False, "use_grbm": True, "pg_lock": False, "se": 3, "sh": 0, "instance": 1,
+               "me": 0, "pipe": 0, "queue": 0, "vmid": 0}
+
+
+def _verdict(ex: Executor, op: str, caller: Caller, **args: Any) -> tuple[bool, int, str]:
+    d = ex.apply(_user(D, op, caller, **args)).decision
+    return d.allowed, d.errno, d.rule
+
+
+@pytest.mark.parametrize("policy", ["linux-amdgpu-debugfs", "linux-amdgpu-debugfs-no-pci-lockdown", "permissive",
+                                    "linux-drm", "gpu-fwctl"])
+def test_each_new_debugfs_command_has_its_verdict_per_policy(registry: Registry, policy: str) -> None:
+    """root / unprivileged / locked-down root, for each new file (fs/debugfs, amdgpu_debugfs.c 7.3.4)."""
+    ex = _ex(registry, policy)
+    opened = ex.apply(_user(D, "OPEN$regs2", Caller(ROOT)))
+    f = opened.reply.handle if opened.reply is not None and opened.reply.handle else "regs20"
+    cmds: list[tuple[str, dict[str, Any]]] = [
+        ("OPEN$regs2", {}), ("REGS2_IOC_SET_STATE", {"file": f, **REGS2_STATE}),
+        ("REGS2_IOC_SET_STATE_V2", {"file": f, **REGS2_STATE, "xcc_id": 0}),
+        ("amdgpu_regs2", {"file": f, "reg": "mmSCRATCH_REG0", "write": False, "value": 0}),
+        ("amdgpu_gfxoff_status", {}), ("amdgpu_gfxoff_count", {}),
+        ("amdgpu_gfxoff_residency", {"write": True, "value": 1}),
+        ("amdgpu_gfxoff_residency", {"write": False, "value": 0})]
+    got = {(op, str(a.get("write", ""))): (_verdict(ex, op, Caller(ROOT), **a), _verdict(ex, op, Caller(), **a),
+                                          _verdict(ex, op, LOCKED, **a)) for op, a in cmds}
+    ok, root_only = (True, 0, ""), (False, errno.EACCES, "debugfs-root")
+    if policy in ("linux-drm", "gpu-fwctl"):  # neither opens debugfs
+        assert {v for vs in got.values() for v in vs} == {(False, errno.ENODEV, "channel-closed")}
+    elif policy == "permissive":
+        assert {v for vs in got.values() for v in vs} == {ok}
+    elif policy == "linux-amdgpu-debugfs":  # 7.3.4: the files do not exist under lockdown
+        assert set(got.values()) == {(ok, root_only, (False, errno.ENOENT, "amdgpu-regs-lockdown"))}
+    else:  # before amdgpu's check, debugfs_locked_down() alone: read-only opens of ioctl-less files pass
+        eperm = (False, errno.EPERM, "debugfs-lockdown")
+        assert got == {
+            ("OPEN$regs2", ""): (ok, root_only, eperm),  # the fops have an unlocked_ioctl
+            ("REGS2_IOC_SET_STATE", ""): (ok, root_only, eperm),
+            ("REGS2_IOC_SET_STATE_V2", ""): (ok, root_only, eperm),
+            ("amdgpu_regs2", "False"): (ok, root_only, eperm),  # even a read
+            ("amdgpu_gfxoff_status", ""): (ok, root_only, ok),
+            ("amdgpu_gfxoff_count", ""): (ok, root_only, ok),
+            ("amdgpu_gfxoff_residency", "True"): (ok, root_only, eperm),
+            ("amdgpu_gfxoff_residency", "False"): (ok, root_only, ok),
+        }
+
+
+def test_regs2_selects_the_bank_and_restores_broadcast(registry: Registry) -> None:
+    """amdgpu_debugfs_regs2_op() (7.3.4): select under grbm_idx_mutex/srbm_mutex, access, select back."""
+    ex = _ex(registry, "linux-amdgpu-debugfs")
+    st = ex.world.device.state
+    f = ex.apply(_user(D, "OPEN$regs2", Caller(ROOT))).reply.handle
+    assert ex.world.kernel["regs2"][f] == regs.Regs2Id()  # kzalloc: no selection
+    both = {**REGS2_STATE, "use_srbm": True, "me": 1, "pipe": 1, "queue": 1, "vmid": 8}
+    assert ex.apply(_user(D, "REGS2_IOC_SET_STATE_V2", Caller(ROOT), file=f, **both, xcc_id=0)).reply.errno == 0
+    res = ex.apply(_user(D, "amdgpu_regs2", Caller(ROOT), file=f, reg="mmSCRATCH_REG0", write=True, value=3))
+    assert not res.violations and st["scratch"] == 3
+    assert (st["grbm.gfx_index"], st["grbm.gfx_cntl"]) == (regs.GRBM_BROADCAST, regs.GRBM_CNTL_IDLE)
+    assert {c[0] for c in res.changes} == {"scratch"}
+    # a raw write of GRBM_GFX_INDEX itself, with use_grbm, is undone by the restore...
+    res = ex.apply(_user(D, "amdgpu_regs2", Caller(ROOT), file=f, reg="mmGRBM_GFX_INDEX", write=True, value=1))
+    assert st["grbm.gfx_index"] == regs.GRBM_BROADCAST and not res.violations
+    # ...without it, it stays: root asked for that, so it is trusted, and not a bank-select hole
+    ex.apply(_user(D, "REGS2_IOC_SET_STATE", Caller(ROOT), file=f, **{**REGS2_STATE, "use_grbm": False}))
+    res = ex.apply(_user(D, "amdgpu_regs2", Caller(ROOT), file=f, reg="mmGRBM_GFX_INDEX", write=True, value=1))
+    assert _sigs(res) == {"kernel-owned-integrity:gpu:amdgpu_regs2:grbm.gfx_index:trusted"}
+
+
+def test_regs2_rejects_an_se_past_the_asic_and_v1_keeps_the_vmid(registry: Registry) -> None:
+    ex = _ex(registry, "linux-amdgpu-debugfs")
+    f = ex.apply(_user(D, "OPEN$regs2", Caller(ROOT))).reply.handle
+    ex.apply(_user(D, "REGS2_IOC_SET_STATE", Caller(ROOT), file=f, **{**REGS2_STATE, "se": 4}))
+    res = ex.apply(_user(D, "amdgpu_regs2", Caller(ROOT), file=f, reg="mmSCRATCH_REG0", write=True, value=1))
+    assert res.reply.errno == errno.EINVAL and not res.changes  # se >= max_shader_engines, nothing selected
+    # amdgpu_debugfs_regs2_ioctl() v1_copy: every v1 field but srbm.vmid, and xcc_id = 0
+    ex.apply(_user(D, "REGS2_IOC_SET_STATE_V2", Caller(ROOT), file=f, **{**REGS2_STATE, "vmid": 8}, xcc_id=1))
+    ex.apply(_user(D, "REGS2_IOC_SET_STATE", Caller(ROOT), file=f, **{**REGS2_STATE, "vmid": 0, "me": 2}))
+    rd = ex.world.kernel["regs2"][f]
+    assert (rd.vmid, rd.me, rd.xcc_id) == (8, 2, 0)
+
+
+def test_gfxoff_residency_starts_and_stops_the_smu_log_and_owns_nothing(registry: Registry) -> None:
+    """amdgpu_debugfs_gfxoff_residency_write() -> amdgpu_set_gfx_off_residency() (7.3.4): no kernel books."""
+    ex = _ex(registry, "linux-amdgpu-debugfs")
+    res = ex.apply(_user(D, "amdgpu_gfxoff_residency", Caller(ROOT), write=True, value=1))
+    assert ex.world.device.state["gfxoff.residency_log"] == 1 and not res.violations and res.declared
+    res = ex.apply(_user(D, "amdgpu_gfxoff_residency", Caller(ROOT), write=False, value=0))
+    assert res.reply.out == {"logging": 1} and not res.changes
+    ex.apply(_user(D, "amdgpu_gfxoff_residency", Caller(ROOT), write=True, value=0))
+    assert ex.world.device.state["gfxoff.residency_log"] == 0
+    res = ex.apply(_user(D, "amdgpu_gfxoff_status", Caller(ROOT)))
+    assert res.reply.out == {"status": 1} and not res.changes
+
+
+REGS2_HOLE = "bank-select:gpu:amdgpu_regs2:grbm.gfx_index"
+
+
+def test_a_regs2_that_does_not_restore_the_selection_is_found_at_three_steps(registry: Registry,
+                                                                            tmp_path: Path) -> None:
+    """Planted: amdgpu_debugfs_regs2_op() without its select-broadcast-then-unlock (knob regs2_restore).
+
+    Root is trusted to write registers, so a raw write's corruption is ``trusted``; the kernel's own
+    file leaving GRBM_GFX_INDEX on one SE is not root's request, and is a hole.  Shortest: open,
+    SET_STATE with use_grbm, any read.
+    """
+    from fuzzer.minimize import first_hit, is_one_minimal, simplify
+
+    intact = registry.policy("gpu", "linux-amdgpu-debugfs")
+    holed = attrs.evolve(intact, knobs={**intact.knobs, "regs2_restore": False})
+    campaign = Campaign(registry, "gpu", holed, registry.device("gpu", "spec"), seed=20261121,
+                        max_examples=3000, corpus_dir=tmp_path, targets=frozenset({REGS2_HOLE}))
+    found = campaign.run().findings
+    assert REGS2_HOLE in found, sorted(found)
+    steps = found[REGS2_HOLE].steps
+    assert [s.op for s in steps] == ["OPEN$regs2", "REGS2_IOC_SET_STATE_V2", "amdgpu_regs2"]
+    assert steps[1].args["use_grbm"] and not steps[2].args["write"]  # a read is enough
+    assert is_one_minimal(campaign.executor, steps, REGS2_HOLE)
+    assert simplify(campaign.executor, steps, REGS2_HOLE) == steps
+    assert found[REGS2_HOLE].violation.severity == "hole"
+    # 7.3.4's regs2 puts the selection back: the same steps pass
+    assert first_hit(_ex(registry, "linux-amdgpu-debugfs"), steps, REGS2_HOLE) is None
+
+
+@pytest.mark.parametrize("rule", ["amdgpu-regs-lockdown", "debugfs-lockdown"])
+def test_either_lockdown_check_alone_keeps_root_out_under_lockdown(registry: Registry, tmp_path: Path,
+                                                                   rule: str) -> None:
+    """7.3.4 guards the register files twice; only with both gone (the historical policy without
+    debugfs-lockdown, tests/planted.py) does a locked-down root write a register."""
+    campaign = Campaign(registry, "gpu", registry.policy("gpu", "linux-amdgpu-debugfs", without=(rule,)),
+                        registry.device("gpu", "spec"), seed=7, max_examples=1500, corpus_dir=tmp_path)
+    result = campaign.run()
+    assert not [s for s in result.findings if s.startswith(("lockdown:", "access:"))]

@@ -91,3 +91,23 @@ def test_a_users_hypothesis_test_does_not_steer_a_later_campaign(registry: Regis
     machine = state_machine("cxl", "linux-ioctl", registry=registry)
     run_state_machine_as_test(machine, settings=settings(max_examples=60, derandomize=True, database=None))
     assert run(tmp_path / "b") == before
+
+
+def test_a_parameter_named_target_is_an_argument_not_the_rules_bundle(registry: Registry, tmp_path: Path) -> None:
+    """gpu's ``AMDGPU_SCHED`` has a ``target`` (the other process's fd): issue 20's exit 3.
+
+    Hypothesis's ``rule(targets=..., target=..., **strategies)`` read the strategy as the rule's
+    output bundle and refused the class ("Passing both targets=(Bundle(name=''),) and
+    target=..."), so ``ptfuzz run gpu --policy linux-drm --search hypothesis`` died at once.
+    A command that produces nothing must not add its result to a bundle named ``''`` either.
+    """
+    machine = state_machine("gpu", "linux-drm", registry=registry)
+    rules = {name: fn.hypothesis_stateful_rule for name, fn in vars(machine).items()
+             if hasattr(fn, "hypothesis_stateful_rule")}
+    sched = rules["gpu_render__SCHED"]
+    assert sched.targets == () and set(sched.arguments) == {"caller", "file", "target_", "priority"}
+    assert rules["gpu_render__GEM_CREATE"].targets == ("bos",)  # Hypothesis keeps the bundles' names
+    assert all(name for r in rules.values() for name in r.targets)
+    result = Campaign(registry, "gpu", registry.policy("gpu", "linux-drm"), registry.device("gpu", "spec"),
+                      seed=1, max_examples=60, corpus_dir=tmp_path, search="hypothesis").run()
+    assert result.sequences >= 60 and not result.findings

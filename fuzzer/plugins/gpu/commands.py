@@ -11,12 +11,22 @@ register write reaches the hardware with no bookkeeping (``handler=``).
 
 from __future__ import annotations
 
-from fuzzer import Command, Driver, Effect, Param
+from fuzzer import Args, Command, Device, Driver, Effect, Param
 
 from . import kernel
-from .device import FWCTL, FWCTL_COMMANDS, reg_effects, reg_handler
+from .device import FIELD_EFFECT, FWCTL, FWCTL_COMMANDS, reg_effects, reg_handler
 from .ioctls import IOCTLS
-from .regs import COMPUTE_PARTITIONS, DEBUGFS_REGS, DPM_LEVELS, MEMORY_PARTITIONS
+from .regs import (
+    ALL,
+    COMPUTE_PARTITIONS,
+    DEBUGFS_REGS,
+    DPM_LEVELS,
+    MEMORY_PARTITIONS,
+    REGS2_IOC_SET_STATE,
+    REGS2_IOC_SET_STATE_V2,
+    REGS2_IOCDATA,
+    REGS2_IOCDATA_V2,
+)
 
 RENDER = "gpu.render"
 PRIMARY = "gpu.primary"
@@ -98,5 +108,56 @@ DEBUGFS_COMMANDS = (
             doc="pwrite to /sys/kernel/debug/dri/0/amdgpu_gfxoff: 0 disallows GFXOFF, 1 allows it"),
 )
 
-COMMANDS = (*NODE_COMMANDS, *SYSFS_COMMANDS, *DEBUGFS_COMMANDS, *FWCTL_COMMANDS)
+# --------------------------------------------------------------------------- amdgpu_regs2 and the gfxoff files
+
+REGS2_FILE = Param("file", "handle", bundle=kernel.REGS2, doc="an open amdgpu_regs2 file")
+#: struct amdgpu_debugfs_regs2_iocdata's fields, drawn near the edges amdgpu_debugfs_regs2_op() checks:
+#: the model's gfx9 part has SEs 0-3 and SH 0 (4 and 1 are one past), 0xffffffff is broadcast
+REGS2_STATE = (
+    Param("use_srbm", "bool", doc="select ME/pipe/queue/VMID (srbm_mutex) around the access"),
+    Param("use_grbm", "bool", doc="select SE/SH/instance (grbm_idx_mutex) around the access"),
+    Param("pg_lock", "bool", doc="hold adev->pm.mutex around the access (no state of its own)"),
+    Param("se", "choice", choices=(0, 3, 4, ALL)),
+    Param("sh", "choice", choices=(0, 1, ALL)),
+    Param("instance", "choice", choices=(0, 1, ALL)),
+    Param("me", "choice", choices=(0, 1, 2)),
+    Param("pipe", "choice", choices=(0, 1)),
+    Param("queue", "choice", choices=(0, 1)),
+    Param("vmid", "choice", choices=(0, 8)),
+)
+XCC_ID = Param("xcc_id", "choice", choices=(0, 1), doc="the XCC (one on the model's gfx9 part: ignored)")
+
+
+def _regs2_effects(args: Args, dev: Device) -> int:
+    """It writes the selection registers whatever it does, and a write the register's own class."""
+    reg = {r.name: r.field for r in DEBUGFS_REGS["amdgpu_regs"]}[args["reg"]]
+    return int(CI | (FIELD_EFFECT[reg] if args["write"] else Effect.NONE))
+
+
+REGS2_COMMANDS = (
+    Command("OPEN$regs2", len(DEBUGFS_REGS) + 1, (DEBUGFS,), driver=kernel.regs2_open, produces=kernel.REGS2,
+            doc="open /sys/kernel/debug/dri/0/amdgpu_regs2 O_RDWR (amdgpu_debugfs_regs2_open())"),
+    Command("REGS2_IOC_SET_STATE", REGS2_IOC_SET_STATE, (DEBUGFS,), driver=kernel.regs2_set_state,
+            params=(REGS2_FILE, *REGS2_STATE), layout=REGS2_IOCDATA,
+            doc="ioctl(AMDGPU_DEBUGFS_REGS2_IOC_SET_STATE, struct amdgpu_debugfs_regs2_iocdata)"),
+    Command("REGS2_IOC_SET_STATE_V2", REGS2_IOC_SET_STATE_V2, (DEBUGFS,), driver=kernel.regs2_set_state_v2,
+            params=(REGS2_FILE, *REGS2_STATE, XCC_ID), layout=REGS2_IOCDATA_V2,
+            doc="ioctl(AMDGPU_DEBUGFS_REGS2_IOC_SET_STATE_V2, struct amdgpu_debugfs_regs2_iocdata_v2)"),
+    Command("amdgpu_regs2", len(DEBUGFS_REGS) + 2, (DEBUGFS,), driver=kernel.regs2_access, effects=_regs2_effects,
+            params=(REGS2_FILE, Param("reg", "choice", choices=tuple(r.name for r in DEBUGFS_REGS["amdgpu_regs"])),
+                    WRITE, VALUE),
+            doc="pread/pwrite on amdgpu_regs2 at the register's offset, with the file's selection"),
+)
+GFXOFF_COMMANDS = (
+    Command("amdgpu_gfxoff_status", len(DEBUGFS_REGS) + 3, (DEBUGFS,), driver=kernel.gfxoff_status,
+            doc="read /sys/kernel/debug/dri/0/amdgpu_gfxoff_status"),
+    Command("amdgpu_gfxoff_count", len(DEBUGFS_REGS) + 4, (DEBUGFS,), driver=kernel.gfxoff_count,
+            doc="read /sys/kernel/debug/dri/0/amdgpu_gfxoff_count"),
+    Command("amdgpu_gfxoff_residency", len(DEBUGFS_REGS) + 5, (DEBUGFS,), driver=kernel.gfxoff_residency,
+            effects=lambda args, dev: int(Effect.LOG_IMMEDIATE) if args["write"] else 0,
+            params=(WRITE, Param("value", "choice", choices=(0, 1), doc="non-zero starts logging, 0 stops it")),
+            doc="pread/pwrite /sys/kernel/debug/dri/0/amdgpu_gfxoff_residency"),
+)
+
+COMMANDS = (*NODE_COMMANDS, *SYSFS_COMMANDS, *DEBUGFS_COMMANDS, *REGS2_COMMANDS, *GFXOFF_COMMANDS, *FWCTL_COMMANDS)
 __all__ = ["CARD", "COMMANDS", "DEBUGFS", "FWCTL", "NODES", "PRIMARY", "RENDER", "SYSFS", "ioctl_of"]

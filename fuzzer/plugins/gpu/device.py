@@ -6,14 +6,15 @@ Modelled on amdgpu.  State, one key per field:
   SMU runs (``clk.*``), the power limit, GFXOFF, the PCIe link speed, the
   compute and memory partition modes, the RAS bad-page table, the GART page
   table base, the command processor (``cp.running``) and the display mode
-  the DRM master set;
+  the DRM master set, and the GRBM selection (``grbm.*``: which SE/SH/instance
+  and which ME/pipe/queue register accesses reach) it keeps at broadcast;
 * per-object state (families): ``bo:<id>`` = (client, domain, generation)
   for VRAM/GTT buffers, ``job:<seq>`` = (client, status) for jobs the
   hardware holds, ``ctx:<client>`` = (client, priority) for each client's
   scheduler context (its hardware queue priority);
 * the device's own: ``gpu.hung``, a scratch register, the firmware trace
   level, a debug clock staged for the next reset, a memory partition mode
-  requested for the next reset.
+  requested for the next reset, the SMU's GFXOFF residency logging.
 
 Simplifications, once: one XCP, one context per client (``AMDGPU_CTX`` is
 folded into open), a job either runs at once or, on a hung GPU, stays
@@ -44,7 +45,7 @@ from fuzzer import (
     Reply,
 )
 
-from .regs import DEBUGFS_REGS, DPM_LEVELS
+from .regs import DEBUGFS_REGS, DPM_LEVELS, GRBM_BROADCAST, GRBM_CNTL_IDLE
 
 FWCTL = "gpu.fwctl"
 
@@ -72,6 +73,10 @@ FIELDS = (
     Field("gart.base", CI, ALWAYS, doc="the GART (VMID0) page table base amdgpu_gart set"),
     Field("cp.running", CI, ALWAYS, doc="the command processor runs: the GPU scheduler assumes it"),
     Field("display.mode", CI, ALWAYS, doc="the mode the DRM master committed (KMS state)"),
+    Field("grbm.gfx_index", CI, ALWAYS,
+          doc="GRBM_GFX_INDEX: broadcast outside grbm_idx_mutex, every amdgpu_gfx_select_se_sh() user restores it"),
+    Field("grbm.gfx_cntl", CI, ALWAYS,
+          doc="GRBM_GFX_CNTL (soc15 queue selection): 0 outside srbm_mutex, as amdgpu_gfx_select_me_pipe_q() users leave it"),
     Field("bo", Effect.DATA_IMMEDIATE, BELIEVED, family=True,
           doc="a buffer in VRAM or GTT (TTM): the kernel placed it and owns it for its client"),
     Field("job", Effect.DATA_IMMEDIATE, BELIEVED, family=True,
@@ -85,6 +90,8 @@ FIELDS = (
     Field("partition.memory_pending", Effect.CONFIG_COLD_RESET, None,
           doc="the memory partition requested for the next reset"),
     Field("fw.next_id", Effect.NONE, None, doc="the firmware's buffer id counter"),
+    Field("gfxoff.residency_log", Effect.LOG_IMMEDIATE, None,
+          doc="the SMU logs GFXOFF residency (amdgpu_set_gfx_off_residency(); the kernel keeps no books of it)"),
 )
 
 #: where a register-backed or SMU-set field starts after power-on or a reset
@@ -98,6 +105,8 @@ DEFAULTS: dict[str, Any] = {
     "cp.running": 1,
     "display.mode": 0,
     "scratch": 0,
+    "grbm.gfx_index": GRBM_BROADCAST,
+    "grbm.gfx_cntl": GRBM_CNTL_IDLE,
 }
 #: limits the SMU enforces (smu_set_power_limit(), the OD range)
 POWER_MAX = 300
@@ -118,6 +127,8 @@ def initial_state() -> dict[str, Any]:
         "fw.trace_level": 0,
         "clk.debug_pending": 0,
         "fw.next_id": 0,
+        # what a reset does to the SMU's residency log is not modelled: it survives
+        "gfxoff.residency_log": 0,
     }
 
 
@@ -241,6 +252,12 @@ def ras_retire(dev: Device, args: Args) -> Reply:
     return _ok()
 
 
+def gfxoff_residency(dev: Device, args: Args) -> Reply:
+    """The SMU starts (or stops) logging GFXOFF residency (vangogh's set_gfx_off_residency)."""
+    dev.state["gfxoff.residency_log"] = 1 if args["start"] else 0
+    return _ok()
+
+
 def reg_write(dev: Device, args: Args) -> Reply:
     """WREG32 and friends: the register (and what it controls) takes the value."""
     dev.state[args["field"]] = args["value"]
@@ -261,6 +278,7 @@ FIRMWARE = (
     Firmware("DC_COMMIT", 0x0B, dc_commit, CI),
     Firmware("RAS_RETIRE", 0x0C, ras_retire, Effect.LOG_IMMEDIATE),
     Firmware("REG_WRITE", 0x0D, reg_write, CI),
+    Firmware("GFXOFF_RESIDENCY", 0x0E, gfxoff_residency, Effect.LOG_IMMEDIATE),
 )
 
 # --------------------------------------------------------------------------- debugfs register writes

@@ -9,6 +9,14 @@
 * ``lockdown``: under kernel lockdown no debugfs write changes the device.
   Lockdown exists to restrict root, so a policy's trust in root does not
   soften this one: its violations are always holes.
+* ``bank-select``: a step leaves GRBM_GFX_INDEX at broadcast and the queue
+  selection at 0, unless the caller wrote that very register: every
+  ``amdgpu_gfx_select_se_sh()`` / ``amdgpu_gfx_select_me_pipe_q()`` user puts
+  them back before it drops ``grbm_idx_mutex`` / ``srbm_mutex``
+  (``amdgpu_debugfs_regs2_op()``, ``amdgpu_debugfs_process_reg_op()``, 7.3.4),
+  and the kernel's own code writes "broadcast" registers without selecting.
+  Root is trusted to write registers, not to have the kernel leave its own
+  selection behind, so its violations are always holes.
 * ``reset-bookkeeping``: after a reset the kernel rejects submissions for
   the contexts it affected, and no fence stays pending for a job the GPU no
   longer has (``drm-uapi.rst``, "Device reset": ``dma_fence_set_error()``);
@@ -27,6 +35,10 @@ from .commands import DEBUGFS, PRIMARY, RENDER, ioctl_of
 from .device import owner
 from .kernel import client_of
 from .policies import MASTER
+from .regs import DEBUGFS_REGS
+
+#: the selection fields, and the register a caller writes to set each one on purpose
+SELECTION = {r.field: r.name for r in DEBUGFS_REGS["amdgpu_regs"] if r.field.startswith("grbm.")}
 
 
 def _caller_client(ctx: StepContext) -> int | None:
@@ -93,6 +105,22 @@ def lockdown(ctx: StepContext) -> Iterator[Violation]:
                             ctx.world.subsystem.name)
 
 
+def bank_select(ctx: StepContext) -> Iterator[Violation]:
+    if ctx.step.actor != "user" or not ctx.allowed:
+        return
+    args = ctx.step.args
+    for field, reg in SELECTION.items():
+        now = ctx.world.device.state[field]
+        if field not in ctx.changed or now == ctx.world.shadow.get(field) or (
+                args.get("reg") == reg and args.get("write")):
+            continue  # untouched, put back where the kernel keeps it, or the caller's own write
+        # built directly: ctx.violation() would mark root's step "trusted"
+        yield Violation("bank-select", field, f"{ctx.step.op} left {field} at "
+                        f"{now:#010x}: the kernel's next broadcast register write "
+                        "reaches one bank only (amdgpu_debugfs_regs2_op() restores it before unlocking)",
+                        "hole", ctx.step.op, ctx.index, ctx.world.subsystem.name)
+
+
 def reset_bookkeeping(ctx: StepContext) -> Iterator[Violation]:
     k = ctx.world.kernel
     reply = ctx.reply
@@ -122,6 +150,8 @@ INVARIANTS = (
               doc="on the primary node only the master changes the display or others' scheduling"),
     Invariant("lockdown", lockdown, subsystem="gpu",
               doc="under lockdown no debugfs write changes the device, whoever sends it"),
+    Invariant("bank-select", bank_select, subsystem="gpu",
+              doc="no step leaves the GRBM SE/SH or queue selection away from broadcast, unless it wrote it"),
     Invariant("reset-bookkeeping", reset_bookkeeping, subsystem="gpu",
               doc="after a reset: guilty contexts rejected, no fence pending for a lost job; "
                   "no reset without taint"),

@@ -10,7 +10,8 @@ The kernel's bookkeeping (``world.kernel``):
 * ``names``: flink name -> buffer id (``dev->object_name_idr``: global, guessable integers);
 * ``guilty``: clients whose context a reset marked guilty (``ctx->guilty``);
 * ``vram_lost``: ``adev->vram_lost_counter``;
-* ``unrecovered``: a hang the kernel saw and did not reset (recovery off).
+* ``unrecovered``: a hang the kernel saw and did not reset (recovery off);
+* ``regs2``: open ``amdgpu_regs2`` file -> its ``Regs2Id`` (``rd->id``).
 
 Sources (linux): ``drivers/gpu/drm/amd/amdgpu/amdgpu_kms.c``
 (``amdgpu_driver_open_kms()``), ``amdgpu_gem.c``, ``amdgpu_cs.c``,
@@ -37,22 +38,35 @@ from typing import Any
 from fuzzer import Args, Caller, KernelAction, Param, Reply, World
 
 from .device import DEFAULTS, FIELDS, SMU_FIELDS, objects
-from .regs import DPM_LEVELS
+from .regs import (
+    ALL,
+    DEBUGFS_REGS,
+    DPM_LEVELS,
+    GRBM_BROADCAST,
+    GRBM_CNTL_IDLE,
+    MAX_SH_PER_SE,
+    MAX_SHADER_ENGINES,
+    Regs2Id,
+    grbm_gfx_cntl,
+    grbm_gfx_index,
+)
 
 FILES = "files"  # DRM files opened on the render node
 CARD_FILES = "card_files"  # ... on the primary node
 #: other processes' DRM fds: what AMDGPU_SCHED names as its target (passed over a socket)
 OTHERS = "other_files"
 BOS = "bos"
+REGS2 = "regs2_files"  # open amdgpu_regs2 files
 #: kernel-owned global fields, re-programmed by the kernel after a reset or resume
 GLOBAL = tuple(f.name for f in FIELDS if f.kernel_owned is not None and not f.family)
 #: registers the kernel re-initialises (the rest of DEFAULTS is the SMU's)
-REINIT_REGS = tuple(k for k in ("gart.base", "cp.running", "display.mode") if k in DEFAULTS)
+REINIT_REGS = tuple(k for k in ("gart.base", "cp.running", "display.mode", "grbm.gfx_index", "grbm.gfx_cntl")
+                    if k in DEFAULTS)
 
 
 def boot() -> dict[str, Any]:
     return {"clients": {}, "next_client": 0, "bos": {}, "fences": {}, "next_seq": 0,
-            "names": {}, "guilty": frozenset(), "vram_lost": 0, "unrecovered": False}
+            "names": {}, "guilty": frozenset(), "vram_lost": 0, "unrecovered": False, "regs2": {}}
 
 
 def knob(world: World, name: str, default: Any) -> Any:
@@ -273,6 +287,110 @@ def memory_partition(world: World, args: Args, caller: Caller) -> Reply:
 def gfxoff_write(world: World, args: Args, caller: Caller) -> Reply:
     """amdgpu_gfxoff: amdgpu_debugfs_gfxoff_write() -> amdgpu_gfx_off_ctrl(), the kernel's request count."""
     return _smu(world, "gfxoff", 1 if args["value"] else 0)
+
+
+def gfxoff_residency(world: World, args: Args, caller: Caller) -> Reply:
+    """amdgpu_gfxoff_residency: a write starts (non-zero) or stops (zero) the SMU's residency log.
+
+    amdgpu_debugfs_gfxoff_residency_write() -> amdgpu_set_gfx_off_residency() ->
+    amdgpu_dpm_set_residency_gfxoff() (7.3.4) under gfx_off_mutex; the handler
+    ignores what that returns (an SMU without the message answers -EINVAL, and
+    the write still succeeds).  A read returns the SMU's live sample.
+    """
+    if args["write"]:
+        world.mailbox("GFXOFF_RESIDENCY", start=bool(args["value"]))
+        return Reply()
+    return Reply(out={"logging": world.device.state["gfxoff.residency_log"]})
+
+
+def gfxoff_status(world: World, args: Args, caller: Caller) -> Reply:
+    """amdgpu_gfxoff_status: amdgpu_debugfs_gfxoff_status_read() -> amdgpu_get_gfx_off_status() (7.3.4)."""
+    return Reply(out={"status": world.device.state["gfxoff"]})
+
+
+def gfxoff_count(world: World, args: Args, caller: Caller) -> Reply:
+    """amdgpu_gfxoff_count: amdgpu_debugfs_gfxoff_count_read() -> amdgpu_get_gfx_off_entrycount() (7.3.4).
+
+    The SMU's entry count is not modelled (it reads 0); the file is here for its access checks.
+    """
+    return Reply(out={"count": 0})
+
+
+# --------------------------------------------------------------------------- debugfs: amdgpu_regs2
+
+
+def regs2_open(world: World, args: Args, caller: Caller) -> Reply:
+    """open(amdgpu_regs2): amdgpu_debugfs_regs2_open() (7.3.4) kzalloc()s the file's state: no selection."""
+    handle = world.new_handle("regs2")
+    world.kernel["regs2"] = {**world.kernel["regs2"], handle: Regs2Id()}
+    return Reply(handle=handle)
+
+
+def _regs2_set(world: World, args: Args, v2: bool) -> Reply:
+    """amdgpu_debugfs_regs2_ioctl() (7.3.4): V2 copies the whole struct; V1 copies the v1 fields and
+    sets xcc_id to 0, but never copies ``srbm.vmid`` (the v1_copy block omits it): the file keeps
+    the VMID a V2 call (or the open's kzalloc) left there."""
+    rd = world.kernel["regs2"].get(args["file"])
+    if rd is None:
+        return _no(errno.EBADF, "not an open amdgpu_regs2 file")
+    given = {k: int(args[k]) for k in Regs2Id._fields if k in args}
+    if not v2:
+        given["vmid"], given["xcc_id"] = rd.vmid, 0
+    world.kernel["regs2"] = {**world.kernel["regs2"], args["file"]: rd._replace(**given)}
+    return Reply()
+
+
+def regs2_set_state(world: World, args: Args, caller: Caller) -> Reply:
+    """ioctl(AMDGPU_DEBUGFS_REGS2_IOC_SET_STATE): the v1 struct (40 bytes)."""
+    return _regs2_set(world, args, v2=False)
+
+
+def regs2_set_state_v2(world: World, args: Args, caller: Caller) -> Reply:
+    """ioctl(AMDGPU_DEBUGFS_REGS2_IOC_SET_STATE_V2): the v2 struct (44 bytes, with xcc_id)."""
+    return _regs2_set(world, args, v2=True)
+
+
+def _mmio_field(reg: str) -> str:
+    for r in DEBUGFS_REGS["amdgpu_regs"]:
+        if r.name == reg:
+            return r.field
+    raise KeyError(f"amdgpu_regs has no register {reg}")
+
+
+def regs2_access(world: World, args: Args, caller: Caller) -> Reply:
+    """pread/pwrite on amdgpu_regs2: amdgpu_debugfs_regs2_op() (7.3.4).
+
+    Under ``rd->lock``: with ``use_grbm``, reject an SE or SH past the ASIC's
+    (-EINVAL), take ``grbm_idx_mutex`` and select it; with ``use_srbm``, take
+    ``srbm_mutex`` and select the queue; read (``RREG32``) or write
+    (``amdgpu_mm_wreg_mmio_rlc()``) the register; then select broadcast and
+    queue 0 again and unlock.  The policy knob ``regs2_restore`` (default
+    true) exists only to plant the hole where that last step is missing.
+    The instance and xcc_id are not range-checked; on the model's one-XCC
+    gfx9 part xcc_id selects nothing (``gfx_v9_0_select_se_sh()`` ignores it).
+    """
+    rd = world.kernel["regs2"].get(args["file"])
+    if rd is None:
+        return _no(errno.EBADF, "not an open amdgpu_regs2 file")
+    if rd.use_grbm:
+        if (rd.sh != ALL and rd.sh >= MAX_SH_PER_SE) or (rd.se != ALL and rd.se >= MAX_SHADER_ENGINES):
+            return _no(errno.EINVAL, f"se {rd.se} / sh {rd.sh} past the ASIC's {MAX_SHADER_ENGINES} SEs of "
+                       f"{MAX_SH_PER_SE} SH")
+        world.mailbox("REG_WRITE", field="grbm.gfx_index", value=grbm_gfx_index(rd.se, rd.sh, rd.instance))
+    if rd.use_srbm:
+        world.mailbox("REG_WRITE", field="grbm.gfx_cntl", value=grbm_gfx_cntl(rd.me, rd.pipe, rd.queue, rd.vmid))
+    field = _mmio_field(args["reg"])
+    out: dict[str, Any] = {}
+    if args["write"]:
+        world.mailbox("REG_WRITE", field=field, value=args["value"])
+    else:
+        out["value"] = world.device.state[field]
+    if knob(world, "regs2_restore", True):
+        if rd.use_grbm:
+            world.mailbox("REG_WRITE", field="grbm.gfx_index", value=GRBM_BROADCAST)
+        if rd.use_srbm:
+            world.mailbox("REG_WRITE", field="grbm.gfx_cntl", value=GRBM_CNTL_IDLE)
+    return Reply(out=out)
 
 
 # --------------------------------------------------------------------------- kernel actions

@@ -5,7 +5,9 @@
   and partition-switch check.  ``linux-drm-norecovery`` is the same with
   ``amdgpu.gpu_recovery=0``.
 * ``linux-amdgpu-debugfs``: who reaches amdgpu's register files (debugfs's
-  mode and lockdown); root is trusted there by design.
+  mode and lockdown, amdgpu's LOCKDOWN_PCI_ACCESS check, read from 7.3.4);
+  root is trusted there by design.  ``linux-amdgpu-debugfs-no-pci-lockdown``
+  is the same before amdgpu's check.
 * ``gpu-fwctl``: a *hypothetical* GPU fwctl driver following
   ``Documentation/userspace-api/fwctl/fwctl.rst`` (scopes, taint,
   CAP_SYS_RAWIO for DEBUG_WRITE_FULL), plus what it must refuse for the
@@ -13,8 +15,8 @@
   that requires it (``corpora/gpu/``).
 * ``permissive``: every channel, no rule.
 
-No kernel version was recorded when these were read, so the Linux policies say
-``kernel="unversioned"``.
+No kernel version was recorded when the DRM and sysfs rules were read, so
+those policies say ``kernel="unversioned"``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,10 @@ from fuzzer import RESET_ONLY, Deny, Effect, Policy, Promise, Request, Rule, Tru
 
 from .commands import CARD, DEBUGFS, FWCTL, NODES, PRIMARY, RENDER, SYSFS
 from .ioctls import BY_OP, DrmFlag, flags
-from .regs import MODE_AFTER_FIX
+from .regs import FILES, MODE_AFTER_FIX, DebugfsFile
+
+#: amdgpu_debugfs_regs_init()'s LOCKDOWN_PCI_ACCESS check: in 7.3.4, its commit not looked up
+PCI_LOCKDOWN_FIX = "amdgpu's LOCKDOWN_PCI_ACCESS check (2026-06; commit not looked up)"
 
 CAP_SYS_ADMIN = "CAP_SYS_ADMIN"
 #: caller switches on the primary node: the file is authenticated (drm_authmagic) / is the current master
@@ -139,38 +144,71 @@ def _debugfs_root(r: Request) -> Verdict:
     return None
 
 
+#: the debugfs file each command opens (the ops on an amdgpu_regs2 file open amdgpu_regs2)
+REGS2_OPS = ("OPEN$regs2", "REGS2_IOC_SET_STATE", "REGS2_IOC_SET_STATE_V2", "amdgpu_regs2")
+#: commands without a ``write`` argument that open their file for writing
+WRITE_ONLY = frozenset({"amdgpu_gfxoff"})
+
+
+def _file_of(op: str) -> DebugfsFile:
+    return FILES["amdgpu_regs2" if op in REGS2_OPS else op]
+
+
+def _pci_lockdown(r: Request) -> Verdict:
+    # Lockdown is taken as set at boot (lockdown= or Secure Boot), before amdgpu loads: the
+    # register files are then never created.  Lockdown raised later leaves them, and an fd
+    # opened before it works on; only debugfs_locked_down() at the next open stands then.
+    if r.caller.lockdown == "none":
+        return None
+    return Deny(errno.ENOENT, "security_locked_down(LOCKDOWN_PCI_ACCESS): \"amdgpu: HW debugfs nodes disabled "
+                "(kernel lockdown)\", no register file was created")
+
+
 def _debugfs_lockdown(r: Request) -> Verdict:
-    # Simplification (fidelity row N12): the posting "amdgpu: HW debugfs nodes disabled (kernel
-    # lockdown)" would not create the register files under LOCKDOWN_PCI_ACCESS (-ENOENT); it is not
-    # in a release read here, so lockdown stays debugfs's -EPERM: the same verdict class.
     if r.caller.lockdown == "none":
         return None
     mode = r.knobs.get("regs_mode", MODE_AFTER_FIX)
-    writes = r.args.get("write", True)  # amdgpu_gfxoff is write-only
-    if writes or mode & 0o777 & ~0o444:
-        return Deny(errno.EPERM, "security_locked_down(LOCKDOWN_DEBUGFS)")
-    return None  # a 0444 file opened read-only passes lockdown
+    file = _file_of(r.command.op)
+    writes = bool(r.args["write"]) if "write" in r.args else r.command.op in WRITE_ONLY or r.command.op in REGS2_OPS
+    if writes or file.ioctl or mode & 0o7777 & ~0o444:
+        return Deny(errno.EPERM, "security_locked_down(LOCKDOWN_DEBUGFS): "
+                    + ("its fops have an ioctl" if file.ioctl else "opened for writing" if writes else "mode"))
+    return None  # a 0400/0444 file with no ioctl, opened read-only, passes lockdown
 
 
 _ANY = int(Effect.CONFIG_IMMEDIATE | Effect.DATA_IMMEDIATE | Effect.POLICY_IMMEDIATE | Effect.LOG_IMMEDIATE
            | RESET_ONLY)
-DEBUGFS_RULES = (
-    Rule("debugfs-root", _debugfs_root,
-         "fs/debugfs/inode.c DEBUGFS_DEFAULT_MODE 0700: only root reaches /sys/kernel/debug", channels=(DEBUGFS,)),
-    Rule("debugfs-lockdown", _debugfs_lockdown,
-         "fs/debugfs/file.c debugfs_locked_down(): a write, or a file not 0444, -> "
-         "security_locked_down(LOCKDOWN_DEBUGFS); amdgpu_debugfs.c amdgpu_debugfs_regs_init() mode",
-         channels=(DEBUGFS,)),
-)
+AMDGPU_DEBUGFS = "drivers/gpu/drm/amd/amdgpu/amdgpu_debugfs.c"
+ROOT_RULE = Rule("debugfs-root", _debugfs_root,
+                 "fs/debugfs/inode.c DEBUGFS_DEFAULT_MODE 0700 (7.3.4): only root reaches /sys/kernel/debug",
+                 channels=(DEBUGFS,))
+PCI_LOCKDOWN_RULE = Rule(
+    "amdgpu-regs-lockdown", _pci_lockdown,
+    f"{AMDGPU_DEBUGFS} amdgpu_debugfs_regs_init() (7.3.4): security_locked_down(LOCKDOWN_PCI_ACCESS) -> "
+    "return 0 before debugfs_create_file() of every debugfs_regs_names[] file", channels=(DEBUGFS,))
+DEBUGFS_LOCKDOWN_RULE = Rule(
+    "debugfs-lockdown", _debugfs_lockdown,
+    "fs/debugfs/file.c debugfs_locked_down() (7.3.4): a write, an ioctl or mmap in the fops, or a mode beyond "
+    f"0444 -> security_locked_down(LOCKDOWN_DEBUGFS); {AMDGPU_DEBUGFS} amdgpu_debugfs_regs_init() mode 0400",
+    channels=(DEBUGFS,))
+DEBUGFS_RULES = (ROOT_RULE, PCI_LOCKDOWN_RULE, DEBUGFS_LOCKDOWN_RULE)
+DEBUGFS_PROMISES = (Promise(DEBUGFS, "fs/debugfs: root only, never under lockdown", effects=_ANY,
+                            caps=frozenset({CAP_SYS_ADMIN}), lockdown=("none",)),)
+DEBUGFS_TRUSTS = (Trust(frozenset({CAP_SYS_ADMIN}), f"{AMDGPU_DEBUGFS} amdgpu_debugfs_process_reg_op(), "
+                        "amdgpu_debugfs_regs2_op() (7.3.4): no check beyond alignment and the SE/SH range",
+                        channels=(DEBUGFS,),
+                        reason="raw register access is root's debug interface by design (debugfs is not uAPI)"),)
 LINUX_AMDGPU_DEBUGFS = Policy(
-    "linux-amdgpu-debugfs", "gpu", channels=(DEBUGFS,), rules=DEBUGFS_RULES,
-    promises=(Promise(DEBUGFS, "fs/debugfs: root only, never under lockdown", effects=_ANY,
-                      caps=frozenset({CAP_SYS_ADMIN}), lockdown=("none",)),),
-    trusts=(Trust(frozenset({CAP_SYS_ADMIN}), "drivers/gpu/drm/amd/amdgpu/amdgpu_debugfs.c "
-                  "amdgpu_debugfs_process_reg_op(): no check beyond alignment", channels=(DEBUGFS,),
-                  reason="raw register access is root's debug interface by design (debugfs is not uAPI)"),),
-    knobs={"regs_mode": MODE_AFTER_FIX}, kernel="unversioned",
-    doc="debugfs register files: root only, refused under lockdown; root's writes are trusted",
+    "linux-amdgpu-debugfs", "gpu", channels=(DEBUGFS,), rules=DEBUGFS_RULES, promises=DEBUGFS_PROMISES,
+    trusts=DEBUGFS_TRUSTS, knobs={"regs_mode": MODE_AFTER_FIX, "regs2_restore": True}, kernel="7.3.4",
+    doc="amdgpu's debugfs register files: root only, absent under lockdown; root's writes are trusted",
+)
+LINUX_AMDGPU_DEBUGFS_NO_PCI_LOCKDOWN = Policy(
+    "linux-amdgpu-debugfs-no-pci-lockdown", "gpu", channels=(DEBUGFS,),
+    rules=(ROOT_RULE, DEBUGFS_LOCKDOWN_RULE), promises=DEBUGFS_PROMISES, trusts=DEBUGFS_TRUSTS,
+    knobs={"regs_mode": MODE_AFTER_FIX, "regs2_restore": True}, predates=PCI_LOCKDOWN_FIX,
+    doc="linux-amdgpu-debugfs with the files created under lockdown too: debugfs_locked_down() alone "
+        "guards them, and lets a read-only open of a 0400 file without an ioctl through",
 )
 # --------------------------------------------------------------------------- hypothetical GPU fwctl
 
@@ -243,4 +281,5 @@ GPU_FWCTL = Policy(
 PERMISSIVE = Policy("permissive", "gpu", channels=(RENDER, PRIMARY, SYSFS, DEBUGFS, FWCTL),
                     doc="a blank cheque: every ioctl, attribute, register and RPC goes through")
 
-POLICIES = (LINUX_DRM, LINUX_DRM_NORECOVERY, LINUX_AMDGPU_DEBUGFS, GPU_FWCTL, PERMISSIVE)
+POLICIES = (LINUX_DRM, LINUX_DRM_NORECOVERY, LINUX_AMDGPU_DEBUGFS, LINUX_AMDGPU_DEBUGFS_NO_PCI_LOCKDOWN, GPU_FWCTL,
+            PERMISSIVE)

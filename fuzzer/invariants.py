@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import attrs
 
+from fuzzer import lifetimes
 from fuzzer.api import StepContext
 from fuzzer.effects import describe
-from fuzzer import lifetimes
 from fuzzer.errors import ModelError
 from fuzzer.sizes import Access
 from fuzzer.spec import ABSENT, Invariant, Violation

@@ -30,7 +30,7 @@ import errno
 
 import attrs
 
-from fuzzer import Envelope, Forward, Layout, Param, Reply, Request, Slot, World, fwctl
+from fuzzer import Buffer, Envelope, Forward, Layout, Param, Reply, Request, Slot, World, fwctl
 
 from . import mailbox as mb
 
@@ -57,6 +57,9 @@ MAILBOX_ENVELOPE = Envelope("in_size", "out_size", sizes=(
 #: the same for CXL_MEM_COMMAND_ID_RAW, less ``flags``: cxl_to_mem_cmd_raw() (7.3.4) never looks at
 #: it, so drawing it would only cost steps
 RAW_ENVELOPE = attrs.evolve(MAILBOX_ENVELOPE, sizes=tuple(p for p in MAILBOX_ENVELOPE.sizes if p.name != "flags"))
+
+#: the handler that allocates each command's rpc_out (its allocation site, as kmemleak would name it)
+_HANDLER = {"GET_FEATURE": "cxlctl_get_feature", "SET_FEATURE": "cxlctl_set_feature"}
 
 FWCTL_ENVELOPE = fwctl.envelope(Layout(
     (Slot("opcode", 0, 4), Slot("op_size", 8, 4)), size=FWCTL_RPC_CXL_HDR, out=FWCTL_RPC_CXL_OUT,
@@ -153,18 +156,28 @@ def mailbox(world: World, request: Request, forward: Forward) -> Reply:
 
 
 def features_rpc(world: World, request: Request, forward: Forward) -> Reply:
-    """cxlctl_handle_commands() for the command the rules let through."""
+    """FWCTL_RPC to CXL: the fwctl core's buffers (``fwctl.rpc``) around cxlctl_fw_rpc()."""
+    return fwctl.rpc(world, request, lambda payload: _fw_rpc(world, request, forward, payload))
+
+
+def _fw_rpc(world: World, request: Request, forward: Forward, payload: Buffer) -> tuple[Reply, Buffer | None]:
+    """cxlctl_handle_commands() for the command the rules let through.
+
+    Each handler (7.3.4) answers in ``rpc_out __free(kvfree) = kvzalloc(...)`` and hands it to the
+    core with ``no_free_ptr(rpc_out)`` on every path after the allocation, the core kvfree()s it."""
     op = request.command.op
-    payload = request.payload
-    assert payload is not None
     out_len = request.size("out_len")
     payload_size = int(world.device.info.get("payload_size", mb.PAYLOAD_SIZE))
     if op == "GET_SUPPORTED_FEATURES":
         # cxlctl_get_supported_features(): reads count and start_idx, sizes its own answer
         payload.read(FWCTL_RPC_CXL_HDR, 6, by="cxlctl_get_supported_features()")
-        return forward(request.args)
+        reply = forward(request.args)
+        # out_size = sizeof(struct fwctl_rpc_cxl_out) + the entries (here: the device's answer, #24)
+        return reply, world.buffer("rpc_out", FWCTL_RPC_CXL_OUT + len(reply.data), allocator="kvzalloc",
+                                   by="cxlctl_get_supported_features(): rpc_out = kvzalloc(out_size)")
     # the driver's answer is kvzalloc(*out_len): the caller's out_len
-    rpc_out = world.buffer("rpc_out", out_len)
+    rpc_out = world.buffer("rpc_out", out_len, allocator="kvzalloc", by=f"{_HANDLER.get(op, 'cxlctl_fw_rpc')}(): "
+                           "rpc_out = kvzalloc(out_size)")
     if op == "GET_FEATURE":
         count = int(request.field("count", by="cxlctl_get_feature()"))
         # cxl_get_feature(..., feat_in->selection, rpc_out->payload, count, ...): its arguments
@@ -179,7 +192,7 @@ def features_rpc(world: World, request: Request, forward: Forward) -> Reply:
         if n:
             rpc_out.write(FWCTL_RPC_CXL_OUT, reply.data[:n], by="cxl_get_feature() -> __cxl_pci_mbox_send_cmd()")
         rpc_out.write(0, 8, by="cxlctl_get_feature(): rpc_out->size, ->retval")
-        return reply
+        return reply, rpc_out
     if op == "SET_FEATURE":
         payload.read(FWCTL_RPC_CXL_HDR + 16, 6, by="cxlctl_set_feature(): feat_in->offset, ->flags")
         rpc_out.write(0, 4, by="cxlctl_set_feature(): rpc_out->size = 0")
@@ -190,5 +203,5 @@ def features_rpc(world: World, request: Request, forward: Forward) -> Reply:
         payload.read(FWCTL_RPC_CXL_HDR + SET_FEAT_HDR, data_size, by="cxl_set_feature() memcpy()")
         reply = forward(request.args)
         rpc_out.write(4, 4, by="cxlctl_set_feature(): rpc_out->retval")
-        return reply
-    return forward(request.args)
+        return reply, rpc_out
+    return forward(request.args), rpc_out

@@ -125,7 +125,7 @@ def rpc(world: World, request: Request, fw_rpc: FwRpc) -> Reply:
     if outbuf is not None:
         if outbuf is inbuf:
             inbuf = None
-        outbuf.read(0, min(request.size("out_len"), outbuf.size), by="fwctl_cmd_rpc(): copy_to_user(outbuf)")
+        outbuf.copied(0, min(request.size("out_len"), outbuf.size), by="fwctl_cmd_rpc(): copy_to_user(outbuf)")
         outbuf.free("kvfree", by="fwctl_cmd_rpc(): outbuf __free(kvfree)")
     if inbuf is not None:
         inbuf.free("kvfree", by="fwctl_cmd_rpc(): inbuf __free(kvfree)")

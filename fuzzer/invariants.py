@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import attrs
 
@@ -139,12 +140,29 @@ def first_fault(ctx: StepContext) -> tuple[str, Access] | None:
     done after it is not something a real run shows.  A leak comes last: it is
     what is still allocated once the request has returned.
     """
-    for a in ctx.accesses:
+    accesses = ctx.accesses
+    if not accesses:
+        return None
+    global _first
+    cached = _first  # one read: another thread's executor may replace it meanwhile
+    if cached[0] is accesses:  # five invariants ask about the same step
+        return cached[1]
+    found = _scan(accesses)
+    _first = (accesses, found)
+    return found
+
+
+#: the last step's accesses and its first fault (kept alive here, so the tuple's id is not reused)
+_first: tuple[Any, Any] = (None, None)
+
+
+def _scan(accesses: tuple[Access, ...]) -> tuple[str, Access] | None:
+    for a in accesses:
         if a.lifetime:
             return a.lifetime, a
         if a.out_of_bounds:
             return OUT_OF_BOUNDS, a
-    for a in ctx.accesses:
+    for a in accesses:
         if a.leaked:
             return lifetimes.LEAK, a
     return None

@@ -276,6 +276,10 @@ class Buffer:
         inside = bytes(self.data[max(0, offset): max(0, min(offset + length, self.size))])
         return inside.ljust(min(length, 1 << 16), b"\0")
 
+    def copied(self, offset: int, length: int, by: str) -> None:
+        """A read whose bytes go where the model does not follow them (``copy_to_user()``): logged, not fetched."""
+        self.log.append(Access(self.name, self.kind, "read", offset, length, self.size, by, *self._freed()))
+
     def write(self, offset: int, data: bytes | int, by: str) -> None:
         """Write ``data`` (or that many bytes, given an int) at ``offset``; only in-bounds bytes land."""
         length = data if isinstance(data, int) else len(data)

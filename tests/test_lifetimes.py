@@ -159,7 +159,7 @@ def test_the_kfree_of_rpc_out_is_found_and_shrunk(registry: Registry, tmp_path: 
     result = campaign.run()
     assert KFREE in result.findings, sorted(result.findings)
     steps = result.findings[KFREE].steps
-    assert [s.op for s in steps][0] == "fw_fatal_error" and len(steps) == 2
+    assert len(steps) == 2 and steps[0].op == "fw_fatal_error"
     assert steps[1].args["out_len"] > max(steps[1].args["in_len"], lifetimes.PAGE_SIZE)
     assert is_one_minimal(campaign.executor, steps, KFREE)
     _only_this_kind_sees_it(campaign.executor, steps, "invalid-free")

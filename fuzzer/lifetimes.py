@@ -79,9 +79,10 @@ def why_invalid(freer: str, allocator: str, size: int) -> str:
     if not allocator:
         return f"{freer}() of memory that is no allocation of its own"
     if freer == "kfree":
-        return (f"kfree() of a vmalloc'd area ({allocator}({size}) fell back to vmalloc above PAGE_SIZE): "
-                "virt_to_page() finds no slab, free_large_kmalloc() WARNs \"Not a kmalloc allocation\" and "
-                "returns, and the area leaks (mm/slub.c kfree(); CONFIG_DEBUG_VIRTUAL BUGs in __phys_addr() first)")
+        return (f"kfree() of a vmalloc'd area ({allocator}({size}) may fall back to vmalloc above PAGE_SIZE): "
+                "virt_to_page() is valid only for the direct map (arch/x86/include/asm/page.h), so kfree() "
+                "faults on a struct page past the memory map, or finds a page that is no slab and "
+                "free_large_kmalloc() WARNs \"Not a kmalloc allocation\" and returns, leaking the area (mm/slub.c)")
     if freer == "vfree":
         return (f"vfree() of slab memory from {allocator}(): remove_vm_area() finds none, "
                 "WARN \"Trying to vfree() nonexistent vm area\" (mm/vmalloc.c vfree())")

@@ -174,7 +174,7 @@ class Access:
 
     ``by`` starts with the function that made it (``"cxl_set_feature() memcpy()"``).
     ``lifetime`` is what was wrong with it (a read of a freed buffer, a second
-    free), judged when it happened; ``note`` says why, for a free; ``block`` is
+    free), judged when it happened; ``note`` says why (where it was freed, what a bad free does); ``block`` is
     the buffer itself, on an ``alloc``, so the oracle can ask at the end of the
     step whether it was freed.
     """

@@ -116,9 +116,10 @@ RDMA_HOLES = [
     ("linux-fwctl-mlx5", "spec", "mlx5ctl-force-uid", "kernel-owned-integrity:rdma:SET_HCA_CAP:hca.caps",
      ["SET_HCA_CAP"]),
     # mlx5ctl_fw_rpc(): in_len below the mailbox header gone, the opcode is read past the request
-    # (any command does; which one the search meets first moved when issue 17 #6 and #17 added commands)
+    # (any command does; which one the search meets first moved when issue 17 #6 and #17 added commands,
+    # and again when the fw_fatal_error kernel action came)
     ("linux-fwctl-mlx5", "spec", "mlx5ctl-msgsize", "out-of-bounds:rdma:mlx5ctl_fw_rpc:payload_in",
-     ["QUERY_NIC_VPORT_CONTEXT"]),
+     ["MODIFY_NIC_VPORT_CONTEXT"]),
 ]
 NETDEV_HOLES = [
     # bnxtctl_validate_rpc()'s "default: return false" gone: the driver's own FUNC_CFG sets the MTU

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # pragma: no cover
+    from fuzzer.lifetimes import Allocator
     from fuzzer.sizes import Access, Buffer, BufferKind
     from fuzzer.spec import Command, Decision, DeviceVariant, Field, Policy, Reply, Step, Subsystem, Violation
 
@@ -73,8 +74,10 @@ class World(Protocol):
         """The declared field a state key belongs to (``qp:5`` -> the ``qp`` family)."""
         ...
 
-    def buffer(self, name: str, size: int, data: bytes = b"", *, kind: BufferKind = "kernel") -> Buffer:
-        """Allocate a buffer whose reads and writes the ``out-of-bounds`` invariant checks."""
+    def buffer(self, name: str, size: int, data: bytes = b"", *, kind: BufferKind = "kernel",
+               allocator: Allocator | None = None, by: str = "") -> Buffer:
+        """A buffer whose reads and writes the ``out-of-bounds`` invariant checks; with an ``allocator``
+        (called in function ``by``), one the lifetime invariants also follow until it is freed."""
         ...
 
 
@@ -103,7 +106,7 @@ class StepContext(Protocol):
     declared: int
     #: the policy trusts this step's caller by design (``Trust``)
     trusted: bool
-    #: every buffer read and write of the step
+    #: every buffer read, write, allocation and free of the step, in the kernel's order
     accesses: tuple[Access, ...]
 
     @property

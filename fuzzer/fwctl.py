@@ -13,15 +13,19 @@ Scopes are drawn beyond the enum (``UNDEFINED``, the value 4): the kernel's
 ``switch (cmd->scope)`` refuses it with ``-EOPNOTSUPP``, and every driver
 compares scopes with ``>=`` (``rank()`` keeps the number), so without that
 ``default:`` an undefined scope would pass every driver check untainted.
+
+Its transport wraps the driver's ``fw_rpc`` in ``rpc()``, the core's allocation and
+frees around it.
 """
 
 from __future__ import annotations
 
 import errno
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
-from fuzzer.sizes import Envelope, Layout
-from fuzzer.spec import Deny, Param, Request, Rule, Taint, Verdict
+from fuzzer.api import World
+from fuzzer.sizes import Buffer, Envelope, Layout
+from fuzzer.spec import Deny, Param, Reply, Request, Rule, Taint, Verdict
 
 CONFIGURATION = "configuration"  # FWCTL_RPC_CONFIGURATION = 0
 DEBUG_READ_ONLY = "debug_read_only"  # 1
@@ -168,3 +172,33 @@ def core_rules(channel: str) -> tuple[Rule, ...]:
     between ``framing_rules()`` and ``rpc_rules()``, where the kernel checks it.
     """
     return (*framing_rules(channel), *rpc_rules(channel))
+
+
+#: A driver's ``fw_rpc`` as ``rpc()`` calls it: given ``inbuf``, its reply and the buffer it returns
+#: (None for an ``ERR_PTR``, when the reply carries the errno).
+FwRpc = Callable[[Buffer], tuple[Reply, "Buffer | None"]]
+
+
+def rpc(world: World, request: Request, fw_rpc: FwRpc) -> Reply:
+    """fwctl_cmd_rpc() (drivers/fwctl/main.c, 7.3.4) from its allocation on: the buffers' lifetimes.
+
+    ``inbuf __free(kvfree) = kvzalloc(in_len)`` (the request the executor copied
+    in), ``outbuf __free(kvfree) = fw_rpc(...)``; an ``ERR_PTR`` returns at once;
+    ``if (outbuf == inbuf) inbuf = NULL`` (the driver may answer in place);
+    ``copy_to_user(out, outbuf, min(cmd->out_len, out_len))``; then the
+    cleanups run in reverse order of declaration, ``kvfree(outbuf)`` and
+    ``kvfree(inbuf)`` (``DEFINE_FREE(kvfree, ...)`` skips NULL and ERR_PTR).
+    Simplified: the driver's ``*out_len`` is taken to fit its buffer.
+    """
+    inbuf: Buffer | None = request.payload
+    assert inbuf is not None, "an fwctl channel has an envelope, so a request payload"
+    inbuf.allocated("kvzalloc", by="fwctl_cmd_rpc(): inbuf = kvzalloc(cmd->in_len)")
+    reply, outbuf = fw_rpc(inbuf)
+    if outbuf is not None:
+        if outbuf is inbuf:
+            inbuf = None
+        outbuf.copied(0, min(request.size("out_len"), outbuf.size), by="fwctl_cmd_rpc(): copy_to_user(outbuf)")
+        outbuf.free("kvfree", by="fwctl_cmd_rpc(): outbuf __free(kvfree)")
+    if inbuf is not None:
+        inbuf.free("kvfree", by="fwctl_cmd_rpc(): inbuf __free(kvfree)")
+    return reply

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import attrs
 
+from fuzzer import lifetimes
 from fuzzer.api import StepContext
 from fuzzer.effects import describe
 from fuzzer.errors import ModelError
+from fuzzer.sizes import Access
 from fuzzer.spec import ABSENT, Invariant, Violation
 
 KERNEL_OWNED = "kernel-owned-integrity"
@@ -128,6 +131,54 @@ def access(ctx: StepContext) -> Iterator[Violation]:
             )
 
 
+def first_fault(ctx: StepContext) -> tuple[str, Access] | None:
+    """The step's first bad memory event, in the order the model made them, and the invariant it belongs to.
+
+    Transports keep to the kernel's code order, so this is where a kernel
+    stops: a fault (a write through kvzalloc(0)'s ZERO_SIZE_PTR), or KASAN's one
+    report (``kasan_multi_shot`` is off by default); what the code would have
+    done after it is not something a real run shows.  A leak comes last: it is
+    what is still allocated once the request has returned.
+    """
+    accesses = ctx.accesses
+    if not accesses:
+        return None
+    global _first
+    cached = _first  # one read: another thread's executor may replace it meanwhile
+    if cached[0] is accesses:  # five invariants ask about the same step
+        return cached[1]
+    found = _scan(accesses)
+    _first = (accesses, found)
+    return found
+
+
+#: the last step's accesses and its first fault (kept alive here, so the tuple's id is not reused)
+_first: tuple[Any, Any] = (None, None)
+
+
+def _scan(accesses: tuple[Access, ...]) -> tuple[str, Access] | None:
+    for a in accesses:
+        if a.lifetime:
+            return a.lifetime, a
+        if a.out_of_bounds:
+            return OUT_OF_BOUNDS, a
+    for a in accesses:
+        if a.leaked:
+            return lifetimes.LEAK, a
+    return None
+
+
+def _memory(name: str, ctx: StepContext) -> Iterator[Violation]:
+    found = first_fault(ctx)
+    if found is None or found[0] != name:
+        return
+    a = found[1]
+    v = ctx.violation(name, f"{ctx.step.op}: {a.describe()}", field=a.buffer)
+    v = attrs.evolve(v, op=a.site)
+    # memory safety is not something a policy can trust a caller with
+    yield v if a.kind == "user" else attrs.evolve(v, severity="hole")
+
+
 def out_of_bounds(ctx: StepContext) -> Iterator[Violation]:
     """The first read or write of a step past the bytes a buffer really has, reported as KASAN would.
 
@@ -137,20 +188,30 @@ def out_of_bounds(ctx: StepContext) -> Iterator[Violation]:
     forty mailbox commands shows it.  The message names the command.  Kernel
     memory and device registers are a hole whatever the taint; the caller's
     own buffer follows the taint, because the kernel WARNs when it overruns it.
-
-    Only the first bad access counts, in the order the model made them (which
-    transports keep to the kernel's code order): a kernel stops there, with a
-    fault (a write through kvzalloc(0)'s ZERO_SIZE_PTR) or KASAN's one report
-    (``kasan_multi_shot`` is off by default), and what the code would have done
-    after it is not something a real run shows.
+    Only the step's first bad memory event counts (``first_fault``).
     """
-    for a in ctx.accesses:
-        if a.out_of_bounds:
-            v = ctx.violation(OUT_OF_BOUNDS, f"{ctx.step.op}: {a.describe()}", field=a.buffer)
-            v = attrs.evolve(v, op=a.site)
-            # memory safety is not something a policy can trust a caller with
-            yield v if a.kind == "user" else attrs.evolve(v, severity="hole")
-            return
+    return _memory(OUT_OF_BOUNDS, ctx)
+
+
+def use_after_free(ctx: StepContext) -> Iterator[Violation]:
+    """A read or write of a freed buffer (KASAN: "slab-use-after-free Read in f"): function and buffer."""
+    return _memory(lifetimes.USE_AFTER_FREE, ctx)
+
+
+def double_free(ctx: StepContext) -> Iterator[Violation]:
+    """A second free of a buffer (KASAN: "double-free in f", f the function that called the free)."""
+    return _memory(lifetimes.DOUBLE_FREE, ctx)
+
+
+def invalid_free(ctx: StepContext) -> Iterator[Violation]:
+    """A free by a function that cannot free that memory (``fuzzer.lifetimes.why_invalid`` says what the kernel does)."""
+    return _memory(lifetimes.INVALID_FREE, ctx)
+
+
+def leak(ctx: StepContext) -> Iterator[Violation]:
+    """An allocation still live when the request returned (kmemleak's "unreferenced object"; its
+    backtrace names the allocating function, which the signature names)."""
+    return _memory(lifetimes.LEAK, ctx)
 
 
 GENERIC = (
@@ -158,4 +219,8 @@ GENERIC = (
     Invariant(DECLARED, declared_effects, doc="changes fit the declared effects"),
     Invariant(ACCESS, access, doc="privileged effects met the policy's promises"),
     Invariant(OUT_OF_BOUNDS, out_of_bounds, doc="no buffer is read or written past its size"),
+    Invariant(lifetimes.USE_AFTER_FREE, use_after_free, doc="no buffer is read or written after it is freed"),
+    Invariant(lifetimes.DOUBLE_FREE, double_free, doc="no buffer is freed twice"),
+    Invariant(lifetimes.INVALID_FREE, invalid_free, doc="every free is by a function that can free that memory"),
+    Invariant(lifetimes.LEAK, leak, doc="every allocation is freed or kept before the request returns"),
 )

@@ -1,4 +1,4 @@
-"""Payload bytes and the sizes around them: wire layouts, buffers, and the accesses the bounds oracle checks.
+"""Payload bytes and the sizes around them: wire layouts, buffers, and the accesses the memory oracle checks.
 
 Most fixed passthrough bugs are one bug class: a length the caller declares
 (CXL_MEM_SEND_COMMAND's ``in.size``, fwctl's ``in_len``, a Get Feature
@@ -7,7 +7,10 @@ request carries its declared sizes as arguments of kind ``size``, apart
 from the content arguments, and the kernel model reads and writes payloads
 only through a ``Buffer`` that knows how many bytes were really allocated.
 Every access is logged; the ``out-of-bounds`` invariant reports one that
-runs past its buffer, as KASAN would.
+runs past its buffer, as KASAN would.  A buffer may also carry the function
+that allocated it, and be freed: ``fuzzer.lifetimes`` says how, and the
+``use-after-free``, ``double-free``, ``invalid-free`` and ``leak`` invariants
+read the same log, so the first bad event of a step is one, whatever its kind.
 
 A plugin declares, as data:
 
@@ -34,6 +37,9 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import attrs
+
+from fuzzer import lifetimes
+from fuzzer.lifetimes import Fault
 
 Args = Mapping[str, Any]
 _SITE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -164,18 +170,25 @@ class Envelope:
 
 @attrs.frozen
 class Access:
-    """One read or write of a buffer, as the bounds oracle sees it.
+    """One event of a buffer's life, as the memory oracle sees it: a read, a write, its allocation or a free.
 
-    ``by`` starts with the function that made the access (``"cxl_set_feature() memcpy()"``).
+    ``by`` starts with the function that made it (``"cxl_set_feature() memcpy()"``).
+    ``lifetime`` is what was wrong with it (a read of a freed buffer, a second
+    free), judged when it happened; ``note`` says why (where it was freed, what a bad free does); ``block`` is
+    the buffer itself, on an ``alloc``, so the oracle can ask at the end of the
+    step whether it was freed.
     """
 
     buffer: str
     kind: BufferKind
-    op: Literal["read", "write"]
+    op: Literal["read", "write", "alloc", "free"]
     offset: int
     length: int
     size: int
     by: str
+    lifetime: Fault = ""
+    note: str = ""
+    block: Buffer | None = attrs.field(default=None, eq=False, repr=False)
 
     @property
     def site(self) -> str:
@@ -185,7 +198,14 @@ class Access:
 
     @property
     def out_of_bounds(self) -> bool:
+        if self.op not in ("read", "write") or self.lifetime:
+            return False  # KASAN names a freed buffer's access by the free, wherever it lands
         return self.offset < 0 or self.offset + self.length > self.size
+
+    @property
+    def leaked(self) -> bool:
+        """An allocation that is still live: at the end of the step, a leak."""
+        return self.op == "alloc" and self.block is not None and self.block.live
 
     def describe(self) -> str:
         where = {"kernel": "slab", "user": "user buffer", "device": "device registers"}[self.kind]
@@ -193,6 +213,15 @@ class Access:
         def n(k: int) -> str:
             return f"{k} byte" if k == 1 else f"{k} bytes"
 
+        if self.op == "alloc":
+            assert self.block is not None
+            return (f"leak of {self.buffer} ({n(self.size)} from {self.block.allocator}() in {self.by}): still "
+                    f"allocated when the request returned, and nothing keeps it (kmemleak: unreferenced object)")
+        if self.op == "free":
+            return f"{self.lifetime or 'free'} of {self.buffer} in {self.by}: {self.note}"
+        if self.lifetime:
+            return (f"{self.lifetime} {self.op} of {n(self.length)} at offset {self.offset} of "
+                    f"{self.buffer} ({self.note}) in {self.by}")
         zero = ": a zero-size allocation, so a fault" if self.size == 0 and self.kind == "kernel" else ""
         return (f"{where}-out-of-bounds {self.op} of {n(self.length)} at offset {self.offset} of "
                 f"{self.buffer} ({n(self.size)} allocated{zero}, {n(past)} past its end) in {self.by}")
@@ -203,9 +232,10 @@ class Buffer:
 
     Kernel model code reads payloads through ``read``/``field`` and writes
     through ``write``, so the oracle knows exactly which bytes were touched.
+    ``allocated``, ``free`` and ``keep`` log its life (``fuzzer.lifetimes``).
     """
 
-    __slots__ = ("_data", "_fill", "kind", "log", "name", "size")
+    __slots__ = ("_data", "_fill", "allocator", "freed_by", "kept", "kind", "log", "name", "size")
 
     def __init__(self, name: str, size: int, data: bytes = b"", *, kind: BufferKind = "kernel",
                  log: list[Access] | None = None, fill: Callable[[], bytes] | None = None) -> None:
@@ -217,6 +247,12 @@ class Buffer:
         #: computes the contents on first use (most requests are never looked into)
         self._fill = fill
         self.log = log if log is not None else []
+        #: the function that allocated it ("kvzalloc"); "" for memory nobody allocated through this model
+        self.allocator = ""
+        #: where it was freed, once it has been ("" while live)
+        self.freed_by = ""
+        #: where a kernel structure took it over (it outlives the request, so it is no leak)
+        self.kept = ""
 
     @property
     def data(self) -> bytearray:
@@ -225,17 +261,29 @@ class Buffer:
             self._fill = None
         return self._data
 
+    @property
+    def live(self) -> bool:
+        """Allocated, not freed, and not kept by anything: a leak if the request ends now."""
+        return bool(self.allocator) and not self.freed_by and not self.kept
+
+    def _freed(self) -> tuple[Fault, str]:
+        return (lifetimes.USE_AFTER_FREE, f"freed in {self.freed_by}") if self.freed_by else ("", "")
+
     def read(self, offset: int, length: int, by: str) -> bytes:
-        self.log.append(Access(self.name, self.kind, "read", offset, length, self.size, by))
+        self.log.append(Access(self.name, self.kind, "read", offset, length, self.size, by, *self._freed()))
         if length <= 0:
             return b""
         inside = bytes(self.data[max(0, offset): max(0, min(offset + length, self.size))])
         return inside.ljust(min(length, 1 << 16), b"\0")
 
+    def copied(self, offset: int, length: int, by: str) -> None:
+        """A read whose bytes go where the model does not follow them (``copy_to_user()``): logged, not fetched."""
+        self.log.append(Access(self.name, self.kind, "read", offset, length, self.size, by, *self._freed()))
+
     def write(self, offset: int, data: bytes | int, by: str) -> None:
         """Write ``data`` (or that many bytes, given an int) at ``offset``; only in-bounds bytes land."""
         length = data if isinstance(data, int) else len(data)
-        self.log.append(Access(self.name, self.kind, "write", offset, length, self.size, by))
+        self.log.append(Access(self.name, self.kind, "write", offset, length, self.size, by, *self._freed()))
         if isinstance(data, int) or length <= 0:
             return
         end = min(offset + length, self.size)
@@ -243,6 +291,31 @@ class Buffer:
             if len(self.data) < end:
                 self.data.extend(bytes(end - len(self.data)))
             self.data[offset:end] = data[: end - offset]
+
+    def allocated(self, allocator: lifetimes.Allocator, by: str) -> Buffer:
+        """Record that ``allocator`` (in function ``by``) allocated this buffer: from now on it must be freed."""
+        self.allocator = allocator
+        self.log.append(Access(self.name, self.kind, "alloc", 0, self.size, self.size, by, block=self))
+        return self
+
+    def free(self, freer: lifetimes.Freer, by: str) -> None:
+        """``freer(buffer)`` in function ``by``: a double or invalid free is logged as one, and changes nothing.
+
+        An invalid free leaves the buffer allocated, as the kernel does (the WARN returns, the memory leaks).
+        """
+        if self.freed_by:
+            fault, note = lifetimes.DOUBLE_FREE, f"already freed in {self.freed_by}"
+        elif not self.allocator or not lifetimes.can_free(freer, lifetimes.backing(self.allocator, self.size)):
+            fault, note = lifetimes.INVALID_FREE, lifetimes.why_invalid(freer, self.allocator, self.size)
+        else:
+            fault, note = "", f"{freer}() of {self.allocator}() memory"
+        self.log.append(Access(self.name, self.kind, "free", 0, 0, self.size, by, fault, note))
+        if not fault:
+            self.freed_by = by
+
+    def keep(self, by: str) -> None:
+        """A kernel structure took this buffer over in ``by``: it outlives the request and is no leak."""
+        self.kept = by
 
     def field(self, layout: Layout, name: str, by: str, base: int = 0, args: Args | None = None) -> Any:
         """Read and decode slot ``name`` of ``layout`` (at ``base`` in this buffer)."""

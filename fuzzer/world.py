@@ -13,6 +13,7 @@ from typing import Any
 import attrs
 
 from fuzzer.errors import ModelError
+from fuzzer.lifetimes import Allocator
 from fuzzer.sizes import Access, Buffer, BufferKind
 from fuzzer.spec import (
     ABSENT,
@@ -105,13 +106,16 @@ class World:
         self.shadow: dict[str, Any] = {}
         self.handles = 0
         self.tainted: frozenset[str] = frozenset()
-        #: every buffer access of the current step (the bounds oracle reads it)
+        #: every buffer access, allocation and free of the current step (the memory oracle reads it)
         self.accesses: list[Access] = []
 
     def buffer(self, name: str, size: int, data: bytes = b"", *, kind: BufferKind = "kernel",
-               fill: Callable[[], bytes] | None = None) -> Buffer:
-        """Allocate a buffer of ``size`` bytes whose accesses the ``out-of-bounds`` invariant checks."""
-        return Buffer(name, size, data, kind=kind, log=self.accesses, fill=fill)
+               fill: Callable[[], bytes] | None = None, allocator: Allocator | None = None,
+               by: str = "") -> Buffer:
+        """A buffer of ``size`` bytes whose accesses the memory oracle checks; given an ``allocator``
+        (and the function ``by`` that calls it), an allocation that must be freed before the request ends."""
+        buf = Buffer(name, size, data, kind=kind, log=self.accesses, fill=fill)
+        return buf.allocated(allocator, by) if allocator else buf
 
     def mailbox(self, op: str, **args: Any) -> Reply:
         """Send a firmware op as the kernel driver does: no policy, straight to the device."""

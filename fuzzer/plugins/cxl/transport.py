@@ -30,7 +30,7 @@ import errno
 
 import attrs
 
-from fuzzer import Envelope, Forward, Layout, Param, Reply, Request, Slot, World, fwctl
+from fuzzer import Buffer, Envelope, Forward, Layout, Param, Reply, Request, Slot, World, fwctl
 
 from . import mailbox as mb
 from .kernel import exclusive_features
@@ -58,6 +58,9 @@ MAILBOX_ENVELOPE = Envelope("in_size", "out_size", sizes=(
 #: the same for CXL_MEM_COMMAND_ID_RAW, less ``flags``: cxl_to_mem_cmd_raw() (7.3.4) never looks at
 #: it, so drawing it would only cost steps
 RAW_ENVELOPE = attrs.evolve(MAILBOX_ENVELOPE, sizes=tuple(p for p in MAILBOX_ENVELOPE.sizes if p.name != "flags"))
+
+#: the handler that allocates each command's rpc_out (its allocation site, as kmemleak would name it)
+_HANDLER = {"GET_FEATURE": "cxlctl_get_feature", "SET_FEATURE": "cxlctl_set_feature"}
 
 FWCTL_ENVELOPE = fwctl.envelope(Layout(
     (Slot("opcode", 0, 4), Slot("op_size", 8, 4)), size=FWCTL_RPC_CXL_HDR, out=FWCTL_RPC_CXL_OUT,
@@ -154,10 +157,16 @@ def mailbox(world: World, request: Request, forward: Forward) -> Reply:
 
 
 def features_rpc(world: World, request: Request, forward: Forward) -> Reply:
-    """cxlctl_handle_commands() for the command the rules let through."""
+    """FWCTL_RPC to CXL: the fwctl core's buffers (``fwctl.rpc``) around cxlctl_fw_rpc()."""
+    return fwctl.rpc(world, request, lambda payload: _fw_rpc(world, request, forward, payload))
+
+
+def _fw_rpc(world: World, request: Request, forward: Forward, payload: Buffer) -> tuple[Reply, Buffer | None]:
+    """cxlctl_handle_commands() for the command the rules let through.
+
+    Each handler (7.3.4) answers in ``rpc_out __free(kvfree) = kvzalloc(...)`` and hands it to the
+    core with ``no_free_ptr(rpc_out)`` on every path after the allocation, the core kvfree()s it."""
     op = request.command.op
-    payload = request.payload
-    assert payload is not None
     out_len = request.size("out_len")
     payload_size = int(world.device.info.get("payload_size", mb.PAYLOAD_SIZE))
     if op == "GET_SUPPORTED_FEATURES":
@@ -166,11 +175,16 @@ def features_rpc(world: World, request: Request, forward: Forward) -> Reply:
         # 7.3.4 answers from cxlfs->entries, read once at probe, not from the device, and reports an
         # exclusive feature (is_cxl_feature_exclusive()) with CHANGEABLE cleared and set_feat_size 0
         exclusive = exclusive_features(world)
-        return Reply(out={"features": tuple(
-            (uuid, changeable and uuid not in exclusive, effects)
-            for uuid, (changeable, effects) in world.kernel["features"].items())})
+        feats = tuple((uuid, changeable and uuid not in exclusive, effects)
+                      for uuid, (changeable, effects) in world.kernel["features"].items())
+        # out_size = sizeof(struct fwctl_rpc_cxl_out) + struct_size(feat_out, ents, requested): an 8-byte
+        # cxl_mbox_get_sup_feats_out header and 48 bytes per struct cxl_feat_entry
+        return Reply(out={"features": feats}), world.buffer(
+            "rpc_out", FWCTL_RPC_CXL_OUT + 8 + 48 * len(feats), allocator="kvzalloc",
+            by="cxlctl_get_supported_features(): rpc_out = kvzalloc(out_size)")
     # the driver's answer is kvzalloc(*out_len): the caller's out_len
-    rpc_out = world.buffer("rpc_out", out_len)
+    rpc_out = world.buffer("rpc_out", out_len, allocator="kvzalloc", by=f"{_HANDLER.get(op, 'cxlctl_fw_rpc')}(): "
+                           "rpc_out = kvzalloc(out_size)")
     if op == "GET_FEATURE":
         count = int(request.field("count", by="cxlctl_get_feature()"))
         # cxl_get_feature(..., feat_in->selection, rpc_out->payload, count, ...): its arguments
@@ -185,7 +199,7 @@ def features_rpc(world: World, request: Request, forward: Forward) -> Reply:
         if n:
             rpc_out.write(FWCTL_RPC_CXL_OUT, reply.data[:n], by="cxl_get_feature() -> __cxl_pci_mbox_send_cmd()")
         rpc_out.write(0, 8, by="cxlctl_get_feature(): rpc_out->size, ->retval")
-        return reply
+        return reply, rpc_out
     if op == "SET_FEATURE":
         payload.read(FWCTL_RPC_CXL_HDR + 16, 6, by="cxlctl_set_feature(): feat_in->offset, ->flags")
         rpc_out.write(0, 4, by="cxlctl_set_feature(): rpc_out->size = 0")
@@ -196,5 +210,5 @@ def features_rpc(world: World, request: Request, forward: Forward) -> Reply:
         payload.read(FWCTL_RPC_CXL_HDR + SET_FEAT_HDR, data_size, by="cxl_set_feature() memcpy()")
         reply = forward(request.args)
         rpc_out.write(4, 4, by="cxlctl_set_feature(): rpc_out->retval")
-        return reply
-    return forward(request.args)
+        return reply, rpc_out
+    return forward(request.args), rpc_out

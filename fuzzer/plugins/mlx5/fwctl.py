@@ -17,6 +17,7 @@ from __future__ import annotations
 import errno
 
 from fuzzer import (
+    Buffer,
     Deny,
     Effect,
     Forward,
@@ -94,16 +95,41 @@ def _default_deny(r: Request) -> Verdict:
     return Deny(errno.EBADMSG, "mlx5ctl_validate_rpc(): default: return false")
 
 
-def transport(world: World, request: Request, forward: Forward) -> Reply:
-    """mlx5ctl_fw_rpc(): answer in place when out_len <= in_len, else in kvzalloc(out_len); the
-    firmware's output header (status, syndrome) lands there (mlx5_cmd_do())."""
-    rpc_in = request.payload
-    assert rpc_in is not None
+#: the knob a policy sets to what mlx5ctl_fw_rpc()'s error path frees ``rpc_out`` with: ``kvfree`` since
+#: 7f059e473267 ("fwctl/mlx5: Fix memory alloc/free in mlx5ctl_fw_rpc()", 2025-08), ``kfree`` in 52929c2142041
+ERROR_FREE = "mlx5ctl_error_free"
+#: mlx5_cmd_is_down() (cmd.c, 7.3.4): the kernel dict key the rdma plugin's ``fw_fatal_error`` sets
+CMD_DOWN = "cmd_down"
+
+
+def fw_rpc(world: World, request: Request, forward: Forward, rpc_in: Buffer) -> tuple[Reply, Buffer | None]:
+    """mlx5ctl_fw_rpc() (drivers/fwctl/mlx5/main.c, 7.3.4) after mlx5ctl_validate_rpc(): where it answers.
+
+    In place when ``*out_len <= in_len``, else in ``kvzalloc(*out_len)``; the
+    firmware's output header (status, syndrome) lands there (mlx5_cmd_do()).
+    When mlx5_cmd_do() fails with anything but -EREMOTEIO ("the RPC did not make
+    it to the device": cmd_exec() answers -ENXIO while the command interface is
+    down) it frees ``rpc_out`` unless it is ``rpc_in`` and returns ``ERR_PTR(ret)``.
+    """
     in_len, out_len = request.size("in_len"), request.size("out_len")
-    rpc_out = rpc_in if out_len <= in_len else world.buffer("rpc_out", out_len)
+    if out_len <= in_len:
+        rpc_out = rpc_in
+    else:
+        rpc_out = world.buffer("rpc_out", out_len, allocator="kvzalloc",
+                               by="mlx5ctl_fw_rpc(): rpc_out = kvzalloc(*out_len)")
+    if request.kernel.get(CMD_DOWN):
+        if rpc_out is not rpc_in:
+            freer = request.knobs.get(ERROR_FREE, "kvfree")
+            rpc_out.free(freer, by=f"mlx5ctl_fw_rpc(): {freer}(rpc_out) on mlx5_cmd_do()'s error")
+        return Reply(errno=errno.ENXIO, why="mlx5_cmd_do(): the command interface is down (mlx5_cmd_is_down())"), None
     reply = forward(request.args)
     rpc_out.write(0, MBOX_HDR, by="mlx5_cmd_do(): the firmware's mbox_out_hdr")
-    return reply
+    return reply, rpc_out
+
+
+def transport(world: World, request: Request, forward: Forward) -> Reply:
+    """FWCTL_RPC to mlx5: the fwctl core's buffers (``fwctl.rpc``) around mlx5ctl_fw_rpc() (``fw_rpc``)."""
+    return fwctl.rpc(world, request, lambda rpc_in: fw_rpc(world, request, forward, rpc_in))
 
 
 def _fwctl_uid(r: Request) -> Verdict:

@@ -94,6 +94,8 @@ def boot() -> dict[str, Any]:
         "ipsec": (),
         "comp_eqs": {},  # completion vector -> eqn (eq_table->comp_eqs)
         "eqns_given": frozenset(),  # (ucontext, eqn) pairs DEVX QUERY_EQN answered
+        # dev->state == MLX5_DEVICE_STATE_INTERNAL_ERROR: mlx5_cmd_is_down() (fw_fatal_error)
+        "cmd_down": False,
     }
 
 
@@ -252,6 +254,21 @@ def netdev_reconfigure(world: World, args: Args) -> Reply:
     return Reply()
 
 
+def fw_fatal_error(world: World, args: Args) -> Reply:
+    """The health poller finds a fatal firmware syndrome, and the fw_fatal reporter does not recover.
+
+    mlx5_fw_fatal_reporter_err_work() (drivers/net/ethernet/mellanox/mlx5/core/health.c, 7.3.4)
+    enters the error state (``dev->state = MLX5_DEVICE_STATE_INTERNAL_ERROR``) and reports to devlink;
+    with the reporter's ``auto_recover`` off (``devlink health set ... reporter fw_fatal auto_recover
+    false``) devlink_health_report() recovers nothing, so the device stays there with its auxiliary
+    devices, fwctl among them, bound.  From then on cmd_exec() (cmd.c) answers every command -ENXIO
+    (mlx5_cmd_is_down()).  Simplified, once: only the fwctl path (``mlx5.fwctl.fw_rpc``) sees it;
+    DEVX and the kernel's own commands go on reaching the modelled firmware, and nothing recovers.
+    """
+    world.kernel["cmd_down"] = True
+    return Reply()
+
+
 ACTIONS = (
     KernelAction("ipsec_offload", ipsec_offload,
                  doc="offload an IPsec SA: DEK + IPSEC general objects (mlx5e ipsec)"),
@@ -259,6 +276,8 @@ ACTIONS = (
     KernelAction("ulp_qp_create", ulp_qp_create, doc="a kernel ULP creates a QP and takes it to RTS"),
     KernelAction("netdev_reconfigure", netdev_reconfigure, (Param("mtu", "int", 1, 3), Param("up", "bool")),
                  doc="ip link set mtu N up|down"),
+    KernelAction("fw_fatal_error", fw_fatal_error,
+                 doc="a fatal firmware error with devlink's fw_fatal auto_recover off: commands fail -ENXIO"),
 )
 
 

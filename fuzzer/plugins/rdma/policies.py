@@ -15,7 +15,8 @@ whitelist and general-command list are devx.c of v5.2 (read from the linux-yocto
 WindRiver-Labs/linux-yocto-5.2 @256e39bf, which already has the type fix: the pull that
 merged both 2019 DevX fixes, up to c191f93454bc, changed nothing else in devx.c);
 the mlx5 fwctl table (``fuzzer/plugins/mlx5/fwctl.py``) is ``drivers/fwctl/mlx5/main.c``
-of 7.3.4 (re-read whole for issue 17), shared with the netdev plugin.
+of 7.3.4 (re-read whole for issue 17), shared with the netdev plugin;
+``linux-fwctl-mlx5-kfree-rpc-out`` is it before 7f059e473267 (its error path's free).
 """
 
 from __future__ import annotations
@@ -260,7 +261,17 @@ LINUX_FWCTL_MLX5 = Policy(
     doc="the mlx5 fwctl scope table, including ACCESS_REG writes (op_mod 0) at any scope",
 )
 
+#: 7.3.4's mlx5 fwctl before 7f059e473267 "fwctl/mlx5: Fix memory alloc/free in mlx5ctl_fw_rpc()"
+#: (2025-08, Fixes: 52929c2142041 "fwctl/mlx5: Support for communicating with mlx5 fw"): the one line
+#: it changed, ``kfree(rpc_out)`` on mlx5_cmd_do()'s error, for memory kvzalloc() may take from vmalloc
+LINUX_FWCTL_MLX5_KFREE = Policy(
+    "linux-fwctl-mlx5-kfree-rpc-out", "rdma", channels=LINUX_FWCTL_MLX5.channels,
+    rules=LINUX_FWCTL_MLX5.rules, promises=LINUX_FWCTL_MLX5.promises,
+    knobs={mlx5_fwctl.ERROR_FREE: "kfree"}, predates="7f059e473267",
+    doc="linux-fwctl-mlx5 whose mlx5ctl_fw_rpc() frees its kvzalloc'd rpc_out with kfree() when mlx5_cmd_do() fails",
+)
+
 PERMISSIVE = Policy("permissive", "rdma", channels=(DEVX, FWCTL, FWCTL_FD),
                     doc="a blank cheque: every method, opcode and uid goes to firmware as sent")
 
-POLICIES = (LINUX_DEVX, LINUX_DEVX_2019, LINUX_FWCTL_MLX5, PERMISSIVE)
+POLICIES = (LINUX_DEVX, LINUX_DEVX_2019, LINUX_FWCTL_MLX5, LINUX_FWCTL_MLX5_KFREE, PERMISSIVE)

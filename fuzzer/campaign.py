@@ -60,6 +60,10 @@ REFINE_SHARE = 0.2
 #: Seconds of searching before the native search minimizes anything: most bugs a
 #: campaign will find show up in the first second, and are reported together.
 REFINE_AFTER = 1.0
+#: Longest sequence ``--steps`` may ask for.  A sequence is held in memory (about 500
+#: bytes a step) and minimizing is quadratic in its length: at 100 000 steps one
+#: candidate takes seconds; bugs need tens.
+MAX_STEPS = 100_000
 #: Share of the time budget kept for minimizing after the search, when anything is left to minimize.
 FINISH_SHARE = 0.15
 
@@ -96,10 +100,32 @@ class Finding:
 
     def describe(self) -> str:
         """The one-line announcement of a new finding (terminal, CI log, workers)."""
-        where = f" -> {self.path}" if self.path else ""
+        return " ".join(self.describe_parts())
+
+    def describe_parts(self) -> tuple[str, ...]:
+        """The announcement in parts a narrow terminal prints on lines of their own: what, how, where."""
         raw = "" if self.minimized else ", not minimized"
-        return (f"FOUND [{self.violation.severity}] {self.signature} ({len(self.steps)} steps{raw}, "
-                f"after {self.found_at:.1f}s, sequence {self.sequences}){where}")
+        return (f"FOUND [{self.violation.severity}] {self.signature}",
+                f"({len(self.steps)} steps{raw}, after {self.found_at:.1f}s, sequence {self.sequences})",
+                *((f"-> {self.path}",) if self.path else ()))
+
+
+@attrs.frozen
+class Progress:
+    """Where a running campaign is, for a progress line (picklable: workers send it to the parent)."""
+
+    sequences: int
+    steps: int
+    behaviours: int
+    findings: int
+    elapsed: float
+
+    @classmethod
+    def total(cls, parts: list[Progress], elapsed: float) -> Progress:
+        """Several workers' progress as one (behaviours: the most any one saw; they are not disjoint)."""
+        return cls(sum(p.sequences for p in parts), sum(p.steps for p in parts),
+                   max((p.behaviours for p in parts), default=0), max((p.findings for p in parts), default=0),
+                   elapsed)
 
 
 @attrs.define
@@ -176,6 +202,8 @@ class Campaign(Session):
     ) -> None:
         if search not in SEARCHES:
             raise UsageError(f"unknown search {search!r}; choose one of {', '.join(SEARCHES)}")
+        if step_count is not None and not 1 <= step_count <= MAX_STEPS:
+            raise UsageError(f"steps per sequence: {step_count} is not between 1 and {MAX_STEPS}")
         if max_examples is None and time_budget is None:
             max_examples = DEFAULT_EXAMPLES[search]
         self.search = search
@@ -526,6 +554,10 @@ class Campaign(Session):
             time.monotonic() - self.started, self.seed, self._rounds, self.runs, interrupted, accepted,
             self.behaviours, self.search,
         )
+
+    def progress(self) -> Progress:
+        return Progress(self.sequences, self.executor.total_steps, self.behaviours, len(self.signatures),
+                        time.monotonic() - self.started)
 
     @property
     def signatures(self) -> set[str]:

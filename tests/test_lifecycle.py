@@ -8,6 +8,7 @@ import io
 import json
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -249,3 +250,29 @@ def test_unminimized_finding_says_so_everywhere() -> None:
     con, buf = _narrow()
     cli._summary(con, r, "permissive", "spec")
     assert "not minimized" in buf.getvalue()
+
+
+def test_watchdog_alone_ends_an_orphan(tmp_path: Path) -> None:
+    """Without PR_SET_PDEATHSIG (another system, a failed prctl) the parent-pid watchdog still ends it."""
+    script = tmp_path / "orphan.py"
+    script.write_text(
+        "import os, sys, time\n"
+        "from fuzzer import workers\n"
+        "sys.platform = 'not-linux'  # no prctl: the watchdog alone\n"
+        "if os.fork() == 0:\n"
+        "    parent = os.getpid()\n"
+        "    child = os.fork()\n"
+        "    if child == 0:\n"
+        "        workers._die_with_parent(parent)\n"
+        "        time.sleep(60)\n"
+        "        os._exit(0)\n"
+        "    print(child, flush=True)\n"
+        "    time.sleep(0.5)\n"
+        "    os._exit(0)  # the parent dies; its child is re-parented\n"
+        "os.wait()\n")
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=ENV)
+    assert proc.stdout is not None
+    orphan = int(proc.stdout.readline())
+    proc.wait(timeout=30)
+    took = gone_within([orphan], 5)
+    assert took is not None and took <= 2.0, took

@@ -314,8 +314,8 @@ class Campaign(Session):
                               sequences=known.sequences if known else self.sequences,
                               search_steps=known.search_steps if known else self.executor.total_steps,
                               minimized=False)
-            if raw is None and known is None and self.corpus_dir is not None:
-                finding.path = self._save(finding)
+            if known is None and self.corpus_dir is not None:  # a shorter raw prefix replaces the file:
+                finding.path = self._save(finding)  # the deadline may come before it is minimized
             self._raw[sig] = finding
 
     def _record(self, prefix: list[Step], sig: str, found_at: float, sequences: int, search_steps: int,

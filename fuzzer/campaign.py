@@ -8,10 +8,17 @@ round ignores the signatures already found and searches on with a seed
 derived from the campaign's, and no round runs more than ``ROUND_EXAMPLES``
 test cases, because Hypothesis's runner caches every test case it ran.
 
-Whichever search finds it, each new signature is 1-minimized with the
-executor and written to the corpus the moment it is seen; a shorter sequence
+Whichever search finds it, each new signature is written to the corpus the
+moment it is seen, then 1-minimized with the executor; a shorter sequence
 found later replaces the file.  Ctrl-C or the end of the time budget
 therefore loses nothing.
+
+The time budget is a deadline for everything, minimizing included: the
+search stops ``FINISH_SHARE`` of the budget early when something is left to
+minimize, and every pass asks the clock (``expired``) as it runs.  A finding
+still not minimized at the deadline (or at Ctrl-C, which ends the campaign
+the same way) stays as it was found, and says so (``Finding.minimized``,
+``"minimized": false`` in its corpus file).
 """
 
 from __future__ import annotations
@@ -27,11 +34,11 @@ import attrs
 from hypothesis.database import ExampleDatabase
 
 from fuzzer import __version__, corpus
-from fuzzer.errors import PtfuzzError, UsageError
+from fuzzer.errors import OutputError, PtfuzzError, UsageError
 from fuzzer.explore import Explorer, shorter_path
 from fuzzer.host import Registry
 from fuzzer.machine import Session
-from fuzzer.minimize import one_minimal, reproduces, simplify
+from fuzzer.minimize import CHECK_EVERY, one_minimal, reproduces, simplify
 from fuzzer.spec import DeviceVariant, Policy, Violation
 from fuzzer.world import Step
 
@@ -53,6 +60,12 @@ REFINE_SHARE = 0.2
 #: Seconds of searching before the native search minimizes anything: most bugs a
 #: campaign will find show up in the first second, and are reported together.
 REFINE_AFTER = 1.0
+#: Longest sequence ``--steps`` may ask for.  A sequence is held in memory (about 500
+#: bytes a step) and minimizing is quadratic in its length: at 100 000 steps one
+#: candidate takes seconds; bugs need tens.
+MAX_STEPS = 100_000
+#: Share of the time budget kept for minimizing after the search, when anything is left to minimize.
+FINISH_SHARE = 0.15
 
 
 class ShrinkBudget(KeyboardInterrupt):
@@ -78,6 +91,8 @@ class Finding:
     sequences: int = 0
     #: search steps run when the violation was first seen (minimizing not counted)
     search_steps: int = 0
+    #: False while the steps are as found (or cut short by the deadline): not yet 1-minimal
+    minimized: bool = True
 
     @property
     def signature(self) -> str:
@@ -85,9 +100,32 @@ class Finding:
 
     def describe(self) -> str:
         """The one-line announcement of a new finding (terminal, CI log, workers)."""
-        where = f" -> {self.path}" if self.path else ""
-        return (f"FOUND [{self.violation.severity}] {self.signature} ({len(self.steps)} steps, "
-                f"after {self.found_at:.1f}s, sequence {self.sequences}){where}")
+        return " ".join(self.describe_parts())
+
+    def describe_parts(self) -> tuple[str, ...]:
+        """The announcement in parts a narrow terminal prints on lines of their own: what, how, where."""
+        raw = "" if self.minimized else ", not minimized"
+        return (f"FOUND [{self.violation.severity}] {self.signature}",
+                f"({len(self.steps)} steps{raw}, after {self.found_at:.1f}s, sequence {self.sequences})",
+                *((f"-> {self.path}",) if self.path else ()))
+
+
+@attrs.frozen
+class Progress:
+    """Where a running campaign is, for a progress line (picklable: workers send it to the parent)."""
+
+    sequences: int
+    steps: int
+    behaviours: int
+    findings: int
+    elapsed: float
+
+    @classmethod
+    def total(cls, parts: list[Progress], elapsed: float) -> Progress:
+        """Several workers' progress as one (behaviours: the most any one saw; they are not disjoint)."""
+        return cls(sum(p.sequences for p in parts), sum(p.steps for p in parts),
+                   max((p.behaviours for p in parts), default=0), max((p.findings for p in parts), default=0),
+                   elapsed)
 
 
 @attrs.define
@@ -164,6 +202,8 @@ class Campaign(Session):
     ) -> None:
         if search not in SEARCHES:
             raise UsageError(f"unknown search {search!r}; choose one of {', '.join(SEARCHES)}")
+        if step_count is not None and not 1 <= step_count <= MAX_STEPS:
+            raise UsageError(f"steps per sequence: {step_count} is not between 1 and {MAX_STEPS}")
         if max_examples is None and time_budget is None:
             max_examples = DEFAULT_EXAMPLES[search]
         self.search = search
@@ -200,16 +240,42 @@ class Campaign(Session):
         self._shrinking = False
         self._shrink_runs = 0
         self.started = 0.0
+        #: when everything ends, minimizing included (monotonic clock)
         self.deadline: float | None = None
+        #: when the search ends if anything is left to minimize (``FINISH_SHARE``)
+        self.search_deadline: float | None = None
         self._rounds = 0
-        #: set from a signal handler; honoured between sequences, where stopping is clean
+        #: set from a signal handler (Ctrl-C, SIGTERM): ends the campaign as the deadline would
         self.stop_requested = False
+        self._ticks = 0
+        #: a corpus file could not be written: raised once the search has stopped
+        self._broken: OutputError | None = None
         self._last_progress = 0.0  # set to the start time in run()
 
     # ------------------------------------------------------------------ Session protocol
 
+    def expired(self) -> bool:
+        """True once the deadline has passed or a stop was requested: every long loop asks."""
+        return self.stop_requested or (self.deadline is not None and time.monotonic() >= self.deadline)
+
+    def _search_over(self, now: float) -> bool:
+        """The search ends at the deadline, or earlier if findings wait to be minimized."""
+        if self.deadline is not None and now >= self.deadline:
+            return True
+        return (self.search_deadline is not None and now >= self.search_deadline
+                and (bool(self._raw) or any(not f.polished for f in self.findings.values())))
+
+    def tick(self) -> None:
+        """Called by the Hypothesis machine after each step: a long sequence ends at the deadline too."""
+        self._ticks += 1
+        if self._ticks % CHECK_EVERY == 0:
+            if self.stop_requested or self._broken is not None:
+                raise KeyboardInterrupt
+            if self._search_over(time.monotonic()):
+                raise OutOfBudget
+
     def begin(self) -> None:
-        if self.stop_requested:
+        if self.stop_requested or self._broken is not None:
             raise KeyboardInterrupt
         self.runs += 1
         if self._shrinking:
@@ -221,7 +287,7 @@ class Campaign(Session):
             # after the first failure of a round: the rest is shrinking.
             self.sequences += 1
         now = time.monotonic()
-        if self.deadline is not None and now >= self.deadline:
+        if self._search_over(now):
             raise OutOfBudget
         if self.on_progress is not None and now - self._last_progress >= 1.0:
             self._last_progress = now
@@ -246,9 +312,10 @@ class Campaign(Session):
             known = self.findings.get(sig)
             finding = Finding(v, prefix, found_at=known.found_at if known else hit_at,
                               sequences=known.sequences if known else self.sequences,
-                              search_steps=known.search_steps if known else self.executor.total_steps)
-            if raw is None and known is None and self.corpus_dir is not None:
-                finding.path = self._save(finding)
+                              search_steps=known.search_steps if known else self.executor.total_steps,
+                              minimized=False)
+            if known is None and self.corpus_dir is not None:  # a shorter raw prefix replaces the file:
+                finding.path = self._save(finding)  # the deadline may come before it is minimized
             self._raw[sig] = finding
 
     def _record(self, prefix: list[Step], sig: str, found_at: float, sequences: int, search_steps: int,
@@ -257,8 +324,9 @@ class Campaign(Session):
         known = self.findings.get(sig)
         if known is not None and self._simplicity(prefix) >= self._simplicity(known.steps):
             return
-        minimal = one_minimal(self._checker, prefix, sig)
-        if refine:
+        minimal = one_minimal(self._checker, prefix, sig, self.expired)
+        cut_short = self.expired()  # then ``minimal`` fails, but may not be 1-minimal
+        if refine and not cut_short:
             minimal = self._refine(minimal, sig)
         if known is not None and self._simplicity(minimal) >= self._simplicity(known.steps):
             return
@@ -268,7 +336,8 @@ class Campaign(Session):
             found_at=known.found_at if known else found_at,
             sequences=known.sequences if known else sequences,
             search_steps=known.search_steps if known else search_steps,
-            polished=refine,
+            polished=refine and not cut_short,
+            minimized=not cut_short,
         )
         if self.corpus_dir is not None:
             finding.path = self._save(finding)
@@ -280,15 +349,21 @@ class Campaign(Session):
         """Plainer callers and arguments, 1-minimal again, then a search for a shorter path.
 
         Deterministic (seeded by the campaign and the length), so the same
-        campaign writes the same files."""
+        campaign writes the same files.  ``steps`` are 1-minimal, and so is
+        what this returns: a pass the deadline cut short is thrown away."""
         for _ in range(4):  # plainer arguments can make a step removable, and the reverse
-            nxt = one_minimal(self._checker, simplify(self._checker, steps, sig), sig)
+            nxt = one_minimal(self._checker, simplify(self._checker, steps, sig, self.expired), sig, self.expired)
+            if self.expired():
+                return steps
             if nxt == steps:
                 break
             steps = nxt
-        shorter = shorter_path(self._checker, steps, sig, seed=derive_seed(self.seed, len(steps)))
+        shorter = shorter_path(self._checker, steps, sig, seed=derive_seed(self.seed, len(steps)),
+                               expired=self.expired)
         if shorter is not None:
-            steps = self._refine(one_minimal(self._checker, shorter, sig), sig)
+            candidate = one_minimal(self._checker, shorter, sig, self.expired)
+            if not self.expired():
+                steps = self._refine(candidate, sig)
         return steps
 
     def _drain(self, budget: float | None = None) -> None:
@@ -299,7 +374,7 @@ class Campaign(Session):
         interruption here loses nothing but polish.
         """
         start = time.monotonic()
-        while self._raw:
+        while self._raw and not self.expired():
             sig = min(self._raw, key=lambda s: (self._raw[s].found_at, s))
             raw = self._raw.pop(sig)
             self._record(raw.steps, sig, raw.found_at, raw.sequences, raw.search_steps, refine=budget is None)
@@ -314,15 +389,30 @@ class Campaign(Session):
         Hypothesis calls for every failing candidate while it shrinks.
         """
         for sig, f in sorted(self.findings.items()):
-            if f.polished:
+            if f.polished or not f.minimized:
                 continue
+            if self.expired():
+                return
             steps = self._refine(f.steps, sig)
-            f.polished = True
+            # cut short by the deadline, ``steps`` are 1-minimal but perhaps not the plainest
+            f.polished = not self.expired()
             if steps != f.steps:  # refining only ever moves toward plainer or shorter
                 f.steps = steps
                 f.violation = self._final_violation(steps, sig)
                 if self.corpus_dir is not None:
-                    f.path = corpus.save(self.corpus_dir, self.entry(f), self._checker.payload_of)
+                    f.path = self._write(self.entry(f))
+
+    def _write(self, entry: corpus.Entry) -> Path:
+        """Save ``entry`` in the corpus; a full disk or a lost directory is one line naming the file."""
+        assert self.corpus_dir is not None
+        try:
+            saved = corpus.save(self.corpus_dir, entry, self._checker.payload_of)
+        except OSError as exc:
+            where = exc.filename or self.corpus_dir / corpus.file_name(entry)
+            self._broken = OutputError(f"--corpus: cannot write {str(where)!r}: {exc.strerror or exc}")
+            raise self._broken from None
+        self._written.add(saved)
+        return saved
 
     def _save(self, finding: Finding) -> Path:
         """Write the finding, unless the corpus already holds an equally simple reproducer.
@@ -351,11 +441,10 @@ class Campaign(Session):
             ):
                 finding.steps = list(old.steps)
                 finding.violation = self._final_violation(finding.steps, finding.signature)
-                finding.polished = True
+                finding.polished = old.minimized
+                finding.minimized = old.minimized
                 return path
-        saved = corpus.save(self.corpus_dir, entry, self._checker.payload_of)
-        self._written.add(saved)
-        return saved
+        return self._write(entry)
 
     def _simplicity(self, steps: list[Step]) -> tuple[int, int]:
         return simplicity(steps, self._scopes, self._checker.params_of)
@@ -379,6 +468,7 @@ class Campaign(Session):
             plugins=self.registry.plugin_versions(self.subsystem),
             ptfuzz=__version__,
             seed=self.seed,
+            minimized=finding.minimized,
         )
 
     # ------------------------------------------------------------------ running
@@ -386,6 +476,8 @@ class Campaign(Session):
     def run(self) -> Result:
         self.started = self._last_progress = time.monotonic()
         self.deadline = self.started + self.time_budget if self.time_budget is not None else None
+        self.search_deadline = (self.deadline - FINISH_SHARE * self.time_budget
+                                if self.deadline is not None and self.time_budget is not None else None)
         self._rounds = 0
         interrupted = False
         try:
@@ -395,12 +487,14 @@ class Campaign(Session):
                 self._hypothesis_rounds()
         except KeyboardInterrupt:
             interrupted = True
+        if self._broken is not None:
+            raise self._broken
         try:
             self._drain()
             self.polish()
         except KeyboardInterrupt:  # a second Ctrl-C: every finding is on disk already
             interrupted = True
-        return self.result(interrupted)
+        return self.result(interrupted or self.stop_requested)
 
     def _done(self) -> bool:
         if self.max_examples is not None and self.sequences >= self.max_examples:
@@ -428,11 +522,14 @@ class Campaign(Session):
                 self.begin()
             except OutOfBudget:
                 return
-            explorer.sequence(self.found, ignored)
+            explorer.sequence(self.found, ignored, self._sequence_over)
             if raw:
                 searching = time.monotonic() - self.started - self._refine_spent
                 if searching >= REFINE_AFTER and self._refine_spent < REFINE_SHARE * searching:
                     self._drain(budget=0.05)
+
+    def _sequence_over(self) -> bool:
+        return self.stop_requested or self._search_over(time.monotonic())
 
     def _hypothesis_rounds(self) -> None:
         while not self._done():
@@ -457,6 +554,10 @@ class Campaign(Session):
             time.monotonic() - self.started, self.seed, self._rounds, self.runs, interrupted, accepted,
             self.behaviours, self.search,
         )
+
+    def progress(self) -> Progress:
+        return Progress(self.sequences, self.executor.total_steps, self.behaviours, len(self.signatures),
+                        time.monotonic() - self.started)
 
     @property
     def signatures(self) -> set[str]:

@@ -1,9 +1,14 @@
 """The ``ptfuzz`` command line.
 
 Exit codes: 0 nothing found (or a replay that no longer fails), 1 findings (or
-a replay that still fails), 2 usage, corpus or plugin errors, reported as one
-line naming the culprit, 3 an internal error (a bug in ptfuzz itself), also one
-line; ``PTFUZZ_TRACEBACK=1`` prints the traceback too.
+a replay that still fails), 2 usage, corpus, plugin, worker or I/O errors
+(a file that cannot be written), reported as one line naming the culprit, 3
+an internal error (a bug in ptfuzz itself), also one line;
+``PTFUZZ_TRACEBACK=1`` prints the traceback too.  A campaign stopped by
+Ctrl-C or SIGTERM exits as it would have at its deadline (0 or 1, with the
+summary, ``--json`` and ``--junit`` written); 130 only when a second signal
+stops it before any result exists.  A closed stdout (``| head -1``) ends
+the output quietly, not the work: the exit code is still the verdict.
 
 Everything printed from a corpus file goes through ``_say`` (no rich markup,
 control characters escaped by ``fuzzer.safetext``); every file written goes
@@ -12,6 +17,8 @@ through ``fuzzer.files.write_output``.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
 import os
@@ -20,8 +27,9 @@ import signal
 import sys
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import IO, Any, NoReturn, cast
 
 import click
 from rich.console import Console
@@ -29,7 +37,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from fuzzer import __version__, corpus, files, host, safetext
-from fuzzer.campaign import DEFAULT_EXAMPLES, SEARCHES, Campaign, Finding, Result
+from fuzzer.campaign import DEFAULT_EXAMPLES, MAX_STEPS, SEARCHES, Campaign, Finding, Progress, Result
 from fuzzer.errors import CorpusError, PtfuzzError, UsageError
 from fuzzer.hypothesis_search import open_database
 from fuzzer.invariants import GENERIC
@@ -37,15 +45,100 @@ from fuzzer.live.cli import live
 from fuzzer.replay import executor_for, trace
 from fuzzer.replay import replay as do_replay
 from fuzzer.spec import Policy
-from fuzzer.workers import WorkerSpec, run_workers
+from fuzzer.workers import Pool, WorkerSpec, check_workers
 
 EXIT_CLEAN, EXIT_FOUND, EXIT_ERROR, EXIT_INTERNAL = 0, 1, 2, 3
-MAX_WORKERS = 256
+#: Seconds between plain progress lines when stdout is not a terminal (CI logs).
+PROGRESS_EVERY = 10.0
+
+
+class _Stdout(io.TextIOBase):
+    """stdout that a closed pipe silences instead of failing: ``ptfuzz replay -q DIR | head -1``.
+
+    The first ``BrokenPipeError`` points file descriptor 1 at ``/dev/null``
+    (so that the interpreter's last flush is quiet too) and every later write
+    goes nowhere; the command runs on, and its exit code stays the verdict.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self.broken = False
+
+    def write(self, text: str) -> int:
+        if not self.broken:
+            try:
+                self._stream.write(text)
+                self._stream.flush()  # one line at a time: a piped campaign's progress is read live
+            except BrokenPipeError:
+                self._silence()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.broken:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._silence()
+
+    def _silence(self) -> None:
+        self.broken = True
+        silence_stdout()
+
+    def isatty(self) -> bool:
+        return bool(self._stream.isatty())
+
+    def fileno(self) -> int:
+        return int(self._stream.fileno())
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return str(getattr(self._stream, "encoding", "utf-8"))
+
+    def writable(self) -> bool:
+        return True
+
+
+def silence_stdout() -> None:
+    """Point stdout (the descriptor) at /dev/null: its reader has gone."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def _console() -> Console:
-    # Wide when not a terminal so CI logs keep whole signatures and paths.
-    return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+    """The console for everything ptfuzz prints.
+
+    On a terminal, rich wraps at its width, so a narrow window (60 columns)
+    folds long lines itself and the live status line is redrawn in place;
+    elsewhere lines stay whole and wide, so CI logs keep signatures and paths.
+    """
+    tty = sys.stdout.isatty()
+    out = cast(IO[str], _Stdout(sys.stdout))
+    return Console(file=out, highlight=False, soft_wrap=not tty, width=None if tty else 200)
+
+
+def _fit(con: Console, *parts: str, indent: str = "    ") -> None:
+    """Print ``parts`` on one line if it fits the console, else wrapped between parts, indented.
+
+    The signature leads: at 60 columns a FOUND line is the signature, then
+    its details and its path indented below, not one line broken at any
+    space; a part wider than the console (a long path) is folded.
+    """
+    parts = tuple(p for p in parts if p)
+    if con.soft_wrap:  # not a terminal: whole lines
+        _say(con, " ".join(parts))
+        return
+    line = parts[0]
+    for part in parts[1:]:
+        if len(line) + 1 + len(part) <= con.width:
+            line += " " + part
+        else:
+            _say(con, line, fold=True)
+            line = indent + part
+    _say(con, line, fold=True)
 
 
 class _FiniteSeconds(click.FloatRange):
@@ -84,9 +177,15 @@ def _check_db(db: str | None) -> None:
                          f"{exc.strerror or exc}") from None
 
 
-def _say(con: Console, text: str) -> None:
-    """Print one line that may contain corpus text: never markup, never a raw control character."""
-    con.print(safetext.line(text), markup=False, highlight=False)
+def _say(con: Console, text: str, fold: bool = False) -> None:
+    """Print one line that may contain corpus text: never markup, never a raw control character.
+
+    ``fold``: cut at the console's width wherever it falls, not at spaces.
+    """
+    text = safetext.line(text)
+    width = max(con.width, 20)
+    for chunk in [text[i:i + width] for i in range(0, len(text), width)] if fold and text else [text]:
+        con.print(chunk, markup=False, highlight=False, no_wrap=fold or None)
 
 
 def _registry(ctx: click.Context) -> host.Registry:
@@ -147,7 +246,15 @@ def _read_from(policies: list[Policy]) -> str:
 
 def _print_finding(con: Console, f: Finding, first: bool) -> None:
     if first:
-        _say(con, f.describe())
+        _fit(con, *f.describe_parts())
+
+
+def _progress_text(p: Progress, time_budget: float | None, max_examples: int | None) -> str:
+    """One progress line, with the budget it counts towards (``12s / 20s``, ``800 / 2000 sequences``)."""
+    sequences = f"{p.sequences} / {max_examples} sequences" if max_examples else f"{p.sequences} sequences"
+    clock = f"{p.elapsed:.0f}s / {time_budget:g}s" if time_budget else f"{p.elapsed:.0f}s"
+    return (f"{sequences}, {p.steps} steps, " + (f"{p.behaviours} behaviours, " if p.behaviours else "")
+            + f"{p.findings} findings, {clock}")
 
 
 @cli.command()
@@ -159,13 +266,14 @@ def _print_finding(con: Console, f: Finding, first: bool) -> None:
 @click.option("--seed", type=int, help="Seed; printed when chosen at random.")
 @click.option("--time", "time_budget", type=FINITE_SECONDS, help="Time budget in seconds.")
 @click.option("--max-examples", type=click.IntRange(min=1), help="Number of sequences to try.")
-@click.option("--steps", "step_count", type=click.IntRange(min=1), default=None,
-              help="Maximum steps per sequence  [default: the subsystem's, 20 for cxl]")
+@click.option("--steps", "step_count", type=click.IntRange(min=1, max=MAX_STEPS), default=None,
+              help=f"Maximum steps per sequence, at most {MAX_STEPS}  [default: the subsystem's, 20 for cxl]")
 @click.option("--corpus", "corpus_dir", default="corpora", show_default=True,
               help="Where findings are written (DIR/SUBSYSTEM/*.json).")
 @click.option("--db", "db", help="Hypothesis example database: a directory or redis://host:port/n.")
-@click.option("--workers", type=click.IntRange(min=1, max=MAX_WORKERS), default=1, show_default=True,
-              help="Parallel campaign processes (seeds derived from --seed; --max-examples is split).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Parallel campaign processes (seeds derived from --seed; --max-examples is split); "
+                   "at most one per CPU (2 on a single CPU), as memory allows.")
 @click.option("--search", type=click.Choice(SEARCHES), default="native", show_default=True,
               help="native: steps drawn at executor speed, grown from what reached new behaviour; "
                    "hypothesis: the subsystem's Hypothesis state machine.")
@@ -184,8 +292,11 @@ def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name
     sub = reg.subsystem(subsystem)
     step_count = step_count or sub.steps
     for option, target in (("--json", json_out), ("--junit", junit_out)):
-        if target:  # a typo must not cost the campaign's hour
+        if target is not None:  # a typo must not cost the campaign's hour
             files.check_writable(target, option)
+    if not corpus_dir:
+        raise UsageError("--corpus '': an empty path names no directory")
+    check_workers(workers)
     _check_db(db)
     policy = reg.policy(subsystem, policy_name, without)
     device = reg.device(subsystem, device_name)
@@ -193,6 +304,8 @@ def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name
         Path(corpus_dir, subsystem).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"--corpus {corpus_dir!r}: cannot create {subsystem!r} in it: {exc.strerror or exc}") from None
+    if not os.access(Path(corpus_dir, subsystem), os.W_OK | os.X_OK):
+        raise UsageError(f"--corpus {corpus_dir!r}: cannot write in {str(Path(corpus_dir, subsystem))!r}")
     if seed is None:
         seed = random.SystemRandom().randrange(2**31)
     con = _console()
@@ -203,40 +316,47 @@ def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name
 
     status = None if ci else con.status("starting", spinner="dots")
     last_line = [0.0]
+    count = max_examples if time_budget is None else None
+    count = count or (None if time_budget else DEFAULT_EXAMPLES[search])
 
-    def progress(c: Campaign) -> None:
-        elapsed = time.monotonic() - c.started
-        text = (f"{c.sequences} sequences, {c.executor.total_steps} steps, "
-                + (f"{c.behaviours} behaviours, " if c.behaviours else "")
-                + f"{len(c.signatures)} findings, {elapsed:.0f}s")
+    def progress(p: Progress) -> None:
+        text = _progress_text(p, time_budget, count)
         if status is not None:
             status.update(text)  # one line, redrawn in place
-        elif elapsed - last_line[0] >= 10:  # CI logs: a plain line every 10 s
-            last_line[0] = elapsed
+        elif p.elapsed - last_line[0] >= PROGRESS_EVERY:  # CI logs and pipes: a plain line now and then
+            last_line[0] = p.elapsed
             con.print(f"  ... {text}", highlight=False)
 
     if workers > 1:
         share = None if max_examples is None else -(-max_examples // workers)
+        deadline = time.monotonic() + time_budget if time_budget is not None else None
         specs = [
             WorkerSpec(tuple(ctx.find_root().obj.get("plugins", ())), subsystem, policy.name, policy.removed,
                        device.name, seed, i, share, time_budget, step_count, corpus_dir, accept_tainted, db,
-                       search)
+                       search, deadline)
             for i in range(workers)
         ]
-        result = run_workers(specs)
+        pool = Pool(specs, on_found=lambda line: _fit(con, *line), on_progress=progress)
+        runner: Any = pool.run
+        stop: Any = pool.request_stop
     else:
         campaign = Campaign(
             reg, subsystem, policy, device, seed=seed, max_examples=max_examples, time_budget=time_budget,
             step_count=step_count, corpus_dir=corpus_dir, accept_tainted=accept_tainted,
             database=open_database(db), search=search,
             on_finding=lambda f, first: _print_finding(con, f, first),
-            on_progress=progress,
+            on_progress=lambda c: progress(c.progress()),
         )
-        if status is not None:
-            with status:
-                result = _run_interruptible(campaign)
-        else:
-            result = _run_interruptible(campaign)
+        runner = campaign.run
+
+        def stop() -> None:
+            campaign.stop_requested = True
+
+    if status is not None:
+        with status:
+            result = _run_interruptible(runner, stop)
+    else:
+        result = _run_interruptible(runner, stop)
     _summary(con, result, policy.label, device.name)
     if json_out:
         _write_json(json_out, result, subsystem, policy.label, device.name)
@@ -247,20 +367,30 @@ def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name
     ctx.exit(EXIT_FOUND if result.failing() else EXIT_CLEAN)
 
 
-def _run_interruptible(campaign: Campaign) -> Result:
-    """First Ctrl-C: stop after the current sequence (clean); second: stop now."""
+def _run_interruptible(run: Callable[[], Result], stop: Callable[[], None]) -> Result:
+    """First Ctrl-C or SIGTERM: ``stop()``, which ends the campaign as its deadline would (within a
+    fraction of a second: findings not yet minimized are kept as found); second: stop now.
 
-    def on_sigint(signum: int, frame: Any) -> None:
-        if campaign.stop_requested:
+    SIGTERM is what ``timeout`` and a CI cancellation send: it must keep the
+    summary, ``--json`` and ``--junit`` as Ctrl-C does.
+    """
+    stopping = [False]
+
+    def on_signal(signum: int, frame: Any) -> None:
+        if stopping[0]:
             raise KeyboardInterrupt
-        campaign.stop_requested = True
-        sys.stderr.write("ptfuzz: stopping after this sequence (Ctrl-C again to stop now)\n")
+        stopping[0] = True
+        stop()
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        with contextlib.suppress(OSError):
+            sys.stderr.write(f"ptfuzz: {name}: stopping (again to stop now)\n")
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return campaign.run()
+        return run()
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _summary(con: Console, r: Result, policy: str, device: str) -> None:
@@ -279,11 +409,19 @@ def _summary(con: Console, r: Result, policy: str, device: str) -> None:
         if f.violation.severity == "trusted":
             continue
         sev = f.violation.severity + (" (accepted)" if sig in r.accepted else "")
-        _say(con, f"  {sev:<8} {sig}  [{len(f.steps)} steps]  {f.path or ''}")
+        _fit(con, f"  {sev:<8} {sig}", _steps(f), str(f.path or ""), indent="      ")
     if trusted:
         con.print(f"{len(trusted)} by design (callers the policy trusts; they do not fail the run):")
         for sig, f in trusted:
-            _say(con, f"  trusted  {sig}  [{len(f.steps)} steps]  {f.path or ''}")
+            _fit(con, f"  trusted  {sig}", _steps(f), str(f.path or ""), indent="      ")
+    raw = sum(not f.minimized for f in r.findings.values())
+    if raw:
+        con.print(f"{raw} not minimized: the {'stop' if r.interrupted else 'time budget'} came first; "
+                  f"their files hold the steps as found")
+
+
+def _steps(f: Finding) -> str:
+    return f"[{len(f.steps)} steps{'' if f.minimized else ', not minimized'}]"
 
 
 def _write_json(path: str, r: Result, subsystem: str, policy: str, device: str) -> None:
@@ -294,7 +432,7 @@ def _write_json(path: str, r: Result, subsystem: str, policy: str, device: str) 
         "interrupted": r.interrupted,
         "findings": [
             {"signature": s, "severity": f.violation.severity, "accepted": s in r.accepted,
-             "steps": len(f.steps), "file": str(f.path) if f.path else None,
+             "steps": len(f.steps), "minimized": f.minimized, "file": str(f.path) if f.path else None,
              "message": f.violation.message, "found_after_s": round(f.found_at, 3)}
             for s, f in sorted(r.findings.items())
         ],
@@ -310,6 +448,8 @@ def junit_xml(r: Result, subsystem: str, policy: str, device: str) -> str:
     for sig, f in sorted(r.findings.items()):
         case = ET.SubElement(suite, "testcase", classname=f"ptfuzz.{subsystem}.{policy}.{device}", name=sig)
         body = "\n".join(s.describe() for s in f.steps) + (f"\ncorpus: {f.path}" if f.path else "")
+        if not f.minimized:
+            body = f"not minimized (the campaign ended first): {len(f.steps)} steps as found\n{body}"
         if f.violation.severity == "trusted":
             ET.SubElement(case, "skipped", message=f"trusted caller, by design: {f.violation.message}")
             skipped += 1
@@ -433,6 +573,9 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("ptfuzz: interrupted", err=True)
         sys.exit(130)
+    except BrokenPipeError:  # stdout written directly (export) and its reader gone: nothing to say
+        silence_stdout()
+        sys.exit(EXIT_CLEAN)
     except click.ClickException as exc:
         _error(exc.format_message())
     except SystemExit as exc:  # ptfuzz's own commands exit through ctx.exit, never sys.exit

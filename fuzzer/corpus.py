@@ -46,6 +46,9 @@ class Entry:
     seed: int | None = None
     path: str = ""
     format: str = FORMAT
+    #: False for a finding saved as found because the time budget (or Ctrl-C) ended the
+    #: campaign before it was minimized; written only then, so minimized files do not change
+    minimized: bool = True
 
     @property
     def signature(self) -> str:
@@ -94,6 +97,10 @@ def to_json(entry: Entry, payload_of: Callable[[Step], bytes | None] | None = No
         "ptfuzz": entry.ptfuzz,
         "seed": entry.seed,
         "violation": dict(entry.violation),
+    })
+    if not entry.minimized:
+        doc["minimized"] = False
+    doc.update({
         "steps": [step_to_json(s, payload_of(s) if payload_of else None) for s in entry.steps],
     })
     return doc
@@ -170,7 +177,8 @@ def expand(paths: Iterable[str]) -> list[str]:
 # ----------------------------------------------------------------------------- loading
 
 
-TOP_KEYS = ("format", "subsystem", "device", "policy", "without", "plugins", "ptfuzz", "seed", "violation", "steps")
+TOP_KEYS = ("format", "subsystem", "device", "policy", "without", "plugins", "ptfuzz", "seed", "violation",
+            "minimized", "steps")
 VIOLATION_KEYS = {"invariant": str, "step": int, "field": str, "severity": str, "message": str, "signature": str}
 STEP_KEYS = {"kernel": ("actor", "action", "args"), "user": ("actor", "channel", "op", "caller", "args", "bytes")}
 CALLER_KEYS = ("caps", "scope", "lockdown", "switches")
@@ -334,6 +342,9 @@ def load(path: str | os.PathLike[str]) -> Entry:
     ptfuzz = doc.get("ptfuzz", "")
     if not isinstance(ptfuzz, str):
         raise CorpusError(f"{where}: 'ptfuzz' must be a version string")
+    minimized = doc.get("minimized", True)
+    if not isinstance(minimized, bool):
+        raise CorpusError(f"{where}: 'minimized' must be true or false")
     return Entry(
         subsystem=_need(doc, "subsystem", str, where),
         device=_need(doc, "device", str, where),
@@ -346,4 +357,5 @@ def load(path: str | os.PathLike[str]) -> Entry:
         seed=seed,
         path=str(path),
         format=str(fmt),
+        minimized=minimized,
     )

@@ -21,6 +21,10 @@ class UsageError(PtfuzzError):
     """An unknown subsystem, policy, device or option value."""
 
 
+class OutputError(PtfuzzError):
+    """A file ptfuzz must write could not be (a full disk, an unwritable directory): names the path."""
+
+
 class ModelError(PtfuzzError):
     """A device or kernel model raised: a bug in the plugin, not a finding."""
 

@@ -38,6 +38,7 @@ import attrs
 
 from fuzzer.errors import ModelError
 from fuzzer.executor import Executor, StepResult
+from fuzzer.minimize import CHECK_EVERY
 from fuzzer.spec import Caller, CallerSpace, Channel, Param, Violation
 from fuzzer.world import Step
 
@@ -167,14 +168,20 @@ class Explorer:
             ([[] for _ in m.params], []) for m in self.moves]
 
     def sequence(self, report: Callable[[list[Step], list[Violation]], None],
-                 ignored: Callable[[Violation], bool]) -> None:
-        """Run one sequence; ``report(prefix, violations)`` for violations not ``ignored``."""
+                 ignored: Callable[[Violation], bool], expired: Callable[[], bool] | None = None) -> None:
+        """Run one sequence; ``report(prefix, violations)`` for violations not ``ignored``.
+
+        ``expired`` is asked every ``CHECK_EVERY`` steps and ends the sequence
+        early: with ``--steps 100000`` one sequence takes seconds.
+        """
         ex = self.executor
         ex.reset()
         self.live = {}
         steps: list[Step] = []
         behaviours = self.behaviours
         for i in range(self.steps):
+            if expired is not None and i % CHECK_EVERY == CHECK_EVERY - 1 and expired():
+                return
             move = self.moves[self.openers[i]] if i < len(self.openers) else self.pick()
             step = self.draw(move)
             result = ex.apply(step)
@@ -260,7 +267,8 @@ class Explorer:
 SHORTEN_TRIES = 1024
 
 
-def shorter_path(executor: Executor, steps: Sequence[Step], signature: str, *, seed: int) -> list[Step] | None:
+def shorter_path(executor: Executor, steps: Sequence[Step], signature: str, *, seed: int,
+                 expired: Callable[[], bool] | None = None) -> list[Step] | None:
     """A sequence shorter than ``steps`` that also ends in ``signature``, or None.
 
     Minimizing removes steps one at a time; it cannot see a shorter path
@@ -269,6 +277,7 @@ def shorter_path(executor: Executor, steps: Sequence[Step], signature: str, *, s
     ordered subset of the finding's steps, each kept step's arguments
     redrawn with probability one half (handles always re-chosen among the
     live ones).  Bounded and seeded: ``SHORTEN_TRIES`` sequences per length.
+    Gives up (None) when ``expired`` says the budget is spent.
     """
     if len(steps) <= 1:
         return None
@@ -281,6 +290,8 @@ def shorter_path(executor: Executor, steps: Sequence[Step], signature: str, *, s
     last = len(steps) - 1
     for length in range(1, len(steps)):
         for _ in range(SHORTEN_TRIES):
+            if expired is not None and expired():
+                return None
             # the violating step stays last; the others are a random ordered subset
             keep = [*sorted(rng.sample(range(last), length - 1)), last]
             executor.reset()

@@ -109,6 +109,8 @@ def clean_stale(directory: str | os.PathLike[str], now: float | None = None) -> 
 
 def check_writable(path: str, option: str) -> None:
     """Fail before the work, not after: ``path``'s directory must exist and be writable."""
+    if not path:
+        raise UsageError(f"{option} '': an empty path names no file")
     target = Path(path)
     try:
         mode = os.stat(target).st_mode

@@ -57,6 +57,9 @@ class Session:
 
     def found(self, steps: list[Step], violations: list[Violation]) -> None: ...
 
+    def tick(self) -> None:
+        """After every step: a campaign may end a long sequence here (its deadline, Ctrl-C)."""
+
     def ignored(self, violation: Violation) -> bool:
         return violation.signature in self.ignore
 
@@ -142,6 +145,7 @@ def build_machine(session: Session) -> type[RuleBasedStateMachine]:
                 steps = list(self.steps)
                 session.found(steps, new)
                 raise exception_for(min(new, key=lambda v: v.signature), steps)
+        session.tick()
         if not produces:
             return None
         handles = result.published

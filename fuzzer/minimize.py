@@ -4,11 +4,16 @@ Hypothesis's shrinker is very good but promises nothing about minimality; this
 pass does: afterwards, removing any one step makes the violation disappear.
 It needs no Hypothesis, so it also rescues findings whose shrink was cut
 short by the time budget or Ctrl-C.
+
+Every pass takes an optional ``expired`` clock, asked every ``CHECK_EVERY``
+steps it runs: the time budget is a deadline for minimizing too.  When it
+expires a pass returns the best sequence it has (one that still fails, not
+yet minimal); the caller asks the clock again to know which it got.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
@@ -17,11 +22,31 @@ from fuzzer.executor import Executor
 from fuzzer.spec import Caller, CallerSpace, Param
 from fuzzer.world import Step
 
+#: Steps run between two looks at the clock: a look costs about as much as a
+#: step, and a candidate of a 100 000-step sequence takes seconds.
+CHECK_EVERY = 256
+#: "Has the budget run out?"  Asked, never told: a campaign's deadline or Ctrl-C.
+Clock = Callable[[], bool]
 
-def first_hit(executor: Executor, steps: Sequence[Step], signature: str) -> int | None:
-    """1-based index of the first step whose violations include ``signature``."""
+
+class Expired(Exception):
+    """The clock ran out in the middle of a run; the passes catch it and return what they have."""
+
+
+def _tick(expired: Clock | None, i: int) -> None:
+    if expired is not None and i % CHECK_EVERY == 0 and expired():
+        raise Expired
+
+
+def first_hit(executor: Executor, steps: Sequence[Step], signature: str,
+              expired: Clock | None = None) -> int | None:
+    """1-based index of the first step whose violations include ``signature``.
+
+    Raises ``Expired`` if ``expired`` says so before the run ends.
+    """
     executor.reset()
-    for step in steps:
+    for i, step in enumerate(steps):
+        _tick(expired, i)
         result = executor.apply(step)
         for v in result.violations:
             if v.signature == signature:
@@ -33,14 +58,19 @@ def reproduces(executor: Executor, steps: Sequence[Step], signature: str) -> boo
     return first_hit(executor, steps, signature) is not None
 
 
-def produced(executor: Executor, steps: Sequence[Step]) -> list[tuple[Any, ...]]:
+def produced(executor: Executor, steps: Sequence[Step], expired: Clock | None = None) -> list[tuple[Any, ...]]:
     """The handles each step published (empty where it published none)."""
     executor.reset()
-    return [executor.apply(s).published for s in steps]
+    out = []
+    for i, s in enumerate(steps):
+        _tick(expired, i)
+        out.append(executor.apply(s).published)
+    return out
 
 
 def first_hit_relinked(
-    executor: Executor, steps: Sequence[Step], made: Sequence[tuple[Any, ...]], drop: int, signature: str
+    executor: Executor, steps: Sequence[Step], made: Sequence[tuple[Any, ...]], drop: int, signature: str,
+    expired: Clock | None = None,
 ) -> tuple[list[Step], int | None]:
     """Run ``steps`` without step ``drop``, relinking handle references as handles get renamed.
 
@@ -58,6 +88,7 @@ def first_hit_relinked(
     out: list[Step] = []
     hit: int | None = None
     for j, step in enumerate(steps):
+        _tick(expired, j)
         if j == drop:
             continue
         args = {k: rename.get(v, v) if isinstance(v, str) else v for k, v in step.args.items()}
@@ -74,25 +105,36 @@ def first_hit_relinked(
     return out, hit
 
 
-def one_minimal(executor: Executor, steps: Sequence[Step], signature: str) -> list[Step]:
-    """The shortest prefix that fails, then drop single steps until none can go."""
-    hit = first_hit(executor, steps, signature)
+def one_minimal(executor: Executor, steps: Sequence[Step], signature: str,
+                expired: Clock | None = None) -> list[Step]:
+    """The shortest prefix that fails, then drop single steps until none can go.
+
+    If ``expired`` runs out first: the shortest failing sequence found so far
+    (``steps`` itself if the first run was cut short, so it must fail).
+    """
+    try:
+        hit = first_hit(executor, steps, signature, expired)
+    except Expired:
+        return list(steps)
     if hit is None:
         raise ValueError(f"sequence does not reproduce {signature}")
     current = list(steps[:hit])
     changed = True
-    while changed:
-        changed = False
-        i = 0
-        made = produced(executor, current)
-        while i < len(current):
-            candidate, hit = first_hit_relinked(executor, current, made, i, signature)
-            if hit is not None:
-                current = candidate[:hit]
-                made = produced(executor, current)
-                changed = True
-            else:
-                i += 1
+    try:
+        while changed:
+            changed = False
+            i = 0
+            made = produced(executor, current, expired)
+            while i < len(current):
+                candidate, hit = first_hit_relinked(executor, current, made, i, signature, expired)
+                if hit is not None:
+                    current = candidate[:hit]
+                    made = produced(executor, current, expired)
+                    changed = True
+                else:
+                    i += 1
+    except Expired:
+        pass
     return current
 
 
@@ -153,13 +195,22 @@ def _simpler_callers(c: Caller, space: CallerSpace, scopes: Sequence[str]) -> li
     return out
 
 
-def simplify(executor: Executor, steps: Sequence[Step], signature: str) -> list[Step]:
+def simplify(executor: Executor, steps: Sequence[Step], signature: str,
+             expired: Clock | None = None) -> list[Step]:
     """Greedily make callers plainer and arguments smaller while the violation stays.
 
     Hypothesis shrinks one failure per round; signatures met on the way are
     only step-minimized, so without this pass their arguments keep whatever
-    the generator drew (a debugfs switch, lockdown, byte 100).
+    the generator drew (a debugfs switch, lockdown, byte 100).  If ``expired``
+    runs out: the plainest sequence found so far.
     """
+    try:
+        return _simplify(executor, steps, signature, expired)
+    except Expired as stop:
+        return stop.args[0] if stop.args else list(steps)
+
+
+def _simplify(executor: Executor, steps: Sequence[Step], signature: str, expired: Clock | None) -> list[Step]:
     current = list(steps)
     channels = {c.name: c for c in executor.subsystem.channels}
     for i in range(len(current)):
@@ -182,7 +233,10 @@ def simplify(executor: Executor, steps: Sequence[Step], signature: str) -> list[
                     candidates.append(attrs.evolve(step, args={**step.args, p.name: v}))
             for cand in candidates:
                 trial = [*current[:i], cand, *current[i + 1:]]
-                hit = first_hit(executor, trial, signature)
+                try:
+                    hit = first_hit(executor, trial, signature, expired)
+                except Expired:
+                    raise Expired(current) from None
                 if hit is not None and hit == len(trial):
                     current = trial
                     improved = True

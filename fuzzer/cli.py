@@ -23,6 +23,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any, NoReturn
 
+import attrs
 import click
 from rich.console import Console
 from rich.markup import escape
@@ -326,6 +327,77 @@ def junit_xml(r: Result, subsystem: str, policy: str, device: str) -> str:
     suite.set("failures", str(failures))
     suite.set("skipped", str(skipped))
     return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
+
+
+@cli.command("campaign")
+@click.argument("file", default="pyproject.toml", type=click.Path())
+@click.option("--baseline", "baselines", multiple=True, metavar="PATH",
+              help="Known findings: a corpus directory or file, or a signature list (adds to the file's).")
+@click.option("--report", "report_dir", metavar="DIR", help="Write index.html and summary.md here.")
+@click.option("--corpus", "corpus_dir", metavar="DIR", help="Where findings are written (overrides the file).")
+@click.option("--time", "time_budget", type=FINITE_SECONDS, help="Total budget in seconds (overrides the file).")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write a JSON summary here.")
+@click.option("--junit", "junit_out", type=click.Path(dir_okay=False),
+              help="Write JUnit XML: new findings fail, known ones are skipped, fixed ones pass.")
+@click.pass_context
+def campaign_cmd(ctx: click.Context, file: str, baselines: tuple[str, ...], report_dir: str | None,
+                 corpus_dir: str | None, time_budget: float | None, json_out: str | None,
+                 junit_out: str | None) -> None:
+    """Run the campaign FILE (TOML, or [tool.ptfuzz] in pyproject.toml) within its one budget.
+
+    Exit 0 when nothing new was found, 1 for new findings, 2 for bad input, 130 when interrupted."""
+    from fuzzer import baseline as baseline_mod
+    from fuzzer import campaignfile, progress, report, results, schedule
+
+    reg = _registry(ctx)
+    plan = campaignfile.load(file, reg)
+    plan = attrs.evolve(plan, budget=time_budget or plan.budget, corpus=corpus_dir or plan.corpus,
+                        report=report_dir or plan.report)
+    for option, target in (("--json", json_out), ("--junit", junit_out)):
+        if target:
+            files.check_writable(target, option)
+    _check_db(plan.db)
+    known = baseline_mod.load(plan.baseline + baselines)
+    try:
+        Path(plan.corpus).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"corpus {plan.corpus!r}: cannot create it: {exc.strerror or exc}") from None
+    con = _console()
+    _say(con, f"ptfuzz {__version__}: campaign {file}: {len(plan.runs)} runs in {plan.budget:g}s, "
+              f"baseline {len(known.known)} known, corpus {plan.corpus}")
+    plugin_files = tuple(ctx.find_root().obj.get("plugins", ()))
+    if sys.stdout.isatty() and not os.environ.get("CI"):
+        budgets = [plan.shares(0.0, 0)] * len(plan.runs)
+        with progress.LiveDisplay(con, len(plan.runs), [r.label for r in plan.runs], budgets) as live_view:
+            outcome = schedule.run_plan(reg, plan, known, live_view, plugin_files=plugin_files)
+    else:
+        outcome = schedule.run_plan(reg, plan, known, progress.PlainDisplay(con, len(plan.runs)),
+                                    plugin_files=plugin_files)
+    new = outcome.new_failing()
+    code = 130 if outcome.interrupted else EXIT_FOUND if new else EXIT_CLEAN
+    totals = {s: 0 for s in ("new", "known", "accepted", "trusted")}
+    for o in outcome.outcomes:
+        for f in (o.result.findings.values() if o.result else ()):
+            totals[results.status_of(outcome, o, f)] += 1
+    con.print(f"{len(outcome.outcomes)} runs in {outcome.elapsed:.1f}s: {totals['new']} new, {totals['known']} known, "
+              f"{outcome.judgement.count(baseline_mod.FIXED)} fixed"
+              + (f", {totals['accepted']} accepted, {totals['trusted']} trusted" if totals['accepted'] + totals['trusted']
+                 else ""))
+    for o, f in new:
+        _say(con, f"  NEW   [{f.violation.severity}] {f.signature}  [{len(f.steps)} steps]  {f.path or ''}  ({o.run.label})")
+    for v in outcome.judgement.verdicts:
+        if v.state not in (baseline_mod.FOUND, baseline_mod.OUT_OF_SCOPE):
+            _say(con, f"  {v.state.upper():<6}{v.known.describe()}: {v.why}")
+    if json_out:
+        files.write_output(json_out, "--json", json.dumps(results.to_json(outcome, code), indent=2) + "\n")
+    if junit_out:
+        files.write_output(junit_out, "--junit", results.junit_xml(outcome))
+    if plan.report:
+        page, _ = report.write(plan.report, outcome, code)
+        _say(con, f"report: {page}")
+    if outcome.interrupted:
+        con.print("interrupted: every finding above is saved, and the outputs are written")
+    ctx.exit(code)
 
 
 @cli.command()

@@ -259,7 +259,8 @@ def parse(table: Mapping[str, Any], source: str, registry: Registry) -> Plan:
 
 def _entry(entry: Mapping[str, Any], number: int, source: str, registry: Registry, *, seeds: list[int],
            workers: int, search: str, steps: int | None, accept: bool) -> list[Run]:
-    where = _Where(source, number)
+    named = entry.get("subsystem")
+    where = _Where(source, number, named if isinstance(named, str) else "")
     _unknown_keys(entry, ENTRY_KEYS, where)
     if "subsystem" not in entry:
         raise where.fail("subsystem", f"missing; one of {', '.join(sorted(registry.subsystems))}")

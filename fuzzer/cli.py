@@ -175,13 +175,16 @@ def _print_finding(con: Console, f: Finding, first: bool) -> None:
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write a JSON summary here.")
 @click.option("--junit", "junit_out", type=click.Path(dir_okay=False),
               help="Write JUnit XML here: one test case per finding.")
+@click.option("--baseline", "baselines", multiple=True, metavar="PATH",
+              help="Known findings (corpus directory or file, or a signature list): only new ones exit 1.")
 @click.pass_context
 def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name: str | None,
         without: tuple[str, ...], seed: int | None, time_budget: float | None, max_examples: int | None,
         step_count: int | None, corpus_dir: str, db: str | None, workers: int, search: str, accept_tainted: bool,
-        json_out: str | None, junit_out: str | None) -> None:
+        json_out: str | None, junit_out: str | None, baselines: tuple[str, ...] = ()) -> None:
     """Run a fuzz campaign on SUBSYSTEM and save minimized findings."""
     reg = _registry(ctx)
+    known = _load_baseline(baselines)
     sub = reg.subsystem(subsystem)
     step_count = step_count or sub.steps
     for option, target in (("--json", json_out), ("--junit", junit_out)):
@@ -239,13 +242,55 @@ def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name
         else:
             result = _run_interruptible(campaign)
     _summary(con, result, policy.label, device.name)
+    judged = _judge_run(con, reg, known, result, subsystem, policy, device.name) if known is not None else None
     if json_out:
         _write_json(json_out, result, subsystem, policy.label, device.name)
+        if judged is not None:
+            _add_baseline_json(json_out, result, judged)
     if junit_out:
         files.write_output(junit_out, "--junit", junit_xml(result, subsystem, policy.label, device.name))
     if result.interrupted:
         con.print("interrupted: every finding above is saved")
+    if judged is not None:
+        from fuzzer.baseline import new_failing
+
+        ctx.exit(EXIT_FOUND if new_failing(result, judged) else EXIT_CLEAN)
     ctx.exit(EXIT_FOUND if result.failing() else EXIT_CLEAN)
+
+
+def _load_baseline(paths: tuple[str, ...]) -> Any:
+    """``--baseline``: read before the campaign, so a bad one costs nothing (exit 2)."""
+    if not paths:
+        return None
+    from fuzzer import baseline
+
+    return baseline.load(paths)
+
+
+def _judge_run(con: Console, reg: host.Registry, known: Any, result: Result, subsystem: str, policy: Policy,
+               device: str) -> Any:
+    """``run --baseline``: after the campaign, each finding new or known, each baseline entry fixed or not."""
+    from fuzzer import baseline
+
+    judged = baseline.judge(reg, known, [(baseline.Scope(subsystem, policy.name, policy.removed, device), result)])
+    new = [s for s in result.findings if judged.of(0, s) == "new"]
+    con.print(f"baseline: {len(new)} new, {len(result.findings) - len(new)} known, "
+              f"{judged.count(baseline.FIXED)} fixed")
+    for sig in new:
+        _say(con, f"  NEW   {sig}")
+    for v in judged.verdicts:
+        if v.state not in (baseline.FOUND, baseline.OUT_OF_SCOPE):
+            _say(con, f"  {v.state.upper():<6}{v.known.describe()}: {v.why}")
+    return judged
+
+
+def _add_baseline_json(path: str, result: Result, judged: Any) -> None:
+    """Add each finding's status and the baseline's verdicts to ``run``'s JSON summary."""
+    doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    for f in doc["findings"]:
+        f["status"] = judged.of(0, f["signature"])
+    doc["baseline"] = judged.to_json()
+    files.write_output(path, "--json", json.dumps(doc, indent=2) + "\n")
 
 
 def _run_interruptible(campaign: Campaign) -> Result:

@@ -72,7 +72,7 @@ def chart(title: str, series: Sequence[Series], *, x_max: float, y_label: str, b
     for k in range(5):
         y = y_top * k / 4
         out.append(f'<line x1="{left}" x2="{left + w}" y1="{py(y):.1f}" y2="{py(y):.1f}" class="grid"/>')
-        out.append(f'<text x="{left - 6}" y="{py(y) + 4:.1f}" class="yt">{y:,.0f}</text>')
+        out.append(f'<text x="{left - 6}" y="{py(y) + 4:.1f}" class="yt">{y:,.4g}</text>')
     for k in range(6):
         x = x_top * k / 5
         out.append(f'<text x="{px(x):.1f}" y="{top + h + 16}" class="xt">{x:.0f}s</text>')

@@ -125,8 +125,8 @@ def _unknown_keys(table: Mapping[str, Any], known: Sequence[str], where: _Where)
 
 def _number(table: Mapping[str, Any], key: str, where: _Where, *, lo: float, integer: bool = False) -> Any:
     value = table[key]
-    kinds: tuple[type, ...] = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value) or value < lo:
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int))
+            or not math.isfinite(value) or value < lo):
         what = "an integer" if integer else "a number"
         raise where.fail(key, f"must be {what} of at least {lo:g}, not {safetext.shown(value)}")
     return value

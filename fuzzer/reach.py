@@ -151,11 +151,10 @@ def plugin_root(executor: Executor) -> str | None:
     parts = name.split(".")
     top = ".".join(parts[:3]) if parts[:2] == ["fuzzer", "plugins"] else parts[0]
     module = sys.modules.get(top)
-    if module is None or not getattr(module, "__file__", None):
+    path = getattr(module, "__file__", None)
+    if not path:
         return None
-    if hasattr(module, "__path__"):
-        return str(Path(module.__file__).parent)
-    return str(module.__file__)
+    return str(Path(path).parent) if hasattr(module, "__path__") else str(path)
 
 
 def function_lines(source: str) -> set[int]:
@@ -178,7 +177,7 @@ def _ranges(lines: list[int]) -> str:
     """``[3, 4, 5, 9]`` -> ``3-5, 9``."""
     out: list[str] = []
     start = prev = None
-    for n in lines + [-2]:
+    for n in [*lines, -2]:
         if prev is not None and n == prev + 1:
             prev = n
             continue
@@ -229,7 +228,7 @@ class LineSample:
             try:
                 _, statements, _, missing, _ = self._cov.analysis2(str(path))
                 bodies = function_lines(path.read_text(encoding="utf-8"))
-            except (Exception, SyntaxError):  # noqa: BLE001 - a file coverage.py cannot read is left out
+            except (Exception, SyntaxError):
                 continue
             body = sorted(set(statements) & bodies)
             lost = sorted(set(missing) & bodies)

@@ -301,7 +301,7 @@ def _list(items: Iterable[str]) -> str:
 def _html_lines(c: CampaignOutcome) -> list[str]:
     out = ["<h2>Coverage: plugin lines run</h2>"]
     if not c.lines:
-        return out + ["<p class=muted>Not measured (line_sample = 0, or every run used workers).</p>"]
+        return [*out, "<p class=muted>Not measured (line_sample = 0, or every run used workers).</p>"]
     slowdown = c.slowdown()
     cost = (f"while traced the search ran {slowdown:.1f}&times; slower" if slowdown
             else "its cost was not measured (runs too short)")
@@ -338,7 +338,7 @@ def markdown(c: CampaignOutcome, exit_code: int) -> str:
         out += ["| status | signature | run | steps |", "|---|---|---|---|"]
         out += [f"| {status} | {md(f.signature)} | {md(o.run.label)} | {len(f.steps)} |" for status, o, f in rows]
         out.append("")
-    for status, o, f in rows:
+    for status, _, f in rows:
         if status != "new":
             continue
         out += [f"<details open><summary>new: {md(f.signature)}</summary>", "",

@@ -126,10 +126,10 @@ def junit_xml(c: CampaignOutcome) -> str:
     if shown:
         suite = ET.SubElement(top, "testsuite", name="ptfuzz.baseline")
         skipped = 0
-        for v in shown:
-            case = _case(suite, "ptfuzz.baseline", v.known.describe(), v.state)
-            if v.state != FIXED:
-                ET.SubElement(case, "skipped", message=safetext.line(f"{v.state}: {v.why}", 500))
+        for verdict in shown:
+            case = _case(suite, "ptfuzz.baseline", verdict.known.describe(), verdict.state)
+            if verdict.state != FIXED:
+                ET.SubElement(case, "skipped", message=safetext.line(f"{verdict.state}: {verdict.why}", 500))
                 skipped += 1
         suite.set("tests", str(len(shown)))
         suite.set("failures", "0")

@@ -28,7 +28,7 @@ from fuzzer.campaign import Campaign, Finding, Result
 from fuzzer.campaignfile import Plan, Run
 from fuzzer.host import Registry
 from fuzzer.hypothesis_search import open_database
-from fuzzer.reach import LineSample, Lines, Reach, plugin_root
+from fuzzer.reach import Lines, LineSample, Reach, plugin_root
 from fuzzer.workers import WorkerSpec, run_workers
 
 

@@ -225,6 +225,8 @@ class Executor:
 
     def apply(self, step: Step) -> StepResult:
         world = self.world
+        reached = self.reached
+        reached_get = reached.get
         self.index += 1
         self.total_steps += 1
         world.accesses = []
@@ -264,8 +266,9 @@ class Executor:
                     decision = policy.decide(request)
                     what = "command"
                 trusted = policy.trusted(step.channel, step.op, step.caller) is not None
-                self.reached[(step.channel, step.op, step.caller, decision.rule, decision.allowed,
-                              decision.errno, decision.taint, decision.marked)] += 1
+                key = (step.channel, step.op, step.caller, decision.rule, decision.allowed, decision.errno,
+                       decision.taint, decision.marked)
+                reached[key] = reached_get(key, 0) + 1
                 if decision.taint:
                     world.taint(*decision.taint)
                 if decision.allowed:

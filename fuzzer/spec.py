@@ -378,9 +378,12 @@ class Channel:
     transport: Transport | None = None
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class Caller:
-    """Who sends a command, and in which kernel configuration."""
+    """Who sends a command, and in which kernel configuration.
+
+    Its hash is cached: the executor counts every step under its caller (``Executor.reached``).
+    """
 
     caps: frozenset[str] = frozenset()
     scope: str | None = None

@@ -118,7 +118,7 @@ height:9px;border-radius:5px;background:#4a78b5}.bar.cov i{background:#3f8f4a}.n
 .chart .ct{font:600 13px system-ui,sans-serif;fill:#1d2329}.chart .grid{stroke:#e6eaee}.chart .xt,.chart .yt,
 .chart .lg,.chart .yl,.chart .bl{font:11px system-ui,sans-serif;fill:#5f6b76}.chart .yt{text-anchor:end}
 .chart .xt{text-anchor:middle}.chart .band0{fill:#f3f6f9}.chart .band1{fill:#fff}
-.cols{display:grid;grid-template-columns:1fr 1fr;gap:18px}@media(max-width:900px){.cols{grid-template-columns:1fr}}
+.cols{display:grid;grid-template-columns:minmax(520px,3fr) 2fr;gap:18px}td.rule{white-space:nowrap}@media(max-width:900px){.cols{grid-template-columns:1fr}}
 """
 
 
@@ -247,7 +247,7 @@ def _html_runs(c: CampaignOutcome) -> list[str]:
 
 
 def _html_coverage(c: CampaignOutcome) -> list[str]:
-    out = ["<h2>Coverage: what the policy decided</h2>",
+    out = ["<h2 id=coverage>Coverage: what the policy decided</h2>",
            "<p class=muted>Per run: every rule of the policy in the kernel's order with the verdicts it gave "
            "(a rule that tainted or rewrote and let the next rule decide is counted as \"went on\"), "
            "what was never reached, and every command &times; caller &times; decision.</p>"]
@@ -266,7 +266,7 @@ def _html_coverage(c: CampaignOutcome) -> list[str]:
             cells = reach.rules.get(name, {})
             text = "".join(f"<span>{_h(v)} &times;{n:,}</span>" for v, n in sorted(cells.items())) or \
                 "<span class=never>never decided</span>"
-            out.append(f"<tr><td class=mono>{_h(name)}</td><td class=cells>{text}</td></tr>")
+            out.append(f"<tr><td class='mono rule'>{_h(name)}</td><td class=cells>{text}</td></tr>")
         out.append("</table></div><div>")
         out.append("<h3>Never reached</h3><ul>")
         out.append(f"<li>rules that never decided: {_list(reach.never_decided)}</li>")
@@ -299,7 +299,7 @@ def _list(items: Iterable[str]) -> str:
 
 
 def _html_lines(c: CampaignOutcome) -> list[str]:
-    out = ["<h2>Coverage: plugin lines run</h2>"]
+    out = ["<h2 id=lines>Coverage: plugin lines run</h2>"]
     if not c.lines:
         return [*out, "<p class=muted>Not measured (line_sample = 0, or every run used workers).</p>"]
     slowdown = c.slowdown()

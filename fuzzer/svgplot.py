@@ -45,6 +45,11 @@ def _nice(top: float) -> float:
     return float(10 * exp)
 
 
+def _tick(y: float) -> str:
+    """An axis label: 2.5, 10, 12,500."""
+    return f"{y:,.0f}" if y >= 100 or y == int(y) else f"{y:.1f}"
+
+
 def chart(title: str, series: Sequence[Series], *, x_max: float, y_label: str, bands: Sequence[Band] = (),
           width: int = 900, height: int = 220) -> str:
     """An SVG element: ``series`` against seconds, y from 0 to a round maximum."""
@@ -72,7 +77,7 @@ def chart(title: str, series: Sequence[Series], *, x_max: float, y_label: str, b
     for k in range(5):
         y = y_top * k / 4
         out.append(f'<line x1="{left}" x2="{left + w}" y1="{py(y):.1f}" y2="{py(y):.1f}" class="grid"/>')
-        out.append(f'<text x="{left - 6}" y="{py(y) + 4:.1f}" class="yt">{y:,.4g}</text>')
+        out.append(f'<text x="{left - 6}" y="{py(y) + 4:.1f}" class="yt">{_tick(y)}</text>')
     for k in range(6):
         x = x_top * k / 5
         out.append(f'<text x="{px(x):.1f}" y="{top + h + 16}" class="xt">{x:.0f}s</text>')

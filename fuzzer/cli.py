@@ -31,6 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, NoReturn, cast
 
+import attrs
 import click
 from rich.console import Console
 from rich.markup import escape
@@ -282,13 +283,16 @@ def _progress_text(p: Progress, time_budget: float | None, max_examples: int | N
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write a JSON summary here.")
 @click.option("--junit", "junit_out", type=click.Path(dir_okay=False),
               help="Write JUnit XML here: one test case per finding.")
+@click.option("--baseline", "baselines", multiple=True, metavar="PATH",
+              help="Known findings (corpus directory or file, or a signature list): only new ones exit 1.")
 @click.pass_context
 def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name: str | None,
         without: tuple[str, ...], seed: int | None, time_budget: float | None, max_examples: int | None,
         step_count: int | None, corpus_dir: str, db: str | None, workers: int, search: str, accept_tainted: bool,
-        json_out: str | None, junit_out: str | None) -> None:
+        json_out: str | None, junit_out: str | None, baselines: tuple[str, ...] = ()) -> None:
     """Run a fuzz campaign on SUBSYSTEM and save minimized findings."""
     reg = _registry(ctx)
+    known = _load_baseline(baselines)
     sub = reg.subsystem(subsystem)
     step_count = step_count or sub.steps
     for option, target in (("--json", json_out), ("--junit", junit_out)):
@@ -358,13 +362,55 @@ def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name
     else:
         result = _run_interruptible(runner, stop)
     _summary(con, result, policy.label, device.name)
+    judged = _judge_run(con, reg, known, result, subsystem, policy, device.name) if known is not None else None
     if json_out:
         _write_json(json_out, result, subsystem, policy.label, device.name)
+        if judged is not None:
+            _add_baseline_json(json_out, result, judged)
     if junit_out:
         files.write_output(junit_out, "--junit", junit_xml(result, subsystem, policy.label, device.name))
     if result.interrupted:
         con.print("interrupted: every finding above is saved")
+    if judged is not None:
+        from fuzzer.baseline import new_failing
+
+        ctx.exit(EXIT_FOUND if new_failing(result, judged) else EXIT_CLEAN)
     ctx.exit(EXIT_FOUND if result.failing() else EXIT_CLEAN)
+
+
+def _load_baseline(paths: tuple[str, ...]) -> Any:
+    """``--baseline``: read before the campaign, so a bad one costs nothing (exit 2)."""
+    if not paths:
+        return None
+    from fuzzer import baseline
+
+    return baseline.load(paths)
+
+
+def _judge_run(con: Console, reg: host.Registry, known: Any, result: Result, subsystem: str, policy: Policy,
+               device: str) -> Any:
+    """``run --baseline``: after the campaign, each finding new or known, each baseline entry fixed or not."""
+    from fuzzer import baseline
+
+    judged = baseline.judge(reg, known, [(baseline.Scope(subsystem, policy.name, policy.removed, device), result)])
+    new = [s for s in result.findings if judged.of(0, s) == "new"]
+    con.print(f"baseline: {len(new)} new, {len(result.findings) - len(new)} known, "
+              f"{judged.count(baseline.FIXED)} fixed")
+    for sig in new:
+        _say(con, f"  NEW   {sig}")
+    for v in judged.verdicts:
+        if v.state not in (baseline.FOUND, baseline.OUT_OF_SCOPE):
+            _say(con, f"  {v.state.upper():<6}{v.known.describe()}: {v.why}")
+    return judged
+
+
+def _add_baseline_json(path: str, result: Result, judged: Any) -> None:
+    """Add each finding's status and the baseline's verdicts to ``run``'s JSON summary."""
+    doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    for f in doc["findings"]:
+        f["status"] = judged.of(0, f["signature"])
+    doc["baseline"] = judged.to_json()
+    files.write_output(path, "--json", json.dumps(doc, indent=2) + "\n")
 
 
 def _run_interruptible(run: Callable[[], Result], stop: Callable[[], None]) -> Result:
@@ -466,6 +512,77 @@ def junit_xml(r: Result, subsystem: str, policy: str, device: str) -> str:
     suite.set("failures", str(failures))
     suite.set("skipped", str(skipped))
     return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
+
+
+@cli.command("campaign")
+@click.argument("file", default="pyproject.toml", type=click.Path())
+@click.option("--baseline", "baselines", multiple=True, metavar="PATH",
+              help="Known findings: a corpus directory or file, or a signature list (adds to the file's).")
+@click.option("--report", "report_dir", metavar="DIR", help="Write index.html and summary.md here.")
+@click.option("--corpus", "corpus_dir", metavar="DIR", help="Where findings are written (overrides the file).")
+@click.option("--time", "time_budget", type=FINITE_SECONDS, help="Total budget in seconds (overrides the file).")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write a JSON summary here.")
+@click.option("--junit", "junit_out", type=click.Path(dir_okay=False),
+              help="Write JUnit XML: new findings fail, known ones are skipped, fixed ones pass.")
+@click.pass_context
+def campaign_cmd(ctx: click.Context, file: str, baselines: tuple[str, ...], report_dir: str | None,
+                 corpus_dir: str | None, time_budget: float | None, json_out: str | None,
+                 junit_out: str | None) -> None:
+    """Run the campaign FILE (TOML, or [tool.ptfuzz] in pyproject.toml) within its one budget.
+
+    Exit 0 when nothing new was found, 1 for new findings, 2 for bad input, 130 when interrupted."""
+    from fuzzer import baseline as baseline_mod
+    from fuzzer import campaignfile, progress, report, results, schedule
+
+    reg = _registry(ctx)
+    plan = campaignfile.load(file, reg)
+    plan = attrs.evolve(plan, budget=time_budget or plan.budget, corpus=corpus_dir or plan.corpus,
+                        report=report_dir or plan.report)
+    for option, target in (("--json", json_out), ("--junit", junit_out)):
+        if target:
+            files.check_writable(target, option)
+    _check_db(plan.db)
+    known = baseline_mod.load(plan.baseline + baselines)
+    try:
+        Path(plan.corpus).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"corpus {plan.corpus!r}: cannot create it: {exc.strerror or exc}") from None
+    con = _console()
+    _say(con, f"ptfuzz {__version__}: campaign {file}: {len(plan.runs)} runs in {plan.budget:g}s, "
+              f"baseline {len(known.known)} known, corpus {plan.corpus}")
+    plugin_files = tuple(ctx.find_root().obj.get("plugins", ()))
+    if sys.stdout.isatty() and not os.environ.get("CI"):
+        budgets = [plan.shares(0.0, 0)] * len(plan.runs)
+        with progress.LiveDisplay(con, len(plan.runs), [r.label for r in plan.runs], budgets) as live_view:
+            outcome = schedule.run_plan(reg, plan, known, live_view, plugin_files=plugin_files)
+    else:
+        outcome = schedule.run_plan(reg, plan, known, progress.PlainDisplay(con, len(plan.runs)),
+                                    plugin_files=plugin_files)
+    new = outcome.new_failing()
+    code = 130 if outcome.interrupted else EXIT_FOUND if new else EXIT_CLEAN
+    totals = {s: 0 for s in ("new", "known", "accepted", "trusted")}
+    for o in outcome.outcomes:
+        for f in (o.result.findings.values() if o.result else ()):
+            totals[results.status_of(outcome, o, f)] += 1
+    con.print(f"{len(outcome.outcomes)} runs in {outcome.elapsed:.1f}s: {totals['new']} new, {totals['known']} known, "
+              f"{outcome.judgement.count(baseline_mod.FIXED)} fixed"
+              + (f", {totals['accepted']} accepted, {totals['trusted']} trusted" if totals['accepted'] + totals['trusted']
+                 else ""))
+    for o, f in new:
+        _say(con, f"  NEW   [{f.violation.severity}] {f.signature}  [{len(f.steps)} steps]  {f.path or ''}  ({o.run.label})")
+    for v in outcome.judgement.verdicts:
+        if v.state not in (baseline_mod.FOUND, baseline_mod.OUT_OF_SCOPE):
+            _say(con, f"  {v.state.upper():<6}{v.known.describe()}: {v.why}")
+    if json_out:
+        files.write_output(json_out, "--json", json.dumps(results.to_json(outcome, code), indent=2) + "\n")
+    if junit_out:
+        files.write_output(junit_out, "--junit", results.junit_xml(outcome))
+    if plan.report:
+        page, _ = report.write(plan.report, outcome, code)
+        _say(con, f"report: {page}")
+    if outcome.interrupted:
+        con.print("interrupted: every finding above is saved, and the outputs are written")
+    ctx.exit(code)
 
 
 @cli.command()

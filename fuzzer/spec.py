@@ -378,9 +378,12 @@ class Channel:
     transport: Transport | None = None
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class Caller:
-    """Who sends a command, and in which kernel configuration."""
+    """Who sends a command, and in which kernel configuration.
+
+    Its hash is cached: the executor counts every step under its caller (``Executor.reached``).
+    """
 
     caps: frozenset[str] = frozenset()
     scope: str | None = None
@@ -592,6 +595,8 @@ class Decision:
     reason: str = ""
     #: arguments the policy rewrote (merged over the step's own)
     rewrite: Mapping[str, Any] = attrs.field(factory=dict)
+    #: the rules that tainted or rewrote on the way to the verdict (a coverage report's rule x verdict)
+    marked: tuple[str, ...] = ()
 
     def describe(self) -> str:
         head = "allow" if self.allowed else f"deny {_errno_name(self.errno)}"
@@ -684,6 +689,7 @@ class Policy:
     def decide(self, request: Request) -> Decision:
         taint: set[str] = set()
         rewrite: dict[str, Any] = {}
+        marked: tuple[str, ...] = ()
         for rule in self.rules_for(request.channel, request.command.op):
             try:
                 verdict = rule.check(request)
@@ -693,6 +699,7 @@ class Policy:
                 continue
             if isinstance(verdict, Taint):
                 taint.add(verdict.flag)
+                marked += (rule.name,)
                 continue
             if isinstance(verdict, Rewrite):
                 unknown = set(verdict.args) - {p.name for p in request.command.params}
@@ -700,12 +707,13 @@ class Policy:
                     raise RuleError(rule, f"rewrote {sorted(unknown)}, which {request.command.op} does not have; "
                                           f"its parameters are {sorted(p.name for p in request.command.params)}")
                 rewrite.update(verdict.args)
+                marked += (rule.name,)
                 request = attrs.evolve(request, args={**request.args, **verdict.args})
                 continue
             if isinstance(verdict, Deny):
-                return Decision(False, verdict.errno, frozenset(taint), rule.name, verdict.reason, rewrite)
-            return Decision(True, 0, frozenset(taint), rule.name, verdict.reason, rewrite)
-        return Decision(True, 0, frozenset(taint), "", "no rule objected", rewrite)
+                return Decision(False, verdict.errno, frozenset(taint), rule.name, verdict.reason, rewrite, marked)
+            return Decision(True, 0, frozenset(taint), rule.name, verdict.reason, rewrite, marked)
+        return Decision(True, 0, frozenset(taint), "", "no rule objected", rewrite, marked)
 
     def without(self, *names: str) -> Policy:
         """The same policy with rules or reactions removed (planted holes, "what if")."""

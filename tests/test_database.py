@@ -21,12 +21,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 from hypothesis.database import ExampleDatabase, InMemoryExampleDatabase
 
 from fuzzer import database
 from fuzzer.campaign import Campaign
 from fuzzer.host import Registry
-from tests.conftest import run_cli
 
 SIG = "kernel-owned-integrity:cxl:SET_LSA:lsa"
 OPS = ["SET_PARTITION_INFO", "cold_reset", "nvdimm_bind", "SET_LSA"]

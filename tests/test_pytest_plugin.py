@@ -19,9 +19,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 
 from fuzzer import corpus
-from tests.conftest import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 HOLE = "linux-raw-features-allowed--spec--kernel-owned-integrity--SET_FEATURE--scrub.cycle_hours--tainted.json"

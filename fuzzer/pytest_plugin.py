@@ -22,9 +22,10 @@ present in every pytest run of an environment where ptfuzz is installed, and
 does nothing there: it only adds options, and collects corpus files only when
 ``--ptfuzz-corpus`` is given.  It imports the rest of ptfuzz only then.
 
-The baseline reader is minimal and local to this module: a corpus directory
-or corpus file (their signatures), or a text file of signatures, one a line
-(``#`` starts a comment).  A baseline is matched by signature alone.
+The baseline reader (``read_baseline``) is local to this module and reads the
+formats ``ptfuzz campaign --baseline`` reads: a finding is known when its
+signature is, under the same policy label and device where the baseline names
+them.
 """
 
 from __future__ import annotations
@@ -66,8 +67,7 @@ class _State:
     """What the options say, read once per pytest process (each xdist worker has its own)."""
 
     roots: tuple[Path, ...]
-    #: signature -> where the baseline names it
-    baseline: dict[str, str]
+    baseline: list[Known]
     policy: str | None
     without: tuple[str, ...]
     plugins: tuple[str, ...]
@@ -115,26 +115,59 @@ def pytest_configure(config: pytest.Config) -> None:
     config.args.extend(r for r in roots if Path(r).resolve() not in named)
 
 
-def read_baseline(paths: Iterable[str]) -> dict[str, str]:
-    """Signatures of known findings: from corpus directories and files, or text files of signatures."""
-    from fuzzer import corpus
+@attrs.frozen
+class Known:
+    """A known finding: its signature, and where it applies (None: any policy label / device)."""
+
+    signature: str
+    policy: str | None
+    device: str | None
+    where: str
+
+    def matches(self, entry: Entry) -> bool:
+        label = entry.policy + "".join(f"~{r}" for r in entry.without)
+        return self.signature == entry.signature and self.policy in (None, label) and self.device in (
+            None, entry.device)
+
+
+def read_baseline(paths: Iterable[str]) -> list[Known]:
+    """Known findings from corpus directories and files, baseline JSON files and signature lists.
+
+    The formats of ``ptfuzz campaign --baseline`` (issue 18): a corpus file is
+    known for its own policy label and device; JSON is ``{"format":
+    "ptfuzz.baseline/1", "known": [{"signature", "policy"?, "device"?}]}``;
+    text is ``SIGNATURE`` or ``SIGNATURE POLICY@DEVICE`` a line, ``#`` a
+    comment.  A source it cannot read is a usage error, never an empty baseline.
+    """
+    from fuzzer import corpus, files, safetext
     from fuzzer.errors import PtfuzzError
 
-    known: dict[str, str] = {}
+    known: list[Known] = []
     for arg in paths:
         p = Path(arg)
         try:
             if p.is_dir() or p.suffix == ".json":
                 for f in corpus.expand([arg]):
-                    known.setdefault(corpus.load(f).signature, f)
+                    doc = corpus.parse(files.read_text(f), safetext.line(f))
+                    if doc.get("format") == "ptfuzz.baseline/1" and isinstance(doc.get("known"), list):
+                        known.extend(Known(str(k["signature"]), k.get("policy"), k.get("device"), f"{f}:{i}")
+                                     for i, k in enumerate(doc["known"], 1)
+                                     if isinstance(k, dict) and isinstance(k.get("signature"), str))
+                        continue
+                    e = corpus.load(f)
+                    known.append(Known(e.signature, e.policy + "".join(f"~{r}" for r in e.without), e.device, f))
                 continue
-            text = p.read_text(encoding="utf-8")
-        except (PtfuzzError, OSError, UnicodeDecodeError) as exc:
+            text = files.read_text(arg)
+        except PtfuzzError as exc:
             raise pytest.UsageError(f"--ptfuzz-baseline {arg!r}: {exc}") from None
         for n, line in enumerate(text.splitlines(), 1):
-            sig = line.split("#", 1)[0].strip()
-            if sig:
-                known.setdefault(sig, f"{arg}:{n}")
+            parts = line.split("#", 1)[0].split()
+            if len(parts) > 2 or (len(parts) == 2 and "@" not in parts[1]):
+                raise pytest.UsageError(f"--ptfuzz-baseline {arg}:{n}: expected 'SIGNATURE' or "
+                                        f"'SIGNATURE POLICY@DEVICE'")
+            if parts:
+                policy, _, device = parts[1].partition("@") if len(parts) == 2 else ("", "", "")
+                known.append(Known(parts[0], policy or None, device or None, f"{arg}:{n}"))
     return known
 
 
@@ -166,9 +199,9 @@ class CorpusFile(pytest.File):
         name = safetext.line(entry.signature, limit=200).replace("::", ":_:") or "unnamed"
         item = CorpusItem.from_parent(self, name=name, entry=entry, error=None)
         state = self.config.stash[_STATE]
-        where = state.baseline.get(entry.signature)
-        if where is not None:
-            item.add_marker(pytest.mark.xfail(reason=f"known finding (baseline {safetext.line(where)})",
+        known = next((k for k in state.baseline if k.matches(entry)), None)
+        if known is not None:
+            item.add_marker(pytest.mark.xfail(reason=f"known finding (baseline {safetext.line(known.where)})",
                                               raises=StillFails, strict=False))
         item.user_properties.append(("signature", safetext.line(entry.signature)))
         yield item

@@ -10,6 +10,7 @@ EDAC's back), so its file fails under its own policy and passes under
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import shutil
 import subprocess
@@ -90,6 +91,20 @@ def test_a_baseline_makes_known_findings_xfail_and_fixed_ones_xpass(project: Pat
                       "--ptfuzz-policy", "linux-raw", "-k", "SET_FEATURE")
     assert done.returncode == 0 and "1 xpassed" in done.stdout, done.stdout  # known, and now fixed
     assert f"XPASS corpora/cxl/{HOLE}::{SIG} - known finding (baseline known.txt:2)" in done.stdout
+
+
+def test_a_baseline_entry_applies_to_its_policy_and_device_only(project: Path) -> None:
+    """The formats ``ptfuzz campaign --baseline`` reads: ``SIGNATURE POLICY@DEVICE`` lines and baseline JSON."""
+    (project / "other.txt").write_text(f"{SIG} linux-raw-features-allowed@vendor\n")  # another device
+    done = pytest_run(project, "--ptfuzz-corpus", "corpora/", "-k", "SET_FEATURE", "--ptfuzz-baseline", "other.txt")
+    assert done.returncode == 1 and "1 failed" in done.stdout, done.stdout
+    (project / "known.json").write_text(json.dumps({"format": "ptfuzz.baseline/1", "known": [
+        {"signature": SIG, "policy": "linux-raw-features-allowed", "device": "spec"}]}))
+    done = pytest_run(project, "--ptfuzz-corpus", "corpora/", "-k", "SET_FEATURE", "--ptfuzz-baseline", "known.json")
+    assert done.returncode == 0 and "1 xfailed" in done.stdout, done.stdout
+    (project / "bad.txt").write_text(f"{SIG} not-a-place\n")
+    done = pytest_run(project, "--ptfuzz-corpus", "corpora/", "--ptfuzz-baseline", "bad.txt")
+    assert done.returncode == 4 and "bad.txt:1: expected 'SIGNATURE' or 'SIGNATURE POLICY@DEVICE'" in done.stderr
 
 
 def test_junit_has_one_case_per_file_with_the_trace_escaped(project: Path) -> None:

@@ -309,3 +309,12 @@ def test_the_checker_catches_unknown_commands_and_options() -> None:
         check_ptfuzz(["run", "cxl", "--time", "soon"])
     with pytest.raises(AssertionError, match="no --ptfuzz-corpora"):
         check_pytest(["--ptfuzz-corpora", "x"])
+
+
+def test_the_readme_plugin_examples_write_to_a_temporary_corpus() -> None:
+    """Followed as written, they once added 32 files to corpora/cxl/ that then failed 33 tests."""
+    lines = [line for line in (ROOT / "README.md").read_text().splitlines() + (
+        ROOT / "examples" / "acme.py").read_text().splitlines() if "ptfuzz --plugin" in line and " run " in line]
+    assert len(lines) >= 4
+    for line in lines:
+        assert '--corpus "$(mktemp -d)"' in line, line

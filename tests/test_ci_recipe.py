@@ -89,7 +89,7 @@ def test_the_database_is_cached_per_subsystem(workflow: dict[Any, Any]) -> None:
     job = workflow["jobs"]["campaign"]
     [cache] = _steps(job, "actions/cache@")
     assert cache["with"]["path"] == ".ptfuzz-db/${{ matrix.subsystem }}"
-    key, restore = cache["with"]["key"], cache["with"]["restore-keys"].split()
+    key, restore = cache["with"]["key"], cache["with"]["restore-keys"].strip().splitlines()
     assert key.startswith("ptfuzz-db-${{ matrix.subsystem }}-") and key.endswith("-${{ github.run_id }}")
     assert all(r.startswith("ptfuzz-db-${{ matrix.subsystem }}-") and key.startswith(r) for r in restore)
     steps = job["steps"]

@@ -1,7 +1,7 @@
 """A third-party plugin in a dozen lines: a vendor opcode on the CXL mailbox, a policy, an invariant.
 
-    ptfuzz --plugin examples/acme.py run cxl --policy deny-vendor --seed 1 --max-examples 300
-    ptfuzz --plugin examples/acme.py run cxl --policy linux-raw --seed 1 --max-examples 300
+    ptfuzz --plugin examples/acme.py run cxl --policy deny-vendor --seed 1 --max-examples 300 --corpus "$(mktemp -d)"
+    ptfuzz --plugin examples/acme.py run cxl --policy linux-raw --seed 1 --max-examples 300 --corpus "$(mktemp -d)"
 """
 
 from __future__ import annotations

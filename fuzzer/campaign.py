@@ -34,6 +34,7 @@ import attrs
 from hypothesis.database import ExampleDatabase
 
 from fuzzer import __version__, corpus
+from fuzzer.database import Store, warm_start
 from fuzzer.errors import OutputError, PtfuzzError, UsageError
 from fuzzer.explore import Explorer, shorter_path
 from fuzzer.host import Registry
@@ -218,6 +219,8 @@ class Campaign(Session):
         self.corpus_dir = Path(corpus_dir) / subsystem if corpus_dir is not None else None
         self.accept_tainted = accept_tainted
         self.database = database
+        #: the native search's memory in ``--db`` (findings, behaviour seeds; ``fuzzer.database``)
+        self.store = None if database is None else Store(database, subsystem, policy.label, device.name)
         self.on_finding = on_finding
         self.on_progress = on_progress
         #: stop after the round in which all of these signatures were found
@@ -316,6 +319,8 @@ class Campaign(Session):
                               minimized=False)
             if known is None and self.corpus_dir is not None:  # a shorter raw prefix replaces the file:
                 finding.path = self._save(finding)  # the deadline may come before it is minimized
+            if self.store is not None:
+                self.store.save_finding(sig, prefix)
             self._raw[sig] = finding
 
     def _record(self, prefix: list[Step], sig: str, found_at: float, sequences: int, search_steps: int,
@@ -341,6 +346,8 @@ class Campaign(Session):
         )
         if self.corpus_dir is not None:
             finding.path = self._save(finding)
+        if self.store is not None:
+            self.store.save_finding(sig, minimal)
         self.findings[sig] = finding
         if self.on_finding is not None:
             self.on_finding(finding, first)
@@ -399,6 +406,8 @@ class Campaign(Session):
             if steps != f.steps:  # refining only ever moves toward plainer or shorter
                 f.steps = steps
                 f.violation = self._final_violation(steps, sig)
+                if self.store is not None:
+                    self.store.save_finding(sig, steps)
                 if self.corpus_dir is not None:
                     f.path = self._write(self.entry(f))
 
@@ -517,6 +526,19 @@ class Campaign(Session):
             known = findings.get(v.signature) or raw.get(v.signature)
             return known is not None and v.step >= len(known.steps)
 
+        def replay(steps: list[Step]) -> bool:  # --db: what the last runs found and reached, first
+            if self._done():
+                return False
+            try:
+                self.begin()
+            except OutOfBudget:
+                return False
+            explorer.sequence(self.found, ignored, given=steps)
+            return True
+
+        if self.store is not None:
+            warm_start(self.store, self._checker, replay)
+            explorer.on_new_behaviour = self.store.save_seed
         while not self._done():
             try:
                 self.begin()

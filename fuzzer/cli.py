@@ -37,7 +37,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from fuzzer import __version__, corpus, files, host, safetext
+from fuzzer import __version__, corpus, database, files, host, safetext
 from fuzzer.campaign import DEFAULT_EXAMPLES, MAX_STEPS, SEARCHES, Campaign, Finding, Progress, Result
 from fuzzer.errors import CorpusError, PtfuzzError, UsageError
 from fuzzer.hypothesis_search import open_database
@@ -158,24 +158,8 @@ FINITE_SECONDS = _FiniteSeconds(min=0.1)
 
 
 def _check_db(db: str | None) -> None:
-    """Check ``--db`` before the campaign: a wrong address is the user's configuration (exit 2)."""
-    if not db:
-        return
-    if db.startswith("redis://"):
-        try:
-            import redis
-        except ImportError:
-            raise UsageError("--db redis://... needs the redis package: pip install 'ptfuzz[redis]'") from None
-        try:
-            redis.Redis.from_url(db, socket_connect_timeout=5, socket_timeout=5).ping()
-        except Exception as exc:  # bad URL, refused, timeout, auth: all the user's configuration
-            raise UsageError(f"--db {safetext.shown(db)}: cannot use this Redis: {type(exc).__name__}: {exc}") from None
-        return
-    try:
-        Path(db).mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"--db {safetext.shown(db)}: cannot create the example database: "
-                         f"{exc.strerror or exc}") from None
+    """Check ``--db`` before the campaign: an address it cannot serve is the user's configuration (exit 2)."""
+    database.check(db)
 
 
 def _say(con: Console, text: str, fold: bool = False) -> None:
@@ -271,7 +255,8 @@ def _progress_text(p: Progress, time_budget: float | None, max_examples: int | N
               help=f"Maximum steps per sequence, at most {MAX_STEPS}  [default: the subsystem's, 20 for cxl]")
 @click.option("--corpus", "corpus_dir", default="corpora", show_default=True,
               help="Where findings are written (DIR/SUBSYSTEM/*.json).")
-@click.option("--db", "db", help="Hypothesis example database: a directory or redis://host:port/n.")
+@click.option("--db", "db", help="What a rerun remembers (findings' sequences, behaviours' seeds; the "
+              "Hypothesis search's examples): a directory, redis://host:port/n, rediss://... or unix:///path.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Parallel campaign processes (seeds derived from --seed; --max-examples is split); "
                    "at most one per CPU (2 on a single CPU), as memory allows.")

@@ -166,31 +166,47 @@ class Explorer:
         #: per move: values per parameter, and callers, of steps the device or kernel carried out
         self.worked: list[tuple[list[list[Any]], list[Caller]]] = [
             ([[] for _ in m.params], []) for m in self.moves]
+        #: called with the prefix that reached a behaviour never seen before (``--db`` keeps it)
+        self.on_new_behaviour: Callable[[list[Step]], None] | None = None
 
     def sequence(self, report: Callable[[list[Step], list[Violation]], None],
-                 ignored: Callable[[Violation], bool], expired: Callable[[], bool] | None = None) -> None:
+                 ignored: Callable[[Violation], bool], expired: Callable[[], bool] | None = None,
+                 given: Sequence[Step] | None = None) -> None:
         """Run one sequence; ``report(prefix, violations)`` for violations not ``ignored``.
 
         ``expired`` is asked every ``CHECK_EVERY`` steps and ends the sequence
         early: with ``--steps 100000`` one sequence takes seconds.
+        ``given``: run these steps instead of drawing (a rerun's stored sequences,
+        ``fuzzer.database``); they are learnt from as drawn ones are.
         """
         ex = self.executor
         ex.reset()
         self.live = {}
         steps: list[Step] = []
         behaviours = self.behaviours
-        for i in range(self.steps):
+        by_key = {(m.actor, m.channel, m.op): m for m in self.moves} if given is not None else None
+        for i in range(self.steps if given is None else len(given)):
             if expired is not None and i % CHECK_EVERY == CHECK_EVERY - 1 and expired():
                 return
-            move = self.moves[self.openers[i]] if i < len(self.openers) else self.pick()
-            step = self.draw(move)
+            if by_key is not None and given is not None:
+                step = ex.complete(given[i])  # a size left out is the natural one
+                found = by_key.get((step.actor, step.channel, step.op))
+                if found is None:  # a command this policy's channels do not carry
+                    return
+                move = found
+            else:
+                move = self.moves[self.openers[i]] if i < len(self.openers) else self.pick()
+                step = self.draw(move)
             result = ex.apply(step)
             steps.append(step)
             self.track(move, result)
             d, rep = result.decision, result.reply
             key = (move.index, None if d is None else (d.allowed, d.rule),
                    None if rep is None else (rep.rc, rep.errno), bool(result.changes))
-            behaviours[key] = behaviours.get(key, 0) + 1
+            seen = behaviours.get(key)
+            behaviours[key] = 1 if seen is None else seen + 1
+            if seen is None and self.on_new_behaviour is not None:
+                self.on_new_behaviour(list(steps))
             if (d is None or d.allowed) and rep is not None and not rep.rc and not rep.errno:
                 self.learn(move, step)
             if result.violations:
@@ -253,9 +269,9 @@ class Explorer:
         live = self.live
         for i, bundle, consumes in move.handles:
             if consumes:
-                pool = live[bundle]
+                pool = live.get(bundle)  # a replayed step may name a handle nothing produced
                 name = result.step.args[move.params[i].name]
-                if name in pool:
+                if pool and name in pool:
                     pool.remove(name)
         handles = result.published
         if handles:

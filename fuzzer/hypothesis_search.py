@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import hypothesis
 from hypothesis import HealthCheck, Phase, Verbosity, settings
-from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
+from hypothesis.database import ExampleDatabase
 from hypothesis.stateful import run_state_machine_as_test
 
 from fuzzer import campaign as campaign_mod
-from fuzzer.errors import ModelError, UsageError
+from fuzzer.errors import ModelError
 from fuzzer.machine import ViolationFound, build_machine
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -124,14 +124,7 @@ def leaves(exc: BaseException) -> list[BaseException]:
 
 
 def open_database(spec: str | None) -> ExampleDatabase | None:
-    """``--db PATH`` or ``--db redis://host:port/db`` (needs the ``redis`` extra)."""
-    if not spec:
-        return None
-    if spec.startswith("redis://"):
-        try:
-            import redis
-            from hypothesis.extra.redis import RedisExampleDatabase
-        except ImportError:
-            raise UsageError("--db redis://... needs the redis package: pip install 'ptfuzz[redis]'") from None
-        return RedisExampleDatabase(redis.Redis.from_url(spec))
-    return DirectoryBasedExampleDatabase(spec)
+    """``--db``: a directory or a Redis address (``fuzzer.database.open_database``, which both searches use)."""
+    from fuzzer.database import open_database as open_db
+
+    return open_db(spec)

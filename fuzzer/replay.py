@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from fuzzer import safetext
 from fuzzer.corpus import Entry, migrate
-from fuzzer.errors import CorpusError, PtfuzzError
+from fuzzer.errors import CorpusError, PluginError, PtfuzzError
 from fuzzer.executor import Executor, StepResult
 from fuzzer.spec import Policy
 
@@ -38,9 +39,35 @@ class Replay:
         return any(v.signature == self.entry.signature for r in self.results for v in r.violations)
 
 
+def require_plugins(registry: Registry, entry: Entry, option: str = "ptfuzz --plugin PATH") -> None:
+    """Refuse to replay a finding whose plugins are not loaded, saying how to load them.
+
+    A corpus file's ``plugins`` names every plugin that contributed to its
+    subsystem when it was found (``Registry.plugin_versions``).  Without one
+    of them the replay is meaningless, not merely different: a command
+    it added is unknown, and an invariant it added would silently not be
+    checked, so a finding would "no longer fail".  A plugin's name is its
+    entry-point name, or the file or package it was loaded from
+    (``host.plugin_name``), so the name says where to look; the format needs
+    no field of its own for it.
+    """
+    missing = sorted(name for name in entry.plugins if name not in registry.versions)
+    if not missing:
+        return
+    name = missing[0]
+    shown_name = safetext.shown(name)
+    more = f" (and {', '.join(safetext.shown(m) for m in missing[1:])})" if len(missing) > 1 else ""
+    raise PluginError(
+        f"{safetext.line(entry.path)}: this finding needs plugin {shown_name} "
+        f"(version {safetext.shown(entry.plugins[name])}){more}, which is not loaded: load it with {option} "
+        f"(the file {safetext.line(name)}.py or the package directory {safetext.line(name)}/ it came from), "
+        f"or install the distribution that provides entry point {shown_name} in group 'ptfuzz'")
+
+
 def executor_for(registry: Registry, entry: Entry, policy: str | None = None,
                  without: Sequence[str] | None = None) -> tuple[Executor, Policy]:
     """Resolve the entry's subsystem, device and policy, naming the file on failure."""
+    require_plugins(registry, entry)
     try:
         registry.subsystem(entry.subsystem)
         device = registry.device(entry.subsystem, entry.device)

@@ -44,6 +44,7 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from committed import corpus_files
 from hostile import (
     MARKER,
     c_export_problems,
@@ -57,7 +58,7 @@ from fuzzer.errors import PtfuzzError
 from fuzzer.replay import replay as do_replay
 
 ROOT = Path(__file__).resolve().parent.parent
-SEEDS = sorted((ROOT / "corpora").glob("*/*.json"))
+SEEDS = corpus_files()
 CASE_SECONDS = 20.0
 GCC_BATCH = 200
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import attrs
 import pytest
+from committed import corpus_files
 
 from fuzzer import corpus
 from fuzzer.campaign import Campaign
@@ -249,7 +250,7 @@ def test_debug_firmware_applies_a_staged_clock_at_once_under_gpu_fwctl(registry:
 
 
 def test_each_gpu_fwctl_refusal_is_required_by_a_committed_permissive_finding(registry: Registry) -> None:
-    names = {p.name for p in CORPUS.glob("permissive--spec--*.json")}
+    names = {p.name for p in corpus_files("gpu", "permissive--spec--*.json")}
     for op, finding in policies.REFUSALS:
         first = finding.split(",")[0]
         invariant, _, _, field = first.split(":")
@@ -262,7 +263,7 @@ def test_each_gpu_fwctl_refusal_is_required_by_a_committed_permissive_finding(re
 
 
 def test_gpu_corpus_has_each_kind_of_finding() -> None:
-    names = {p.name for p in CORPUS.glob("*.json")}
+    names = {p.name for p in corpus_files("gpu")}
     assert any(n.startswith("permissive--spec--render-isolation--") for n in names)
     assert any(n.startswith("linux-amdgpu-debugfs--spec--") and n.endswith("--trusted.json") for n in names)
     assert "gpu-fwctl--debug--declared-effects--SET_CLOCK_DEBUG--clk.sclk_max.json" in names

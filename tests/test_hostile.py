@@ -19,6 +19,7 @@ from typing import Any
 import attrs
 import pytest
 from badinput import BASE, assert_error, doc, ptfuzz, with_step, write
+from committed import corpus_files
 from hostile import (
     GCC,
     MARKER,
@@ -395,7 +396,7 @@ def test_unknown_and_duplicate_keys_are_named(tmp_path: Path, capsys: pytest.Cap
 @pytest.mark.skipif(GCC is None, reason="no gcc")
 def test_every_committed_cxl_finding_exports_cleanly_in_iso_c(registry: Any, tmp_path: Path) -> None:
     paths = []
-    for path in sorted((ROOT / "corpora/cxl").glob("*.json")):
+    for path in corpus_files("cxl"):
         src = render_c(do_replay(registry, corpus.load(path)))
         assert c_export_problems(src) == [], path.name
         paths.append(tmp_path / (path.stem + ".c"))

@@ -1,0 +1,255 @@
+"""``pytest --ptfuzz-corpus DIR``: every corpus file is a test that a fixed bug must keep passing.
+
+A corpus file is a bug that must stay fixed, so its test replays it with the
+same code as ``ptfuzz replay`` (``fuzzer.replay``) and fails while the
+recorded violation still occurs; the failure text is the step trace
+``ptfuzz replay`` prints, every line through ``fuzzer.safetext`` (corpus
+text is hostile).  A maintainer's own pytest run then is the regression
+suite, with everything pytest gives: ``-k``, ``--junitxml``, pytest-xdist.
+
+* ``--ptfuzz-baseline FILE_OR_DIR`` (repeatable): known findings.  A test
+  whose signature is in the baseline is ``xfail(strict=False)``: failing is
+  "known", passing (XPASS) is "fixed".  Only a replay that still fails is
+  excused; a broken file or a missing plugin stays an error.
+* ``--ptfuzz-policy P`` / ``--ptfuzz-without RULE``: replay under another
+  policy, as ``ptfuzz replay --policy`` / ``--without``.
+* ``--ptfuzz-plugin PATH`` (repeatable): plugins loaded by path, as
+  ``ptfuzz --plugin``; a finding that needs a plugin that is not loaded
+  errors, saying how to get it (``replay.require_plugins``).
+
+The plugin is registered through the ``pytest11`` entry point, so it is
+present in every pytest run of an environment where ptfuzz is installed, and
+does nothing there: it only adds options, and collects corpus files only when
+``--ptfuzz-corpus`` is given.  It imports the rest of ptfuzz only then.
+
+The baseline reader (``read_baseline``) is local to this module and reads the
+formats ``ptfuzz campaign --baseline`` reads: a finding is known when its
+signature is, under the same policy label and device where the baseline names
+them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import pytest
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fuzzer.corpus import Entry
+    from fuzzer.host import Registry
+    from fuzzer.replay import Replay
+
+#: How this plugin names the option that loads a plugin file, in "needs plugin" errors.
+PLUGIN_OPTION = "pytest --ptfuzz-plugin PATH"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("ptfuzz", "ptfuzz: corpus files as regression tests")
+    group.addoption("--ptfuzz-corpus", action="append", default=[], metavar="DIR_OR_FILE",
+                    help="Collect every corpus file (*.json) under DIR_OR_FILE as a test that fails while "
+                         "its finding still reproduces (repeatable).")
+    group.addoption("--ptfuzz-baseline", action="append", default=[], metavar="DIR_OR_FILE",
+                    help="Known findings: a corpus directory or file, or a text file of signatures, one a "
+                         "line. Their tests are xfail (strict=False): XPASS means fixed (repeatable).")
+    group.addoption("--ptfuzz-policy", default=None, metavar="POLICY",
+                    help="Replay under this policy of each file's subsystem (as ptfuzz replay --policy).")
+    group.addoption("--ptfuzz-without", action="append", default=[], metavar="RULE",
+                    help="Remove a rule from the replay policy (as ptfuzz replay --without; repeatable).")
+    group.addoption("--ptfuzz-plugin", action="append", default=[], metavar="PATH",
+                    help="Load a ptfuzz plugin from a file or package directory (as ptfuzz --plugin).")
+
+
+@attrs.define
+class _State:
+    """What the options say, read once per pytest process (each xdist worker has its own)."""
+
+    roots: tuple[Path, ...]
+    baseline: list[Known]
+    policy: str | None
+    without: tuple[str, ...]
+    plugins: tuple[str, ...]
+    _registry: Any = None
+    _error: str | None = None
+
+    def registry(self) -> Registry:
+        """The plugins, loaded at the first test (a plugin's error fails every test, naming it)."""
+        from fuzzer import host
+        from fuzzer.errors import PtfuzzError
+
+        if self._error is not None:
+            pytest.fail(self._error, pytrace=False)
+        if self._registry is None:
+            try:
+                self._registry = host.load(self.plugins)
+            except PtfuzzError as exc:
+                self._error = f"ptfuzz: error: {exc}"
+                pytest.fail(self._error, pytrace=False)
+        return self._registry
+
+
+_STATE = pytest.StashKey[_State]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    roots = config.getoption("ptfuzz_corpus")
+    if not roots:
+        return
+    for root in roots:
+        if not Path(root).exists():
+            raise pytest.UsageError(f"--ptfuzz-corpus {root!r}: no such file or directory")
+    config.stash[_STATE] = _State(
+        roots=tuple(Path(r).resolve() for r in roots),
+        baseline=read_baseline(config.getoption("ptfuzz_baseline")),
+        policy=config.getoption("ptfuzz_policy"),
+        without=tuple(config.getoption("ptfuzz_without")),
+        plugins=tuple(config.getoption("ptfuzz_plugin")),
+    )
+    # The corpus is collected alone when no test paths were named (`pytest --ptfuzz-corpus corpora/`),
+    # beside them otherwise.  A path already named is not added twice (xdist workers see the result).
+    if config.args_source != pytest.Config.ArgsSource.ARGS:
+        config.args[:] = []
+    named = {Path(a.split("::")[0]).resolve() for a in config.args}
+    config.args.extend(r for r in roots if Path(r).resolve() not in named)
+
+
+@attrs.frozen
+class Known:
+    """A known finding: its signature, and where it applies (None: any policy label / device)."""
+
+    signature: str
+    policy: str | None
+    device: str | None
+    where: str
+
+    def matches(self, entry: Entry) -> bool:
+        label = entry.policy + "".join(f"~{r}" for r in entry.without)
+        return self.signature == entry.signature and self.policy in (None, label) and self.device in (
+            None, entry.device)
+
+
+def read_baseline(paths: Iterable[str]) -> list[Known]:
+    """Known findings from corpus directories and files, baseline JSON files and signature lists.
+
+    The formats of ``ptfuzz campaign --baseline`` (issue 18): a corpus file is
+    known for its own policy label and device; JSON is ``{"format":
+    "ptfuzz.baseline/1", "known": [{"signature", "policy"?, "device"?}]}``;
+    text is ``SIGNATURE`` or ``SIGNATURE POLICY@DEVICE`` a line, ``#`` a
+    comment.  A source it cannot read is a usage error, never an empty baseline.
+    """
+    from fuzzer import corpus, files, safetext
+    from fuzzer.errors import PtfuzzError
+
+    known: list[Known] = []
+    for arg in paths:
+        p = Path(arg)
+        try:
+            if p.is_dir() or p.suffix == ".json":
+                for f in corpus.expand([arg]):
+                    doc = corpus.parse(files.read_text(f), safetext.line(f))
+                    if doc.get("format") == "ptfuzz.baseline/1" and isinstance(doc.get("known"), list):
+                        known.extend(Known(str(k["signature"]), k.get("policy"), k.get("device"), f"{f}:{i}")
+                                     for i, k in enumerate(doc["known"], 1)
+                                     if isinstance(k, dict) and isinstance(k.get("signature"), str))
+                        continue
+                    e = corpus.load(f)
+                    known.append(Known(e.signature, e.policy + "".join(f"~{r}" for r in e.without), e.device, f))
+                continue
+            text = files.read_text(arg)
+        except PtfuzzError as exc:
+            raise pytest.UsageError(f"--ptfuzz-baseline {arg!r}: {exc}") from None
+        for n, line in enumerate(text.splitlines(), 1):
+            parts = line.split("#", 1)[0].split()
+            if len(parts) > 2 or (len(parts) == 2 and "@" not in parts[1]):
+                raise pytest.UsageError(f"--ptfuzz-baseline {arg}:{n}: expected 'SIGNATURE' or "
+                                        f"'SIGNATURE POLICY@DEVICE'")
+            if parts:
+                policy, _, device = parts[1].partition("@") if len(parts) == 2 else ("", "", "")
+                known.append(Known(parts[0], policy or None, device or None, f"{arg}:{n}"))
+    return known
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    state = parent.config.stash.get(_STATE, None)
+    if state is None or file_path.suffix != ".json":
+        return None
+    path = file_path.resolve()
+    for root in state.roots:
+        if path == root or (root in path.parents and not any(
+                part.startswith(".") for part in path.relative_to(root).parts)):
+            return CorpusFile.from_parent(parent, path=file_path)
+    return None
+
+
+class CorpusFile(pytest.File):
+    """One corpus file: one test, named after the signature it records."""
+
+    def collect(self) -> Iterator[CorpusItem]:
+        from fuzzer import corpus, safetext
+        from fuzzer.errors import PtfuzzError
+
+        try:
+            entry = corpus.load(self.path)
+        except PtfuzzError as exc:  # still a test, which errors: collection goes on for the other files
+            yield CorpusItem.from_parent(self, name="unreadable", entry=None, error=f"ptfuzz: error: {exc}")
+            return
+        # "::" separates node ids: a signature cannot be allowed to make one up
+        name = safetext.line(entry.signature, limit=200).replace("::", ":_:") or "unnamed"
+        item = CorpusItem.from_parent(self, name=name, entry=entry, error=None)
+        state = self.config.stash[_STATE]
+        known = next((k for k in state.baseline if k.matches(entry)), None)
+        if known is not None:
+            item.add_marker(pytest.mark.xfail(reason=f"known finding (baseline {safetext.line(known.where)})",
+                                              raises=StillFails, strict=False))
+        item.user_properties.append(("signature", safetext.line(entry.signature)))
+        yield item
+
+
+class StillFails(AssertionError):
+    """The replay still shows the recorded violation; the message is the trace."""
+
+
+class CorpusItem(pytest.Item):
+    """Replays one corpus file; fails while its finding reproduces."""
+
+    def __init__(self, *, entry: Entry | None, error: str | None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.entry = entry
+        self.error = error
+        self.replayed: Replay | None = None
+
+    def setup(self) -> None:
+        """Load and replay: a file ptfuzz refuses, or a plugin it needs, is an error of the test."""
+        from fuzzer.errors import PtfuzzError
+        from fuzzer.replay import replay, require_plugins
+
+        if self.error is not None:
+            pytest.fail(self.error, pytrace=False)
+        assert self.entry is not None
+        state = self.config.stash[_STATE]
+        registry = state.registry()
+        try:
+            require_plugins(registry, self.entry, PLUGIN_OPTION)
+            self.replayed = replay(registry, self.entry, state.policy, state.without or None)
+        except PtfuzzError as exc:
+            pytest.fail(f"ptfuzz: error: {exc}", pytrace=False)
+
+    def runtest(self) -> None:
+        from fuzzer import safetext
+        from fuzzer.replay import trace
+
+        rep = self.replayed
+        assert rep is not None
+        if rep.still_fails:
+            raise StillFails("\n".join(safetext.line(line) for line in trace(rep)))
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
+                     style: Any = None) -> str | Any:
+        if isinstance(excinfo.value, StillFails):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"ptfuzz replay {self.name}"

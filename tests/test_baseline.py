@@ -69,7 +69,7 @@ def test_text_baselines_and_their_errors(tmp_path: Path) -> None:
 
 
 def test_run_baseline_exit_codes(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    args = ["run", "cxl", "--policy", "linux-fwctl", "--device", "vendor", "--seed", "1", "--max-examples", "300",
+    args = ["run", "cxl", "--policy", "linux-fwctl", "--device", "vendor", "--seed", "1", "--max-examples", "1500",
             "--corpus", tmp_path / "c", "--json", tmp_path / "r.json"]
     code, out, _ = ptfuzz(capsys, *args)
     assert code == 1  # without a baseline every finding fails the run

@@ -367,3 +367,29 @@ def test_devx_methods_accept_verbs_cq_and_qp_handles(registry: Registry) -> None
     sig = "kernel-owned-integrity:rdma:OBJ_MODIFY$cq:cq"
     minimal = one_minimal(holed, [steps[0], steps[1], steps[5]], sig)
     assert [s.op for s in minimal] == ["ALLOC_UCONTEXT", "VERBS_CREATE$cq", "OBJ_MODIFY$cq"]
+
+
+@pytest.mark.parametrize(("info", "caps", "want"), [
+    ({}, {"CAP_NET_RAW", "CAP_SYS_RAWIO"}, None),  # both bits, both capabilities
+    ({"uctx_cap": 0}, {"CAP_NET_RAW", "CAP_SYS_RAWIO"}, {"cap": 0}),
+    ({"log_max_uctx": 0}, {"CAP_NET_RAW", "CAP_SYS_RAWIO"}, errno.EINVAL),
+])
+def test_uctx_caps_need_the_firmware_bit_too(registry: Registry, info: dict[str, int], caps: set[str],
+                                             want: object) -> None:
+    """devx.c mlx5_ib_devx_create() (7.3.4, fidelity #25): no log_max_uctx is -EINVAL; a cap needs the
+    firmware's uctx_cap bit as well as the capability."""
+    import attrs
+
+    from fuzzer.plugins.rdma import ifc
+    spec = registry.device("rdma", "spec")
+    variant = attrs.evolve(spec, info={**spec.info, **info})
+    ex = registry.executor("rdma", registry.policy("rdma", "linux-devx"), variant)
+    step = Step("user", "ALLOC_UCONTEXT", {"devx": True, "cap": 0}, "rdma.devx", Caller(frozenset(caps)))
+    d = ex.apply(step).decision
+    assert d is not None
+    if want is None:
+        assert d.rewrite == {"cap": ifc.UCTX_CAP_RAW_TX | ifc.UCTX_CAP_INTERNAL_DEV_RES}
+    elif isinstance(want, int):
+        assert not d.allowed and d.errno == want
+    else:
+        assert d.rewrite == want

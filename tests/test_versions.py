@@ -58,8 +58,8 @@ def test_list_shows_the_kernel_per_policy_and_per_subsystem(capsys: pytest.Captu
             "declined); before 206f9fa9d555; before 60b5d1f68338; before 6179045ccc0c;") in out
     # netdev: bnxt (issue 17, N1) and mlx5 (issue 17, #6) re-read in 7.3.4; pds at the commit it was read at
     assert "policies read from: 7.3.4, at 479bec4c (historical: before e7537735028c)" in out
-    # gpu: debugfs re-read in 7.3.4 (issue 17, N5), honest about what it does not know for the rest
-    assert "policies read from: 7.3.4, unversioned (historical: before amdgpu's LOCKDOWN_PCI_ACCESS check" in out
+    # gpu: debugfs (issue 17, N5) and the DRM/sysfs rules re-read in 7.3.4
+    assert "policies read from: 7.3.4 (historical: before amdgpu's LOCKDOWN_PCI_ACCESS check" in out
 
 
 def test_replay_and_exports_show_the_kernel_of_the_policy_not_of_the_file(

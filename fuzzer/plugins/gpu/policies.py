@@ -15,8 +15,10 @@
   that requires it (``corpora/gpu/``).
 * ``permissive``: every channel, no rule.
 
-No kernel version was recorded when the DRM and sysfs rules were read, so
-those policies say ``kernel="unversioned"``.
+The DRM and sysfs rules were re-read in 7.3.4 (Debian's linux-source-7.3):
+``drm_ioctl_permit()`` and the ioctl flags unchanged, the sysfs modes unchanged, a guilty
+context refused with ``-ETIME`` from ``amdgpu_ctx_get_entity()`` (it was ``-ECANCELED``
+from ``ctx->guilty``, which 7.3.4 no longer has).
 """
 
 from __future__ import annotations
@@ -86,7 +88,7 @@ PERMIT = (
 def _guilty(r: Request) -> Verdict:
     cid = r.kernel["clients"].get(r.args["file"])
     if cid is not None and cid in r.kernel["guilty"]:
-        return Deny(errno.ECANCELED, "the context is guilty of a hang (ctx->guilty)")
+        return Deny(errno.ETIME, "the context's entity last scheduled the job that timed out (-ETIME)")
     return None
 
 
@@ -104,8 +106,9 @@ def _partition_busy(r: Request) -> Verdict:
 
 AMDGPU = (
     Rule("cs-guilty-ctx", _guilty,
-         "drivers/gpu/drm/amd/amdgpu/amdgpu_cs.c amdgpu_cs_parser_init(): atomic_read(&ctx->guilty) -> "
-         "-ECANCELED; Documentation/gpu/drm-uapi.rst \"Device reset\"", channels=NODES, ops=("CS", "CS" + CARD)),
+         "drivers/gpu/drm/amd/amdgpu/amdgpu_cs.c amdgpu_cs_p1_ib() -> amdgpu_ctx.c amdgpu_ctx_get_entity(): "
+         "drm_sched_entity_error() returns the -ETIME amdgpu_job_timedout() set on the hung job's fence "
+         "(7.3.4; ctx->guilty is gone); Documentation/gpu/drm-uapi.rst \"Device reset\"", channels=NODES, ops=("CS", "CS" + CARD)),
     Rule("sysfs-owner-write", _sysfs_owner,
          "drivers/gpu/drm/amd/pm/amdgpu_pm.c AMDGPU_DEVICE_ATTR_RW (S_IRUGO | S_IWUSR), hwmon power1_cap 0644, "
          "amdgpu_gfx.c DEVICE_ATTR(current_compute_partition, 0644); fs/namei.c may_open() -> "
@@ -126,12 +129,12 @@ DRM_PROMISES = (
 
 LINUX_DRM = Policy(
     "linux-drm", "gpu", channels=(RENDER, PRIMARY, SYSFS), rules=(*PERMIT, *AMDGPU), promises=DRM_PROMISES,
-    knobs={"gpu_recovery": -1}, kernel="unversioned",
+    knobs={"gpu_recovery": -1}, kernel="7.3.4",
     doc="drm_ioctl_permit() + amdgpu_ioctls_kms[] flags, amdgpu's reset bookkeeping, the sysfs attributes",
 )
 LINUX_DRM_NORECOVERY = Policy(
     "linux-drm-norecovery", "gpu", channels=(RENDER, PRIMARY, SYSFS), rules=(*PERMIT, *AMDGPU),
-    promises=DRM_PROMISES, knobs={"gpu_recovery": 0}, kernel="unversioned",
+    promises=DRM_PROMISES, knobs={"gpu_recovery": 0}, kernel="7.3.4",
     doc="linux-drm booted with amdgpu.gpu_recovery=0: hangs are not reset, and nothing taints",
 )
 

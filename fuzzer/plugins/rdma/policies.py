@@ -169,18 +169,23 @@ def _uctx_caps(r: Request) -> Verdict:
     the errno and the firmware state are the same in either order; what the order changes is
     whether capable() runs at all on a device without the bit, and so an LSM audit record or
     PF_SUPERPRIV, which the model has no place for (inventing one would test the model, not the
-    kernel).  The modelled firmware has every uctx_cap bit.  UCAP (issue 17 #16, 7.3.4
+    kernel).  UCAP (issue 17 #16, 7.3.4
     set_uctx_ucaps()): RDMA_CTRL and RDMA_CTRL_OTHER_VHCA come only from an fd of
     /dev/infiniband/mlx5_perm_ctrl_* (mode 0600) given at ALLOC_UCONTEXT, -EOPNOTSUPP without the
     firmware bit, and the uid is registered with mlx5_cmd_add_privileged_uid(); what firmware then
     lets such a uid do is not public, so no caller holds a UCAP here.
     """
+    # fidelity #25 (7.3.4): "0 means not supported": no log_max_uctx, no DEVX context at all; a cap is
+    # granted only if the firmware's uctx_cap has its bit (device info; the modelled devices have both)
+    if not int(r.device.info.get("log_max_uctx", 1)):
+        return Deny(errno.EINVAL, "MLX5_CAP_GEN(log_max_uctx) is 0: the firmware has no DEVX contexts")
+    fw = int(r.device.info.get("uctx_cap", ifc.UCTX_CAP_RAW_TX | ifc.UCTX_CAP_INTERNAL_DEV_RES))
     granted = 0
-    if CAP_NET_RAW in r.caller.caps:
+    if fw & ifc.UCTX_CAP_RAW_TX and CAP_NET_RAW in r.caller.caps:
         granted |= ifc.UCTX_CAP_RAW_TX
-    if fwctl.CAP_SYS_RAWIO in r.caller.caps:
+    if fw & ifc.UCTX_CAP_INTERNAL_DEV_RES and fwctl.CAP_SYS_RAWIO in r.caller.caps:
         granted |= ifc.UCTX_CAP_INTERNAL_DEV_RES
-    return Rewrite({"cap": granted}, "capable() decides the uctx caps")
+    return Rewrite({"cap": granted}, "the firmware's uctx_cap and capable() decide the uctx caps")
 
 
 _UID_METHODS = ("UMEM_REG", *method_ops("OTHER"), *method_ops("OBJ_CREATE"), *method_ops("OBJ_MODIFY"),

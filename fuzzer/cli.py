@@ -353,7 +353,9 @@ def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name
         if judged is not None:
             _add_baseline_json(json_out, result, judged)
     if junit_out:
-        files.write_output(junit_out, "--junit", junit_xml(result, subsystem, policy.label, device.name))
+        known_sigs = frozenset() if judged is None else frozenset(
+            sig for sig in result.findings if judged.of(0, sig) != "new")
+        files.write_output(junit_out, "--junit", junit_xml(result, subsystem, policy.label, device.name, known_sigs))
     if result.interrupted:
         con.print("interrupted: every finding above is saved")
     if judged is not None:
@@ -471,8 +473,9 @@ def _write_json(path: str, r: Result, subsystem: str, policy: str, device: str) 
     files.write_output(path, "--json", json.dumps(doc, indent=2) + "\n")
 
 
-def junit_xml(r: Result, subsystem: str, policy: str, device: str) -> str:
-    """One test case per finding (accepted tainted ones skipped), or one passing campaign case."""
+def junit_xml(r: Result, subsystem: str, policy: str, device: str, known: frozenset[str] = frozenset()) -> str:
+    """One test case per finding (accepted tainted ones and, with ``--baseline``, known ones skipped), or one
+    passing campaign case."""
     suite = ET.Element("testsuite", name=f"ptfuzz.{subsystem}.{policy}.{device}",
                        tests="0", failures="0", skipped="0", time=f"{r.elapsed:.3f}")
     failures = skipped = 0
@@ -486,6 +489,9 @@ def junit_xml(r: Result, subsystem: str, policy: str, device: str) -> str:
             skipped += 1
         elif sig in r.accepted:
             ET.SubElement(case, "skipped", message=f"accepted tainted finding: {f.violation.message}")
+            skipped += 1
+        elif sig in known:
+            ET.SubElement(case, "skipped", message=f"known (in the baseline): {f.violation.message}")
             skipped += 1
         else:
             ET.SubElement(case, "failure", message=f.violation.message, type=f.violation.invariant).text = body

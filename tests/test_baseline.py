@@ -70,13 +70,15 @@ def test_text_baselines_and_their_errors(tmp_path: Path) -> None:
 
 def test_run_baseline_exit_codes(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     args = ["run", "cxl", "--policy", "linux-fwctl", "--device", "vendor", "--seed", "1", "--max-examples", "1500",
-            "--corpus", tmp_path / "c", "--json", tmp_path / "r.json"]
+            "--corpus", tmp_path / "c", "--json", tmp_path / "r.json", "--junit", tmp_path / "r.xml"]
     code, out, _ = ptfuzz(capsys, *args)
     assert code == 1  # without a baseline every finding fails the run
     code, out, _ = ptfuzz(capsys, *args, "--baseline", ROOT / "corpora" / "cxl")
     assert code == 0, out
     assert "baseline: 0 new, 4 known, 0 fixed" in out
     assert {f["status"] for f in json.loads((tmp_path / "r.json").read_text())["findings"]} == {"known"}
+    junit = (tmp_path / "r.xml").read_text()
+    assert 'failures="0"' in junit and "known (in the baseline)" in junit
     # one of the four forgotten: that one is new again
     (tmp_path / "b.txt").write_text("access:cxl:SET_FEATURE:caps\n")
     code, out, _ = ptfuzz(capsys, *args, "--baseline", tmp_path / "b.txt")

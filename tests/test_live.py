@@ -238,9 +238,9 @@ def test_fwctl_step_carries_scope_and_lengths(registry: host.Registry) -> None:
     step = ex.complete(Step("user", "GET_SUPPORTED_FEATURES", {}, "cxl.fwctl", Caller(scope="debug_read_only")))
     rec = Recorder()
     target.CxlTarget(rec).user(ex, step)  # type: ignore[arg-type]
-    verb, _caps, dev, scope, in_len, out_len, data = rec.calls[0]
-    assert (verb, dev, scope, in_len, out_len) == ("fwctl", b"/dev/fwctl/fwctl0", 1, step.args["in_len"],
-                                                   step.args["out_len"])
+    verb, _caps, dev, size, tail, scope, in_len, out_len, data = rec.calls[0]
+    assert (verb, dev, size, tail, scope, in_len, out_len) == (
+        "fwctl", b"/dev/fwctl/fwctl0", 32, 0, 1, step.args["in_len"], step.args["out_len"])  # sizeof(struct fwctl_rpc)
     # the header; the agent zero-fills the rest up to in_len, as the model's buffer is
     assert int.from_bytes(data[:4], "little") == 0x0500 and len(data) <= in_len
 
@@ -365,7 +365,7 @@ class TestDebian612:
 
     def test_no_fwctl(self, guest: guest_mod.Guest) -> None:
         assert guest.sh("[ -e /dev/fwctl ] || [ -e /sys/class/fwctl ]").rc != 0
-        r = guest.call("fwctl", 1 << 21 | 1 << 17, b"/dev/fwctl/fwctl0", 1, 16 + 8, 64, b"")
+        r = guest.call("fwctl", 1 << 21 | 1 << 17, b"/dev/fwctl/fwctl0", 32, 0, 1, 16 + 8, 64, b"")
         assert r.rc == -3  # the node is missing
 
 
@@ -604,7 +604,7 @@ def test_conformance_catches_a_model_that_is_wrong_about_the_kernel(registry: ho
     step on a fresh guest, and save it."""
     _kernel("7.3")
     c = runner.Conformance(registry, kernels.KERNELS["7.3"], "linux-raw-features-allowed", "qemu", seed=1,
-                           steps=300, out=tmp_path, log=lambda m: None)
+                           steps=600, out=tmp_path, log=lambda m: None)
     found = {d.signature: d for d in c.run()}
     ops = {d.last.step.op for d in found.values() if d.last.kernel == Verdict(errno.EPERM)}
     assert ops & {"GET_SUPPORTED_FEATURES", "GET_FEATURE", "SET_FEATURE"}, sorted(found)

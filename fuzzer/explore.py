@@ -51,7 +51,8 @@ REMEMBER = 16
 
 
 def _targets(produces: str | tuple[str, ...]) -> tuple[str, ...]:
-    return (produces,) if isinstance(produces, str) else tuple(b for b in produces if b)
+    """The bundles a command's handle goes to: ``""`` (produces nothing) is none, as in ``machine.make_rule``."""
+    return tuple(b for b in ((produces,) if isinstance(produces, str) else produces) if b)
 
 
 def callers_of(space: CallerSpace, channel: Channel) -> tuple[Caller, ...]:

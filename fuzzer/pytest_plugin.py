@@ -179,8 +179,26 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     for root in state.roots:
         if path == root or (root in path.parents and not any(
                 part.startswith(".") for part in path.relative_to(root).parts)):
-            return CorpusFile.from_parent(parent, path=file_path)
+            return CorpusFile.from_parent(parent, path=file_path, nodeid=_visible_nodeid(parent, file_path))
     return None
+
+
+def _visible_nodeid(parent: pytest.Collector, file_path: Path) -> str | None:
+    """A node id for a file whose name holds control characters, with them escaped.
+
+    A corpus file's *name* is hostile data too: pytest puts node ids raw into its
+    terminal summary and into JUnit's ``classname`` attribute, where an ESC makes
+    the XML unparsable.  ``None`` (pytest's own id) for every ordinary name, so
+    ``pytest corpora/cxl/x.json::SIG`` keeps selecting as usual.
+    """
+    from fuzzer import safetext
+
+    try:
+        nodeid = file_path.relative_to(parent.config.rootpath).as_posix()
+    except ValueError:
+        nodeid = file_path.as_posix()
+    seen = safetext.visible(nodeid)
+    return seen if seen != nodeid else None
 
 
 class CorpusFile(pytest.File):

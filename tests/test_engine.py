@@ -70,3 +70,9 @@ def test_time_budget_and_targets_end_the_campaign(reg: host.Registry) -> None:
     assert r.sequences > 10 and r.elapsed < 10
     r = holed(reg, None, max_examples=10**6, targets=frozenset({MTU})).run()
     assert MTU in r.findings and r.sequences < 10**6
+
+
+def test_a_command_that_produces_nothing_publishes_to_no_bundle() -> None:
+    """``produces=""`` is no bundle for the native search, as for the Hypothesis machine (issue 20's crash)."""
+    from fuzzer.explore import _targets
+    assert _targets("") == () and _targets(("", "files")) == ("files",) and _targets("bos") == ("bos",)

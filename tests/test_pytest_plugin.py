@@ -120,6 +120,9 @@ def test_junit_has_one_case_per_file_with_the_trace_escaped(project: Path) -> No
     assert "\x1b" not in body and "\\x1b[31m.json" in body
     assert "=> still fails" in body
     assert {c.get("name") for c in cases} >= {SIG}
+    # the file's name is escaped where pytest itself prints it: the case's classname, the summary
+    assert "corpora.cxl.evil\\x1b[31m.json" in {c.get("classname") for c in cases}
+    assert "\x1b" not in done.stdout and "evil\\x1b[31m.json" in done.stdout
 
 
 def test_an_unreadable_file_is_an_error_of_its_own_test(project: Path) -> None:

@@ -24,7 +24,7 @@ def tests(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     session.install("ruff")
-    session.run("ruff", "check", "fuzzer", "tests", "benchmarks", "examples", "noxfile.py")
+    session.run("ruff", "check", "fuzzer", "plugins", "tests", "benchmarks", "examples", "noxfile.py")
 
 
 @nox.session
@@ -82,7 +82,7 @@ def conformance(session: nox.Session) -> None:
     600 steps take 100 s), and the historical fwctl size findings on the kernel with their fix reverted.
     Arguments go to ``ptfuzz live conformance`` (``--steps 500``).
     """
-    session.run("bash", "fuzzer/live/deps.sh", external=True)
+    session.run("bash", "plugins/ptfuzz_cxl/live/deps.sh", external=True)
     session.install("-e", ".")
     session.run("ptfuzz", "live", "build")
     session.run("ptfuzz", "live", "conformance", "--policy", "linux-ioctl", "--policy", "linux-raw",

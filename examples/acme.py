@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import errno
 
+from ptfuzz_cxl.policies import LINUX_RAW
+
 from fuzzer import (
     Command,
     CommandSet,
@@ -22,7 +24,6 @@ from fuzzer import (
     Rule,
     hookimpl,
 )
-from fuzzer.plugins.cxl.policies import LINUX_RAW
 
 __version__ = "0.1.0"
 

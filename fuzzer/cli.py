@@ -18,6 +18,7 @@ through ``fuzzer.files.write_output``.
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import io
 import json
 import math
@@ -39,10 +40,9 @@ from rich.table import Table
 
 from fuzzer import __version__, corpus, database, files, host, safetext
 from fuzzer.campaign import DEFAULT_EXAMPLES, MAX_STEPS, SEARCHES, Campaign, Finding, Progress, Result
-from fuzzer.errors import CorpusError, PtfuzzError, UsageError
+from fuzzer.errors import CorpusError, PluginError, PtfuzzError, UsageError
 from fuzzer.hypothesis_search import open_database
 from fuzzer.invariants import GENERIC
-from fuzzer.live.cli import live
 from fuzzer.replay import executor_for, trace
 from fuzzer.replay import replay as do_replay
 from fuzzer.spec import Policy
@@ -180,7 +180,43 @@ def _registry(ctx: click.Context) -> host.Registry:
     return obj["registry"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+#: Entry-point group of subcommands a plugin adds (the CXL plugin's ``live``).
+COMMANDS_GROUP = "ptfuzz.commands"
+
+
+class _PluginCommands(click.Group):
+    """ptfuzz's own commands, then the ones plugins add, each imported only when it is run.
+
+    A plugin's subcommand is an entry point in ``ptfuzz.commands`` naming a click
+    command; the engine never imports a plugin to build its help.  A subcommand
+    whose plugin fails to import, or that is not a click command, is a plugin
+    error naming the entry point (exit 2), like a plugin that fails to load.
+    """
+
+    def _added(self) -> dict[str, importlib.metadata.EntryPoint]:
+        eps = importlib.metadata.entry_points(group=COMMANDS_GROUP)
+        return {ep.name: ep for ep in eps if ep.name not in self.commands}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self._added()])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        own = super().get_command(ctx, cmd_name)
+        ep = self._added().get(cmd_name) if own is None else None
+        if ep is None:
+            return own
+        try:
+            command = ep.load()
+        except Exception as exc:
+            raise PluginError(f"ptfuzz {cmd_name}: the plugin command {ep.value} failed to load: "
+                              f"{type(exc).__name__}: {exc}") from exc
+        if not isinstance(command, click.Command):
+            raise PluginError(f"ptfuzz {cmd_name}: the plugin command {ep.value} is a "
+                              f"{type(command).__name__}, not a click command")
+        return command
+
+
+@click.group(cls=_PluginCommands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--plugin", "plugins", multiple=True, metavar="PATH",
               help="Load a plugin module from a file (repeatable).")
 @click.version_option(__version__, prog_name="ptfuzz")
@@ -666,9 +702,6 @@ def new_plugin(name: str, output: str | None, force: bool) -> None:
         raise UsageError(str(exc)) from None
     files.write_output(str(path), "--output", text)
     click.echo(f"wrote {path}; try: ptfuzz --plugin {path} run {name} --policy permissive --max-examples 200")
-
-
-cli.add_command(live)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -144,12 +144,11 @@ class Lines:
 def plugin_root(executor: Executor) -> str | None:
     """The plugin's code: its package directory (or its single file), found from the probe function.
 
-    A builtin plugin is ``fuzzer.plugins.NAME``; a distribution's is its top package; a
-    ``--plugin file.py`` is that file.
+    An installed plugin's (the builtin ones included) is its top package; a ``--plugin
+    file.py`` is that file.
     """
     name = getattr(executor.subsystem.probe, "__module__", "") or ""
-    parts = name.split(".")
-    top = ".".join(parts[:3]) if parts[:2] == ["fuzzer", "plugins"] else parts[0]
+    top = name.split(".")[0]
     module = sys.modules.get(top)
     path = getattr(module, "__file__", None)
     if not path:

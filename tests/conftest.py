@@ -4,10 +4,10 @@ from types import SimpleNamespace
 
 import pytest
 from hypothesis import HealthCheck, settings
+from ptfuzz_cxl import device as cxl_device
 
 from fuzzer import cli, host
 from fuzzer.hookspecs import hookimpl
-from fuzzer.plugins.cxl import device as cxl_device
 from fuzzer.spec import DeviceSet, DeviceVariant
 
 # Tests that use @given directly run derandomized; campaigns pass explicit seeds.

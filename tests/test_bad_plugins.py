@@ -91,7 +91,7 @@ def test_plugin_raises_multiline_message(tmp_path: Path, capsys: pytest.CaptureF
          """, ("plugin 'twice' registers policy 'permissive'",), id="policy-registered-twice"),
         pytest.param("dupsub", """
             from fuzzer import hookimpl
-            from fuzzer.plugins.cxl import SUBSYSTEM
+            from ptfuzz_cxl import SUBSYSTEM
 
             @hookimpl
             def ptfuzz_subsystems():

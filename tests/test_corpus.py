@@ -87,7 +87,7 @@ def test_every_corpus_file_exports_to_c_that_compiles(registry: Registry, tmp_pa
 
 
 def test_c_export_encodes_the_kernel_structs(registry: Registry) -> None:
-    from fuzzer.plugins.cxl.export_c import ENCODERS
+    from ptfuzz_cxl.export_c import ENCODERS
 
     _, partition = ENCODERS["SET_PARTITION_INFO"]
     # in 256 MiB units (CXL_CAPACITY_MULTIPLIER), 10 bytes as cxl_mem_commands[] has it

@@ -5,10 +5,10 @@ from __future__ import annotations
 import errno
 
 import pytest
+from ptfuzz_cxl import mailbox as mb
 
 from fuzzer.executor import Executor
 from fuzzer.host import Registry
-from fuzzer.plugins.cxl import mailbox as mb
 from fuzzer.spec import Caller
 from fuzzer.world import Step
 
@@ -93,8 +93,7 @@ FULL = Caller(frozenset({"CAP_SYS_ADMIN", "CAP_SYS_RAWIO"}), scope="debug_write_
 
 def _without_in_cel(registry: Registry, *ops: str) -> Executor:
     import attrs
-
-    from fuzzer.plugins.cxl.device import COMMANDS, SPEC, build_cel
+    from ptfuzz_cxl.device import COMMANDS, SPEC, build_cel
 
     variant = attrs.evolve(SPEC, name="spec-cel-lacks", info={
         **SPEC.info, "cel": build_cel(tuple(c for c in COMMANDS if c.op not in ops))})
@@ -181,8 +180,8 @@ def test_nvdimm_unbind_names_the_cxl_mem_unbind(registry: Registry) -> None:
     """7.3.4: drivers/cxl/mem.c cxl_mem_probe() -> core/pmem.c devm_cxl_add_nvdimm(dev, ...) registers
     cxlmd_release_nvdimm() on memN, and cxl_mem_driver has no suppress_bind_attrs: unbinding memN from
     cxl_mem unregisters the cxl_nvdimm, so clear_exclusive() runs; unloading cxl_pmem is not the only way."""
-    from fuzzer.plugins.cxl.export_c import KERNEL_HOWTO
-    from fuzzer.plugins.cxl.kernel import ACTIONS
+    from ptfuzz_cxl.export_c import KERNEL_HOWTO
+    from ptfuzz_cxl.kernel import ACTIONS
 
     (action,) = [a for a in ACTIONS if a.name == "nvdimm_unbind"]
     assert "only by unloading" not in action.doc and "cxl_mem" in action.doc

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import errno
 
+from ptfuzz_cxl import mailbox as mb
+
 from fuzzer.executor import Executor
 from fuzzer.host import Registry
-from fuzzer.plugins.cxl import mailbox as mb
 from fuzzer.spec import Caller
 from fuzzer.world import Step
 

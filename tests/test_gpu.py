@@ -10,15 +10,15 @@ from typing import Any
 import attrs
 import pytest
 from committed import corpus_files
+from ptfuzz_gpu import ioctls, policies, regs
+from ptfuzz_gpu.commands import COMMANDS
+from ptfuzz_gpu.device import DEFAULTS, FIELDS
+from ptfuzz_gpu.kernel import GLOBAL
 
 from fuzzer import corpus
 from fuzzer.campaign import Campaign
 from fuzzer.executor import Executor
 from fuzzer.host import Registry
-from fuzzer.plugins.gpu import ioctls, policies, regs
-from fuzzer.plugins.gpu.commands import COMMANDS
-from fuzzer.plugins.gpu.device import DEFAULTS, FIELDS
-from fuzzer.plugins.gpu.kernel import GLOBAL
 from fuzzer.replay import replay
 from fuzzer.spec import Caller
 from fuzzer.world import Step

@@ -28,9 +28,9 @@ from hostile import (
     python_export_problems,
     reference_body,
 )
+from ptfuzz_cxl.export_c import render_c
 
 from fuzzer import corpus, files
-from fuzzer.plugins.cxl.export_c import render_c
 from fuzzer.replay import replay as do_replay
 from fuzzer.spec import Caller
 

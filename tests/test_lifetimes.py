@@ -13,14 +13,14 @@ import errno
 from pathlib import Path
 
 import pytest
+from ptfuzz_cxl import mailbox as mb
+from ptfuzz_mlx5 import fwctl as mlx5_fwctl
 
 from fuzzer import Buffer, Forward, Reply, Request, World, corpus, fwctl, lifetimes
 from fuzzer.campaign import Campaign
 from fuzzer.executor import Executor
 from fuzzer.host import Registry
 from fuzzer.minimize import first_hit, is_one_minimal
-from fuzzer.plugins.cxl import mailbox as mb
-from fuzzer.plugins.mlx5 import fwctl as mlx5_fwctl
 from fuzzer.replay import replay
 from fuzzer.spec import Caller
 from fuzzer.world import Step

@@ -21,11 +21,11 @@ from typing import Any
 
 import attrs
 import pytest
+from ptfuzz_cxl.live import guest as guest_mod
+from ptfuzz_cxl.live import kernels, known, runner, target, tools
+from ptfuzz_cxl.live.target import LiveStep, Verdict, compare
 
 from fuzzer import host
-from fuzzer.live import guest as guest_mod
-from fuzzer.live import kernels, known, runner, target, tools
-from fuzzer.live.target import LiveStep, Verdict, compare
 from fuzzer.spec import Caller, Step
 
 RAW_ADMIN = Caller(frozenset({"CAP_SYS_ADMIN"}))
@@ -530,7 +530,7 @@ def test_corpus_files_agree_with_the_kernel_where_the_model_says_they_do(registr
 def test_the_test_patch_is_in_the_model_that_judges_that_kernel(registry: host.Registry) -> None:
     """test-ecs-user-feature.patch makes ECS a user feature; the policy judging 7.3 says so.  Released 7.3.4
     on QEMU's device creates no fwctl node at all (both features exclusive: devm_cxl_setup_fwctl())."""
-    from fuzzer.plugins.cxl import mailbox as mb
+    from ptfuzz_cxl import mailbox as mb
 
     full = Caller(frozenset({"CAP_SYS_ADMIN", "CAP_SYS_RAWIO"}), scope="debug_write_full")
     step = Step("user", "SET_FEATURE", {"uuid": mb.ECS_UUID, "value": 3}, "cxl.fwctl", full)
@@ -581,7 +581,7 @@ def test_the_fwctl_size_findings_are_kasan_reports_or_oopses_with_the_checks_rev
 def test_a_set_feature_past_its_request_is_a_kasan_read_on_ecs(registry: host.Registry) -> None:
     """SET_FEATURE of ECS (a user feature on this kernel, by the test patch) with op_size past in_len:
     cxl_set_feature()'s memcpy() reads off the request (test-kasan-mailbox-copies.patch makes it seen)."""
-    from fuzzer.plugins.cxl import mailbox as mb
+    from ptfuzz_cxl import mailbox as mb
 
     build = kernels.KERNELS["7.3-fwctl-unchecked-sizes"]
     image = _kernel(build.name)
@@ -618,7 +618,7 @@ def test_a_set_feature_of_ecs_at_full_scope_goes_through_and_reads_back(registry
     """What conformance rarely draws (2,000 steps of linux-fwctl met no allowed Set Feature): ECS set
     through fwctl at FWCTL_RPC_DEBUG_WRITE_FULL with CAP_SYS_RAWIO (its effects say immediate config
     change, cxlctl_validate_set_features()), then read back with Get Feature; both sides agree."""
-    from fuzzer.plugins.cxl import mailbox as mb
+    from ptfuzz_cxl import mailbox as mb
 
     build = kernels.KERNELS["7.3"]
     image = _kernel(build.name)

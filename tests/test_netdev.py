@@ -13,16 +13,16 @@ from typing import Any
 
 import pytest
 from conftest import run_cli
+from ptfuzz_mlx5 import ifc
+from ptfuzz_netdev import hwrm
+from ptfuzz_netdev.policies import BNXT_DMA_SCOPE, BNXT_SCOPE, LINUX_FWCTL_BNXT, LINUX_FWCTL_PDS
+from ptfuzz_netdev.state import OWNED
 
 from fuzzer import corpus, fwctl
 from fuzzer.campaign import Campaign
 from fuzzer.executor import Executor, StepResult
 from fuzzer.host import Registry
 from fuzzer.minimize import first_hit, is_one_minimal
-from fuzzer.plugins.mlx5 import ifc
-from fuzzer.plugins.netdev import hwrm
-from fuzzer.plugins.netdev.policies import BNXT_DMA_SCOPE, BNXT_SCOPE, LINUX_FWCTL_BNXT, LINUX_FWCTL_PDS
-from fuzzer.plugins.netdev.state import OWNED
 from fuzzer.replay import replay
 from fuzzer.spec import Caller
 from fuzzer.world import Step
@@ -366,7 +366,7 @@ def test_pds_bounds_the_payload_lengths_by_the_firmware_ident_before_the_endpoin
 
 
 def pds_ep_missing() -> int:
-    from fuzzer.plugins.netdev import pds
+    from ptfuzz_netdev import pds
 
     return pds.NO_SUCH_EP
 

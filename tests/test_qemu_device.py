@@ -1,7 +1,7 @@
 """The ``qemu`` device against QEMU 10.0.2's source, transcribed here by hand.
 
 Each expectation is read from QEMU 10.0.2 (Debian ``qemu_10.0.2+ds.orig.tar.xz``),
-not from ``fuzzer/plugins/cxl/qemu.py``, so a slip in either shows up as a failure.
+not from ``plugins/ptfuzz_cxl/qemu.py``, so a slip in either shows up as a failure.
 Where the ``spec`` device answers differently, a test says so, so a test would also
 fail if the qemu variant silently fell back to the spec device's handlers.
 """
@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 from conftest import run_cli
+from ptfuzz_cxl import mailbox as mb
+from ptfuzz_cxl.qemu import LSA_SIZE
 
 from fuzzer.executor import Executor, StepResult
 from fuzzer.host import Registry
-from fuzzer.plugins.cxl import mailbox as mb
-from fuzzer.plugins.cxl.qemu import LSA_SIZE
 from fuzzer.spec import Caller, Command
 from fuzzer.world import Step
 

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 from conftest import run_cli
+from ptfuzz_rdma.policies import DEVX_C
 
 from fuzzer import corpus
 from fuzzer.campaign import Campaign
 from fuzzer.host import Registry
 from fuzzer.minimize import first_hit, is_one_minimal, one_minimal
-from fuzzer.plugins.rdma.policies import DEVX_C
 from fuzzer.replay import replay
 from fuzzer.spec import ABSENT, Caller
 from fuzzer.world import Step
@@ -379,8 +379,7 @@ def test_uctx_caps_need_the_firmware_bit_too(registry: Registry, info: dict[str,
     """devx.c mlx5_ib_devx_create() (7.3.4, fidelity #25): no log_max_uctx is -EINVAL; a cap needs the
     firmware's uctx_cap bit as well as the capability."""
     import attrs
-
-    from fuzzer.plugins.rdma import ifc
+    from ptfuzz_rdma import ifc
     spec = registry.device("rdma", "spec")
     variant = attrs.evolve(spec, info={**spec.info, **info})
     ex = registry.executor("rdma", registry.policy("rdma", "linux-devx"), variant)

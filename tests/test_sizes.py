@@ -8,13 +8,13 @@ import uuid
 from pathlib import Path
 
 import pytest
+from ptfuzz_cxl import mailbox as mb
 
 from fuzzer import corpus
 from fuzzer.campaign import Campaign
 from fuzzer.cli import main
 from fuzzer.executor import Executor
 from fuzzer.host import Registry
-from fuzzer.plugins.cxl import mailbox as mb
 from fuzzer.replay import replay, trace
 from fuzzer.sizes import Buffer, Layout, Slot
 from fuzzer.spec import Caller

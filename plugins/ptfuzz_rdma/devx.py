@@ -29,10 +29,10 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
+from ptfuzz_mlx5 import ifc
 
 from fuzzer import Args, Command, Device, Driver, Effect, Param
 
-from ..mlx5 import ifc
 from . import kernel
 from .device import DEVX, FWCTL_FD, GTYPE, OP_MOD, OTHER_FUNCTION, REG, UID, VALUE, fw_effects
 

@@ -36,9 +36,10 @@ from __future__ import annotations
 import errno
 from typing import Any, NamedTuple
 
+from ptfuzz_mlx5 import ifc
+
 from fuzzer import Args, Caller, KernelAction, Param, Reply, World
 
-from ..mlx5 import ifc
 from .device import KIND_OF, has_room, obj_key
 
 #: devx_obj_build_destroy_cmd(): the destroy each DEVX create is undone with.

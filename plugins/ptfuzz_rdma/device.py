@@ -40,10 +40,9 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import attrs
+from ptfuzz_mlx5 import ifc
 
 from fuzzer import ALWAYS, Args, Command, Device, DeviceVariant, Effect, Field, Firmware, Param, Reply
-
-from ..mlx5 import ifc
 
 E = Effect
 

@@ -15,7 +15,7 @@ Sources as read: ``drivers/fwctl/bnxt/main.c`` of 7.3.4 (Debian's
 linux-source-7.3; the review quoted 98f21c54, whose DMA checks 7.3.4 keeps),
 ``drivers/fwctl/pds/main.c`` at 479bec4c (``pdsfc_validate_rpc()``'s size
 checks re-read in 7.3.4), ``drivers/fwctl/mlx5/main.c`` of 7.3.4
-(``fuzzer/plugins/mlx5/fwctl.py``, re-read for issue 17; before: at 52929c21); each policy's ``kernel`` says which.
+(``plugins/ptfuzz_mlx5/fwctl.py``, re-read for issue 17; before: at 52929c21); each policy's ``kernel`` says which.
 
 Each policy promises what the uapi says of the scopes
 (``include/uapi/fwctl/fwctl.h``, 7.3.4): ``@FWCTL_RPC_CONFIGURATION``: "Read/write
@@ -33,9 +33,10 @@ from __future__ import annotations
 import errno
 from typing import Any, cast
 
+from ptfuzz_mlx5 import fwctl as mlx5_fwctl
+
 from fuzzer import Deny, Effect, Policy, Promise, Request, Rule, Verdict, fwctl
 
-from ..mlx5 import fwctl as mlx5_fwctl
 from . import hwrm, pds
 from .state import BNXT, FUNC_RESET, MLX5, PDS
 

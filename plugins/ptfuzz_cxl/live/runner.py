@@ -30,15 +30,20 @@ from typing import Any
 
 import attrs
 
-from fuzzer import corpus
-from fuzzer.executor import Executor
-from fuzzer.explore import Explorer
-from fuzzer.host import Registry
-from fuzzer.live import kernels, known, tools
-from fuzzer.live.guest import Guest, GuestError
-from fuzzer.live.target import NOT_HERE, CxlTarget, LiveStep, Verdict, tally
-from fuzzer.replay import executor_for
-from fuzzer.spec import Step
+from fuzzer import Step
+from fuzzer.harness import (
+    Entry,
+    Executor,
+    Explorer,
+    Registry,
+    executor_for,
+    load_entry,
+    migrate_entry,
+    step_to_json,
+)
+from ptfuzz_cxl.live import kernels, known, tools
+from ptfuzz_cxl.live.guest import Guest, GuestError
+from ptfuzz_cxl.live.target import NOT_HERE, CxlTarget, LiveStep, Verdict, tally
 
 #: model-only steps that bring a fresh model to the guest's boot state
 SETUP = (Step("kernel", "nvdimm_bind", {}),)
@@ -145,7 +150,7 @@ def run_file(registry: Registry, path: str, build: kernels.Kernel, policy: str |
     """One corpus file on a fresh guest, its steps judged by ``policy`` (default: the file's) on the model
     of ``device`` (default: the file's; ``qemu`` predicts what the emulated device answers, so that what
     remains is the kernel's and the policy's).  A step the device cannot take is not performed."""
-    entry = corpus.load(path)
+    entry = load_entry(path)
     if policy == "auto":
         policy = judge_for(registry, entry, build)
     executor, pol = executor_for(registry, entry, policy)
@@ -153,7 +158,7 @@ def run_file(registry: Registry, path: str, build: kernels.Kernel, policy: str |
     device = device or entry.device
     if judged is not pol or device != entry.device:
         executor = registry.executor(entry.subsystem, judged, registry.device(entry.subsystem, device), trace=True)
-    entry = corpus.migrate(entry, executor.complete)
+    entry = migrate_entry(entry, executor.complete)
     unknown = [s for s in entry.steps if executor.validate(s)]
     if unknown:
         why = executor.validate(unknown[0])
@@ -168,7 +173,7 @@ def run_file(registry: Registry, path: str, build: kernels.Kernel, policy: str |
     return FileRun(path, pol.label, device, tuple(steps))
 
 
-def judge_for(registry: Registry, entry: corpus.Entry, build: kernels.Kernel) -> str:
+def judge_for(registry: Registry, entry: Entry, build: kernels.Kernel) -> str:
     """The policy describing ``build`` that covers every channel the entry's user steps use."""
     channels = {s.channel for s in entry.steps if s.actor == "user"}
     for name in build.judges:
@@ -349,7 +354,7 @@ def to_json(d: Disagreement, executor: Executor) -> dict[str, Any]:
         "kernel_said": s.kernel.describe({}) if s.kernel else None,
         "known": d.known.reason if d.known else None,
         "kmsg": s.kmsg[-4000:],
-        "steps": [corpus.step_to_json(st, executor.payload_of(st)) for st in d.steps],
+        "steps": [step_to_json(st, executor.payload_of(st)) for st in d.steps],
     }
 
 

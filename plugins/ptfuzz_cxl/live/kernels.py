@@ -48,9 +48,9 @@ from typing import Any
 
 import attrs
 
-from fuzzer.live import tools
-from fuzzer.plugins.cxl import mailbox as mb
-from fuzzer.spec import Policy
+from fuzzer import Policy
+from ptfuzz_cxl import mailbox as mb
+from ptfuzz_cxl.live import tools
 
 KERNEL_DIR = tools.HERE / "kernel"
 PATCH_DIR = KERNEL_DIR / "patches"

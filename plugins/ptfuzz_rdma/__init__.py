@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from ptfuzz_mlx5 import fwctl as mlx5_fwctl
+from ptfuzz_mlx5 import ifc
+
 from fuzzer import (
     CallerSpace,
     Channel,
@@ -22,8 +25,6 @@ from fuzzer import (
     hookimpl,
 )
 
-from ..mlx5 import fwctl as mlx5_fwctl
-from ..mlx5 import ifc
 from . import kernel
 from .device import DEVX, FIELDS, FIRMWARE, FWCTL, FWCTL_FD, LAX, SPEC, TUNNEL, objects_of, uid_caps
 from .devx import FWCTL_FDS, METHODS

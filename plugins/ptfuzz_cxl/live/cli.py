@@ -19,11 +19,10 @@ from typing import Any
 
 import click
 
-from fuzzer import corpus, files, host, safetext
-from fuzzer.errors import UsageError
-from fuzzer.live import kernels, runner, tools
-from fuzzer.live.guest import GuestError
-from fuzzer.live.target import LiveStep
+from fuzzer.harness import Registry, UsageError, expand_corpus, load_plugins, safe_line, shown, write_output
+from ptfuzz_cxl.live import kernels, runner, tools
+from ptfuzz_cxl.live.guest import GuestError
+from ptfuzz_cxl.live.target import LiveStep
 
 EXIT_CLEAN, EXIT_FOUND = 0, 1
 
@@ -32,20 +31,20 @@ def _build(name: str) -> kernels.Kernel:
     try:
         return kernels.KERNELS[name]
     except KeyError:
-        raise UsageError(f"unknown kernel {safetext.shown(name)}; ptfuzz knows {', '.join(kernels.KERNELS)} "
+        raise UsageError(f"unknown kernel {shown(name)}; ptfuzz knows {', '.join(kernels.KERNELS)} "
                          f"(ptfuzz live kernels)") from None
 
 
-def _registry(ctx: click.Context) -> host.Registry:
+def _registry(ctx: click.Context) -> Registry:
     obj = ctx.find_root().obj
     if obj.get("registry") is None:
-        obj["registry"] = host.load(obj.get("plugins", ()))
-    reg: host.Registry = obj["registry"]
+        obj["registry"] = load_plugins(obj.get("plugins", ()))
+    reg: Registry = obj["registry"]
     return reg
 
 
 def _say(text: str) -> None:
-    click.echo(safetext.line(text))
+    click.echo(safe_line(text))
 
 
 def _ensure(build: kernels.Kernel) -> Path:
@@ -94,7 +93,7 @@ def _step_lines(s: LiveStep, names: dict[int, str]) -> list[str]:
     return lines
 
 
-def _names(reg: host.Registry) -> dict[int, str]:
+def _names(reg: Registry) -> dict[int, str]:
     return dict(reg.subsystem("cxl").status_names)
 
 
@@ -119,7 +118,7 @@ def run_cmd(ctx: click.Context, paths: tuple[str, ...], kernel_name: str, policy
     total = {"agree": 0, "partly": 0, "disagree": 0, "not performed": 0}
     report: list[dict[str, Any]] = []
     bad = 0
-    for path in corpus.expand(paths):
+    for path in expand_corpus(paths):
         if device_name is not None:
             reg.device("cxl", device_name)
         r = runner.run_file(reg, path, b, policy_name, tools.cache_dir(), device_name)
@@ -140,7 +139,7 @@ def run_cmd(ctx: click.Context, paths: tuple[str, ...], kernel_name: str, policy
                        "steps": [_step_json(s, names) for s in r.steps]})
     _say("user steps: " + ", ".join(f"{v} {k}" for k, v in total.items()))
     if json_out:
-        files.write_output(json_out, "--json", json.dumps({"kernel": b.name, "total": total, "files": report},
+        write_output(json_out, "--json", json.dumps({"kernel": b.name, "total": total, "files": report},
                                                            indent=1) + "\n")
     ctx.exit(EXIT_FOUND if bad else EXIT_CLEAN)
 
@@ -198,7 +197,7 @@ def conformance(ctx: click.Context, policies: tuple[str, ...], kernel_name: str,
         summaries.append(summary)
         _say(f"[{pol}] " + ", ".join(f"{k}={v}" for k, v in summary.items() if k != "per_command"))
     if json_out:
-        files.write_output(json_out, "--json", json.dumps(summaries, indent=1) + "\n")
+        write_output(json_out, "--json", json.dumps(summaries, indent=1) + "\n")
     if md_out:
-        files.write_output(md_out, "--markdown", runner.markdown(runs))
+        write_output(md_out, "--markdown", runner.markdown(runs))
     ctx.exit(EXIT_FOUND if unexplained else EXIT_CLEAN)

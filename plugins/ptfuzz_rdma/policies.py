@@ -14,7 +14,7 @@ the two vhca_tunnel_id rules, read from 7.3.4 and citing it; ``linux-devx-2019``
 whitelist and general-command list are devx.c of v5.2 (read from the linux-yocto-5.2 copy,
 WindRiver-Labs/linux-yocto-5.2 @256e39bf, which already has the type fix: the pull that
 merged both 2019 DevX fixes, up to c191f93454bc, changed nothing else in devx.c);
-the mlx5 fwctl table (``fuzzer/plugins/mlx5/fwctl.py``) is ``drivers/fwctl/mlx5/main.c``
+the mlx5 fwctl table (``plugins/ptfuzz_mlx5/fwctl.py``) is ``drivers/fwctl/mlx5/main.c``
 of 7.3.4 (re-read whole for issue 17), shared with the netdev plugin;
 ``linux-fwctl-mlx5-kfree-rpc-out`` is it before 7f059e473267 (its error path's free).
 """
@@ -24,10 +24,11 @@ from __future__ import annotations
 import errno
 from collections.abc import Callable
 
+from ptfuzz_mlx5 import fwctl as mlx5_fwctl
+from ptfuzz_mlx5 import ifc
+
 from fuzzer import Deny, Policy, Request, Rewrite, Rule, Verdict, fwctl
 
-from ..mlx5 import fwctl as mlx5_fwctl
-from ..mlx5 import ifc
 from .device import DEVX, FWCTL, FWCTL_FD, KIND_OF
 from .devx import method_ops
 from .kernel import Ucontext, Uobject

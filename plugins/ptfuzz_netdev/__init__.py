@@ -3,7 +3,7 @@
 Three fwctl drivers as device variants, each on its own channel (one fwctl
 device type each): bnxt (``drivers/fwctl/bnxt/main.c``), pds
 (``drivers/fwctl/pds/main.c``) and mlx5 (``drivers/fwctl/mlx5/main.c``, its
-rules shared with the rdma plugin through ``fuzzer/plugins/mlx5``).  The
+rules shared with the rdma plugin through ``plugins/ptfuzz_mlx5``).  The
 netdev-owned state (MTU, link, speed, pause, MAC, VFs, rings, counters, reset
 count, firmware version) is one field set for all three (``state.py``).
 
@@ -13,10 +13,11 @@ and using only ptfuzz's public records.
 
 from __future__ import annotations
 
+from ptfuzz_mlx5 import fwctl as mlx5_fwctl
+from ptfuzz_mlx5 import ifc
+
 from fuzzer import CallerSpace, Channel, Policy, Subsystem, fwctl, hookimpl
 
-from ..mlx5 import fwctl as mlx5_fwctl
-from ..mlx5 import ifc
 from . import bnxt, hwrm, kernel, mlx5, pds
 from .devices import DEVICES
 from .policies import POLICIES

@@ -35,12 +35,11 @@ from typing import Any, Literal
 
 import attrs
 
-from fuzzer import fwctl
-from fuzzer.executor import Executor, StepResult
-from fuzzer.live.guest import Guest, QmpError, Reply
-from fuzzer.plugins.cxl import mailbox as mb
-from fuzzer.plugins.cxl.export_c import ENCODERS, ID_RAW, IOCTL_IDS
-from fuzzer.spec import Step
+from fuzzer import Step, fwctl
+from fuzzer.harness import Executor, StepResult
+from ptfuzz_cxl import mailbox as mb
+from ptfuzz_cxl.export_c import ENCODERS, ID_RAW, IOCTL_IDS
+from ptfuzz_cxl.live.guest import Guest, QmpError, Reply
 
 Outcome = Literal["agree", "partly", "disagree", "not performed"]
 

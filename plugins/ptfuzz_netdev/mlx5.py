@@ -7,7 +7,7 @@ PMTU, ``mlx5_set_port_admin_status()`` PAOS, ``mlx5_set_port_pause()`` PFCC;
 and the NIC vport context (``core/vport.c``
 ``mlx5_modify_nic_vport_mac_address()``).  The fwctl FD's commands carry the
 uid of a uctx created with TOOLS_RESOURCES (``mlx5ctl_open_uctx()``); which
-commands pass is ``fuzzer/plugins/mlx5/fwctl.py``, shared with the rdma plugin.
+commands pass is ``plugins/ptfuzz_mlx5/fwctl.py``, shared with the rdma plugin.
 
 Firmware variants: ``mlx5`` refuses port-register writes from any uid but the
 kernel's (what mlx5ctl_validate_rpc() relies on when it lets ACCESS_REG writes
@@ -23,9 +23,10 @@ import errno
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ptfuzz_mlx5 import ifc
+
 from fuzzer import Args, Caller, Command, Device, Effect, Firmware, Param, Reply, World
 
-from ..mlx5 import ifc
 from .driver import NetDriver, recover
 from .state import MLX5
 

@@ -46,7 +46,7 @@ from pathlib import Path
 
 import attrs
 
-from fuzzer.live import tools
+from ptfuzz_cxl.live import tools
 
 #: KASAN's and the oops handler's first lines: each is a finding of its own
 CRASH = re.compile(

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import attrs
 
-from fuzzer.live.target import LiveStep
+from ptfuzz_cxl.live.target import LiveStep
 
 
 @attrs.frozen

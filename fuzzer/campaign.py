@@ -36,6 +36,7 @@ from hypothesis.database import ExampleDatabase
 from fuzzer import __version__, corpus
 from fuzzer.database import Store, warm_start
 from fuzzer.errors import OutputError, PtfuzzError, UsageError
+from fuzzer.executor import Executor
 from fuzzer.explore import Explorer, shorter_path
 from fuzzer.host import Registry
 from fuzzer.machine import Session
@@ -94,6 +95,8 @@ class Finding:
     search_steps: int = 0
     #: False while the steps are as found (or cut short by the deadline): not yet 1-minimal
     minimized: bool = True
+    #: the signature of the finding this one follows from (``follow_ons``), or ""
+    follows: str = ""
 
     @property
     def signature(self) -> str:
@@ -176,6 +179,40 @@ def simplicity(steps: list[Step], scopes: Mapping[str, tuple[str, ...]] | None =
     return (len(steps), cost)
 
 
+def follow_ons(executor: Executor, findings: Mapping[str, Finding]) -> dict[str, str]:
+    """Which findings follow from another: signature -> the signature of the finding it follows.
+
+    Once a field is broken, later steps trip over it: a kernel action reads the
+    corrupted value, another invariant looks at the same field.  Each is a
+    signature of its own, but one bug.  A finding *follows* another when its
+    own sequence, replayed, first shows the other's violation on the same field,
+    at an earlier step or earlier at the same step (invariants in their checking
+    order, so of two views of one step the first is the root).  Chains lead to
+    their first finding.  A follow-on is still a finding (saved, reported, and
+    failing the run as before); reports list it under its root.
+    """
+    direct: dict[str, str] = {}
+    for sig, f in findings.items():
+        if not f.violation.field:
+            continue
+        executor.reset()
+        for step in f.steps:
+            seen = [v.signature for v in executor.apply(step).violations if v.field == f.violation.field]
+            first = next((s for s in seen if s in findings), None)
+            if first is not None:
+                if first != sig:
+                    direct[sig] = first
+                break
+    roots: dict[str, str] = {}
+    for sig in direct:
+        root, hops = direct[sig], 0
+        while root in direct and hops < len(direct):
+            root, hops = direct[root], hops + 1
+        if root != sig:
+            roots[sig] = root
+    return roots
+
+
 def derive_seed(seed: int, round_no: int) -> int:
     digest = hashlib.sha256(f"{seed}:{round_no}".encode()).digest()
     return int.from_bytes(digest[:8], "little")
@@ -200,6 +237,7 @@ class Campaign(Session):
         on_progress: Callable[[Campaign], None] | None = None,
         targets: frozenset[str] = frozenset(),
         search: str = "native",
+        ignore_invariants: frozenset[str] = frozenset(),
     ) -> None:
         if search not in SEARCHES:
             raise UsageError(f"unknown search {search!r}; choose one of {', '.join(SEARCHES)}")
@@ -228,6 +266,10 @@ class Campaign(Session):
         self.executor = registry.executor(subsystem, policy, device)
         self._scopes = {c.name: c.scopes for c in self.executor.subsystem.channels}
         self._checker = registry.executor(subsystem, policy, device)  # for minimizing mid-run
+        #: ``--ignore``: invariants this campaign does not check (names checked by the caller)
+        self.ignore_invariants = ignore_invariants
+        for ex in (self.executor, self._checker):
+            ex.invariants = tuple(i for i in ex.invariants if i.name not in ignore_invariants)
         self.findings: dict[str, Finding] = {}
         #: native search: violations seen, not yet minimized (their raw prefixes are saved)
         self._raw: dict[str, Finding] = {}
@@ -571,6 +613,8 @@ class Campaign(Session):
         found = {**{s: f for s, f in self._raw.items() if s not in self.findings}, **self.findings}
         accepted = tuple(s for s, f in found.items()
                          if self.accept_tainted and f.violation.severity == "tainted")
+        for sig, root in follow_ons(self._checker, found).items():
+            found[sig].follows = root
         return Result(
             found, self.sequences, self.executor.total_steps,
             time.monotonic() - self.started, self.seed, self._rounds, self.runs, interrupted, accepted,

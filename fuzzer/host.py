@@ -35,6 +35,9 @@ from fuzzer.spec import (
 )
 
 GROUP = "ptfuzz"
+#: ``Subsystem.effects`` may name bits 16 and up only: bits 0-15 are the generic classes
+#: (``fuzzer.Effect``, the CXL CEL's effect field, whose bits 12-15 are reserved).
+OWN_EFFECTS_BELOW = 0xFFFF
 
 
 @attrs.define
@@ -321,6 +324,11 @@ def _check_subsystem(reg: Registry, name: str, sub: Subsystem) -> None:
                 f"plugin {who!r}: device {dev.name!r} state has fields {sorted((keys - members) ^ fields)} "
                 f"that do not match the declared fields of {name}"
             )
+    engine_bits = [bit for bit in sub.effects if not isinstance(bit, int) or bit <= 0 or bit & OWN_EFFECTS_BELOW]
+    if engine_bits:  # a bit below 16 would print under the plugin's name but be judged as a CXL class
+        raise PluginError(f"plugin {plugin!r}: subsystem {name} names effect bit(s) "
+                          f"{', '.join(shown(b) for b in engine_bits[:3])} in Subsystem.effects, which overlap "
+                          f"the generic effect classes (bits 0-15, fuzzer.Effect); use bits 16 and up (1 << 16)")
     firmware_ops = {f.op for f in sub.firmware}
     clash = sorted(firmware_ops & {c.op for c in (*sub.commands, *extra) if c.handler is not None})
     if clash:

@@ -33,7 +33,7 @@ from typing import Any
 import attrs
 from hypothesis.database import ExampleDatabase
 
-from fuzzer import __version__, corpus
+from fuzzer import corpus
 from fuzzer.database import Store, warm_start
 from fuzzer.errors import OutputError, PtfuzzError, UsageError
 from fuzzer.explore import Explorer, shorter_path
@@ -41,6 +41,7 @@ from fuzzer.host import Registry
 from fuzzer.machine import Session
 from fuzzer.minimize import CHECK_EVERY, one_minimal, reproduces, simplify
 from fuzzer.spec import DeviceVariant, Policy, Violation
+from fuzzer.version import __version__
 from fuzzer.world import Step
 
 #: Hypothesis re-runs per round spent shrinking before the round is cut short.

@@ -33,6 +33,7 @@ from fuzzer.spec import (
     Policy,
     Subsystem,
 )
+from fuzzer.version import __version__
 
 GROUP = "ptfuzz"
 
@@ -165,7 +166,7 @@ def load(plugin_files: Iterable[str] = (), *, entry_points: bool = True, extra: 
     plugin without installing it).
     """
     plugin_files = tuple(plugin_files)
-    from fuzzer import __version__, export
+    from fuzzer import export
 
     pm = pluggy.PluginManager(GROUP)
     pm.add_hookspecs(hookspecs)

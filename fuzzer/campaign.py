@@ -33,12 +33,12 @@ from typing import Any
 import attrs
 from hypothesis.database import ExampleDatabase
 
-from fuzzer import corpus
+from fuzzer import corpus, hypothesis_search
 from fuzzer.database import Store, warm_start
 from fuzzer.errors import OutputError, PtfuzzError, UsageError
 from fuzzer.explore import Explorer, shorter_path
 from fuzzer.host import Registry
-from fuzzer.machine import Session
+from fuzzer.machine import OutOfBudget, Session, ShrinkBudget
 from fuzzer.minimize import CHECK_EVERY, one_minimal, reproduces, simplify
 from fuzzer.spec import DeviceVariant, Policy, Violation
 from fuzzer.version import __version__
@@ -68,18 +68,6 @@ REFINE_AFTER = 1.0
 MAX_STEPS = 100_000
 #: Share of the time budget kept for minimizing after the search, when anything is left to minimize.
 FINISH_SHARE = 0.15
-
-
-class ShrinkBudget(KeyboardInterrupt):
-    """Ends a round whose shrinking has used ``SHRINK_RUNS`` runs; findings are already saved."""
-
-
-class OutOfBudget(KeyboardInterrupt):
-    """Raised inside Hypothesis to end a round when the time budget is spent.
-
-    Hypothesis treats KeyboardInterrupt as "stop now" (it records nothing about
-    the interrupted test case), which is exactly what an expired budget means.
-    """
 
 
 @attrs.define
@@ -592,7 +580,14 @@ class Campaign(Session):
         return len(self.explorer.behaviours) if self.explorer is not None else 0
 
     def _round(self, round_no: int) -> str:
-        """One Hypothesis run (``fuzzer.hypothesis_search``, imported only by campaigns that use it)."""
-        from fuzzer import hypothesis_search  # it imports this module: no import-time cycle
-
-        return hypothesis_search.run_round(self, round_no)
+        """One Hypothesis run (``fuzzer.hypothesis_search``): ``failed`` (another round may find
+        more), ``capped`` (it ran ``ROUND_EXAMPLES`` test cases) or ``spent`` (the budget is)."""
+        self._shrinking = False
+        self._shrink_runs = 0
+        remaining = ROUND_EXAMPLES if self.max_examples is None else max(self.max_examples - self.sequences, 1)
+        capped = remaining > ROUND_EXAMPLES
+        ended = hypothesis_search.run_round(self, min(remaining, ROUND_EXAMPLES), steps=self.step_count,
+                                            database=self.database, seed=derive_seed(self.seed, round_no))
+        if ended != "ran":
+            return ended
+        return "capped" if capped or self.max_examples is None else "spent"

@@ -110,9 +110,7 @@ def imports(root: Path) -> list[Edge]:
             if isinstance(node, ast.Import):
                 for alias in node.names:
                     if alias.name.split(".")[0] == package:
-                        target = owner(alias.name)
-                        names = ("*",) if target == package and alias.name == package else ()
-                        edges.append(Edge(source, target or alias.name, node.lineno, type_only, names))
+                        edges.append(Edge(source, owner(alias.name) or alias.name, node.lineno, type_only))
             elif isinstance(node, ast.ImportFrom):
                 if node.level:
                     base = here.split(".")[: len(here.split(".")) - node.level + 1]
@@ -219,7 +217,7 @@ def leaf_breaches(edges: list[Edge], root: Path, leaves: tuple[str, ...] = LEAVE
         if e.source in leaves:
             continue
         if e.target == package:
-            what = f"from {package} import {', '.join(e.names)}" if e.names != ("*",) else f"import {package}"
+            what = f"from {package} import {', '.join(e.names)}" if e.names else f"import {package}"
             yield f"{e.where(root)}: {what} (the public package: import from the module that defines it)"
         elif e.target in leaves:
             yield f"{e.where(root)}: imports {e.target}, which only plugins and live targets may import"
@@ -254,7 +252,7 @@ def test_the_graph_sees_the_engine_as_it_is() -> None:
     """The parser finds the imports the engine is known to have, of every kind, and no template text."""
     edges = {(e.source, e.target, e.type_only) for e in imports(ENGINE)}
     assert ("fuzzer.campaign", "fuzzer.minimize", False) in edges  # module level
-    assert ("fuzzer.cli", "fuzzer.scaffold", False) in edges  # inside a function
+    assert ("fuzzer.machine", "fuzzer.host", False) in edges  # inside a function (state_machine)
     assert ("fuzzer.replay", "fuzzer.registry", True) in edges  # under TYPE_CHECKING
     assert ("fuzzer", "fuzzer.fwctl", False) in edges  # ``from fuzzer import fwctl`` is the module
     # export.py's pytest template says "from fuzzer import host" inside a string: not an import
@@ -278,8 +276,11 @@ def test_a_planted_circle_is_reported_with_every_import_that_makes_it(tmp_path: 
         "__init__.py": 'VERSION = "1"\n',
         "a.py": "def f() -> None:\n    from pkg import b\n",
         "b.py": "from typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n    from pkg.a import f\n",
-        "c.py": "from . import a\n",
+        "c.py": "from . import a\nimport pkg.b\n",
     })
+    edges = {(e.source, e.target, e.type_only) for e in imports(root)}
+    assert edges == {("pkg.a", "pkg.b", False), ("pkg.b", "pkg.a", True), ("pkg.c", "pkg.a", False),
+                     ("pkg.c", "pkg.b", False)}
     found = cycles(graph(imports(root)))
     assert [describe(c, root) for c in found] == [
         "pkg.a -> pkg.b (pkg/a.py:2) -> pkg.a (pkg/b.py:4, TYPE_CHECKING)"
@@ -292,8 +293,10 @@ def test_a_planted_import_of_the_public_package_or_the_harness_is_reported(tmp_p
         "harness.py": "from pkg import a\n",
         "a.py": "def version() -> str:\n    from pkg import VERSION, b\n    return VERSION\n",
         "b.py": "import pkg.harness\n",
+        "d.py": "import pkg\n",
     })
     assert list(leaf_breaches(imports(root), root, ("pkg", "pkg.harness"))) == [
         "pkg/a.py:2: from pkg import VERSION (the public package: import from the module that defines it)",
         "pkg/b.py:1: imports pkg.harness, which only plugins and live targets may import",
+        "pkg/d.py:1: import pkg (the public package: import from the module that defines it)",
     ]

@@ -28,20 +28,20 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 import attrs
 from hypothesis.database import ExampleDatabase
 
-from fuzzer import __version__, corpus
+from fuzzer import corpus, hypothesis_search
 from fuzzer.database import Store, warm_start
-from fuzzer.errors import OutputError, PtfuzzError, UsageError
+from fuzzer.errors import OutputError, UsageError
 from fuzzer.executor import Executor
 from fuzzer.explore import Explorer, shorter_path
 from fuzzer.host import Registry
-from fuzzer.machine import Session
-from fuzzer.minimize import CHECK_EVERY, one_minimal, reproduces, simplify
+from fuzzer.machine import OutOfBudget, Session, ShrinkBudget
+from fuzzer.minimize import CHECK_EVERY, as_plain, one_minimal, simplicity, simplify, violation_of
 from fuzzer.spec import DeviceVariant, Policy, Violation
+from fuzzer.version import __version__
 from fuzzer.world import Step
 
 #: Hypothesis re-runs per round spent shrinking before the round is cut short.
@@ -68,18 +68,6 @@ REFINE_AFTER = 1.0
 MAX_STEPS = 100_000
 #: Share of the time budget kept for minimizing after the search, when anything is left to minimize.
 FINISH_SHARE = 0.15
-
-
-class ShrinkBudget(KeyboardInterrupt):
-    """Ends a round whose shrinking has used ``SHRINK_RUNS`` runs; findings are already saved."""
-
-
-class OutOfBudget(KeyboardInterrupt):
-    """Raised inside Hypothesis to end a round when the time budget is spent.
-
-    Hypothesis treats KeyboardInterrupt as "stop now" (it records nothing about
-    the interrupted test case), which is exactly what an expired budget means.
-    """
 
 
 @attrs.define
@@ -151,32 +139,6 @@ class Result:
         """Findings that fail the run: not accepted (tainted, with --accept-tainted), not trusted by design."""
         return [f for s, f in sorted(self.findings.items())
                 if s not in self.accepted and f.violation.severity != "trusted"]
-
-
-def simplicity(steps: list[Step], scopes: Mapping[str, tuple[str, ...]] | None = None,
-               params_of: Callable[[Step], Any] | None = None) -> tuple[int, int]:
-    """Order sequences as a reader would: fewer steps, then plainer callers and smaller arguments.
-
-    ``scopes`` gives each channel's scopes, least privileged first (``Channel.scopes``):
-    the least costs nothing, so an fwctl path at CONFIGURATION is as plain as a RAW one.
-    With ``params_of`` (``Executor.params_of``), a size at its natural value costs
-    nothing and any other costs more than every natural one, as ``minimize`` orders them.
-    """
-    cost = 0
-    for s in steps:
-        sizes = {p.name: p for p in (params_of(s) or ()) if p.kind == "size"} if params_of and s.actor == "user" else {}
-        if s.caller is not None:
-            c = s.caller
-            order = (scopes or {}).get(s.channel, ())
-            cost += len(c.caps) + len(c.switches) + (c.lockdown != "none") + (
-                order.index(c.scope) if c.scope in order else 0)
-        for k, v in s.args.items():
-            p = sizes.get(k)
-            if p is not None and isinstance(v, int) and callable(p.natural):
-                cost += 0 if v == p.natural(s.args) else 1 + min(abs(v), 1 << 20)
-            else:
-                cost += min(abs(v), 1 << 20) if isinstance(v, int) else (1 if v else 0)
-    return (len(steps), cost)
 
 
 def follow_ons(executor: Executor, findings: Mapping[str, Finding]) -> dict[str, str]:
@@ -379,7 +341,7 @@ class Campaign(Session):
             return
         first = known is None
         finding = Finding(
-            self._final_violation(minimal, sig), minimal,  # the violation as the minimal sequence shows it
+            violation_of(self._checker, minimal, sig), minimal,  # the violation as the minimal sequence shows it
             found_at=known.found_at if known else found_at,
             sequences=known.sequences if known else sequences,
             search_steps=known.search_steps if known else search_steps,
@@ -447,7 +409,7 @@ class Campaign(Session):
             f.polished = not self.expired()
             if steps != f.steps:  # refining only ever moves toward plainer or shorter
                 f.steps = steps
-                f.violation = self._final_violation(steps, sig)
+                f.violation = violation_of(self._checker, steps, sig)
                 if self.store is not None:
                     self.store.save_finding(sig, steps)
                 if self.corpus_dir is not None:
@@ -472,41 +434,26 @@ class Campaign(Session):
         disk stays as long as it still reproduces the signature and is no
         more complicated than what this run found.  The finding then adopts
         the file's steps, so what is reported is what is on disk.
+
+        One direction: read what the corpus holds (``corpus.known``), judge it
+        with the executor (``minimize.as_plain``), settle the finding, and only
+        then hand the finished entry to ``corpus.save``; neither calls back.
         """
         assert self.corpus_dir is not None
         entry = self.entry(finding)
         path = self.corpus_dir / corpus.file_name(entry)
-        if path.exists() and path not in self._written:
-            try:
-                old = corpus.load(path)
-            except PtfuzzError:
-                old = None
-            if old is not None:  # an older format's file is migrated in memory, never rewritten for that
-                old = corpus.migrate(old, self._checker.complete)
-            if (
-                old is not None
-                and old.signature == finding.signature
-                and self._simplicity(list(old.steps)) <= self._simplicity(finding.steps)
-                and all(self._checker.validate(s) is None for s in old.steps)
-                and reproduces(self._checker, old.steps, finding.signature)
-            ):
-                finding.steps = list(old.steps)
-                finding.violation = self._final_violation(finding.steps, finding.signature)
-                finding.polished = old.minimized
-                finding.minimized = old.minimized
-                return path
+        known = None if path in self._written else corpus.known(path, self._checker.complete)
+        if (known is not None and known.signature == finding.signature
+                and as_plain(self._checker, known.steps, finding.steps, finding.signature, self._scopes)):
+            finding.steps = list(known.steps)
+            finding.violation = violation_of(self._checker, finding.steps, finding.signature)
+            finding.polished = known.minimized
+            finding.minimized = known.minimized
+            return path
         return self._write(entry)
 
     def _simplicity(self, steps: list[Step]) -> tuple[int, int]:
         return simplicity(steps, self._scopes, self._checker.params_of)
-
-    def _final_violation(self, steps: list[Step], signature: str) -> Violation:
-        self._checker.reset()
-        for step in steps:
-            for v in self._checker.apply(step).violations:
-                if v.signature == signature:
-                    return v
-        raise AssertionError("minimal sequence lost its violation")  # pragma: no cover
 
     def entry(self, finding: Finding) -> corpus.Entry:
         return corpus.Entry(
@@ -635,7 +582,14 @@ class Campaign(Session):
         return len(self.explorer.behaviours) if self.explorer is not None else 0
 
     def _round(self, round_no: int) -> str:
-        """One Hypothesis run (``fuzzer.hypothesis_search``, imported only by campaigns that use it)."""
-        from fuzzer import hypothesis_search  # it imports this module: no import-time cycle
-
-        return hypothesis_search.run_round(self, round_no)
+        """One Hypothesis run (``fuzzer.hypothesis_search``): ``failed`` (another round may find
+        more), ``capped`` (it ran ``ROUND_EXAMPLES`` test cases) or ``spent`` (the budget is)."""
+        self._shrinking = False
+        self._shrink_runs = 0
+        remaining = ROUND_EXAMPLES if self.max_examples is None else max(self.max_examples - self.sequences, 1)
+        capped = remaining > ROUND_EXAMPLES
+        ended = hypothesis_search.run_round(self, min(remaining, ROUND_EXAMPLES), steps=self.step_count,
+                                            database=self.database, seed=derive_seed(self.seed, round_no))
+        if ended != "ran":
+            return ended
+        return "capped" if capped or self.max_examples is None else "spent"

@@ -38,7 +38,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from fuzzer import __version__, corpus, database, files, host, safetext
+from fuzzer import corpus, database, files, host, safetext
 from fuzzer.campaign import DEFAULT_EXAMPLES, MAX_STEPS, SEARCHES, Campaign, Finding, Progress, Result
 from fuzzer.effects import describe
 from fuzzer.errors import CorpusError, PluginError, PtfuzzError, UsageError
@@ -47,6 +47,7 @@ from fuzzer.invariants import GENERIC
 from fuzzer.replay import executor_for, trace
 from fuzzer.replay import replay as do_replay
 from fuzzer.spec import Policy, Subsystem
+from fuzzer.version import __version__
 from fuzzer.workers import Pool, WorkerSpec, check_workers
 
 EXIT_CLEAN, EXIT_FOUND, EXIT_ERROR, EXIT_INTERNAL = 0, 1, 2, 3

@@ -38,9 +38,10 @@ from typing import Any
 
 import attrs
 
-from fuzzer.campaign import Campaign, Finding, Progress, Result, derive_seed, simplicity
+from fuzzer.campaign import Campaign, Finding, Progress, Result, derive_seed
 from fuzzer.errors import PtfuzzError, UsageError
 from fuzzer.hypothesis_search import open_database
+from fuzzer.minimize import simplicity
 
 #: Seconds a worker may run past the deadline or a stop request before it is killed.
 GRACE = 2.0

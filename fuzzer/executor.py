@@ -456,7 +456,7 @@ class Executor:
         owned = tuple(k for k, _, _ in changes if _owned_now(world, k)) if self.trace and changes else ()
         return StepResult(self.index, step, decision, reply, changes, tuple(violations), declared, owned,
                           tuple(reacted), kernel_effects, tuple(world.published) if world.published else (),
-                          tuple(traced))
+                          tuple(traced) if traced else ())
 
     def kernel_effects(self, request: Request, declared: int, step: Step) -> int:
         """The effects the kernel believes ``request``'s command has: ``Subsystem.kernel_effects``, else ``declared``."""

@@ -181,14 +181,14 @@ class World:
         if bundle not in allowed:
             if who == "the probe":
                 raise ModelError(
-                    f"the probe publishes into bundle {bundle!r}, which no parameter takes; "
+                    f"world.publish({bundle!r}) into a bundle no parameter takes; "
                     f"the subsystem's handle bundles are {sorted(allowed)}")
-            raise ModelError(f"{who} publishes into bundle {bundle!r}, which it does not name: "
-                             f"add it to the reaction's produces= (it names {sorted(allowed)})")
+            raise ModelError(f"world.publish({bundle!r}) into a bundle the reaction does not name: "
+                             f"add {bundle!r} to its produces= (it names {sorted(allowed)})")
         for h in handles:
             if isinstance(h, bool) or not isinstance(h, (str, int)):
-                raise ModelError(f"{who} publishes {type(h).__name__} {shown(h)} into {bundle!r}; a handle is a "
-                                 f"string or an int (a corpus file stores it)")
+                raise ModelError(f"world.publish({bundle!r}, ...): a handle is a string or an int (a corpus file "
+                                 f"stores it), got {type(h).__name__} {shown(h)}")
             self.published.append((bundle, h))
 
     def taint(self, *flags: str) -> None:

@@ -52,8 +52,8 @@ from fuzzer import (
     Verdict,
     World,
     corpus,
-    host,
     hookimpl,
+    host,
 )
 from fuzzer.campaign import Campaign
 from fuzzer.errors import ModelError
@@ -391,18 +391,27 @@ def test_publishing_where_no_search_could_see_it_is_a_model_error(reg: host.Regi
         own(noting).executor("vault", POLICY, SUBSYSTEM.devices[0]).apply(Step("kernel", "note", {}))
     # a reaction publishes only into the bundles it names in produces=
     sloppy = attrs.evolve(POLICY, reactions=(attrs.evolve(POLICY.reactions[1], produces=""),))
-    with pytest.raises(ModelError, match=r"plugin 'vault': reaction 'adopt-spare': reaction 'adopt-spare' publishes "
-                                         r"into bundle 'spares', which it does not name: add it to the reaction's "
-                                         r"produces="):
+    with pytest.raises(ModelError, match=r"^plugin 'vault': reaction 'adopt-spare': world.publish\('spares'\) into a "
+                                         r"bundle the reaction does not name: add 'spares' to its produces= \(it "
+                                         r"names \[\]\) in step 1 \(user   vault.ctl ADD_SPARE\(\) as CAP_SYS_ADMIN\)$"):
         executor(reg, policy=sloppy).apply(user("ADD_SPARE"))
+
+    # a handle a corpus file could not store
+    def odd(world: World, request: Request, reply: Reply) -> None:
+        world.publish("spares", ("spare", 0))
+
+    tuple_handle = attrs.evolve(POLICY, reactions=(attrs.evolve(POLICY.reactions[1], run=odd),))
+    with pytest.raises(ModelError, match=r"world.publish\('spares', ...\): a handle is a string or an int .*"
+                                         r"got tuple \('spare', 0\)"):
+        executor(reg, policy=tuple_handle).apply(user("ADD_SPARE"))
 
     # the probe publishes only into a bundle some parameter takes
     def typo(world: World) -> None:
         world.publish("disk", "disk0")
 
     broken = own(attrs.evolve(SUBSYSTEM, probe=typo))
-    with pytest.raises(ModelError, match=r"plugin 'vault': probe: the probe publishes into bundle 'disk', which no "
-                                         r"parameter takes; the subsystem's handle bundles are \['disks', 'spares'\]"):
+    with pytest.raises(ModelError, match=r"^plugin 'vault': probe: world.publish\('disk'\) into a bundle no "
+                                         r"parameter takes; the subsystem's handle bundles are \['disks', 'spares'\]$"):
         broken.executor("vault", POLICY, SUBSYSTEM.devices[0])
 
 

@@ -589,6 +589,8 @@ class Reaction:
         where = f"Reaction({self.name!r})"
         _names(where, "channels", self.channels)
         _names(where, "ops", self.ops)
+        if not isinstance(self.produces, str):
+            _names(where, "produces", self.produces)
 
     @property
     def bundles(self) -> tuple[str, ...]:

@@ -298,6 +298,8 @@ def test_a_bare_string_where_names_are_meant_is_refused_with_the_fix() -> None:
         Trust(ROOT.caps, "c", fields="disk")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"Reaction\('r'\): channels='vault.ctl' is a string"):
         Reaction("r", reread_cache, "c", channels=CTL)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"Reaction\('r'\): produces must be names \(strings\), got \[1\]"):
+        Reaction("r", reread_cache, "c", produces=(1,))  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- 2. the kernel's view of effects

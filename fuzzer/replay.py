@@ -2,8 +2,9 @@
 
 No Hypothesis is involved, so a replay is deterministic and prints the same
 trace every time: each step, the policy's decision, the device's answer, the
-kernel-owned fields it moved (with what the kernel believes) and the
-violations.
+effects the kernel believed the command had and what each reaction changed in
+the kernel model, the kernel-owned fields it moved (with what the kernel
+believes) and the violations.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ import attrs
 
 from fuzzer import safetext
 from fuzzer.corpus import Entry, migrate
+from fuzzer.effects import describe
 from fuzzer.errors import CorpusError, PluginError, PtfuzzError
-from fuzzer.executor import Executor, StepResult
-from fuzzer.spec import Policy
+from fuzzer.executor import Executor, Reacted, StepResult
+from fuzzer.spec import ABSENT, Policy
 
 if TYPE_CHECKING:  # pragma: no cover
     from fuzzer.registry import Registry
@@ -134,7 +136,9 @@ def trace(rep: Replay) -> list[str]:
         if r.decision is not None:
             lines.append(f"      policy  {r.decision.describe()}" + (f": {r.decision.reason}" if r.decision.reason else ""))
         lines.append(f"      result  {_rc(r, names)}")
-        if r.reactions:
+        if r.reacted:
+            lines.extend(_reactions(r, rep))
+        elif r.reactions:
             lines.append(f"      kernel reacted  {', '.join(r.reactions)}")
         owned = [c for c in r.changes if c[0] in r.owned]
         other = [c for c in r.changes if c[0] not in r.owned]
@@ -149,6 +153,46 @@ def trace(rep: Replay) -> list[str]:
     verdict = "still fails" if rep.still_fails else "no longer fails"
     lines.append(f"  => {verdict}: {e.signature}")
     return lines
+
+
+def _reactions(r: StepResult, rep: Replay) -> list[str]:
+    """What the kernel computed (the effects it believed) and what each reaction changed in its model."""
+    names = rep.executor.subsystem.effects
+    lines = []
+    if r.kernel_effects is not None:
+        believed = describe(r.kernel_effects, names)
+        said = "" if r.kernel_effects == r.declared else f" (the device declared {describe(r.declared, names)})"
+        lines.append(f"      kernel effects  {believed}{said}")
+    filters = {x.name: x.effects for x in rep.policy.reactions}
+    for rc in r.reacted:
+        if not rc.ran:
+            needs = filters.get(rc.name)
+            lines.append(f"      kernel skipped  {rc.name}" + (
+                f" (reacts to {describe(needs, names)})" if needs is not None else ""))
+            continue
+        lines.append(f"      kernel reacted  {rc.name}" + ("" if rc.changed else ": changed nothing"))
+        lines.extend(_reaction_changes(rc))
+    return lines
+
+
+def _reaction_changes(rc: Reacted) -> list[str]:
+    out = [f"          kernel {safetext.shown(k) if not isinstance(k, str) else safetext.line(k, 40)}: "
+           f"{_value(old)} -> {_value(new)}" for k, old, new in rc.kernel]
+    out += [f"          believes {safetext.line(k, 40)}: {_value(old, '(nothing)')} -> {_value(new, '(nothing)')}"
+            for k, old, new in rc.beliefs]
+    if rc.taint:
+        out.append(f"          tainted {', '.join(safetext.line(t, 40) for t in sorted(rc.taint))}")
+    out += [f"          published {safetext.shown(h)} into {safetext.line(b, 40)}" for b, h in rc.published]
+    return out
+
+
+def _value(value: object, absent: str = "<absent>") -> str:
+    """A kernel-model value in a trace line: cut, and escaped (a plugin's values may hold corpus text)."""
+    if value is ABSENT:
+        return absent
+    if isinstance(value, bytes):
+        return _short(value)
+    return safetext.shown(value, 60)
 
 
 def _hex(data: bytes, shown: int = 32) -> str:

@@ -16,7 +16,7 @@ from fuzzer import CallerSpace, Channel, Invariant, Policy, StepContext, Subsyst
 from . import kernel, opcodes
 from .commands import ADMIN, COMMANDS, IO
 from .device import DEVICES, FIELDS, FIRMWARE
-from .policies import CAP_SYS_ADMIN, OPEN_WRITE, POLICIES
+from .policies import CAP_SYS_ADMIN, OPEN_WRITE, POLICIES, kernel_effects
 
 __version__ = "0.1.0"
 
@@ -43,6 +43,7 @@ SUBSYSTEM = Subsystem(
     firmware=FIRMWARE,
     effects=opcodes.EFFECT_NAMES,
     unsupported=opcodes.SC_INVALID_OPCODE,
+    kernel_effects=kernel_effects,
     doc="NVMe controller and namespaces: admin and I/O passthrough ioctls",
 )
 

@@ -213,6 +213,51 @@ def test_rdma_replay_is_linear(registry: Any, tmp_path: Path) -> None:
     assert large / small < 25, (small, large)  # quadratic would be ~100
 
 
+def _events_per_step(ex: Any, steps: list[Any]) -> float:
+    """Python and C calls the executor and the model make per step over ``steps`` (work, counted, not timed)."""
+    calls = [0]
+
+    def count(frame: Any, event: str, arg: Any) -> None:
+        if event in ("call", "c_call"):
+            calls[0] += 1
+
+    sys.setprofile(count)
+    try:
+        for step in steps:
+            ex.apply(step)
+    finally:
+        sys.setprofile(None)
+    return calls[0] / len(steps)
+
+
+def test_gpu_replay_work_per_step_does_not_grow(registry: Any) -> None:
+    """A gpu step late in a 20,000-step replay costs what it costs early on (it once grew with the objects held).
+
+    The same 500 steps are applied after 2,000 and after 19,500 earlier
+    steps; every call the executor, the policy and the model make is counted
+    (``sys.setprofile``): the executor's diff and the model's object scans call
+    ``dict.get`` and ``str.startswith`` once per object held.
+    """
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_executor import make_steps
+    from ptfuzz_gpu.kernel import MAX_BOS, MAX_FENCES, MAX_FILES
+
+    ex = registry.executor("gpu", registry.policy("gpu", "permissive"), registry.device("gpu", "spec"))
+    steps = make_steps(ex, 20_000, 0)
+    window = steps[1_000:1_500]
+    ex.reset()
+    for step in steps[:2_000]:
+        ex.apply(step)
+    early = _events_per_step(ex, window)
+    for step in steps[2_000:19_500]:
+        ex.apply(step)
+    late = _events_per_step(ex, window)
+    assert late < 1.3 * early, (early, late)
+    kernel = ex.world.kernel
+    assert len(kernel["clients"]) + len(kernel["regs2"]) <= MAX_FILES
+    assert len(kernel["bos"]) <= MAX_BOS and len(kernel["fences"]) <= MAX_FENCES
+
+
 # ----------------------------------------------------------------------------- temporary files
 
 

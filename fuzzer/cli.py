@@ -811,7 +811,7 @@ def _counting_ctrl_c() -> Any:
 def _base_exception(exc: BaseException) -> NoReturn:
     """What escaped every wrapper: a plugin's error if plugin code raised it (exit 2), else a ptfuzz bug (exit 3)."""
     who = host.blame(exc)
-    what = f"called sys.exit({exc.code!r})" if isinstance(exc, SystemExit) else f"raised {raised(exc)}"
+    what = f"raised SystemExit: sys.exit({exc.code!r})" if isinstance(exc, SystemExit) else f"raised {raised(exc)}"
     if who is not None:
         if isinstance(exc, KeyboardInterrupt):
             hint = "; only Ctrl-C may raise KeyboardInterrupt"

@@ -7,11 +7,16 @@ an internal error (a bug in ptfuzz itself), also one line;
 ``PTFUZZ_TRACEBACK=1`` prints the traceback too.  A campaign stopped by
 Ctrl-C or SIGTERM exits as it would have at its deadline (0 or 1, with the
 summary, ``--json`` and ``--junit`` written); 130 only when a second signal
-stops it before any result exists.  A closed stdout (``| head -1``) ends
-the output quietly, not the work: the exit code is still the verdict.
+stops it before any result exists.  A KeyboardInterrupt that no signal sent,
+``sys.exit()`` or any other BaseException raised by plugin code is that
+plugin's error (exit 2, naming it); a plugin calling ``os._exit()`` in a
+single process cannot be caught, so the exit code is the plugin's (with
+``--workers`` the parent reports the vanished worker, exit 2).  A closed
+stdout (``| head -1``) ends the output quietly, not the work: the exit code
+is still the verdict.
 
-Everything printed from a corpus file goes through ``_say`` (no rich markup,
-control characters escaped by ``fuzzer.safetext``); every file written goes
+Everything printed from a corpus file or a plugin goes through ``_say`` or
+``_plain`` (no rich markup, control characters escaped by ``fuzzer.safetext``); every file written goes
 through ``fuzzer.files.write_output``.
 """
 
@@ -673,7 +678,8 @@ def export(ctx: click.Context, file: str, fmt: str, output: str | None) -> None:
         files.check_writable(output, "--output")
     entry = corpus.load(file)
     exporter = reg.exporter(fmt, entry.subsystem)
-    who = reg.provider.get(("exporter", exporter.name, exporter.subsystem), "?")
+    # host keys a generic exporter by subsystem None
+    who = reg.provider.get(cast(tuple[str, ...], ("exporter", exporter.name, exporter.subsystem)), "?")
     rep = do_replay(reg, entry)
     try:
         text = exporter.render(rep)
@@ -757,6 +763,7 @@ def main(argv: list[str] | None = None) -> None:
     such a worker, ``fuzzer.workers``).
     """
     _tolerant_streams()
+    _signals[0] = 0  # tests run main() many times in one process
     with _counting_ctrl_c():
         try:
             code = cli.main(args=argv, prog_name="ptfuzz", standalone_mode=False)

@@ -20,6 +20,7 @@ of a linked corpus file, ``--json`` into a linked report).
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import tempfile
@@ -73,6 +74,8 @@ def write_atomic(path: str | os.PathLike[str], text: str) -> None:
     rather than an exception after the work is done.  Raises ``OSError``.
     """
     target = Path(os.path.realpath(path))  # a link is written through, never replaced by a file
+    if target.is_symlink():  # a loop of links: realpath gave up
+        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), str(path))
     try:
         mode = stat.S_IMODE(os.stat(target).st_mode)
     except OSError:

@@ -574,3 +574,11 @@ def test_recorded_bytes_must_be_what_replay_sends(tmp_path: Path, capsys: pytest
     kernel = next(s for s in d["steps"] if s["actor"] == "kernel") if any(
         s["actor"] == "kernel" for s in d["steps"]) else None
     assert kernel is None or "bytes" not in kernel
+
+
+def test_a_loop_of_links_is_refused_not_replaced(tmp_path: Path) -> None:
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    with pytest.raises(OSError, match="symbolic links"):
+        files.write_atomic(tmp_path / "a", "{}")
+    assert (tmp_path / "a").is_symlink() and sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]

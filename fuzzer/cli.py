@@ -44,14 +44,16 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from fuzzer import __version__, corpus, database, files, host, safetext
+from fuzzer import corpus, database, files, host, safetext
 from fuzzer.campaign import DEFAULT_EXAMPLES, MAX_STEPS, SEARCHES, Campaign, Finding, Progress, Result
+from fuzzer.effects import describe
 from fuzzer.errors import CorpusError, PluginError, PtfuzzError, UsageError, raised
 from fuzzer.hypothesis_search import open_database
 from fuzzer.invariants import GENERIC
 from fuzzer.replay import executor_for, trace
 from fuzzer.replay import replay as do_replay
-from fuzzer.spec import Policy
+from fuzzer.spec import Policy, Subsystem
+from fuzzer.version import __version__
 from fuzzer.workers import Pool, WorkerSpec, check_workers
 
 EXIT_CLEAN, EXIT_FOUND, EXIT_ERROR, EXIT_INTERNAL = 0, 1, 2, 3
@@ -233,17 +235,22 @@ def cli(ctx: click.Context, plugins: tuple[str, ...]) -> None:
 
 
 @cli.command("list")
+@click.argument("subsystems", nargs=-1, metavar="[SUBSYSTEM]...")
 @click.pass_context
-def list_cmd(ctx: click.Context) -> None:
+def list_cmd(ctx: click.Context, subsystems: tuple[str, ...]) -> None:
     """Subsystems, device variants, policies and who provided them.
 
-    Every name and doc here is a plugin's text: each goes through ``_plain``
-    (control characters escaped, rich markup shown as typed), so a policy
-    named ``[/]`` or a doc holding an escape sequence prints as written.
-    """
+    With SUBSYSTEM, also each policy's reactions, trusts and knobs (too wide for the table).
+    Every name and doc here is a plugin's text: each goes through ``_plain`` or
+    ``_say`` (control characters escaped, rich markup shown as typed), so a
+    policy named ``[/]`` or a doc holding an escape sequence prints as written."""
     reg = _registry(ctx)
+    for wanted in subsystems:
+        reg.subsystem(wanted)  # an unknown name is exit 2, listing the loaded ones
     con = _console()
     for name, sub in sorted(reg.subsystems.items()):
+        if subsystems and name not in subsystems:
+            continue
         plugin = reg.provider[("subsystem", name)]
         con.print(f"[bold]{_plain(name)}[/bold]  "
                   + _plain(f"(plugin {plugin} {reg.versions.get(plugin, '')}): {sub.doc}"))
@@ -266,7 +273,37 @@ def list_cmd(ctx: click.Context) -> None:
         con.print("  policies read from: " + _plain(_read_from([p for _, p in policies])))
         con.print("  kernel actions: " + _plain(", ".join(a.name for a in sub.actions)))
         invs = [i.name for i in reg.invariants if i.subsystem in (None, name)]
-        con.print("  invariants: " + _plain(", ".join([i.name for i in GENERIC] + invs)) + "\n")
+        con.print("  invariants: " + _plain(", ".join([i.name for i in GENERIC] + invs)))
+        if subsystems:
+            for _, pol in policies:
+                _policy_details(con, sub, pol)
+        elif any(p.reactions or p.trusts or p.knobs for _, p in policies):
+            _say(con, f"  reactions, trusts and knobs: ptfuzz list {name}")
+        con.print()
+
+
+def _policy_details(con: Console, sub: Subsystem, pol: Policy) -> None:
+    """A policy's reactions (name, effects they run on, cite), trusts (caps, scope, reason) and knobs.
+
+    Every word comes from a plugin, so each line goes through ``_say`` (escaped, never markup).
+    """
+    _say(con, f"  policy {pol.name}:")
+    if not (pol.reactions or pol.trusts or pol.knobs):
+        _say(con, "    no reactions, trusts or knobs")
+    for r in pol.reactions:
+        on = "any effect" if r.effects is None else describe(r.effects, sub.effects)
+        _say(con, f"    reaction {r.name}: after {on}{_where(r.channels, r.ops)}  [{r.cite}]")
+    for t in pol.trusts:
+        caps = ",".join(sorted(t.caps)) or "any caller"
+        _say(con, f"    trust {caps}{_where(t.channels, t.ops)}: {t.reason or 'no reason given'}  [{t.cite}]")
+    if pol.knobs:
+        _say(con, "    knobs: " + ", ".join(f"{k}={safetext.shown(v)}" for k, v in pol.knobs.items()))
+
+
+def _where(channels: tuple[str, ...], ops: tuple[str, ...]) -> str:
+    """`` on nvme.admin FORMAT_NVM,SANITIZE``, or nothing for a record that applies everywhere."""
+    return "".join(f" {'on' if i == 0 else 'for'} {','.join(names)}"
+                   for i, names in enumerate((channels, ops)) if names)
 
 
 def _plain(text: str) -> str:
@@ -323,15 +360,19 @@ def _progress_text(p: Progress, time_budget: float | None, max_examples: int | N
               help="Write JUnit XML here: one test case per finding.")
 @click.option("--baseline", "baselines", multiple=True, metavar="PATH",
               help="Known findings (corpus directory or file, or a signature list): only new ones exit 1.")
+@click.option("--ignore", "ignored", multiple=True, metavar="INVARIANT",
+              help="Do not check this invariant (repeatable): its follow-on findings show again.")
 @click.pass_context
 def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name: str | None,
         without: tuple[str, ...], seed: int | None, time_budget: float | None, max_examples: int | None,
         step_count: int | None, corpus_dir: str, db: str | None, workers: int, search: str, accept_tainted: bool,
-        json_out: str | None, junit_out: str | None, baselines: tuple[str, ...] = ()) -> None:
+        json_out: str | None, junit_out: str | None, baselines: tuple[str, ...] = (),
+        ignored: tuple[str, ...] = ()) -> None:
     """Run a fuzz campaign on SUBSYSTEM and save minimized findings."""
     reg = _registry(ctx)
     known = _load_baseline(baselines)
     sub = reg.subsystem(subsystem)
+    ignore = _ignored(reg, (subsystem,), ignored)
     step_count = step_count or sub.steps
     for option, target in (("--json", json_out), ("--junit", junit_out)):
         if target is not None:  # a typo must not cost the campaign's hour
@@ -375,7 +416,7 @@ def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name
         specs = [
             WorkerSpec(tuple(ctx.find_root().obj.get("plugins", ())), subsystem, policy.name, policy.removed,
                        device.name, seed, i, share, time_budget, step_count, corpus_dir, accept_tainted, db,
-                       search, deadline)
+                       search, deadline, ignore)
             for i in range(workers)
         ]
         pool = Pool(specs, on_found=lambda line: _fit(con, *line), on_progress=progress)
@@ -385,7 +426,7 @@ def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name
         campaign = Campaign(
             reg, subsystem, policy, device, seed=seed, max_examples=max_examples, time_budget=time_budget,
             step_count=step_count, corpus_dir=corpus_dir, accept_tainted=accept_tainted,
-            database=open_database(db), search=search,
+            database=open_database(db), search=search, ignore_invariants=ignore,
             on_finding=lambda f, first: _print_finding(con, f, first),
             on_progress=lambda c: progress(c.progress()),
         )
@@ -425,6 +466,17 @@ def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name
 
         ctx.exit(EXIT_FOUND if new_failing(result, judged) else EXIT_CLEAN)
     ctx.exit(EXIT_FOUND if result.failing() else EXIT_CLEAN)
+
+
+def _ignored(reg: host.Registry, subsystems: tuple[str, ...], names: tuple[str, ...]) -> frozenset[str]:
+    """``--ignore``: each name must be an invariant one of ``subsystems`` checks (a typo would ignore nothing)."""
+    known = [i.name for i in GENERIC] + sorted({i.name for i in reg.invariants
+                                                if i.subsystem is None or i.subsystem in subsystems})
+    for name in names:
+        if name not in known:
+            raise UsageError(f"--ignore {safetext.shown(name)}: no such invariant for {', '.join(subsystems)}; "
+                             f"the invariants are {', '.join(known)}")
+    return frozenset(names)
 
 
 def _load_baseline(paths: tuple[str, ...]) -> Any:
@@ -499,13 +551,20 @@ def _summary(con: Console, r: Result, policy: str, device: str) -> None:
     if not r.findings:
         _say(con, f"no violations found for {policy} on {device}")
         return
-    con.print(f"{len(r.findings)} distinct violation(s):")
+    follow = {s: f for s, f in r.findings.items()  # listed under their root; trusted ones stay apart
+              if f.follows in r.findings and "trusted" not in (f.violation.severity,
+                                                              r.findings[f.follows].violation.severity)}
+    con.print(f"{len(r.findings)} distinct violation(s)"
+              + (f", {len(follow)} of them follow-ons of another (listed under it)" if follow else "") + ":")
     trusted = [(s, f) for s, f in sorted(r.findings.items()) if f.violation.severity == "trusted"]
     for sig, f in sorted(r.findings.items()):
-        if f.violation.severity == "trusted":
+        if f.violation.severity == "trusted" or sig in follow:
             continue
         sev = f.violation.severity + (" (accepted)" if sig in r.accepted else "")
         _fit(con, f"  {sev:<8} {sig}", _steps(f), str(f.path or ""), indent="      ")
+        for fsig, ff in sorted(follow.items()):
+            if ff.follows == sig:
+                _fit(con, f"    follow-on {fsig}", _steps(ff), str(ff.path or ""), indent="        ")
     if trusted:
         con.print(f"{len(trusted)} by design (callers the policy trusts; they do not fail the run):")
         for sig, f in trusted:
@@ -529,7 +588,8 @@ def _write_json(path: str, r: Result, subsystem: str, policy: str, device: str) 
         "findings": [
             {"signature": s, "severity": f.violation.severity, "accepted": s in r.accepted,
              "steps": len(f.steps), "minimized": f.minimized, "file": str(f.path) if f.path else None,
-             "message": f.violation.message, "found_after_s": round(f.found_at, 3)}
+             "message": f.violation.message, "found_after_s": round(f.found_at, 3),
+             "follows": f.follows or None}
             for s, f in sorted(r.findings.items())
         ],
     }
@@ -578,10 +638,12 @@ def junit_xml(r: Result, subsystem: str, policy: str, device: str, known: frozen
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write a JSON summary here.")
 @click.option("--junit", "junit_out", type=click.Path(dir_okay=False),
               help="Write JUnit XML: new findings fail, known ones are skipped, fixed ones pass.")
+@click.option("--ignore", "ignored", multiple=True, metavar="INVARIANT",
+              help="Do not check this invariant (repeatable): its follow-on findings show again.")
 @click.pass_context
 def campaign_cmd(ctx: click.Context, file: str, baselines: tuple[str, ...], report_dir: str | None,
                  corpus_dir: str | None, time_budget: float | None, json_out: str | None,
-                 junit_out: str | None) -> None:
+                 junit_out: str | None, ignored: tuple[str, ...] = ()) -> None:
     """Run the campaign FILE (TOML, or [tool.ptfuzz] in pyproject.toml) within its one budget.
 
     Exit 0 when nothing new was found, 1 for new findings, 2 for bad input, 130 when interrupted."""
@@ -592,6 +654,7 @@ def campaign_cmd(ctx: click.Context, file: str, baselines: tuple[str, ...], repo
     plan = campaignfile.load(file, reg)
     plan = attrs.evolve(plan, budget=time_budget or plan.budget, corpus=corpus_dir or plan.corpus,
                         report=report_dir or plan.report)
+    ignore = _ignored(reg, tuple(sorted({r.subsystem for r in plan.runs})), ignored)
     for option, target in (("--json", json_out), ("--junit", junit_out)):
         if target:
             files.check_writable(target, option)
@@ -608,10 +671,10 @@ def campaign_cmd(ctx: click.Context, file: str, baselines: tuple[str, ...], repo
     if sys.stdout.isatty() and not os.environ.get("CI"):
         budgets = [plan.shares(0.0, 0)] * len(plan.runs)
         with progress.LiveDisplay(con, len(plan.runs), [r.label for r in plan.runs], budgets) as live_view:
-            outcome = schedule.run_plan(reg, plan, known, live_view, plugin_files=plugin_files)
+            outcome = schedule.run_plan(reg, plan, known, live_view, plugin_files=plugin_files, ignore=ignore)
     else:
         outcome = schedule.run_plan(reg, plan, known, progress.PlainDisplay(con, len(plan.runs)),
-                                    plugin_files=plugin_files)
+                                    plugin_files=plugin_files, ignore=ignore)
     new = outcome.new_failing()
     code = 130 if outcome.interrupted else EXIT_FOUND if new else EXIT_CLEAN
     totals = {s: 0 for s in ("new", "known", "accepted", "trusted")}
@@ -623,7 +686,9 @@ def campaign_cmd(ctx: click.Context, file: str, baselines: tuple[str, ...], repo
               + (f", {totals['accepted']} accepted, {totals['trusted']} trusted" if totals['accepted'] + totals['trusted']
                  else ""))
     for o, f in new:
-        _say(con, f"  NEW   [{f.violation.severity}] {f.signature}  [{len(f.steps)} steps]  {f.path or ''}  ({o.run.label})")
+        after = f"  (follow-on of {f.follows})" if f.follows else ""
+        _say(con, f"  NEW   [{f.violation.severity}] {f.signature}  [{len(f.steps)} steps]  {f.path or ''}  "
+                  f"({o.run.label}){after}")
     for v in outcome.judgement.verdicts:
         if v.state not in (baseline_mod.FOUND, baseline_mod.OUT_OF_SCOPE):
             _say(con, f"  {v.state.upper():<6}{v.known.describe()}: {v.why}")

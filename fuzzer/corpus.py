@@ -19,7 +19,7 @@ from typing import Any
 import attrs
 
 from fuzzer import files, safetext
-from fuzzer.errors import CorpusError
+from fuzzer.errors import CorpusError, PtfuzzError
 from fuzzer.spec import Caller, Violation
 from fuzzer.world import Step
 
@@ -146,6 +146,20 @@ def migrate(entry: Entry, complete: Callable[[Step], Step]) -> Entry:
     if entry.format == FORMAT:
         return entry
     return attrs.evolve(entry, steps=tuple(complete(s) for s in entry.steps), format=FORMAT)
+
+
+def known(path: str | os.PathLike[str], complete: Callable[[Step], Step]) -> Entry | None:
+    """The finding the corpus file at ``path`` holds, in the current format (``migrate``);
+    None if there is none or it cannot be read, in which case it is simply written over.
+
+    In memory only: a file of an older format is never rewritten for that.
+    """
+    if not Path(path).exists():
+        return None
+    try:
+        return migrate(load(path), complete)
+    except PtfuzzError:
+        return None
 
 
 def expand(paths: Iterable[str]) -> list[str]:

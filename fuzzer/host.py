@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -20,104 +20,25 @@ import attrs
 import pluggy
 
 from fuzzer import hookspecs
-from fuzzer.errors import PluginError, UsageError
-from fuzzer.executor import Executor
+from fuzzer.errors import PluginError
+from fuzzer.registry import Registry
 from fuzzer.safetext import shown
 from fuzzer.spec import (
-    Command,
     CommandSet,
     DeviceSet,
-    DeviceVariant,
     Exporter,
     Invariant,
     Policy,
     Subsystem,
 )
+from fuzzer.version import __version__
 
 GROUP = "ptfuzz"
 #: Module names of plugins loaded by path (``load_file``): the prefix, then the plugin's name.
 FILE_PLUGIN_PREFIX = "ptfuzz_file_plugin_"
-
-
-@attrs.define
-class Registry:
-    """Everything the loaded plugins registered, indexed and checked."""
-
-    subsystems: dict[str, Subsystem] = attrs.field(factory=dict)
-    policies: dict[str, dict[str, Policy]] = attrs.field(factory=dict)
-    commands: dict[str, list[tuple[str, Command]]] = attrs.field(factory=dict)
-    invariants: list[Invariant] = attrs.field(factory=list)
-    #: format name -> subsystem (None: any) -> exporter
-    exporters: dict[str, dict[str | None, Exporter]] = attrs.field(factory=dict)
-    #: plugin name -> version
-    versions: dict[str, str] = attrs.field(factory=dict)
-    #: ("subsystem", name) / ("policy", sub, name) / ("device", sub, name) -> plugin name
-    provider: dict[tuple[str, ...], str] = attrs.field(factory=dict)
-    #: absolute paths of the plugins loaded by path (``--plugin``)
-    files: tuple[str, ...] = ()
-
-    # ---------------------------------------------------------------- look-ups
-
-    def subsystem(self, name: str) -> Subsystem:
-        try:
-            return self.subsystems[name]
-        except KeyError:
-            raise UsageError(
-                f"unknown subsystem {shown(name)}; loaded: {', '.join(sorted(self.subsystems)) or 'none'}"
-            ) from None
-
-    def device(self, subsystem: str, name: str | None) -> DeviceVariant:
-        sub = self.subsystem(subsystem)
-        if name is None:
-            return sub.devices[0]
-        for d in sub.devices:
-            if d.name == name:
-                return d
-        raise UsageError(
-            f"unknown device {shown(name)} for {subsystem}; it has {', '.join(d.name for d in sub.devices)}"
-        )
-
-    def policy(self, subsystem: str, name: str | None, without: Sequence[str] = ()) -> Policy:
-        self.subsystem(subsystem)
-        table = self.policies.get(subsystem, {})
-        if name is None:
-            raise UsageError(f"choose a policy with --policy: {', '.join(sorted(table))}")
-        if name not in table:
-            raise UsageError(
-                f"unknown policy {shown(name)} for {subsystem}; it has {', '.join(sorted(table)) or 'none'}"
-            )
-        policy = table[name]
-        if without:
-            try:
-                policy = policy.without(*without)
-            except KeyError as exc:
-                raise UsageError(str(exc.args[0])) from None
-        return policy
-
-    def exporter(self, name: str, subsystem: str) -> Exporter:
-        """The exporter called ``name`` for ``subsystem``'s findings (its own, else a generic one)."""
-        by_sub = self.exporters.get(name)
-        if by_sub is None:
-            raise UsageError(f"unknown export format {shown(name)}; available: {', '.join(sorted(self.exporters))}")
-        exp = by_sub.get(subsystem) or by_sub.get(None)
-        if exp is None:
-            raise UsageError(
-                f"export format {shown(name)} exists only for {', '.join(sorted(s for s in by_sub if s))}, "
-                f"not for {shown(subsystem)} findings"
-            )
-        return exp
-
-    def executor(self, subsystem: str, policy: Policy, device: DeviceVariant, *, trace: bool = False) -> Executor:
-        sub = self.subsystem(subsystem)
-        extra = [c for dev, c in self.commands.get(subsystem, []) if dev in ("", device.name)]
-        return Executor(sub, policy, device, extra_commands=extra, invariants=self.invariants,
-                        provider=self.provider, trace=trace)
-
-    def plugin_versions(self, subsystem: str) -> dict[str, str]:
-        """Versions of the plugins that contributed to ``subsystem`` (for corpus files)."""
-        names = {p for key, p in self.provider.items() if len(key) > 1 and key[1] == subsystem}
-        names.add(self.provider.get(("subsystem", subsystem), ""))
-        return {n: self.versions[n] for n in sorted(names) if n}
+#: ``Subsystem.effects`` may name bits 16 and up only: bits 0-15 are the generic classes
+#: (``fuzzer.Effect``, the CXL CEL's effect field, whose bits 12-15 are reserved).
+OWN_EFFECTS_BELOW = 0xFFFF
 
 
 def _version_of(module: Any, dist_version: str | None) -> str:
@@ -197,7 +118,7 @@ def load(plugin_files: Iterable[str] = (), *, entry_points: bool = True, extra: 
     plugin without installing it).
     """
     plugin_files = tuple(plugin_files)
-    from fuzzer import __version__, export
+    from fuzzer import export
 
     pm = pluggy.PluginManager(GROUP)
     pm.add_hookspecs(hookspecs)
@@ -359,6 +280,11 @@ def _check_subsystem(reg: Registry, name: str, sub: Subsystem) -> None:
                 f"plugin {who!r}: device {dev.name!r} state has fields {sorted((keys - members) ^ fields)} "
                 f"that do not match the declared fields of {name}"
             )
+    engine_bits = [bit for bit in sub.effects if not isinstance(bit, int) or bit <= 0 or bit & OWN_EFFECTS_BELOW]
+    if engine_bits:  # a bit below 16 would print under the plugin's name but be judged as a CXL class
+        raise PluginError(f"plugin {plugin!r}: subsystem {name} names effect bit(s) "
+                          f"{', '.join(shown(b) for b in engine_bits[:3])} in Subsystem.effects, which overlap "
+                          f"the generic effect classes (bits 0-15, fuzzer.Effect); use bits 16 and up (1 << 16)")
     firmware_ops = {f.op for f in sub.firmware}
     clash = sorted(firmware_ops & {c.op for c in (*sub.commands, *extra) if c.handler is not None})
     if clash:

@@ -47,6 +47,20 @@ def exception_for(violation: Violation, steps: list[Step]) -> ViolationFound:
     return cls(violation, steps)
 
 
+class OutOfBudget(KeyboardInterrupt):
+    """Raised inside Hypothesis to end a round when the time budget is spent.
+
+    Hypothesis treats KeyboardInterrupt as "stop now" (it records nothing about
+    the interrupted test case), which is exactly what an expired budget means.
+    A ``Session`` raises it from ``begin`` or ``tick``; the round's runner
+    (``fuzzer.hypothesis_search``) and the native search catch it.
+    """
+
+
+class ShrinkBudget(KeyboardInterrupt):
+    """Ends a round whose shrinking has used the campaign's ``SHRINK_RUNS`` runs; findings are already saved."""
+
+
 class Session:
     """What a machine needs from its campaign (a protocol; ``Campaign`` implements it)."""
 

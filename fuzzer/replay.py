@@ -22,7 +22,7 @@ from fuzzer.executor import Executor, StepResult
 from fuzzer.spec import Policy
 
 if TYPE_CHECKING:  # pragma: no cover
-    from fuzzer.host import Registry
+    from fuzzer.registry import Registry
 
 
 @attrs.frozen

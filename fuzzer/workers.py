@@ -38,9 +38,10 @@ from typing import Any
 
 import attrs
 
-from fuzzer.campaign import Campaign, Finding, Progress, Result, derive_seed, simplicity
+from fuzzer.campaign import Campaign, Finding, Progress, Result, derive_seed
 from fuzzer.errors import PtfuzzError, UsageError
 from fuzzer.hypothesis_search import open_database
+from fuzzer.minimize import simplicity
 
 #: Seconds a worker may run past the deadline or a stop request before it is killed.
 GRACE = 2.0
@@ -76,6 +77,8 @@ class WorkerSpec:
     search: str = "native"
     #: the parent's deadline on the monotonic clock; overrides ``time_budget``
     deadline: float | None = None
+    #: ``--ignore``: invariants not checked
+    ignore: frozenset[str] = frozenset()
 
 
 def usable_cpus() -> int:
@@ -168,6 +171,7 @@ def _worker(spec: WorkerSpec, send: Callable[[tuple[Any, ...]], None], stop: dic
         max_examples=spec.max_examples, time_budget=budget, step_count=spec.step_count,
         corpus_dir=spec.corpus_dir, accept_tainted=spec.accept_tainted,
         database=open_database(spec.db), on_finding=report, on_progress=progress, search=spec.search,
+        ignore_invariants=spec.ignore,
     )
     stop["campaign"] = campaign
     if stop["requested"]:

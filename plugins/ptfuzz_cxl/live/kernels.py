@@ -186,9 +186,41 @@ def _run(cmd: list[str], cwd: Path, log: Path) -> None:
         raise tools.ToolError(f"{' '.join(cmd[:3])} failed in {cwd} (log {log}):\n{tail}")
 
 
+#: In a build tree: copies of the patches applied now, and the order they went on
+APPLIED_DIR = ".ptfuzz-applied"
+
+
 def _patch(tree: Path, patch: str, log: Path, reverse: bool = False) -> None:
-    cmd = ["patch", "-p1", "--forward", "--no-backup-if-mismatch", "-s", "-i", str(PATCH_DIR / patch)]
-    _run([*cmd, "-R"] if reverse else cmd, tree, log)
+    """Apply (or undo) one patch, keeping a copy in the tree while it is applied.
+
+    The copy is what undoes it: a build killed between applying and undoing (Ctrl-C, a CI job
+    cancelled, ptfuzz moved or upgraded in between) leaves the tree patched, and the next
+    build undoes what the copies say before it starts (``_undo_leftovers``).
+    """
+    held = tree / APPLIED_DIR / patch
+    source = held if reverse else PATCH_DIR / patch
+    cmd = ["patch", "-p1", "--forward", "--no-backup-if-mismatch", "-s", "-i", str(source)]
+    if reverse:
+        _run([*cmd, "-R"], tree, log)
+        held.unlink()
+        return
+    _run(cmd, tree, log)
+    held.parent.mkdir(exist_ok=True)
+    shutil.copy(source, held)
+    with (held.parent / "order").open("a") as f:  # the order they went on: leftovers come off in reverse
+        f.write(patch + "\n")
+
+
+def _undo_leftovers(tree: Path, log: Path) -> None:
+    """Undo the patches an interrupted build left applied (their copies are in the tree)."""
+    order = tree / APPLIED_DIR / "order"
+    if not order.exists():
+        return
+    for name in reversed(order.read_text().split()):
+        if (tree / APPLIED_DIR / name).exists():
+            _log(f"undoing {name}, left applied by an interrupted build")
+            _patch(tree, name, log, reverse=True)
+    shutil.rmtree(tree / APPLIED_DIR)
 
 
 def cached(build: Kernel, cache: Path | None = None) -> Path | None:
@@ -231,6 +263,7 @@ def ensure(build: Kernel, cache: Path | None = None, jobs: int | None = None) ->
         _run(["tar", "xf", str(tarball), "--strip-components=1", "-C", str(tree)], tree, log)
     t0 = time.monotonic()
     _log(f"building kernel {build.name} ({version}, key {build.key(version)}) in {tree}")
+    _undo_leftovers(tree, log)
     applied: list[str] = []
     try:
         for p in build.patches:
@@ -247,6 +280,7 @@ def ensure(build: Kernel, cache: Path | None = None, jobs: int | None = None) ->
     finally:
         for p in reversed(applied):
             _patch(tree, p, log, reverse=True)
+        shutil.rmtree(tree / APPLIED_DIR, ignore_errors=True)
     _log(f"built {build.name} in {time.monotonic() - t0:.0f} s: {image}")
     return image
 

@@ -816,6 +816,8 @@ def new_plugin(name: str, output: str | None, force: bool) -> None:
 #: Ctrl-C and SIGTERM this process received (``main`` and ``_run_interruptible`` count them): a
 #: KeyboardInterrupt with none behind it was raised by code, a plugin's, and is its error (exit 2).
 _signals = [0]
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the command line; every way out is an exit code of its own (see the module docstring).
 
@@ -829,55 +831,55 @@ def main(argv: list[str] | None = None) -> None:
     """
     _tolerant_streams()
     _signals[0] = 0  # tests run main() many times in one process
-    with _counting_ctrl_c():
-        try:
-            code = cli.main(args=argv, prog_name="ptfuzz", standalone_mode=False)
-        except PtfuzzError as exc:
-            _error(str(exc))
-        except click.exceptions.Abort as exc:
-            cause = exc.__context__
-            if isinstance(cause, KeyboardInterrupt) and not _signals[0]:
-                _base_exception(cause)
-            click.echo("ptfuzz: interrupted", err=True)
-            sys.exit(130)
-        except BrokenPipeError:  # stdout written directly (export) and its reader gone: nothing to say
-            silence_stdout()
-            sys.exit(EXIT_CLEAN)
-        except click.ClickException as exc:
-            _error(exc.format_message())
-        except SystemExit as exc:  # ptfuzz's own commands exit through ctx.exit, never sys.exit
-            _base_exception(exc)
-        except Exception as exc:
-            if type(exc).__module__.partition(".")[0] == "redis":  # the --db server went away mid-run
-                _error(f"--db: the Redis example database failed: {type(exc).__name__}: {exc}")
-            _base_exception(exc)
-        except BaseException as exc:  # a plugin's BaseException subclass: one line, not a traceback
-            _base_exception(exc)
+    restore = _count_ctrl_c()
+    try:
+        code = cli.main(args=argv, prog_name="ptfuzz", standalone_mode=False)
+    except PtfuzzError as exc:
+        _error(str(exc))
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__context__, KeyboardInterrupt) and not _signals[0]:  # raised by code, not Ctrl-C
+            _base_exception(exc.__context__)
+        click.echo("ptfuzz: interrupted", err=True)
+        sys.exit(130)
+    except BrokenPipeError:  # stdout written directly (export) and its reader gone: nothing to say
+        silence_stdout()
+        sys.exit(EXIT_CLEAN)
+    except click.ClickException as exc:
+        _error(exc.format_message())
+    except SystemExit as exc:  # ptfuzz's own commands exit through ctx.exit, never sys.exit
+        _base_exception(exc)
+    except Exception as exc:
+        if type(exc).__module__.partition(".")[0] == "redis":  # the --db server went away mid-run
+            _error(f"--db: the Redis example database failed: {type(exc).__name__}: {exc}")
+        _base_exception(exc)
+    except BaseException as exc:  # a plugin's BaseException subclass: one line, not a traceback
+        _base_exception(exc)
+    finally:
+        restore()
     sys.exit(code if isinstance(code, int) else EXIT_CLEAN)
 
 
-@contextlib.contextmanager
-def _counting_ctrl_c() -> Any:
-    """Count Ctrl-C while ``main`` runs; the handler raises KeyboardInterrupt as Python's own does.
+def _count_ctrl_c() -> Callable[[], None]:
+    """Count Ctrl-C while ``main`` runs (the handler raises KeyboardInterrupt as Python's own does);
+    returns what puts Python's handler back.
 
-    Installed only where Python's default handler is (the main thread, SIGINT
-    not ignored), and put back after.
+    Installed only where Python's default handler is (the main thread, SIGINT not ignored).
     """
     def on_sigint(signum: int, frame: Any) -> None:
         _signals[0] += 1
         raise KeyboardInterrupt
 
     try:
-        mine = signal.getsignal(signal.SIGINT) is signal.default_int_handler
-        if mine:
-            signal.signal(signal.SIGINT, on_sigint)
+        if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            return lambda: None
+        signal.signal(signal.SIGINT, on_sigint)
     except ValueError:  # not the main thread
-        mine = False
-    try:
-        yield
-    finally:
-        if mine:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+        return lambda: None
+
+    def restore() -> None:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    return restore
 
 
 def _base_exception(exc: BaseException) -> NoReturn:

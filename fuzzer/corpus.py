@@ -49,6 +49,10 @@ class Entry:
     #: False for a finding saved as found because the time budget (or Ctrl-C) ended the
     #: campaign before it was minimized; written only then, so minimized files do not change
     minimized: bool = True
+    #: per step, the ``bytes`` the file recorded (hex; None where it records none): replay checks
+    #: them against what it sends (``fuzzer.replay.check_bytes``), so a file cannot show one payload
+    #: and replay another
+    recorded: tuple[str | None, ...] = attrs.field(default=(), eq=False, repr=False)
 
     @property
     def signature(self) -> str:
@@ -372,4 +376,5 @@ def load(path: str | os.PathLike[str]) -> Entry:
         path=str(path),
         format=str(fmt),
         minimized=minimized,
+        recorded=tuple(s.get("bytes") if isinstance(s, dict) else None for s in steps_doc),
     )

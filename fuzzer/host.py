@@ -34,6 +34,8 @@ from fuzzer.spec import (
 from fuzzer.version import __version__
 
 GROUP = "ptfuzz"
+#: Module names of plugins loaded by path (``load_file``): the prefix, then the plugin's name.
+FILE_PLUGIN_PREFIX = "ptfuzz_file_plugin_"
 #: ``Subsystem.effects`` may name bits 16 and up only: bits 0-15 are the generic classes
 #: (``fuzzer.Effect``, the CXL CEL's effect field, whose bits 12-15 are reserved).
 OWN_EFFECTS_BELOW = 0xFFFF
@@ -65,7 +67,7 @@ def load_file(path: str) -> ModuleType:
         raise PluginError(f"plugin {path!r} is neither a file nor a package directory")
     package = p.name == "__init__.py"
     stem = p.parent.name if package else p.stem
-    name = f"ptfuzz_file_plugin_{stem}"
+    name = f"{FILE_PLUGIN_PREFIX}{stem}"
     spec = importlib.util.spec_from_file_location(
         name, p, submodule_search_locations=[str(p.parent)] if package else None)
     if spec is None or spec.loader is None:
@@ -74,9 +76,39 @@ def load_file(path: str) -> ModuleType:
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
-    except (Exception, SystemExit) as exc:  # sys.exit() in a plugin is its bug, not our exit code
+    except KeyboardInterrupt:  # Ctrl-C, or the plugin's own: cli.main tells them apart
+        raise
+    except BaseException as exc:  # sys.exit() or a BaseException of its own is its bug, not our exit code
         raise PluginError(f"plugin file {path!r} failed to import: {type(exc).__name__}: {exc}") from exc
     return module
+
+
+def _plugin_of(module: str, packages: dict[str, str]) -> str | None:
+    """The plugin a module belongs to: a ``--plugin`` file's (by its module name) or an entry point's package."""
+    if module.startswith(FILE_PLUGIN_PREFIX):
+        return module[len(FILE_PLUGIN_PREFIX):].partition(".")[0]
+    return packages.get(module.partition(".")[0])
+
+
+def blame(exc: BaseException) -> str | None:
+    """The plugin whose code raised ``exc``: the innermost frame of its traceback, or the module of its class.
+
+    For what escaped the wrappers (a ``BaseException`` of a plugin's own, a
+    KeyboardInterrupt no signal sent).  None when ptfuzz's own or a library's
+    code raised it last: then it is not a plugin's mistake, however a plugin
+    got there.
+    """
+    packages: dict[str, str] = {}
+    for ep in importlib.metadata.entry_points(group=GROUP):
+        top = ep.module.partition(".")[0]
+        if top != "fuzzer":
+            packages.setdefault(top, ep.name)
+    tb = exc.__traceback__
+    innermost = ""
+    while tb is not None:
+        innermost = str(tb.tb_frame.f_globals.get("__name__", ""))
+        tb = tb.tb_next
+    return _plugin_of(innermost, packages) or _plugin_of(type(exc).__module__, packages)
 
 
 def load(plugin_files: Iterable[str] = (), *, entry_points: bool = True, extra: Iterable[Any] = ()) -> Registry:
@@ -98,7 +130,9 @@ def load(plugin_files: Iterable[str] = (), *, entry_points: bool = True, extra: 
                 continue
             try:
                 module = ep.load()
-            except (Exception, SystemExit) as exc:
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:
                 raise PluginError(
                     f"plugin {ep.name!r} (entry point {ep.value}) failed to load: {type(exc).__name__}: {exc}"
                 ) from exc
@@ -124,7 +158,9 @@ def _register(pm: pluggy.PluginManager, obj: Any, name: str) -> None:
         raise PluginError(f"plugin {name!r} could not be registered: another plugin is already named {name!r}")
     try:
         pm.register(obj, name=name)
-    except (Exception, SystemExit) as exc:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
         raise PluginError(f"plugin {name!r} could not be registered: {exc}") from exc
 
 
@@ -146,7 +182,9 @@ def _call(pm: pluggy.PluginManager, hook: str, kind: type) -> list[tuple[str, An
     for impl in caller.get_hookimpls():  # registration order (pluggy calls them in reverse)
         try:
             records = impl.function()
-        except (Exception, SystemExit) as exc:
+        except KeyboardInterrupt:  # Ctrl-C, or the plugin's own: cli.main tells them apart and names it
+            raise
+        except BaseException as exc:
             raise PluginError(
                 f"plugin {impl.plugin_name!r} raised {type(exc).__name__}: {exc} in {hook}()"
             ) from exc

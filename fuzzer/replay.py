@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from fuzzer import safetext
-from fuzzer.corpus import Entry, migrate
+from fuzzer.corpus import BYTES_SHOWN, FORMAT, Entry, migrate
 from fuzzer.effects import describe
 from fuzzer.errors import CorpusError, PluginError, PtfuzzError
 from fuzzer.executor import Executor, Reacted, StepResult
@@ -86,13 +86,37 @@ def executor_for(registry: Registry, entry: Entry, policy: str | None = None,
 def replay(registry: Registry, entry: Entry, policy: str | None = None,
            without: Sequence[str] | None = None) -> Replay:
     executor, pol = executor_for(registry, entry, policy, without)
+    current = entry.format == FORMAT  # /1 predates sizes: its bytes, if any, encoded other arguments
     entry = migrate(entry, executor.complete)
     for i, step in enumerate(entry.steps, 1):
         why = executor.validate(step)
         if why:
             raise CorpusError(f"{entry.path}: step {i}: {why}")
+    if current:
+        check_bytes(entry, executor)
     results = tuple(executor.run(entry.steps))
     return Replay(entry, pol, results, executor, registry.files)
+
+
+def check_bytes(entry: Entry, executor: Executor) -> None:
+    """Refuse a file whose recorded ``bytes`` differ from what replaying its step sends.
+
+    ``bytes`` (format /2) is the encoded input of a user step, written for
+    readers; replay re-derives it from the arguments.  A file that shows one
+    payload and replays another (edited by hand, or crafted to mislead a
+    reviewer) is wrong, not merely informative: a ``CorpusError`` naming the
+    file and the step (exit 2).  A step that records no bytes is not checked.
+    """
+    for i, (step, shown) in enumerate(zip(entry.steps, entry.recorded, strict=False), 1):
+        if shown is None:
+            continue
+        sent = executor.payload_of(step)
+        derived = None if sent is None else sent[:BYTES_SHOWN].hex()
+        if shown != derived:
+            what = "sends no payload" if derived is None else f"sends {_hex(bytes.fromhex(derived))}"
+            raise CorpusError(f"{safetext.line(entry.path)}: step {i}: 'bytes' records "
+                              f"{_hex(bytes.fromhex(shown))} but replaying the step {what}; the file was "
+                              f"edited: fix 'bytes' or the step's arguments, or delete 'bytes'")
 
 
 def kernel_note(policy: Policy) -> str:

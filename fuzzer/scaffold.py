@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import keyword
 import re
+import shlex
 
 TEMPLATE = '''\"\"\"ptfuzz plugin for {name}: replace every part marked "replace" with your device and driver.
 
@@ -221,4 +222,16 @@ def ptfuzz_exporters() -> list[Exporter]:
 def render(name: str, file: str) -> str:
     if not re.fullmatch(r"[a-z][a-z0-9_]*", name) or keyword.iskeyword(name):
         raise ValueError(f"subsystem name {name!r} must be lower-case letters, digits and _")
-    return TEMPLATE.format(name=name, file=file)
+    return TEMPLATE.format(name=name, file=docstring_path(file))
+
+
+def docstring_path(file: str) -> str:
+    """``file`` as the generated docstring shows it: shell-quoted, then escaped for a ``\"\"\"`` string.
+
+    The path is the user's (``-o PATH``), so it may hold quotes, backslashes,
+    newlines or escape sequences; unescaped, ``x\"\"\"`` would end the docstring
+    and the rest of the path would run as code when the plugin is imported.
+    Backslashes, quotes and every non-printable or non-ASCII character become
+    escapes, so the docstring's value is exactly the command to type.
+    """
+    return shlex.quote(file).encode("unicode_escape").decode("ascii").replace('"', '\\"')

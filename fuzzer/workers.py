@@ -185,8 +185,15 @@ def _failure(exc: BaseException) -> tuple[str, bool]:
         return str(exc), False
     if type(exc).__module__.partition(".")[0] == "redis":
         return f"--db: the Redis example database failed: {type(exc).__name__}: {exc}", False
+    from fuzzer.host import blame
+
+    who = blame(exc)
     if isinstance(exc, SystemExit):
-        return f"something called sys.exit({exc.code!r})", False
+        return f"{f'plugin {who!r}' if who else 'something'} called sys.exit({exc.code!r})", False
+    if who is not None:  # a BaseException of its own, past the executor's wrapping
+        from fuzzer.errors import raised
+
+        return f"plugin {who!r} raised {raised(exc)}", False
     if isinstance(exc, MemoryError):
         return "out of memory", False
     from fuzzer.errors import raised
@@ -215,7 +222,12 @@ def _worker_main(spec: WorkerSpec, inbox: Any, parent: int) -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     _die_with_parent(parent)
     try:
-        inbox.put(("done", spec.index, _worker(spec, inbox.put, stop)))
+        result = _worker(spec, inbox.put, stop)
+        if result is not None and result.interrupted and not stop["requested"]:
+            # the campaign stops on KeyboardInterrupt and keeps no traceback: without a signal, a plugin raised it
+            raise WorkerError(f"the campaign stopped on a KeyboardInterrupt that no signal sent: code of a plugin "
+                              f"of {spec.subsystem} raised it; only Ctrl-C may raise KeyboardInterrupt")
+        inbox.put(("done", spec.index, result))
     except BaseException as exc:  # every way a worker fails is reported, as one line, by the parent
         message, internal = _failure(exc)
         inbox.put(("error", spec.index, message, internal))
@@ -233,6 +245,8 @@ def _exit_reason(code: int | None) -> str:
             return f"was killed by {signal.Signals(-code).name}"
         except ValueError:
             return f"was killed by signal {-code}"
+    if code == 0:  # nothing of ptfuzz's exits 0 without sending its result: plugin code ended the process
+        return "exited with code 0 without a result (did plugin code call os._exit()?)"
     return f"exited with code {code} without a result"
 
 

@@ -38,6 +38,7 @@ from typing import Any
 
 import attrs
 
+from fuzzer import corpus
 from fuzzer.campaign import Campaign, Finding, Progress, Result, derive_seed
 from fuzzer.errors import PtfuzzError, UsageError
 from fuzzer.hypothesis_search import open_database
@@ -367,6 +368,8 @@ def merge(results: list[Result], seed: int, elapsed: float, interrupted: bool) -
             if sig not in merged or (not f.minimized, simplicity(f.steps)) < (
                     not merged[sig].minimized, simplicity(merged[sig].steps)):
                 merged[sig] = f
+    for f in merged.values():
+        _settle_with_file(f)
     accepted = tuple(sorted({s for r in results for s in r.accepted}))
     return Result(
         merged, sum(r.sequences for r in results), sum(r.steps for r in results), elapsed, seed,
@@ -374,6 +377,25 @@ def merge(results: list[Result], seed: int, elapsed: float, interrupted: bool) -
         interrupted or any(r.interrupted for r in results), accepted,
         max(r.behaviours for r in results), results[0].search,
     )
+
+
+def _settle_with_file(f: Finding) -> None:
+    """Report what the corpus file holds: two workers may write one signature's file in turn.
+
+    Each worker keeps the file when it is at least as plain as its own finding, but
+    two that find a signature at once both write, and the last one wins; the summary
+    must then describe that file (its steps, whether it was minimized), not the
+    other worker's finding.  Issue 21's engine has the parent alone write.
+    """
+    if f.path is None:
+        return
+    try:
+        on_disk = corpus.load(f.path)
+    except PtfuzzError:  # gone or unreadable: the finding as the worker reported it
+        return
+    if on_disk.signature == f.signature:
+        f.steps = list(on_disk.steps)
+        f.minimized = on_disk.minimized
 
 
 def run_workers(specs: list[WorkerSpec]) -> Result:

@@ -317,9 +317,12 @@ class Campaign(Session):
             if raw is not None and len(prefix) >= len(raw.steps):
                 continue
             known = self.findings.get(sig)
-            finding = Finding(v, prefix, found_at=known.found_at if known else hit_at,
-                              sequences=known.sequences if known else self.sequences,
-                              search_steps=known.search_steps if known else self.executor.total_steps,
+            # the first hit stays the first hit: a shorter prefix found later (before the raw one
+            # was minimized) replaces the steps, never the time and sequence it was first seen at
+            first = known or raw
+            finding = Finding(v, prefix, found_at=first.found_at if first else hit_at,
+                              sequences=first.sequences if first else self.sequences,
+                              search_steps=first.search_steps if first else self.executor.total_steps,
                               minimized=False)
             if known is None and self.corpus_dir is not None:  # a shorter raw prefix replaces the file:
                 finding.path = self._save(finding)  # the deadline may come before it is minimized

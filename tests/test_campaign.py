@@ -209,3 +209,35 @@ def test_every_file_a_run_writes_is_fully_simplified(registry: Registry, tmp_pat
         steps = list(entry.steps)
         assert simplify(c.executor, steps, entry.signature) == steps, f.name
         assert is_one_minimal(c.executor, steps, entry.signature), f.name
+
+
+def test_the_first_hit_keeps_its_time_and_sequence_when_a_shorter_prefix_comes_later(
+        registry: Registry, tmp_path: Path) -> None:
+    """Issue 20: DEVX seed 1 was first hit at sequence 47 and reported at 173, because a shorter
+    prefix of the same signature, met before minimizing, replaced the raw finding's time too."""
+    from fuzzer.spec import Caller
+    from fuzzer.world import Step
+
+    c = Campaign(registry, "cxl", registry.policy("cxl", "permissive"), registry.device("cxl", "spec"), seed=1,
+                 max_examples=1, corpus_dir=tmp_path)
+    c.started = 0.0  # found() measures from here: monotonic seconds since boot stand for "late"
+    noise = Step("user", "GET_TIMESTAMP", {}, "cxl.raw", Caller())
+    bad = Step("user", "SET_TIMESTAMP", {"timestamp": 77}, "cxl.raw", Caller())
+    c.executor.reset()
+    c.executor.apply(noise)
+    long_hit = list(c.executor.apply(bad).violations)
+    c.sequences, c.executor.total_steps = 47, 900
+    c.found([noise, bad], long_hit)
+    first = {sig: (f.found_at, f.sequences, f.search_steps) for sig, f in c._raw.items()}
+    assert first
+    c.executor.reset()
+    short_hit = list(c.executor.apply(bad).violations)
+    c.sequences, c.executor.total_steps = 173, 3000
+    c.found([bad], short_hit)
+    for sig, when in first.items():
+        later = c._raw[sig]
+        assert len(later.steps) == 1  # the shorter prefix won ...
+        assert (later.found_at, later.sequences, later.search_steps) == when == (when[0], 47, 900)  # ... not the time
+    c._drain(budget=5.0)
+    for sig in first:
+        assert c.findings[sig].sequences == 47

@@ -45,7 +45,7 @@ from fuzzer.hypothesis_search import open_database
 from fuzzer.invariants import GENERIC
 from fuzzer.replay import executor_for, trace
 from fuzzer.replay import replay as do_replay
-from fuzzer.spec import Policy
+from fuzzer.spec import Policy, knob_text
 from fuzzer.workers import Pool, WorkerSpec, check_workers
 
 EXIT_CLEAN, EXIT_FOUND, EXIT_ERROR, EXIT_INTERNAL = 0, 1, 2, 3
@@ -156,6 +156,35 @@ class _FiniteSeconds(click.FloatRange):
 
 FINITE_SECONDS = _FiniteSeconds(min=0.1)
 
+KNOB_HELP = ("Set a policy knob the subsystem declares, as NAME=VALUE (repeatable; true/false, a number, "
+             "a string, or a,b for a set); see `ptfuzz list`.")
+
+
+def _knob_pairs(texts: tuple[str, ...]) -> list[tuple[str, str]]:
+    """``--knob NAME=VALUE`` options as (name, text) pairs, in order (a later one wins)."""
+    pairs = []
+    for text in texts:
+        name, eq, value = text.partition("=")
+        if not eq or not name.strip():
+            raise UsageError(f"--knob {safetext.shown(text)}: write NAME=VALUE, e.g. --knob write_mounted=false")
+        pairs.append((name.strip(), value))
+    return pairs
+
+
+def _knobs(reg: host.Registry, subsystem: str, pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    """The ``--knob`` values typed as ``subsystem`` declares them; a wrong name or value is exit 2."""
+    out: dict[str, Any] = {}
+    for name, text in pairs:
+        try:
+            knob = reg.knob(subsystem, name)
+        except UsageError as exc:
+            raise UsageError(f"--knob {safetext.shown(name + '=' + text)}: {exc}") from None
+        try:
+            out[name] = knob.parse(text)
+        except ValueError as exc:
+            raise UsageError(f"--knob {safetext.shown(name + '=' + text)}: knob {name!r} of {subsystem}: {exc}") from None
+    return out
+
 
 def _check_db(db: str | None) -> None:
     """Check ``--db`` before the campaign: an address it cannot serve is the user's configuration (exit 2)."""
@@ -253,8 +282,16 @@ def list_cmd(ctx: click.Context) -> None:
         con.print(t)
         con.print("  policies read from: " + escape(safetext.line(_read_from([p for _, p in policies]))))
         con.print(f"  kernel actions: {', '.join(a.name for a in sub.actions)}")
+        if sub.knobs:  # what --knob NAME=VALUE may set
+            con.print("  knobs: " + escape(safetext.line(", ".join(
+                f"{k.name}={_knob_default(k.default)} ({k.kind})" for k in sub.knobs))))
         invs = [i.name for i in reg.invariants if i.subsystem in (None, name)]
         con.print(f"  invariants: {', '.join([i.name for i in GENERIC] + invs)}\n")
+
+
+def _knob_default(value: Any) -> str:
+    """A default as ``list`` shows it: a set by its size (cxl's exclusive Feature UUIDs fill a screen)."""
+    return f"<{len(value)} names>" if isinstance(value, frozenset) and len(value) > 2 else knob_text(value)
 
 
 def _read_from(policies: list[Policy]) -> str:
@@ -284,6 +321,7 @@ def _progress_text(p: Progress, time_budget: float | None, max_examples: int | N
 @click.option("--device", "device_name", help="Device variant (default: the first).")
 @click.option("--without", multiple=True, metavar="RULE",
               help="Remove one rule from the policy: what if this check were missing?")
+@click.option("--knob", "knob_texts", multiple=True, metavar="NAME=VALUE", help=KNOB_HELP)
 @click.option("--seed", type=int, help="Seed; printed when chosen at random.")
 @click.option("--time", "time_budget", type=FINITE_SECONDS, help="Time budget in seconds.")
 @click.option("--max-examples", type=click.IntRange(min=1), help="Number of sequences to try.")
@@ -310,7 +348,8 @@ def _progress_text(p: Progress, time_budget: float | None, max_examples: int | N
 def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name: str | None,
         without: tuple[str, ...], seed: int | None, time_budget: float | None, max_examples: int | None,
         step_count: int | None, corpus_dir: str, db: str | None, workers: int, search: str, accept_tainted: bool,
-        json_out: str | None, junit_out: str | None, baselines: tuple[str, ...] = ()) -> None:
+        json_out: str | None, junit_out: str | None, baselines: tuple[str, ...] = (),
+        knob_texts: tuple[str, ...] = ()) -> None:
     """Run a fuzz campaign on SUBSYSTEM and save minimized findings."""
     reg = _registry(ctx)
     known = _load_baseline(baselines)
@@ -323,7 +362,7 @@ def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name
         raise UsageError("--corpus '': an empty path names no directory")
     check_workers(workers)
     _check_db(db)
-    policy = reg.policy(subsystem, policy_name, without)
+    policy = reg.policy(subsystem, policy_name, without, _knobs(reg, subsystem, _knob_pairs(knob_texts)))
     device = reg.device(subsystem, device_name)
     try:  # fail now, not when the first finding is saved
         Path(corpus_dir, subsystem).mkdir(parents=True, exist_ok=True)
@@ -356,9 +395,9 @@ def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name
         share = None if max_examples is None else -(-max_examples // workers)
         deadline = time.monotonic() + time_budget if time_budget is not None else None
         specs = [
-            WorkerSpec(tuple(ctx.find_root().obj.get("plugins", ())), subsystem, policy.name, policy.removed,
-                       device.name, seed, i, share, time_budget, step_count, corpus_dir, accept_tainted, db,
-                       search, deadline)
+            WorkerSpec(tuple(ctx.find_root().obj.get("plugins", ())), subsystem, policy.name,
+                       reg.without_of(policy), device.name, seed, i, share, time_budget, step_count, corpus_dir,
+                       accept_tainted, db, search, deadline, tuple(policy.tuned.items()))
             for i in range(workers)
         ]
         pool = Pool(specs, on_found=lambda line: _fit(con, *line), on_progress=progress)
@@ -415,7 +454,8 @@ def _judge_run(con: Console, reg: host.Registry, known: Any, result: Result, sub
     """``run --baseline``: after the campaign, each finding new or known, each baseline entry fixed or not."""
     from fuzzer import baseline
 
-    judged = baseline.judge(reg, known, [(baseline.Scope(subsystem, policy.name, policy.removed, device), result)])
+    judged = baseline.judge(reg, known, [(baseline.Scope(subsystem, policy.name, reg.without_of(policy), device),
+                                          result)])
     new = [s for s in result.findings if judged.of(0, s) == "new"]
     con.print(f"baseline: {len(new)} new, {len(result.findings) - len(new)} known, "
               f"{judged.count(baseline.FIXED)} fixed")
@@ -551,10 +591,12 @@ def junit_xml(r: Result, subsystem: str, policy: str, device: str, known: frozen
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write a JSON summary here.")
 @click.option("--junit", "junit_out", type=click.Path(dir_okay=False),
               help="Write JUnit XML: new findings fail, known ones are skipped, fixed ones pass.")
+@click.option("--knob", "knob_texts", multiple=True, metavar="NAME=VALUE",
+              help="Set a policy knob in every run whose subsystem declares it (over the file's; repeatable).")
 @click.pass_context
 def campaign_cmd(ctx: click.Context, file: str, baselines: tuple[str, ...], report_dir: str | None,
                  corpus_dir: str | None, time_budget: float | None, json_out: str | None,
-                 junit_out: str | None) -> None:
+                 junit_out: str | None, knob_texts: tuple[str, ...] = ()) -> None:
     """Run the campaign FILE (TOML, or [tool.ptfuzz] in pyproject.toml) within its one budget.
 
     Exit 0 when nothing new was found, 1 for new findings, 2 for bad input, 130 when interrupted."""
@@ -565,6 +607,8 @@ def campaign_cmd(ctx: click.Context, file: str, baselines: tuple[str, ...], repo
     plan = campaignfile.load(file, reg)
     plan = attrs.evolve(plan, budget=time_budget or plan.budget, corpus=corpus_dir or plan.corpus,
                         report=report_dir or plan.report)
+    if knob_texts:
+        plan = campaignfile.with_knobs(plan, reg, _knob_pairs(knob_texts))
     for option, target in (("--json", json_out), ("--junit", junit_out)):
         if target:
             files.check_writable(target, option)
@@ -616,17 +660,21 @@ def campaign_cmd(ctx: click.Context, file: str, baselines: tuple[str, ...], repo
 @click.argument("paths", metavar="FILES", nargs=-1, required=True, type=click.Path())
 @click.option("--policy", "policy_name", help="Replay under another policy of the same subsystem.")
 @click.option("--without", multiple=True, metavar="RULE", help="Remove a rule from the replay policy.")
+@click.option("--knob", "knob_texts", multiple=True, metavar="NAME=VALUE",
+              help="Set a policy knob over the file's and the policy's (repeatable; see `ptfuzz list`).")
 @click.option("-q", "--quiet", is_flag=True, help="One line per file.")
 @click.pass_context
 def replay(ctx: click.Context, paths: tuple[str, ...], policy_name: str | None,
-           without: tuple[str, ...], quiet: bool) -> None:
-    """Replay corpus FILES deterministically; exit 1 if any still fails."""
+           without: tuple[str, ...], quiet: bool, knob_texts: tuple[str, ...] = ()) -> None:
+    """Replay corpus FILES deterministically, with the knobs each was found with; exit 1 if any still fails."""
     reg = _registry(ctx)
     con = _console()
     failing = 0
+    pairs = _knob_pairs(knob_texts)
     for path in corpus.expand(paths):
         entry = corpus.load(path)
-        rep = do_replay(reg, entry, policy_name, without or None)
+        rep = do_replay(reg, entry, policy_name, without or None,
+                        _knobs(reg, entry.subsystem, pairs) if pairs else None)
         failing += rep.still_fails
         if quiet:
             state = "FAILS " if rep.still_fails else "passes"

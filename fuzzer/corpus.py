@@ -20,7 +20,7 @@ import attrs
 
 from fuzzer import files, safetext
 from fuzzer.errors import CorpusError
-from fuzzer.spec import Caller, Violation
+from fuzzer.spec import Caller, Violation, knob_text
 from fuzzer.world import Step
 
 FORMAT = "ptfuzz.sequence/2"
@@ -46,6 +46,9 @@ class Entry:
     seed: int | None = None
     path: str = ""
     format: str = FORMAT
+    #: knobs the run set over the policy's own (``Policy.tuned``), as JSON values (a set is a sorted
+    #: list); written only when there are some, so a file without them replays under the policy's values
+    knobs: Mapping[str, Any] = attrs.field(factory=dict)
     #: False for a finding saved as found because the time budget (or Ctrl-C) ended the
     #: campaign before it was minimized; written only then, so minimized files do not change
     minimized: bool = True
@@ -92,6 +95,9 @@ def to_json(entry: Entry, payload_of: Callable[[Step], bytes | None] | None = No
     }
     if entry.without:
         doc["without"] = list(entry.without)
+    if entry.knobs:
+        doc["knobs"] = {k: sorted(v) if isinstance(v, (frozenset, set, list, tuple)) else v
+                        for k, v in sorted(entry.knobs.items())}
     doc.update({
         "plugins": dict(entry.plugins),
         "ptfuzz": entry.ptfuzz,
@@ -108,6 +114,8 @@ def to_json(entry: Entry, payload_of: Callable[[Step], bytes | None] | None = No
 
 def file_name(entry: Entry) -> str:
     label = entry.policy + "".join(f"~{w}" for w in entry.without)
+    if entry.knobs:  # a finding under other knob values is another file
+        label += "{" + ",".join(f"{k}={knob_text(v)}" for k, v in sorted(entry.knobs.items())) + "}"
     parts = [label, entry.device, *entry.signature.split(":")[0:1], *entry.signature.split(":")[2:]]
     return re.sub(r"[^A-Za-z0-9._~+-]", "_", "--".join(parts)) + ".json"
 
@@ -177,7 +185,7 @@ def expand(paths: Iterable[str]) -> list[str]:
 # ----------------------------------------------------------------------------- loading
 
 
-TOP_KEYS = ("format", "subsystem", "device", "policy", "without", "plugins", "ptfuzz", "seed", "violation",
+TOP_KEYS = ("format", "subsystem", "device", "policy", "without", "knobs", "plugins", "ptfuzz", "seed", "violation",
             "minimized", "steps")
 VIOLATION_KEYS = {"invariant": str, "step": int, "field": str, "severity": str, "message": str, "signature": str}
 STEP_KEYS = {"kernel": ("actor", "action", "args"), "user": ("actor", "channel", "op", "caller", "args", "bytes")}
@@ -333,6 +341,12 @@ def load(path: str | os.PathLike[str]) -> Entry:
         if key in violation:
             _need(violation, key, kind, f"{where}: violation")
     without = _strings(doc.get("without", []), "'without'", where)
+    knobs = doc.get("knobs", {})
+    if not isinstance(knobs, dict) or not all(
+            isinstance(v, (bool, int, str)) or (isinstance(v, list) and all(isinstance(x, str) for x in v))
+            for v in knobs.values()):
+        raise CorpusError(f"{where}: 'knobs' must be an object of knob values (true/false, numbers, strings, "
+                          f"lists of strings)")
     plugins = doc.get("plugins", {})
     if not isinstance(plugins, dict) or not all(isinstance(v, str) for v in plugins.values()):
         raise CorpusError(f"{where}: 'plugins' must be an object of version strings")
@@ -352,6 +366,7 @@ def load(path: str | os.PathLike[str]) -> Entry:
         steps=steps,
         violation=dict(violation),
         without=tuple(without),
+        knobs=dict(knobs),
         plugins=dict(plugins),
         ptfuzz=ptfuzz,
         seed=seed,

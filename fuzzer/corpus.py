@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -115,7 +116,10 @@ def to_json(entry: Entry, payload_of: Callable[[Step], bytes | None] | None = No
 def file_name(entry: Entry) -> str:
     label = entry.policy + "".join(f"~{w}" for w in entry.without)
     if entry.knobs:  # a finding under other knob values is another file
-        label += "{" + ",".join(f"{k}={knob_text(v)}" for k, v in sorted(entry.knobs.items())) + "}"
+        tuned = ",".join(f"{k}={knob_text(v)}" for k, v in sorted(entry.knobs.items()))
+        if len(tuned) > 60:  # a set of UUIDs would pass the file system's 255 bytes: its checksum instead
+            tuned = f"knobs-{zlib.crc32(tuned.encode()):08x}"
+        label += "{" + tuned + "}"
     parts = [label, entry.device, *entry.signature.split(":")[0:1], *entry.signature.split(":")[2:]]
     return re.sub(r"[^A-Za-z0-9._~+-]", "_", "--".join(parts)) + ".json"
 

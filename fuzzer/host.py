@@ -322,6 +322,7 @@ def _collect(pm: pluggy.PluginManager, reg: Registry) -> None:
             reg.provider[("command", sub.name, c.op)] = plugin
     for plugin, pol in _call(pm, "ptfuzz_policies", Policy):
         sub = _existing(reg, plugin, pol.subsystem, f"policy {pol.name!r}")
+        _check_policy(plugin, pol)
         table = reg.policies.setdefault(sub.name, {})
         if pol.name in table:
             raise PluginError(f"plugin {plugin!r} registers policy {pol.name!r} for {sub.name} twice")
@@ -341,7 +342,6 @@ def _collect(pm: pluggy.PluginManager, reg: Registry) -> None:
                     label = getattr(rec, "name", rec.cite)
                     raise PluginError(f"plugin {plugin!r}: policy {pol.name!r} {what} {label!r} names unknown "
                                       f"channel(s) {unknown}")
-        _check_policy(plugin, pol)
         table[pol.name] = attrs.evolve(pol, knobs=_policy_knobs(plugin, pol, sub))
         reg.provider[("policy", sub.name, pol.name)] = plugin
     for plugin, inv in _call(pm, "ptfuzz_invariants", Invariant):

@@ -10,6 +10,7 @@ import platform
 import time
 
 import bench_executor
+import bench_gpu_replay
 import bench_overhead
 import bench_time_to_finding
 import hypothesis
@@ -33,6 +34,8 @@ def main(argv: list[str] | None = None) -> None:
     rdma = bench_executor.run(policy="permissive", device="lax", n_steps=2000, reps=7 if not a.quick else 3,
                               subsystem="rdma")
     print(bench_executor.report(rdma), "\n", flush=True)
+    gpu = bench_gpu_replay.run((2_000, 5_000) if a.quick else bench_gpu_replay.SIZES)
+    print(bench_gpu_replay.report(gpu), "\n", flush=True)
     ov = bench_overhead.run(max_examples=examples, reps=reps, seed=a.seed)
     print(bench_overhead.report(ov), "\n", flush=True)
     ttf = bench_time_to_finding.run(max_examples=ttf_examples, seed=a.seed, budget=ttf_budget)
@@ -42,6 +45,7 @@ def main(argv: list[str] | None = None) -> None:
         ("executor replay, 20-step seqs", f"{ex['steps_per_s']:,.0f} steps/s"),
         ("executor replay, one long seq", f"{ex['long_steps_per_s']:,.0f} steps/s"),
         ("executor replay, rdma permissive/lax, 20-step seqs", f"{rdma['steps_per_s']:,.0f} steps/s"),
+        ("gpu replay CPU s by steps", ", ".join(f"{n // 1000}k: {t:.2f}" for n, t in sorted(gpu["seconds"].items()))),
         ("ptfuzz native search (linux-fwctl/spec)", f"{ov['rates']['native']:,.0f} steps/s  "
                                                     f"(x{ov['ratio_native']:.1f} of the Hypothesis search)"),
         ("ptfuzz Hypothesis search (linux-fwctl/spec)", f"{ov['rates']['ptfuzz']:,.0f} steps/s"),

@@ -51,8 +51,7 @@ from fuzzer.spec import (
     Verdict,
     Violation,
 )
-
-__version__ = "0.1.0"
+from fuzzer.version import __version__
 
 __all__ = [
     "ABSENT",

@@ -15,7 +15,18 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:  # pragma: no cover
     from fuzzer.lifetimes import Allocator
     from fuzzer.sizes import Access, Buffer, BufferKind
-    from fuzzer.spec import Command, Decision, DeviceVariant, Field, Policy, Reply, Step, Subsystem, Violation
+    from fuzzer.spec import (
+        Command,
+        Decision,
+        DeviceVariant,
+        Field,
+        Policy,
+        Reply,
+        Step,
+        Subsystem,
+        Trust,
+        Violation,
+    )
 
 
 class Device(Protocol):
@@ -66,6 +77,14 @@ class World(Protocol):
         """Taint the kernel; taint is never cleared."""
         ...
 
+    def publish(self, bundle: str, *handles: Any) -> None:
+        """From the probe or a reaction: ``handles`` go into ``bundle`` for later steps to take.
+
+        A reaction names the bundle in its ``produces``; a kernel action or a
+        command returns its handles in its ``Reply`` instead.
+        """
+        ...
+
     def new_handle(self, prefix: str) -> str:
         """A deterministic handle name (``region0``, ``region1`` ...), so replays print the same."""
         ...
@@ -104,8 +123,9 @@ class StepContext(Protocol):
     reply: Reply | None
     #: the effects the command declared (its CEL entry, or per payload)
     declared: int
-    #: the policy trusts this step's caller by design (``Trust``)
-    trusted: bool
+    #: the policy's trusts that cover this step's caller and command; ``violation()`` matches each
+    #: violation against their ``invariants`` and ``fields``
+    trusts: tuple[Trust, ...]
     #: every buffer read, write, allocation and free of the step, in the kernel's order
     accesses: tuple[Access, ...]
 
@@ -117,6 +137,11 @@ class StepContext(Protocol):
     @property
     def tainted(self) -> bool:
         """The kernel is tainted now."""
+        ...
+
+    @property
+    def trusted(self) -> bool:
+        """Some trust covers this step's caller (not every violation of the step need be trusted)."""
         ...
 
     def violation(self, invariant: str, message: str, field: str = "-", *,

@@ -28,19 +28,20 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 import attrs
 from hypothesis.database import ExampleDatabase
 
-from fuzzer import __version__, corpus
+from fuzzer import corpus, hypothesis_search
 from fuzzer.database import Store, warm_start
-from fuzzer.errors import OutputError, PtfuzzError, UsageError
+from fuzzer.errors import OutputError, UsageError
+from fuzzer.executor import Executor
 from fuzzer.explore import Explorer, shorter_path
 from fuzzer.host import Registry
-from fuzzer.machine import Session
-from fuzzer.minimize import CHECK_EVERY, one_minimal, reproduces, simplify
+from fuzzer.machine import OutOfBudget, Session, ShrinkBudget
+from fuzzer.minimize import CHECK_EVERY, as_plain, one_minimal, simplicity, simplify, violation_of
 from fuzzer.spec import DeviceVariant, Policy, Violation
+from fuzzer.version import __version__
 from fuzzer.world import Step
 
 #: Hypothesis re-runs per round spent shrinking before the round is cut short.
@@ -69,18 +70,6 @@ MAX_STEPS = 100_000
 FINISH_SHARE = 0.15
 
 
-class ShrinkBudget(KeyboardInterrupt):
-    """Ends a round whose shrinking has used ``SHRINK_RUNS`` runs; findings are already saved."""
-
-
-class OutOfBudget(KeyboardInterrupt):
-    """Raised inside Hypothesis to end a round when the time budget is spent.
-
-    Hypothesis treats KeyboardInterrupt as "stop now" (it records nothing about
-    the interrupted test case), which is exactly what an expired budget means.
-    """
-
-
 @attrs.define
 class Finding:
     violation: Violation
@@ -94,6 +83,8 @@ class Finding:
     search_steps: int = 0
     #: False while the steps are as found (or cut short by the deadline): not yet 1-minimal
     minimized: bool = True
+    #: the signature of the finding this one follows from (``follow_ons``), or ""
+    follows: str = ""
 
     @property
     def signature(self) -> str:
@@ -150,30 +141,38 @@ class Result:
                 if s not in self.accepted and f.violation.severity != "trusted"]
 
 
-def simplicity(steps: list[Step], scopes: Mapping[str, tuple[str, ...]] | None = None,
-               params_of: Callable[[Step], Any] | None = None) -> tuple[int, int]:
-    """Order sequences as a reader would: fewer steps, then plainer callers and smaller arguments.
+def follow_ons(executor: Executor, findings: Mapping[str, Finding]) -> dict[str, str]:
+    """Which findings follow from another: signature -> the signature of the finding it follows.
 
-    ``scopes`` gives each channel's scopes, least privileged first (``Channel.scopes``):
-    the least costs nothing, so an fwctl path at CONFIGURATION is as plain as a RAW one.
-    With ``params_of`` (``Executor.params_of``), a size at its natural value costs
-    nothing and any other costs more than every natural one, as ``minimize`` orders them.
+    Once a field is broken, later steps trip over it: a kernel action reads the
+    corrupted value, another invariant looks at the same field.  Each is a
+    signature of its own, but one bug.  A finding *follows* another when its
+    own sequence, replayed, first shows the other's violation on the same field,
+    at an earlier step or earlier at the same step (invariants in their checking
+    order, so of two views of one step the first is the root).  Chains lead to
+    their first finding.  A follow-on is still a finding (saved, reported, and
+    failing the run as before); reports list it under its root.
     """
-    cost = 0
-    for s in steps:
-        sizes = {p.name: p for p in (params_of(s) or ()) if p.kind == "size"} if params_of and s.actor == "user" else {}
-        if s.caller is not None:
-            c = s.caller
-            order = (scopes or {}).get(s.channel, ())
-            cost += len(c.caps) + len(c.switches) + (c.lockdown != "none") + (
-                order.index(c.scope) if c.scope in order else 0)
-        for k, v in s.args.items():
-            p = sizes.get(k)
-            if p is not None and isinstance(v, int) and callable(p.natural):
-                cost += 0 if v == p.natural(s.args) else 1 + min(abs(v), 1 << 20)
-            else:
-                cost += min(abs(v), 1 << 20) if isinstance(v, int) else (1 if v else 0)
-    return (len(steps), cost)
+    direct: dict[str, str] = {}
+    for sig, f in findings.items():
+        if not f.violation.field:
+            continue
+        executor.reset()
+        for step in f.steps:
+            seen = [v.signature for v in executor.apply(step).violations if v.field == f.violation.field]
+            first = next((s for s in seen if s in findings), None)
+            if first is not None:
+                if first != sig:
+                    direct[sig] = first
+                break
+    roots: dict[str, str] = {}
+    for sig in direct:
+        root, hops = direct[sig], 0
+        while root in direct and hops < len(direct):
+            root, hops = direct[root], hops + 1
+        if root != sig:
+            roots[sig] = root
+    return roots
 
 
 def derive_seed(seed: int, round_no: int) -> int:
@@ -200,6 +199,7 @@ class Campaign(Session):
         on_progress: Callable[[Campaign], None] | None = None,
         targets: frozenset[str] = frozenset(),
         search: str = "native",
+        ignore_invariants: frozenset[str] = frozenset(),
     ) -> None:
         if search not in SEARCHES:
             raise UsageError(f"unknown search {search!r}; choose one of {', '.join(SEARCHES)}")
@@ -228,6 +228,10 @@ class Campaign(Session):
         self.executor = registry.executor(subsystem, policy, device)
         self._scopes = {c.name: c.scopes for c in self.executor.subsystem.channels}
         self._checker = registry.executor(subsystem, policy, device)  # for minimizing mid-run
+        #: ``--ignore``: invariants this campaign does not check (names checked by the caller)
+        self.ignore_invariants = ignore_invariants
+        for ex in (self.executor, self._checker):
+            ex.invariants = tuple(i for i in ex.invariants if i.name not in ignore_invariants)
         self.findings: dict[str, Finding] = {}
         #: native search: violations seen, not yet minimized (their raw prefixes are saved)
         self._raw: dict[str, Finding] = {}
@@ -337,7 +341,7 @@ class Campaign(Session):
             return
         first = known is None
         finding = Finding(
-            self._final_violation(minimal, sig), minimal,  # the violation as the minimal sequence shows it
+            violation_of(self._checker, minimal, sig), minimal,  # the violation as the minimal sequence shows it
             found_at=known.found_at if known else found_at,
             sequences=known.sequences if known else sequences,
             search_steps=known.search_steps if known else search_steps,
@@ -405,7 +409,7 @@ class Campaign(Session):
             f.polished = not self.expired()
             if steps != f.steps:  # refining only ever moves toward plainer or shorter
                 f.steps = steps
-                f.violation = self._final_violation(steps, sig)
+                f.violation = violation_of(self._checker, steps, sig)
                 if self.store is not None:
                     self.store.save_finding(sig, steps)
                 if self.corpus_dir is not None:
@@ -430,41 +434,26 @@ class Campaign(Session):
         disk stays as long as it still reproduces the signature and is no
         more complicated than what this run found.  The finding then adopts
         the file's steps, so what is reported is what is on disk.
+
+        One direction: read what the corpus holds (``corpus.known``), judge it
+        with the executor (``minimize.as_plain``), settle the finding, and only
+        then hand the finished entry to ``corpus.save``; neither calls back.
         """
         assert self.corpus_dir is not None
         entry = self.entry(finding)
         path = self.corpus_dir / corpus.file_name(entry)
-        if path.exists() and path not in self._written:
-            try:
-                old = corpus.load(path)
-            except PtfuzzError:
-                old = None
-            if old is not None:  # an older format's file is migrated in memory, never rewritten for that
-                old = corpus.migrate(old, self._checker.complete)
-            if (
-                old is not None
-                and old.signature == finding.signature
-                and self._simplicity(list(old.steps)) <= self._simplicity(finding.steps)
-                and all(self._checker.validate(s) is None for s in old.steps)
-                and reproduces(self._checker, old.steps, finding.signature)
-            ):
-                finding.steps = list(old.steps)
-                finding.violation = self._final_violation(finding.steps, finding.signature)
-                finding.polished = old.minimized
-                finding.minimized = old.minimized
-                return path
+        known = None if path in self._written else corpus.known(path, self._checker.complete)
+        if (known is not None and known.signature == finding.signature
+                and as_plain(self._checker, known.steps, finding.steps, finding.signature, self._scopes)):
+            finding.steps = list(known.steps)
+            finding.violation = violation_of(self._checker, finding.steps, finding.signature)
+            finding.polished = known.minimized
+            finding.minimized = known.minimized
+            return path
         return self._write(entry)
 
     def _simplicity(self, steps: list[Step]) -> tuple[int, int]:
         return simplicity(steps, self._scopes, self._checker.params_of)
-
-    def _final_violation(self, steps: list[Step], signature: str) -> Violation:
-        self._checker.reset()
-        for step in steps:
-            for v in self._checker.apply(step).violations:
-                if v.signature == signature:
-                    return v
-        raise AssertionError("minimal sequence lost its violation")  # pragma: no cover
 
     def entry(self, finding: Finding) -> corpus.Entry:
         return corpus.Entry(
@@ -572,6 +561,8 @@ class Campaign(Session):
         found = {**{s: f for s, f in self._raw.items() if s not in self.findings}, **self.findings}
         accepted = tuple(s for s, f in found.items()
                          if self.accept_tainted and f.violation.severity == "tainted")
+        for sig, root in follow_ons(self._checker, found).items():
+            found[sig].follows = root
         return Result(
             found, self.sequences, self.executor.total_steps,
             time.monotonic() - self.started, self.seed, self._rounds, self.runs, interrupted, accepted,
@@ -592,7 +583,14 @@ class Campaign(Session):
         return len(self.explorer.behaviours) if self.explorer is not None else 0
 
     def _round(self, round_no: int) -> str:
-        """One Hypothesis run (``fuzzer.hypothesis_search``, imported only by campaigns that use it)."""
-        from fuzzer import hypothesis_search  # it imports this module: no import-time cycle
-
-        return hypothesis_search.run_round(self, round_no)
+        """One Hypothesis run (``fuzzer.hypothesis_search``): ``failed`` (another round may find
+        more), ``capped`` (it ran ``ROUND_EXAMPLES`` test cases) or ``spent`` (the budget is)."""
+        self._shrinking = False
+        self._shrink_runs = 0
+        remaining = ROUND_EXAMPLES if self.max_examples is None else max(self.max_examples - self.sequences, 1)
+        capped = remaining > ROUND_EXAMPLES
+        ended = hypothesis_search.run_round(self, min(remaining, ROUND_EXAMPLES), steps=self.step_count,
+                                            database=self.database, seed=derive_seed(self.seed, round_no))
+        if ended != "ran":
+            return ended
+        return "capped" if capped or self.max_examples is None else "spent"

@@ -7,11 +7,16 @@ an internal error (a bug in ptfuzz itself), also one line;
 ``PTFUZZ_TRACEBACK=1`` prints the traceback too.  A campaign stopped by
 Ctrl-C or SIGTERM exits as it would have at its deadline (0 or 1, with the
 summary, ``--json`` and ``--junit`` written); 130 only when a second signal
-stops it before any result exists.  A closed stdout (``| head -1``) ends
-the output quietly, not the work: the exit code is still the verdict.
+stops it before any result exists.  A KeyboardInterrupt that no signal sent,
+``sys.exit()`` or any other BaseException raised by plugin code is that
+plugin's error (exit 2, naming it); a plugin calling ``os._exit()`` in a
+single process cannot be caught, so the exit code is the plugin's (with
+``--workers`` the parent reports the vanished worker, exit 2).  A closed
+stdout (``| head -1``) ends the output quietly, not the work: the exit code
+is still the verdict.
 
-Everything printed from a corpus file goes through ``_say`` (no rich markup,
-control characters escaped by ``fuzzer.safetext``); every file written goes
+Everything printed from a corpus file or a plugin goes through ``_say`` or
+``_plain`` (no rich markup, control characters escaped by ``fuzzer.safetext``); every file written goes
 through ``fuzzer.files.write_output``.
 """
 
@@ -24,6 +29,7 @@ import json
 import math
 import os
 import random
+import shlex
 import signal
 import sys
 import time
@@ -38,14 +44,16 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from fuzzer import __version__, corpus, database, files, host, safetext
+from fuzzer import corpus, database, files, host, safetext
 from fuzzer.campaign import DEFAULT_EXAMPLES, MAX_STEPS, SEARCHES, Campaign, Finding, Progress, Result
-from fuzzer.errors import CorpusError, PluginError, PtfuzzError, UsageError
+from fuzzer.effects import describe
+from fuzzer.errors import CorpusError, PluginError, PtfuzzError, UsageError, raised
 from fuzzer.hypothesis_search import open_database
 from fuzzer.invariants import GENERIC
 from fuzzer.replay import executor_for, trace
 from fuzzer.replay import replay as do_replay
-from fuzzer.spec import Policy, knob_text
+from fuzzer.spec import Policy, Subsystem, knob_text
+from fuzzer.version import __version__
 from fuzzer.workers import Pool, WorkerSpec, check_workers
 
 EXIT_CLEAN, EXIT_FOUND, EXIT_ERROR, EXIT_INTERNAL = 0, 1, 2, 3
@@ -256,37 +264,83 @@ def cli(ctx: click.Context, plugins: tuple[str, ...]) -> None:
 
 
 @cli.command("list")
+@click.argument("subsystems", nargs=-1, metavar="[SUBSYSTEM]...")
 @click.pass_context
-def list_cmd(ctx: click.Context) -> None:
-    """Subsystems, device variants, policies and who provided them."""
+def list_cmd(ctx: click.Context, subsystems: tuple[str, ...]) -> None:
+    """Subsystems, device variants, policies and who provided them.
+
+    With SUBSYSTEM, also each policy's reactions, trusts and knobs (too wide for the table).
+    Every name and doc here is a plugin's text: each goes through ``_plain`` or
+    ``_say`` (control characters escaped, rich markup shown as typed), so a
+    policy named ``[/]`` or a doc holding an escape sequence prints as written."""
     reg = _registry(ctx)
+    for wanted in subsystems:
+        reg.subsystem(wanted)  # an unknown name is exit 2, listing the loaded ones
     con = _console()
     for name, sub in sorted(reg.subsystems.items()):
+        if subsystems and name not in subsystems:
+            continue
         plugin = reg.provider[("subsystem", name)]
-        con.print(f"[bold]{escape(name)}[/bold]  "
-                  + escape(safetext.line(f"(plugin {plugin} {reg.versions.get(plugin, '')}): {sub.doc}")))
+        con.print(f"[bold]{_plain(name)}[/bold]  "
+                  + _plain(f"(plugin {plugin} {reg.versions.get(plugin, '')}): {sub.doc}"))
         t = Table("device", "commands", "from", "about", box=None, pad_edge=False)
         any_policy = next(iter(reg.policies.get(name, {}).values()), None) or Policy("none", name, ())
         for d in sub.devices:
             ex = reg.executor(name, any_policy, d)
-            t.add_row(d.name, str(len(ex.commands)), reg.provider[("device", name, d.name)], d.doc)
+            t.add_row(*(_plain(text) for text in (
+                d.name, str(len(ex.commands)), reg.provider[("device", name, d.name)], d.doc)))
         con.print(t)
         t = Table("policy", "kernel", "channels", "rules", "from", "about", box=None, pad_edge=False)
         policies = sorted(reg.policies.get(name, {}).items())
         if not policies:
             t.add_row("(none)", "", "", "", "", "no plugin registers a policy for this subsystem yet")
         for pname, pol in policies:
-            t.add_row(*(escape(safetext.line(text)) for text in (
+            t.add_row(*(_plain(text) for text in (
                 pname, pol.version or "-", ",".join(pol.channels), str(len(pol.rules)),
                 reg.provider[("policy", name, pname)], pol.doc)))
         con.print(t)
-        con.print("  policies read from: " + escape(safetext.line(_read_from([p for _, p in policies]))))
-        con.print(f"  kernel actions: {', '.join(a.name for a in sub.actions)}")
+        con.print("  policies read from: " + _plain(_read_from([p for _, p in policies])))
+        con.print("  kernel actions: " + _plain(", ".join(a.name for a in sub.actions)))
         if sub.knobs:  # what --knob NAME=VALUE may set
-            con.print("  knobs: " + escape(safetext.line(", ".join(
-                f"{k.name}={_knob_default(k.default)} ({k.kind})" for k in sub.knobs))))
+            con.print("  knobs: " + _plain(", ".join(
+                f"{k.name}={_knob_default(k.default)} ({k.kind})" for k in sub.knobs)))
         invs = [i.name for i in reg.invariants if i.subsystem in (None, name)]
-        con.print(f"  invariants: {', '.join([i.name for i in GENERIC] + invs)}\n")
+        con.print("  invariants: " + _plain(", ".join([i.name for i in GENERIC] + invs)))
+        if subsystems:
+            for _, pol in policies:
+                _policy_details(con, sub, pol)
+        elif any(p.reactions or p.trusts or p.knobs for _, p in policies):
+            _say(con, f"  reactions, trusts and knobs: ptfuzz list {name}")
+        con.print()
+
+
+def _policy_details(con: Console, sub: Subsystem, pol: Policy) -> None:
+    """A policy's reactions (name, effects they run on, cite), trusts (caps, scope, reason) and knobs.
+
+    Every word comes from a plugin, so each line goes through ``_say`` (escaped, never markup).
+    """
+    _say(con, f"  policy {pol.name}:")
+    if not (pol.reactions or pol.trusts or pol.knobs):
+        _say(con, "    no reactions, trusts or knobs")
+    for r in pol.reactions:
+        on = "any effect" if r.effects is None else describe(r.effects, sub.effects)
+        _say(con, f"    reaction {r.name}: after {on}{_where(r.channels, r.ops)}  [{r.cite}]")
+    for t in pol.trusts:
+        caps = ",".join(sorted(t.caps)) or "any caller"
+        _say(con, f"    trust {caps}{_where(t.channels, t.ops)}: {t.reason or 'no reason given'}  [{t.cite}]")
+    if pol.knobs:
+        _say(con, "    knobs: " + ", ".join(f"{k}={safetext.shown(v)}" for k, v in pol.knobs.items()))
+
+
+def _where(channels: tuple[str, ...], ops: tuple[str, ...]) -> str:
+    """`` on nvme.admin FORMAT_NVM,SANITIZE``, or nothing for a record that applies everywhere."""
+    return "".join(f" {'on' if i == 0 else 'for'} {','.join(names)}"
+                   for i, names in enumerate((channels, ops)) if names)
+
+
+def _plain(text: str) -> str:
+    """A plugin's text for a rich table or line: one line, control characters escaped, markup escaped."""
+    return escape(safetext.line(text))
 
 
 def _knob_default(value: Any) -> str:
@@ -344,16 +398,19 @@ def _progress_text(p: Progress, time_budget: float | None, max_examples: int | N
               help="Write JUnit XML here: one test case per finding.")
 @click.option("--baseline", "baselines", multiple=True, metavar="PATH",
               help="Known findings (corpus directory or file, or a signature list): only new ones exit 1.")
+@click.option("--ignore", "ignored", multiple=True, metavar="INVARIANT",
+              help="Do not check this invariant (repeatable): its follow-on findings show again.")
 @click.pass_context
 def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name: str | None,
         without: tuple[str, ...], seed: int | None, time_budget: float | None, max_examples: int | None,
         step_count: int | None, corpus_dir: str, db: str | None, workers: int, search: str, accept_tainted: bool,
         json_out: str | None, junit_out: str | None, baselines: tuple[str, ...] = (),
-        knob_texts: tuple[str, ...] = ()) -> None:
+        ignored: tuple[str, ...] = (), knob_texts: tuple[str, ...] = ()) -> None:
     """Run a fuzz campaign on SUBSYSTEM and save minimized findings."""
     reg = _registry(ctx)
     known = _load_baseline(baselines)
     sub = reg.subsystem(subsystem)
+    ignore = _ignored(reg, (subsystem,), ignored)
     step_count = step_count or sub.steps
     for option, target in (("--json", json_out), ("--junit", junit_out)):
         if target is not None:  # a typo must not cost the campaign's hour
@@ -375,7 +432,7 @@ def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name
     con = _console()
     ci = bool(os.environ.get("CI")) or not sys.stdout.isatty()
     budget = f"{time_budget:g}s" if time_budget else f"{max_examples or DEFAULT_EXAMPLES[search]} sequences"
-    con.print(f"ptfuzz {__version__}: {sub.name} policy={policy.label} device={device.name} "
+    _say(con, f"ptfuzz {__version__}: {sub.name} policy={policy.label} device={device.name} "
               f"seed={seed} budget={budget} search={search}")
 
     status = None if ci else con.status("starting", spinner="dots")
@@ -397,7 +454,7 @@ def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name
         specs = [
             WorkerSpec(tuple(ctx.find_root().obj.get("plugins", ())), subsystem, policy.name,
                        reg.without_of(policy), device.name, seed, i, share, time_budget, step_count, corpus_dir,
-                       accept_tainted, db, search, deadline, tuple(policy.tuned.items()))
+                       accept_tainted, db, search, deadline, ignore, tuple(policy.tuned.items()))
             for i in range(workers)
         ]
         pool = Pool(specs, on_found=lambda line: _fit(con, *line), on_progress=progress)
@@ -407,7 +464,7 @@ def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name
         campaign = Campaign(
             reg, subsystem, policy, device, seed=seed, max_examples=max_examples, time_budget=time_budget,
             step_count=step_count, corpus_dir=corpus_dir, accept_tainted=accept_tainted,
-            database=open_database(db), search=search,
+            database=open_database(db), search=search, ignore_invariants=ignore,
             on_finding=lambda f, first: _print_finding(con, f, first),
             on_progress=lambda c: progress(c.progress()),
         )
@@ -416,11 +473,20 @@ def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name
         def stop() -> None:
             campaign.stop_requested = True
 
+    signals = _signals[0]
     if status is not None:
         with status:
             result = _run_interruptible(runner, stop)
     else:
         result = _run_interruptible(runner, stop)
+    if result.interrupted and workers == 1 and _signals[0] == signals:
+        # The campaign stops on KeyboardInterrupt as on Ctrl-C and keeps no traceback: raised
+        # without a signal, it came from plugin code (workers name it themselves, fuzzer.workers).
+        plugins = sorted(p for p in reg.plugin_versions(subsystem) if p != "builtin")
+        raise PluginError(f"the campaign stopped on a KeyboardInterrupt that no Ctrl-C or SIGTERM sent: code of a "
+                          f"plugin of {subsystem} ({', '.join(repr(p) for p in plugins)}) raised it; only Ctrl-C "
+                          f"may raise KeyboardInterrupt, a plugin's failure must be an Exception "
+                          f"(`ptfuzz replay` of a saved finding names the callable)")
     _summary(con, result, policy.label, device.name)
     judged = _judge_run(con, reg, known, result, subsystem, policy, device.name) if known is not None else None
     if json_out:
@@ -438,6 +504,17 @@ def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name
 
         ctx.exit(EXIT_FOUND if new_failing(result, judged) else EXIT_CLEAN)
     ctx.exit(EXIT_FOUND if result.failing() else EXIT_CLEAN)
+
+
+def _ignored(reg: host.Registry, subsystems: tuple[str, ...], names: tuple[str, ...]) -> frozenset[str]:
+    """``--ignore``: each name must be an invariant one of ``subsystems`` checks (a typo would ignore nothing)."""
+    known = [i.name for i in GENERIC] + sorted({i.name for i in reg.invariants
+                                                if i.subsystem is None or i.subsystem in subsystems})
+    for name in names:
+        if name not in known:
+            raise UsageError(f"--ignore {safetext.shown(name)}: no such invariant for {', '.join(subsystems)}; "
+                             f"the invariants are {', '.join(known)}")
+    return frozenset(names)
 
 
 def _load_baseline(paths: tuple[str, ...]) -> Any:
@@ -486,6 +563,7 @@ def _run_interruptible(run: Callable[[], Result], stop: Callable[[], None]) -> R
     stopping = [False]
 
     def on_signal(signum: int, frame: Any) -> None:
+        _signals[0] += 1
         if stopping[0]:
             raise KeyboardInterrupt
         stopping[0] = True
@@ -510,15 +588,22 @@ def _summary(con: Console, r: Result, policy: str, device: str) -> None:
     con.print(f"{r.sequences} sequences generated{runs}, {r.steps} steps in {r.elapsed:.1f}s "
               f"({rate:,.0f} steps/s){seen}{rounds}, seed {r.seed}")
     if not r.findings:
-        con.print(f"no violations found for {policy} on {device}")
+        _say(con, f"no violations found for {policy} on {device}")
         return
-    con.print(f"{len(r.findings)} distinct violation(s):")
+    follow = {s: f for s, f in r.findings.items()  # listed under their root; trusted ones stay apart
+              if f.follows in r.findings and "trusted" not in (f.violation.severity,
+                                                              r.findings[f.follows].violation.severity)}
+    con.print(f"{len(r.findings)} distinct violation(s)"
+              + (f", {len(follow)} of them follow-ons of another (listed under it)" if follow else "") + ":")
     trusted = [(s, f) for s, f in sorted(r.findings.items()) if f.violation.severity == "trusted"]
     for sig, f in sorted(r.findings.items()):
-        if f.violation.severity == "trusted":
+        if f.violation.severity == "trusted" or sig in follow:
             continue
         sev = f.violation.severity + (" (accepted)" if sig in r.accepted else "")
         _fit(con, f"  {sev:<8} {sig}", _steps(f), str(f.path or ""), indent="      ")
+        for fsig, ff in sorted(follow.items()):
+            if ff.follows == sig:
+                _fit(con, f"    follow-on {fsig}", _steps(ff), str(ff.path or ""), indent="        ")
     if trusted:
         con.print(f"{len(trusted)} by design (callers the policy trusts; they do not fail the run):")
         for sig, f in trusted:
@@ -542,7 +627,8 @@ def _write_json(path: str, r: Result, subsystem: str, policy: str, device: str) 
         "findings": [
             {"signature": s, "severity": f.violation.severity, "accepted": s in r.accepted,
              "steps": len(f.steps), "minimized": f.minimized, "file": str(f.path) if f.path else None,
-             "message": f.violation.message, "found_after_s": round(f.found_at, 3)}
+             "message": f.violation.message, "found_after_s": round(f.found_at, 3),
+             "follows": f.follows or None}
             for s, f in sorted(r.findings.items())
         ],
     }
@@ -591,12 +677,14 @@ def junit_xml(r: Result, subsystem: str, policy: str, device: str, known: frozen
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write a JSON summary here.")
 @click.option("--junit", "junit_out", type=click.Path(dir_okay=False),
               help="Write JUnit XML: new findings fail, known ones are skipped, fixed ones pass.")
+@click.option("--ignore", "ignored", multiple=True, metavar="INVARIANT",
+              help="Do not check this invariant (repeatable): its follow-on findings show again.")
 @click.option("--knob", "knob_texts", multiple=True, metavar="NAME=VALUE",
               help="Set a policy knob in every run whose subsystem declares it (over the file's; repeatable).")
 @click.pass_context
 def campaign_cmd(ctx: click.Context, file: str, baselines: tuple[str, ...], report_dir: str | None,
                  corpus_dir: str | None, time_budget: float | None, json_out: str | None,
-                 junit_out: str | None, knob_texts: tuple[str, ...] = ()) -> None:
+                 junit_out: str | None, ignored: tuple[str, ...] = (), knob_texts: tuple[str, ...] = ()) -> None:
     """Run the campaign FILE (TOML, or [tool.ptfuzz] in pyproject.toml) within its one budget.
 
     Exit 0 when nothing new was found, 1 for new findings, 2 for bad input, 130 when interrupted."""
@@ -609,6 +697,7 @@ def campaign_cmd(ctx: click.Context, file: str, baselines: tuple[str, ...], repo
                         report=report_dir or plan.report)
     if knob_texts:
         plan = campaignfile.with_knobs(plan, reg, _knob_pairs(knob_texts))
+    ignore = _ignored(reg, tuple(sorted({r.subsystem for r in plan.runs})), ignored)
     for option, target in (("--json", json_out), ("--junit", junit_out)):
         if target:
             files.check_writable(target, option)
@@ -625,10 +714,10 @@ def campaign_cmd(ctx: click.Context, file: str, baselines: tuple[str, ...], repo
     if sys.stdout.isatty() and not os.environ.get("CI"):
         budgets = [plan.shares(0.0, 0)] * len(plan.runs)
         with progress.LiveDisplay(con, len(plan.runs), [r.label for r in plan.runs], budgets) as live_view:
-            outcome = schedule.run_plan(reg, plan, known, live_view, plugin_files=plugin_files)
+            outcome = schedule.run_plan(reg, plan, known, live_view, plugin_files=plugin_files, ignore=ignore)
     else:
         outcome = schedule.run_plan(reg, plan, known, progress.PlainDisplay(con, len(plan.runs)),
-                                    plugin_files=plugin_files)
+                                    plugin_files=plugin_files, ignore=ignore)
     new = outcome.new_failing()
     code = 130 if outcome.interrupted else EXIT_FOUND if new else EXIT_CLEAN
     totals = {s: 0 for s in ("new", "known", "accepted", "trusted")}
@@ -640,7 +729,9 @@ def campaign_cmd(ctx: click.Context, file: str, baselines: tuple[str, ...], repo
               + (f", {totals['accepted']} accepted, {totals['trusted']} trusted" if totals['accepted'] + totals['trusted']
                  else ""))
     for o, f in new:
-        _say(con, f"  NEW   [{f.violation.severity}] {f.signature}  [{len(f.steps)} steps]  {f.path or ''}  ({o.run.label})")
+        after = f"  (follow-on of {f.follows})" if f.follows else ""
+        _say(con, f"  NEW   [{f.violation.severity}] {f.signature}  [{len(f.steps)} steps]  {f.path or ''}  "
+                  f"({o.run.label}){after}")
     for v in outcome.judgement.verdicts:
         if v.state not in (baseline_mod.FOUND, baseline_mod.OUT_OF_SCOPE):
             _say(con, f"  {v.state.upper():<6}{v.known.describe()}: {v.why}")
@@ -699,11 +790,24 @@ def export(ctx: click.Context, file: str, fmt: str, output: str | None) -> None:
         files.check_writable(output, "--output")
     entry = corpus.load(file)
     exporter = reg.exporter(fmt, entry.subsystem)
+    # host keys a generic exporter by subsystem None
+    who = reg.provider.get(cast(tuple[str, ...], ("exporter", exporter.name, exporter.subsystem)), "?")
     rep = do_replay(reg, entry)
     try:
         text = exporter.render(rep)
-    except (Exception, SystemExit) as exc:  # an exporter's limits (e.g. C knows one subsystem's UAPI)
-        raise UsageError(f"{file}: export --format {fmt} failed: {type(exc).__name__}: {exc}") from None
+    except Exception as exc:  # an exporter's limits (e.g. C knows one subsystem's UAPI)
+        raise UsageError(f"{file}: export --format {fmt} (plugin {who!r}) failed: {type(exc).__name__}: {exc}") from None
+    except KeyboardInterrupt:
+        if _signals[0]:  # Ctrl-C while it ran
+            raise
+        raise PluginError(f"plugin {who!r}: exporter {fmt!r} raised KeyboardInterrupt, which only Ctrl-C may "
+                          f"raise; raise an Exception saying what it cannot export") from None
+    except BaseException as exc:  # SystemExit or a BaseException of its own: a bug in the exporter
+        raise PluginError(f"plugin {who!r}: exporter {fmt!r} raised {raised(exc)}; an exporter must return "
+                          f"the text or raise an Exception") from None
+    if not isinstance(text, str):
+        raise PluginError(f"plugin {who!r}: exporter {fmt!r} returned {type(text).__name__}, not the text "
+                          f"(str) of the export")
     if output:
         files.write_output(output, "--output", text)
     else:  # not click.echo: it re-encodes on its own terms; stdout here escapes what it cannot encode
@@ -729,7 +833,10 @@ def migrate(ctx: click.Context, paths: tuple[str, ...]) -> None:
             why = executor.validate(step)
             if why:
                 raise CorpusError(f"{path}: step {i}: {why}")
-        corpus.write(path, new, executor.payload_of)
+        try:
+            corpus.write(path, new, executor.payload_of)  # a symbolic link is written through (files.write_atomic)
+        except OSError as exc:
+            raise CorpusError(f"{safetext.line(path)}: cannot rewrite it: {exc.strerror or exc}") from None
         _say(con, f"migrated {path} ({entry.format} -> {corpus.FORMAT})")
 
 
@@ -749,17 +856,36 @@ def new_plugin(name: str, output: str | None, force: bool) -> None:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     files.write_output(str(path), "--output", text)
-    click.echo(f"wrote {path}; try: ptfuzz --plugin {path} run {name} --policy permissive --max-examples 200")
+    shown = safetext.line(shlex.quote(str(path)))
+    click.echo(f"wrote {shown}; try: ptfuzz --plugin {shown} run {name} --policy permissive --max-examples 200")
+
+
+#: Ctrl-C and SIGTERM this process received (``main`` and ``_run_interruptible`` count them): a
+#: KeyboardInterrupt with none behind it was raised by code, a plugin's, and is its error (exit 2).
+_signals = [0]
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the command line; every way out is an exit code of its own (see the module docstring)."""
+    """Run the command line; every way out is an exit code of its own (see the module docstring).
+
+    Plugin code that raises what is not an ``Exception`` (a ``BaseException``
+    of its own, ``SystemExit``, a ``KeyboardInterrupt`` no signal sent) is a
+    plugin error naming the plugin (exit 2), found from the traceback where
+    the load, the hook calls and the executor did not already wrap it.  A
+    plugin that ends the process itself (``os._exit``) cannot be caught in
+    one process: the exit code is whatever it chose (``--workers`` reports
+    such a worker, ``fuzzer.workers``).
+    """
     _tolerant_streams()
+    _signals[0] = 0  # tests run main() many times in one process
+    restore = _count_ctrl_c()
     try:
         code = cli.main(args=argv, prog_name="ptfuzz", standalone_mode=False)
     except PtfuzzError as exc:
         _error(str(exc))
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__context__, KeyboardInterrupt) and not _signals[0]:  # raised by code, not Ctrl-C
+            _base_exception(exc.__context__)
         click.echo("ptfuzz: interrupted", err=True)
         sys.exit(130)
     except BrokenPipeError:  # stdout written directly (export) and its reader gone: nothing to say
@@ -768,12 +894,58 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         _error(exc.format_message())
     except SystemExit as exc:  # ptfuzz's own commands exit through ctx.exit, never sys.exit
-        _internal(f"something called sys.exit({exc.code!r}) inside ptfuzz", exc)
+        _base_exception(exc)
     except Exception as exc:
         if type(exc).__module__.partition(".")[0] == "redis":  # the --db server went away mid-run
             _error(f"--db: the Redis example database failed: {type(exc).__name__}: {exc}")
-        _internal(f"{type(exc).__name__}: {exc}", exc)
+        _base_exception(exc)
+    except BaseException as exc:  # a plugin's BaseException subclass: one line, not a traceback
+        _base_exception(exc)
+    finally:
+        restore()
     sys.exit(code if isinstance(code, int) else EXIT_CLEAN)
+
+
+def _count_ctrl_c() -> Callable[[], None]:
+    """Count Ctrl-C while ``main`` runs (the handler raises KeyboardInterrupt as Python's own does);
+    returns what puts Python's handler back.
+
+    Installed only where Python's default handler is (the main thread, SIGINT not ignored).
+    """
+    def on_sigint(signum: int, frame: Any) -> None:
+        _signals[0] += 1
+        raise KeyboardInterrupt
+
+    try:
+        if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            return lambda: None
+        signal.signal(signal.SIGINT, on_sigint)
+    except ValueError:  # not the main thread
+        return lambda: None
+
+    def restore() -> None:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    return restore
+
+
+def _base_exception(exc: BaseException) -> NoReturn:
+    """What escaped every wrapper: a plugin's error if plugin code raised it (exit 2), else a ptfuzz bug (exit 3)."""
+    who = host.blame(exc)
+    what = f"raised SystemExit: sys.exit({exc.code!r})" if isinstance(exc, SystemExit) else f"raised {raised(exc)}"
+    if who is not None:
+        if isinstance(exc, KeyboardInterrupt):
+            hint = "; only Ctrl-C may raise KeyboardInterrupt"
+        elif isinstance(exc, SystemExit):
+            hint = "; a plugin must not exit, it raises an Exception saying what went wrong"
+        elif not isinstance(exc, Exception):
+            hint = "; a plugin's failure must be an Exception (not a BaseException), which ptfuzz reports"
+        else:
+            hint = ""
+        _error(f"plugin {who!r} {what}{hint}")
+    if isinstance(exc, SystemExit):
+        _internal(f"something called sys.exit({exc.code!r}) inside ptfuzz", exc)
+    _internal(f"{type(exc).__name__}: {exc}", exc)
 
 
 def _tolerant_streams() -> None:

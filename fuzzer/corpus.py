@@ -20,7 +20,7 @@ from typing import Any
 import attrs
 
 from fuzzer import files, safetext
-from fuzzer.errors import CorpusError
+from fuzzer.errors import CorpusError, PtfuzzError
 from fuzzer.spec import Caller, Violation, knob_text
 from fuzzer.world import Step
 
@@ -53,6 +53,10 @@ class Entry:
     #: False for a finding saved as found because the time budget (or Ctrl-C) ended the
     #: campaign before it was minimized; written only then, so minimized files do not change
     minimized: bool = True
+    #: per step, the ``bytes`` the file recorded (hex; None where it records none): replay checks
+    #: them against what it sends (``fuzzer.replay.check_bytes``), so a file cannot show one payload
+    #: and replay another
+    recorded: tuple[str | None, ...] = attrs.field(default=(), eq=False, repr=False)
 
     @property
     def signature(self) -> str:
@@ -154,6 +158,20 @@ def migrate(entry: Entry, complete: Callable[[Step], Step]) -> Entry:
     if entry.format == FORMAT:
         return entry
     return attrs.evolve(entry, steps=tuple(complete(s) for s in entry.steps), format=FORMAT)
+
+
+def known(path: str | os.PathLike[str], complete: Callable[[Step], Step]) -> Entry | None:
+    """The finding the corpus file at ``path`` holds, in the current format (``migrate``);
+    None if there is none or it cannot be read, in which case it is simply written over.
+
+    In memory only: a file of an older format is never rewritten for that.
+    """
+    if not Path(path).exists():
+        return None
+    try:
+        return migrate(load(path), complete)
+    except PtfuzzError:
+        return None
 
 
 def expand(paths: Iterable[str]) -> list[str]:
@@ -377,4 +395,5 @@ def load(path: str | os.PathLike[str]) -> Entry:
         path=str(path),
         format=str(fmt),
         minimized=minimized,
+        recorded=tuple(s.get("bytes") if isinstance(s, dict) else None for s in steps_doc),
     )

@@ -10,6 +10,7 @@ the invariant checks.
 
 from __future__ import annotations
 
+import copy
 import errno
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -31,11 +32,13 @@ from fuzzer.spec import (
     KernelAction,
     Param,
     Policy,
+    Reaction,
     Reply,
     Request,
     RuleError,
     Step,
     Subsystem,
+    Trust,
     Violation,
     check_args,
 )
@@ -114,6 +117,31 @@ def inbound(world: World, env: Envelope, command: Command, args: Mapping[str, An
 
 
 @attrs.frozen
+class Reacted:
+    """One reaction of the policy after a command, and what it changed in the kernel model.
+
+    Recorded when the executor traces (replay), so a trace can say what the
+    kernel computed and did, not only that it reacted.
+    """
+
+    name: str
+    #: False: the reaction's ``effects`` filter missed the kernel's effects, so it did not run
+    ran: bool = True
+    #: (key of ``world.kernel``, before, after) for every key the reaction changed
+    kernel: tuple[tuple[Any, Any, Any], ...] = ()
+    #: (state key, belief before, belief after) for every belief it changed (``ABSENT``: none)
+    beliefs: tuple[tuple[str, Any, Any], ...] = ()
+    #: taint flags it added
+    taint: frozenset[str] = frozenset()
+    #: (bundle, handle) it published (``world.publish``)
+    published: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.kernel or self.beliefs or self.taint or self.published)
+
+
+@attrs.frozen
 class StepResult:
     index: int
     step: Step
@@ -127,6 +155,13 @@ class StepResult:
     owned: tuple[str, ...] = ()
     #: the policy's reactions that ran after the command
     reactions: tuple[str, ...] = ()
+    #: the effects the kernel believed the command had, which the reactions were filtered on
+    #: (``Subsystem.kernel_effects``, else the declared ones); None when no reaction was in scope
+    kernel_effects: int | None = None
+    #: (bundle, handle) that reactions published with ``world.publish``, in order
+    publications: tuple[tuple[str, Any], ...] = ()
+    #: every reaction in scope and what it changed (only when the executor traces)
+    reacted: tuple[Reacted, ...] = ()
 
     @property
     def reply_handle(self) -> Any:
@@ -134,8 +169,12 @@ class StepResult:
 
     @property
     def published(self) -> tuple[Any, ...]:
-        """Every handle the step put into bundles (``Reply.handle`` and ``Reply.handles``)."""
-        return () if self.reply is None else self.reply.published
+        """Every handle the step made available: its reply's (``Reply.handle(s)``, into the bundles
+        the command or action ``produces``), then its reactions' (``publications``)."""
+        own = () if self.reply is None else self.reply.published
+        if not self.publications:
+            return own
+        return own + tuple(h for _, h in self.publications)
 
 
 def variant_commands(
@@ -146,6 +185,36 @@ def variant_commands(
     table.update({c.op: c for c in extra})
     table.update({c.op: c for c in variant.commands})
     return table
+
+
+def handle_bundles(subsystem: Subsystem, extra: Iterable[Command] = ()) -> frozenset[str]:
+    """Every bundle some parameter takes handles from, on any device variant (what the probe may publish into)."""
+    commands = (*subsystem.commands, *extra, *(c for d in subsystem.devices for c in d.commands))
+    params = [p for c in commands for p in c.params] + [p for a in subsystem.actions for p in a.params]
+    return frozenset(p.bundle for p in params if p.kind == "handle")
+
+
+def _kernel_view(world: World) -> tuple[dict[Any, Any], dict[str, Any], frozenset[str]]:
+    """A copy of the kernel model to diff a reaction against: deep, since a plugin may mutate a value in place."""
+    try:
+        kernel = copy.deepcopy(world.kernel)
+    except Exception:  # something uncopyable in the bookkeeping: a shallow copy still sees replaced values
+        kernel = dict(world.kernel)
+    return kernel, dict(world.shadow), world.tainted
+
+
+def _diff(before: Mapping[Any, Any], after: Mapping[Any, Any]) -> tuple[tuple[Any, Any, Any], ...]:
+    keys = list(before) + [k for k in after if k not in before]
+    out = []
+    for k in keys:
+        old, new = before.get(k, ABSENT), after.get(k, ABSENT)
+        try:
+            same = old is new or bool(old == new)
+        except Exception:  # an __eq__ that will not answer: say it changed
+            same = False
+        if not same:
+            out.append((k, old, new))
+    return tuple(out)
 
 
 def _owned_now(world: World, key: str) -> bool:
@@ -194,6 +263,12 @@ class Executor:
         self.sized: dict[tuple[str, str], tuple[Param, ...]] = {
             key: sizes for key, ps in self.params.items() if (sizes := tuple(p for p in ps if p.kind == "size"))
         }
+        #: the bundles some parameter takes (the probe may publish into any of them)
+        self.bundles = handle_bundles(subsystem, extra_commands)
+        #: per reaction of the policy: the bundles it may publish into
+        self.reaction_bundles: dict[str, frozenset[str]] = {r.name: frozenset(r.bundles) for r in policy.reactions}
+        #: (bundle, handle) the probe published: every sequence starts with them
+        self.probed: tuple[tuple[str, Any], ...] = ()
         self.total_steps = 0
         #: what the steps reached, for a campaign's coverage report (``fuzzer.reach``): a user step
         #: counts under (channel, op, caller, deciding rule, allowed, errno, taint, marking rules),
@@ -208,6 +283,8 @@ class Executor:
     def reset(self) -> World:
         """A fresh device, a fresh kernel, and the driver's probe."""
         world = World(self.subsystem, self.variant, self.commands, self.policy, self.firmware)
+        world.bundles = self.bundles
+        world.publishing = ("the probe", self.bundles)
         try:
             self.subsystem.probe(world)
         except ModelError as exc:
@@ -215,6 +292,9 @@ class Executor:
         except (Exception, SystemExit) as exc:  # a model bug, not a finding (nor a reason to exit)
             raise ModelError(f"plugin {self._plugin('subsystem', self.subsystem.name)!r}: probe raised "
                              f"{raised(exc)}") from exc
+        self.probed = tuple(world.published)
+        world.published = []
+        world.publishing = None
         self.world = world
         self.index = 0
         return world
@@ -230,6 +310,8 @@ class Executor:
         self.index += 1
         self.total_steps += 1
         world.accesses = []
+        if world.published:
+            world.published = []
         if step.actor == "user":
             sized = self.sized.get((step.channel, step.op))
             if sized and any(p.name not in step.args for p in sized):
@@ -241,8 +323,10 @@ class Executor:
         reply: Reply | None = None
         command: Command | None = None
         declared = 0
-        trusted = False
+        trusts: tuple[Trust, ...] = ()
+        kernel_effects: int | None = None
         reacted: list[str] = []
+        traced: list[Reacted] = []
         what = "kernel action" if step.actor == "kernel" else "command"
         try:
             if step.actor == "kernel":
@@ -265,7 +349,8 @@ class Executor:
                     what = "policy"
                     decision = policy.decide(request)
                     what = "command"
-                trusted = policy.trusted(step.channel, step.op, step.caller) is not None
+                if policy.trusts:
+                    trusts = policy.trusts_for(step.channel, step.op, step.caller)
                 key = (step.channel, step.op, step.caller, decision.rule, decision.allowed, decision.errno,
                        decision.taint, decision.marked)
                 reached[key] = reached_get(key, 0) + 1
@@ -275,6 +360,11 @@ class Executor:
                     if decision.rewrite:
                         request = attrs.evolve(request, args={**step.args, **decision.rewrite})
                     caller = step.caller
+                    reactions = policy.reactions_for(step.channel, step.op)
+                    if reactions:  # read before the command runs, as nvme_passthru_start() does
+                        what = "kernel effects"
+                        kernel_effects = self.kernel_effects(request, declared, step)
+                        what = "command"
 
                     def forward(args: Mapping[str, Any], command: Command = command) -> Reply:
                         if command.driver is not None:
@@ -288,14 +378,23 @@ class Executor:
                         what = "command"
                     else:
                         reply = forward(request.args)
-                    if isinstance(reply, Reply):
-                        what = "reaction"
-                        for reaction in policy.reactions_for(step.channel, step.op):
-                            if reaction.effects is None or declared & reaction.effects:
-                                what = f"reaction {reaction.name!r}"
-                                reaction.run(world, request, reply)
-                                reacted.append(reaction.name)
-                                self.reached[("reaction", reaction.name)] += 1
+                    if isinstance(reply, Reply) and reactions:
+                        assert kernel_effects is not None
+                        for reaction in reactions:
+                            if reaction.effects is not None and not kernel_effects & reaction.effects:
+                                if self.trace:
+                                    traced.append(Reacted(reaction.name, ran=False))
+                                continue
+                            what = f"reaction {reaction.name!r}"
+                            view = _kernel_view(world) if self.trace else None
+                            mark = len(world.published)
+                            world.publishing = (what, self.reaction_bundles[reaction.name])
+                            reaction.run(world, request, reply)
+                            world.publishing = None
+                            reacted.append(reaction.name)
+                            self.reached[("reaction", reaction.name)] += 1
+                            if view is not None:
+                                traced.append(self._reacted(reaction, view, tuple(world.published[mark:])))
             if not isinstance(reply, Reply) and not (decision is not None and not decision.allowed):
                 raise ModelError(f"{self._owner(step)}: {self._callable(step)} returned "
                                  f"{type(reply).__name__}, not a Reply")
@@ -308,7 +407,10 @@ class Executor:
         except ModelError as exc:
             if str(exc).startswith("plugin "):
                 raise
-            raise ModelError(f"{self._owner(step)}: {exc} in step {self.index} ({step.describe()})") from exc
+            who = self._owner(step)
+            if what.startswith("reaction"):
+                who = f"plugin {self._plugin('policy', self.subsystem.name, self.policy.name)!r}: {what}"
+            raise ModelError(f"{who}: {exc} in step {self.index} ({step.describe()})") from exc
         except RuleError as exc:
             who = self._plugin("policy", self.subsystem.name, self.policy.name)
             raise ModelError(f"plugin {who!r}: policy {self.policy.name!r}: {exc} "
@@ -337,7 +439,7 @@ class Executor:
             decision=decision,
             reply=reply,
             declared=declared,
-            trusted=trusted,
+            trusts=trusts,
             accesses=tuple(world.accesses),
         )
         violations: list[Violation] = []
@@ -353,7 +455,29 @@ class Executor:
                                  f"({step.describe()})") from exc
         owned = tuple(k for k, _, _ in changes if _owned_now(world, k)) if self.trace and changes else ()
         return StepResult(self.index, step, decision, reply, changes, tuple(violations), declared, owned,
-                          tuple(reacted))
+                          tuple(reacted), kernel_effects, tuple(world.published) if world.published else (),
+                          tuple(traced) if traced else ())
+
+    def kernel_effects(self, request: Request, declared: int, step: Step) -> int:
+        """The effects the kernel believes ``request``'s command has: ``Subsystem.kernel_effects``, else ``declared``."""
+        hook = self.subsystem.kernel_effects
+        if hook is None:
+            return declared
+        found = hook(request)
+        if found is None:
+            return declared
+        if isinstance(found, bool) or not isinstance(found, int):
+            raise ModelError(f"plugin {self._plugin('subsystem', self.subsystem.name)!r}: Subsystem.kernel_effects "
+                             f"returned {type(found).__name__} {shown(found)}, not an effect mask (int) or None, "
+                             f"in step {self.index} ({step.describe()})")
+        return int(found)
+
+    def _reacted(self, reaction: Reaction, view: tuple[dict[Any, Any], dict[str, Any], frozenset[str]],
+                 published: tuple[tuple[str, Any], ...]) -> Reacted:
+        kernel, shadow, taint = view
+        world = self.world
+        return Reacted(reaction.name, True, _diff(kernel, world.kernel), _diff(shadow, world.shadow),
+                       world.tainted - taint, published)
 
     def request(self, step: Step, command: Command | None = None) -> Request:
         """What the policy sees for user ``step`` in the current world (its payload copied in, if sized)."""
@@ -472,6 +596,8 @@ class Executor:
         blame = self._owner(step)
         if what.startswith("policy") or what.startswith("reaction") or what == "transport":
             blame = f"plugin {self._plugin('policy', self.subsystem.name, self.policy.name)!r}: {what}"
+        elif what == "kernel effects":
+            blame = f"plugin {self._plugin('subsystem', self.subsystem.name)!r}: Subsystem.kernel_effects"
         else:
             blame = f"{blame}: {self._callable(step)}"
         return f"{blame} raised {raised(exc)} in step {self.index} ({step.describe()})"

@@ -9,6 +9,9 @@ subsystem's declarations (``Move``):
   on a command that cannot be built;
 * every sequence opens the channels that declare an opener (DEVX's
   ALLOC_UCONTEXT), as the Hypothesis machine's ``initialize`` rule does;
+* every sequence starts with the handles the probe published
+  (``world.publish``), and a reaction's handles join the live ones after
+  its step, as a command's or a kernel action's do;
 * integers come from the parameter's boundaries (lo, lo+1, hi-1, hi, 0, 1)
   a third of the time, where off-by-one checks live, else uniformly;
 * half of the arguments and callers are ones a step of the same move was
@@ -182,7 +185,7 @@ class Explorer:
         """
         ex = self.executor
         ex.reset()
-        self.live = {}
+        self.live = self.probed()
         steps: list[Step] = []
         behaviours = self.behaviours
         by_key = {(m.actor, m.channel, m.op): m for m in self.moves} if given is not None else None
@@ -215,6 +218,13 @@ class Explorer:
                 if new:
                     report(list(steps), new)
 
+    def probed(self) -> dict[str, list[Any]]:
+        """The live handles a sequence starts with: what the probe published (``world.publish``)."""
+        live: dict[str, list[Any]] = {}
+        for bundle, handle in self.executor.probed:
+            live.setdefault(bundle, []).append(handle)
+        return live
+
     def pick(self) -> Move:
         """A move whose handle arguments all have a live handle, uniformly."""
         rng, moves, live = self.rng, self.moves, self.live
@@ -227,7 +237,8 @@ class Explorer:
         ready = [m for m in moves if all(live.get(b) for _, b, _ in m.handles)]
         if not ready:
             raise ModelError(f"{self.executor.subsystem.name}: no action or command can run: each needs a "
-                             f"handle that nothing has produced yet (give one a producer without handle arguments)")
+                             f"handle that nothing has produced yet (give one a producer without handle arguments, or "
+                             f"publish handles from the probe with world.publish)")
         return ready[int(rng.random() * len(ready))]
 
     def draw(self, move: Move) -> Step:
@@ -274,10 +285,13 @@ class Explorer:
                 name = result.step.args[move.params[i].name]
                 if pool and name in pool:
                     pool.remove(name)
-        handles = result.published
+        reply = result.reply
+        handles = () if reply is None else reply.published
         if handles:
             for bundle in move.produces:
                 live.setdefault(bundle, []).extend(handles)
+        for bundle, handle in result.publications:  # a reaction's, into the bundle it named
+            live.setdefault(bundle, []).append(handle)
 
 
 #: Sequences ``shorter_path`` tries per candidate length.
@@ -312,7 +326,7 @@ def shorter_path(executor: Executor, steps: Sequence[Step], signature: str, *, s
             # the violating step stays last; the others are a random ordered subset
             keep = [*sorted(rng.sample(range(last), length - 1)), last]
             executor.reset()
-            ex.live = {}
+            ex.live = ex.probed()
             out: list[Step] = []
             for i in keep:
                 move = moves[i]

@@ -10,11 +10,17 @@ Output: every file ptfuzz writes (corpus entries, ``--json``, ``--junit``,
 in the same directory, named ``.ptfuzz-tmp-*`` so that it never looks like a
 corpus file (dot-file, no ``.json``) and never collides with a user's file.
 A kill between write and rename leaves such a file behind; saving into the
-directory later removes leftovers older than ``STALE_AFTER`` seconds.
+directory later removes leftovers older than ``STALE_AFTER`` seconds.  A new
+file gets the mode ``open()`` would give it (``0o666 & ~umask``: the
+temporary file is created 0600 and changed before the rename); a file it
+replaces keeps its own mode.  A path that is a symbolic link is written
+through: the link's target is replaced, the link stays (``ptfuzz migrate``
+of a linked corpus file, ``--json`` into a linked report).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import tempfile
@@ -67,10 +73,17 @@ def write_atomic(path: str | os.PathLike[str], text: str) -> None:
     Characters UTF-8 cannot encode (lone surrogates) become backslash escapes
     rather than an exception after the work is done.  Raises ``OSError``.
     """
-    target = Path(path)
+    target = Path(os.path.realpath(path))  # a link is written through, never replaced by a file
+    if target.is_symlink():  # a loop of links: realpath gave up
+        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), str(path))
+    try:
+        mode = stat.S_IMODE(os.stat(target).st_mode)
+    except OSError:
+        mode = 0o666 & ~umask()
     fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as fh:
+            os.fchmod(fh.fileno(), mode)
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
@@ -81,6 +94,23 @@ def write_atomic(path: str | os.PathLike[str], text: str) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def umask() -> int:
+    """The process's umask, read without changing it where Linux says (``/proc/self/status``).
+
+    Elsewhere it is set and restored at once (``os.umask`` has no read-only form).
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for row in fh:
+                if row.startswith("Umask:"):
+                    return int(row.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
 
 
 def is_temporary(name: str) -> bool:

@@ -12,7 +12,7 @@ import importlib.metadata
 import importlib.util
 import inspect
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -21,8 +21,8 @@ import attrs
 import pluggy
 
 from fuzzer import hookspecs
-from fuzzer.errors import PluginError, UsageError
-from fuzzer.executor import Executor
+from fuzzer.errors import PluginError
+from fuzzer.registry import Registry
 from fuzzer.safetext import shown
 from fuzzer.spec import (
     Channel,
@@ -46,128 +46,14 @@ from fuzzer.spec import (
     Trust,
     undeclared,
 )
+from fuzzer.version import __version__
 
 GROUP = "ptfuzz"
-
-
-@attrs.define
-class Registry:
-    """Everything the loaded plugins registered, indexed and checked."""
-
-    subsystems: dict[str, Subsystem] = attrs.field(factory=dict)
-    policies: dict[str, dict[str, Policy]] = attrs.field(factory=dict)
-    commands: dict[str, list[tuple[str, Command]]] = attrs.field(factory=dict)
-    invariants: list[Invariant] = attrs.field(factory=list)
-    #: format name -> subsystem (None: any) -> exporter
-    exporters: dict[str, dict[str | None, Exporter]] = attrs.field(factory=dict)
-    #: plugin name -> version
-    versions: dict[str, str] = attrs.field(factory=dict)
-    #: ("subsystem", name) / ("policy", sub, name) / ("device", sub, name) -> plugin name
-    provider: dict[tuple[str, ...], str] = attrs.field(factory=dict)
-    #: absolute paths of the plugins loaded by path (``--plugin``)
-    files: tuple[str, ...] = ()
-
-    # ---------------------------------------------------------------- look-ups
-
-    def subsystem(self, name: str) -> Subsystem:
-        try:
-            return self.subsystems[name]
-        except KeyError:
-            raise UsageError(
-                f"unknown subsystem {shown(name)}; loaded: {', '.join(sorted(self.subsystems)) or 'none'}"
-            ) from None
-
-    def device(self, subsystem: str, name: str | None) -> DeviceVariant:
-        sub = self.subsystem(subsystem)
-        if name is None:
-            return sub.devices[0]
-        for d in sub.devices:
-            if d.name == name:
-                return d
-        raise UsageError(
-            f"unknown device {shown(name)} for {subsystem}; it has {', '.join(d.name for d in sub.devices)}"
-        )
-
-    def policy(self, subsystem: str, name: str | None, without: Sequence[str] = (),
-               knobs: Mapping[str, Any] | None = None) -> Policy:
-        """The registered policy ``name``, less the rules ``without``, with ``knobs`` set over its own.
-
-        A name the registered policy already lacks (it was registered as
-        ``other.without(name)``) is skipped: corpus files written before
-        ``without_of`` existed name such rules too.  ``knobs`` values are
-        typed (JSON, TOML, or ``Knob.parse`` of a command-line string).
-        """
-        sub = self.subsystem(subsystem)
-        table = self.policies.get(subsystem, {})
-        if name is None:
-            raise UsageError(f"choose a policy with --policy: {', '.join(sorted(table))}")
-        if name not in table:
-            raise UsageError(
-                f"unknown policy {shown(name)} for {subsystem}; it has {', '.join(sorted(table)) or 'none'}"
-            )
-        policy = table[name]
-        without = [w for w in without if w not in policy.removed]
-        if without:
-            try:
-                policy = policy.without(*without)
-            except KeyError as exc:
-                raise UsageError(str(exc.args[0])) from None
-        if knobs:
-            tuned: dict[str, Any] = {}
-            for knob_name, value in knobs.items():
-                knob = self.knob(subsystem, knob_name)
-                try:
-                    value = knob.coerce(value)
-                except ValueError as exc:
-                    raise UsageError(f"knob {knob_name!r} of {subsystem}: {exc}") from None
-                if value != policy.knobs[knob_name]:
-                    tuned[knob_name] = value
-            if tuned:
-                policy = attrs.evolve(policy, knobs=Knobs(sub.knobs, {**policy.knobs, **tuned}, sub.name),
-                                      tuned={**policy.tuned, **tuned})
-        return policy
-
-    def knob(self, subsystem: str, name: str) -> Knob:
-        """The knob ``name`` that ``subsystem`` declares (UsageError naming the declared ones if none)."""
-        sub = self.subsystem(subsystem)
-        for k in sub.knobs:
-            if k.name == name:
-                return k
-        raise UsageError(undeclared(name, (k.name for k in sub.knobs), subsystem))
-
-    def without_of(self, policy: Policy) -> tuple[str, ...]:
-        """What a corpus file names as removed from ``policy``: what the run removed, not what the
-        registered policy of that name already lacked (``Policy.without`` under a new name)."""
-        registered = self.policies.get(policy.subsystem, {}).get(policy.name)
-        own = registered.removed if registered is not None else ()
-        if policy.removed[:len(own)] == own:
-            return policy.removed[len(own):]
-        return policy.removed
-
-    def exporter(self, name: str, subsystem: str) -> Exporter:
-        """The exporter called ``name`` for ``subsystem``'s findings (its own, else a generic one)."""
-        by_sub = self.exporters.get(name)
-        if by_sub is None:
-            raise UsageError(f"unknown export format {shown(name)}; available: {', '.join(sorted(self.exporters))}")
-        exp = by_sub.get(subsystem) or by_sub.get(None)
-        if exp is None:
-            raise UsageError(
-                f"export format {shown(name)} exists only for {', '.join(sorted(s for s in by_sub if s))}, "
-                f"not for {shown(subsystem)} findings"
-            )
-        return exp
-
-    def executor(self, subsystem: str, policy: Policy, device: DeviceVariant, *, trace: bool = False) -> Executor:
-        sub = self.subsystem(subsystem)
-        extra = [c for dev, c in self.commands.get(subsystem, []) if dev in ("", device.name)]
-        return Executor(sub, policy, device, extra_commands=extra, invariants=self.invariants,
-                        provider=self.provider, trace=trace)
-
-    def plugin_versions(self, subsystem: str) -> dict[str, str]:
-        """Versions of the plugins that contributed to ``subsystem`` (for corpus files)."""
-        names = {p for key, p in self.provider.items() if len(key) > 1 and key[1] == subsystem}
-        names.add(self.provider.get(("subsystem", subsystem), ""))
-        return {n: self.versions[n] for n in sorted(names) if n}
+#: Module names of plugins loaded by path (``load_file``): the prefix, then the plugin's name.
+FILE_PLUGIN_PREFIX = "ptfuzz_file_plugin_"
+#: ``Subsystem.effects`` may name bits 16 and up only: bits 0-15 are the generic classes
+#: (``fuzzer.Effect``, the CXL CEL's effect field, whose bits 12-15 are reserved).
+OWN_EFFECTS_BELOW = 0xFFFF
 
 
 def _version_of(module: Any, dist_version: str | None) -> str:
@@ -196,7 +82,7 @@ def load_file(path: str) -> ModuleType:
         raise PluginError(f"plugin {path!r} is neither a file nor a package directory")
     package = p.name == "__init__.py"
     stem = p.parent.name if package else p.stem
-    name = f"ptfuzz_file_plugin_{stem}"
+    name = f"{FILE_PLUGIN_PREFIX}{stem}"
     spec = importlib.util.spec_from_file_location(
         name, p, submodule_search_locations=[str(p.parent)] if package else None)
     if spec is None or spec.loader is None:
@@ -205,9 +91,39 @@ def load_file(path: str) -> ModuleType:
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
-    except (Exception, SystemExit) as exc:  # sys.exit() in a plugin is its bug, not our exit code
+    except KeyboardInterrupt:  # Ctrl-C, or the plugin's own: cli.main tells them apart
+        raise
+    except BaseException as exc:  # sys.exit() or a BaseException of its own is its bug, not our exit code
         raise PluginError(f"plugin file {path!r} failed to import: {type(exc).__name__}: {exc}") from exc
     return module
+
+
+def _plugin_of(module: str, packages: dict[str, str]) -> str | None:
+    """The plugin a module belongs to: a ``--plugin`` file's (by its module name) or an entry point's package."""
+    if module.startswith(FILE_PLUGIN_PREFIX):
+        return module[len(FILE_PLUGIN_PREFIX):].partition(".")[0]
+    return packages.get(module.partition(".")[0])
+
+
+def blame(exc: BaseException) -> str | None:
+    """The plugin whose code raised ``exc``: the innermost frame of its traceback, or the module of its class.
+
+    For what escaped the wrappers (a ``BaseException`` of a plugin's own, a
+    KeyboardInterrupt no signal sent).  None when ptfuzz's own or a library's
+    code raised it last: then it is not a plugin's mistake, however a plugin
+    got there.
+    """
+    packages: dict[str, str] = {}
+    for ep in importlib.metadata.entry_points(group=GROUP):
+        top = ep.module.partition(".")[0]
+        if top != "fuzzer":
+            packages.setdefault(top, ep.name)
+    tb = exc.__traceback__
+    innermost = ""
+    while tb is not None:
+        innermost = str(tb.tb_frame.f_globals.get("__name__", ""))
+        tb = tb.tb_next
+    return _plugin_of(innermost, packages) or _plugin_of(type(exc).__module__, packages)
 
 
 def load(plugin_files: Iterable[str] = (), *, entry_points: bool = True, extra: Iterable[Any] = ()) -> Registry:
@@ -217,7 +133,7 @@ def load(plugin_files: Iterable[str] = (), *, entry_points: bool = True, extra: 
     plugin without installing it).
     """
     plugin_files = tuple(plugin_files)
-    from fuzzer import __version__, export
+    from fuzzer import export
 
     pm = pluggy.PluginManager(GROUP)
     pm.add_hookspecs(hookspecs)
@@ -229,7 +145,9 @@ def load(plugin_files: Iterable[str] = (), *, entry_points: bool = True, extra: 
                 continue
             try:
                 module = ep.load()
-            except (Exception, SystemExit) as exc:
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:
                 raise PluginError(
                     f"plugin {ep.name!r} (entry point {ep.value}) failed to load: {type(exc).__name__}: {exc}"
                 ) from exc
@@ -255,7 +173,9 @@ def _register(pm: pluggy.PluginManager, obj: Any, name: str) -> None:
         raise PluginError(f"plugin {name!r} could not be registered: another plugin is already named {name!r}")
     try:
         pm.register(obj, name=name)
-    except (Exception, SystemExit) as exc:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
         raise PluginError(f"plugin {name!r} could not be registered: {exc}") from exc
 
 
@@ -277,7 +197,9 @@ def _call(pm: pluggy.PluginManager, hook: str, kind: type) -> list[tuple[str, An
     for impl in caller.get_hookimpls():  # registration order (pluggy calls them in reverse)
         try:
             records = impl.function()
-        except (Exception, SystemExit) as exc:
+        except KeyboardInterrupt:  # Ctrl-C, or the plugin's own: cli.main tells them apart and names it
+            raise
+        except BaseException as exc:
             raise PluginError(
                 f"plugin {impl.plugin_name!r} raised {type(exc).__name__}: {exc} in {hook}()"
             ) from exc
@@ -381,6 +303,11 @@ def _check_subsystem(reg: Registry, name: str, sub: Subsystem) -> None:
                 f"plugin {who!r}: device {dev.name!r} state has fields {sorted((keys - members) ^ fields)} "
                 f"that do not match the declared fields of {name}"
             )
+    engine_bits = [bit for bit in sub.effects if not isinstance(bit, int) or bit <= 0 or bit & OWN_EFFECTS_BELOW]
+    if engine_bits:  # a bit below 16 would print under the plugin's name but be judged as a CXL class
+        raise PluginError(f"plugin {plugin!r}: subsystem {name} names effect bit(s) "
+                          f"{', '.join(shown(b) for b in engine_bits[:3])} in Subsystem.effects, which overlap "
+                          f"the generic effect classes (bits 0-15, fuzzer.Effect); use bits 16 and up (1 << 16)")
     firmware_ops = {f.op for f in sub.firmware}
     clash = sorted(firmware_ops & {c.op for c in (*sub.commands, *extra) if c.handler is not None})
     if clash:
@@ -506,6 +433,8 @@ def _check_subsystem_records(plugin: str, sub: Subsystem) -> None:
     owner = f"subsystem {sub.name!r}"
     _check_call(plugin, owner, "kernel", sub.kernel, 0, "no arguments")
     _check_call(plugin, owner, "probe", sub.probe, 1, "the World")
+    if sub.kernel_effects is not None:
+        _check_call(plugin, owner, "kernel_effects", sub.kernel_effects, 1, "the Request")
     for f in _records(plugin, owner, "fields", sub.fields, Field):
         if f.kernel_owned is not None:
             _check_call(plugin, f"{owner} field {f.name!r}", "kernel_owned", f.kernel_owned, 1, "the kernel model")
@@ -549,6 +478,8 @@ def _check_policy(plugin: str, pol: Policy) -> None:
         _check_set(plugin, where, "caps", t.caps)
         _check_names(plugin, where, "channels", t.channels)
         _check_names(plugin, where, "ops", t.ops)
+        _check_names(plugin, where, "invariants", t.invariants)
+        _check_names(plugin, where, "fields", t.fields)
     for i, pr in enumerate(_records(plugin, owner, "promises", pol.promises, Promise), 1):
         where = f"{owner} promise {i} ({pr.channel!r})"
         _check_set(plugin, where, "caps", pr.caps)

@@ -11,39 +11,31 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import hypothesis
 from hypothesis import HealthCheck, Phase, Verbosity, settings
 from hypothesis.database import ExampleDatabase
 from hypothesis.stateful import run_state_machine_as_test
 
-from fuzzer import campaign as campaign_mod
 from fuzzer.errors import ModelError
-from fuzzer.machine import ViolationFound, build_machine
-
-if TYPE_CHECKING:  # pragma: no cover
-    from fuzzer.campaign import Campaign
+from fuzzer.machine import OutOfBudget, Session, ShrinkBudget, ViolationFound, build_machine
 
 
-def run_round(campaign: Campaign, round_no: int) -> str:
-    """One Hypothesis run: ``failed`` (another round may find more), ``capped`` (it ran
-    ``ROUND_EXAMPLES`` test cases) or ``spent`` (the budget is)."""
-    machine = build_machine(campaign)
-    campaign._shrinking = False
-    campaign._shrink_runs = 0
-    remaining = campaign_mod.ROUND_EXAMPLES if campaign.max_examples is None else max(campaign.max_examples - campaign.sequences, 1)
-    capped = remaining > campaign_mod.ROUND_EXAMPLES
-    remaining = min(remaining, campaign_mod.ROUND_EXAMPLES)
+def run_round(session: Session, examples: int, *, steps: int, database: ExampleDatabase | None, seed: int) -> str:
+    """One Hypothesis run of at most ``examples`` test cases of ``steps`` steps, seeded with ``seed``:
+    ``failed`` (a violation, or shrinking cut short: another round may find more), ``spent`` (the
+    session's budget is) or ``ran`` (all ``examples`` ran; the campaign decides what that means)."""
+    machine = build_machine(session)
     phases = [Phase.generate, Phase.shrink]
-    if campaign.database is not None:
+    if database is not None:
         phases.insert(0, Phase.reuse)
     conf = settings(
-        max_examples=remaining,
-        stateful_step_count=campaign.step_count,
+        max_examples=examples,
+        stateful_step_count=steps,
         deadline=None,
         suppress_health_check=list(HealthCheck),
-        database=campaign.database,
+        database=database,
         verbosity=Verbosity.quiet,
         # Off: with it on, Hypothesis stops generating 10 s after the first
         # bug, which makes results depend on machine speed.  Rounds give
@@ -53,13 +45,13 @@ def run_round(campaign: Campaign, round_no: int) -> str:
         derandomize=False,
         print_blob=False,
     )
-    seeded: Any = hypothesis.seed(campaign_mod.derive_seed(campaign.seed, round_no))(machine)
+    seeded: Any = hypothesis.seed(seed)(machine)
     try:
         with seed_only_generation():
             run_state_machine_as_test(seeded, settings=conf)
-    except campaign_mod.OutOfBudget:
+    except OutOfBudget:
         return "spent"
-    except campaign_mod.ShrinkBudget:
+    except ShrinkBudget:
         return "failed"
     except ModelError:
         raise
@@ -71,7 +63,7 @@ def run_round(campaign: Campaign, round_no: int) -> str:
                 raise others[0] from None
             raise
         return "failed"
-    return "capped" if capped or campaign.max_examples is None else "spent"
+    return "ran"
 
 
 

@@ -4,6 +4,12 @@ One rule per kernel action and per (channel, command), named after them, so
 that Hypothesis's printed program reads as the steps themselves.  The machine
 only draws steps; the executor decides what they do.  Handles (regions,
 objects) flow between rules through Bundles named by the plugin.
+
+Handles that come from no rule (``world.publish``) reach the bundles through
+rules that run no step: one ``initialize`` rule per bundle the probe
+published into (the probe is deterministic, so its handles are known when
+the machine is built), and one rule per bundle a policy's reaction
+``produces``, enabled while a step's reactions left handles to hand over.
 """
 
 from __future__ import annotations
@@ -13,7 +19,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, initialize, multiple, rule
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    consumes,
+    initialize,
+    multiple,
+    precondition,
+    rule,
+)
 
 from fuzzer.spec import Caller, CallerSpace, Channel, Param, Violation
 from fuzzer.world import Step
@@ -45,6 +59,20 @@ def exception_for(violation: Violation, steps: list[Step]) -> ViolationFound:
         cls = type(f"Violation[{sig}]", (ViolationFound,), {})
         _CLASSES[sig] = cls
     return cls(violation, steps)
+
+
+class OutOfBudget(KeyboardInterrupt):
+    """Raised inside Hypothesis to end a round when the time budget is spent.
+
+    Hypothesis treats KeyboardInterrupt as "stop now" (it records nothing about
+    the interrupted test case), which is exactly what an expired budget means.
+    A ``Session`` raises it from ``begin`` or ``tick``; the round's runner
+    (``fuzzer.hypothesis_search``) and the native search catch it.
+    """
+
+
+class ShrinkBudget(KeyboardInterrupt):
+    """Ends a round whose shrinking has used the campaign's ``SHRINK_RUNS`` runs; findings are already saved."""
 
 
 class Session:
@@ -135,10 +163,14 @@ def build_machine(session: Session) -> type[RuleBasedStateMachine]:
         session.begin()
         executor.reset()
         self.steps = []
+        #: handles reactions published, per bundle, not yet handed to Hypothesis's bundles
+        self.pending = {}
 
     def _do(self: Any, step: Step, produces: str | tuple[str, ...]) -> Any:
         result = executor.apply(step)
         self.steps.append(step)
+        for bundle, handle in result.publications:
+            self.pending.setdefault(bundle, []).append(handle)
         if result.violations:
             new = [v for v in result.violations if not session.ignored(v)]
             if new:
@@ -146,9 +178,9 @@ def build_machine(session: Session) -> type[RuleBasedStateMachine]:
                 session.found(steps, new)
                 raise exception_for(min(new, key=lambda v: v.signature), steps)
         session.tick()
-        if not produces:
+        if not produces or result.reply is None:
             return None
-        handles = result.published
+        handles = result.reply.published
         if len(handles) == 1:
             return handles[0]
         return multiple(*handles)
@@ -197,8 +229,34 @@ def build_machine(session: Session) -> type[RuleBasedStateMachine]:
             if channels[channel].opener == op:
                 ns[rule_name(channel, op) + "__first"] = user_rule(
                     channels[channel], op, params, cmd.produces, decorator=initialize)
+    probed: dict[str, list[Any]] = {}
+    for bundle, handle in executor.probed:
+        probed.setdefault(bundle, []).append(handle)
+    for bundle, handles in sorted(probed.items()):
+        ns[re.sub(r"\W", "_", f"probe__{bundle}")] = probe_rule(bundles, bundle, tuple(handles))
+    for bundle in sorted({b for r in policy.reactions for b in r.bundles}):
+        ns[re.sub(r"\W", "_", f"reacted__{bundle}")] = reacted_rule(bundles, bundle)
     name = f"{subsystem.name}_{policy.label}_{executor.variant.name}".replace("-", "_").replace("~", "_without_")
     return type(name, (RuleBasedStateMachine,), ns)
+
+
+def probe_rule(bundles: dict[str, Bundle], bundle: str, handles: tuple[Any, ...]) -> Any:
+    """An ``initialize`` rule that puts the probe's handles into ``bundle``: they exist from the start."""
+    def fn(self: Any) -> Any:
+        return multiple(*handles)
+
+    fn.__name__ = re.sub(r"\W", "_", f"probe__{bundle}")
+    return initialize(target=bundles.setdefault(bundle, Bundle(bundle)))(fn)
+
+
+def reacted_rule(bundles: dict[str, Bundle], bundle: str) -> Any:
+    """A rule that hands the handles reactions published into ``bundle`` over to it (no step runs)."""
+    def fn(self: Any) -> Any:
+        return multiple(*self.pending.pop(bundle, ()))
+
+    fn.__name__ = re.sub(r"\W", "_", f"reacted__{bundle}")
+    return precondition(lambda self: bool(self.pending.get(bundle)))(
+        rule(target=bundles.setdefault(bundle, Bundle(bundle)))(fn))
 
 
 class _Standalone(Session):

@@ -13,13 +13,13 @@ yet minimal); the caller asks the clock again to know which it got.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
 
 from fuzzer.executor import Executor
-from fuzzer.spec import Caller, CallerSpace, Param
+from fuzzer.spec import Caller, CallerSpace, Param, Violation
 from fuzzer.world import Step
 
 #: Steps run between two looks at the clock: a look costs about as much as a
@@ -56,6 +56,51 @@ def first_hit(executor: Executor, steps: Sequence[Step], signature: str,
 
 def reproduces(executor: Executor, steps: Sequence[Step], signature: str) -> bool:
     return first_hit(executor, steps, signature) is not None
+
+
+def violation_of(executor: Executor, steps: Sequence[Step], signature: str) -> Violation:
+    """The violation ``signature`` as ``steps`` show it (its step and message are this sequence's)."""
+    executor.reset()
+    for step in steps:
+        for v in executor.apply(step).violations:
+            if v.signature == signature:
+                return v
+    raise AssertionError("minimal sequence lost its violation")  # pragma: no cover
+
+
+def simplicity(steps: list[Step], scopes: Mapping[str, tuple[str, ...]] | None = None,
+               params_of: Callable[[Step], Any] | None = None) -> tuple[int, int]:
+    """Order sequences as a reader would: fewer steps, then plainer callers and smaller arguments.
+
+    ``scopes`` gives each channel's scopes, least privileged first (``Channel.scopes``):
+    the least costs nothing, so an fwctl path at CONFIGURATION is as plain as a RAW one.
+    With ``params_of`` (``Executor.params_of``), a size at its natural value costs
+    nothing and any other costs more than every natural one, as ``simplify`` orders them.
+    """
+    cost = 0
+    for s in steps:
+        sizes = {p.name: p for p in (params_of(s) or ()) if p.kind == "size"} if params_of and s.actor == "user" else {}
+        if s.caller is not None:
+            c = s.caller
+            order = (scopes or {}).get(s.channel, ())
+            cost += len(c.caps) + len(c.switches) + (c.lockdown != "none") + (
+                order.index(c.scope) if c.scope in order else 0)
+        for k, v in s.args.items():
+            p = sizes.get(k)
+            if p is not None and isinstance(v, int) and callable(p.natural):
+                cost += 0 if v == p.natural(s.args) else 1 + min(abs(v), 1 << 20)
+            else:
+                cost += min(abs(v), 1 << 20) if isinstance(v, int) else (1 if v else 0)
+    return (len(steps), cost)
+
+
+def as_plain(executor: Executor, known: Sequence[Step], steps: Sequence[Step], signature: str,
+             scopes: Mapping[str, tuple[str, ...]] | None = None) -> bool:
+    """True if ``known`` (a corpus file's steps) is no more complicated than ``steps`` and still
+    reproduces ``signature`` under ``executor``: then it is kept rather than replaced."""
+    return (simplicity(list(known), scopes, executor.params_of) <= simplicity(list(steps), scopes, executor.params_of)
+            and all(executor.validate(s) is None for s in known)
+            and reproduces(executor, known, signature))
 
 
 def produced(executor: Executor, steps: Sequence[Step], expired: Clock | None = None) -> list[tuple[Any, ...]]:

@@ -2,8 +2,9 @@
 
 No Hypothesis is involved, so a replay is deterministic and prints the same
 trace every time: each step, the policy's decision, the device's answer, the
-kernel-owned fields it moved (with what the kernel believes) and the
-violations.
+effects the kernel believed the command had and what each reaction changed in
+the kernel model, the kernel-owned fields it moved (with what the kernel
+believes) and the violations.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from fuzzer import safetext
-from fuzzer.corpus import Entry, migrate
+from fuzzer.corpus import BYTES_SHOWN, FORMAT, Entry, migrate
+from fuzzer.effects import describe
 from fuzzer.errors import CorpusError, PluginError, PtfuzzError
-from fuzzer.executor import Executor, StepResult
-from fuzzer.spec import Policy
+from fuzzer.executor import Executor, Reacted, StepResult
+from fuzzer.spec import ABSENT, Policy
 
 if TYPE_CHECKING:  # pragma: no cover
-    from fuzzer.host import Registry
+    from fuzzer.registry import Registry
 
 
 @attrs.frozen
@@ -90,13 +92,37 @@ def executor_for(registry: Registry, entry: Entry, policy: str | None = None,
 def replay(registry: Registry, entry: Entry, policy: str | None = None,
            without: Sequence[str] | None = None, knobs: Mapping[str, Any] | None = None) -> Replay:
     executor, pol = executor_for(registry, entry, policy, without, knobs)
+    current = entry.format == FORMAT  # /1 predates sizes: its bytes, if any, encoded other arguments
     entry = migrate(entry, executor.complete)
     for i, step in enumerate(entry.steps, 1):
         why = executor.validate(step)
         if why:
             raise CorpusError(f"{entry.path}: step {i}: {why}")
+    if current:
+        check_bytes(entry, executor)
     results = tuple(executor.run(entry.steps))
     return Replay(entry, pol, results, executor, registry.files)
+
+
+def check_bytes(entry: Entry, executor: Executor) -> None:
+    """Refuse a file whose recorded ``bytes`` differ from what replaying its step sends.
+
+    ``bytes`` (format /2) is the encoded input of a user step, written for
+    readers; replay re-derives it from the arguments.  A file that shows one
+    payload and replays another (edited by hand, or crafted to mislead a
+    reviewer) is wrong, not merely informative: a ``CorpusError`` naming the
+    file and the step (exit 2).  A step that records no bytes is not checked.
+    """
+    for i, (step, shown) in enumerate(zip(entry.steps, entry.recorded, strict=False), 1):
+        if shown is None:
+            continue
+        sent = executor.payload_of(step)
+        derived = None if sent is None else sent[:BYTES_SHOWN].hex()
+        if shown != derived:
+            what = "sends no payload" if derived is None else f"sends {_hex(bytes.fromhex(derived))}"
+            raise CorpusError(f"{safetext.line(entry.path)}: step {i}: 'bytes' records "
+                              f"{_hex(bytes.fromhex(shown))} but replaying the step {what}; the file was "
+                              f"edited: fix 'bytes' or the step's arguments, or delete 'bytes'")
 
 
 def kernel_note(policy: Policy) -> str:
@@ -140,7 +166,9 @@ def trace(rep: Replay) -> list[str]:
         if r.decision is not None:
             lines.append(f"      policy  {r.decision.describe()}" + (f": {r.decision.reason}" if r.decision.reason else ""))
         lines.append(f"      result  {_rc(r, names)}")
-        if r.reactions:
+        if r.reacted:
+            lines.extend(_reactions(r, rep))
+        elif r.reactions:
             lines.append(f"      kernel reacted  {', '.join(r.reactions)}")
         owned = [c for c in r.changes if c[0] in r.owned]
         other = [c for c in r.changes if c[0] not in r.owned]
@@ -155,6 +183,46 @@ def trace(rep: Replay) -> list[str]:
     verdict = "still fails" if rep.still_fails else "no longer fails"
     lines.append(f"  => {verdict}: {e.signature}")
     return lines
+
+
+def _reactions(r: StepResult, rep: Replay) -> list[str]:
+    """What the kernel computed (the effects it believed) and what each reaction changed in its model."""
+    names = rep.executor.subsystem.effects
+    lines = []
+    if r.kernel_effects is not None:
+        believed = describe(r.kernel_effects, names)
+        said = "" if r.kernel_effects == r.declared else f" (the device declared {describe(r.declared, names)})"
+        lines.append(f"      kernel effects  {believed}{said}")
+    filters = {x.name: x.effects for x in rep.policy.reactions}
+    for rc in r.reacted:
+        if not rc.ran:
+            needs = filters.get(rc.name)
+            lines.append(f"      kernel skipped  {rc.name}" + (
+                f" (reacts to {describe(needs, names)})" if needs is not None else ""))
+            continue
+        lines.append(f"      kernel reacted  {rc.name}" + ("" if rc.changed else ": changed nothing"))
+        lines.extend(_reaction_changes(rc))
+    return lines
+
+
+def _reaction_changes(rc: Reacted) -> list[str]:
+    out = [f"          kernel {safetext.shown(k) if not isinstance(k, str) else safetext.line(k, 40)}: "
+           f"{_value(old)} -> {_value(new)}" for k, old, new in rc.kernel]
+    out += [f"          believes {safetext.line(k, 40)}: {_value(old, '(nothing)')} -> {_value(new, '(nothing)')}"
+            for k, old, new in rc.beliefs]
+    if rc.taint:
+        out.append(f"          tainted {', '.join(safetext.line(t, 40) for t in sorted(rc.taint))}")
+    out += [f"          published {safetext.shown(h)} into {safetext.line(b, 40)}" for b, h in rc.published]
+    return out
+
+
+def _value(value: object, absent: str = "<absent>") -> str:
+    """A kernel-model value in a trace line: cut, and escaped (a plugin's values may hold corpus text)."""
+    if value is ABSENT:
+        return absent
+    if isinstance(value, bytes):
+        return _short(value)
+    return safetext.shown(value, 60)
 
 
 def _hex(data: bytes, shown: int = 32) -> str:

@@ -21,12 +21,13 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from fuzzer import __version__, files, safetext
+from fuzzer import files, safetext
 from fuzzer.baseline import FIXED, FOUND, OUT_OF_SCOPE, Verdict
 from fuzzer.campaign import Finding
 from fuzzer.results import status_of, trace
 from fuzzer.schedule import CampaignOutcome, Outcome
 from fuzzer.svgplot import Band, Series, chart
+from fuzzer.version import __version__
 
 #: Rows of the command x caller x decision table shown per run (the JSON has them all).
 COMMAND_ROWS = 400

@@ -19,10 +19,11 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from fuzzer import __version__, safetext
+from fuzzer import safetext
 from fuzzer.baseline import FIXED, FOUND, OUT_OF_SCOPE
 from fuzzer.campaign import Finding
 from fuzzer.schedule import CampaignOutcome, Outcome
+from fuzzer.version import __version__
 
 
 def status_of(c: CampaignOutcome, o: Outcome, f: Finding) -> str:

@@ -126,8 +126,11 @@ def _signals(stop: _Stop) -> Iterator[None]:
 
 
 def run_plan(registry: Registry, plan: Plan, baseline: Baseline, display: Display, *,
-             plugin_files: tuple[str, ...] = (), clock: Callable[[], float] = time.monotonic) -> CampaignOutcome:
-    """Run every cell of ``plan`` within its budget and judge the findings against ``baseline``."""
+             plugin_files: tuple[str, ...] = (), clock: Callable[[], float] = time.monotonic,
+             ignore: frozenset[str] = frozenset()) -> CampaignOutcome:
+    """Run every cell of ``plan`` within its budget and judge the findings against ``baseline``.
+
+    ``ignore``: invariants no run checks (``ptfuzz campaign --ignore``)."""
     stop = _Stop()
     started = clock()
     outcomes: list[Outcome] = []
@@ -144,9 +147,10 @@ def run_plan(registry: Registry, plan: Plan, baseline: Baseline, display: Displa
             display.start(outcome)
             try:
                 if run.workers > 1:
-                    outcome.result = _parallel(registry, run, plan, outcome.budget, plugin_files)
+                    outcome.result = _parallel(registry, run, plan, outcome.budget, plugin_files, ignore)
                 else:
-                    _single(registry, plan, baseline, outcome, display, stop, samplers, timeline, started, clock)
+                    _single(registry, plan, baseline, outcome, display, stop, samplers, timeline, started, clock,
+                            ignore)
             except KeyboardInterrupt:
                 interrupted = True
             if outcome.result is not None:
@@ -167,7 +171,7 @@ def _empty(outcome: Outcome) -> Result:
 
 def _single(registry: Registry, plan: Plan, baseline: Baseline, outcome: Outcome, display: Display, stop: _Stop,
             samplers: dict[str, LineSample], timeline: list[Point], started: float,
-            clock: Callable[[], float]) -> None:
+            clock: Callable[[], float], ignore: frozenset[str] = frozenset()) -> None:
     """One run in this process, with counters, a timeline and a traced first part."""
     run = outcome.run
     policy = registry.policy(run.subsystem, run.policy, run.without, dict(run.knobs))
@@ -202,7 +206,7 @@ def _single(registry: Registry, plan: Plan, baseline: Baseline, outcome: Outcome
     campaign = _Sampled(
         end_sample, registry, run.subsystem, policy, device, seed=run.seed, time_budget=outcome.budget, step_count=run.steps,
         corpus_dir=plan.corpus, accept_tainted=run.accept_tainted, database=open_database(plan.db),
-        search=run.search, on_finding=on_finding, on_progress=on_progress,
+        search=run.search, on_finding=on_finding, on_progress=on_progress, ignore_invariants=ignore,
     )
     stop.campaign = campaign
     root = plugin_root(campaign.executor) if plan.line_sample > 0 else None
@@ -237,11 +241,12 @@ class _Sampled(Campaign):
         self._end_sample(self)
 
 
-def _parallel(registry: Registry, run: Run, plan: Plan, budget: float, plugin_files: tuple[str, ...]) -> Result:
+def _parallel(registry: Registry, run: Run, plan: Plan, budget: float, plugin_files: tuple[str, ...],
+              ignore: frozenset[str] = frozenset()) -> Result:
     """A run with ``workers`` processes (``ptfuzz run --workers``): no counters or timeline come back."""
     steps = run.steps or registry.subsystem(run.subsystem).steps
     specs = [WorkerSpec(plugin_files, run.subsystem, run.policy, run.without, run.device, run.seed, i, None,
-                        budget, steps, plan.corpus, run.accept_tainted, plan.db, run.search,
+                        budget, steps, plan.corpus, run.accept_tainted, plan.db, run.search, ignore=ignore,
                         knobs=run.knobs)
              for i in range(run.workers)]
     return run_workers(specs)

@@ -699,6 +699,15 @@ class Promise:
     taint: frozenset[str] = frozenset()
 
 
+def _names(record: str, field: str, value: Any) -> None:
+    """Refuse a bare string where a tuple of names is meant: ``ops="FORMAT"`` would match "F", "O" ..."""
+    if isinstance(value, str):
+        raise TypeError(f"{record}: {field}={value!r} is a string; pass a tuple of names: "
+                        f"{field}=({value!r},)")
+    if not all(isinstance(v, str) for v in value):
+        raise TypeError(f"{record}: {field} must be names (strings), got {list(value)!r}")
+
+
 @attrs.frozen
 class Reaction:
     """What the kernel does after a command it let through has reached the device.
@@ -707,14 +716,28 @@ class Reaction:
     effects say so, the driver freezes queues, rescans, re-reads
     capabilities or drops a cache.  ``run(world, request, reply)`` updates
     the kernel model (``world.kernel``, ``world.believe``, ``world.forget``)
-    as that driver code does.  It runs when the command's declared effects
-    intersect ``effects`` (always if None), in the policy's order, before
-    the invariants are checked.  ``Policy.without(name)`` removes a reaction
-    as it removes a rule.
+    as that driver code does, in the policy's order, before the invariants
+    are checked.  ``Policy.without(name)`` removes a reaction as it removes
+    a rule.
+
+    ``effects`` filters on what the *kernel* believes the command does, not
+    on what the device says: Linux reacts to its own copy of the effects log,
+    read at probe and patched where it knows better
+    (``nvme_command_effects()``).  That copy is ``Subsystem.kernel_effects``;
+    a subsystem without one falls back to the command's declared effects.
+    The reaction runs when those effects intersect ``effects`` (always if
+    None).  They are computed before the command runs, as
+    ``nvme_passthru_start()`` does, so a command that changes the cache does
+    not change what the kernel does after it.
+
+    A reaction may publish handles (a rescan finds a new namespace, and its
+    block device appears) with ``world.publish(bundle, *handles)`` into a
+    bundle it names in ``produces``; the searches then draw commands that
+    take them.
 
     Example::
 
-        Reaction("passthru-rescan", rescan_namespaces, effects=NIC | NCC,
+        Reaction("passthru-rescan", rescan_namespaces, effects=NIC | NCC, produces="namespaces",
                  cite="drivers/nvme/host/core.c nvme_passthru_end()")
     """
 
@@ -724,20 +747,44 @@ class Reaction:
     channels: tuple[str, ...] = ()
     ops: tuple[str, ...] = ()
     effects: int | None = None
+    #: bundle(s) ``run`` may publish handles into (``world.publish``)
+    produces: str | tuple[str, ...] = ""
+
+    def __attrs_post_init__(self) -> None:
+        where = f"Reaction({self.name!r})"
+        _names(where, "channels", self.channels)
+        _names(where, "ops", self.ops)
+        if not isinstance(self.produces, str):
+            _names(where, "produces", self.produces)
+
+    @property
+    def bundles(self) -> tuple[str, ...]:
+        """The bundles named in ``produces`` (``""`` is none)."""
+        names = (self.produces,) if isinstance(self.produces, str) else tuple(self.produces)
+        return tuple(n for n in names if n)
 
 
 @attrs.frozen
 class Trust:
-    """A caller a policy trusts by design: root may format a namespace, and that is no hole.
+    """A finding a policy accepts by design: root may erase a mounted filesystem's blocks, and that is no hole.
 
-    A violation whose step was sent by a caller holding all of ``caps``
-    (on ``channels``/``ops``, empty: any) gets severity ``trusted``: it is
-    saved and reported apart, and does not fail the run.
+    A violation gets severity ``trusted`` (saved and reported apart; it does
+    not fail the run) when its step was sent by a caller holding all of
+    ``caps``, on ``channels``/``ops``, *and* the violation is one the trust
+    names: its invariant in ``invariants`` and its field in ``fields``
+    (empty: any, as a trust of the whole step).  Each violation of a step is
+    matched on its own, so a step can carry a trusted violation and a hole:
+    root's Format NVM of a mounted namespace destroys the data the
+    filesystem believes (trusted) and must still make the kernel rescan the
+    block size (a stale one is a hole).  Name what you trust as narrowly as
+    the kernel's authors meant it; a trust of a whole step hides every other
+    bug that step shows.
 
     Example::
 
         Trust(frozenset({"CAP_SYS_ADMIN"}), cite="drivers/nvme/host/ioctl.c nvme_cmd_allowed()",
-              reason="admin commands are root's by design")
+              ops=("FORMAT_NVM",), invariants=("kernel-owned-integrity",), fields=("ns.data",),
+              reason="root destroying data under a mounted filesystem is its own business")
     """
 
     caps: frozenset[str]
@@ -745,10 +792,24 @@ class Trust:
     channels: tuple[str, ...] = ()
     ops: tuple[str, ...] = ()
     reason: str = ""
+    #: the invariants whose violations are trusted (``Violation.invariant``); empty: any
+    invariants: tuple[str, ...] = ()
+    #: the fields whose violations are trusted (``Violation.field``: a family's name, not ``qp:5``); empty: any
+    fields: tuple[str, ...] = ()
+
+    def __attrs_post_init__(self) -> None:
+        where = f"Trust({self.cite!r})"
+        for name in ("channels", "ops", "invariants", "fields"):
+            _names(where, name, getattr(self, name))
 
     def covers(self, channel: str, op: str, caller: Caller) -> bool:
+        """This caller's command is one the trust is about (some of its violations may be trusted)."""
         return (self.caps <= caller.caps and (not self.channels or channel in self.channels)
                 and (not self.ops or op in self.ops))
+
+    def excuses(self, invariant: str, field: str) -> bool:
+        """A violation of ``invariant`` on ``field`` is one this trust accepts (given that it ``covers`` the step)."""
+        return (not self.invariants or invariant in self.invariants) and (not self.fields or field in self.fields)
 
 
 @attrs.frozen
@@ -849,11 +910,15 @@ class Policy:
         return _scoped(self.reactions, self._after, channel, op)
 
     def trusted(self, channel: str, op: str, caller: Caller) -> Trust | None:
-        """The trust that covers this caller's command, if any."""
+        """The first trust that covers this caller's command, if any (which violations: ``Trust.excuses``)."""
         for t in self.trusts:
             if t.covers(channel, op, caller):
                 return t
         return None
+
+    def trusts_for(self, channel: str, op: str, caller: Caller) -> tuple[Trust, ...]:
+        """Every trust that covers this caller's command, in the policy's order."""
+        return tuple(t for t in self.trusts if t.covers(channel, op, caller))
 
     def decide(self, request: Request) -> Decision:
         taint: set[str] = set()
@@ -1005,6 +1070,17 @@ class Subsystem:
     bits (an NVMe effects log's NIC, LBCC ...), for traces and messages.
     ``knobs`` declares the settings its policies may set and its rules and
     kernel model read (``Knob``); a policy can set no other.
+
+    ``kernel_effects(request)`` is the kernel's own view of a command's
+    effects: the copy of the device's effects log (NVMe) or CEL (CXL) the
+    driver read at probe and keeps in ``world.kernel``, patched where the
+    kernel knows better.  The policy's reactions filter on it
+    (``Reaction.effects``), because the driver acts on its copy, not on what
+    the device declares today; it returns the subsystem's effect flags, or
+    None where the kernel keeps no copy for this command (the reaction then
+    sees the declared effects).  It gets the ``Request`` a rule gets, so a
+    per-payload cache (CXL's Set Feature effects per feature) fits too.
+    Without it, reactions see the declared effects.
     """
 
     name: str
@@ -1025,6 +1101,8 @@ class Subsystem:
     firmware: tuple[Firmware, ...] = ()
     effects: Mapping[int, str] = attrs.field(factory=dict)
     unsupported: int = -1
+    #: the effects the kernel believes a command has (its cached log), or None: the declared ones
+    kernel_effects: Callable[[Request], int | None] | None = None
     knobs: tuple[Knob, ...] = ()
 
 

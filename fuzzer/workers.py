@@ -38,9 +38,11 @@ from typing import Any
 
 import attrs
 
-from fuzzer.campaign import Campaign, Finding, Progress, Result, derive_seed, simplicity
+from fuzzer import corpus
+from fuzzer.campaign import Campaign, Finding, Progress, Result, derive_seed
 from fuzzer.errors import PtfuzzError, UsageError
 from fuzzer.hypothesis_search import open_database
+from fuzzer.minimize import simplicity
 
 #: Seconds a worker may run past the deadline or a stop request before it is killed.
 GRACE = 2.0
@@ -76,6 +78,8 @@ class WorkerSpec:
     search: str = "native"
     #: the parent's deadline on the monotonic clock; overrides ``time_budget``
     deadline: float | None = None
+    #: ``--ignore``: invariants not checked
+    ignore: frozenset[str] = frozenset()
     #: knobs set over the policy's own (``Policy.tuned``), as (name, value) pairs
     knobs: tuple[tuple[str, Any], ...] = ()
 
@@ -170,6 +174,7 @@ def _worker(spec: WorkerSpec, send: Callable[[tuple[Any, ...]], None], stop: dic
         max_examples=spec.max_examples, time_budget=budget, step_count=spec.step_count,
         corpus_dir=spec.corpus_dir, accept_tainted=spec.accept_tainted,
         database=open_database(spec.db), on_finding=report, on_progress=progress, search=spec.search,
+        ignore_invariants=spec.ignore,
     )
     stop["campaign"] = campaign
     if stop["requested"]:
@@ -183,8 +188,15 @@ def _failure(exc: BaseException) -> tuple[str, bool]:
         return str(exc), False
     if type(exc).__module__.partition(".")[0] == "redis":
         return f"--db: the Redis example database failed: {type(exc).__name__}: {exc}", False
+    from fuzzer.host import blame
+
+    who = blame(exc)
     if isinstance(exc, SystemExit):
-        return f"something called sys.exit({exc.code!r})", False
+        return f"{f'plugin {who!r}' if who else 'something'} called sys.exit({exc.code!r})", False
+    if who is not None:  # a BaseException of its own, past the executor's wrapping
+        from fuzzer.errors import raised
+
+        return f"plugin {who!r} raised {raised(exc)}", False
     if isinstance(exc, MemoryError):
         return "out of memory", False
     from fuzzer.errors import raised
@@ -213,7 +225,12 @@ def _worker_main(spec: WorkerSpec, inbox: Any, parent: int) -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     _die_with_parent(parent)
     try:
-        inbox.put(("done", spec.index, _worker(spec, inbox.put, stop)))
+        result = _worker(spec, inbox.put, stop)
+        if result is not None and result.interrupted and not stop["requested"]:
+            # the campaign stops on KeyboardInterrupt and keeps no traceback: without a signal, a plugin raised it
+            raise WorkerError(f"the campaign stopped on a KeyboardInterrupt that no signal sent: code of a plugin "
+                              f"of {spec.subsystem} raised it; only Ctrl-C may raise KeyboardInterrupt")
+        inbox.put(("done", spec.index, result))
     except BaseException as exc:  # every way a worker fails is reported, as one line, by the parent
         message, internal = _failure(exc)
         inbox.put(("error", spec.index, message, internal))
@@ -231,6 +248,8 @@ def _exit_reason(code: int | None) -> str:
             return f"was killed by {signal.Signals(-code).name}"
         except ValueError:
             return f"was killed by signal {-code}"
+    if code == 0:  # nothing of ptfuzz's exits 0 without sending its result: plugin code ended the process
+        return "exited with code 0 without a result (did plugin code call os._exit()?)"
     return f"exited with code {code} without a result"
 
 
@@ -351,6 +370,8 @@ def merge(results: list[Result], seed: int, elapsed: float, interrupted: bool) -
             if sig not in merged or (not f.minimized, simplicity(f.steps)) < (
                     not merged[sig].minimized, simplicity(merged[sig].steps)):
                 merged[sig] = f
+    for f in merged.values():
+        _settle_with_file(f)
     accepted = tuple(sorted({s for r in results for s in r.accepted}))
     return Result(
         merged, sum(r.sequences for r in results), sum(r.steps for r in results), elapsed, seed,
@@ -358,6 +379,25 @@ def merge(results: list[Result], seed: int, elapsed: float, interrupted: bool) -
         interrupted or any(r.interrupted for r in results), accepted,
         max(r.behaviours for r in results), results[0].search,
     )
+
+
+def _settle_with_file(f: Finding) -> None:
+    """Report what the corpus file holds: two workers may write one signature's file in turn.
+
+    Each worker keeps the file when it is at least as plain as its own finding, but
+    two that find a signature at once both write, and the last one wins; the summary
+    must then describe that file (its steps, whether it was minimized), not the
+    other worker's finding.  Issue 21's engine has the parent alone write.
+    """
+    if f.path is None:
+        return
+    try:
+        on_disk = corpus.load(f.path)
+    except PtfuzzError:  # gone or unreadable: the finding as the worker reported it
+        return
+    if on_disk.signature == f.signature:
+        f.steps = list(on_disk.steps)
+        f.minimized = on_disk.minimized
 
 
 def run_workers(specs: list[WorkerSpec]) -> Result:

@@ -14,6 +14,7 @@ import attrs
 
 from fuzzer.errors import ModelError
 from fuzzer.lifetimes import Allocator
+from fuzzer.safetext import shown
 from fuzzer.sizes import Access, Buffer, BufferKind
 from fuzzer.spec import (
     ABSENT,
@@ -27,6 +28,7 @@ from fuzzer.spec import (
     Reply,
     Step,
     Subsystem,
+    Trust,
     Violation,
 )
 
@@ -85,11 +87,14 @@ class World:
       ``believe`` and ``forget``;
     * ``policy``: the policy under test (``policy.knobs`` for its settings);
     * ``tainted``: the kernel's taint flags, engine state that survives a
-      kernel-model reset (``taint(...)`` adds to them).
+      kernel-model reset (``taint(...)`` adds to them);
+    * ``publish(bundle, *handles)``: handles the probe or a reaction makes
+      available to later steps (a kernel action or a command returns them
+      in its ``Reply`` instead).
     """
 
-    __slots__ = ("accesses", "device", "families", "fields", "handles", "kernel", "policy", "scopes", "shadow",
-                 "subsystem", "tainted")
+    __slots__ = ("accesses", "bundles", "device", "families", "fields", "handles", "kernel", "policy", "published",
+                 "publishing", "scopes", "shadow", "subsystem", "tainted")
 
     def __init__(
         self,
@@ -112,6 +117,12 @@ class World:
         self.tainted: frozenset[str] = frozenset()
         #: every buffer access, allocation and free of the current step (the memory oracle reads it)
         self.accesses: list[Access] = []
+        #: the bundles some parameter takes handles from (the executor fills it; the probe may publish into these)
+        self.bundles: frozenset[str] = frozenset()
+        #: (bundle, handle) published by the probe or the current step's reactions, in order
+        self.published: list[tuple[str, Any]] = []
+        #: who may publish now and into which bundles (set by the executor around the probe and each reaction)
+        self.publishing: tuple[str, frozenset[str]] | None = None
 
     def buffer(self, name: str, size: int, data: bytes = b"", *, kind: BufferKind = "kernel",
                fill: Callable[[], bytes] | None = None, allocator: Allocator | None = None,
@@ -156,6 +167,34 @@ class World:
         for name in names:
             self.shadow.pop(name, None)
 
+    def publish(self, bundle: str, *handles: Any) -> None:
+        """Make ``handles`` available to later steps through ``bundle``, from the probe or a reaction.
+
+        The probe's handles (the block devices the driver created at bind)
+        are there when every sequence starts; a reaction's (a rescan found a
+        new namespace) from the step it ran after.  The searches draw them
+        for any parameter that takes ``bundle``; replay and the minimizer see
+        them as ``StepResult.published``, so names must be deterministic
+        (``new_handle``).
+        """
+        if self.publishing is None:
+            raise ModelError(
+                f"world.publish({bundle!r}) outside the probe or a reaction: a kernel action or a command "
+                f"publishes by returning Reply(handle=...) or Reply(handles=...) and declaring produces={bundle!r}")
+        who, allowed = self.publishing
+        if bundle not in allowed:
+            if who == "the probe":
+                raise ModelError(
+                    f"world.publish({bundle!r}) into a bundle no parameter takes; "
+                    f"the subsystem's handle bundles are {sorted(allowed)}")
+            raise ModelError(f"world.publish({bundle!r}) into a bundle the reaction does not name: "
+                             f"add {bundle!r} to its produces= (it names {sorted(allowed)})")
+        for h in handles:
+            if isinstance(h, bool) or not isinstance(h, (str, int)):
+                raise ModelError(f"world.publish({bundle!r}, ...): a handle is a string or an int (a corpus file "
+                                 f"stores it), got {type(h).__name__} {shown(h)}")
+            self.published.append((bundle, h))
+
     def taint(self, *flags: str) -> None:
         """Taint the kernel (``TAINT_WARN``, ``TAINT_FWCTL`` ...); taint is never cleared."""
         self.tainted = self.tainted | frozenset(flags)
@@ -181,8 +220,8 @@ class StepContext:
     decision: Decision | None = None
     reply: Reply | None = None
     declared: int = 0
-    #: the policy trusts this step's caller by design (``Trust``)
-    trusted: bool = False
+    #: the policy's trusts that cover this step's caller and command (``Policy.trusts_for``)
+    trusts: tuple[Trust, ...] = ()
     #: every buffer read and write of the step (``fuzzer.sizes.Access``)
     accesses: tuple[Access, ...] = ()
 
@@ -194,13 +233,19 @@ class StepContext:
     def tainted(self) -> bool:
         return bool(self.world.tainted)
 
+    @property
+    def trusted(self) -> bool:
+        """Some trust of the policy covers this step's caller (which of its violations: ``Trust.excuses``)."""
+        return bool(self.trusts)
+
     def violation(self, invariant: str, message: str, field: str = "-", *, severity: str | None = None) -> Violation:
         """Make a violation for this step.
 
-        Severity: ``trusted`` if the policy trusts the step's caller by design,
-        else the one given, else ``tainted`` if the kernel is, else ``hole``.
+        Severity: ``trusted`` if a trust of the policy covers the step's
+        caller and names this invariant and field (``Trust.excuses``), else
+        the one given, else ``tainted`` if the kernel is, else ``hole``.
         """
-        if self.trusted:
+        if self.trusts and any(t.excuses(invariant, field) for t in self.trusts):
             sev = "trusted"
         else:
             sev = severity or ("tainted" if self.tainted else "hole")

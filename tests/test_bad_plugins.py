@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import textwrap
+import time
 from pathlib import Path
 
 import pytest
-from badinput import assert_error, plugin, ptfuzz
+from badinput import BASE, KERNEL_STEP, USER_STEP, assert_error, doc, plugin, ptfuzz, write
 
 # ----------------------------------------------------------------------------- plugins
 
@@ -271,3 +276,156 @@ def test_good_records_with_defaults_load(tmp_path: Path, capsys: pytest.CaptureF
     code, out, err = ptfuzz(capsys, "--plugin", p, "list")
     assert code == 0, err
     assert "mine" in out
+
+
+# ----------------------------------------------------------------------------- issue 19: what is not an Exception
+
+#: Where a plugin's code runs, each raising ``RAISE``: the test substitutes a BaseException of the
+#: plugin's own, KeyboardInterrupt or sys.exit.  Each must end in one line naming the plugin (exit 2).
+WHERE = {
+    "import": "{raise_}\n",
+    "hook": """
+        from fuzzer import hookimpl
+
+        @hookimpl
+        def ptfuzz_policies():
+            {raise_}
+    """,
+    "handler": """
+        from fuzzer import hookimpl, Command, CommandSet, Effect
+
+        def bye(dev, args):
+            {raise_}
+
+        @hookimpl
+        def ptfuzz_commands():
+            return [CommandSet("cxl", (Command("BYE", 0xC1FF, ("cxl.raw",), bye, effects=Effect.NONE),))]
+    """,
+    "rule": """
+        from fuzzer import hookimpl, Policy, Rule
+
+        def check(req):
+            {raise_}
+
+        @hookimpl
+        def ptfuzz_policies():
+            return [Policy("boompol", "cxl", channels=("cxl.raw", "cxl.ioctl"), rules=(Rule("boom", check, "x"),))]
+    """,
+    "exporter": """
+        from fuzzer import hookimpl, Exporter
+
+        def render(rep):
+            {raise_}
+
+        @hookimpl
+        def ptfuzz_exporters():
+            return [Exporter("boomfmt", ".txt", render)]
+    """,
+}
+RAISES = {
+    "base-exception": ("class Boom(BaseException):\n    pass\n", "raise Boom('bang')", "Boom"),
+    "keyboard-interrupt": ("", "raise KeyboardInterrupt", "KeyboardInterrupt"),
+    "sys-exit": ("import sys\n", "sys.exit(0)", "SystemExit"),
+}
+BYE = {"actor": "user", "channel": "cxl.raw", "op": "BYE", "caller": {"caps": []}, "args": {}}
+
+
+def hostile_plugin(tmp_path: Path, where: str, kind: str) -> tuple[Path, str]:
+    head, raise_, needle = RAISES[kind]
+    source = head + textwrap.dedent(WHERE[where]).replace("{raise_}", raise_)
+    return plugin(tmp_path, "hostileplug", source), needle
+
+
+@pytest.mark.parametrize("kind", list(RAISES))
+@pytest.mark.parametrize("where", ["import", "hook"])
+def test_what_is_not_an_exception_at_load_names_the_plugin(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                         where: str, kind: str) -> None:
+    p, needle = hostile_plugin(tmp_path, where, kind)
+    assert_error(capsys, ["--plugin", p, "list"], "hostileplug", needle)
+
+
+@pytest.mark.parametrize("kind", list(RAISES))
+@pytest.mark.parametrize("where", ["handler", "rule"])
+def test_what_is_not_an_exception_in_a_run_names_the_plugin(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                          where: str, kind: str) -> None:
+    p, needle = hostile_plugin(tmp_path, where, kind)
+    policy = "permissive" if where == "handler" else "boompol"
+    steps = [KERNEL_STEP, BYE] if where == "handler" else [USER_STEP]
+    assert_error(capsys, ["--plugin", p, "replay", write(tmp_path, doc(policy=policy, steps=steps))],
+                 "hostileplug", needle)
+    # the native search draws BYE among the RAW commands within 50 sequences (seed 1)
+    run = ["--plugin", p, "run", "cxl", "--policy", policy, "--seed", "1", "--max-examples", "50",
+           "--corpus", tmp_path / "c"]
+    assert_error(capsys, run, "hostileplug")
+    if where == "rule":  # every user step reaches the rule; the Hypothesis search rarely draws BYE
+        assert_error(capsys, [*run, "--search", "hypothesis"], "hostileplug")
+
+
+@pytest.mark.parametrize("kind", list(RAISES))
+def test_what_is_not_an_exception_in_an_exporter_names_it(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                          kind: str) -> None:
+    p, needle = hostile_plugin(tmp_path, "exporter", kind)
+    assert_error(capsys, ["--plugin", p, "export", write(tmp_path, BASE), "--format", "boomfmt"],
+                 "'hostileplug'", "'boomfmt'", needle)
+
+
+@pytest.mark.parametrize("value", ["b'bytes'", "None", "42", "['a', 'b']"])
+def test_an_exporter_returning_no_text_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str) -> None:
+    p = plugin(tmp_path, "notext", f"""
+        from fuzzer import hookimpl, Exporter
+
+        @hookimpl
+        def ptfuzz_exporters():
+            return [Exporter("notextfmt", ".txt", lambda rep: {value})]
+    """)
+    for out in ((), ("-o", tmp_path / "out.txt")):
+        assert_error(capsys, ["--plugin", p, "export", write(tmp_path, BASE), "--format", "notextfmt", *out],
+                     "'notext'", "'notextfmt'", "returned", "not the text")
+    assert not (tmp_path / "out.txt").exists()
+
+
+@pytest.mark.parametrize("kind", ["base-exception", "keyboard-interrupt"])
+def test_a_worker_whose_plugin_raises_what_is_not_an_exception_is_named(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str) -> None:
+    p, _ = hostile_plugin(tmp_path, "rule", kind)
+    assert_error(capsys, ["--plugin", p, "run", "cxl", "--policy", "boompol", "--seed", "1", "--workers", "2",
+                          "--max-examples", "50", "--corpus", tmp_path / "c"], "worker w", "hostileplug")
+
+
+def test_a_worker_ended_by_os_exit_0_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``os._exit(0)`` cannot be caught; in a worker the parent sees it die without a result (exit 2, not 0).
+
+    In one process nothing can see it: the exit code is the plugin's (the limit ``cli.main`` documents).
+    """
+    p = plugin(tmp_path, "vanish", """
+        import os
+        from fuzzer import hookimpl, Policy, Rule
+
+        def check(req):
+            os._exit(0)
+
+        @hookimpl
+        def ptfuzz_policies():
+            return [Policy("vanishpol", "cxl", channels=("cxl.raw", "cxl.ioctl"), rules=(Rule("bye", check, "x"),))]
+    """)
+    assert_error(capsys, ["--plugin", p, "run", "cxl", "--policy", "vanishpol", "--seed", "1", "--workers", "2",
+                          "--max-examples", "50", "--corpus", tmp_path / "c"], "worker w", "code 0", "os._exit")
+
+
+def test_ctrl_c_during_a_plugin_is_still_an_interruption(tmp_path: Path) -> None:
+    """The control: a real SIGINT while plugin code runs exits 130, not as the plugin's error."""
+    ready = tmp_path / "ready"
+    p = plugin(tmp_path, "slowplug", f"""
+        import pathlib, time
+        pathlib.Path({str(ready)!r}).write_text("x")
+        time.sleep(60)
+    """)
+    proc = subprocess.Popen([sys.executable, "-m", "fuzzer", "--plugin", str(p), "list"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not ready.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "slowplug" not in err

@@ -213,6 +213,51 @@ def test_rdma_replay_is_linear(registry: Any, tmp_path: Path) -> None:
     assert large / small < 25, (small, large)  # quadratic would be ~100
 
 
+def _events_per_step(ex: Any, steps: list[Any]) -> float:
+    """Python and C calls the executor and the model make per step over ``steps`` (work, counted, not timed)."""
+    calls = [0]
+
+    def count(frame: Any, event: str, arg: Any) -> None:
+        if event in ("call", "c_call"):
+            calls[0] += 1
+
+    sys.setprofile(count)
+    try:
+        for step in steps:
+            ex.apply(step)
+    finally:
+        sys.setprofile(None)
+    return calls[0] / len(steps)
+
+
+def test_gpu_replay_work_per_step_does_not_grow(registry: Any) -> None:
+    """A gpu step late in a 20,000-step replay costs what it costs early on (it once grew with the objects held).
+
+    The same 500 steps are applied after 2,000 and after 19,500 earlier
+    steps; every call the executor, the policy and the model make is counted
+    (``sys.setprofile``): the executor's diff and the model's object scans call
+    ``dict.get`` and ``str.startswith`` once per object held.
+    """
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_executor import make_steps
+    from ptfuzz_gpu.kernel import MAX_BOS, MAX_FENCES, MAX_FILES
+
+    ex = registry.executor("gpu", registry.policy("gpu", "permissive"), registry.device("gpu", "spec"))
+    steps = make_steps(ex, 20_000, 0)
+    window = steps[1_000:1_500]
+    ex.reset()
+    for step in steps[:2_000]:
+        ex.apply(step)
+    early = _events_per_step(ex, window)
+    for step in steps[2_000:19_500]:
+        ex.apply(step)
+    late = _events_per_step(ex, window)
+    assert late < 1.3 * early, (early, late)
+    kernel = ex.world.kernel
+    assert len(kernel["clients"]) + len(kernel["regs2"]) <= MAX_FILES
+    assert len(kernel["bos"]) <= MAX_BOS and len(kernel["fences"]) <= MAX_FENCES
+
+
 # ----------------------------------------------------------------------------- temporary files
 
 
@@ -403,3 +448,137 @@ def test_every_committed_cxl_finding_exports_cleanly_in_iso_c(registry: Any, tmp
         paths[-1].write_text(src)
     assert gcc_problems(paths) == ""
 
+
+
+# ----------------------------------------------------------------------------- issue 19: plugin text, files
+
+
+MARKUP_PLUGIN = '''
+from fuzzer import hookimpl, Policy
+
+@hookimpl
+def ptfuzz_policies():
+    return [Policy({name!r}, "cxl", channels=("cxl.raw", "cxl.ioctl"), doc={doc!r}, kernel={version!r})]
+'''
+
+
+@pytest.mark.parametrize("name", ["[/]", "[bold]x[/bold]", "a/../../b", "x\x1b[2Jy"])
+def test_a_policy_name_is_shown_as_written_and_never_a_path(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                            name: str) -> None:
+    """Markup in a plugin's names once made ``list`` and ``run`` exit 3; ``/`` must not leave the corpus."""
+    p = tmp_path / "markupplug.py"
+    p.write_text(MARKUP_PLUGIN.format(name=name, doc="[red]doc[/red] " + ESC, version="[/]"))
+    code, out, err = ptfuzz(capsys, "--plugin", p, "list")
+    assert code == 0, err
+    assert "\x1b" not in out and "\x07" not in out
+    row = next(line for line in out.splitlines() if "markupplug" in line)
+    assert name.replace("\x1b", "\\x1b") in row and "[red]doc[/red]" in row and "\\x1b[31mRED" in row
+    corpus_dir = tmp_path / "c"
+    code, out, err = ptfuzz(capsys, "--plugin", p, "run", "cxl", "--policy", name, "--seed", "1",
+                            "--max-examples", "20", "--corpus", corpus_dir)
+    assert code == 1, err
+    assert f"policy={name}" in out.replace("\\x1b", "\x1b")
+    saved = [f for f in corpus_dir.rglob("*") if f.is_file()]
+    assert saved and all(f.parent == corpus_dir / "cxl" for f in saved), saved
+    assert not list(tmp_path.glob("b*")) and not (tmp_path.parent / "b").exists()
+
+
+def test_new_plugin_keeps_a_hostile_path_out_of_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``-o PATH`` goes into the generated docstring: a path holding ``\"\"\"`` once became code."""
+    import ast
+
+    path = tmp_path / f'x"""\nimport os; {MARKER} = os.getpid()\n"""\\#\x1b[31m.py'
+    code, out, err = ptfuzz(capsys, "new-plugin", "widget", "-o", path)
+    assert code == 0, err
+    assert "\x1b" not in out
+    source = path.read_text()
+    tree = ast.parse(source)
+    assert MARKER not in {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    namespace: dict[str, Any] = {}
+    exec(compile(tree, str(path), "exec"), namespace)  # the generated plugin, run as an import would
+    assert MARKER not in namespace
+    doc = ast.get_docstring(tree) or ""
+    assert str(path) in doc.replace("'\"'\"'", "'")  # the docstring shows the command to type, shell-quoted
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o077])
+def test_written_files_follow_the_umask(tmp_path: Path, capsys: pytest.CaptureFixture[str], mask: int) -> None:
+    """Every file ptfuzz writes was 0600 whatever the umask; now what ``open()`` would make."""
+    old = os.umask(mask)
+    try:
+        corpus_dir = tmp_path / "c"
+        code, _, err = ptfuzz(capsys, "run", "cxl", "--policy", "permissive", "--seed", "1", "--max-examples", "5",
+                              "--corpus", corpus_dir, "--json", tmp_path / "r.json", "--junit", tmp_path / "r.xml")
+        assert code == 1, err
+        code, _, err = ptfuzz(capsys, "export", write(tmp_path, BASE), "-o", tmp_path / "e.txt")
+        assert code == 0, err
+        code, _, err = ptfuzz(capsys, "new-plugin", "widget", "-o", tmp_path / "w.py")
+        assert code == 0, err
+    finally:
+        os.umask(old)
+    written = [*corpus_dir.rglob("*.json"), *(tmp_path / n for n in ("r.json", "r.xml", "e.txt", "w.py"))]
+    assert len(written) > 4
+    for f in written:
+        assert f.stat().st_mode & 0o777 == 0o666 & ~mask, (f, oct(f.stat().st_mode))
+
+
+def test_rewriting_a_file_keeps_its_mode(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "r.json"
+    out.write_text("{}")
+    out.chmod(0o640)
+    code, _, err = ptfuzz(capsys, "run", "cxl", "--policy", "permissive", "--seed", "1", "--max-examples", "5",
+                          "--corpus", tmp_path / "c", "--json", out)
+    assert code == 1, err
+    assert out.stat().st_mode & 0o777 == 0o640 and json.loads(out.read_text())["subsystem"] == "cxl"
+
+
+def test_migrate_writes_through_a_symlink(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``ptfuzz migrate`` once replaced a linked corpus file with a file: the link stays, its target changes."""
+    real = write(tmp_path, BASE, "real.json")
+    (tmp_path / "corpus").mkdir()
+    link = tmp_path / "corpus" / "linked.json"
+    link.symlink_to(real)
+    code, _, err = ptfuzz(capsys, "migrate", link)
+    assert code == 0, err
+    assert link.is_symlink() and link.resolve() == real.resolve()
+    assert json.loads(real.read_text())["format"] == corpus.FORMAT
+    assert not [f for f in (tmp_path / "corpus").iterdir() if f != link]  # no temporary left beside the link
+
+
+def test_json_output_writes_through_a_symlink(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "reports").mkdir()
+    real = tmp_path / "reports" / "latest.json"
+    real.write_text("{}")
+    link = tmp_path / "r.json"
+    link.symlink_to(real)
+    code, _, err = ptfuzz(capsys, "run", "cxl", "--policy", "permissive", "--seed", "1", "--max-examples", "5",
+                          "--corpus", tmp_path / "c", "--json", link)
+    assert code == 1, err
+    assert link.is_symlink() and json.loads(real.read_text())["subsystem"] == "cxl"
+
+
+def test_recorded_bytes_must_be_what_replay_sends(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A format-2 file claiming ``dede...`` once replayed while sending ``0105...``."""
+    committed = ROOT / "corpora/cxl/linux-fwctl-unchecked-sizes--spec--out-of-bounds--cxl_get_feature--rpc_out.json"
+    d = json.loads(committed.read_text())
+    assert d["format"] == corpus.FORMAT
+    code, _, err = ptfuzz(capsys, "replay", "-q", write(tmp_path, d, "honest.json"))
+    assert code == 1, err  # the control: the committed finding replays, its bytes as recorded
+    n, step = next((i, s) for i, s in enumerate(d["steps"], 1) if s.get("bytes"))
+    step["bytes"] = "dede" + step["bytes"][4:]
+    path = write(tmp_path, d, "edited.json")
+    assert_error(capsys, ["replay", path], "edited.json", f"step {n}", "'bytes'", "dede", step["bytes"][4:8])
+    del step["bytes"]  # a step that records no bytes is not checked
+    code, _, err = ptfuzz(capsys, "replay", "-q", write(tmp_path, d, "nobytes.json"))
+    assert code == 1, err
+    kernel = next(s for s in d["steps"] if s["actor"] == "kernel") if any(
+        s["actor"] == "kernel" for s in d["steps"]) else None
+    assert kernel is None or "bytes" not in kernel
+
+
+def test_a_loop_of_links_is_refused_not_replaced(tmp_path: Path) -> None:
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    with pytest.raises(OSError, match="symbolic links"):
+        files.write_atomic(tmp_path / "a", "{}")
+    assert (tmp_path / "a").is_symlink() and sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]

@@ -122,12 +122,49 @@ def test_keep_alive_reaction_takes_the_timeout_from_the_command(reg: host.Regist
 
 def test_scan_publishes_a_handle_per_namespace_and_stale_handles_fail(reg: host.Registry) -> None:
     ex = executor(reg)
+    assert ex.probed == (("namespaces", "nvme0n1"),)  # the block devices the probe's scan created
     assert ex.apply(kernel("rescan")).reply.handles == ("nvme0n1",)
-    ex.apply(user("NS_ATTACH$attach", nsid=2))  # NIC: the reaction rescans
+    attach = ex.apply(user("NS_ATTACH$attach", nsid=2))  # NIC: the reaction rescans, and nvme0n2 appears
+    assert attach.publications == (("namespaces", "nvme0n2"),) and attach.published == ("nvme0n2",)
+    assert ex.apply(user("NS_ATTACH$attach", nsid=3)).publications == ()  # no such namespace: nothing new
     assert ex.apply(kernel("rescan")).reply.handles == ("nvme0n1", "nvme0n2")
     ex.apply(user("NS_ATTACH$detach", nsid=1))
     gone = ex.apply(user("WRITE", ROOT, IO, ns="nvme0n1"))
     assert gone.reply.errno == 19 and gone.changes == ()  # ENODEV: the queue of a removed namespace
+
+
+def test_reactions_filter_on_the_kernels_cached_effects_not_on_what_the_device_declares(reg: host.Registry) -> None:
+    # Format NVM on the understating controller declares CSUPP alone, no NIC or NCC; the kernel's
+    # copy was patched at probe (nvme_init_known_nvm_effects()): the rescan fires on it
+    E = sys.modules["ptfuzz_nvme.opcodes"].NvmeEffect  # the installed copy's (loaded by the fixture)
+    ex = executor(reg, device="understating")
+    r = ex.apply(user("FORMAT_NVM", ns="nvme0n1", lbaf=1))
+    assert r.declared == E.CSUPP
+    assert r.kernel_effects == E.CSUPP | E.LBCC | E.NCC | E.CSE
+    assert r.reactions == ("passthru-scan",) and ex.world.shadow["ns.lbaf:1"] == 1
+    # Namespace Attachment: both say CSUPP alone, and the kernel does not react
+    r = ex.apply(user("NS_ATTACH$detach", nsid=1))
+    assert r.kernel_effects == r.declared == E.CSUPP and r.reactions == ()
+    # without the patch the kernel's copy is the device's: no rescan after Format NVM either
+    unpatched = executor(reg, device="understating", known_effects=False)
+    assert unpatched.apply(user("FORMAT_NVM", ns="nvme0n1", lbaf=1)).reactions == ()
+
+
+def test_root_is_trusted_with_the_data_not_with_the_rescan(reg: host.Registry) -> None:
+    """Issue 19: a Trust of the whole step hid a planted kernel bug behind root's Format NVM."""
+    steps = [kernel("mount", ns="nvme0n1"), user("FORMAT_NVM", ns="nvme0n1", lbaf=1)]
+    intact = executor(reg).run(steps)[-1]
+    assert [(v.signature, v.severity) for v in intact.violations] == [
+        ("kernel-owned-integrity:nvme:FORMAT_NVM:ns.data:trusted", "trusted")]
+    # the planted hole: one step, a trusted violation (the data) and holes (the stale block size)
+    holed = executor(reg, without=("passthru-scan",)).run(steps)[-1]
+    assert {(v.field, v.severity) for v in holed.violations} == {
+        ("ns.data", "trusted"), ("ns.size", "hole"), ("ns.lbaf", "hole")}
+    # the old whole-step Trust masked it: every violation trusted, a run that exits 0
+    pol = reg.policy("nvme", "linux-nvme", without=("passthru-scan",))
+    whole = attrs.evolve(pol, trusts=tuple(attrs.evolve(t, invariants=(), fields=()) for t in pol.trusts))
+    masked = reg.executor("nvme", whole, reg.device("nvme", "honest")).run(steps)[-1]
+    assert {v.severity for v in masked.violations} == {"trusted"}
 
 
 # --------------------------------------------------------------------------- the understating device
@@ -140,19 +177,18 @@ def test_understated_effects_skip_the_reaction_unless_the_kernel_knows_better(re
         "kernel-owned-integrity:nvme:NS_ATTACH$detach:ns.attached",
         "declared-effects:nvme:NS_ATTACH$detach:ns.attached"}
     # Format NVM declares no NCC either, but nvme_init_known_nvm_effects() patched its entry:
-    # the device's lie is recorded (trusted: root sent it), the kernel's view stays right
+    # the device's lie is recorded (a hole: root is trusted with the data, not the device with
+    # its log), the kernel's view stays right
     ex = executor(reg, device="understating")
-    ex.apply(kernel("rescan"))
     r = ex.apply(user("FORMAT_NVM", ns="nvme0n1", lbaf=1))
     assert {v.invariant for v in r.violations} == {"declared-effects"}
-    assert all(v.severity == "trusted" for v in r.violations)
+    assert all(v.severity == "hole" for v in r.violations)
     assert "declared CSUPP but changed" in r.violations[0].message  # the subsystem's own effect names
     # Write Zeroes declares no LBCC; the kernel adds it, so a read-only descriptor may not zero blocks
     assert not ex.apply(user("WRITE_ZEROES", USER, IO, ns="nvme0n1")).decision.allowed
     # without the patch the kernel believes the device on both counts
     trusting = executor(reg, device="understating", known_effects=False)
-    trusting.apply(kernel("rescan"))
-    assert "kernel-owned-integrity:nvme:FORMAT_NVM:ns.lbaf:trusted" in sigs(
+    assert "kernel-owned-integrity:nvme:FORMAT_NVM:ns.lbaf" in sigs(
         trusting.apply(user("FORMAT_NVM", ns="nvme0n1", lbaf=1)))
     assert "write-open:nvme:WRITE_ZEROES:ns.data" in sigs(trusting.apply(user("WRITE_ZEROES", USER, IO, ns="nvme0n1")))
 
@@ -175,14 +211,15 @@ HOLES = [
      "kernel-owned-integrity:nvme:SET_FEATURES:feature.kato", ["SET_FEATURES"]),
     ("linux-nvme", "honest", "ccc-dirty", "kernel-owned-integrity:nvme:FW_COMMIT:ctrl.identify", ["FW_COMMIT"]),
     ("linux-nvme", "honest", "admin-identify-only", "access:nvme:NS_ATTACH$detach:caps", ["NS_ATTACH$detach"]),
-    ("linux-nvme", "honest", "write-open", "write-open:nvme:WRITE:ns.data", ["rescan", "WRITE"]),
-    ("linux-nvme", "honest", "bdev-write-mounted", "kernel-owned-integrity:nvme:WRITE:ns.data",
-     ["rescan", "mount", "WRITE"]),
+    ("linux-nvme", "honest", "write-open", "write-open:nvme:WRITE:ns.data", ["WRITE"]),
+    ("linux-nvme", "honest", "bdev-write-mounted", "kernel-owned-integrity:nvme:WRITE:ns.data", ["mount", "WRITE"]),
+    # root's Format NVM is trusted with the data, not with a stale block size: found although root sent it
+    ("linux-nvme", "honest", "passthru-scan", "kernel-owned-integrity:nvme:FORMAT_NVM:ns.lbaf", ["FORMAT_NVM"]),
 ]
 
 
 @pytest.mark.parametrize(("policy", "device", "removed", "signature", "ops"), HOLES,
-                         ids=[f"{p}~{r}" for p, _, r, _, _ in HOLES])
+                         ids=[f"{p}~{r}:{s.split(':')[2]}" for p, _, r, s, _ in HOLES])
 def test_planted_hole_is_found_shrunk_and_closed(reg: host.Registry, tmp_path: Path, policy: str, device: str,
                                                   removed: str, signature: str, ops: list[str]) -> None:
     holed = reg.policy("nvme", policy, without=(removed,))

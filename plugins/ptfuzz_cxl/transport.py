@@ -169,6 +169,9 @@ def _fw_rpc(world: World, request: Request, forward: Forward, payload: Buffer) -
     op = request.command.op
     out_len = request.size("out_len")
     payload_size = int(world.device.info.get("payload_size", mb.PAYLOAD_SIZE))
+    # cxlctl_fw_rpc(): ``u16 opcode = rpc_in->opcode;`` is the dispatch, unconditional: a policy
+    # without the header check (permissive, or a kernel before it) faults here on a short request
+    payload.read(0, 4, by="cxlctl_fw_rpc(): rpc_in->opcode")
     if op == "GET_SUPPORTED_FEATURES":
         # cxlctl_get_supported_features(): reads count and start_idx, sizes its own answer
         payload.read(FWCTL_RPC_CXL_HDR, 6, by="cxlctl_get_supported_features()")

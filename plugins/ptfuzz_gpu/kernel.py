@@ -28,6 +28,12 @@ so ``amdgpu_in_reset()`` and ``adev->in_suspend`` are never true when a
 command arrives and the sysfs handlers' checks of them are not modelled;
 the re-programming after a reset or resume stands for
 ``smu_restore_dpm_user_profile()``, GART and CP re-init and the DC resume.
+The kernel holds at most ``MAX_FILES`` open files (render, primary and
+``amdgpu_regs2``), ``MAX_BOS`` GEM handles and ``MAX_FENCES`` fences, and
+refuses more as a kernel out of memory would (``-EMFILE``, ``-ENOMEM``,
+``-EBUSY``): a fuzzed sequence never comes near, and a step's work depends on
+what the model holds, so the limits keep a 20,000-step replay linear
+(``benchmarks/bench_gpu_replay.py``).
 """
 
 from __future__ import annotations
@@ -57,6 +63,10 @@ CARD_FILES = "card_files"  # ... on the primary node
 OTHERS = "other_files"
 BOS = "bos"
 REGS2 = "regs2_files"  # open amdgpu_regs2 files
+#: The model's limits (see the module docstring): far above what a finding needs.
+MAX_FILES = 64
+MAX_BOS = 256
+MAX_FENCES = 256
 #: kernel-owned global fields, re-programmed by the kernel after a reset or resume
 GLOBAL = tuple(f.name for f in FIELDS if f.kernel_owned is not None and not f.family)
 #: registers the kernel re-initialises (the rest of DEFAULTS is the SMU's)
@@ -93,6 +103,18 @@ def client_of(kernel: dict[str, Any], file: Any) -> int | None:
     return None if cid is None else int(cid)
 
 
+def _full(world: World, table: str) -> Reply | None:
+    """The refusal when the kernel's ``table`` is at the model's limit (``MAX_*``), else None."""
+    k = world.kernel
+    if table == "clients" and len(k["clients"]) + len(k["regs2"]) >= MAX_FILES:
+        return _no(errno.EMFILE, f"the model's limit of {MAX_FILES} open files")
+    if table == "bos" and len(k["bos"]) >= MAX_BOS:
+        return _no(errno.ENOMEM, f"the model's limit of {MAX_BOS} GEM handles")
+    if table == "fences" and len(k["fences"]) >= MAX_FENCES:
+        return _no(errno.EBUSY, f"the model's limit of {MAX_FENCES} fences")
+    return None
+
+
 def _open(world: World) -> tuple[str, int]:
     k = world.kernel
     cid = k["next_client"] + 1
@@ -114,6 +136,9 @@ def _gem_create(world: World, file: str, cid: int, domain: str) -> tuple[str, in
 
 
 def _submit(world: World, cid: int, bo: int, hang: bool) -> Reply:
+    full = _full(world, "fences")
+    if full is not None:
+        return full
     k = world.kernel
     seq = k["next_seq"] + 1
     k["next_seq"] = seq
@@ -131,6 +156,9 @@ def _submit(world: World, cid: int, bo: int, hang: bool) -> Reply:
 
 def open_file(world: World, args: Args, caller: Caller) -> Reply:
     """open(/dev/dri/renderD128 or card0): drm_file_alloc(), amdgpu_driver_open_kms() (its VM and context)."""
+    full = _full(world, "clients")
+    if full is not None:
+        return full
     handle, cid = _open(world)
     return Reply(handle=handle, out={"client": cid})
 
@@ -145,6 +173,9 @@ def gem_create(world: World, args: Args, caller: Caller) -> Reply:
     cid = _file(world, args)
     if isinstance(cid, Reply):
         return cid
+    full = _full(world, "bos")
+    if full is not None:
+        return full
     handle, ident = _gem_create(world, args["file"], cid, args["domain"])
     return Reply(handle=handle, out={"id": ident})
 
@@ -189,6 +220,9 @@ def gem_open(world: World, args: Args, caller: Caller) -> Reply:
     ident = world.kernel["names"].get(args["name"])
     if ident is None or f"bo:{ident}" not in world.device.state:
         return _no(errno.ENOENT, "no buffer has that name")
+    full = _full(world, "bos")
+    if full is not None:
+        return full
     handle = world.new_handle("bo")
     world.kernel["bos"] = {**world.kernel["bos"], handle: (args["file"], ident)}
     return Reply(handle=handle, out={"id": ident})
@@ -321,6 +355,9 @@ def gfxoff_count(world: World, args: Args, caller: Caller) -> Reply:
 
 def regs2_open(world: World, args: Args, caller: Caller) -> Reply:
     """open(amdgpu_regs2): amdgpu_debugfs_regs2_open() (7.3.4) kzalloc()s the file's state: no selection."""
+    full = _full(world, "clients")
+    if full is not None:
+        return full
     handle = world.new_handle("regs2")
     world.kernel["regs2"] = {**world.kernel["regs2"], handle: Regs2Id()}
     return Reply(handle=handle)
@@ -415,6 +452,9 @@ def other_client(world: World, args: Args) -> Reply:
     Only this legacy client flinks (DRM_IOCTL_GEM_FLINK is left out of the
     fuzzed commands): flink names are what a render node must not reach.
     """
+    full = _full(world, "clients") or _full(world, "bos") or _full(world, "fences")
+    if full is not None:
+        return full
     handle, cid = _open(world)
     _, ident = _gem_create(world, handle, cid, "gtt")
     _flink(world, ident)

@@ -16,7 +16,7 @@ from fuzzer import CallerSpace, Channel, Invariant, Knob, Policy, StepContext, S
 from . import kernel, opcodes
 from .commands import ADMIN, COMMANDS, IO
 from .device import DEVICES, FIELDS, FIRMWARE
-from .policies import CAP_SYS_ADMIN, OPEN_WRITE, POLICIES
+from .policies import CAP_SYS_ADMIN, OPEN_WRITE, POLICIES, kernel_effects
 
 __version__ = "0.1.0"
 
@@ -43,6 +43,7 @@ SUBSYSTEM = Subsystem(
     firmware=FIRMWARE,
     effects=opcodes.EFFECT_NAMES,
     unsupported=opcodes.SC_INVALID_OPCODE,
+    kernel_effects=kernel_effects,
     knobs=(
         Knob("write_mounted", True, cite="drivers/nvme/host/ioctl.c nvme_cmd_allowed()",
              doc="a writer may send I/O write commands to a namespace a file system has mounted"),

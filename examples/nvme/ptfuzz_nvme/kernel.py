@@ -13,6 +13,7 @@ The kernel's bookkeeping (``world.kernel``):
 * ``acs``/``iocs``: the effects log as the driver caches it (``ctrl->effects``),
   read once at the first probe and patched with the effects the kernel knows
   better than any device (unless the policy's ``known_effects`` knob is off);
+  ``policies.kernel_effects()`` hands it to the engine, whose reactions filter on it;
 * ``namespaces``: NSID -> the handle of its block device (``nvme0nN``);
 * ``mounted``: NSIDs a filesystem has mounted (it then believes their data);
 * ``dirty_capability``: ``NVME_CTRL_DIRTY_CAPABILITY`` (set by a CCC command);
@@ -148,9 +149,12 @@ def scan(world: World) -> tuple[str, ...]:
 
 
 def probe(world: World) -> None:
-    """nvme_probe() -> nvme_reset_work(): initialise the controller, then scan."""
+    """nvme_probe() -> nvme_reset_work(): initialise the controller, then scan.
+
+    The scan's block devices exist from the start: the probe publishes them.
+    """
     init_controller(world, first=True)
-    scan(world)
+    world.publish(NAMESPACES, *scan(world))
 
 
 # --------------------------------------------------------------------------- kernel actions

@@ -10,10 +10,13 @@ checks in the kernel's order, each ending in ``goto admin``, i.e.
 The admission half is the rule table; the aftermath half is the reactions:
 after a command reached the device, ``nvme_passthru_end()`` acts on the
 effects the kernel has cached for its opcode (not on what the device would
-say today): NIC or NCC rescan the namespaces, CCC marks the controller's
-cached capabilities dirty, and a successful Set Features of the Keep Alive
-Timeout updates the driver's keep-alive interval.  A device that understates
-an effect therefore skips the reaction, unless the kernel patched that entry
+say today): NIC or NCC rescan the namespaces (a new one's block device
+appears: the reaction publishes it), CCC marks the controller's cached
+capabilities dirty, and a successful Set Features of the Keep Alive Timeout
+updates the driver's keep-alive interval.  The reactions' ``effects`` filters
+test the kernel's cached entry (``Subsystem.kernel_effects``, i.e.
+``kernel_effects()`` below), so a device that understates an effect skips
+the reaction, unless the kernel patched that entry
 (``nvme_init_known_nvm_effects()``).  ``nvme_passthru_start()``'s queue
 freeze for CSE is not modelled: the model runs one command at a time.
 
@@ -30,7 +33,7 @@ from fuzzer import Allow, Deny, Policy, Promise, Reaction, Reply, Request, Rule,
 
 from . import opcodes as op
 from .commands import ADMIN, IO
-from .kernel import command_effects, nsid_of, scan
+from .kernel import NAMESPACES, command_effects, nsid_of, scan
 from .opcodes import NvmeEffect as E
 
 CAP_SYS_ADMIN = "CAP_SYS_ADMIN"
@@ -119,20 +122,27 @@ PROMISES = (
 # --------------------------------------------------------------------------- aftermath
 
 
-def _kernel_effects(world: World, request: Request) -> int:
-    return command_effects(world.kernel, request.channel == IO, request.command.opcode)
+def kernel_effects(r: Request) -> int:
+    """``Subsystem.kernel_effects``: the cached entry as the model's flags; the reactions filter on it.
+
+    nvme_passthru_start() reads ``nvme_command_effects()`` before the command
+    and nvme_passthru_end() acts on that value, so a controller that
+    understates an entry the kernel did not patch skips the reaction.
+    """
+    return op.flags(_effects(r))
+
 
 
 def _rescan(world: World, request: Request, reply: Reply) -> None:
-    if _kernel_effects(world, request) & (op.NIC | op.NCC):
-        scan(world)  # nvme_queue_scan(); flush_work(&ctrl->scan_work)
+    """nvme_queue_scan(); flush_work(&ctrl->scan_work): a namespace new to the kernel gets its block device."""
+    before = set(world.kernel["namespaces"].values())
+    world.publish(NAMESPACES, *(h for h in scan(world) if h not in before))
 
 
 def _capabilities_dirty(world: World, request: Request, reply: Reply) -> None:
     """CCC: the kernel logs "reset may be required" and stops vouching for its identify data."""
-    if _kernel_effects(world, request) & op.CCC:
-        world.kernel["dirty_capability"] = True
-        world.forget("ctrl.identify")
+    world.kernel["dirty_capability"] = True
+    world.forget("ctrl.identify")
 
 
 def _keep_alive(world: World, request: Request, reply: Reply) -> None:
@@ -146,18 +156,22 @@ def _keep_alive(world: World, request: Request, reply: Reply) -> None:
 
 _END = f"{CORE} nvme_passthru_end()"
 REACTIONS = (
-    Reaction("passthru-scan", _rescan, f"{_END}: NIC | NCC -> nvme_queue_scan(), flush_work()"),
+    Reaction("passthru-scan", _rescan, f"{_END}: NIC | NCC -> nvme_queue_scan(), flush_work()",
+             effects=int(E.NIC | E.NCC), produces=NAMESPACES),
     Reaction("ccc-dirty", _capabilities_dirty,
-             f"{_END}: CCC -> set NVME_CTRL_DIRTY_CAPABILITY, \"reset may be required\""),
+             f"{_END}: CCC -> set NVME_CTRL_DIRTY_CAPABILITY, \"reset may be required\"", effects=int(E.CCC)),
     Reaction("keep-alive-update", _keep_alive, f"{_END}: Set Features KATO -> nvme_update_keep_alive()",
              channels=(ADMIN,), ops=("SET_FEATURES",)),
 )
 
 #: Root may erase or overwrite what a mounted filesystem trusts: nvme_cmd_allowed()
-#: answers capable(CAP_SYS_ADMIN) to everything, by design.
+#: answers capable(CAP_SYS_ADMIN) to everything, by design.  Only that: the data the
+#: filesystem believes (``ns.data``).  A stale block size or a namespace list the
+#: kernel failed to rescan after root's Format NVM is still a hole.
 TRUSTS = (
     Trust(frozenset({CAP_SYS_ADMIN}), f"{_ALLOWED}: admin: return capable(CAP_SYS_ADMIN)",
           ops=("FORMAT_NVM", "SANITIZE", "WRITE", "WRITE_ZEROES"),
+          invariants=("kernel-owned-integrity",), fields=("ns.data",),
           reason="root destroying data under a mounted filesystem is its own business"),
 )
 

@@ -34,7 +34,7 @@ import signal
 import sys
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any, NoReturn, cast
 
@@ -52,7 +52,7 @@ from fuzzer.hypothesis_search import open_database
 from fuzzer.invariants import GENERIC
 from fuzzer.replay import executor_for, trace
 from fuzzer.replay import replay as do_replay
-from fuzzer.spec import Policy, Subsystem, knob_text
+from fuzzer.spec import Knobs, Policy, Subsystem, knob_text
 from fuzzer.version import __version__
 from fuzzer.workers import Pool, WorkerSpec, check_workers
 
@@ -309,7 +309,7 @@ def list_cmd(ctx: click.Context, subsystems: tuple[str, ...]) -> None:
         if subsystems:
             for _, pol in policies:
                 _policy_details(con, sub, pol)
-        elif any(p.reactions or p.trusts or p.knobs for _, p in policies):
+        elif any(p.reactions or p.trusts or _own_knobs(p) for _, p in policies):
             _say(con, f"  reactions, trusts and knobs: ptfuzz list {name}")
         con.print()
 
@@ -320,7 +320,8 @@ def _policy_details(con: Console, sub: Subsystem, pol: Policy) -> None:
     Every word comes from a plugin, so each line goes through ``_say`` (escaped, never markup).
     """
     _say(con, f"  policy {pol.name}:")
-    if not (pol.reactions or pol.trusts or pol.knobs):
+    knobs = _own_knobs(pol)
+    if not (pol.reactions or pol.trusts or knobs):
         _say(con, "    no reactions, trusts or knobs")
     for r in pol.reactions:
         on = "any effect" if r.effects is None else describe(r.effects, sub.effects)
@@ -328,8 +329,8 @@ def _policy_details(con: Console, sub: Subsystem, pol: Policy) -> None:
     for t in pol.trusts:
         caps = ",".join(sorted(t.caps)) or "any caller"
         _say(con, f"    trust {caps}{_where(t.channels, t.ops)}: {t.reason or 'no reason given'}  [{t.cite}]")
-    if pol.knobs:
-        _say(con, "    knobs: " + ", ".join(f"{k}={safetext.shown(v)}" for k, v in pol.knobs.items()))
+    if knobs:
+        _say(con, "    knobs: " + ", ".join(f"{k}={safetext.shown(v)}" for k, v in knobs.items()))
 
 
 def _where(channels: tuple[str, ...], ops: tuple[str, ...]) -> str:
@@ -341,6 +342,11 @@ def _where(channels: tuple[str, ...], ops: tuple[str, ...]) -> str:
 def _plain(text: str) -> str:
     """A plugin's text for a rich table or line: one line, control characters escaped, markup escaped."""
     return escape(safetext.line(text))
+
+
+def _own_knobs(pol: Policy) -> Mapping[str, Any]:
+    """The knobs a policy sets itself (a registered policy sees the declared defaults of the rest)."""
+    return pol.knobs.own if isinstance(pol.knobs, Knobs) else pol.knobs
 
 
 def _knob_default(value: Any) -> str:

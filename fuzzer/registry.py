@@ -103,7 +103,8 @@ class Registry:
                 if value != policy.knobs[knob_name]:
                     tuned[knob_name] = value
             if tuned:
-                policy = attrs.evolve(policy, knobs=Knobs(sub.knobs, {**policy.knobs, **tuned}, sub.name),
+                own = policy.knobs.own if isinstance(policy.knobs, Knobs) else policy.knobs
+                policy = attrs.evolve(policy, knobs=Knobs(sub.knobs, {**own, **tuned}, sub.name),
                                       tuned={**policy.tuned, **tuned})
         return policy
 

@@ -557,13 +557,19 @@ class Knobs(Mapping[str, Any]):
     hide a misspelt name, which is how a planted hole silently disappears).
     """
 
-    __slots__ = ("_declared", "_owner", "_values")
+    __slots__ = ("_declared", "_own", "_owner", "_values")
 
     def __init__(self, declared: tuple[Knob, ...], values: Mapping[str, Any], owner: str) -> None:
         self._declared = tuple(k.name for k in declared)
         self._owner = owner
+        self._own = dict(values)
         self._values: dict[str, Any] = {k.name: k.default for k in declared}
         self._values.update(values)
+
+    @property
+    def own(self) -> dict[str, Any]:
+        """The values the policy (or the run) set; the other knobs hold their declared defaults."""
+        return dict(self._own)
 
     def __getitem__(self, name: str) -> Any:
         try:

@@ -28,13 +28,14 @@ from fuzzer import files, safetext
 from fuzzer.campaign import SEARCHES
 from fuzzer.errors import PtfuzzError, UsageError
 from fuzzer.host import Registry
+from fuzzer.spec import knob_text
 
 #: Top-level keys: the campaign's own settings and the defaults of every entry.
 TOP_KEYS = ("budget", "seed", "seeds", "workers", "search", "steps", "accept_tainted", "baseline", "report",
             "corpus", "db", "line_sample", "entry")
 #: An entry's keys: the matrix, and the settings it may override.
-ENTRY_KEYS = ("subsystem", "policy", "device", "without", "seed", "seeds", "weight", "time", "workers", "search",
-              "steps", "accept_tainted")
+ENTRY_KEYS = ("subsystem", "policy", "device", "without", "knobs", "seed", "seeds", "weight", "time", "workers",
+              "search", "steps", "accept_tainted")
 #: Seconds below which a run cannot even start its search sensibly.
 MIN_RUN = 0.5
 #: Share of each run traced by coverage.py for the report's line coverage (it slows the traced part ~2.7x).
@@ -57,12 +58,15 @@ class Run:
     search: str = "native"
     steps: int | None = None
     accept_tainted: bool = False
+    #: knobs set over the policy's own (an entry's ``knobs`` table, ``ptfuzz campaign --knob``), typed
+    knobs: tuple[tuple[str, Any], ...] = ()
 
     @property
     def label(self) -> str:
         """``cxl linux-ioctl~exclusive-cmds@spec seed 1``: the run as progress and reports name it."""
         removed = "".join(f"~{r}" for r in self.without)
-        return f"{self.subsystem} {self.policy}{removed}@{self.device} seed {self.seed}"
+        tuned = "{" + ",".join(f"{k}={knob_text(v)}" for k, v in self.knobs) + "}" if self.knobs else ""
+        return f"{self.subsystem} {self.policy}{removed}{tuned}@{self.device} seed {self.seed}"
 
     @property
     def policy_label(self) -> str:
@@ -293,6 +297,16 @@ def _entry(entry: Mapping[str, Any], number: int, source: str, registry: Registr
                 registry.policy(subsystem, p, variant)
             except PtfuzzError as exc:
                 raise where.fail("without", str(exc)) from None
+    knobs = entry.get("knobs", {})
+    if not isinstance(knobs, dict):
+        raise where.fail("knobs", f"must be a table of knob values (knobs = {{ name = value }}), "
+                                  f"not {safetext.shown(knobs)}")
+    for p in policies:
+        try:
+            registry.policy(subsystem, p, (), knobs)
+        except PtfuzzError as exc:
+            raise where.fail("knobs", str(exc)) from None
+    typed = tuple(sorted((k, registry.knob(subsystem, k).coerce(v)) for k, v in knobs.items()))
     weight = float(_number(entry, "weight", where, lo=0.01)) if "weight" in entry else 1.0
     fixed = float(_number(entry, "time", where, lo=MIN_RUN)) if "time" in entry else None
     if fixed is not None and "weight" in entry:
@@ -303,6 +317,31 @@ def _entry(entry: Mapping[str, Any], number: int, source: str, registry: Registr
             workers=int(_number(entry, "workers", where, lo=1, integer=True)) if "workers" in entry else workers,
             search=_search(entry, where, search),
             steps=int(_number(entry, "steps", where, lo=1, integer=True)) if "steps" in entry else steps,
-            accept_tainted=_flag(entry, "accept_tainted", where, accept))
+            accept_tainted=_flag(entry, "accept_tainted", where, accept), knobs=typed)
         for p in policies for d in devices for variant in variants for seed in _seeds(entry, where, seeds)
     ]
+
+
+def with_knobs(plan: Plan, registry: Registry, pairs: Sequence[tuple[str, str]]) -> Plan:
+    """``ptfuzz campaign --knob NAME=VALUE``: set the knob in every run whose subsystem declares it
+    (over the file's); a knob no run's subsystem declares, or a value of the wrong type, is exit 2."""
+    runs = list(plan.runs)
+    for name, text in pairs:
+        hit = False
+        for i, run in enumerate(runs):
+            declared = {k.name: k for k in registry.subsystem(run.subsystem).knobs}
+            if name not in declared:
+                continue
+            try:
+                value = declared[name].parse(text)
+            except ValueError as exc:
+                raise UsageError(f"--knob {safetext.shown(name + '=' + text)}: knob {name!r} of "
+                                 f"{run.subsystem}: {exc}") from None
+            runs[i] = attrs.evolve(run, knobs=tuple(sorted({**dict(run.knobs), name: value}.items())))
+            hit = True
+        if not hit:
+            subs = sorted({r.subsystem for r in plan.runs})
+            declared_names = sorted({k.name for s in subs for k in registry.subsystem(s).knobs})
+            raise UsageError(f"--knob {safetext.shown(name + '=' + text)}: no run's subsystem ({', '.join(subs)}) "
+                             f"declares knob {name!r}; they declare {', '.join(declared_names) or 'none'}")
+    return attrs.evolve(plan, runs=tuple(runs))

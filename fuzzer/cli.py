@@ -34,7 +34,7 @@ import signal
 import sys
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any, NoReturn, cast
 
@@ -52,7 +52,7 @@ from fuzzer.hypothesis_search import open_database
 from fuzzer.invariants import GENERIC
 from fuzzer.replay import executor_for, trace
 from fuzzer.replay import replay as do_replay
-from fuzzer.spec import Policy, Subsystem
+from fuzzer.spec import Knobs, Policy, Subsystem, knob_text
 from fuzzer.version import __version__
 from fuzzer.workers import Pool, WorkerSpec, check_workers
 
@@ -164,6 +164,35 @@ class _FiniteSeconds(click.FloatRange):
 
 FINITE_SECONDS = _FiniteSeconds(min=0.1)
 
+KNOB_HELP = ("Set a policy knob the subsystem declares, as NAME=VALUE (repeatable; true/false, a number, "
+             "a string, or a,b for a set); see `ptfuzz list`.")
+
+
+def _knob_pairs(texts: tuple[str, ...]) -> list[tuple[str, str]]:
+    """``--knob NAME=VALUE`` options as (name, text) pairs, in order (a later one wins)."""
+    pairs = []
+    for text in texts:
+        name, eq, value = text.partition("=")
+        if not eq or not name.strip():
+            raise UsageError(f"--knob {safetext.shown(text)}: write NAME=VALUE, e.g. --knob write_mounted=false")
+        pairs.append((name.strip(), value))
+    return pairs
+
+
+def _knobs(reg: host.Registry, subsystem: str, pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    """The ``--knob`` values typed as ``subsystem`` declares them; a wrong name or value is exit 2."""
+    out: dict[str, Any] = {}
+    for name, text in pairs:
+        try:
+            knob = reg.knob(subsystem, name)
+        except UsageError as exc:
+            raise UsageError(f"--knob {safetext.shown(name + '=' + text)}: {exc}") from None
+        try:
+            out[name] = knob.parse(text)
+        except ValueError as exc:
+            raise UsageError(f"--knob {safetext.shown(name + '=' + text)}: knob {name!r} of {subsystem}: {exc}") from None
+    return out
+
 
 def _check_db(db: str | None) -> None:
     """Check ``--db`` before the campaign: an address it cannot serve is the user's configuration (exit 2)."""
@@ -272,12 +301,15 @@ def list_cmd(ctx: click.Context, subsystems: tuple[str, ...]) -> None:
         con.print(t)
         con.print("  policies read from: " + _plain(_read_from([p for _, p in policies])))
         con.print("  kernel actions: " + _plain(", ".join(a.name for a in sub.actions)))
+        if sub.knobs:  # what --knob NAME=VALUE may set
+            con.print("  knobs: " + _plain(", ".join(
+                f"{k.name}={_knob_default(k.default)} ({k.kind})" for k in sub.knobs)))
         invs = [i.name for i in reg.invariants if i.subsystem in (None, name)]
         con.print("  invariants: " + _plain(", ".join([i.name for i in GENERIC] + invs)))
         if subsystems:
             for _, pol in policies:
                 _policy_details(con, sub, pol)
-        elif any(p.reactions or p.trusts or p.knobs for _, p in policies):
+        elif any(p.reactions or p.trusts or _own_knobs(p) for _, p in policies):
             _say(con, f"  reactions, trusts and knobs: ptfuzz list {name}")
         con.print()
 
@@ -288,7 +320,8 @@ def _policy_details(con: Console, sub: Subsystem, pol: Policy) -> None:
     Every word comes from a plugin, so each line goes through ``_say`` (escaped, never markup).
     """
     _say(con, f"  policy {pol.name}:")
-    if not (pol.reactions or pol.trusts or pol.knobs):
+    knobs = _own_knobs(pol)
+    if not (pol.reactions or pol.trusts or knobs):
         _say(con, "    no reactions, trusts or knobs")
     for r in pol.reactions:
         on = "any effect" if r.effects is None else describe(r.effects, sub.effects)
@@ -296,8 +329,8 @@ def _policy_details(con: Console, sub: Subsystem, pol: Policy) -> None:
     for t in pol.trusts:
         caps = ",".join(sorted(t.caps)) or "any caller"
         _say(con, f"    trust {caps}{_where(t.channels, t.ops)}: {t.reason or 'no reason given'}  [{t.cite}]")
-    if pol.knobs:
-        _say(con, "    knobs: " + ", ".join(f"{k}={safetext.shown(v)}" for k, v in pol.knobs.items()))
+    if knobs:
+        _say(con, "    knobs: " + ", ".join(f"{k}={safetext.shown(v)}" for k, v in knobs.items()))
 
 
 def _where(channels: tuple[str, ...], ops: tuple[str, ...]) -> str:
@@ -309,6 +342,16 @@ def _where(channels: tuple[str, ...], ops: tuple[str, ...]) -> str:
 def _plain(text: str) -> str:
     """A plugin's text for a rich table or line: one line, control characters escaped, markup escaped."""
     return escape(safetext.line(text))
+
+
+def _own_knobs(pol: Policy) -> Mapping[str, Any]:
+    """The knobs a policy sets itself (a registered policy sees the declared defaults of the rest)."""
+    return pol.knobs.own if isinstance(pol.knobs, Knobs) else pol.knobs
+
+
+def _knob_default(value: Any) -> str:
+    """A default as ``list`` shows it: a set by its size (cxl's exclusive Feature UUIDs fill a screen)."""
+    return f"<{len(value)} names>" if isinstance(value, frozenset) and len(value) > 2 else knob_text(value)
 
 
 def _read_from(policies: list[Policy]) -> str:
@@ -338,6 +381,7 @@ def _progress_text(p: Progress, time_budget: float | None, max_examples: int | N
 @click.option("--device", "device_name", help="Device variant (default: the first).")
 @click.option("--without", multiple=True, metavar="RULE",
               help="Remove one rule from the policy: what if this check were missing?")
+@click.option("--knob", "knob_texts", multiple=True, metavar="NAME=VALUE", help=KNOB_HELP)
 @click.option("--seed", type=int, help="Seed; printed when chosen at random.")
 @click.option("--time", "time_budget", type=FINITE_SECONDS, help="Time budget in seconds.")
 @click.option("--max-examples", type=click.IntRange(min=1), help="Number of sequences to try.")
@@ -367,7 +411,7 @@ def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name
         without: tuple[str, ...], seed: int | None, time_budget: float | None, max_examples: int | None,
         step_count: int | None, corpus_dir: str, db: str | None, workers: int, search: str, accept_tainted: bool,
         json_out: str | None, junit_out: str | None, baselines: tuple[str, ...] = (),
-        ignored: tuple[str, ...] = ()) -> None:
+        ignored: tuple[str, ...] = (), knob_texts: tuple[str, ...] = ()) -> None:
     """Run a fuzz campaign on SUBSYSTEM and save minimized findings."""
     reg = _registry(ctx)
     known = _load_baseline(baselines)
@@ -381,7 +425,7 @@ def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name
         raise UsageError("--corpus '': an empty path names no directory")
     check_workers(workers)
     _check_db(db)
-    policy = reg.policy(subsystem, policy_name, without)
+    policy = reg.policy(subsystem, policy_name, without, _knobs(reg, subsystem, _knob_pairs(knob_texts)))
     device = reg.device(subsystem, device_name)
     try:  # fail now, not when the first finding is saved
         Path(corpus_dir, subsystem).mkdir(parents=True, exist_ok=True)
@@ -414,9 +458,9 @@ def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name
         share = None if max_examples is None else -(-max_examples // workers)
         deadline = time.monotonic() + time_budget if time_budget is not None else None
         specs = [
-            WorkerSpec(tuple(ctx.find_root().obj.get("plugins", ())), subsystem, policy.name, policy.removed,
-                       device.name, seed, i, share, time_budget, step_count, corpus_dir, accept_tainted, db,
-                       search, deadline, ignore)
+            WorkerSpec(tuple(ctx.find_root().obj.get("plugins", ())), subsystem, policy.name,
+                       reg.without_of(policy), device.name, seed, i, share, time_budget, step_count, corpus_dir,
+                       accept_tainted, db, search, deadline, ignore, tuple(policy.tuned.items()))
             for i in range(workers)
         ]
         pool = Pool(specs, on_found=lambda line: _fit(con, *line), on_progress=progress)
@@ -493,7 +537,8 @@ def _judge_run(con: Console, reg: host.Registry, known: Any, result: Result, sub
     """``run --baseline``: after the campaign, each finding new or known, each baseline entry fixed or not."""
     from fuzzer import baseline
 
-    judged = baseline.judge(reg, known, [(baseline.Scope(subsystem, policy.name, policy.removed, device), result)])
+    judged = baseline.judge(reg, known, [(baseline.Scope(subsystem, policy.name, reg.without_of(policy), device),
+                                          result)])
     new = [s for s in result.findings if judged.of(0, s) == "new"]
     con.print(f"baseline: {len(new)} new, {len(result.findings) - len(new)} known, "
               f"{judged.count(baseline.FIXED)} fixed")
@@ -640,10 +685,12 @@ def junit_xml(r: Result, subsystem: str, policy: str, device: str, known: frozen
               help="Write JUnit XML: new findings fail, known ones are skipped, fixed ones pass.")
 @click.option("--ignore", "ignored", multiple=True, metavar="INVARIANT",
               help="Do not check this invariant (repeatable): its follow-on findings show again.")
+@click.option("--knob", "knob_texts", multiple=True, metavar="NAME=VALUE",
+              help="Set a policy knob in every run whose subsystem declares it (over the file's; repeatable).")
 @click.pass_context
 def campaign_cmd(ctx: click.Context, file: str, baselines: tuple[str, ...], report_dir: str | None,
                  corpus_dir: str | None, time_budget: float | None, json_out: str | None,
-                 junit_out: str | None, ignored: tuple[str, ...] = ()) -> None:
+                 junit_out: str | None, ignored: tuple[str, ...] = (), knob_texts: tuple[str, ...] = ()) -> None:
     """Run the campaign FILE (TOML, or [tool.ptfuzz] in pyproject.toml) within its one budget.
 
     Exit 0 when nothing new was found, 1 for new findings, 2 for bad input, 130 when interrupted."""
@@ -654,6 +701,8 @@ def campaign_cmd(ctx: click.Context, file: str, baselines: tuple[str, ...], repo
     plan = campaignfile.load(file, reg)
     plan = attrs.evolve(plan, budget=time_budget or plan.budget, corpus=corpus_dir or plan.corpus,
                         report=report_dir or plan.report)
+    if knob_texts:
+        plan = campaignfile.with_knobs(plan, reg, _knob_pairs(knob_texts))
     ignore = _ignored(reg, tuple(sorted({r.subsystem for r in plan.runs})), ignored)
     for option, target in (("--json", json_out), ("--junit", junit_out)):
         if target:
@@ -708,17 +757,21 @@ def campaign_cmd(ctx: click.Context, file: str, baselines: tuple[str, ...], repo
 @click.argument("paths", metavar="FILES", nargs=-1, required=True, type=click.Path())
 @click.option("--policy", "policy_name", help="Replay under another policy of the same subsystem.")
 @click.option("--without", multiple=True, metavar="RULE", help="Remove a rule from the replay policy.")
+@click.option("--knob", "knob_texts", multiple=True, metavar="NAME=VALUE",
+              help="Set a policy knob over the file's and the policy's (repeatable; see `ptfuzz list`).")
 @click.option("-q", "--quiet", is_flag=True, help="One line per file.")
 @click.pass_context
 def replay(ctx: click.Context, paths: tuple[str, ...], policy_name: str | None,
-           without: tuple[str, ...], quiet: bool) -> None:
-    """Replay corpus FILES deterministically; exit 1 if any still fails."""
+           without: tuple[str, ...], quiet: bool, knob_texts: tuple[str, ...] = ()) -> None:
+    """Replay corpus FILES deterministically, with the knobs each was found with; exit 1 if any still fails."""
     reg = _registry(ctx)
     con = _console()
     failing = 0
+    pairs = _knob_pairs(knob_texts)
     for path in corpus.expand(paths):
         entry = corpus.load(path)
-        rep = do_replay(reg, entry, policy_name, without or None)
+        rep = do_replay(reg, entry, policy_name, without or None,
+                        _knobs(reg, entry.subsystem, pairs) if pairs else None)
         failing += rep.still_fails
         if quiet:
             state = "FAILS " if rep.still_fails else "passes"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ import attrs
 
 from fuzzer import files, safetext
 from fuzzer.errors import CorpusError, PtfuzzError
-from fuzzer.spec import Caller, Violation
+from fuzzer.spec import Caller, Violation, knob_text
 from fuzzer.world import Step
 
 FORMAT = "ptfuzz.sequence/2"
@@ -46,6 +47,9 @@ class Entry:
     seed: int | None = None
     path: str = ""
     format: str = FORMAT
+    #: knobs the run set over the policy's own (``Policy.tuned``), as JSON values (a set is a sorted
+    #: list); written only when there are some, so a file without them replays under the policy's values
+    knobs: Mapping[str, Any] = attrs.field(factory=dict)
     #: False for a finding saved as found because the time budget (or Ctrl-C) ended the
     #: campaign before it was minimized; written only then, so minimized files do not change
     minimized: bool = True
@@ -96,6 +100,9 @@ def to_json(entry: Entry, payload_of: Callable[[Step], bytes | None] | None = No
     }
     if entry.without:
         doc["without"] = list(entry.without)
+    if entry.knobs:
+        doc["knobs"] = {k: sorted(v) if isinstance(v, (frozenset, set, list, tuple)) else v
+                        for k, v in sorted(entry.knobs.items())}
     doc.update({
         "plugins": dict(entry.plugins),
         "ptfuzz": entry.ptfuzz,
@@ -112,6 +119,11 @@ def to_json(entry: Entry, payload_of: Callable[[Step], bytes | None] | None = No
 
 def file_name(entry: Entry) -> str:
     label = entry.policy + "".join(f"~{w}" for w in entry.without)
+    if entry.knobs:  # a finding under other knob values is another file
+        tuned = ",".join(f"{k}={knob_text(v)}" for k, v in sorted(entry.knobs.items()))
+        if len(tuned) > 60:  # a set of UUIDs would pass the file system's 255 bytes: its checksum instead
+            tuned = f"knobs-{zlib.crc32(tuned.encode()):08x}"
+        label += "{" + tuned + "}"
     parts = [label, entry.device, *entry.signature.split(":")[0:1], *entry.signature.split(":")[2:]]
     return re.sub(r"[^A-Za-z0-9._~+-]", "_", "--".join(parts)) + ".json"
 
@@ -195,7 +207,7 @@ def expand(paths: Iterable[str]) -> list[str]:
 # ----------------------------------------------------------------------------- loading
 
 
-TOP_KEYS = ("format", "subsystem", "device", "policy", "without", "plugins", "ptfuzz", "seed", "violation",
+TOP_KEYS = ("format", "subsystem", "device", "policy", "without", "knobs", "plugins", "ptfuzz", "seed", "violation",
             "minimized", "steps")
 VIOLATION_KEYS = {"invariant": str, "step": int, "field": str, "severity": str, "message": str, "signature": str}
 STEP_KEYS = {"kernel": ("actor", "action", "args"), "user": ("actor", "channel", "op", "caller", "args", "bytes")}
@@ -351,6 +363,12 @@ def load(path: str | os.PathLike[str]) -> Entry:
         if key in violation:
             _need(violation, key, kind, f"{where}: violation")
     without = _strings(doc.get("without", []), "'without'", where)
+    knobs = doc.get("knobs", {})
+    if not isinstance(knobs, dict) or not all(
+            isinstance(v, (bool, int, str)) or (isinstance(v, list) and all(isinstance(x, str) for x in v))
+            for v in knobs.values()):
+        raise CorpusError(f"{where}: 'knobs' must be an object of knob values (true/false, numbers, strings, "
+                          f"lists of strings)")
     plugins = doc.get("plugins", {})
     if not isinstance(plugins, dict) or not all(isinstance(v, str) for v in plugins.values()):
         raise CorpusError(f"{where}: 'plugins' must be an object of version strings")
@@ -370,6 +388,7 @@ def load(path: str | os.PathLike[str]) -> Entry:
         steps=steps,
         violation=dict(violation),
         without=tuple(without),
+        knobs=dict(knobs),
         plugins=dict(plugins),
         ptfuzz=ptfuzz,
         seed=seed,

@@ -246,7 +246,7 @@ class Executor:
         #: record per step which changed keys were kernel-owned (replay's traces need it; searches do not)
         self.trace = trace
         self.commands = variant_commands(subsystem, device, extra_commands)
-        self.firmware = firmware_table(subsystem, self.commands)
+        self.firmware = firmware_table(subsystem, self.commands, device)
         self.user_index: dict[tuple[str, str], Command] = {
             (ch, c.op): c for c in self.commands.values() for ch in c.channels
         }

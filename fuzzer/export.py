@@ -53,6 +53,9 @@ def render_pytest(rep: Replay) -> str:
     name = re.sub(r"[^a-z0-9_]+", "_", e.signature.lower()).strip("_")[:60] or "finding"
     steps = "\n".join(f"{bytes_note(s)}    {_step_code(s)}," for s in e.steps)
     plugins = sorted(p for p in e.plugins if p != "builtin")
+    # knobs the finding's run set (a file without them: the policy's own values, and no line for them)
+    knobs_line = f"KNOBS = {dict(sorted(e.knobs.items()))!a}\n" if e.knobs else ""
+    knobs_arg = ", KNOBS" if e.knobs else ""
     notes = "\n".join([
         safetext.py_comment("signature", e.signature),
         safetext.py_comment("message", str(e.violation.get("message", ""))),
@@ -74,7 +77,7 @@ SIGNATURE = {e.signature!a}
 SUBSYSTEM = {e.subsystem!a}
 POLICY = {e.policy!a}
 WITHOUT = {tuple(e.without)!a}
-DEVICE = {e.device!a}
+{knobs_line}DEVICE = {e.device!a}
 #: plugin files the exporting session loaded with --plugin (installed plugins load by entry point)
 PLUGIN_FILES = {tuple(rep.plugin_files)!a}
 STEPS = [
@@ -84,7 +87,7 @@ STEPS = [
 
 def test_{name}() -> None:
     registry = host.load(PLUGIN_FILES)
-    policy = registry.policy(SUBSYSTEM, POLICY, WITHOUT)
+    policy = registry.policy(SUBSYSTEM, POLICY, WITHOUT{knobs_arg})
     executor = registry.executor(SUBSYSTEM, policy, registry.device(SUBSYSTEM, DEVICE))
     found = [v for result in executor.run(STEPS) for v in result.violations]
     assert SIGNATURE not in [v.signature for v in found], next(

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import inspect
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -24,12 +25,26 @@ from fuzzer.errors import PluginError
 from fuzzer.registry import Registry
 from fuzzer.safetext import shown
 from fuzzer.spec import (
+    Channel,
+    Command,
     CommandSet,
     DeviceSet,
+    DeviceVariant,
     Exporter,
+    Field,
+    Firmware,
     Invariant,
+    KernelAction,
+    Knob,
+    Knobs,
+    Param,
     Policy,
+    Promise,
+    Reaction,
+    Rule,
     Subsystem,
+    Trust,
+    undeclared,
 )
 from fuzzer.version import __version__
 
@@ -208,22 +223,28 @@ def _collect(pm: pluggy.PluginManager, reg: Registry) -> None:
                 f"plugin {plugin!r} registers subsystem {sub.name!r}, already registered by "
                 f"{reg.provider[('subsystem', sub.name)]!r}"
             )
+        _check_subsystem_records(plugin, sub)
         reg.subsystems[sub.name] = sub
         reg.provider[("subsystem", sub.name)] = plugin
         for d in sub.devices:
             reg.provider[("device", sub.name, d.name)] = plugin
     for plugin, dset in _call(pm, "ptfuzz_devices", DeviceSet):
         sub = _existing(reg, plugin, dset.subsystem, "devices")
+        for d in _records(plugin, f"DeviceSet for {sub.name}", "devices", dset.devices, DeviceVariant):
+            _check_device(plugin, d)
         reg.subsystems[sub.name] = attrs.evolve(sub, devices=sub.devices + dset.devices)
         for d in dset.devices:
             reg.provider[("device", sub.name, d.name)] = plugin
     for plugin, cset in _call(pm, "ptfuzz_commands", CommandSet):
         sub = _existing(reg, plugin, cset.subsystem, "commands")
+        for c in _records(plugin, f"CommandSet for {sub.name}", "commands", cset.commands, Command):
+            _check_command(plugin, f"command {c.op}", c)
         reg.commands.setdefault(sub.name, []).extend((cset.device, c) for c in cset.commands)
         for c in cset.commands:
             reg.provider[("command", sub.name, c.op)] = plugin
     for plugin, pol in _call(pm, "ptfuzz_policies", Policy):
         sub = _existing(reg, plugin, pol.subsystem, f"policy {pol.name!r}")
+        _check_policy(plugin, pol)
         table = reg.policies.setdefault(sub.name, {})
         if pol.name in table:
             raise PluginError(f"plugin {plugin!r} registers policy {pol.name!r} for {sub.name} twice")
@@ -243,12 +264,14 @@ def _collect(pm: pluggy.PluginManager, reg: Registry) -> None:
                     label = getattr(rec, "name", rec.cite)
                     raise PluginError(f"plugin {plugin!r}: policy {pol.name!r} {what} {label!r} names unknown "
                                       f"channel(s) {unknown}")
-        table[pol.name] = pol
+        table[pol.name] = attrs.evolve(pol, knobs=_policy_knobs(plugin, pol, sub))
         reg.provider[("policy", sub.name, pol.name)] = plugin
     for plugin, inv in _call(pm, "ptfuzz_invariants", Invariant):
+        _check_call(plugin, f"invariant {inv.name!r}", "check", inv.check, 1, "the StepContext")
         reg.invariants.append(inv)
         reg.provider[("invariant", inv.subsystem or "*", inv.name)] = plugin
     for plugin, exp in _call(pm, "ptfuzz_exporters", Exporter):
+        _check_call(plugin, f"exporter {exp.name!r}", "render", exp.render, 1, "the finding")
         reg.exporters.setdefault(exp.name, {})[exp.subsystem] = exp
         reg.provider[("exporter", exp.name, exp.subsystem)] = plugin
     for name, sub in reg.subsystems.items():
@@ -290,6 +313,13 @@ def _check_subsystem(reg: Registry, name: str, sub: Subsystem) -> None:
     if clash:
         raise PluginError(f"plugin {plugin!r}: {clash} declared both as Firmware and as a forwarded Command "
                           f"of {name}; a forwarded Command already is the firmware op")
+    for dev in sub.devices:
+        forwarded = {c.op for c in (*sub.commands, *extra, *dev.commands) if c.handler is not None}
+        clash = sorted(forwarded & {f.op for f in dev.firmware})
+        if clash:
+            who = reg.provider.get(("device", name, dev.name), plugin)
+            raise PluginError(f"plugin {who!r}: device {dev.name!r} declares {clash} both as Firmware and as a "
+                              f"forwarded Command; a forwarded Command already is the firmware op")
     for cmd in (*sub.commands, *extra, *(c for d in sub.devices for c in d.commands)):
         bad = [c for c in cmd.channels if c not in channels]
         if bad:
@@ -301,3 +331,176 @@ def _check_subsystem(reg: Registry, name: str, sub: Subsystem) -> None:
                 f"plugin {who!r}: command {cmd.op} needs exactly one of handler= (the firmware "
                 f"runs it as sent) or driver= (kernel code runs it)"
             )
+
+
+# ----------------------------------------------------------------------------- record checks
+#
+# A record is checked when its plugin loads: a wrong type or a function of the wrong arity would
+# otherwise fail mid-run (minutes into a campaign), blamed on whatever step happened to call it.
+
+
+def _records(plugin: str, owner: str, field: str, value: Any, kind: type | tuple[type, ...]) -> tuple[Any, ...]:
+    """``value`` as a tuple of ``kind`` records, else a PluginError naming the plugin, owner and field."""
+    names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+    if not isinstance(value, (tuple, list)):
+        raise PluginError(f"plugin {plugin!r}: {owner}: {field} must be a tuple of {names}, "
+                          f"got {type(value).__name__} {shown(value)}")
+    for rec in value:
+        if not isinstance(rec, kind):
+            hint = ""
+            if isinstance(rec, Firmware) and kind is Command:
+                hint = ("; a firmware op kernel code reaches goes in DeviceVariant(firmware=...) "
+                        "(or Subsystem(firmware=...)), a Command is what userspace sends")
+            raise PluginError(f"plugin {plugin!r}: {owner}: {field} holds a {type(rec).__name__} "
+                              f"{shown(getattr(rec, 'op', getattr(rec, 'name', rec)))}, expected {names}{hint}")
+    return tuple(value)
+
+
+def _check_call(plugin: str, owner: str, field: str, fn: Any, arity: int, args: str) -> None:
+    """``fn`` must be callable with ``arity`` positional arguments, as the engine calls it."""
+    if not callable(fn):
+        raise PluginError(f"plugin {plugin!r}: {owner}: {field} must be a function taking {args}, "
+                          f"got {type(fn).__name__} {shown(fn)}")
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):  # a builtin without a signature: nothing to check
+        return
+    try:
+        sig.bind(*range(arity))
+    except TypeError:
+        name = getattr(fn, "__name__", type(fn).__name__)
+        raise PluginError(f"plugin {plugin!r}: {owner}: {field} {name}{sig} cannot be called as ptfuzz "
+                          f"calls it, with {arity} argument{'s' if arity != 1 else ''} ({args})") from None
+
+
+def _check_names(plugin: str, owner: str, field: str, value: Any) -> None:
+    """A tuple of strings: a bare string ("cxl.raw" for ("cxl.raw",)) is the usual mistake."""
+    if isinstance(value, str):
+        raise PluginError(f"plugin {plugin!r}: {owner}: {field} must be a tuple of names, got the string "
+                          f"{shown(value)}; write ({value!r},)")
+    if not isinstance(value, (tuple, list)) or not all(isinstance(v, str) for v in value):
+        raise PluginError(f"plugin {plugin!r}: {owner}: {field} must be a tuple of names, got {shown(value)}")
+
+
+def _check_set(plugin: str, owner: str, field: str, value: Any) -> None:
+    """A frozenset of strings (capabilities, taint flags): a bare string would be a set of letters."""
+    if isinstance(value, str):
+        raise PluginError(f"plugin {plugin!r}: {owner}: {field} must be a frozenset of names, got the string "
+                          f"{shown(value)}; write frozenset({{{value!r}}})")
+    if not isinstance(value, frozenset) or not all(isinstance(v, str) for v in value):
+        raise PluginError(f"plugin {plugin!r}: {owner}: {field} must be a frozenset of names, got "
+                          f"{type(value).__name__} {shown(value)}")
+
+
+def _check_effects(plugin: str, owner: str, value: Any, optional: bool = False) -> None:
+    if optional and value is None:
+        return
+    if isinstance(value, int) and not isinstance(value, bool):
+        return
+    if callable(value) and not optional:
+        _check_call(plugin, owner, "effects", value, 2, "the arguments and the Device")
+        return
+    raise PluginError(f"plugin {plugin!r}: {owner}: effects must be an Effect mask (an int)"
+                      f"{' or None' if optional else ' or a function (args, device)'}, got {shown(value)}")
+
+
+def _check_command(plugin: str, owner: str, cmd: Command) -> None:
+    _check_names(plugin, owner, "channels", cmd.channels)
+    _records(plugin, owner, "params", cmd.params, Param)
+    if cmd.handler is not None:
+        _check_call(plugin, owner, "handler", cmd.handler, 2, "the Device and the arguments")
+    if cmd.driver is not None:
+        _check_call(plugin, owner, "driver", cmd.driver, 3, "the World, the arguments and the Caller")
+    _check_effects(plugin, owner, cmd.effects)
+
+
+def _check_firmware(plugin: str, owner: str, fw: Firmware) -> None:
+    _records(plugin, owner, "params", fw.params, Param)
+    _check_call(plugin, owner, "handler", fw.handler, 2, "the Device and the arguments")
+    _check_effects(plugin, owner, fw.effects)
+
+
+def _check_device(plugin: str, dev: DeviceVariant) -> None:
+    owner = f"device {dev.name!r}"
+    _check_call(plugin, owner, "state", dev.state, 0, "no arguments")
+    for c in _records(plugin, owner, "commands", dev.commands, Command):
+        _check_command(plugin, f"{owner} command {c.op}", c)
+    for f in _records(plugin, owner, "firmware", dev.firmware, Firmware):
+        _check_firmware(plugin, f"{owner} firmware {f.op}", f)
+
+
+def _check_subsystem_records(plugin: str, sub: Subsystem) -> None:
+    owner = f"subsystem {sub.name!r}"
+    _check_call(plugin, owner, "kernel", sub.kernel, 0, "no arguments")
+    _check_call(plugin, owner, "probe", sub.probe, 1, "the World")
+    if sub.kernel_effects is not None:
+        _check_call(plugin, owner, "kernel_effects", sub.kernel_effects, 1, "the Request")
+    for f in _records(plugin, owner, "fields", sub.fields, Field):
+        if f.kernel_owned is not None:
+            _check_call(plugin, f"{owner} field {f.name!r}", "kernel_owned", f.kernel_owned, 1, "the kernel model")
+        if not isinstance(f.effect, int) or isinstance(f.effect, bool):
+            raise PluginError(f"plugin {plugin!r}: {owner} field {f.name!r}: effect must be an Effect mask "
+                              f"(an int), got {shown(f.effect)}")
+    for ch in _records(plugin, owner, "channels", sub.channels, Channel):
+        if ch.transport is not None:
+            _check_call(plugin, f"{owner} channel {ch.name!r}", "transport", ch.transport, 3,
+                        "the World, the Request and forward")
+    for c in _records(plugin, owner, "commands", sub.commands, Command):
+        _check_command(plugin, f"{owner} command {c.op}", c)
+    for f in _records(plugin, owner, "firmware", sub.firmware, Firmware):
+        _check_firmware(plugin, f"{owner} firmware {f.op}", f)
+    for a in _records(plugin, owner, "actions", sub.actions, KernelAction):
+        _records(plugin, f"{owner} action {a.name!r}", "params", a.params, Param)
+        _check_call(plugin, f"{owner} action {a.name!r}", "run", a.run, 2, "the World and the arguments")
+    for d in _records(plugin, owner, "devices", sub.devices, DeviceVariant):
+        _check_device(plugin, d)
+    knobs = [k.name for k in _records(plugin, owner, "knobs", sub.knobs, Knob)]
+    dup = sorted({k for k in knobs if knobs.count(k) > 1})
+    if dup:
+        raise PluginError(f"plugin {plugin!r}: {owner} declares knob(s) {dup} twice")
+
+
+def _check_policy(plugin: str, pol: Policy) -> None:
+    owner = f"policy {pol.name!r}"
+    _check_names(plugin, owner, "channels", pol.channels)
+    for r in _records(plugin, owner, "rules", pol.rules, Rule):
+        _check_call(plugin, f"{owner} rule {r.name!r}", "check", r.check, 1, "the Request")
+        _check_names(plugin, f"{owner} rule {r.name!r}", "channels", r.channels)
+        _check_names(plugin, f"{owner} rule {r.name!r}", "ops", r.ops)
+    for x in _records(plugin, owner, "reactions", pol.reactions, Reaction):
+        where = f"{owner} reaction {x.name!r}"
+        _check_call(plugin, where, "run", x.run, 3, "the World, the Request and the Reply")
+        _check_names(plugin, where, "channels", x.channels)
+        _check_names(plugin, where, "ops", x.ops)
+        _check_effects(plugin, where, x.effects, optional=True)
+    for i, t in enumerate(_records(plugin, owner, "trusts", pol.trusts, Trust), 1):
+        where = f"{owner} trust {i} ({t.cite!r})" if isinstance(t.cite, str) else f"{owner} trust {i}"
+        _check_set(plugin, where, "caps", t.caps)
+        _check_names(plugin, where, "channels", t.channels)
+        _check_names(plugin, where, "ops", t.ops)
+        _check_names(plugin, where, "invariants", t.invariants)
+        _check_names(plugin, where, "fields", t.fields)
+    for i, pr in enumerate(_records(plugin, owner, "promises", pol.promises, Promise), 1):
+        where = f"{owner} promise {i} ({pr.channel!r})"
+        _check_set(plugin, where, "caps", pr.caps)
+        _check_set(plugin, where, "taint", pr.taint)
+        _check_effects(plugin, where, pr.effects, optional=True)
+    if not isinstance(pol.knobs, Mapping):
+        raise PluginError(f"plugin {plugin!r}: {owner}: knobs must be a dict of knob values, got {shown(pol.knobs)}")
+
+
+def _policy_knobs(plugin: str, pol: Policy, sub: Subsystem) -> Knobs:
+    """The policy's knob values over the subsystem's declared defaults; a name not declared, or a
+    value of the wrong type, is the policy's mistake (a misspelt knob would silently close a hole)."""
+    declared = {k.name: k for k in sub.knobs}
+    values: dict[str, Any] = {}
+    for name, value in pol.knobs.items():
+        knob = declared.get(name)
+        if knob is None:
+            raise PluginError(f"plugin {plugin!r}: policy {pol.name!r}: "
+                              f"{undeclared(name, declared, sub.name)}")
+        try:
+            values[name] = knob.coerce(value)
+        except ValueError as exc:
+            raise PluginError(f"plugin {plugin!r}: policy {pol.name!r}: knob {name!r}: {exc}") from None
+    return Knobs(sub.knobs, values, sub.name)

@@ -9,14 +9,25 @@ is the same class.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import attrs
 
 from fuzzer.errors import UsageError
 from fuzzer.executor import Executor
 from fuzzer.safetext import shown
-from fuzzer.spec import Command, DeviceVariant, Exporter, Invariant, Policy, Subsystem
+from fuzzer.spec import (
+    Command,
+    DeviceVariant,
+    Exporter,
+    Invariant,
+    Knob,
+    Knobs,
+    Policy,
+    Subsystem,
+    undeclared,
+)
 
 
 @attrs.define
@@ -57,8 +68,16 @@ class Registry:
             f"unknown device {shown(name)} for {subsystem}; it has {', '.join(d.name for d in sub.devices)}"
         )
 
-    def policy(self, subsystem: str, name: str | None, without: Sequence[str] = ()) -> Policy:
-        self.subsystem(subsystem)
+    def policy(self, subsystem: str, name: str | None, without: Sequence[str] = (),
+               knobs: Mapping[str, Any] | None = None) -> Policy:
+        """The registered policy ``name``, less the rules ``without``, with ``knobs`` set over its own.
+
+        A name the registered policy already lacks (it was registered as
+        ``other.without(name)``) is skipped: corpus files written before
+        ``without_of`` existed name such rules too.  ``knobs`` values are
+        typed (JSON, TOML, or ``Knob.parse`` of a command-line string).
+        """
+        sub = self.subsystem(subsystem)
         table = self.policies.get(subsystem, {})
         if name is None:
             raise UsageError(f"choose a policy with --policy: {', '.join(sorted(table))}")
@@ -67,12 +86,44 @@ class Registry:
                 f"unknown policy {shown(name)} for {subsystem}; it has {', '.join(sorted(table)) or 'none'}"
             )
         policy = table[name]
+        without = [w for w in without if w not in policy.removed]
         if without:
             try:
                 policy = policy.without(*without)
             except KeyError as exc:
                 raise UsageError(str(exc.args[0])) from None
+        if knobs:
+            tuned: dict[str, Any] = {}
+            for knob_name, value in knobs.items():
+                knob = self.knob(subsystem, knob_name)
+                try:
+                    value = knob.coerce(value)
+                except ValueError as exc:
+                    raise UsageError(f"knob {knob_name!r} of {subsystem}: {exc}") from None
+                if value != policy.knobs[knob_name]:
+                    tuned[knob_name] = value
+            if tuned:
+                own = policy.knobs.own if isinstance(policy.knobs, Knobs) else policy.knobs
+                policy = attrs.evolve(policy, knobs=Knobs(sub.knobs, {**own, **tuned}, sub.name),
+                                      tuned={**policy.tuned, **tuned})
         return policy
+
+    def knob(self, subsystem: str, name: str) -> Knob:
+        """The knob ``name`` that ``subsystem`` declares (UsageError naming the declared ones if none)."""
+        sub = self.subsystem(subsystem)
+        for k in sub.knobs:
+            if k.name == name:
+                return k
+        raise UsageError(undeclared(name, (k.name for k in sub.knobs), subsystem))
+
+    def without_of(self, policy: Policy) -> tuple[str, ...]:
+        """What a corpus file names as removed from ``policy``: what the run removed, not what the
+        registered policy of that name already lacked (``Policy.without`` under a new name)."""
+        registered = self.policies.get(policy.subsystem, {}).get(policy.name)
+        own = registered.removed if registered is not None else ()
+        if policy.removed[:len(own)] == own:
+            return policy.removed[len(own):]
+        return policy.removed
 
     def exporter(self, name: str, subsystem: str) -> Exporter:
         """The exporter called ``name`` for ``subsystem``'s findings (its own, else a generic one)."""

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import errno
 import zlib
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -67,8 +67,13 @@ def require_plugins(registry: Registry, entry: Entry, option: str = "ptfuzz --pl
 
 
 def executor_for(registry: Registry, entry: Entry, policy: str | None = None,
-                 without: Sequence[str] | None = None) -> tuple[Executor, Policy]:
-    """Resolve the entry's subsystem, device and policy, naming the file on failure."""
+                 without: Sequence[str] | None = None,
+                 knobs: Mapping[str, Any] | None = None) -> tuple[Executor, Policy]:
+    """Resolve the entry's subsystem, device and policy, naming the file on failure.
+
+    The file's knobs are set again (the run that found it had them), then ``knobs`` over them
+    (``replay --knob``), whichever policy replays it.
+    """
     require_plugins(registry, entry)
     try:
         registry.subsystem(entry.subsystem)
@@ -77,6 +82,7 @@ def executor_for(registry: Registry, entry: Entry, policy: str | None = None,
             entry.subsystem,
             policy or entry.policy,
             entry.without if policy is None and without is None else (without or ()),
+            {**entry.knobs, **(knobs or {})},
         )
     except PtfuzzError as exc:
         raise CorpusError(f"{entry.path}: {exc}") from None
@@ -84,8 +90,8 @@ def executor_for(registry: Registry, entry: Entry, policy: str | None = None,
 
 
 def replay(registry: Registry, entry: Entry, policy: str | None = None,
-           without: Sequence[str] | None = None) -> Replay:
-    executor, pol = executor_for(registry, entry, policy, without)
+           without: Sequence[str] | None = None, knobs: Mapping[str, Any] | None = None) -> Replay:
+    executor, pol = executor_for(registry, entry, policy, without, knobs)
     current = entry.format == FORMAT  # /1 predates sizes: its bytes, if any, encoded other arguments
     entry = migrate(entry, executor.complete)
     for i, step in enumerate(entry.steps, 1):

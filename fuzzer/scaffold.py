@@ -45,6 +45,7 @@ from fuzzer import (
     Field,
     Invariant,
     KernelAction,
+    Knob,
     Param,
     Policy,
     Promise,
@@ -134,13 +135,16 @@ SUBSYSTEM = Subsystem(
     kernel=boot,
     probe=probe,
     callers=CallerSpace(caps=(frozenset(), frozenset({{"CAP_NET_ADMIN"}}), frozenset({{"CAP_SYS_ADMIN"}}))),
+    # the settings its policies choose (replace): a Kconfig option, a module parameter
+    knobs=(Knob("log_writes", False, cite="replace: the Kconfig switch", doc="the driver lets log levels be set"),),
     doc="WIDGET: a template subsystem (replace)",
 )
 
 
 # 4. Policies (replace): ordered rules, each citing the kernel code it encodes; promises about
 #    effects; reactions (what the driver does after a command went through); trusted callers;
-#    knobs (the policy's settings, read by rules as request.knobs).
+#    knobs (the policy's values of the subsystem's declared Knobs, read by rules as request.knobs;
+#    ptfuzz run --knob NAME=VALUE changes one for a run).
 def admin_only(r: Request) -> Deny | None:
     return None if r.caller.caps & {{"CAP_NET_ADMIN", "CAP_SYS_ADMIN"}} else Deny(errno.EPERM, "needs CAP_NET_ADMIN")
 
@@ -175,7 +179,6 @@ GUARDED = Policy(
                         effects=int(Effect.LOG_IMMEDIATE)),),
     trusts=(Trust(frozenset({{"CAP_SYS_ADMIN"}}), cite="replace: where the driver says root may",
                   ops=("SET_LOG_LEVEL",), reason="root may change the log verbosity (replace)"),),
-    # TODO(ptfuzz): declared knobs (a Knob record) will replace this plain mapping
     knobs={{"log_writes": True}},
     doc="what the driver should do",
 )

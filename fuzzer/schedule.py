@@ -174,7 +174,7 @@ def _single(registry: Registry, plan: Plan, baseline: Baseline, outcome: Outcome
             clock: Callable[[], float], ignore: frozenset[str] = frozenset()) -> None:
     """One run in this process, with counters, a timeline and a traced first part."""
     run = outcome.run
-    policy = registry.policy(run.subsystem, run.policy, run.without)
+    policy = registry.policy(run.subsystem, run.policy, run.without, dict(run.knobs))
     device = registry.device(run.subsystem, run.device)
     seen: set[str] = set()
 
@@ -246,6 +246,7 @@ def _parallel(registry: Registry, run: Run, plan: Plan, budget: float, plugin_fi
     """A run with ``workers`` processes (``ptfuzz run --workers``): no counters or timeline come back."""
     steps = run.steps or registry.subsystem(run.subsystem).steps
     specs = [WorkerSpec(plugin_files, run.subsystem, run.policy, run.without, run.device, run.seed, i, None,
-                        budget, steps, plan.corpus, run.accept_tainted, plan.db, run.search, ignore=ignore)
+                        budget, steps, plan.corpus, run.accept_tainted, plan.db, run.search, ignore=ignore,
+                        knobs=run.knobs)
              for i in range(run.workers)]
     return run_workers(specs)

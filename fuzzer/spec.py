@@ -10,7 +10,7 @@ at start-up instead of on the per-step hot path.
 from __future__ import annotations
 
 import errno as _errno
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import attrs
@@ -321,7 +321,10 @@ class DeviceVariant:
     ``commands`` are added to (or replace, by op name) the subsystem's common
     table for this variant only; that is how a vendor device gets opcodes the
     spec device does not implement.  ``info`` holds static facts handlers read
-    (capacities, feature tables).
+    (capacities, feature tables).  ``firmware`` are firmware ops only this
+    variant's firmware has (``Firmware``: reached by kernel code through
+    ``world.mailbox``, never drawn); they add to, or replace by op, the
+    subsystem's ``firmware``, as ``commands`` do for commands.
     """
 
     name: str
@@ -329,6 +332,7 @@ class DeviceVariant:
     commands: tuple[Command, ...] = ()
     info: Mapping[str, Any] = attrs.field(factory=dict)
     doc: str = ""
+    firmware: tuple[Firmware, ...] = ()
 
 
 # --------------------------------------------------------------------------- kernel
@@ -420,6 +424,173 @@ class CallerSpace:
     caps: tuple[frozenset[str], ...] = (frozenset(),)
     lockdown: tuple[str, ...] = ("none",)
     switches: tuple[frozenset[str], ...] = (frozenset(),)
+
+
+# --------------------------------------------------------------------------- knobs
+
+
+KnobValue = bool | int | str | frozenset[str]
+
+
+def knob_text(value: Any) -> str:
+    """A knob value as the command line spells it: ``true``, ``5``, ``kfree``, ``a,b``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (frozenset, set)):
+        return ",".join(sorted(str(v) for v in value))
+    return str(value)
+
+
+_KINDS: dict[type, str] = {bool: "true or false", int: "an integer", str: "a string",
+                           frozenset: "a set of strings (a,b,...)"}
+
+
+@attrs.frozen
+class Knob:
+    """A setting of a subsystem's kernel model that its policies choose: declared once, checked.
+
+    The type is the default's (``bool``, ``int``, ``str`` or ``frozenset`` of
+    strings); ``choices``, if given, are the only values allowed.  A policy
+    sets knobs (``Policy(knobs={...})``), a run may change them
+    (``ptfuzz run --knob NAME=VALUE``), and rules (``request.knobs``) and the
+    kernel model (``world.policy.knobs``) read them; every one of these steps
+    refuses a name the subsystem does not declare, so a misspelt knob is an
+    error, not a silently closed hole.  ``cite`` is the kernel code (or
+    parameter) the knob stands for.
+
+    Example::
+
+        Knob("write_mounted", False, cite="drivers/nvme/host/ioctl.c nvme_cmd_allowed()",
+             doc="a writer may send I/O commands to a mounted namespace (the 6.x behaviour)")
+    """
+
+    name: str
+    default: KnobValue
+    doc: str = ""
+    cite: str = ""
+    choices: tuple[KnobValue, ...] = ()
+
+    def __attrs_post_init__(self) -> None:
+        where = f"Knob({self.name!r})"
+        if type(self.default) not in _KINDS:
+            raise ValueError(f"{where}: default {shown(self.default)} is a {type(self.default).__name__}; "
+                             f"a knob holds a bool, an int, a str or a frozenset of str")
+        why = self.check(self.default)
+        if why:
+            raise ValueError(f"{where}: default {why}")
+        bad = [c for c in self.choices if type(c) is not type(self.default)]
+        if bad:
+            raise ValueError(f"{where}: choice {shown(bad[0])} is not of the default's type "
+                             f"{type(self.default).__name__}")
+
+    @property
+    def kind(self) -> str:
+        """What the knob holds, for messages: ``true or false``, ``an integer`` ..."""
+        if self.choices:
+            return "one of " + ", ".join(knob_text(c) for c in self.choices)
+        return _KINDS[type(self.default)]
+
+    def check(self, value: Any) -> str | None:
+        """Why ``value`` is not one this knob may hold, or None."""
+        want = type(self.default)
+        ok = isinstance(value, want) and (want is not int or not isinstance(value, bool))
+        if want is frozenset:
+            ok = isinstance(value, frozenset) and all(isinstance(v, str) for v in value)
+        if not ok:
+            return f"{shown(value)} is not {self.kind}"
+        if self.choices and value not in self.choices:
+            return f"{shown(value)} is not {self.kind}"
+        return None
+
+    def coerce(self, value: Any) -> KnobValue:
+        """A value from JSON or TOML as the knob holds it (a list of strings is a set); ValueError says why not."""
+        if type(self.default) is frozenset and isinstance(value, (list, tuple, set)):
+            value = frozenset(value)
+        why = self.check(value)
+        if why:
+            raise ValueError(why)
+        return value
+
+    def parse(self, text: str) -> KnobValue:
+        """A value from the command line (``true``, ``0x10``, ``kfree``, ``a,b``); ValueError says why not."""
+        want = type(self.default)
+        value: Any = text
+        if want is bool:
+            low = text.strip().lower()
+            if low not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+                raise ValueError(f"{shown(text)} is not {self.kind}")
+            value = low in ("true", "1", "yes", "on")
+        elif want is int:
+            try:
+                value = int(text, 0)
+            except ValueError:
+                raise ValueError(f"{shown(text)} is not {self.kind}") from None
+        elif want is frozenset:
+            value = frozenset(v.strip() for v in text.split(",") if v.strip())
+        return self.coerce(value)
+
+    def to_json(self, value: KnobValue) -> bool | int | str | list[str]:
+        return sorted(value) if isinstance(value, frozenset) else value
+
+
+class UnknownKnob(LookupError):
+    """A rule or the kernel model read a knob its subsystem does not declare."""
+
+
+def undeclared(name: str, declared: Iterable[str], owner: str) -> str:
+    """``knob 'write_mountd' is not declared by nvme; it declares known_effects, write_mounted
+    (did you mean 'write_mounted'?)``"""
+    import difflib
+
+    names = sorted(declared)
+    close = difflib.get_close_matches(name, names, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    listed = ", ".join(names) if names else "none (add Knob records to its Subsystem(knobs=...))"
+    return f"knob {shown(name)} is not declared by {owner}; it declares {listed}{hint}"
+
+
+class Knobs(Mapping[str, Any]):
+    """A policy's knob values as a run sees them: every declared knob, and only those.
+
+    Reading a name the subsystem does not declare raises ``UnknownKnob``
+    (also through ``.get(name, default)``: a default at the call site would
+    hide a misspelt name, which is how a planted hole silently disappears).
+    """
+
+    __slots__ = ("_declared", "_own", "_owner", "_values")
+
+    def __init__(self, declared: tuple[Knob, ...], values: Mapping[str, Any], owner: str) -> None:
+        self._declared = tuple(k.name for k in declared)
+        self._owner = owner
+        self._own = dict(values)
+        self._values: dict[str, Any] = {k.name: k.default for k in declared}
+        self._values.update(values)
+
+    @property
+    def own(self) -> dict[str, Any]:
+        """The values the policy (or the run) set; the other knobs hold their declared defaults."""
+        return dict(self._own)
+
+    def __getitem__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise UnknownKnob(undeclared(name, self._declared, self._owner)) from None
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._values
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"Knobs({self._values!r})"
 
 
 # --------------------------------------------------------------------------- policy
@@ -715,7 +886,8 @@ class Policy:
     doc: str = ""
     removed: tuple[str, ...] = ()
     reactions: tuple[Reaction, ...] = ()
-    #: the policy's own settings, seen by rules (``request.knobs``) and the kernel (``world.policy.knobs``)
+    #: the policy's own settings, seen by rules (``request.knobs``) and the kernel (``world.policy.knobs``);
+    #: each one a ``Knob`` its subsystem declares
     knobs: Mapping[str, Any] = attrs.field(factory=dict)
     trusts: tuple[Trust, ...] = ()
     #: the kernel source whose code the policy encodes: a release ("7.3.4"), a tree at a
@@ -727,6 +899,9 @@ class Policy:
     #: channels the kernel has but this configuration refuses, and with what errno (a
     #: compiled-out RAW command id is -EPERM, not -ENODEV); they are not drawn
     refuses: Mapping[str, int] = attrs.field(factory=dict)
+    #: knobs the run set over the policy's own (``--knob``, a campaign file, a corpus file): the
+    #: label shows them and corpus files record them; set with ``Registry.policy(knobs=...)``
+    tuned: Mapping[str, Any] = attrs.field(factory=dict)
     _index: dict[tuple[str, str], tuple[Rule, ...]] = attrs.field(
         factory=dict, eq=False, repr=False, init=False
     )
@@ -798,7 +973,10 @@ class Policy:
 
     @property
     def label(self) -> str:
-        return self.name + "".join(f"~{n}" for n in self.removed)
+        """``linux-nvme~rescan{write_mounted=true}``: the name, the removed rules, the knobs the run set
+        (in braces: square brackets would be markup to the terminal's console)."""
+        tuned = "{" + ",".join(f"{k}={knob_text(v)}" for k, v in sorted(self.tuned.items())) + "}" if self.tuned else ""
+        return self.name + "".join(f"~{n}" for n in self.removed) + tuned
 
     @property
     def version(self) -> str:
@@ -896,6 +1074,8 @@ class Subsystem:
     (``world.mailbox``), and ``unsupported`` the device status it answers for
     an op neither table has.  ``effects`` names the subsystem's own effect
     bits (an NVMe effects log's NIC, LBCC ...), for traces and messages.
+    ``knobs`` declares the settings its policies may set and its rules and
+    kernel model read (``Knob``); a policy can set no other.
 
     ``kernel_effects(request)`` is the kernel's own view of a command's
     effects: the copy of the device's effects log (NVMe) or CEL (CXL) the
@@ -929,6 +1109,7 @@ class Subsystem:
     unsupported: int = -1
     #: the effects the kernel believes a command has (its cached log), or None: the declared ones
     kernel_effects: Callable[[Request], int | None] | None = None
+    knobs: tuple[Knob, ...] = ()
 
 
 @attrs.frozen

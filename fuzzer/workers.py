@@ -80,6 +80,8 @@ class WorkerSpec:
     deadline: float | None = None
     #: ``--ignore``: invariants not checked
     ignore: frozenset[str] = frozenset()
+    #: knobs set over the policy's own (``Policy.tuned``), as (name, value) pairs
+    knobs: tuple[tuple[str, Any], ...] = ()
 
 
 def usable_cpus() -> int:
@@ -167,7 +169,7 @@ def _worker(spec: WorkerSpec, send: Callable[[tuple[Any, ...]], None], stop: dic
     if spec.deadline is not None:
         budget = max(spec.deadline - time.monotonic(), 0.001)
     campaign = Campaign(
-        registry, spec.subsystem, registry.policy(spec.subsystem, spec.policy, spec.without),
+        registry, spec.subsystem, registry.policy(spec.subsystem, spec.policy, spec.without, dict(spec.knobs)),
         registry.device(spec.subsystem, spec.device), seed=derive_seed(spec.seed, 1000 + spec.index),
         max_examples=spec.max_examples, time_budget=budget, step_count=spec.step_count,
         corpus_dir=spec.corpus_dir, accept_tainted=spec.accept_tainted,

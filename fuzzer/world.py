@@ -35,10 +35,14 @@ from fuzzer.spec import (
 __all__ = ["Device", "Step", "StepContext", "World", "firmware_table"]
 
 
-def firmware_table(subsystem: Subsystem, commands: Mapping[str, Command]) -> dict[str, Handler]:
-    """What the firmware runs, by op: the forwarded commands' handlers, then the firmware ops."""
+def firmware_table(subsystem: Subsystem, commands: Mapping[str, Command],
+                   variant: DeviceVariant | None = None) -> dict[str, Handler]:
+    """What the firmware runs, by op: the forwarded commands' handlers, then the firmware ops,
+    then the variant's own firmware ops (which replace the subsystem's of the same op)."""
     table: dict[str, Handler] = {op: c.handler for op, c in commands.items() if c.handler is not None}
     table.update({f.op: f.handler for f in subsystem.firmware})
+    if variant is not None:
+        table.update({f.op: f.handler for f in variant.firmware})
     return table
 
 
@@ -105,7 +109,7 @@ class World:
         self.fields: dict[str, Field] = {f.name: f for f in subsystem.fields if not f.family}
         self.families: dict[str, Field] = {f.name: f for f in subsystem.fields if f.family}
         self.scopes: dict[str, tuple[str, ...]] = {c.name: c.scopes for c in subsystem.channels}
-        table = firmware if firmware is not None else firmware_table(subsystem, commands)
+        table = firmware if firmware is not None else firmware_table(subsystem, commands, variant)
         self.device = Device(variant, commands, table, subsystem.unsupported)
         self.kernel: dict[str, Any] = subsystem.kernel()
         self.shadow: dict[str, Any] = {}

@@ -114,3 +114,32 @@ def test_pytest_export_loads_the_same_plugin_files(tmp_path: Path) -> None:
     test = next(v for k, v in namespace.items() if k.startswith("test_"))
     with pytest.raises(AssertionError, match=r"link\.mtu"):
         test()  # type: ignore[operator]
+
+
+def test_a_device_variants_own_firmware_op() -> None:
+    """DeviceVariant(firmware=...): an op only this device's firmware has, or its own answer to a common one.
+
+    A Firmware record among a variant's ``commands`` crashed ptfuzz (exit 3, naming no plugin); it
+    is refused at load now (tests/test_bad_plugins.py), and ``firmware=`` is where it goes.
+    """
+    from fuzzer import DeviceSet, DeviceVariant, Firmware, Reply, hookimpl
+
+    def two_ports(dev: object, args: object) -> Reply:  # a vendor firmware that hides port 2
+        return Reply(out={"ports": (0, 1)})
+
+    variant = DeviceVariant("two-port", toy.initial_state, firmware=(Firmware("LIST_PORTS", 0x10, two_ports),))
+
+    class Vendor:
+        __name__ = "vendor"
+
+        @staticmethod
+        @hookimpl
+        def ptfuzz_devices() -> list[DeviceSet]:
+            return [DeviceSet("toy", (variant,))]
+
+    reg = host.load(extra=[toy, Vendor()], entry_points=False)
+    scan = Step("kernel", "scan", {})
+    plain = reg.executor("toy", reg.policy("toy", "toy-linux"), reg.device("toy", "toy"))
+    vendor = reg.executor("toy", reg.policy("toy", "toy-linux"), reg.device("toy", "two-port"))
+    assert plain.apply(scan).published == ("port0", "port1", "port2")
+    assert vendor.apply(scan).published == ("port0", "port1")  # the variant's firmware answered

@@ -155,6 +155,129 @@ def test_good_plugin_file_loads(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "ioctl-only" in out and "goodplug" in out
 
 
+# ----------------------------------------------------------------------------- records checked at load
+#
+# Each of these used to load and then fail mid-run (or run wrongly), blamed on a step or on another
+# plugin; now the plugin is refused when it loads, naming the plugin, the record and the field.
+
+_CXL_POLICY = """
+    import errno
+    from fuzzer import hookimpl, Policy, Rule, Reaction, Trust, Promise, Deny
+
+    def rule(request):
+        return None
+
+    def react(world, request, reply):
+        pass
+
+    @hookimpl
+    def ptfuzz_policies():
+        return [Policy("mine", "cxl", channels=("cxl.raw",), {field})]
+"""
+
+_CXL_SUBSYSTEM = """
+    import attrs
+    from fuzzer import hookimpl, Invariant, KernelAction, Reply
+    from ptfuzz_cxl import SUBSYSTEM
+
+    @hookimpl
+    def ptfuzz_subsystems():
+        return [attrs.evolve(SUBSYSTEM, name="cxl2", {field})]
+"""
+
+
+@pytest.mark.parametrize(
+    ("stem", "source", "needles"),
+    [
+        pytest.param("strcaps", _CXL_POLICY.replace("{field}", """trusts=(Trust("CAP_SYS_ADMIN", cite="x"),)"""),
+                     ("'strcaps'", "policy 'mine' trust 1", "caps", "the string 'CAP_SYS_ADMIN'",
+                      "frozenset({'CAP_SYS_ADMIN'})"), id="trust-caps-string"),
+        pytest.param("strtaint", _CXL_POLICY.replace(
+            "{field}", """promises=(Promise("cxl.raw", cite="x", taint="WARN"),)"""),
+                     ("'strtaint'", "policy 'mine' promise 1", "taint", "frozenset({'WARN'})"),
+                     id="promise-taint-string"),
+        pytest.param("reactarity", _CXL_POLICY.replace(
+            "{field}", """reactions=(Reaction("after", lambda world, request: None, cite="x"),)"""),
+                     ("'reactarity'", "policy 'mine' reaction 'after'", "run", "3 arguments",
+                      "the World, the Request and the Reply"), id="reaction-signature"),
+        pytest.param("rulearity", _CXL_POLICY.replace(
+            "{field}", """rules=(Rule("r", lambda request, kernel: None, cite="x"),)"""),
+                     ("'rulearity'", "policy 'mine' rule 'r'", "check", "1 argument (the Request)"),
+                     id="rule-signature"),
+        pytest.param("rulenotfn", _CXL_POLICY.replace(
+            "{field}", """rules=(Rule("r", Deny(errno.EPERM), cite="x"),)"""),
+                     ("'rulenotfn'", "rule 'r'", "check must be a function", "Deny"), id="rule-not-callable"),
+        pytest.param("rulechan", _CXL_POLICY.replace(
+            "{field}", """rules=(Rule("r", rule, cite="x", channels="cxl.raw"),)"""),
+                     ("'rulechan'", "rule 'r'", "channels", "the string 'cxl.raw'", "('cxl.raw',)"),
+                     id="rule-channels-string"),
+        pytest.param("notarule", _CXL_POLICY.replace("{field}", """rules=(rule,)"""),
+                     ("'notarule'", "policy 'mine'", "rules holds a function", "expected Rule"),
+                     id="rules-holds-function"),
+        pytest.param("invarity", """
+            from fuzzer import hookimpl, Invariant
+
+            @hookimpl
+            def ptfuzz_invariants():
+                return [Invariant("mine", check=lambda ctx, world: [])]
+         """, ("'invarity'", "invariant 'mine'", "check", "1 argument (the StepContext)"),
+                     id="invariant-signature"),
+        pytest.param("probearity", _CXL_SUBSYSTEM.replace("{field}", "probe=lambda: None"),
+                     ("'probearity'", "subsystem 'cxl2'", "probe", "1 argument (the World)"),
+                     id="probe-signature"),
+        pytest.param("actionarity", _CXL_SUBSYSTEM.replace(
+            "{field}", """actions=(KernelAction("poke", lambda world: Reply()),)"""),
+                     ("'actionarity'", "subsystem 'cxl2' action 'poke'", "run", "2 arguments"),
+                     id="kernel-action-signature"),
+        pytest.param("handlerarity", """
+            from fuzzer import hookimpl, Command, CommandSet, Reply
+
+            @hookimpl
+            def ptfuzz_commands():
+                return [CommandSet("cxl", (Command("ACME_PING", 0xC001, ("cxl.raw",), lambda args: Reply()),))]
+         """, ("'handlerarity'", "command ACME_PING", "handler", "2 arguments (the Device and the arguments)"),
+                     id="command-handler-signature"),
+        pytest.param("fwincmds", """
+            from fuzzer import hookimpl, DeviceSet, DeviceVariant, Firmware, Reply
+            from ptfuzz_cxl.device import SPEC
+
+            @hookimpl
+            def ptfuzz_devices():
+                fw = Firmware("ACME_DIAG", 0xC002, lambda device, args: Reply())
+                return [DeviceSet("cxl", (DeviceVariant("acme", SPEC.state, commands=(fw,)),))]
+         """, ("'fwincmds'", "device 'acme'", "commands holds a Firmware 'ACME_DIAG'", "DeviceVariant(firmware=...)"),
+                     id="firmware-among-device-commands"),
+        pytest.param("fwclash", """
+            from fuzzer import hookimpl, DeviceSet, DeviceVariant, Firmware, Reply
+            from ptfuzz_cxl.device import SPEC
+
+            @hookimpl
+            def ptfuzz_devices():
+                fw = Firmware("GET_SUPPORTED_LOGS", 0x0400, lambda device, args: Reply())
+                return [DeviceSet("cxl", (DeviceVariant("acme", SPEC.state, firmware=(fw,)),))]
+         """, ("'fwclash'", "device 'acme'", "GET_SUPPORTED_LOGS", "both as Firmware and as a forwarded Command"),
+                     id="device-firmware-clashes-with-command"),
+    ],
+)
+def test_record_checked_at_load(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                stem: str, source: str, needles: tuple[str, ...]) -> None:
+    p = plugin(tmp_path, stem, source)
+    assert_error(capsys, ["--plugin", p, "list"], *needles)
+    # and a run fails the same way, before anything is drawn
+    assert_error(capsys, ["--plugin", p, "run", "cxl", "--policy", "permissive", "--max-examples", "1"], *needles)
+
+
+def test_good_records_with_defaults_load(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The control for the checks above: right signatures (defaults and *args count too) load."""
+    p = plugin(tmp_path, "goodrecs", _CXL_POLICY.replace("{field}", """
+        rules=(Rule("r", lambda request, extra=None: None, cite="x"),),
+        reactions=(Reaction("after", lambda *args: None, cite="x"),),
+        trusts=(Trust(frozenset({"CAP_SYS_ADMIN"}), cite="x", ops=("GET_LOG",)),)"""))
+    code, out, err = ptfuzz(capsys, "--plugin", p, "list")
+    assert code == 0, err
+    assert "mine" in out
+
+
 # ----------------------------------------------------------------------------- issue 19: what is not an Exception
 
 #: Where a plugin's code runs, each raising ``RAISE``: the test substitutes a BaseException of the

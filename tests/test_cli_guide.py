@@ -80,13 +80,13 @@ def test_list_subsystem_shows_reactions_trusts_and_knobs(capsys: pytest.CaptureF
 
 def test_list_details_escape_plugin_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     p = plugin(tmp_path, "loud", """
-        from fuzzer import Channel, DeviceVariant, Effect, Field, Policy, Reaction, Subsystem, Trust, hookimpl
+        from fuzzer import Channel, DeviceVariant, Effect, Field, Knob, Policy, Reaction, Subsystem, Trust, hookimpl
 
         @hookimpl
         def ptfuzz_subsystems():
             return [Subsystem("loud", (Field("f", Effect.NONE),), (Channel("loud.ch"),), (),
                               (DeviceVariant("d", state=lambda: {"f": 0}),), (), dict, lambda w: None,
-                              effects={1 << 16: "own-bit"})]
+                              effects={1 << 16: "own-bit"}, knobs=(Knob("k\\x07", ""),))]
 
         @hookimpl
         def ptfuzz_policies():

@@ -27,6 +27,7 @@ from fuzzer import (
     Field,
     Firmware,
     KernelAction,
+    Knob,
     Param,
     Policy,
     Reaction,
@@ -96,7 +97,7 @@ def release_port(world: World, args: Args) -> Reply:
 
 def remtu(world: World, request: Request, reply: Reply) -> None:
     """After a command that may change the MTU, the driver re-reads it (the reaction the hole removes)."""
-    if world.policy is not None and world.policy.knobs.get("reread", True):
+    if world.policy is not None and world.policy.knobs["reread"]:
         world.believe("link.mtu")
 
 
@@ -137,6 +138,7 @@ SUBSYSTEM = Subsystem(
     effects={LINK_FLAP: "link-flap"},
     unsupported=0xFF,
     steps=6,
+    knobs=(Knob("reread", True, cite="toy.c toy_after_cmd()", doc="the driver re-reads the MTU after a command"),),
 )
 
 LINUX = Policy(

@@ -5,6 +5,7 @@ Loaded through the ``ptfuzz`` entry-point group like any third-party plugin.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterator
 
 from fuzzer import (
@@ -12,6 +13,7 @@ from fuzzer import (
     Channel,
     Exporter,
     Invariant,
+    Knob,
     Policy,
     StepContext,
     Subsystem,
@@ -57,6 +59,14 @@ SUBSYSTEM = Subsystem(
     callers=CALLERS,
     status_names=mailbox.RC_NAMES,
     unsupported=mailbox.RC_UNSUPPORTED,
+    knobs=(
+        Knob("exclusive_features", mailbox.EXCLUSIVE_FEATURES,
+             cite="drivers/cxl/core/features.c cxl_exclusive_feats[]",
+             doc="Feature UUIDs the kernel keeps from fwctl (the live target's test patch removes ECS)"),
+        Knob("region_no_capacity_errno", errno.EINVAL,
+             cite="drivers/cxl/core/hdm.c cxl_dpa_set_part() (7.3.4); cxl_dpa_set_mode() in 6.12",
+             doc="what creating a region in a partition with no capacity answers: -EINVAL, -ENXIO in 6.12"),
+    ),
     doc="CXL type-3 memory device: mailbox ioctl, RAW, fwctl Features, sysfs sanitize",
 )
 

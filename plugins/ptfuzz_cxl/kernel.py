@@ -100,8 +100,7 @@ def probe(world: World) -> None:
 
 def exclusive_features(world: World) -> frozenset[str]:
     """cxl_exclusive_feats[] of the kernel under test (a policy knob: the live target's kernel is patched)."""
-    knobs = world.policy.knobs if world.policy is not None else {}
-    return frozenset(knobs.get("exclusive_features", mb.EXCLUSIVE_FEATURES))
+    return frozenset(world.policy.knobs["exclusive_features"]) if world.policy is not None else mb.EXCLUSIVE_FEATURES
 
 
 def _drain_events(world: World) -> None:
@@ -139,7 +138,7 @@ def region_create(world: World, args: Args) -> Reply:
     cap = vol if args["mode"] == "ram" else total_units(world.device) - vol
     if not cap:
         # knob "region_no_capacity_errno": 6.12's cxl_dpa_set_mode() answers -ENXIO here
-        code = world.policy.knobs.get("region_no_capacity_errno", errno.EINVAL) if world.policy else errno.EINVAL
+        code = world.policy.knobs["region_no_capacity_errno"] if world.policy else errno.EINVAL
         return _err(code, f"no {args['mode']} partition: cxl_dpa_set_part()")
     used = sum(size for mode, size in k["regions"].values() if mode == args["mode"])
     if used + args["size"] > cap:

@@ -406,7 +406,7 @@ def _reset_scope(r: Request) -> Verdict:
 def _exclusive_feature(r: Request) -> Verdict:
     # knob "exclusive_features": a kernel built with another cxl_exclusive_feats[] (the live target's
     # test-ecs-user-feature.patch)
-    if r.args["uuid"] in r.knobs.get("exclusive_features", mb.EXCLUSIVE_FEATURES):
+    if r.args["uuid"] in r.knobs["exclusive_features"]:
         return Deny(errno.EPERM, "kernel-exclusive feature (cxl_exclusive_feats[])")
     return None
 

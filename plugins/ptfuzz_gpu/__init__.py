@@ -19,9 +19,9 @@ amdgpu (the driver with the richest public passthrough surface):
 
 from __future__ import annotations
 
-from fuzzer import CallerSpace, Channel, Invariant, Policy, Subsystem, fwctl, hookimpl
+from fuzzer import CallerSpace, Channel, Invariant, Knob, Policy, Subsystem, fwctl, hookimpl
 
-from . import kernel
+from . import kernel, regs
 from .commands import CARD, COMMANDS, DEBUGFS, FWCTL, PRIMARY, RENDER, SYSFS
 from .device import DEVICES, FIELDS, FIRMWARE, STATUS_NAMES, UNSUPPORTED
 from .invariants import INVARIANTS
@@ -58,6 +58,15 @@ SUBSYSTEM = Subsystem(
     kernel=kernel.boot,
     probe=kernel.probe,
     status_names=STATUS_NAMES,
+    knobs=(
+        Knob("gpu_recovery", -1, cite="drivers/gpu/drm/amd/amdgpu/amdgpu_drv.c amdgpu.gpu_recovery",
+             doc="the module parameter: -1 auto, 0 a hang is not reset (amdgpu_device_should_recover_gpu())"),
+        Knob("regs_mode", regs.MODE_AFTER_FIX, choices=(regs.MODE_AFTER_FIX, regs.MODE_BEFORE_FIX),
+             cite="drivers/gpu/drm/amd/amdgpu/amdgpu_debugfs.c amdgpu_debugfs_regs_init()",
+             doc="mode of the register files: 0o400 (256), 0o444 (292) before the fix"),
+        Knob("regs2_restore", True, cite="drivers/gpu/drm/amd/amdgpu/amdgpu_debugfs.c amdgpu_debugfs_regs2_op()",
+             doc="regs2 restores GRBM_GFX_INDEX and the SRBM select after the access"),
+    ),
     doc="amdgpu: render/primary nodes, power and partition sysfs, debugfs registers, a hypothetical fwctl",
 )
 

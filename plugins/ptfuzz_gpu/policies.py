@@ -170,7 +170,7 @@ def _pci_lockdown(r: Request) -> Verdict:
 def _debugfs_lockdown(r: Request) -> Verdict:
     if r.caller.lockdown == "none":
         return None
-    mode = r.knobs.get("regs_mode", MODE_AFTER_FIX)
+    mode = r.knobs["regs_mode"]
     file = _file_of(r.command.op)
     writes = bool(r.args["write"]) if "write" in r.args else r.command.op in WRITE_ONLY or r.command.op in REGS2_OPS
     if writes or file.ioctl or mode & 0o7777 & ~0o444:

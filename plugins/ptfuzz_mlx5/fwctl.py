@@ -21,6 +21,7 @@ from fuzzer import (
     Deny,
     Effect,
     Forward,
+    Knob,
     Layout,
     Promise,
     Reply,
@@ -98,6 +99,10 @@ def _default_deny(r: Request) -> Verdict:
 #: the knob a policy sets to what mlx5ctl_fw_rpc()'s error path frees ``rpc_out`` with: ``kvfree`` since
 #: 7f059e473267 ("fwctl/mlx5: Fix memory alloc/free in mlx5ctl_fw_rpc()", 2025-08), ``kfree`` in 52929c2142041
 ERROR_FREE = "mlx5ctl_error_free"
+#: its declaration, in every subsystem whose channels use ``transport``
+ERROR_FREE_KNOB = Knob(ERROR_FREE, "kvfree", choices=("kvfree", "kfree"),
+                       cite="drivers/fwctl/mlx5/main.c mlx5ctl_fw_rpc() error path (7f059e473267)",
+                       doc="what the error path frees rpc_out with; kfree of a kvzalloc'd buffer is the 2025 bug")
 #: mlx5_cmd_is_down() (cmd.c, 7.3.4): the kernel dict key the rdma plugin's ``fw_fatal_error`` sets
 CMD_DOWN = "cmd_down"
 
@@ -119,7 +124,7 @@ def fw_rpc(world: World, request: Request, forward: Forward, rpc_in: Buffer) -> 
                                by="mlx5ctl_fw_rpc(): rpc_out = kvzalloc(*out_len)")
     if request.kernel.get(CMD_DOWN):
         if rpc_out is not rpc_in:
-            freer = request.knobs.get(ERROR_FREE, "kvfree")
+            freer = request.knobs[ERROR_FREE]
             rpc_out.free(freer, by=f"mlx5ctl_fw_rpc(): {freer}(rpc_out) on mlx5_cmd_do()'s error")
         return Reply(errno=errno.ENXIO, why="mlx5_cmd_do(): the command interface is down (mlx5_cmd_is_down())"), None
     reply = forward(request.args)

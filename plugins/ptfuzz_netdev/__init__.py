@@ -62,6 +62,7 @@ SUBSYSTEM = Subsystem(
     status_names=STATUS_NAMES,
     effects=EFFECT_NAMES,
     unsupported=hwrm.ERR_INVALID_PARAMS,
+    knobs=(mlx5_fwctl.ERROR_FREE_KNOB,),
     doc="NICs (bnxt, pds, mlx5) under fwctl while the netdev, ethtool and devlink own the link",
 )
 

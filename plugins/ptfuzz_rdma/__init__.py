@@ -17,6 +17,7 @@ from fuzzer import (
     Command,
     Firmware,
     Invariant,
+    Knob,
     Policy,
     StepContext,
     Subsystem,
@@ -57,6 +58,11 @@ SUBSYSTEM = Subsystem(
     probe=kernel.probe,
     status_names=ifc.STATUS_NAMES,
     steps=50,  # a DEVX bug needs a context and an object before the misuse
+    knobs=(
+        Knob("comp_eq_uid", ifc.SHARED_UID, cite="drivers/net/ethernet/mellanox/mlx5/core/eq.c create_map_eq()",
+             doc="the uid a completion EQ gets: shared (0xffff) since c191f93454bc, 0 before (kernel.comp_eq_uid())"),
+        mlx5_fwctl.ERROR_FREE_KNOB,
+    ),
     doc="mlx5 HCA: DEVX object passthrough and mlx5 fwctl",
 )
 

@@ -172,8 +172,7 @@ FIRST_COMP_EQN = 2
 
 def comp_eq_uid(world: World) -> int:
     """The uid create_map_eq() gives a completion EQ: shared since c191f93454bc, 0 before (knob)."""
-    knobs = world.policy.knobs if world.policy is not None else {}
-    return int(knobs.get("comp_eq_uid", ifc.SHARED_UID))
+    return int(world.policy.knobs["comp_eq_uid"]) if world.policy is not None else ifc.SHARED_UID
 
 
 def comp_eqn_get(world: World, vector: int) -> int | Reply:

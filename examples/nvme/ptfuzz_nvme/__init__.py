@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from fuzzer import CallerSpace, Channel, Invariant, Policy, StepContext, Subsystem, Violation, hookimpl
+from fuzzer import CallerSpace, Channel, Invariant, Knob, Policy, StepContext, Subsystem, Violation, hookimpl
 
 from . import kernel, opcodes
 from .commands import ADMIN, COMMANDS, IO
@@ -44,6 +44,12 @@ SUBSYSTEM = Subsystem(
     effects=opcodes.EFFECT_NAMES,
     unsupported=opcodes.SC_INVALID_OPCODE,
     kernel_effects=kernel_effects,
+    knobs=(
+        Knob("write_mounted", True, cite="drivers/nvme/host/ioctl.c nvme_cmd_allowed()",
+             doc="a writer may send I/O write commands to a namespace a file system has mounted"),
+        Knob("known_effects", True, cite="drivers/nvme/host/core.c nvme_init_known_nvm_effects()",
+             doc="the kernel adds the effects it knows to what the controller's effects log declares"),
+    ),
     doc="NVMe controller and namespaces: admin and I/O passthrough ioctls",
 )
 

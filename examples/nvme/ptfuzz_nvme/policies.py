@@ -58,7 +58,7 @@ def _admin(r: Request, why: str) -> Verdict:
 
 
 def _write_mounted(r: Request) -> Verdict:
-    if OPEN_WRITE not in r.caller.switches or r.knobs.get("write_mounted", True):
+    if OPEN_WRITE not in r.caller.switches or r.knobs["write_mounted"]:
         return None
     nsid = nsid_of(r.kernel, r.args["ns"])
     if nsid is not None and nsid in r.kernel["mounted"]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import inspect
+import re
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -429,8 +430,16 @@ def _check_device(plugin: str, dev: DeviceVariant) -> None:
         _check_firmware(plugin, f"{owner} firmware {f.op}", f)
 
 
+#: A subsystem's name is a directory of the corpus (``corpora/NAME/``) and a word on the command line.
+SUBSYSTEM_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+
+
 def _check_subsystem_records(plugin: str, sub: Subsystem) -> None:
     owner = f"subsystem {sub.name!r}"
+    if not isinstance(sub.name, str) or not SUBSYSTEM_NAME.fullmatch(sub.name):
+        raise PluginError(f"plugin {plugin!r}: subsystem name {shown(sub.name)} is not a lower-case word "
+                          f"(letters, digits, '_' or '-', starting with a letter, at most 32): it names the "
+                          f"corpus directory corpora/NAME/ and is typed on the command line")
     _check_call(plugin, owner, "kernel", sub.kernel, 0, "no arguments")
     _check_call(plugin, owner, "probe", sub.probe, 1, "the World")
     if sub.kernel_effects is not None:

@@ -222,6 +222,10 @@ _CXL_SUBSYSTEM = """
                 return [Invariant("mine", check=lambda ctx, world: [])]
          """, ("'invarity'", "invariant 'mine'", "check", "1 argument (the StepContext)"),
                      id="invariant-signature"),
+        pytest.param("dotdot", _CXL_SUBSYSTEM.replace('name="cxl2", {field}', 'name="../cxl"'),
+                     ("'dotdot'", "subsystem name '../cxl'", "corpora/NAME/"), id="subsystem-name-path"),
+        pytest.param("slash", _CXL_SUBSYSTEM.replace('name="cxl2", {field}', 'name="a/b"'),
+                     ("'slash'", "subsystem name 'a/b'", "lower-case word"), id="subsystem-name-slash"),
         pytest.param("probearity", _CXL_SUBSYSTEM.replace("{field}", "probe=lambda: None"),
                      ("'probearity'", "subsystem 'cxl2'", "probe", "1 argument (the World)"),
                      id="probe-signature"),

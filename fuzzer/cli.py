@@ -717,6 +717,7 @@ def campaign_cmd(ctx: click.Context, file: str, baselines: tuple[str, ...], repo
     _say(con, f"ptfuzz {__version__}: campaign {file}: {len(plan.runs)} runs in {plan.budget:g}s, "
               f"baseline {len(known.known)} known, corpus {plan.corpus}")
     plugin_files = tuple(ctx.find_root().obj.get("plugins", ()))
+    signals = _signals[0]
     if sys.stdout.isatty() and not os.environ.get("CI"):
         budgets = [plan.shares(0.0, 0)] * len(plan.runs)
         with progress.LiveDisplay(con, len(plan.runs), [r.label for r in plan.runs], budgets) as live_view:
@@ -724,6 +725,13 @@ def campaign_cmd(ctx: click.Context, file: str, baselines: tuple[str, ...], repo
     else:
         outcome = schedule.run_plan(reg, plan, known, progress.PlainDisplay(con, len(plan.runs)),
                                     plugin_files=plugin_files, ignore=ignore)
+    if outcome.interrupted and _signals[0] == signals:  # as in `run`: no Ctrl-C or SIGTERM sent it
+        subsystems = sorted({r.subsystem for r in plan.runs})
+        plugins = sorted({p for s in subsystems for p in reg.plugin_versions(s) if p != "builtin"})
+        raise PluginError(f"the campaign stopped on a KeyboardInterrupt that no Ctrl-C or SIGTERM sent: code of a "
+                          f"plugin of {', '.join(subsystems)} ({', '.join(repr(p) for p in plugins)}) raised it; "
+                          f"only Ctrl-C may raise KeyboardInterrupt, a plugin's failure must be an Exception "
+                          f"(the findings found so far are saved in {plan.corpus})")
     new = outcome.new_failing()
     code = 130 if outcome.interrupted else EXIT_FOUND if new else EXIT_CLEAN
     totals = {s: 0 for s in ("new", "known", "accepted", "trusted")}

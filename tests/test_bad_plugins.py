@@ -433,3 +433,14 @@ def test_ctrl_c_during_a_plugin_is_still_an_interruption(tmp_path: Path) -> None
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "interrupted" in err and "slowplug" not in err
+
+
+def test_a_campaign_stopped_by_a_plugins_keyboard_interrupt_names_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``ptfuzz campaign`` exited 130 "interrupted" when plugin code raised KeyboardInterrupt."""
+    p = plugin(tmp_path, "kicamp", WHERE["rule"].replace("{raise_}", "raise KeyboardInterrupt"))
+    plan = tmp_path / "c.toml"
+    plan.write_text(f'budget = 5\nseed = 1\ncorpus = "{tmp_path / "out"}"\n'
+                    '[[entry]]\nsubsystem = "cxl"\npolicy = "boompol"\ndevice = "spec"\n')
+    assert_error(capsys, ["--plugin", p, "campaign", str(plan)], "KeyboardInterrupt that no Ctrl-C or SIGTERM sent",
+                 "'kicamp'", "cxl")

@@ -494,3 +494,38 @@ def test_pds_before_the_input_size_fix_reads_past_a_short_request(registry: Regi
     for f in found.values():
         assert f.path is not None
         assert not replay(registry, corpus.load(f.path), policy="linux-fwctl-pds").still_fails
+
+
+def test_pds_firmware_status_is_the_rpc_errno_and_retval_only_on_success(registry: Registry) -> None:
+    """7.3.4 drivers/fwctl/pds/main.c pdsfc_fw_rpc(): pds_client_adminq_cmd() fails with
+    pdsc_err_to_errno(comp->status) (pds_core adminq.c pdsc_adminq_post(), dev.c), PDS_RC_EINVAL (14)
+    being -EINVAL, and pdsfc_fw_rpc() returns ERR_PTR(err): the ioctl fails and no ``out.retval``
+    is written.  Only a completed RPC sets retval (from comp.fwctl_rpc.err).  Reachable without the
+    policy's endpoint check (permissive): an RPC to an endpoint the firmware does not have."""
+    from ptfuzz_netdev import pds
+
+    ex = executor(registry, "pds")
+    bad, good = ex.run([rpc("pds", "RPC$port.get", ep=pds_ep_missing()), rpc("pds", "RPC$port.get", ep=1)])
+    assert bad.decision is not None and bad.decision.allowed and bad.reply is not None
+    assert (bad.reply.rc, bad.reply.errno, bad.reply.out) == (pds.STATUS_EINVAL, errno.EINVAL, {})
+    assert pds.STATUS_EINVAL == 14 and "PDS_RC_EINVAL" in bad.reply.why
+    assert good.reply is not None and (good.reply.rc, good.reply.errno, good.reply.out) == (0, 0, {"retval": 0})
+
+
+def test_pds_validate_rpc_reads_len_len_ep_then_op(registry: Registry) -> None:
+    """7.3.4 drivers/fwctl/pds/main.c pdsfc_validate_rpc() reads rpc->in.len, rpc->out.len, rpc->in.ep
+    and then rpc->in.op (PDS_FWCTL_RPC_OPCODE_CMP()) from the request fwctl copied in, in that order."""
+    from fuzzer import Invariant
+
+    reads: list[tuple[int, str]] = []
+
+    def record(ctx: Any) -> list[Any]:  # an invariant sees the step's payload accesses
+        reads.extend((a.offset, a.by) for a in ctx.accesses if a.by.startswith("pdsfc_validate_rpc()"))
+        return []
+
+    ex = executor(registry, "pds", "linux-fwctl-pds")
+    ex.invariants = (*ex.invariants, Invariant("record-reads", record, subsystem="netdev"))
+    (result,) = ex.run([rpc("pds", "RPC$port.get", ep=1)])
+    assert result.decision is not None and result.decision.allowed
+    assert reads == [(12, "pdsfc_validate_rpc(): rpc->in.len"), (36, "pdsfc_validate_rpc(): rpc->out.len"),
+                     (4, "pdsfc_validate_rpc(): rpc->in.ep"), (0, "pdsfc_validate_rpc(): rpc->in.op")], reads

@@ -392,3 +392,78 @@ def test_uctx_caps_need_the_firmware_bit_too(registry: Registry, info: dict[str,
         assert not d.allowed and d.errno == want
     else:
         assert d.rewrite == want
+
+
+def _on(registry: Registry, device: str, **info: object) -> Any:
+    import attrs
+    dev = registry.device("rdma", device)
+    return registry.executor("rdma", registry.policy("rdma", "linux-devx"),
+                             attrs.evolve(dev, info={**dev.info, **info}) if info else dev)
+
+
+def test_devx_without_log_max_uctx_has_no_methods_but_a_plain_ucontext_opens(registry: Registry) -> None:
+    """7.3.4: mlx5_ib_alloc_ucontext() (main.c) calls mlx5_ib_devx_create() only with
+    MLX5_IB_ALLOC_UCTX_DEVX, so its "0 means not supported" -EINVAL is for DEVX contexts alone;
+    devx.c devx_is_supported() leaves every DEVX method out of the uapi without log_max_uctx
+    (ib_uverbs_cmd_verbs(): -EPROTONOSUPPORT), and mlx5_ib_devx_init() gets no whitelist uid."""
+    ex = _on(registry, "spec", log_max_uctx=0)
+    plain, devx, query, eqn, cq = ex.run([
+        _devx("ALLOC_UCONTEXT", devx=False, cap=0),
+        _devx("ALLOC_UCONTEXT", devx=True, cap=0),
+        _devx("OTHER$query", ucontext="ucontext0", opcode="QUERY_HCA_CAP", uid=0),
+        _devx("QUERY_EQN", ucontext="ucontext0", vector=0),
+        _devx("VERBS_CREATE$cq", ucontext="ucontext0", vector=0),
+    ])
+    assert plain.decision is not None and plain.decision.allowed and plain.reply is not None
+    assert plain.reply.out == {"uid": 0}
+    assert devx.decision is not None and (devx.decision.rule, devx.decision.errno) == ("uctx-caps", errno.EINVAL)
+    for r in (query, eqn):
+        assert r.decision is not None and (r.decision.rule, r.decision.errno) == (
+            "devx-supported", errno.EPROTONOSUPPORT), r.decision
+    assert cq.decision is not None and cq.decision.allowed  # verbs are not DEVX
+    assert ex.world.kernel["whitelist_uid"] == 0
+    assert not any(r.violations for r in (plain, devx, query, eqn, cq))
+    # with log_max_uctx the same whitelisted query runs under the whitelist uid
+    (_, ok) = _on(registry, "spec").run([_devx("ALLOC_UCONTEXT", devx=False, cap=0),
+                                         _devx("OTHER$query", ucontext="ucontext0", opcode="QUERY_HCA_CAP", uid=0)])
+    assert ok.decision is not None and ok.decision.allowed and ok.reply is not None and ok.reply.rc == 0
+
+
+def test_devx_get_uid_refuses_a_whitelisted_command_without_a_whitelist_uid(registry: Registry) -> None:
+    """devx.c devx_get_uid() (7.3.4): a whitelisted command from a context without a DEVX uid runs under
+    dev->devx_whitelist_uid, and is -EOPNOTSUPP when mlx5_ib_devx_init() got none (its
+    mlx5_ib_devx_create() failed); a context with a uid uses its own."""
+    ex = _on(registry, "spec")
+    ex.reset()
+    ex.world.kernel["whitelist_uid"] = 0  # the probe's CREATE_UCTX failed
+    plain = ex.apply(_devx("ALLOC_UCONTEXT", devx=False, cap=0))
+    own = ex.apply(_devx("ALLOC_UCONTEXT", devx=True, cap=0))
+    assert plain.reply is not None and own.reply is not None
+    refused = ex.apply(_devx("OTHER$query", ucontext="ucontext0", opcode="QUERY_HCA_CAP", uid=0))
+    assert refused.decision is not None and (refused.decision.rule, refused.decision.errno) == (
+        "devx-uid", errno.EOPNOTSUPP), refused.decision
+    mine = ex.apply(_devx("OTHER$query", ucontext="ucontext1", opcode="QUERY_HCA_CAP", uid=0))
+    assert mine.decision is not None and mine.decision.allowed and mine.decision.rewrite == {"uid": own.reply.out["uid"]}
+
+
+def test_devx_object_command_tables_are_7_3_4s(registry: Registry) -> None:
+    """devx.c (7.3.4): devx_is_obj_create_cmd() passes SET_FLOW_TABLE_ENTRY only with op_mod 0,
+    devx_is_obj_modify_cmd() only with op_mod 1, and devx_is_obj_query_cmd() has
+    QUERY_SCHEDULING_ELEMENT, QUERY_L2_TABLE_ENTRY, QUERY_XRQ_*, QUERY_PACKET_REFORMAT_CONTEXT: such a
+    command gets past the table to devx_is_valid_obj_id() (which refuses a CQ handle for it)."""
+    from ptfuzz_rdma import policies
+
+    ex = _on(registry, "spec")
+    results = ex.run([
+        _devx("ALLOC_UCONTEXT", devx=True, cap=0),
+        _devx("OBJ_CREATE$cq", ucontext="ucontext0", opcode="CREATE_CQ", uid=0),
+        _devx("OBJ_CREATE$pd", ucontext="ucontext0", opcode="SET_FLOW_TABLE_ENTRY", op_mod=1, uid=0),
+        _devx("OBJ_MODIFY$cq", obj="devx_obj1", opcode="SET_FLOW_TABLE_ENTRY", op_mod=0, obj_id=1, value=0, uid=0),
+        _devx("OBJ_MODIFY$cq", obj="devx_obj1", opcode="SET_FLOW_TABLE_ENTRY", op_mod=1, obj_id=1, value=0, uid=0),
+        *(_devx("OBJ_QUERY$cq", obj="devx_obj1", opcode=op, obj_id=1, uid=0)
+          for op in ("QUERY_SCHEDULING_ELEMENT", "QUERY_L2_TABLE_ENTRY", "QUERY_PACKET_REFORMAT_CONTEXT")),
+    ])
+    rules = [(r.decision.rule, r.decision.errno) for r in results[2:] if r.decision is not None]
+    assert rules == [("devx-obj-create-cmd", errno.EINVAL), ("devx-obj-modify-cmd", errno.EINVAL),
+                     *[("devx-obj-id-valid", errno.EINVAL)] * 4], rules
+    assert len(policies.OBJ_CREATE) == 27 and len(policies.OBJ_MODIFY) == 27 and len(policies.OBJ_QUERY) == 25

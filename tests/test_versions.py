@@ -56,8 +56,12 @@ def test_list_shows_the_kernel_per_policy_and_per_subsystem(capsys: pytest.Captu
     assert "7.3.4" in line.split()
     assert ("policies read from: 7.3.4 (historical: before 13237183c735 as merged (a what-if of its review, "
             "declined); before 206f9fa9d555; before 60b5d1f68338; before 6179045ccc0c;") in out
-    # netdev: bnxt (issue 17, N1) and mlx5 (issue 17, #6) re-read in 7.3.4; pds at the commit it was read at
-    assert "policies read from: 7.3.4, at 479bec4c (historical: before e7537735028c)" in out
+    # netdev: bnxt (issue 17, N1), mlx5 (issue 17, #6) and pds (fidelity labels) re-read in 7.3.4
+    assert "policies read from: 7.3.4 (historical: before e7537735028c)" in out
+    # rdma: linux-devx re-read whole in 7.3.4 (it was "unversioned"); its history is v5.2's
+    assert "policies read from: 7.3.4 (historical: before \"IB/mlx5: Verify DEVX general object type" in out
+    pols = host.load().policies
+    assert (pols["rdma"]["linux-devx"].kernel, pols["netdev"]["linux-fwctl-pds"].kernel) == ("7.3.4", "7.3.4")
     # gpu: debugfs (issue 17, N5) and the DRM/sysfs rules re-read in 7.3.4
     assert "policies read from: 7.3.4 (historical: before amdgpu's LOCKDOWN_PCI_ACCESS check" in out
 

@@ -1,13 +1,16 @@
 """AMD/Pensando pds: firmware whose operations carry their own scope, pds_core, and pds fwctl's commands.
 
-fwctl: ``drivers/fwctl/pds/main.c``.  The firmware lists endpoints
+fwctl: ``drivers/fwctl/pds/main.c`` (7.3.4).  The firmware lists endpoints
 (``PDS_FWCTL_CMD_QUERY``, entity ROOT; read once at probe,
 ``pdsfc_init_endpoints()``) and, per endpoint, operations with an attribute
 each (entity ENDPOINT).  ``pdsfc_get_operations()`` turns the attribute into
 the scope the operation needs; ``pdsfc_validate_rpc()`` fetches an endpoint's
 list on its first use and keeps it until the device goes away.  The endpoint
 and operation ids and what each operation does are the firmware's and appear
-in no kernel source: the ones here are made up, stated once.
+in no kernel source: the ones here are made up, stated once.  Simplified, once: an
+RPC carries no payload buffers; ``pdsfc_fw_rpc()``'s ``memdup_user()`` of ``in.payload``,
+``kzalloc()`` of ``out.len`` and ``copy_to_user()`` come after every check and are not
+modelled (the lengths are: ``RPC_IN_LEN``/``RPC_OUT_LEN``).
 
 Firmware variants: ``pds`` keeps every operation's attribute across a firmware
 update; ``pds-scope-update``'s second image turns ``port.stage`` (staged
@@ -56,8 +59,11 @@ CMD_IDENT, CMD_RPC, CMD_QUERY = 70, 71, 72  # enum pds_fwctl_cmd_opcode
 RPC_ROOT, RPC_ENDPOINT = 0, 1  # enum pds_fwctl_query_entity
 ATTR_READ, ATTR_DEBUG_READ, ATTR_WRITE, ATTR_DEBUG_WRITE, ATTR_SYNC = 0x00, 0x02, 0x04, 0x08, 0x10
 ATTR_OTHER = 0x20  # any other attribute: pdsfc_get_operations() maps it to DEBUG_WRITE_FULL
-STATUS_OK, STATUS_EINVAL = 0, 1
+# include/linux/pds/pds_core_if.h enum pds_core_status_code (7.3.4)
+STATUS_OK, STATUS_EINVAL = 0, 14
 STATUS_NAMES = {STATUS_OK: "PDS_RC_SUCCESS", STATUS_EINVAL: "PDS_RC_EINVAL"}
+#: pds_core dev.c pdsc_err_to_errno() (7.3.4), for the statuses the modelled firmware answers
+STATUS_ERRNO = {STATUS_EINVAL: errno.EINVAL}
 
 
 def scope_of(attr: int) -> str:
@@ -224,11 +230,20 @@ VALUE = Param("value", "int", 0, 3)
 
 def _pdsfc_fw_rpc(op: Operation) -> Callable[[World, Args, Caller], Reply]:
     def pdsfc_fw_rpc(world: World, args: Args, caller: Caller) -> Reply:
-        """pdsfc_fw_rpc(): PDS_FWCTL_CMD_RPC with the endpoint and operation as given."""
+        """pdsfc_fw_rpc() (7.3.4): PDS_FWCTL_CMD_RPC with the endpoint and operation as given.
+
+        A completion status is an error of the ioctl: pdsc_adminq_post() turns it into an errno
+        (pdsc_err_to_errno()) and pdsfc_fw_rpc() returns ERR_PTR(err), so ``out.retval`` is set
+        only on success, from the completion's own ``err`` field (0 on the modelled firmware).
+        """
         if not world.kernel["bound"]:
             return Reply(errno=errno.ENODEV, why="fwctl_unregister(): the pds_core device is gone")
         reply = world.mailbox("PDS_FWCTL_CMD_RPC", ep=args["ep"], id=op.id, value=args.get("value", 0))
-        return Reply(rc=reply.rc, out={"retval": reply.rc}, why=reply.why)
+        if reply.rc:
+            status = STATUS_NAMES.get(reply.rc, hex(reply.rc))
+            return Reply(rc=reply.rc, errno=STATUS_ERRNO.get(reply.rc, errno.EIO),
+                         why=f"{status}: {reply.why}" if reply.why else status)
+        return Reply(out={"retval": 0}, why=reply.why)
 
     pdsfc_fw_rpc.__name__ = f"pdsfc_fw_rpc_{op.name.replace('.', '_')}"
     return pdsfc_fw_rpc

@@ -13,8 +13,8 @@ scope) and mlx5's ``-EMSGSIZE``.
 
 Sources as read: ``drivers/fwctl/bnxt/main.c`` of 7.3.4 (Debian's
 linux-source-7.3; the review quoted 98f21c54, whose DMA checks 7.3.4 keeps),
-``drivers/fwctl/pds/main.c`` at 479bec4c (``pdsfc_validate_rpc()``'s size
-checks re-read in 7.3.4), ``drivers/fwctl/mlx5/main.c`` of 7.3.4
+``drivers/fwctl/pds/main.c`` of 7.3.4 (read at 479bec4c first; re-read whole in 7.3.4:
+``pdsfc_fw_rpc()``, ``pdsfc_validate_rpc()``, ``pdsfc_get_operations()``, the endpoint list), ``drivers/fwctl/mlx5/main.c`` of 7.3.4
 (``plugins/ptfuzz_mlx5/fwctl.py``, re-read for issue 17; before: at 52929c21); each policy's ``kernel`` says which.
 
 Each policy promises what the uapi says of the scopes
@@ -237,6 +237,13 @@ def _pds_cache_operations(r: Request) -> Verdict:
 
 
 def _pds_operation(r: Request) -> Verdict:
+    """PDS_FWCTL_RPC_OPCODE_CMP(rpc->in.op, id) over the cached list.
+
+    Simplified, once: ``in.op`` is the command's id with version bits 0, and the modelled firmware
+    lists every operation at version 0, so the macro's "same command, version at or below the
+    firmware's" is equality here."""
+    if r.payload is not None:  # rpc->in.op, read from the request the core copied in
+        r.payload.read(0, 4, by="pdsfc_validate_rpc(): rpc->in.op")
     if r.command.opcode in r.kernel["pds_ops"][r.args["ep"]]:
         return None
     return Deny(errno.EINVAL, f"Invalid operation {r.command.opcode} for endpoint {r.args['ep']}")
@@ -255,23 +262,25 @@ LINUX_FWCTL_PDS = Policy(
     rules=(
         *fwctl_core(PDS),
         Rule("pdsfc-in-len", _pds_in_len, f"{PDSFC} pdsfc_fw_rpc(): in_len < sizeof(*rpc) -> -EINVAL "
-             "(e7537735028c)", channels=(PDS,)),
+             "(e7537735028c; 7.3.4)", channels=(PDS,)),
         Rule("pdsfc-max-req-sz", _pds_max("rpc_in_len", 12, "max_req_sz"),
              f"{_PDS_VALIDATE}: if (rpc->in.len > le32_to_cpu(pdsfc->ident.max_req_sz)) return -EINVAL; (7.3.4)",
              channels=(PDS,)),
         Rule("pdsfc-max-resp-sz", _pds_max("rpc_out_len", 36, "max_resp_sz"),
              f"{_PDS_VALIDATE}: if (rpc->out.len > le32_to_cpu(pdsfc->ident.max_resp_sz)) return -EINVAL; "
              "(7.3.4)", channels=(PDS,)),
-        Rule("pdsfc-endpoint", _pds_endpoint, f"{_PDS_VALIDATE}: endpoint_info[] lookup, else -EINVAL",
+        Rule("pdsfc-endpoint", _pds_endpoint, f"{_PDS_VALIDATE}: endpoint_info[] lookup of rpc->in.ep, else -EINVAL (7.3.4)",
              channels=(PDS,)),
         Rule("pdsfc-cache-operations", _pds_cache_operations,
-             f"{_PDS_VALIDATE}: if (!ep_info->operations) pdsfc_get_operations()", channels=(PDS,)),
+             f"{_PDS_VALIDATE}: if (!ep_info->operations) pdsfc_get_operations(), on failure -ENOMEM (7.3.4)",
+             channels=(PDS,)),
         Rule("pdsfc-operation", _pds_operation,
-             f"{_PDS_VALIDATE}: PDS_FWCTL_RPC_OPCODE_CMP() over the cached list, else -EINVAL", channels=(PDS,)),
-        Rule("pdsfc-scope", _pds_scope, f"{_PDS_VALIDATE}: if (scope < op_entry[i].scope) return -EPERM",
+             f"{_PDS_VALIDATE}: PDS_FWCTL_RPC_OPCODE_CMP() over the cached list, else -EINVAL (7.3.4)",
+             channels=(PDS,)),
+        Rule("pdsfc-scope", _pds_scope, f"{_PDS_VALIDATE}: if (scope < op_entry[i].scope) return -EPERM; (7.3.4)",
              channels=(PDS,)),
     ),
-    promises=(configuration_promise(PDS),), kernel="at 479bec4c",
+    promises=(configuration_promise(PDS),), kernel="7.3.4",
     doc="pds fwctl: scopes from the firmware's operation lists, cached per endpoint on first use",
 )
 

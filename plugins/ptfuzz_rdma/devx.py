@@ -62,8 +62,8 @@ VECTOR = Param("vector", "choice", choices=(0, 1, 2), doc="completion vector (2 
 #: CREATE_EQ is not a DEVX create (devx_is_obj_create_cmd() refuses it).  Five of
 #: the kinds the firmware has: each variant is a rule, and every rule added
 #: divides the time Hypothesis spends on the others.  Simplification (issue 17 #7):
-#: devx_is_obj_create_cmd() (7.3.4) passes 28 opcodes; these five, with the verbs CQ
-#: and QP, cover the id shapes devx_get_created_obj_id() and devx_get_obj_id() have:
+#: devx_is_obj_create_cmd() (7.3.4) passes 29 opcodes (27 always, SET_FLOW_TABLE_ENTRY
+#: with op_mod 0, CREATE_PSV with num_psv 1); these five, with the verbs CQ and QP, cover the id shapes devx_get_created_obj_id() and devx_get_obj_id() have:
 #: an id firmware allocates per kind (CQ, QP, PD; also MKEY, SQ, RQ, RQT, TIR, TIS,
 #: RMP, SRQ, XRC_SRQ, DCT, XRQ, TD, XRCD, Q and flow counters, header and reformat
 #: contexts, scheduling elements, flow tables and groups), an id unique per general

@@ -157,8 +157,11 @@ def probe(world: World) -> None:
     _create(world, "CREATE_CQ", uid=0, eqn=eqn)
     _ulp_qp(world)
     _create(world, "CREATE_MKEY", uid=0)
-    # the DEVX whitelist uid (no caps) and the fwctl FD's uid (TOOLS_RESOURCES)
-    k["whitelist_uid"] = _uctx(world, 0)
+    # the DEVX whitelist uid (no caps): mlx5_ib_devx_init() (devx.c, 7.3.4) keeps the uid
+    # mlx5_ib_devx_create(dev, false, 0) returns, which is -EINVAL without log_max_uctx: then none
+    if int(world.device.info.get("log_max_uctx", 1)):
+        k["whitelist_uid"] = _uctx(world, 0)
+    # and the fwctl FD's uid (TOOLS_RESOURCES)
     k["fwctl_uid"] = _uctx(world, ifc.UCTX_CAP_TOOLS_RESOURCES)
     k["fwctl_fds"] = (k["fwctl_uid"],)
 
@@ -475,7 +478,12 @@ def close(world: World, args: Args, caller: Caller) -> Reply:
     """Closing the uverbs file: every DEVX object goes (newest first), then the uid.
 
     RDMA_REMOVE_CLOSE ignores destroy failures, so whatever firmware refused
-    to destroy stays behind; the leak invariant sees it.
+    to destroy stays behind; the leak invariant sees it.  Simplified, once: 7.3.4 first
+    destroys the file's DEVX QPs, oldest first and asynchronously (devx.c
+    mlx5_ib_ufile_hw_cleanup(), marking each DEVX_OBJ_FLAGS_HW_FREED), then the uverbs core
+    the rest; here all go newest first.  Each destroy is the one devx_obj_build_destroy_cmd()
+    recorded with the create's uid either way, and the modelled firmware has no references
+    between objects that would make one destroy's outcome depend on another's.
     """
     k = world.kernel
     ctx: Ucontext | None = k["ucontexts"].get(args["ucontext"])

@@ -9,8 +9,9 @@ checks are 7.3.4's (re-read for issue 17): the object handlers refuse a non-zero
 tunnel id, and devx_is_general_cmd() passes any opcode that carries one when the
 firmware has ``vhca_tunnel_commands``.
 
-Versions: devx.c was read from no recorded kernel version ("unversioned"), but for
-the two vhca_tunnel_id rules, read from 7.3.4 and citing it; ``linux-devx-2019``'s
+Versions: ``linux-devx`` is devx.c of 7.3.4 (Debian's linux-source-7.3), re-read whole
+against every rule (it was "unversioned" before; the vhca_tunnel_id rules, issue 17, and
+the uctx caps, #25, were already 7.3.4's); ``linux-devx-2019``'s
 whitelist and general-command list are devx.c of v5.2 (read from the linux-yocto-5.2 copy,
 WindRiver-Labs/linux-yocto-5.2 @256e39bf, which already has the type fix: the pull that
 merged both 2019 DevX fixes, up to c191f93454bc, changed nothing else in devx.c);
@@ -53,27 +54,55 @@ GENERAL_2019 = WHITELIST_2019 | frozenset({
 })
 #: devx_is_general_cmd() (7.3.4): 2019's, plus QUERY_LAG and QUERY_ESW_FUNCTIONS
 GENERAL = GENERAL_2019 | WHITELIST | frozenset({"QUERY_LAG"})
-#: devx_is_obj_create_cmd() (SET_FLOW_TABLE_ENTRY with op_mod 0; CREATE_PSV etc. not modelled)
+#: devx_is_obj_create_cmd() (7.3.4): these always; SET_FLOW_TABLE_ENTRY only with op_mod 0 and
+#: CREATE_PSV only with num_psv 1 (``_create_cmd()``)
 OBJ_CREATE = frozenset({
     "CREATE_GENERAL_OBJECT", "CREATE_MKEY", "CREATE_CQ", "ALLOC_PD", "ALLOC_TRANSPORT_DOMAIN", "CREATE_RMP",
     "CREATE_SQ", "CREATE_RQ", "CREATE_RQT", "CREATE_TIR", "CREATE_TIS", "ALLOC_Q_COUNTER",
-    "CREATE_FLOW_TABLE", "CREATE_FLOW_GROUP", "ALLOC_FLOW_COUNTER", "CREATE_QP", "CREATE_SRQ",
-    "CREATE_XRC_SRQ", "CREATE_DCT", "CREATE_XRQ", "ATTACH_TO_MCG", "ALLOC_XRCD", "SET_FLOW_TABLE_ENTRY",
+    "CREATE_FLOW_TABLE", "CREATE_FLOW_GROUP", "ALLOC_FLOW_COUNTER", "ALLOC_PACKET_REFORMAT_CONTEXT",
+    "ALLOC_MODIFY_HEADER_CONTEXT", "CREATE_SCHEDULING_ELEMENT", "ADD_VXLAN_UDP_DPORT", "SET_L2_TABLE_ENTRY",
+    "CREATE_QP", "CREATE_SRQ", "CREATE_XRC_SRQ", "CREATE_DCT", "CREATE_XRQ", "ATTACH_TO_MCG", "ALLOC_XRCD",
 })
-#: devx_is_obj_modify_cmd()
+#: devx_is_obj_modify_cmd() (7.3.4): these always; SET_FLOW_TABLE_ENTRY only with op_mod 1
 OBJ_MODIFY = frozenset({
     "MODIFY_GENERAL_OBJECT", "MODIFY_CQ", "MODIFY_RMP", "MODIFY_SQ", "MODIFY_RQ", "MODIFY_RQT",
-    "MODIFY_TIR", "MODIFY_TIS", "MODIFY_FLOW_TABLE", "MODIFY_SCHEDULING_ELEMENT", "RST2INIT_QP",
-    "INIT2RTR_QP", "INIT2INIT_QP", "RTR2RTS_QP", "RTS2RTS_QP", "SQERR2RTS_QP", "2ERR_QP", "2RST_QP",
-    "ARM_XRC_SRQ", "ARM_RQ", "ARM_DCT_FOR_KEY_VIOLATION", "ARM_XRQ", "MODIFY_XRQ",
+    "MODIFY_TIR", "MODIFY_TIS", "MODIFY_FLOW_TABLE", "MODIFY_SCHEDULING_ELEMENT", "ADD_VXLAN_UDP_DPORT",
+    "SET_L2_TABLE_ENTRY", "RST2INIT_QP", "INIT2RTR_QP", "INIT2INIT_QP", "RTR2RTS_QP", "RTS2RTS_QP",
+    "SQERR2RTS_QP", "2ERR_QP", "2RST_QP", "ARM_XRC_SRQ", "ARM_RQ", "ARM_DCT_FOR_KEY_VIOLATION", "ARM_XRQ",
+    "SET_XRQ_DC_PARAMS_ENTRY", "RELEASE_XRQ_ERROR", "MODIFY_XRQ",
 })
-#: devx_is_obj_query_cmd()
+#: devx_is_obj_query_cmd() (7.3.4)
 OBJ_QUERY = frozenset({
     "QUERY_GENERAL_OBJECT", "QUERY_MKEY", "QUERY_CQ", "QUERY_RMP", "QUERY_SQ", "QUERY_RQ", "QUERY_RQT",
     "QUERY_TIR", "QUERY_TIS", "QUERY_Q_COUNTER", "QUERY_FLOW_TABLE", "QUERY_FLOW_GROUP",
-    "QUERY_FLOW_TABLE_ENTRY", "QUERY_FLOW_COUNTER", "QUERY_MODIFY_HEADER_CONTEXT", "QUERY_QP",
-    "QUERY_SRQ", "QUERY_XRC_SRQ", "QUERY_DCT", "QUERY_XRQ",
+    "QUERY_FLOW_TABLE_ENTRY", "QUERY_FLOW_COUNTER", "QUERY_MODIFY_HEADER_CONTEXT",
+    "QUERY_SCHEDULING_ELEMENT", "QUERY_L2_TABLE_ENTRY", "QUERY_QP", "QUERY_SRQ", "QUERY_XRC_SRQ", "QUERY_DCT",
+    "QUERY_XRQ", "QUERY_XRQ_DC_PARAMS_ENTRY", "QUERY_XRQ_ERROR_PARAMS", "QUERY_PACKET_REFORMAT_CONTEXT",
 })
+
+
+def _create_cmd(r: Request) -> bool:
+    """devx_is_obj_create_cmd(): the table, plus the two opcodes it passes only for one field value.
+
+    A field the step does not carry is 0, as in the caller's zeroed command (op_mod and num_psv are
+    not drawn: no modelled kind is a flow table entry or a PSV)."""
+    op = r.args["opcode"]
+    if op == "SET_FLOW_TABLE_ENTRY":
+        return int(r.args.get("op_mod", 0)) == 0
+    if op == "CREATE_PSV":
+        return int(r.args.get("num_psv", 0)) == 1
+    return op in OBJ_CREATE
+
+
+def _modify_cmd(r: Request) -> bool:
+    """devx_is_obj_modify_cmd(): the table, and SET_FLOW_TABLE_ENTRY with op_mod 1."""
+    if r.args["opcode"] == "SET_FLOW_TABLE_ENTRY":
+        return int(r.args.get("op_mod", 0)) == 1
+    return r.args["opcode"] in OBJ_MODIFY
+
+
+def _query_cmd(r: Request) -> bool:
+    return r.args["opcode"] in OBJ_QUERY
 
 
 def _is_general(op: str, general: frozenset[str]) -> bool:
@@ -92,9 +121,15 @@ def _ucontext(r: Request) -> Ucontext | None:
 def _devx_uid(whitelist: frozenset[str]) -> Check:
     def check(r: Request) -> Verdict:
         ctx = _ucontext(r)
-        if ctx is None or ctx.uid or r.args.get("opcode") in whitelist:
+        if ctx is None or ctx.uid:
             return None  # an unknown handle fails in the uverbs lookup
-        return Deny(errno.EINVAL, "no DEVX uid: the ucontext was allocated without MLX5_IB_ALLOC_UCTX_DEVX")
+        if r.args.get("opcode") not in whitelist:
+            return Deny(errno.EINVAL, "no DEVX uid: the ucontext was allocated without MLX5_IB_ALLOC_UCTX_DEVX")
+        if r.kernel["whitelist_uid"]:
+            return None
+        # 7.3.4: mlx5_ib_devx_init() got no uid (mlx5_ib_devx_create() failed), so no whitelist uid
+        return Deny(errno.EOPNOTSUPP, "a whitelisted command from a context without DEVX, and the device "
+                    "has no devx_whitelist_uid")
 
     return check
 
@@ -126,9 +161,9 @@ def _no_tunnel(r: Request) -> Verdict:
     return None
 
 
-def _in(table: frozenset[str], what: str) -> Rule:
+def _in(accepts: Callable[[Request], bool], what: str) -> Rule:
     def check(r: Request) -> Verdict:
-        return None if r.args["opcode"] in table else Deny(errno.EINVAL, f"not an object {what} command")
+        return None if accepts(r) else Deny(errno.EINVAL, f"not an object {what} command")
 
     return Rule(f"devx-obj-{what}-cmd", check, f"{DEVX_C} devx_is_obj_{what}_cmd()",
                 channels=(DEVX,), ops=method_ops(f"OBJ_{what.upper()}"))
@@ -176,6 +211,8 @@ def _uctx_caps(r: Request) -> Verdict:
     firmware bit, and the uid is registered with mlx5_cmd_add_privileged_uid(); what firmware then
     lets such a uid do is not public, so no caller holds a UCAP here.
     """
+    if not r.args.get("devx"):
+        return None  # mlx5_ib_alloc_ucontext() calls mlx5_ib_devx_create() only for MLX5_IB_ALLOC_UCTX_DEVX
     # fidelity #25 (7.3.4): "0 means not supported": no log_max_uctx, no DEVX context at all; a cap is
     # granted only if the firmware's uctx_cap has its bit (device info; the modelled devices have both)
     if not int(r.device.info.get("log_max_uctx", 1)):
@@ -187,6 +224,16 @@ def _uctx_caps(r: Request) -> Verdict:
     if fw & ifc.UCTX_CAP_INTERNAL_DEV_RES and fwctl.CAP_SYS_RAWIO in r.caller.caps:
         granted |= ifc.UCTX_CAP_INTERNAL_DEV_RES
     return Rewrite({"cap": granted}, "the firmware's uctx_cap and capable() decide the uctx caps")
+
+
+def _devx_supported(r: Request) -> Verdict:
+    """devx_is_supported() (7.3.4): the DEVX uapi objects exist only if MLX5_CAP_GEN(log_max_uctx).
+
+    Without it ``UAPI_DEF_IS_OBJ_SUPPORTED`` leaves them out of the uapi radix tree, and
+    ib_uverbs_cmd_verbs() finds no method: -EPROTONOSUPPORT, before any DEVX code runs."""
+    if int(r.device.info.get("log_max_uctx", 1)):
+        return None
+    return Deny(errno.EPROTONOSUPPORT, "no DEVX methods: MLX5_CAP_GEN(log_max_uctx) is 0 (devx_is_supported())")
 
 
 _UID_METHODS = ("UMEM_REG", *method_ops("OTHER"), *method_ops("OBJ_CREATE"), *method_ops("OBJ_MODIFY"),
@@ -215,20 +262,30 @@ def devx_rules(valid_obj_id: Rule, *, since_2019: bool = True) -> tuple[Rule, ..
                    f"{DEVX_C} MLX5_IB_METHOD_DEVX_OBJ_CREATE/_MODIFY/_QUERY handlers: "
                    "if (MLX5_GET(general_obj_in_cmd_hdr, cmd_in, vhca_tunnel_id)) return -EINVAL; (7.3.4)",
                    channels=(DEVX,), ops=_OBJ_METHODS),) if since_2019 else ()
+    supported = (Rule("devx-supported", _devx_supported,
+                      f"{DEVX_C} devx_is_supported(), mlx5_ib_devx_defs[]: UAPI_DEF_IS_OBJ_SUPPORTED; "
+                      "drivers/infiniband/core/uverbs_ioctl.c ib_uverbs_cmd_verbs(): no method, -EPROTONOSUPPORT "
+                      "(7.3.4)", channels=(DEVX,), ops=(*_UID_METHODS, "QUERY_EQN")),) if since_2019 else ()
     version = "(7.3.4)" if since_2019 else "(v5.2: QUERY_HCA_CAP, QUERY_HCA_VPORT_CONTEXT, QUERY_ESW_VPORT_CONTEXT)"
     return (
-        Rule("uctx-caps", _uctx_caps, f"{DEVX_C} mlx5_ib_devx_create()", channels=(DEVX,),
+        # the uverbs core: a DEVX method the device does not support has no handler (the verbs
+        # CQ/QP, ALLOC_UCONTEXT, CLOSE and a handle's destroy are not DEVX methods here); not read
+        # for v5.2, whose policy has no such rule
+        *supported,
+        Rule("uctx-caps", _uctx_caps, f"{DEVX_C} mlx5_ib_devx_create() (7.3.4), called by "
+             "mlx5_ib_alloc_ucontext() only with MLX5_IB_ALLOC_UCTX_DEVX", channels=(DEVX,),
              ops=("ALLOC_UCONTEXT",)),
         # first in each object handler, before devx_get_uid() (OBJ_ASYNC_QUERY, which does the
         # same at line 1848, is not a modelled method)
         *tunnel,
         Rule("devx-uid", _devx_uid(whitelist),
-             f"{DEVX_C} devx_get_uid(), devx_is_whitelist_cmd() {version}; devx_umem_reg: c->devx_uid",
+             f"{DEVX_C} devx_get_uid(), devx_is_whitelist_cmd() {version}: no uid -EINVAL, a whitelisted "
+             "command with no whitelist uid -EOPNOTSUPP; devx_umem_reg: c->devx_uid",
              channels=(DEVX,), ops=_UID_METHODS),
         general,
-        _in(OBJ_CREATE, "create"),
-        _in(OBJ_MODIFY, "modify"),
-        _in(OBJ_QUERY, "query"),
+        _in(_create_cmd, "create"),
+        _in(_modify_cmd, "modify"),
+        _in(_query_cmd, "query"),
         valid_obj_id,
         Rule("devx-force-uid", _force_uid(whitelist),
              f"{DEVX_C} MLX5_SET(general_obj_in_cmd_hdr, cmd_in, uid, uid)",
@@ -239,9 +296,9 @@ def devx_rules(valid_obj_id: Rule, *, since_2019: bool = True) -> tuple[Rule, ..
 LINUX_DEVX = Policy(
     "linux-devx", "rdma", channels=(DEVX,),
     rules=devx_rules(Rule("devx-obj-id-valid", _valid_obj_id,
-                          f"{DEVX_C} devx_is_valid_obj_id(), get_enc_obj_id(opcode | obj_type << 16, id)",
+                          f"{DEVX_C} devx_is_valid_obj_id(), get_enc_obj_id(opcode | obj_type << 16, id) (7.3.4)",
                           channels=(DEVX,), ops=_ON_OBJECT)),
-    kernel="unversioned",
+    kernel="7.3.4",
     doc="devx.c: uid forced, whitelist, general-command list, object id and type checked",
 )
 LINUX_DEVX_2019 = Policy(

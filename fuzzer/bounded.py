@@ -150,7 +150,7 @@ class Proof:
     #: CPU seconds of this process (on a shared machine, the figure that does not depend on the load)
     cpu: float = 0.0
     #: distinct states first reached at each depth, 0 first
-    levels: tuple[int, ...] = attrs.field(default=(), converter=tuple)
+    levels: tuple[int, ...] = ()
     steps: tuple[Step, ...] = ()
     violation: Violation | None = None
     reason: str = ""
@@ -196,7 +196,7 @@ def _track(move: Move, live: Live, result: StepResult) -> Live:
         for bundle in move.produces:
             out = {**out, bundle: out.get(bundle, ()) + tuple(made)}
     for bundle, handle in result.publications:
-        out = {**out, bundle: out.get(bundle, ()) + (handle,)}
+        out = {**out, bundle: (*out.get(bundle, ()), handle)}
     return out
 
 
@@ -232,7 +232,7 @@ def prove(executor: Executor, depth: int, *, severities: frozenset[str] = frozen
     executor.reset()
     live: Live = {}
     for bundle, handle in executor.probed:
-        live[bundle] = live.get(bundle, ()) + (handle,)
+        live[bundle] = (*live.get(bundle, ()), handle)
     root = _Node((), live, abstract_state(executor, live))
     seen: set[Hashable] = {root.key}
     levels = [1]
@@ -252,7 +252,7 @@ def prove(executor: Executor, depth: int, *, severities: frozenset[str] = frozen
 
     def result(outcome: Literal["proved", "found", "incomplete"], done: int, **kw: Any) -> Proof:
         return Proof(outcome, depth, len(seen), transitions, time.monotonic() - started,
-                     time.process_time() - cpu, levels,
+                     time.process_time() - cpu, tuple(levels),
                      uncounted=dict(uncounted), complete_depth=done, **kw)
 
     for level in range(depth):

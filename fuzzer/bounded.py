@@ -149,14 +149,15 @@ class Proof:
     seconds: float
     #: CPU seconds of this process (on a shared machine, the figure that does not depend on the load)
     cpu: float = 0.0
-    #: distinct states first reached at each depth, 0 first
+    #: distinct states first reached at each depth, 0 first, for each depth whose states were all reached
+    #: (a proof: depth + 1 entries; a violation or an incomplete proof: up to the depth it covers in full)
     levels: tuple[int, ...] = ()
     steps: tuple[Step, ...] = ()
     violation: Violation | None = None
     reason: str = ""
     #: violations seen but not counted (their severity is not asked for), by signature
     uncounted: Mapping[str, int] = attrs.field(factory=dict)
-    #: the depth whose every state was expanded (an incomplete proof covers this many steps)
+    #: every sequence of at most this many steps was judged (``depth`` for a proof; less when found or incomplete)
     complete_depth: int = 0
 
     def describe(self) -> str:

@@ -199,7 +199,8 @@ def test_violations_not_asked_for_are_tallied_not_counted(registry: Registry) ->
 
 
 @pytest.mark.parametrize(("subsystem", "policy", "device", "depth"), [
-    ("cxl", "linux-ioctl", "spec", 1), ("rdma", "linux-devx", "spec", 2), ("gpu", "linux-drm", "spec", 2)])
+    ("cxl", "linux-ioctl", "spec", 1), ("rdma", "linux-devx", "spec", 2), ("gpu", "linux-drm", "spec", 2),
+    ("netdev", "linux-fwctl-pds", "pds", 1)])
 def test_snapshots_explore_what_replaying_explores(registry: Registry, subsystem: str, policy: str, device: str,
                                                     depth: int) -> None:
     ex = registry.executor(subsystem, registry.policy(subsystem, policy), registry.device(subsystem, device))

@@ -67,7 +67,7 @@ from typing import Any, Literal
 
 import attrs
 
-from fuzzer.abstract import abstract_state, freeze
+from fuzzer.abstract import abstract_state
 from fuzzer.executor import Executor, StepResult
 from fuzzer.explore import Move, moves_of
 from fuzzer.spec import ABSENT, Caller, Param, Violation
@@ -339,7 +339,11 @@ class _Snapshot:
         self.world = world
         self.device = world.device
         self.state = self._copy(world.device.state)
+        #: the device state holds only immutable values (the World's contract): a restore is a dict copy
+        self.flat = all(_immutable(v, self.known) for v in self.state.values())
         self.kernel = self._copy(world.kernel)
+        #: the kernel keys whose values can change in place (copied on restore, compared by value)
+        self.mutable = tuple(k for k, v in self.kernel.items() if not _immutable(v, self.known))
         self.shadow = dict(world.shadow)
         self.tainted = world.tainted
         self.handles = world.handles
@@ -361,11 +365,13 @@ class _Snapshot:
         """Remember what the current world holds, to tell cheaply whether a step changed it."""
         self.live_state = world.device.state
         self.live_kernel = dict(world.kernel)
-        self.frozen = {k: freeze(v) for k, v in world.kernel.items() if not _immutable(v, self.known)}
 
     def unchanged(self, executor: Executor) -> bool:
-        """The world is still the node's: same objects, the mutable ones equal when frozen (a step ran, and the
-        device state did not change: the executor's diff says so)."""
+        """The world is still the node's (the device state did not change: the executor's diff says so).
+
+        Same objects everywhere, and the kernel's mutable values equal to the
+        snapshot's (``==``: an object of a plugin's own that compares by
+        identity never is, so it is restored, the safe way to be wrong)."""
         world = executor.world
         if (world is not self.world or world.device.state is not self.live_state or world.tainted is not self.tainted
                 or world.handles != self.handles or world.shadow != self.shadow):
@@ -373,13 +379,18 @@ class _Snapshot:
         kernel, ref = world.kernel, self.live_kernel
         if len(kernel) != len(ref) or any(kernel.get(k, ABSENT) is not v for k, v in ref.items()):
             return False
-        return all(freeze(kernel[k]) == f for k, f in self.frozen.items())
+        pristine = self.kernel
+        try:
+            return all(kernel[k] == pristine[k] for k in self.mutable)
+        except Exception:  # an __eq__ that will not answer: say it changed
+            return False
 
     def restore(self, executor: Executor) -> None:
         world = self.world
         executor.world = world
-        world.device.state = self._copy(self.state)
-        world.kernel = self._copy(self.kernel)
+        world.device.state = dict(self.state) if self.flat else self._copy(self.state)
+        mutable, pristine = self.mutable, self.kernel
+        world.kernel = {k: self._copy(v) if k in mutable else v for k, v in pristine.items()}
         world.shadow = dict(self.shadow)
         world.tainted = self.tainted
         world.handles = self.handles

@@ -166,6 +166,18 @@ def test_planted_hole_is_the_first_violation_at_its_known_length(registry: Regis
     assert closed.outcome == "proved", closed.describe()
 
 
+def test_a_four_step_hole_is_found_at_its_known_length(registry: Registry) -> None:
+    """drm-render-allow: a render client opens another client's buffer by its flink name and writes it.
+    Four steps, in either order of the two clients' arrival; nothing shorter over the classes."""
+    (hole,) = [h for h in HOLES if h.deep and h.rule == "drm-render-allow"]
+    ex = registry.executor("gpu", registry.policy("gpu", hole.policy, (hole.rule,)), registry.device("gpu", hole.device))
+    proof = prove(ex, len(hole.ops), time_limit=60)
+    assert proof.outcome == "found" and proof.violation is not None
+    assert proof.violation.signature == hole.signature
+    assert sorted(s.op for s in proof.steps) == sorted(hole.ops) and proof.steps[-1].op == hole.ops[-1]
+    assert proof.complete_depth == 3 and len(proof.levels) == 4  # every 3-step sequence was judged first
+
+
 def test_a_deeper_hole_needs_its_depth(registry: Registry) -> None:
     """sanitize-decoders needs a region first: one step proves nothing is wrong, two find it."""
     hole = _hole("cxl", "linux-ioctl", "spec", "sanitize-decoders")

@@ -54,6 +54,7 @@ from fuzzer.effects import describe
 from fuzzer.errors import CorpusError, OutputError, PluginError, PtfuzzError, UsageError, raised
 from fuzzer.hypothesis_search import open_database
 from fuzzer.invariants import GENERIC
+from fuzzer.minimize import as_plain
 from fuzzer.replay import executor_for, trace
 from fuzzer.replay import replay as do_replay
 from fuzzer.spec import Policy, Subsystem
@@ -688,11 +689,17 @@ def prove(ctx: click.Context, subsystem: str, policy_name: str | None, device_na
         entry = corpus.Entry(subsystem=subsystem, device=device.name, policy=policy.name, without=policy.removed,
                              steps=proof.steps, violation=corpus.violation_to_json(proof.violation),
                              plugins=reg.plugin_versions(subsystem), ptfuzz=__version__)
-        try:
-            path = corpus.save(Path(corpus_dir, subsystem), entry, executor.payload_of)
-        except OSError as exc:
-            raise OutputError(f"--corpus: cannot write in {corpus_dir!r}: {exc.strerror or exc}") from None
-        _fit(con, *proof.describe_parts(), f"-> {path}")
+        path = Path(corpus_dir, subsystem, corpus.file_name(entry))
+        known = corpus.known(path, executor.complete)
+        scopes = {c.name: c.scopes for c in reg.subsystem(subsystem).channels}
+        kept = (known is not None and known.signature == entry.signature  # as a campaign: no churn
+                and as_plain(executor, known.steps, list(proof.steps), entry.signature, scopes))
+        if not kept:
+            try:
+                path = corpus.save(Path(corpus_dir, subsystem), entry, executor.payload_of)
+            except OSError as exc:
+                raise OutputError(f"--corpus: cannot write in {corpus_dir!r}: {exc.strerror or exc}") from None
+        _fit(con, *proof.describe_parts(), f"-> {path}" + (" (kept: it holds a reproducer as plain)" if kept else ""))
         for step in proof.steps:
             _say(con, f"  {step.describe()}")
     else:

@@ -285,3 +285,18 @@ def test_cli_bad_input_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert run_cli(["prove", "cxl", *args, "--corpus", str(tmp_path)]) == 2
     captured = capsys.readouterr()
     assert message in captured.out + captured.err
+
+
+def test_cli_keeps_a_corpus_file_as_plain(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """As a campaign: a committed reproducer as plain as the proof's is not rewritten (no churn)."""
+    args = ["prove", "cxl", "--policy", "linux-ioctl", "--without", "sysfs-root", "--depth", "1",
+            "--corpus", str(tmp_path)]
+    assert run_cli(args) == 1
+    (saved,) = (tmp_path / "cxl").glob("*.json")
+    doc = json.loads(saved.read_text())
+    doc["seed"] = 7  # a campaign's file: same steps, another seed
+    saved.write_text(json.dumps(doc, indent=2) + "\n")
+    capsys.readouterr()
+    assert run_cli(args) == 1
+    assert "(kept: it holds a reproducer as plain)" in capsys.readouterr().out
+    assert json.loads(saved.read_text())["seed"] == 7

@@ -3,7 +3,9 @@
 Exit codes: 0 nothing found (or a replay that no longer fails), 1 findings (or
 a replay that still fails), 2 usage, corpus, plugin, worker or I/O errors
 (a file that cannot be written), reported as one line naming the culprit, 3
-an internal error (a bug in ptfuzz itself), also one line;
+an internal error (a bug in ptfuzz itself), also one line; 4 (``prove`` only)
+incomplete: the time limit or the state cap ended a bounded proof before its
+depth, so it proves nothing beyond the depth it reports;
 ``PTFUZZ_TRACEBACK=1`` prints the traceback too.  A campaign stopped by
 Ctrl-C or SIGTERM exits as it would have at its deadline (0 or 1, with the
 summary, ``--json`` and ``--junit`` written); 130 only when a second signal
@@ -45,11 +47,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from fuzzer import corpus, database, files, host, safetext
+from fuzzer.bounded import DEFAULT_STATES, MAX_DEPTH
+from fuzzer.bounded import prove as prove_bounded
 from fuzzer.campaign import DEFAULT_EXAMPLES, MAX_STEPS, SEARCHES, Campaign, Finding, Progress, Result
 from fuzzer.effects import describe
-from fuzzer.errors import CorpusError, PluginError, PtfuzzError, UsageError, raised
+from fuzzer.errors import CorpusError, OutputError, PluginError, PtfuzzError, UsageError, raised
 from fuzzer.hypothesis_search import open_database
 from fuzzer.invariants import GENERIC
+from fuzzer.minimize import as_plain
 from fuzzer.replay import executor_for, trace
 from fuzzer.replay import replay as do_replay
 from fuzzer.spec import Knobs, Policy, Subsystem, knob_text
@@ -57,6 +62,8 @@ from fuzzer.version import __version__
 from fuzzer.workers import Pool, WorkerSpec, check_workers
 
 EXIT_CLEAN, EXIT_FOUND, EXIT_ERROR, EXIT_INTERNAL = 0, 1, 2, 3
+#: ``prove``: the time limit or the state cap ended it before the depth asked for: not a proof
+EXIT_INCOMPLETE = 4
 #: Seconds between plain progress lines when stdout is not a terminal (CI logs).
 PROGRESS_EVERY = 10.0
 
@@ -671,6 +678,95 @@ def junit_xml(r: Result, subsystem: str, policy: str, device: str, known: frozen
     suite.set("failures", str(failures))
     suite.set("skipped", str(skipped))
     return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
+
+
+@cli.command()
+@click.argument("subsystem")
+@click.option("--policy", "policy_name", help="Policy to prove (see `ptfuzz list`).")
+@click.option("--device", "device_name", help="Device variant (default: the first).")
+@click.option("--depth", type=click.IntRange(min=1, max=MAX_DEPTH), default=3, show_default=True,
+              help="Steps: every sequence of at most this many is covered.")
+@click.option("--without", multiple=True, metavar="RULE",
+              help="Remove one rule from the policy: does the proof still hold?")
+@click.option("--time", "time_budget", type=FINITE_SECONDS,
+              help="Time limit in seconds; reaching it is 'incomplete' (exit 4), not a proof.")
+@click.option("--max-states", type=click.IntRange(min=1), default=DEFAULT_STATES, show_default=True,
+              help="State cap; reaching it is 'incomplete' (exit 4), not a proof.")
+@click.option("--tainted", "count_tainted", is_flag=True,
+              help="Violations on a tainted kernel disprove too (by default only holes do).")
+@click.option("--corpus", "corpus_dir", default="corpora", show_default=True,
+              help="Where a violation found is written (DIR/SUBSYSTEM/*.json).")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write a JSON summary here.")
+@click.option("--ignore", "ignored", multiple=True, metavar="INVARIANT",
+              help="Do not check this invariant (repeatable).")
+@click.pass_context
+def prove(ctx: click.Context, subsystem: str, policy_name: str | None, device_name: str | None, depth: int,
+          without: tuple[str, ...], time_budget: float | None, max_states: int, count_tainted: bool,
+          corpus_dir: str, json_out: str | None, ignored: tuple[str, ...]) -> None:
+    """Prove SUBSYSTEM's policy free of holes within --depth steps, over declared argument classes.
+
+    Breadth first over every distinct abstract state (``fuzzer.bounded``): exit 0
+    "no violation within N steps over these classes", 1 the shortest violation
+    (printed as a FOUND line and saved in --corpus), 2 bad input, 4
+    "incomplete": the time limit or the state cap ended it first, which proves
+    nothing beyond the depth it names.
+    """
+    reg = _registry(ctx)
+    reg.subsystem(subsystem)
+    ignore = _ignored(reg, (subsystem,), ignored)
+    if json_out is not None:
+        files.check_writable(json_out, "--json")
+    if not corpus_dir:
+        raise UsageError("--corpus '': an empty path names no directory")
+    policy = reg.policy(subsystem, policy_name, without)
+    device = reg.device(subsystem, device_name)
+    executor = reg.executor(subsystem, policy, device)
+    severities = frozenset({"hole", "tainted"} if count_tainted else {"hole"})
+    con = _console()
+    limits = f"time {time_budget:g}s, " if time_budget else ""
+    _say(con, f"ptfuzz {__version__}: prove {subsystem} policy={policy.label} device={device.name} depth={depth} "
+              f"({limits}at most {max_states} states; counting {', '.join(sorted(severities))})")
+    proof = prove_bounded(executor, depth, severities=severities, max_states=max_states, time_limit=time_budget,
+                          ignored=ignore)
+    path: Path | None = None
+    if proof.outcome == "found":
+        assert proof.violation is not None
+        entry = corpus.Entry(subsystem=subsystem, device=device.name, policy=policy.name, without=policy.removed,
+                             steps=proof.steps, violation=corpus.violation_to_json(proof.violation),
+                             plugins=reg.plugin_versions(subsystem), ptfuzz=__version__)
+        path = Path(corpus_dir, subsystem, corpus.file_name(entry))
+        known = corpus.known(path, executor.complete)
+        scopes = {c.name: c.scopes for c in reg.subsystem(subsystem).channels}
+        kept = (known is not None and known.signature == entry.signature  # as a campaign: no churn
+                and as_plain(executor, known.steps, list(proof.steps), entry.signature, scopes))
+        if not kept:
+            try:
+                path = corpus.save(Path(corpus_dir, subsystem), entry, executor.payload_of)
+            except OSError as exc:
+                raise OutputError(f"--corpus: cannot write in {corpus_dir!r}: {exc.strerror or exc}") from None
+        _fit(con, *proof.describe_parts(), f"-> {path}" + (" (kept: it holds a reproducer as plain)" if kept else ""))
+        for step in proof.steps:
+            _say(con, f"  {step.describe()}")
+    else:
+        _say(con, proof.describe())
+    if proof.uncounted:
+        shown = sorted(proof.uncounted)
+        _say(con, f"  not counted ({', '.join(sorted(severities ^ {'hole', 'tainted', 'trusted'}))}): "
+                  f"{len(shown)} signature(s): {', '.join(shown[:4])}{' ...' if len(shown) > 4 else ''}")
+    _say(con, f"  states per depth: {', '.join(str(n) for n in proof.levels)}")
+    if json_out:
+        doc = {
+            "ptfuzz": __version__, "subsystem": subsystem, "policy": policy.label, "device": device.name,
+            "depth": depth, "outcome": proof.outcome, "reason": proof.reason or None,
+            "complete_depth": proof.complete_depth, "states": proof.states, "transitions": proof.transitions,
+            "levels": list(proof.levels), "elapsed": round(proof.seconds, 3), "cpu": round(proof.cpu, 3), "counted": sorted(severities),
+            "uncounted": dict(sorted(proof.uncounted.items())),
+            "violation": None if proof.violation is None else {
+                **corpus.violation_to_json(proof.violation), "steps": len(proof.steps),
+                "file": str(path) if path else None},
+        }
+        files.write_output(json_out, "--json", json.dumps(doc, indent=2) + "\n")
+    ctx.exit({"proved": EXIT_CLEAN, "found": EXIT_FOUND, "incomplete": EXIT_INCOMPLETE}[proof.outcome])
 
 
 @cli.command("campaign")

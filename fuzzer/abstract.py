@@ -1,0 +1,166 @@
+"""The abstract state of a world: what the kernel owns and believes, not the arguments that got there.
+
+Two worlds with the same abstract state are treated as having the same
+future: the bounded proof (``fuzzer.bounded``) explores each abstract state
+once, and a state-guided search can count them.  What goes in:
+
+* **kernel-owned fields, by value**: every device key whose owner says the
+  kernel owns it *now* (``Field.kernel_owned``: ``ALWAYS``, a predicate over
+  the kernel model that holds, or ``BELIEVED`` / a family member while the
+  shadow holds it).  These are what the integrity invariant protects, so a
+  different value is a different situation for every policy;
+* **what the kernel believes** (``world.shadow``), by value: a belief that
+  differs from the device is exactly a hole's precondition;
+* **the kernel's bookkeeping** (``world.kernel``), made hashable (``freeze``):
+  dicts and sets become frozensets (order never matters), lists tuples,
+  anything unhashable (or hashed by identity) its ``repr``;
+* **taint** (``world.tainted``);
+* **live handles per bundle, as counts** (``live``, when the caller tracks
+  them): "two regions" is a state, "region0 and region3" is not.
+
+What is left out, and why:
+
+* **raw values of device fields the kernel does not own**: an LSA byte, a
+  timestamp, a passphrase.  Only their *value class* is kept: for a field the
+  kernel believes, whether the device still agrees with the belief; for any
+  other, whether it still has the value the device variant ships with.  Keeping
+  the values would make every written byte a new state (the state space is then
+  the argument space) and nothing would be explored twice, nor once in depth;
+* **argument values** of the steps that led here, and handle names;
+* the step count and the executor's counters.
+
+The price: two worlds that differ only in a device-owned value are merged,
+so a future that depends on the exact value (UNLOCK with the passphrase SET
+earlier, not just "a passphrase was set") is explored from whichever world
+was reached first.  Say so wherever a result rests on it (``fuzzer.bounded``).
+
+Example::
+
+    >>> from fuzzer import host
+    >>> from fuzzer.world import Step
+    >>> reg = host.load()
+    >>> ex = reg.executor("cxl", reg.policy("cxl", "linux-ioctl"), reg.device("cxl", "spec"))
+    >>> start = abstract_state(ex)
+    >>> _ = ex.apply(Step("kernel", "nvdimm_bind"))
+    >>> abstract_state(ex) != start      # the kernel now owns the label area
+    True
+    >>> _ = ex.reset()
+    >>> abstract_state(ex) == start      # a fresh world is the same state, in any process
+    True
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Hashable, Mapping, Sequence
+from enum import Enum
+from typing import Any
+
+from fuzzer.executor import Executor
+from fuzzer.spec import ABSENT, Field
+from fuzzer.world import World
+
+__all__ = ["abstract_state", "freeze"]
+
+#: per executor: the device state its variant ships with (the "changed or not" class of device-owned
+#: fields), and each state key's field (a family member's lookup parses the key)
+_KNOWN: weakref.WeakKeyDictionary[Executor, tuple[dict[str, Any], dict[str, Field]]] = weakref.WeakKeyDictionary()
+
+
+#: types whose values are their own frozen form (checked by exact type: the hot path)
+_ATOMS = frozenset({str, int, bool, float, bytes, type(None)})
+
+
+def freeze(value: Any) -> Hashable:
+    """``value`` as a hashable, order-independent equivalent: dicts and sets as frozensets, lists as tuples.
+
+    A tuple or frozenset that hashes is kept as it is (the common case, and
+    the cheap one).  Something unhashable, or hashed by identity (a plain
+    object whose equal twin would hash differently), becomes its ``repr``,
+    tagged so that it never equals a string.
+    """
+    t = type(value)
+    if t in _ATOMS:
+        return value
+    if t is tuple or t is frozenset:
+        try:
+            hash(value)
+            return value
+        except TypeError:
+            pass
+    if value is None or isinstance(value, (str, int, float, bytes, Enum)):
+        return value
+    if isinstance(value, Mapping):
+        return ("{}", frozenset((freeze(k), freeze(v)) for k, v in value.items()))
+    if isinstance(value, (tuple, frozenset)):
+        try:
+            hash(value)
+            return value
+        except TypeError:
+            pass
+        return tuple(freeze(v) for v in value) if isinstance(value, tuple) else frozenset(freeze(v) for v in value)
+    if isinstance(value, set):
+        return ("set", frozenset(freeze(v) for v in value))
+    if isinstance(value, list):
+        return ("list", tuple(freeze(v) for v in value))
+    if type(value).__hash__ is None or type(value).__hash__ is object.__hash__:
+        return ("repr", repr(value))
+    try:
+        hash(value)
+    except Exception:  # a frozen record holding a dict: hashable by type, not by contents
+        return ("repr", repr(value))
+    return value
+
+
+def _owned_now(world: World, key: str, fields: dict[str, Field]) -> bool:
+    f = fields.get(key)
+    if f is None:
+        f = fields[key] = world.field(key)
+    if f.kernel_owned is None:
+        return False
+    if f.per_instance:
+        return key in world.shadow
+    return f.owned(world.kernel)
+
+
+def abstract_state(executor: Executor, live: Mapping[str, Sequence[Any]] | None = None) -> Hashable:
+    """The abstract state of ``executor``'s current world (see the module docstring for what it holds).
+
+    ``live``: the handles alive per bundle, as a search tracks them (only their
+    counts count).  Stable: equal worlds give equal states in any process;
+    nothing in it refers to the world, so the world may change afterwards.
+
+    Example (a state-guided search)::
+
+        seen: set[Hashable] = set()
+        result = executor.apply(step)
+        if abstract_state(executor, live) not in seen: ...   # a new situation: keep this world
+    """
+    world = executor.world
+    state = world.device.state
+    shadow = world.shadow
+    known = _KNOWN.get(executor)
+    if known is None:
+        known = _KNOWN[executor] = (executor.variant.state(), {})
+    shipped, fields = known
+    owned: list[tuple[str, Hashable]] = []
+    moved: list[tuple[str, bool]] = []
+    for key, value in state.items():
+        if _owned_now(world, key, fields):
+            owned.append((key, freeze(value)))
+            continue
+        believed = shadow.get(key, ABSENT)
+        if believed is not ABSENT:  # believed but not owned now: does the device still agree?
+            moved.append((key, _same(value, believed)))
+        elif not _same(value, shipped.get(key, ABSENT)):
+            moved.append((key, False))
+    handles = frozenset() if live is None else frozenset((b, len(h)) for b, h in live.items() if h)
+    return (frozenset(owned), frozenset(moved), freeze(shadow), freeze(world.kernel), world.tainted, handles)
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return a is b or bool(a == b)
+    except Exception:  # an __eq__ that will not answer: say it differs
+        return False
+

@@ -1,0 +1,408 @@
+"""The bounded proof: every distinct abstract state within N steps, over declared argument classes.
+
+A campaign that finds nothing says nothing about what it did not find.  This
+mode enumerates, breadth first, every abstract state (``fuzzer.abstract``)
+reachable from the probed world in at most N steps, trying from each state
+every move (each kernel action, each command on each channel the policy
+opens) with every combination of its arguments' *classes* and every caller
+of the channel's ``CallerSpace``.  Each step is judged by the executor, as
+in every other mode.  The answer is either the shortest violating sequence
+(breadth first: no shorter one exists over these classes) or "no violation
+within N steps over these classes: S states, T transitions".
+
+The argument classes (``values_of``, ``arguments``), from the declarations:
+
+* an ``int``: its bounds and their neighbours, and 0 and 1 where they are in
+  range (``lo, lo+1, hi-1, hi, 0, 1``), where off-by-one checks live; and an
+  interior pair, the midpoint and its successor: a device's accepted range is
+  often a sliver inside the declared one (CXL's volatile capacity is 2..14 of a
+  declared 0..16, so no boundary changes a partition), and two adjacent values
+  differ from whatever the state holds;
+* a ``bool``: both; a ``choice``: each choice; a ``handle``: each live one;
+* a ``size``: its natural value (what a correct caller declares); and, one
+  size at a time with every other size natural and the other arguments at
+  their first class, natural-1 and natural+1, its bounds, 0 and 1, and its
+  marks (``Param.marks``: header sizes, the mailbox size).  Sizes enter one
+  at a time because the product of seven sizes' classes is 10^5-10^7 steps a
+  state; a length bug is one length wrong, not two.
+
+What the classes leave out, so what the proof does not cover:
+
+* values *between* the classes (an LSA offset of 37, a volatile capacity
+  of 5): a check that treats 37 differently from 0, 1, 63, 64, 126 and 127 is
+  not tested.  A model whose behaviour depends on such a value needs a class for it;
+* two sizes wrong at once, and a wrong size together with non-first values of
+  the other arguments;
+* futures that depend on a device-owned value the abstraction merges
+  (``fuzzer.abstract``: "a passphrase was set", not which one): the first world
+  reached in a class stands for all of it;
+* concurrency: steps are atomic and one at a time, as everywhere in ptfuzz;
+* everything the models leave out (``README.md``, "Fidelity").
+
+Severity: by default only ``hole`` violations disprove.  ``tainted`` ones
+(the policy tainted the kernel first: the administrator was warned) count
+when asked (``severities``); ``trusted`` ones are by design (a ``Trust``) and
+counted only when asked too.  Violations not counted are tallied by
+signature in the result, so a proof says what it stepped over.
+
+Each state's world is rebuilt once by replaying its path from
+``Executor.reset``; after each step that changed it, it is restored from a
+snapshot (``_Snapshot``: the world's mutable parts, copied structurally, a
+plugin's own objects deep-copied), and a step that changed nothing (no device
+change; kernel, shadow, taint, handles and their counter as they were: a
+refusal, a read) needs neither a restore nor a new state, which is most of
+them.  ``restore="always"`` replays instead, the reference the tests hold
+the snapshots to.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import time
+from collections import Counter
+from collections.abc import Hashable, Iterator, Mapping, Sequence
+from enum import Enum
+from typing import Any, Literal
+
+import attrs
+
+from fuzzer.abstract import abstract_state
+from fuzzer.executor import Executor, StepResult
+from fuzzer.explore import Move, moves_of
+from fuzzer.spec import ABSENT, Caller, Param, Violation
+from fuzzer.world import Step, World
+
+__all__ = ["DEFAULT_STATES", "MAX_DEPTH", "Proof", "arguments", "prove", "values_of"]
+
+#: States a proof explores at most unless told otherwise: a state with its key and its path costs about
+#: 8 KB (gpu linux-drm to depth 5: 28,902 states, 228 MB), so the cap holds memory under 1 GB.
+DEFAULT_STATES = 100_000
+#: Deepest proof asked for: the states grow as the depth's power of the moves that change something.
+MAX_DEPTH = 12
+#: Transitions between two looks at the clock.
+CHECK_EVERY = 256
+
+Live = dict[str, tuple[Any, ...]]
+
+
+def values_of(p: Param, args: Mapping[str, Any] | None = None) -> list[Any]:
+    """The classes of one non-handle parameter, simplest first (a size: its natural value first)."""
+    if p.kind == "bool":
+        return [False, True]
+    if p.kind == "choice":
+        return list(p.choices)
+    if p.kind == "int":
+        mid = (p.lo + p.hi) // 2
+        return sorted({v for v in (0, 1, p.lo, p.lo + 1, mid, mid + 1, p.hi - 1, p.hi) if p.lo <= v <= p.hi},
+                      key=lambda v: (abs(v), v))
+    if p.kind == "size":
+        n = _natural(p, args or {})
+        around = [n - 1, n + 1, p.lo, p.hi, 0, 1, *(m for m in p.marks if isinstance(m, int))]
+        return [n, *dict.fromkeys(v for v in around if p.lo <= v <= p.hi and v != n)]
+    raise ValueError(f"parameter {p.name!r}: a {p.kind} has no value classes")
+
+
+def _natural(p: Param, args: Mapping[str, Any]) -> int:
+    n = p.natural(args) if callable(p.natural) else p.lo
+    return int(min(max(n, p.lo), p.hi))
+
+
+def arguments(params: Sequence[Param], live: Mapping[str, Sequence[Any]]) -> Iterator[dict[str, Any]]:
+    """Every argument set of the classes (see the module docstring), simplest first.
+
+    The non-size parameters take every combination of their classes (handles:
+    every live handle of the bundle), each with every size at its natural
+    value; then, from the first combination, each size alone at each of its
+    other classes.
+    """
+    plain = [p for p in params if p.kind != "size"]
+    sizes = [p for p in params if p.kind == "size"]
+    pools = [list(live.get(p.bundle, ())) if p.kind == "handle" else values_of(p) for p in plain]
+    if any(not pool for pool in pools):
+        return
+    first: dict[str, Any] | None = None
+    for combo in itertools.product(*pools):
+        args = dict(zip((p.name for p in plain), combo, strict=True))
+        for s in sizes:
+            args[s.name] = _natural(s, args)
+        if first is None:
+            first = args
+        yield args
+    assert first is not None
+    for s in sizes:
+        for v in values_of(s, first)[1:]:
+            yield {**first, s.name: v}
+
+
+@attrs.frozen
+class Proof:
+    """What a bounded proof established."""
+
+    #: proved: no counted violation within ``depth``; found: ``steps`` end in ``violation``;
+    #: incomplete: the state cap or the time limit ended it first (``reason``): not a proof
+    outcome: Literal["proved", "found", "incomplete"]
+    depth: int
+    #: distinct abstract states reached (the probed one included)
+    states: int
+    #: steps applied (each from an explored state)
+    transitions: int
+    seconds: float
+    #: CPU seconds of this process (on a shared machine, the figure that does not depend on the load)
+    cpu: float = 0.0
+    #: distinct states first reached at each depth, 0 first, for each depth whose states were all reached
+    #: (a proof: depth + 1 entries; a violation or an incomplete proof: up to the depth it covers in full)
+    levels: tuple[int, ...] = ()
+    steps: tuple[Step, ...] = ()
+    violation: Violation | None = None
+    reason: str = ""
+    #: violations seen but not counted (their severity is not asked for), by signature
+    uncounted: Mapping[str, int] = attrs.field(factory=dict)
+    #: every sequence of at most this many steps was judged (``depth`` for a proof; less when found or incomplete)
+    complete_depth: int = 0
+
+    def describe(self) -> str:
+        """One line: the verdict, with the figures it rests on."""
+        return " ".join(self.describe_parts())
+
+    def describe_parts(self) -> tuple[str, ...]:
+        """The verdict in parts a narrow terminal prints on lines of their own (a FOUND line's shape)."""
+        figures = f"{self.states} states, {self.transitions} transitions, {self.seconds:.1f}s ({self.cpu:.1f}s CPU)"
+        if self.outcome == "found":
+            assert self.violation is not None
+            return (f"FOUND [{self.violation.severity}] {self.violation.signature}",
+                    f"({len(self.steps)} steps, the shortest over these classes; {figures})")
+        if self.outcome == "proved":
+            return (f"no violation within {self.depth} steps over these classes:", figures)
+        return (f"incomplete, not a proof: {self.reason};",
+                f"every sequence of at most {self.complete_depth} steps was checked ({figures})")
+
+
+@attrs.define
+class _Node:
+    path: tuple[Step, ...]
+    live: Live
+    key: Hashable
+
+
+def _track(move: Move, live: Live, result: StepResult) -> Live:
+    """The live handles after ``result``: consumed ones gone, produced ones added (as ``Explorer.track``)."""
+    out = live
+    for i, bundle, consumes in move.handles:
+        if consumes:
+            name = result.step.args[move.params[i].name]
+            out = {**out, bundle: tuple(h for h in out.get(bundle, ()) if h != name)}
+    reply = result.reply
+    made = () if reply is None else reply.published
+    if made:
+        for bundle in move.produces:
+            out = {**out, bundle: out.get(bundle, ()) + tuple(made)}
+    for bundle, handle in result.publications:
+        out = {**out, bundle: (*out.get(bundle, ()), handle)}
+    return out
+
+
+def _steps(move: Move, live: Live) -> Iterator[Step]:
+    """Every step of ``move`` from a world with ``live`` handles: each argument set with each caller."""
+    if not all(live.get(b) for _, b, _ in move.handles):
+        return
+    callers: tuple[Caller | None, ...] = move.callers or (None,)
+    for args in arguments(move.params, live):
+        for caller in callers:
+            yield Step(move.actor, move.op, args, move.channel, caller)  # type: ignore[arg-type]
+
+
+def prove(executor: Executor, depth: int, *, severities: frozenset[str] = frozenset({"hole"}),
+          max_states: int = DEFAULT_STATES, time_limit: float | None = None,
+          ignored: frozenset[str] = frozenset(), targets: frozenset[str] | None = None,
+          restore: Literal["changed", "always"] = "changed") -> Proof:
+    """Explore every abstract state within ``depth`` steps of the probed world (see the module docstring).
+
+    ``severities``: the violations that disprove (default ``hole``).
+    ``ignored``: invariants not checked; ``targets``: if given, only these
+    signatures disprove (a planted hole's test).  ``max_states`` and
+    ``time_limit`` (seconds) end it early, as ``incomplete``.  ``restore="always"``
+    replays the state's path after every step and computes every successor's
+    state, refusals included: slower, and the reference the default's
+    shortcuts (a snapshot instead of a replay; a step that moved nothing needs no
+    restore and has no new state) are tested against.
+    """
+    shortcut = restore == "changed"
+    started, cpu = time.monotonic(), time.process_time()
+    deadline = None if time_limit is None else started + time_limit
+    moves, _ = moves_of(executor)
+    executor.reset()
+    live: Live = {}
+    for bundle, handle in executor.probed:
+        live[bundle] = (*live.get(bundle, ()), handle)
+    root = _Node((), live, abstract_state(executor, live))
+    seen: set[Hashable] = {root.key}
+    levels = [1]
+    frontier = [root]
+    transitions = 0
+    uncounted: Counter[str] = Counter()
+
+    def counts(v: Violation) -> bool:
+        if v.invariant in ignored:
+            return False
+        if targets is not None:
+            return v.signature in targets
+        if v.severity not in severities:
+            uncounted[v.signature] += 1
+            return False
+        return True
+
+    def result(outcome: Literal["proved", "found", "incomplete"], done: int, **kw: Any) -> Proof:
+        return Proof(outcome, depth, len(seen), transitions, time.monotonic() - started,
+                     time.process_time() - cpu, tuple(levels),
+                     uncounted=dict(uncounted), complete_depth=done, **kw)
+
+    for level in range(depth):
+        following: list[_Node] = []
+        reached = 0
+        last = level == depth - 1
+        for node in frontier:
+            _restore(executor, node.path)
+            world = executor.world
+            snap = _Snapshot(world) if shortcut else None
+            for move in moves:
+                for step in _steps(move, node.live):
+                    transitions += 1
+                    if deadline is not None and transitions % CHECK_EVERY == 0 and time.monotonic() > deadline:
+                        return result("incomplete", level, reason=f"the time limit ({time_limit:g}s) ran out at "
+                                      f"depth {level + 1}")
+                    executor.index = level
+                    res = executor.apply(step)
+                    hit = next((v for v in res.violations if counts(v)), None)
+                    if hit is not None:
+                        path = (*node.path, res.step)
+                        return result("found", level, steps=path, violation=_violation(executor, path, hit))
+                    after = _track(move, node.live, res)
+                    if snap is not None and after is node.live and not res.changes and snap.unchanged(executor):
+                        continue  # the node's own world (a refusal, a read): nothing new, nothing to restore
+                    key = abstract_state(executor, after)
+                    if key not in seen:
+                        if len(seen) >= max_states:
+                            return result("incomplete", level, reason=f"the state cap ({max_states}) was reached "
+                                          f"at depth {level + 1}")
+                        seen.add(key)
+                        reached += 1
+                        if not last:
+                            following.append(_Node((*node.path, res.step), after, key))
+                    if snap is None:
+                        _restore(executor, node.path)
+                        world = executor.world
+                    else:
+                        snap.restore(executor)
+        levels.append(reached)
+        frontier = following
+    return result("proved", depth)
+
+
+def _restore(executor: Executor, path: Sequence[Step]) -> None:
+    """The world at the end of ``path``: reset, then the path replayed."""
+    executor.reset()
+    for step in path:
+        executor.apply(step)
+
+
+def _immutable(value: Any, known: dict[int, Any]) -> bool:
+    """Whether ``value`` can never change: atoms, enums, and tuples and frozensets of such (remembered by id)."""
+    t = type(value)
+    if t in _ATOMS or isinstance(value, Enum):
+        return True
+    if t is tuple or t is frozenset:
+        if id(value) in known:
+            return True
+        if all(_immutable(v, known) for v in value):
+            known[id(value)] = value  # kept alive, so the id is not reused
+            return True
+    return False
+
+
+_ATOMS = frozenset({str, int, bool, float, bytes, type(None)})
+
+
+class _Snapshot:
+    """A node's world, to return to after each step that changed it, instead of replaying the node's path.
+
+    Only the world's mutable parts are copied: the device state, the kernel's
+    bookkeeping, the shadow, taint and the handle counter (``World.__slots__``;
+    the rest is the subsystem's declarations).  Immutable values are shared;
+    dicts, lists and sets are copied level by level; anything else a plugin
+    keeps in its kernel dict (an object of its own) is ``copy.deepcopy``-ed,
+    the world and device it may point back to excepted.  ``tests/test_bounded.py``
+    checks that this gives the same states and transitions as replaying.
+    """
+
+    def __init__(self, world: World) -> None:
+        self.known: dict[int, Any] = {}
+        self.world = world
+        self.device = world.device
+        self.state = self._copy(world.device.state)
+        #: the device state holds only immutable values (the World's contract): a restore is a dict copy
+        self.flat = all(_immutable(v, self.known) for v in self.state.values())
+        self.kernel = self._copy(world.kernel)
+        #: the kernel keys whose values can change in place (copied on restore, compared by value)
+        self.mutable = tuple(k for k, v in self.kernel.items() if not _immutable(v, self.known))
+        self.shadow = dict(world.shadow)
+        self.tainted = world.tainted
+        self.handles = world.handles
+        self._mark(world)
+
+    def _copy(self, value: Any) -> Any:
+        if _immutable(value, self.known):
+            return value
+        t = type(value)
+        if t is dict:
+            return {k: self._copy(v) for k, v in value.items()}
+        if t is list:
+            return [self._copy(v) for v in value]
+        if t is set:
+            return {self._copy(v) for v in value}
+        return copy.deepcopy(value, {id(self.world): self.world, id(self.device): self.device})
+
+    def _mark(self, world: World) -> None:
+        """Remember what the current world holds, to tell cheaply whether a step changed it."""
+        self.live_state = world.device.state
+        self.live_kernel = dict(world.kernel)
+
+    def unchanged(self, executor: Executor) -> bool:
+        """The world is still the node's (the device state did not change: the executor's diff says so).
+
+        Same objects everywhere, and the kernel's mutable values equal to the
+        snapshot's (``==``: an object of a plugin's own that compares by
+        identity never is, so it is restored, the safe way to be wrong)."""
+        world = executor.world
+        if (world is not self.world or world.device.state is not self.live_state or world.tainted is not self.tainted
+                or world.handles != self.handles or world.shadow != self.shadow):
+            return False
+        kernel, ref = world.kernel, self.live_kernel
+        if len(kernel) != len(ref) or any(kernel.get(k, ABSENT) is not v for k, v in ref.items()):
+            return False
+        pristine = self.kernel
+        try:
+            return all(kernel[k] == pristine[k] for k in self.mutable)
+        except Exception:  # an __eq__ that will not answer: say it changed
+            return False
+
+    def restore(self, executor: Executor) -> None:
+        world = self.world
+        executor.world = world
+        world.device.state = dict(self.state) if self.flat else self._copy(self.state)
+        mutable, pristine = self.mutable, self.kernel
+        world.kernel = {k: self._copy(v) if k in mutable else v for k, v in pristine.items()}
+        world.shadow = dict(self.shadow)
+        world.tainted = self.tainted
+        world.handles = self.handles
+        self._mark(world)
+
+
+def _violation(executor: Executor, path: Sequence[Step], hit: Violation) -> Violation:
+    """``hit`` as the whole path shows it, replayed from reset (its step number is the path's)."""
+    executor.reset()
+    for step in path:
+        for v in executor.apply(step).violations:
+            if v.signature == hit.signature and v.step == len(path):
+                return v
+    return hit  # pragma: no cover - the executor is deterministic

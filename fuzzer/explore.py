@@ -13,13 +13,18 @@ subsystem's declarations (``Move``):
   (``world.publish``), and a reaction's handles join the live ones after
   its step, as a command's or a kernel action's do;
 * integers come from the parameter's boundaries (lo, lo+1, hi-1, hi, 0, 1)
-  a third of the time, where off-by-one checks live, else uniformly;
-* half of the arguments and callers are ones a step of the same move was
-  carried out with before (chains are built from steps that work).
+  and small powers of two a quarter of the time, where off-by-one checks
+  live, from its small values (0..31) another quarter, else uniformly;
+* a quarter of the arguments and half of the callers are ones a step of the
+  same move was carried out with before (chains are built from steps that
+  work; more argument reuse made holes that need a new value slower).
 
 It also counts *behaviours*: what a step did, abstracted from its arguments
 (the move, the policy's verdict and rule, the device's and kernel's answer,
-whether state changed).  The count is the campaign's coverage figure.
+whether state changed).  The count is the campaign's coverage figure.  Its
+coverage of the search space is the distinct abstract states
+(``fuzzer.abstract``) and transitions (state, move, state) it saw, and when
+it last saw a new state, followed through one sequence in ``FOLLOW_EVERY``.
 
 Measured and rejected (see the note on issue 7): keeping sequences that
 reached a new behaviour, or a new pair of consecutive behaviours, in a pool
@@ -68,6 +73,10 @@ REMEMBER = 16
 #: about a step (``fuzzer.abstract``), and following every sequence ran the search at 0.4-0.7 of
 #: its speed; one in four keeps the count's growth and its plateau visible at a tenth of the cost.
 FOLLOW_EVERY = 4
+#: Share of sequences that start by replaying a kept prefix (one that reached a new abstract state).
+GUIDED = 0.0
+#: Prefixes kept for ``GUIDED``.
+POOL = 64
 #: A growth sample is kept each time the number of abstract states has grown by this factor.
 GROWTH_STEP = 1.25
 
@@ -217,6 +226,9 @@ class Explorer:
         self._initial: int | None = None
         #: sequences run (the coverage follows one in ``FOLLOW_EVERY``)
         self._run = 0
+        #: prefixes that reached a new abstract state (``GUIDED``)
+        self.pool: list[list[Step]] = []
+        self.by_key = {(m.actor, m.channel, m.op): m for m in self.moves}
 
     def sequence(self, report: Callable[[list[Step], list[Violation]], None],
                  ignored: Callable[[Violation], bool], expired: Callable[[], bool] | None = None,
@@ -240,12 +252,16 @@ class Explorer:
         here = self._initial
         transitions = self.transitions
         last = kernel_mark(ex.world)
-        by_key = {(m.actor, m.channel, m.op): m for m in self.moves} if given is not None else None
+        # state-guided: some sequences start where one reached a new abstract state, and draw on from there
+        start: Sequence[Step] = ()
+        if given is None and self.pool and GUIDED and self.rng.random() < GUIDED:
+            start = self.pool[int(self.rng.random() * len(self.pool))]
+        by_key = self.by_key if given is not None or start else None
         for i in range(self.steps if given is None else len(given)):
             if expired is not None and i % CHECK_EVERY == CHECK_EVERY - 1 and expired():
                 return
-            if by_key is not None and given is not None:
-                step = ex.complete(given[i])  # a size left out is the natural one
+            if by_key is not None and (given is not None or i < len(start)):
+                step = ex.complete(given[i]) if given is not None else start[i]  # a size left out: natural
                 found = by_key.get((step.actor, step.channel, step.op))
                 if found is None:  # a command this policy's channels do not carry
                     return
@@ -266,7 +282,13 @@ class Explorer:
                 moved = (mark != last or result.reactions or (d is not None and d.taint)
                          or (result.changes and self._believed(result)))
                 last = mark
-                there = self.state_number() if moved else here
+                if moved:
+                    known = len(self.states)
+                    there = self.state_number()
+                    if len(self.states) > known and given is None and GUIDED:
+                        self.keep(steps)
+                else:
+                    there = here
                 transitions.add((here, move.index, there))
                 here = there
             key = (move.index, None if d is None else (d.allowed, d.rule),
@@ -283,6 +305,13 @@ class Explorer:
                     report(list(steps), new)
         if steps and follow:
             self.state_number()  # what a driver kept in the kernel alone, unseen by the cheap test above
+
+    def keep(self, steps: list[Step]) -> None:
+        """Keep a prefix that reached a new abstract state; a full pool replaces a random one."""
+        if len(self.pool) < POOL:
+            self.pool.append(list(steps))
+        else:
+            self.pool[int(self.rng.random() * POOL)] = list(steps)
 
     def _believed(self, result: StepResult) -> bool:
         """Whether the step changed a device key the kernel holds a belief about (or held one before)."""

@@ -74,6 +74,10 @@ REMEMBER = 16
 #: its speed; one in four keeps the count's growth and its plateau visible at a tenth of the cost.
 FOLLOW_EVERY = 4
 #: Share of sequences that start by replaying a kept prefix (one that reached a new abstract state).
+#: Off: at 0.25, measured against this drawing (issue 20; median sequences, seeds 1-10), it helped the
+#: DEVX confusion (65 -> 40) and the 5-step guilty context (433 -> 350) and found "exclusive-cmds on
+#: all-ram" on 4/5 seeds within 2,500 sequences (3/5), but "disabled-raw on all-ram" on 1/5 (3/5) and
+#: needed 1.8x the sequences for DEVX uid 0 (23 -> 40).  To measure again with a finer abstract state.
 GUIDED = 0.0
 #: Prefixes kept for ``GUIDED``.
 POOL = 64

@@ -1,131 +1,166 @@
-"""Abstract states: what a sequence has done to the kernel and the device, without its raw arguments.
+"""The abstract state of a world: what the kernel owns and believes, not the arguments that got there.
 
-The native search counts distinct abstract states, and the transitions
-between them, as its coverage of the search space (issue 20): a campaign
-that no longer reaches new ones has stopped learning.  An abstract state is
-hashable and holds
+Two worlds with the same abstract state are treated as having the same
+future: the bounded proof (``fuzzer.bounded``) explores each abstract state
+once, and a state-guided search can count them.  What goes in:
 
-* each kernel-owned field that is owned now: its value's *shape* and whether
-  the device still holds what the kernel believes (the question the
-  kernel-owned-integrity invariant asks); family members (``qp:5``) count
-  under the family's name as none, one or several of each shape, so object
-  ids and counts do not split states;
-* the kernel's bookkeeping (``world.kernel``), shaped the same way;
-* the taint flags.
+* **kernel-owned fields, by value**: every device key whose owner says the
+  kernel owns it *now* (``Field.kernel_owned``: ``ALWAYS``, a predicate over
+  the kernel model that holds, or ``BELIEVED`` / a family member while the
+  shadow holds it).  These are what the integrity invariant protects, so a
+  different value is a different situation for every policy;
+* **what the kernel believes** (``world.shadow``), by value: a belief that
+  differs from the device is exactly a hole's precondition;
+* **the kernel's bookkeeping** (``world.kernel``), made hashable (``freeze``):
+  dicts and sets become frozensets (order never matters), lists tuples,
+  anything unhashable (or hashed by identity) its ``repr``;
+* **taint** (``world.tainted``);
+* **live handles per bundle, as counts** (``live``, when the caller tracks
+  them): "two regions" is a state, "region0 and region3" is not.
 
-A value's shape keeps what decides rules and invariants and drops the
-variety of raw arguments: small integers (-1..2) stay as they are, larger
-ones become their sign and bit length; strings up to 32 characters stay
-(choices, states) except that a trailing number becomes ``#`` (handle names:
-``ucontext7`` is a ucontext); bytes become whether any byte is set; containers are
-shaped element by element, dicts and sets as sets of shapes (so ids and
-counts of equal objects do not split states).  Everything else becomes its
-type's name.  This is a simple version; its contract is the one function
-``abstract_state(executor)``.
+What is left out, and why:
+
+* **raw values of device fields the kernel does not own**: an LSA byte, a
+  timestamp, a passphrase.  Only their *value class* is kept: for a field the
+  kernel believes, whether the device still agrees with the belief; for any
+  other, whether it still has the value the device variant ships with.  Keeping
+  the values would make every written byte a new state (the state space is then
+  the argument space) and nothing would be explored twice, nor once in depth;
+* **argument values** of the steps that led here, and handle names;
+* the step count and the executor's counters.
+
+The price: two worlds that differ only in a device-owned value are merged,
+so a future that depends on the exact value (UNLOCK with the passphrase SET
+earlier, not just "a passphrase was set") is explored from whichever world
+was reached first.  Say so wherever a result rests on it (``fuzzer.bounded``).
+
+Example::
+
+    >>> from fuzzer import host
+    >>> from fuzzer.world import Step
+    >>> reg = host.load()
+    >>> ex = reg.executor("cxl", reg.policy("cxl", "linux-ioctl"), reg.device("cxl", "spec"))
+    >>> start = abstract_state(ex)
+    >>> _ = ex.apply(Step("kernel", "nvdimm_bind"))
+    >>> abstract_state(ex) != start      # the kernel now owns the label area
+    True
+    >>> _ = ex.reset()
+    >>> abstract_state(ex) == start      # a fresh world is the same state, in any process
+    True
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Hashable
+import weakref
+from collections.abc import Hashable, Mapping, Sequence
+from enum import Enum
 from typing import Any
 
-import attrs
-
 from fuzzer.executor import Executor
+from fuzzer.spec import ABSENT, Field
+from fuzzer.world import World
 
-#: Integers kept exactly (flags, states); others become (sign, bit length), so ids and sizes do not split states.
-SMALL = range(-1, 3)
-#: Longer strings become their length's bit length.
-SHORT_TEXT = 32
-#: Elements of a sequence shaped one by one; the rest become a count.
-FIRST = 8
+__all__ = ["abstract_state", "freeze"]
 
-
-#: shapes of immutable containers by id, with the object itself (so the id is not reused while cached)
-_SHAPED: dict[int, tuple[Any, Hashable]] = {}
-#: entries ``_SHAPED`` holds before it is cleared
-_SHAPED_MAX = 4096
+#: per executor: the device state its variant ships with (the "changed or not" class of device-owned
+#: fields), and each state key's field (a family member's lookup parses the key)
+_KNOWN: weakref.WeakKeyDictionary[Executor, tuple[dict[str, Any], dict[str, Field]]] = weakref.WeakKeyDictionary()
 
 
-def shape(v: Any) -> Hashable:
-    """``v`` with the variety of raw values taken out (see the module's docstring)."""
-    if v is None or isinstance(v, bool):
-        return v
-    if isinstance(v, int):
-        return v if v in SMALL else ("int", v < 0, abs(v).bit_length())
-    if isinstance(v, str):
-        if len(v) > SHORT_TEXT:
-            return ("str", len(v).bit_length())
-        stem = v.rstrip("0123456789")  # handle names (``ucontext7``, ``region0``): the kind, not the instance
-        return v if stem == v or not stem else (stem, "#")
-    if isinstance(v, (tuple, frozenset, bytes)):  # immutable: most steps leave them alone, so remember
-        hit = _SHAPED.get(id(v))
-        if hit is not None and hit[0] is v:
-            return hit[1]
-        out = _shape_container(v)
-        if len(_SHAPED) >= _SHAPED_MAX:
-            _SHAPED.clear()
-        _SHAPED[id(v)] = (v, out)
-        return out
-    return _shape_container(v)
+#: types whose values are their own frozen form (checked by exact type: the hot path)
+_ATOMS = frozenset({str, int, bool, float, bytes, type(None)})
 
 
-def _shape_container(v: Any) -> Hashable:
-    if isinstance(v, (bytes, bytearray, memoryview)):
-        return ("bytes", bytes(v).strip(b"\0") != b"")
-    if isinstance(v, (tuple, list)):
-        head = tuple(shape(x) for x in v[:FIRST])
-        return head if len(v) <= FIRST else (*head, ("more", (len(v) - FIRST).bit_length()))
-    if isinstance(v, (set, frozenset)):
-        return frozenset(shape(x) for x in v)
-    if isinstance(v, dict):
-        return frozenset((shape(k), shape(x)) for k, x in v.items())
-    if attrs.has(type(v)):
-        return (type(v).__name__, *(shape(getattr(v, a.name)) for a in attrs.fields(type(v))))
-    if isinstance(v, float):
-        return ("float", v < 0, int(abs(v)).bit_length())
-    return type(v).__name__
+def freeze(value: Any) -> Hashable:
+    """``value`` as a hashable, order-independent equivalent: dicts and sets as frozensets, lists as tuples.
+
+    A tuple or frozenset that hashes is kept as it is (the common case, and
+    the cheap one).  Something unhashable, or hashed by identity (a plain
+    object whose equal twin would hash differently), becomes its ``repr``,
+    tagged so that it never equals a string.
+    """
+    t = type(value)
+    if t in _ATOMS:
+        return value
+    if t is tuple or t is frozenset:
+        try:
+            hash(value)
+            return value
+        except TypeError:
+            pass
+    if value is None or isinstance(value, (str, int, float, bytes, Enum)):
+        return value
+    if isinstance(value, Mapping):
+        return ("{}", frozenset((freeze(k), freeze(v)) for k, v in value.items()))
+    if isinstance(value, (tuple, frozenset)):
+        try:
+            hash(value)
+            return value
+        except TypeError:
+            pass
+        return tuple(freeze(v) for v in value) if isinstance(value, tuple) else frozenset(freeze(v) for v in value)
+    if isinstance(value, set):
+        return ("set", frozenset(freeze(v) for v in value))
+    if isinstance(value, list):
+        return ("list", tuple(freeze(v) for v in value))
+    if type(value).__hash__ is None or type(value).__hash__ is object.__hash__:
+        return ("repr", repr(value))
+    try:
+        hash(value)
+    except Exception:  # a frozen record holding a dict: hashable by type, not by contents
+        return ("repr", repr(value))
+    return value
 
 
-#: per state key: (value, belief, its entry) last computed; unchanged keys are the same objects
-_ENTRIES: dict[str, tuple[Any, Any, Hashable]] = {}
-_NO_BELIEF = object()
+def _owned_now(world: World, key: str, fields: dict[str, Field]) -> bool:
+    f = fields.get(key)
+    if f is None:
+        f = fields[key] = world.field(key)
+    if f.kernel_owned is None:
+        return False
+    if f.per_instance:
+        return key in world.shadow
+    return f.owned(world.kernel)
 
 
-def _entry(key: str, name: str, value: Any, belief: Any) -> Hashable:
-    hit = _ENTRIES.get(key)
-    if hit is not None and hit[0] is value and hit[1] is belief:
-        return hit[2]
-    out = (name, shape(value), belief is not _NO_BELIEF and bool(belief == value))
-    if len(_ENTRIES) >= _SHAPED_MAX:
-        _ENTRIES.clear()
-    _ENTRIES[key] = (value, belief, out)
-    return out
+def abstract_state(executor: Executor, live: Mapping[str, Sequence[Any]] | None = None) -> Hashable:
+    """The abstract state of ``executor``'s current world (see the module docstring for what it holds).
 
+    ``live``: the handles alive per bundle, as a search tracks them (only their
+    counts count).  Stable: equal worlds give equal states in any process;
+    nothing in it refers to the world, so the world may change afterwards.
 
-def abstract_state(executor: Executor) -> Hashable:
-    """The abstract state of ``executor``'s world now: owned fields, kernel bookkeeping, taint."""
+    Example (a state-guided search)::
+
+        seen: set[Hashable] = set()
+        result = executor.apply(step)
+        if abstract_state(executor, live) not in seen: ...   # a new situation: keep this world
+    """
     world = executor.world
-    state, shadow, kernel = world.device.state, world.shadow, world.kernel
-    fields, families = world.fields, world.families
-    owned: list[Hashable] = []
-    members: Counter[Hashable] = Counter()
+    state = world.device.state
+    shadow = world.shadow
+    known = _KNOWN.get(executor)
+    if known is None:
+        known = _KNOWN[executor] = (executor.variant.state(), {})
+    shipped, fields = known
+    owned: list[tuple[str, Hashable]] = []
+    moved: list[tuple[str, bool]] = []
     for key, value in state.items():
-        f = fields.get(key)
-        if f is None:
-            f = families.get(key.partition(":")[0])
-            if f is None or f.kernel_owned is None or key not in shadow:
-                continue
-            members[_entry(key, f.name, value, shadow[key])] += 1
+        if _owned_now(world, key, fields):
+            owned.append((key, freeze(value)))
             continue
-        if f.kernel_owned is None:
-            continue
-        if f.per_instance:
-            if key not in shadow:
-                continue
-        elif not f.kernel_owned(kernel):
-            continue
-        owned.append(_entry(key, key, value, shadow.get(key, _NO_BELIEF)))
-    # how many members of a kind: none, one, or several (counts would split states without end)
-    return (tuple(owned), frozenset((m, min(n, 2)) for m, n in members.items()), shape(kernel), world.tainted)
+        believed = shadow.get(key, ABSENT)
+        if believed is not ABSENT:  # believed but not owned now: does the device still agree?
+            moved.append((key, _same(value, believed)))
+        elif not _same(value, shipped.get(key, ABSENT)):
+            moved.append((key, False))
+    handles = frozenset() if live is None else frozenset((b, len(h)) for b, h in live.items() if h)
+    return (frozenset(owned), frozenset(moved), freeze(shadow), freeze(world.kernel), world.tainted, handles)
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return a is b or bool(a == b)
+    except Exception:  # an __eq__ that will not answer: say it differs
+        return False
+

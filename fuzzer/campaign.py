@@ -134,6 +134,18 @@ class Result:
     #: distinct behaviours the native search saw (its coverage figure); 0 for Hypothesis
     behaviours: int = 0
     search: str = "native"
+    #: coverage of the search space (native search; ``fuzzer.abstract``): distinct abstract states
+    #: and (state, move, state) transitions seen, and (seconds, states) as the count grew
+    abstract_states: int = 0
+    transitions: int = 0
+    growth: tuple[tuple[float, int], ...] = ()
+    #: seconds into the run when the last new abstract state was seen
+    last_new_state: float = 0.0
+
+    @property
+    def stopped_learning(self) -> bool:
+        """No new abstract state in the last half of the run: more of the same search is unlikely to find more."""
+        return self.abstract_states > 0 and self.last_new_state < self.elapsed / 2
 
     def failing(self) -> list[Finding]:
         """Findings that fail the run: not accepted (tainted, with --accept-tainted), not trusted by design."""
@@ -566,10 +578,19 @@ class Campaign(Session):
                          if self.accept_tainted and f.violation.severity == "tainted")
         for sig, root in follow_ons(self._checker, found).items():
             found[sig].follows = root
+        elapsed = time.monotonic() - self.started
+        ex = self.explorer
+        if ex is None:
+            coverage: tuple[int, int, tuple[tuple[float, int], ...], float] = (0, 0, (), 0.0)
+        else:
+            growth = list(ex.growth)
+            if growth and growth[-1][1] != len(ex.states):
+                growth.append((round(ex.last_new, 3), len(ex.states)))
+            coverage = (len(ex.states), len(ex.transitions), tuple(growth), ex.last_new)
         return Result(
             found, self.sequences, self.executor.total_steps,
-            time.monotonic() - self.started, self.seed, self._rounds, self.runs, interrupted, accepted,
-            self.behaviours, self.search,
+            elapsed, self.seed, self._rounds, self.runs, interrupted, accepted,
+            self.behaviours, self.search, *coverage,
         )
 
     def progress(self) -> Progress:

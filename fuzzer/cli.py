@@ -597,9 +597,14 @@ def _summary(con: Console, r: Result, policy: str, device: str) -> None:
     rate = r.steps / r.elapsed if r.elapsed else 0.0
     runs = f" ({r.runs} runs including shrinking)" if r.runs != r.sequences else ""
     seen = f", {r.behaviours} behaviours" if r.behaviours else ""
+    if r.abstract_states:
+        seen += f", {r.abstract_states} abstract states, {r.transitions} transitions"
     rounds = f", {r.rounds} round(s)" if r.search == "hypothesis" else ""
     con.print(f"{r.sequences} sequences generated{runs}, {r.steps} steps in {r.elapsed:.1f}s "
               f"({rate:,.0f} steps/s){seen}{rounds}, seed {r.seed}")
+    if r.stopped_learning:
+        con.print(f"stopped learning: no new abstract state after {r.last_new_state:.1f}s of {r.elapsed:.1f}s "
+                  f"(a longer run of this search is unlikely to reach more)")
     if not r.findings:
         _say(con, f"no violations found for {policy} on {device}")
         return
@@ -636,6 +641,9 @@ def _write_json(path: str, r: Result, subsystem: str, policy: str, device: str) 
         "ptfuzz": __version__, "subsystem": subsystem, "policy": policy, "device": device,
         "search": r.search, "seed": r.seed, "sequences": r.sequences, "steps": r.steps, "elapsed": round(r.elapsed, 3),
         "behaviours": r.behaviours,
+        "abstract_states": r.abstract_states, "transitions": r.transitions,
+        "growth": [[t, n] for t, n in r.growth], "last_new_state_s": round(r.last_new_state, 3),
+        "stopped_learning": r.stopped_learning,
         "interrupted": r.interrupted,
         "findings": [
             {"signature": s, "severity": f.violation.severity, "accepted": s in r.accepted,

@@ -378,7 +378,14 @@ def merge(results: list[Result], seed: int, elapsed: float, interrupted: bool) -
         sum(r.rounds for r in results), sum(r.runs for r in results),
         interrupted or any(r.interrupted for r in results), accepted,
         max(r.behaviours for r in results), results[0].search,
+        *_widest_coverage(results),
     )
+
+
+def _widest_coverage(results: list[Result]) -> tuple[int, int, tuple[tuple[float, int], ...], float]:
+    """The coverage of the worker that saw the most abstract states (workers' states are not disjoint)."""
+    best = max(results, key=lambda r: (r.abstract_states, r.transitions))
+    return best.abstract_states, best.transitions, best.growth, best.last_new_state
 
 
 def _settle_with_file(f: Finding) -> None:

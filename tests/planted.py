@@ -77,13 +77,15 @@ CXL_HOLES = [
      ["SET_LSA"]),
     # cxl_payload_from_user_allowed(): 60b5d1f68338's size check gone, a 1-byte Clear Log is read as a UUID
     # (or a short Set Partition Info as its 9-byte struct: which one the search meets first is the seed's;
-    # it moved when the poison commands joined cxl.ioctl with their deprecated ids)
+    # it moved when the poison commands joined cxl.ioctl with their deprecated ids, and again when
+    # issue 20 drew small integers more often)
     ("linux-raw", "spec", "payload-size", "out-of-bounds:cxl:cxl_payload_from_user_allowed:payload_in",
-     ["CLEAR_LOG"]),
+     ["SET_PARTITION_INFO"]),
     # cxl_to_mem_cmd(): before 60b5d1f68338 its exact-size check was all that kept the ioctl path safe
-    # (either of the two commands it looks into shows it; which one the search meets first is the seed's)
+    # (either of the two commands it looks into shows it; which one the search meets first is the seed's:
+    # SET_PARTITION_INFO since issue 20 drew small integers more often)
     ("linux-ioctl-unsized-payload", "spec", "ioctl-size-in",
-     "out-of-bounds:cxl:cxl_payload_from_user_allowed:payload_in", ["CLEAR_LOG"]),
+     "out-of-bounds:cxl:cxl_payload_from_user_allowed:payload_in", ["SET_PARTITION_INFO"]),
     # cxlctl_set_feature(): op_size <= header gone, op_size - header wraps and the copy runs off the request
     # (2800 sequences at the test's seed since every RPC also draws struct fwctl_rpc's size and tail and
     # an undefined scope, which the intact core refuses: issue 17 #20r; 8 seeds: mean 567 -> 796)
@@ -167,10 +169,10 @@ GPU_HOLES = [
     # sysfs: the attribute's owner-only write mode gone, anyone forces a DPM level
     ("linux-drm", "spec", "sysfs-owner-write", "access:gpu:power_dpm_force_performance_level:caps",
      ["power_dpm_force_performance_level"]),
-    # sysfs: a partition switch while a client holds VRAM (a render-node client, OPEN and
-    # GEM_CREATE, is as short; this seed reaches the primary node's)
+    # sysfs: a partition switch while a client holds VRAM (a primary-node client, OPEN$card and
+    # GEM_CREATE$card, is as short; since issue 20's drawing this seed reaches the render node's)
     ("linux-drm", "spec", "partition-kfd-busy", "kernel-owned-integrity:gpu:current_compute_partition:bo",
-     ["OPEN$card", "GEM_CREATE$card", "current_compute_partition"]),
+     ["OPEN", "GEM_CREATE", "current_compute_partition"]),
     # debugfs: root writes a register under lockdown.  7.3.4 guards the files twice (amdgpu creates
     # none under LOCKDOWN_PCI_ACCESS, and debugfs_locked_down() refuses writes), so either check
     # alone closes it (tests/test_gpu.py); the historical policy has debugfs's alone

@@ -420,7 +420,9 @@ def test_a_regs2_that_does_not_restore_the_selection_is_found_at_three_steps(reg
     found = campaign.run().findings
     assert REGS2_HOLE in found, sorted(found)
     steps = found[REGS2_HOLE].steps
-    assert [s.op for s in steps] == ["OPEN$regs2", "REGS2_IOC_SET_STATE_V2", "amdgpu_regs2"]
+    # either SET_STATE ioctl selects the bank: which one the search meets first is the seed's
+    assert [s.op for s in steps] in (["OPEN$regs2", "REGS2_IOC_SET_STATE_V2", "amdgpu_regs2"],
+                                     ["OPEN$regs2", "REGS2_IOC_SET_STATE", "amdgpu_regs2"])
     assert steps[1].args["use_grbm"] and not steps[2].args["write"]  # a read is enough
     assert is_one_minimal(campaign.executor, steps, REGS2_HOLE)
     assert simplify(campaign.executor, steps, REGS2_HOLE) == steps

@@ -232,7 +232,7 @@ def test_60_columns_found_lines_and_summary(registry: Registry, tmp_path: Path) 
 def test_workers_print_each_found_line_once_and_whole(tmp_path: Path) -> None:
     """Before: with --workers 2 FOUND lines came twice, and once two were glued on one line."""
     ran = ptfuzz("run", "cxl", "--policy", "linux-fwctl", "--device", "vendor", "--seed", "1", "--max-examples",
-                 "400", "--workers", "2", "--corpus", tmp_path)
+                 "2000", "--workers", "2", "--corpus", tmp_path)  # split between the workers
     found = [line for line in ran.out.splitlines() if "FOUND" in line]
     assert found, ran.out
     assert all(line.count("FOUND") == 1 and line.startswith("[w") for line in found)

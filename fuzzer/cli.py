@@ -495,11 +495,7 @@ def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name
     if result.interrupted and workers == 1 and _signals[0] == signals:
         # The campaign stops on KeyboardInterrupt as on Ctrl-C and keeps no traceback: raised
         # without a signal, it came from plugin code (workers name it themselves, fuzzer.workers).
-        plugins = sorted(p for p in reg.plugin_versions(subsystem) if p != "builtin")
-        raise PluginError(f"the campaign stopped on a KeyboardInterrupt that no Ctrl-C or SIGTERM sent: code of a "
-                          f"plugin of {subsystem} ({', '.join(repr(p) for p in plugins)}) raised it; only Ctrl-C "
-                          f"may raise KeyboardInterrupt, a plugin's failure must be an Exception "
-                          f"(`ptfuzz replay` of a saved finding names the callable)")
+        raise _unasked_interrupt(reg, [subsystem], "`ptfuzz replay` of a saved finding names the callable")
     _summary(con, result, policy.label, device.name)
     judged = _judge_run(con, reg, known, result, subsystem, policy, device.name) if known is not None else None
     if json_out:
@@ -830,12 +826,8 @@ def campaign_cmd(ctx: click.Context, file: str, baselines: tuple[str, ...], repo
         outcome = schedule.run_plan(reg, plan, known, progress.PlainDisplay(con, len(plan.runs)),
                                     plugin_files=plugin_files, ignore=ignore)
     if outcome.interrupted and _signals[0] == signals:  # as in `run`: no Ctrl-C or SIGTERM sent it
-        subsystems = sorted({r.subsystem for r in plan.runs})
-        plugins = sorted({p for s in subsystems for p in reg.plugin_versions(s) if p != "builtin"})
-        raise PluginError(f"the campaign stopped on a KeyboardInterrupt that no Ctrl-C or SIGTERM sent: code of a "
-                          f"plugin of {', '.join(subsystems)} ({', '.join(repr(p) for p in plugins)}) raised it; "
-                          f"only Ctrl-C may raise KeyboardInterrupt, a plugin's failure must be an Exception "
-                          f"(the findings found so far are saved in {plan.corpus})")
+        raise _unasked_interrupt(reg, sorted({r.subsystem for r in plan.runs}),
+                                 f"the findings found so far are saved in {plan.corpus}")
     new = outcome.new_failing()
     code = 130 if outcome.interrupted else EXIT_FOUND if new else EXIT_CLEAN
     totals = {s: 0 for s in ("new", "known", "accepted", "trusted")}
@@ -981,6 +973,14 @@ def new_plugin(name: str, output: str | None, force: bool) -> None:
 #: Ctrl-C and SIGTERM this process received (``main`` and ``_run_interruptible`` count them): a
 #: KeyboardInterrupt with none behind it was raised by code, a plugin's, and is its error (exit 2).
 _signals = [0]
+
+
+def _unasked_interrupt(reg: host.Registry, subsystems: list[str], hint: str) -> PluginError:
+    """A campaign stopped by a KeyboardInterrupt no signal sent: the code of a plugin of these raised it."""
+    plugins = sorted({p for s in subsystems for p in reg.plugin_versions(s) if p != "builtin"})
+    return PluginError(f"the campaign stopped on a KeyboardInterrupt that no Ctrl-C or SIGTERM sent: code of a "
+                       f"plugin of {', '.join(subsystems)} ({', '.join(repr(p) for p in plugins)}) raised it; "
+                       f"only Ctrl-C may raise KeyboardInterrupt, a plugin's failure must be an Exception ({hint})")
 
 
 def main(argv: list[str] | None = None) -> None:

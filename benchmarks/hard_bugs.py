@@ -564,6 +564,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--seeds", type=parse_seeds, default=parse_seeds("1-10"), help="e.g. 1-10 or 1,3,5")
     ap.add_argument("--budget", type=float, default=30.0, help="seconds per run (default 30)")
     ap.add_argument("--holes", default="", help="only holes whose name contains this")
+    ap.add_argument("--min-ops", type=int, default=1, help="only holes whose known minimum has this many steps or more")
     ap.add_argument("--modes", default="", help="comma-separated: native,hypothesis,walk (default: all available)")
     ap.add_argument("--json", dest="json_out", help="write every run's raw result here")
     ap.add_argument("--rss", type=float, metavar="MINUTES", help="sample a long CLI campaign's RSS")
@@ -583,7 +584,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     holes: list[Hole] = []
     if a.table or (a.rss is None and a.workers_check is None):
         reg = load_registry()
-        wanted = [h for h in all_holes() if a.holes in label(h)]
+        wanted = [h for h in all_holes() if a.holes in label(h) and len(h.ops) >= a.min_ops]
         holes = [h for h in wanted if has_device(reg, h)]
         skipped = [h for h in wanted if not has_device(reg, h)]
         if not holes:

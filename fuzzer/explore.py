@@ -45,10 +45,11 @@ from typing import Any
 
 import attrs
 
-from fuzzer.abstract import abstract_state
+from fuzzer.abstract import abstract_state, state_facts
 from fuzzer.errors import ModelError
 from fuzzer.executor import Executor, StepResult
 from fuzzer.minimize import CHECK_EVERY
+from fuzzer.snapshot import Snapshot
 from fuzzer.spec import ABSENT, Caller, CallerSpace, Channel, Param, Violation
 from fuzzer.world import Step, World
 
@@ -74,14 +75,17 @@ REMEMBER = 16
 #: its speed; one in four keeps the count's growth and its plateau visible at 0.7 (rdma linux-devx)
 #: to 0.98 (cxl linux-fwctl) of it.
 FOLLOW_EVERY = 4
-#: Share of sequences that start by replaying a kept prefix (one that reached a new abstract state).
-#: Off: at 0.25, measured against this drawing (issue 20; median sequences, seeds 1-10), it helped the
-#: DEVX confusion (65 -> 40) and the 5-step guilty context (433 -> 350) and found "exclusive-cmds on
-#: all-ram" on 4/5 seeds within 2,500 sequences (3/5), but "disabled-raw on all-ram" on 1/5 (3/5) and
-#: needed 1.8x the sequences for DEVX uid 0 (23 -> 40).  To measure again with a finer abstract state.
-GUIDED = 0.0
-#: Prefixes kept for ``GUIDED``.
-POOL = 64
+#: Share of sequences that start from a world in the archive (one that reached a new abstract state),
+#: restored from its snapshot, instead of from the probed world.
+GUIDED = 0.5
+#: Worlds the archive keeps (a snapshot costs a few KB); a full archive replaces its most chosen.
+ARCHIVE = 2048
+#: Steps a guided sequence draws after its start, as a share of the subsystem's ``steps``; a world is kept only
+#: while its path is shorter than ``DEEPEST`` times ``steps`` (findings through it are minimized anyway).
+CONTINUE = 1.0
+DEEPEST = 3
+#: Worlds compared when choosing where a guided sequence starts: the least chosen of them wins.
+TOURNAMENT = 4
 #: A growth sample is kept each time the number of abstract states has grown by this factor.
 GROWTH_STEP = 1.25
 
@@ -206,6 +210,21 @@ def kernel_mark(world: World) -> tuple[Any, ...]:
             *((id(v), len(v)) if isinstance(v, (dict, list, set)) else id(v) for v in world.kernel.values()))
 
 
+@attrs.define(eq=False)
+class Cell:
+    """A world that reached an abstract state never seen before: a guided sequence can start there."""
+
+    #: the steps from the probed world that reached it (a finding starting here reports them too)
+    steps: list[Step]
+    #: the live handles at its end
+    live: dict[str, list[Any]]
+    snapshot: Snapshot
+    #: its abstract state's number
+    state: int
+    #: times a sequence started here
+    chosen: int = 0
+
+
 class Explorer:
     """Runs sequences on ``executor`` and reports violations; one instance per campaign."""
 
@@ -222,6 +241,8 @@ class Explorer:
         #: per move: values per parameter, and callers, of steps the device or kernel carried out
         self.worked: list[tuple[list[list[Any]], list[Caller]]] = [
             ([[] for _ in m.params], []) for m in self.moves]
+        #: per channel: callers some command on it was carried out with
+        self.channel_callers: dict[str, list[Caller]] = {}
         #: called with the prefix that reached a behaviour never seen before (``--db`` keeps it)
         self.on_new_behaviour: Callable[[list[Step]], None] | None = None
         #: coverage of the search space: abstract state (``fuzzer.abstract``) -> its number, in order seen
@@ -237,8 +258,10 @@ class Explorer:
         self._initial: int | None = None
         #: sequences run (the coverage follows one in ``FOLLOW_EVERY``)
         self._run = 0
-        #: prefixes that reached a new abstract state (``GUIDED``)
-        self.pool: list[list[Step]] = []
+        #: worlds that reached a new abstract state (``GUIDED``)
+        self.archive: list[Cell] = []
+        #: the facts (``fuzzer.abstract.state_facts``) some kept world showed
+        self.facts: set[Hashable] = set()
         self.by_key = {(m.actor, m.channel, m.op): m for m in self.moves}
 
     def sequence(self, report: Callable[[list[Step], list[Violation]], None],
@@ -252,27 +275,38 @@ class Explorer:
         ``fuzzer.database``); they are learnt from as drawn ones are.
         """
         ex = self.executor
-        ex.reset()
-        self.live = self.probed()
-        steps: list[Step] = []
-        behaviours = self.behaviours
         self._run += 1
-        follow = self._run % FOLLOW_EVERY == 1 or FOLLOW_EVERY == 1  # the sequences coverage follows
+        cell = self.choose() if given is None and self.archive and self.rng.random() < GUIDED else None
         if self._initial is None:
+            ex.reset()
+            self.live = self.probed()
             self._initial = self.state_number()
-        here = self._initial
+        if cell is not None:
+            # branch from a world that reached a new abstract state: its snapshot, not its path replayed
+            cell.chosen += 1
+            cell.snapshot.restore(ex)
+            ex.index = len(cell.steps)
+            self.live = {b: list(hs) for b, hs in cell.live.items()}
+            steps = list(cell.steps)
+            here = cell.state
+        else:
+            ex.reset()
+            self.live = self.probed()
+            steps = []
+            here = self._initial
+        behaviours = self.behaviours
+        # the sequences coverage follows: every guided one (the archive grows from them) and one in FOLLOW_EVERY
+        follow = cell is not None or self._run % FOLLOW_EVERY == 1 or FOLLOW_EVERY == 1
         transitions = self.transitions
         last = kernel_mark(ex.world)
-        # state-guided: some sequences start where one reached a new abstract state, and draw on from there
-        start: Sequence[Step] = ()
-        if given is None and self.pool and GUIDED and self.rng.random() < GUIDED:
-            start = self.pool[int(self.rng.random() * len(self.pool))]
-        by_key = self.by_key if given is not None or start else None
-        for i in range(self.steps if given is None else len(given)):
+        by_key = self.by_key if given is not None else None
+        end = len(given) if given is not None else (
+            len(steps) + max(1, int(self.steps * CONTINUE)) if cell is not None else self.steps)
+        for i in range(len(steps), end):
             if expired is not None and i % CHECK_EVERY == CHECK_EVERY - 1 and expired():
                 return
-            if by_key is not None and (given is not None or i < len(start)):
-                step = ex.complete(given[i]) if given is not None else start[i]  # a size left out: natural
+            if by_key is not None and given is not None:
+                step = ex.complete(given[i])  # a size left out: natural
                 found = by_key.get((step.actor, step.channel, step.op))
                 if found is None:  # a command this policy's channels do not carry
                     return
@@ -295,10 +329,9 @@ class Explorer:
                          or result.published or move.consumes)  # live handle counts are in the state
                 last = mark
                 if moved:
-                    known = len(self.states)
                     there = self.state_number()
-                    if len(self.states) > known and given is None and GUIDED:
-                        self.keep(steps)
+                    if given is None and len(steps) < DEEPEST * self.steps:
+                        self.cell(there, steps)
                 else:
                     there = here
                 transitions.add((here, move.index, there))
@@ -318,12 +351,34 @@ class Explorer:
         if steps and follow:
             self.state_number()  # what a driver kept in the kernel alone, unseen by the cheap test above
 
-    def keep(self, steps: list[Step]) -> None:
-        """Keep a prefix that reached a new abstract state; a full pool replaces a random one."""
-        if len(self.pool) < POOL:
-            self.pool.append(list(steps))
-        else:
-            self.pool[int(self.rng.random() * POOL)] = list(steps)
+    def cell(self, state: int, steps: list[Step]) -> None:
+        """Keep the executor's world, which reached ``state`` through ``steps``, if it shows a fact no kept
+        world showed (``state_facts``); a full archive replaces the most chosen of ``TOURNAMENT`` of its worlds
+        (one that many sequences have branched from already)."""
+        facts = self.facts
+        new_facts = [f for f in state_facts(self.executor, self.live) if f not in facts]
+        if not new_facts:
+            return
+        facts.update(new_facts)
+        new = Cell(list(steps), {b: list(hs) for b, hs in self.live.items()}, Snapshot(self.executor.world), state)
+        archive = self.archive
+        if len(archive) < ARCHIVE:
+            archive.append(new)
+            return
+        rng = self.rng
+        picks = [int(rng.random() * len(archive)) for _ in range(TOURNAMENT)]
+        archive[max(picks, key=lambda j: archive[j].chosen)] = new
+
+    def choose(self) -> Cell:
+        """Where a guided sequence starts: the least chosen of ``TOURNAMENT`` worlds drawn from the archive, so
+        new worlds (the frontier) are tried soon and none much more often than the rest."""
+        rng, archive = self.rng, self.archive
+        best = archive[int(rng.random() * len(archive))]
+        for _ in range(TOURNAMENT - 1):
+            other = archive[int(rng.random() * len(archive))]
+            if other.chosen < best.chosen:
+                best = other
+        return best
 
     def _believed(self, result: StepResult) -> bool:
         """Whether the step changed a device key the kernel holds a belief about (or held one before)."""
@@ -387,7 +442,10 @@ class Explorer:
                 args[p.name] = d(rng, args)
         caller = None
         if move.callers:
-            src = callers if callers and rng.random() < REUSE else move.callers
+            # a caller this move worked with, else one that worked with another command on its channel (the
+            # channel's capability, lockdown and switch checks are the same for all of them)
+            known = callers or self.channel_callers.get(move.channel)
+            src = known if known and rng.random() < REUSE else move.callers
             caller = src[int(rng.random() * len(src))]
         return Step(move.actor, move.op, args, move.channel, caller)  # type: ignore[arg-type]
 
@@ -398,8 +456,12 @@ class Explorer:
                 v = step.args[p.name]
                 if v not in seen:
                     seen.append(v)
-        if move.callers and len(callers) < REMEMBER and step.caller not in callers:
-            callers.append(step.caller)  # type: ignore[arg-type]
+        if move.callers and step.caller not in callers:
+            if len(callers) < REMEMBER:
+                callers.append(step.caller)  # type: ignore[arg-type]
+            shared = self.channel_callers.setdefault(move.channel, [])
+            if len(shared) < REMEMBER and step.caller not in shared:
+                shared.append(step.caller)  # type: ignore[arg-type]
 
     def track(self, move: Move, result: StepResult) -> None:
         """Consume and produce handles as the machine's bundles would."""

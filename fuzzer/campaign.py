@@ -141,11 +141,13 @@ class Result:
     growth: tuple[tuple[float, int], ...] = ()
     #: seconds into the run when the last new abstract state was seen
     last_new_state: float = 0.0
+    #: the counts reached their caps (``fuzzer.explore.STATES_CAP``): they are lower bounds
+    coverage_capped: bool = False
 
     @property
     def stopped_learning(self) -> bool:
         """No new abstract state in the last half of the run: more of the same search is unlikely to find more."""
-        return self.abstract_states > 0 and self.last_new_state < self.elapsed / 2
+        return self.abstract_states > 0 and not self.coverage_capped and self.last_new_state < self.elapsed / 2
 
     def failing(self) -> list[Finding]:
         """Findings that fail the run: not accepted (tainted, with --accept-tainted), not trusted by design."""
@@ -581,12 +583,12 @@ class Campaign(Session):
         elapsed = time.monotonic() - self.started
         ex = self.explorer
         if ex is None:
-            coverage: tuple[int, int, tuple[tuple[float, int], ...], float] = (0, 0, (), 0.0)
+            coverage: tuple[int, int, tuple[tuple[float, int], ...], float, bool] = (0, 0, (), 0.0, False)
         else:
             growth = list(ex.growth)
             if growth and growth[-1][1] != len(ex.states):
                 growth.append((round(ex.last_new, 3), len(ex.states)))
-            coverage = (len(ex.states), len(ex.transitions), tuple(growth), ex.last_new)
+            coverage = (len(ex.states), len(ex.transitions), tuple(growth), ex.last_new, ex.capped)
         return Result(
             found, self.sequences, self.executor.total_steps,
             elapsed, self.seed, self._rounds, self.runs, interrupted, accepted,

@@ -594,7 +594,8 @@ def _summary(con: Console, r: Result, policy: str, device: str) -> None:
     runs = f" ({r.runs} runs including shrinking)" if r.runs != r.sequences else ""
     seen = f", {r.behaviours} behaviours" if r.behaviours else ""
     if r.abstract_states:
-        seen += f", {r.abstract_states} abstract states, {r.transitions} transitions"
+        least = "at least " if r.coverage_capped else ""
+        seen += f", {least}{r.abstract_states} abstract states, {least}{r.transitions} transitions"
     rounds = f", {r.rounds} round(s)" if r.search == "hypothesis" else ""
     con.print(f"{r.sequences} sequences generated{runs}, {r.steps} steps in {r.elapsed:.1f}s "
               f"({rate:,.0f} steps/s){seen}{rounds}, seed {r.seed}")
@@ -639,7 +640,7 @@ def _write_json(path: str, r: Result, subsystem: str, policy: str, device: str) 
         "behaviours": r.behaviours,
         "abstract_states": r.abstract_states, "transitions": r.transitions,
         "growth": [[t, n] for t, n in r.growth], "last_new_state_s": round(r.last_new_state, 3),
-        "stopped_learning": r.stopped_learning,
+        "stopped_learning": r.stopped_learning, "coverage_capped": r.coverage_capped,
         "interrupted": r.interrupted,
         "findings": [
             {"signature": s, "severity": f.violation.severity, "accepted": s in r.accepted,

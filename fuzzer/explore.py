@@ -86,6 +86,10 @@ CONTINUE = 1.0
 DEEPEST = 3
 #: Worlds compared when choosing where a guided sequence starts: the least chosen of them wins.
 TOURNAMENT = 4
+#: Abstract states and transitions counted at most: about 60 bytes each, so the counts of an hours-long
+#: campaign stay under 100 MB; past a cap the count says "at least".
+STATES_CAP = 1 << 19
+TRANSITIONS_CAP = 1 << 20
 #: A growth sample is kept each time the number of abstract states has grown by this factor.
 GROWTH_STEP = 1.25
 
@@ -245,10 +249,13 @@ class Explorer:
         self.channel_callers: dict[str, list[Caller]] = {}
         #: called with the prefix that reached a behaviour never seen before (``--db`` keeps it)
         self.on_new_behaviour: Callable[[list[Step]], None] | None = None
-        #: coverage of the search space: abstract state (``fuzzer.abstract``) -> its number, in order seen
-        self.states: dict[Hashable, int] = {}
-        #: (state, move, state) numbers of every transition seen
-        self.transitions: set[tuple[int, int, int]] = set()
+        #: coverage of the search space: the hashes of the abstract states seen (``fuzzer.abstract``; a state
+        #: itself is a few KB, and cxl linux-raw meets about a thousand new ones a second: only hashes are kept)
+        self.states: set[int] = set()
+        #: hashes of the (state, move, state) transitions seen
+        self.transitions: set[int] = set()
+        #: whether a count reached its cap (``STATES_CAP``, ``TRANSITIONS_CAP``) and stopped there
+        self.capped = False
         self.started = time.monotonic()
         #: (seconds since the start, states) each time the count passed the next sample mark
         self.growth: list[tuple[float, int]] = []
@@ -334,7 +341,10 @@ class Explorer:
                         self.cell(there, steps)
                 else:
                     there = here
-                transitions.add((here, move.index, there))
+                if len(transitions) < TRANSITIONS_CAP:
+                    transitions.add(hash((here, move.index, there)))
+                else:
+                    self.capped = True
                 here = there
             key = (move.index, None if d is None else (d.allowed, d.rule),
                    None if rep is None else (rep.rc, rep.errno), bool(result.changes))
@@ -386,14 +396,16 @@ class Explorer:
         return any(k in shadow or (b is not ABSENT and a is ABSENT) for k, b, a in result.changes)
 
     def state_number(self) -> int:
-        """The number of the executor's abstract state now; a new one is counted and its time noted."""
-        state = abstract_state(self.executor, self.live)
+        """The hash of the executor's abstract state now; a new one is counted and its time noted."""
+        number = hash(abstract_state(self.executor, self.live))
         states = self.states
-        number = states.get(state)
-        if number is None:
-            number = states[state] = len(states)
+        if number not in states:
+            if len(states) >= STATES_CAP:
+                self.capped = True
+                return number
+            states.add(number)
             self.last_new = time.monotonic() - self.started
-            n = number + 1
+            n = len(states)
             if not self.growth or n >= self.growth[-1][1] * GROWTH_STEP:
                 self.growth.append((round(self.last_new, 3), n))
         return number

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from fuzzer import files, safetext
 from fuzzer.baseline import FIXED, FOUND, OUT_OF_SCOPE, Verdict
-from fuzzer.campaign import Finding
+from fuzzer.campaign import Finding, Result
 from fuzzer.results import status_of, trace
 from fuzzer.schedule import CampaignOutcome, Outcome
 from fuzzer.svgplot import Band, Series, chart
@@ -228,11 +228,11 @@ def _html_runs(c: CampaignOutcome) -> list[str]:
     top = max((_rate(o) for o in c.outcomes), default=1.0) or 1.0
     out = ["<h2>Runs</h2><table><tr><th>run</th><th class=n>budget</th><th class=n>took</th>"
            "<th class=n>sequences</th><th class=n>steps</th><th>steps/s</th><th class=n>behaviours</th>"
-           "<th class=n>new</th><th class=n>known</th></tr>"]
+           "<th class=n>abstract states</th><th class=n>new</th><th class=n>known</th></tr>"]
     for o in c.outcomes:
         r = o.result
         if r is None:
-            out.append(f"<tr><td class=mono>{_h(o.run.label)}</td><td colspan=8 class=muted>not run</td></tr>")
+            out.append(f"<tr><td class=mono>{_h(o.run.label)}</td><td colspan=9 class=muted>not run</td></tr>")
             continue
         st = [status_of(c, o, f) for f in r.findings.values()]
         rate = _rate(o)
@@ -241,10 +241,22 @@ def _html_runs(c: CampaignOutcome) -> list[str]:
             f"<td class=n>{o.budget:.1f}s</td><td class=n>{r.elapsed:.1f}s</td><td class=n>{r.sequences:,}</td>"
             f"<td class=n>{r.steps:,}</td><td><div class=bar title='{rate:,.0f}'><i style='width:"
             f"{100 * rate / top:.0f}%'></i></div><span class=muted>{rate:,.0f}</span></td>"
-            f"<td class=n>{r.behaviours}</td><td class=n>{st.count('new')}</td><td class=n>{st.count('known')}</td>"
-            "</tr>")
+            f"<td class=n>{r.behaviours}</td><td class=n>{_states(r)}</td>"
+            f"<td class=n>{st.count('new')}</td><td class=n>{st.count('known')}</td></tr>")
     out.append("</table>")
     return out
+
+
+def _states(r: Result) -> str:
+    """A run's abstract states, and when it saw the last new one if that was in its first half: a run that has
+    stopped learning says so (``Result.stopped_learning``)."""
+    if not r.abstract_states:
+        return "-"
+    text = f"{r.abstract_states:,} ({r.transitions:,} transitions)"
+    if r.stopped_learning:
+        text += f" <span class=muted title='no new abstract state in the second half of the run'>" \
+                f"stopped learning at {r.last_new_state:.1f}s</span>"
+    return text
 
 
 def _html_coverage(c: CampaignOutcome) -> list[str]:
@@ -350,12 +362,17 @@ def markdown(c: CampaignOutcome, exit_code: int) -> str:
         out += ["| baseline entry | state | why |", "|---|---|---|"]
         out += [f"| {md(v.known.signature)} | {v.state} | {md(safetext.cut(v.why, 200))} |" for v in verdicts]
         out.append("")
-    out += ["| run | steps/s | behaviours | rules never decided | commands never drawn |", "|---|---|---|---|---|"]
+    out += ["| run | steps/s | behaviours | abstract states | rules never decided | commands never drawn |",
+            "|---|---|---|---|---|---|"]
     for o in c.outcomes:
         never = (f"{len(o.reach.never_decided)}/{len(o.reach.rule_order)}", str(len(o.reach.never_drawn))) \
             if o.reach else ("-", "-")
         beh = o.result.behaviours if o.result else 0
-        out.append(f"| {md(o.run.label)} | {_rate(o):,.0f} | {beh} | {never[0]} | {never[1]} |")
+        states = "-"
+        if o.result is not None and o.result.abstract_states:
+            states = f"{o.result.abstract_states:,}" + (
+                f" (stopped learning at {o.result.last_new_state:.1f}s)" if o.result.stopped_learning else "")
+        out.append(f"| {md(o.run.label)} | {_rate(o):,.0f} | {beh} | {states} | {never[0]} | {never[1]} |")
     out.append("")
     for root, lines in c.lines.items():
         out.append(f"Plugin lines run (sampled {lines.sampled_s:.1f}s): {md(root)} {lines.run}/{lines.statements}.")

@@ -54,6 +54,10 @@ def to_json(c: CampaignOutcome, exit_code: int) -> dict[str, Any]:
                 "sequences": r.sequences, "steps": r.steps, "elapsed": round(r.elapsed, 3),
                 "steps_per_s": round(r.steps / r.elapsed, 1) if r.elapsed else 0.0,
                 "behaviours": r.behaviours, "interrupted": r.interrupted,
+                # coverage of the search space (``ptfuzz run --json`` has the same fields at its top level)
+                "abstract_states": r.abstract_states, "transitions": r.transitions,
+                "growth": [[t, n] for t, n in r.growth], "last_new_state_s": round(r.last_new_state, 3),
+                "stopped_learning": r.stopped_learning, "coverage_capped": r.coverage_capped,
                 "findings": [
                     {"signature": f.signature, "status": status_of(c, o, f), "severity": f.violation.severity,
                      "steps": len(f.steps), "file": str(f.path) if f.path else None,

@@ -54,6 +54,22 @@ def test_report_shows_findings_time_and_coverage(outcome: CampaignOutcome, tmp_p
     assert "**1 new**" in md or "new**" in md
 
 
+def test_each_run_reports_its_coverage_of_the_search_space(outcome: CampaignOutcome, tmp_path: Path) -> None:
+    """Issue 20: the campaign's JSON, page and summary carry each run's abstract states, as ``run --json`` does."""
+    from fuzzer.results import to_json
+
+    doc = to_json(outcome, 1)
+    for run, o in zip(doc["runs"], outcome.outcomes, strict=True):
+        assert o.result is not None and run["abstract_states"] == o.result.abstract_states > 1
+        assert run["transitions"] >= run["abstract_states"] - 1
+        assert run["growth"][-1][1] == run["abstract_states"] and isinstance(run["stopped_learning"], bool)
+    page, summary = report.write(str(tmp_path), outcome, 1)
+    for o in outcome.outcomes:
+        assert o.result is not None
+        assert f"{o.result.abstract_states:,} ({o.result.transitions:,} transitions)" in page.read_text()
+        assert f"| {o.result.abstract_states:,}" in summary.read_text()
+
+
 def test_hostile_signature_and_step_argument_are_escaped(outcome: CampaignOutcome, tmp_path: Path) -> None:
     """A corpus file is hostile data: nothing from it becomes markup in the page or the summary."""
     o = next(o for o in outcome.outcomes if o.result is not None)

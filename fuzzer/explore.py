@@ -336,8 +336,12 @@ class Explorer:
                          or result.published or move.consumes)  # live handle counts are in the state
                 last = mark
                 if moved:
+                    known = len(self.states)
                     there = self.state_number()
-                    if given is None and len(steps) < DEEPEST * self.steps:
+                    # a new fact comes with a new abstract state (they differ only where a device-owned value
+                    # changes class with nothing else moving): looking for facts only then costs a third
+                    if given is None and len(steps) < DEEPEST * self.steps and (len(self.states) > known
+                                                                                 or self.capped):
                         self.cell(there, steps)
                 else:
                     there = here

@@ -71,6 +71,11 @@ CXL_HOLES = [
     # nvdimm binding to a locked DIMM, and a RAW Unlock behind libnvdimm's back
     ("linux-raw", "spec", "security-command-sets", "kernel-owned-integrity:cxl:UNLOCK:security.state:tainted",
      ["SET_PASSPHRASE", "cold_reset", "nvdimm_bind", "UNLOCK"], True),
+    # ...and on all-ram, where the nvdimm needs persistent capacity first: a partition change and a passphrase
+    # (in either order), one cold reset that both makes the pmem partition live and locks the device, the bind,
+    # the Unlock (5 steps: issue 20's depth-5 chain of reset, bind and security state)
+    ("linux-raw", "all-ram", "security-command-sets", "kernel-owned-integrity:cxl:UNLOCK:security.state:tainted",
+     ["SET_PARTITION_INFO", "SET_PASSPHRASE", "cold_reset", "nvdimm_bind", "UNLOCK"], True),
     # Size holes (tests/test_sizes.py has the rules whose removal opens nothing, and why).
     # cxl_validate_cmd_from_user(): in.size > payload_size gone, memcpy_toio() runs past the mailbox
     ("linux-ioctl", "spec", "payload-max", "out-of-bounds:cxl:__cxl_pci_mbox_send_cmd:mailbox.payload",

@@ -72,6 +72,15 @@ DEEP = [
         kernel("nvdimm_bind"),
         user("UNLOCK", "cxl.raw", passphrase="secret-a"),
     ]),
+    # The same on all-ram: the one cold reset both makes the new pmem partition live (so the re-probe adds
+    # an nvdimm) and locks the device.
+    Deep(_hole("linux-raw", "all-ram", "security-command-sets", "UNLOCK"), [
+        user("SET_PARTITION_INFO", "cxl.ioctl", volatile=8, immediate=False),
+        user("SET_PASSPHRASE", "cxl.raw", old="", new="secret-a"),
+        kernel("cold_reset"),
+        kernel("nvdimm_bind"),
+        user("UNLOCK", "cxl.raw", passphrase="secret-a"),
+    ]),
 ]
 IDS = [d.hole.test_id for d in DEEP]
 

@@ -480,35 +480,48 @@ def slope(points: Sequence[tuple[float, float]]) -> float:
     return 60 * sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / den if den else 0.0
 
 
+#: the campaigns ``--rss`` samples: cxl linux-raw meets the most abstract states (about a thousand new ones a
+#: second: the coverage counts reach their caps), rdma linux-devx the most handles and objects
+RSS_RUNS = (("cxl", "linux-raw"), ("rdma", "linux-devx"))
+
+
 def measure_rss(minutes: float, search: str | None, every: float = 10.0) -> dict[str, Any]:
-    """A long CLI campaign per subsystem, its VmRSS sampled every ``every`` seconds."""
+    """A long CLI campaign per entry of ``RSS_RUNS``, all at once (one core each), VmRSS sampled every ``every`` s."""
     out: dict[str, Any] = {}
-    for sub, policy in (("rdma", "linux-devx"), ("cxl", "linux-fwctl")):
-        with tempfile.TemporaryDirectory() as tmp:
-            log = Path(tmp, "log")
+    with tempfile.TemporaryDirectory() as tmp:
+        procs = []
+        for sub, policy in RSS_RUNS:
+            corpus_dir = Path(tmp, f"{sub}-{policy}")
+            corpus_dir.mkdir()
             args = cli("run", sub, "--policy", policy, "--device", "spec", "--time", f"{minutes * 60:g}",
-                       "--seed", "1", "--corpus", tmp, *cli_search_args(search))
-            with log.open("w") as fh:
-                proc = subprocess.Popen(args, stdout=fh, stderr=subprocess.STDOUT)
-                t0 = time.monotonic()
-                samples: list[tuple[float, float]] = []
-                while proc.poll() is None:
-                    try:
-                        proc.wait(timeout=every - (time.monotonic() - t0) % every)
-                    except subprocess.TimeoutExpired:
-                        mb = rss_mb(proc.pid)
-                        if mb is not None:
-                            samples.append((time.monotonic() - t0, mb))
-            if proc.returncode not in (0, 1) or not samples:
-                tail = log.read_text()[-400:]
-                raise SystemExit(f"hard_bugs: --rss: {' '.join(args[2:])} exited {proc.returncode}: {tail}")
-        half = [p for p in samples if p[0] >= samples[-1][0] / 2]
-        one_min = min(samples, key=lambda p: abs(p[0] - 60))
-        out[f"{sub} {policy}"] = {
-            "minutes": minutes, "samples": [(round(t, 1), round(mb, 1)) for t, mb in samples],
-            "first_mb": samples[0][1], "one_min_mb": one_min[1], "max_mb": max(mb for _, mb in samples),
-            "last_mb": samples[-1][1], "slope_mb_per_min": slope(half),
-        }
+                       "--seed", "1", "--corpus", str(corpus_dir), "--json", str(corpus_dir / "summary.json"),
+                       *cli_search_args(search))
+            log = (corpus_dir / "log").open("w")
+            procs.append((sub, policy, args, log, subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)))
+        t0 = time.monotonic()
+        samples: dict[int, list[tuple[float, float]]] = {p.pid: [] for *_, p in procs}
+        while any(p.poll() is None for *_, p in procs):
+            time.sleep(every - (time.monotonic() - t0) % every)
+            for *_, p in procs:
+                mb = rss_mb(p.pid) if p.poll() is None else None
+                if mb is not None:
+                    samples[p.pid].append((time.monotonic() - t0, mb))
+        for sub, policy, args, log, p in procs:
+            log.close()
+            got = samples[p.pid]
+            if p.returncode not in (0, 1) or not got:
+                tail = Path(log.name).read_text()[-400:]
+                raise SystemExit(f"hard_bugs: --rss: {' '.join(args[2:])} exited {p.returncode}: {tail}")
+            summary = json.loads(Path(log.name).with_name("summary.json").read_text())
+            half = [s for s in got if s[0] >= got[-1][0] / 2]
+            one_min = min(got, key=lambda s: abs(s[0] - 60))
+            out[f"{sub} {policy}"] = {
+                "minutes": minutes, "samples": [(round(t, 1), round(mb, 1)) for t, mb in got],
+                "first_mb": got[0][1], "one_min_mb": one_min[1], "max_mb": max(mb for _, mb in got),
+                "last_mb": got[-1][1], "slope_mb_per_min": slope(half),
+                "sequences": summary["sequences"], "abstract_states": summary["abstract_states"],
+                "coverage_capped": summary.get("coverage_capped", False),
+            }
     return out
 
 
@@ -517,7 +530,9 @@ def rss_report(rss: dict[str, Any]) -> str:
     for name, r in rss.items():
         lines.append(f"  {name}: first {r['first_mb']:.0f} MB at {r['samples'][0][0]:.0f} s, "
                      f"1 min {r['one_min_mb']:.0f} MB, max {r['max_mb']:.0f} MB, last {r['last_mb']:.0f} MB; "
-                     f"last half {r['slope_mb_per_min']:+.2f} MB/min ({len(r['samples'])} samples)")
+                     f"last half {r['slope_mb_per_min']:+.2f} MB/min ({len(r['samples'])} samples); "
+                     f"{r['sequences']:,} sequences, {r['abstract_states']:,} abstract states"
+                     + (" (capped)" if r["coverage_capped"] else ""))
     return "\n".join(lines)
 
 

@@ -87,9 +87,9 @@ DEEPEST = 3
 #: Worlds compared when choosing where a guided sequence starts: the least chosen of them wins.
 TOURNAMENT = 4
 #: Abstract states and transitions counted at most: about 60 bytes each, so the counts of an hours-long
-#: campaign stay under 100 MB; past a cap the count says "at least".
-STATES_CAP = 1 << 19
-TRANSITIONS_CAP = 1 << 20
+#: campaign stay under 50 MB; past a cap the count says "at least".
+STATES_CAP = 1 << 18
+TRANSITIONS_CAP = 1 << 19
 #: A growth sample is kept each time the number of abstract states has grown by this factor.
 GROWTH_STEP = 1.25
 

@@ -29,6 +29,7 @@ import argparse
 import gc
 import inspect
 import json
+import math
 import os
 import random
 import statistics
@@ -422,6 +423,7 @@ def targets(runs: Sequence[Run], holes: Sequence[Hole], modes: Sequence[str], n_
                      + ("" if len(exact) == len(per) else
                         " (not: " + ", ".join(f"{h} {list(s.lengths)} vs {by_len[h]}"
                                               for h, s in per.items() if h not in exact) + ")"))
+    lines.extend(depth_targets(runs, holes, modes, n_seeds))
     if rss is None:
         lines.append("  [not measured] RSS flat and under 200 MB after 10 minutes (run with --rss 10)")
     for name, r in (rss or {}).items():
@@ -438,6 +440,52 @@ def targets(runs: Sequence[Run], holes: Sequence[Hole], modes: Sequence[str], n_
                      f"the sequences of one worker (target ≥ {WORKERS_RATIO}×; load average before: "
                      f"{workers['loadavg']:.2f})")
     return "\n".join(lines)
+
+
+#: issue 20's targets: holes this deep are found on every seed within ``DEEP_BUDGET_S``; across holes of at least
+#: ``DEPTH`` steps the geometric mean of median sequences over the walk's is at most ``DEPTH_RATIO``, and no hole
+#: is worse than ``WORST_RATIO`` of the walk's
+DEEP = 4
+DEEP_BUDGET_S = 10.0
+DEPTH = 3
+DEPTH_RATIO = 0.1
+WORST_RATIO = 1.5
+
+
+def depth_targets(runs: Sequence[Run], holes: Sequence[Hole], modes: Sequence[str], n_seeds: int) -> list[str]:
+    """Issue 20's lines: the deep holes on every seed, and sequences to bug against the walk's by depth.
+
+    Sequences, not seconds: they do not depend on the machine's load.  A run
+    that misses counts the sequences it ran, so a walk that misses makes the
+    ratio an upper bound (the walk would need more)."""
+    lines = ["targets (issue 20):"]
+    budget = max((r.time_s for r in runs if not r.found), default=0.0)
+    for m in (m for m in modes if m != WALK):
+        per = {label(h): summarize([r for r in runs if r.hole == label(h) and r.mode == m]) for h in holes}
+        deep = [label(h) for h in holes if len(h.ops) >= DEEP]
+        if deep:
+            missed = [f"{h} {per[h].found}/{per[h].runs}" for h in deep if per[h].found < per[h].runs]
+            slow = [h for h in deep if any(r.time_s > DEEP_BUDGET_S for r in runs
+                                           if r.hole == h and r.mode == m and r.found)]
+            ok = not missed and not slow and (budget == 0.0 or budget <= DEEP_BUDGET_S)
+            lines.append(f"  [{verdict(ok)}] {m}: every hole of depth ≥ {DEEP} found on {n_seeds}/{n_seeds} seeds "
+                         f"within {DEEP_BUDGET_S:g} s: {len(deep) - len(missed)}/{len(deep)} holes"
+                         + (f" (missed: {', '.join(missed)})" if missed else "")
+                         + (f" (later than {DEEP_BUDGET_S:g} s: {', '.join(slow)})" if slow else ""))
+        if WALK not in modes:
+            continue
+        walk = {label(h): summarize([r for r in runs if r.hole == label(h) and r.mode == WALK]) for h in holes}
+        rel = {label(h): per[label(h)].median_seqs / walk[label(h)].median_seqs
+               for h in holes if len(h.ops) >= DEPTH and walk[label(h)].median_seqs > 0}
+        if not rel:
+            continue
+        geo = math.exp(statistics.fmean(math.log(max(x, 1e-9)) for x in rel.values()))
+        worst = max(rel, key=lambda h: rel[h])
+        lines.append(f"  [{verdict(geo <= DEPTH_RATIO)}] {m}: median sequences to bug over the walk's, geometric mean "
+                     f"over the {len(rel)} holes of depth ≥ {DEPTH}: {ratio(geo)} (target ≤ {DEPTH_RATIO:g}×)")
+        lines.append(f"  [{verdict(rel[worst] <= WORST_RATIO)}] {m}: no hole of depth ≥ {DEPTH} worse than "
+                     f"{WORST_RATIO:g}× the walk: worst {ratio(rel[worst])} on {worst}")
+    return lines
 
 
 # --------------------------------------------------------------------------- CLI subprocesses

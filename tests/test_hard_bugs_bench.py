@@ -79,3 +79,31 @@ def test_search_mode_is_passed_only_to_a_campaign_that_takes_it(monkeypatch: pyt
     monkeypatch.setattr(hard_bugs, "Campaign", WithSearch)
     assert hard_bugs.campaign_modes() == ["native", "hypothesis"]
     assert hard_bugs.search_kwargs("hypothesis") == {"search": "hypothesis"}
+
+
+def test_issue_20_targets_are_judged_on_sequences_by_depth() -> None:
+    """The depth lines: deep holes on every seed within 10 s, and the geometric mean of sequence ratios."""
+    deep = next(h for h in HOLES if len(h.ops) == 4)
+    mid = next(h for h in HOLES if len(h.ops) == 3)
+    shallow = next(h for h in HOLES if len(h.ops) == 1)
+
+    def run(hole: object, mode: str, seed: int, seqs: int, found: bool = True, t: float = 1.0) -> hard_bugs.Run:
+        return hard_bugs.Run(hard_bugs.label(hole), mode, seed, found, t if found else 10.0, seqs,  # type: ignore[arg-type]
+                             4 if found else None, (), 0, 1.0)
+
+    def lines(native_deep: int, native_mid: int, miss: bool = False) -> str:
+        runs = []
+        for seed in (1, 2):
+            runs += [run(deep, "native", seed, native_deep, found=not (miss and seed == 2)),
+                     run(deep, hard_bugs.WALK, seed, 1000, found=False),
+                     run(mid, "native", seed, native_mid), run(mid, hard_bugs.WALK, seed, 10),
+                     run(shallow, "native", seed, 500), run(shallow, hard_bugs.WALK, seed, 1)]
+        return "\n".join(hard_bugs.depth_targets(runs, [deep, mid, shallow], ["native", hard_bugs.WALK], 2))
+
+    good = lines(native_deep=10, native_mid=5)  # ratios 0.01 and 0.5: geometric mean 0.071; the 1-step hole ignored
+    assert "[met] native: every hole of depth ≥ 4 found on 2/2 seeds" in good
+    assert "[met] native: median sequences to bug over the walk's, geometric mean over the 2 holes" in good
+    assert "0.071×" in good and "[met] native: no hole of depth ≥ 3 worse than 1.5× the walk: worst 0.50×" in good
+    bad = lines(native_deep=10, native_mid=20, miss=True)  # 2x worse than the walk on the 3-step hole
+    assert "[NOT MET] native: every hole of depth ≥ 4 found on 2/2 seeds" in bad and "1/2" in bad
+    assert "[NOT MET] native: no hole of depth ≥ 3 worse than 1.5× the walk: worst 2.00×" in bad

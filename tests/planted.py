@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+#: an op of ``Hole.ops`` that any op may fill
+ANY = "*"
+
 
 class Hole(NamedTuple):
     subsystem: str
@@ -24,11 +27,22 @@ class Hole(NamedTuple):
     budget: int = 0
     #: the first ``commute`` ops are independent: a shortest sequence may have them in any order
     commute: int = 0
+    #: other shortest sequences, as short and as plain (which one a search meets first is its seed's)
+    also: tuple[tuple[str, ...], ...] = ()
 
     def matches(self, found: list[str]) -> bool:
-        """Whether ``found`` (a minimized sequence's ops) is this hole's known shortest sequence."""
+        """Whether ``found`` (a minimized sequence's ops) is one of this hole's known shortest sequences.
+
+        ``ANY`` stands for any op: where every command shows the hole (a size check gone from the
+        transport), the signature names the function and the length is what is known."""
         k = self.commute
-        return sorted(found[:k]) == sorted(self.ops[:k]) and found[k:] == self.ops[k:]
+
+        def same(a: list[str], b: list[str]) -> bool:
+            return len(a) == len(b) and all(x == y or x == ANY for x, y in zip(a, b, strict=True))
+
+        return any(same(sorted(ops[:k]), sorted(found[:k])) and same(list(ops[k:]), found[k:])
+                   for ops in (self.ops, *self.also))
+
 
     @property
     def name(self) -> str:
@@ -92,7 +106,7 @@ CXL_HOLES = [
     # it moved when the poison commands joined cxl.ioctl with their deprecated ids, and again when
     # issue 20 drew small integers more often)
     ("linux-raw", "spec", "payload-size", "out-of-bounds:cxl:cxl_payload_from_user_allowed:payload_in",
-     ["SET_PARTITION_INFO"]),
+     ["SET_PARTITION_INFO"], False, 0, 0, (("CLEAR_LOG",),)),
     # cxl_to_mem_cmd(): before 60b5d1f68338 its exact-size check was all that kept the ioctl path safe
     # (either of the two commands it looks into shows it; which one the search meets first is the seed's:
     # SET_PARTITION_INFO since issue 20 drew small integers more often)
@@ -142,7 +156,7 @@ RDMA_HOLES = [
     # again when #20r added struct fwctl_rpc's size and tail and the undefined scope to every RPC, and when
     # the fw_fatal_error kernel action came, and when issue 20's state-guided search shared callers per channel)
     ("linux-fwctl-mlx5", "spec", "mlx5ctl-msgsize", "out-of-bounds:rdma:mlx5ctl_fw_rpc:payload_in",
-     ["NOP"]),
+     [ANY]),
 ]
 NETDEV_HOLES = [
     # bnxtctl_validate_rpc()'s "default: return false" gone: the driver's own FUNC_CFG sets the MTU
@@ -157,15 +171,15 @@ NETDEV_HOLES = [
     # (7.3.4 reads it first in bnxtctl_fw_rpc() itself, for bnxtctl_find_dma_desc())
     # (any command shows it; which one the search meets first is the seed's)
     ("linux-fwctl-bnxt", "bnxt", "bnxtctl-sizes", "out-of-bounds:netdev:bnxtctl_fw_rpc:payload_in",
-     ["HWRM_NVM_GET_DEV_INFO"]),
+     [ANY]),
     # 7.3.4 bnxtctl_fw_rpc()'s in_len != desc->req_size gone: bnxtctl_check_dma_lens() reads a DMA
     # command's length field past a request shorter than its struct hwrm_xxx_input
     ("linux-fwctl-bnxt", "bnxt", "bnxtctl-dma-req-size", "out-of-bounds:netdev:bnxtctl_read_len_field:payload_in",
-     ["HWRM_FW_SET_STRUCTURED_DATA"]),  # any DMA command; the seed's first
+     [ANY]),  # any DMA command (the signature's function is only reached by them); the seed's first
     # pdsfc_fw_rpc()'s in_len check (e7537735028c) gone: rpc->in.len (7.3.4: the max_req_sz check
     # comes first) is read past a short request
     ("linux-fwctl-pds", "pds", "pdsfc-in-len", "out-of-bounds:netdev:pdsfc_validate_rpc:payload_in",
-     ["RPC$port.get"]),  # any operation; the seed's first
+     [ANY]),  # any operation; the seed's first
 ]
 GPU_HOLES = [
     # render node: drm_ioctl_permit()'s DRM_RENDER_ALLOW check gone, a render client opens another
@@ -184,7 +198,8 @@ GPU_HOLES = [
     # sysfs: a partition switch while a client holds VRAM (a primary-node client, OPEN$card and
     # GEM_CREATE$card, is as short; since issue 20's drawing this seed reaches the render node's)
     ("linux-drm", "spec", "partition-kfd-busy", "kernel-owned-integrity:gpu:current_compute_partition:bo",
-     ["OPEN", "GEM_CREATE", "current_compute_partition"]),
+     ["OPEN", "GEM_CREATE", "current_compute_partition"], False, 0, 0,
+     (("OPEN$card", "GEM_CREATE$card", "current_compute_partition"),)),
     # debugfs: root writes a register under lockdown.  7.3.4 guards the files twice (amdgpu creates
     # none under LOCKDOWN_PCI_ACCESS, and debugfs_locked_down() refuses writes), so either check
     # alone closes it (tests/test_gpu.py); the historical policy has debugfs's alone

@@ -185,7 +185,8 @@ def coarse(value: Any) -> Hashable:
     return t.__name__
 
 
-def state_facts(executor: Executor, live: Mapping[str, Sequence[Any]] | None = None) -> Iterator[Hashable]:
+def state_facts(executor: Executor, live: Mapping[str, Sequence[Any]] | None = None,
+                keys: Sequence[str] | None = None) -> Iterator[Hashable]:
     """The facts of a world, for steering a search rather than proving: a world showing one never seen is new.
 
     ``abstract_state`` keeps kernel-owned values and the kernel's bookkeeping
@@ -203,6 +204,8 @@ def state_facts(executor: Executor, live: Mapping[str, Sequence[Any]] | None = N
     of facts, not thousands of states, and a chain such as "a passphrase set,
     a cold reset (the device is locked now), the nvdimm bound (the kernel owns
     the security state now)" shows a new one at each step.
+
+    ``keys``: only these device fields' facts (a step that changed only them).
     """
     world = executor.world
     shadow = world.shadow
@@ -210,10 +213,14 @@ def state_facts(executor: Executor, live: Mapping[str, Sequence[Any]] | None = N
     if known is None:
         known = _KNOWN[executor] = (executor.variant.state(), {})
     fields = known[1]
-    for key, value in world.device.state.items():
+    state = world.device.state
+    for key in state if keys is None else keys:
+        value = state.get(key, ABSENT)
         believed = shadow.get(key, ABSENT)
         yield (key, coarse(value), believed is not ABSENT and not _same(value, believed),
                _owned_now(world, key, fields))
+    if keys is not None:
+        return
     for key, value in world.kernel.items():
         yield ("kernel", key, coarse(value))
     yield ("tainted", world.tainted)

@@ -94,9 +94,13 @@ GUIDED = 0.5
 #: Worlds the archive keeps (a snapshot costs a few KB); a full archive replaces its most chosen.
 ARCHIVE = 2048
 #: Steps a guided sequence draws after its start, as a share of the subsystem's ``steps``; a world is kept only
-#: while its path is shorter than ``DEEPEST`` times ``steps`` (findings through it are minimized anyway).
+#: while its path is shorter than ``DEEPEST`` times ``steps`` (findings through it are minimized anyway), and
+#: never longer than ``DEEPEST_STEPS`` (``--steps 100000``: a kept path is copied, and a finding holds it whole).
 CONTINUE = 1.0
 DEEPEST = 3
+DEEPEST_STEPS = 200
+#: Whether a step that moved only device fields nobody in the kernel owns or believes is checked for new facts.
+DEVICE_FACTS = True
 #: Worlds compared when choosing where a guided sequence starts: the least chosen of them wins.
 TOURNAMENT = 4
 #: Abstract states and transitions counted at most: about 60 bytes each, so the counts of an hours-long
@@ -278,6 +282,8 @@ class Explorer:
         self._initial: int | None = None
         #: sequences run (the coverage follows one in ``FOLLOW_EVERY``)
         self._run = 0
+        #: the longest path a kept world may have
+        self.deepest = min(DEEPEST * steps, DEEPEST_STEPS)
         #: worlds that reached a new abstract state (``GUIDED``)
         self.archive: list[Cell] = []
         #: the facts (``fuzzer.abstract.state_facts``) some kept world showed
@@ -353,11 +359,14 @@ class Explorer:
                     there = self.state_number()
                     # a new fact comes with a new abstract state (they differ only where a device-owned value
                     # changes class with nothing else moving): looking for facts only then costs a third
-                    if given is None and len(steps) < DEEPEST * self.steps and (len(self.states) > known
+                    if given is None and len(steps) < self.deepest and (len(self.states) > known
                                                                                  or self.capped):
-                        self.cell(there, steps)
+                        self.cell(steps, there)
                 else:
                     there = here
+                    if DEVICE_FACTS and result.changes and given is None and len(steps) < self.deepest:
+                        # the device alone moved (a field the kernel neither owns nor believes): its facts only
+                        self.cell(steps, None, tuple(k for k, _, _ in result.changes))
                 if len(transitions) < TRANSITIONS_CAP:
                     transitions.add(hash((here, move.index, there)))
                 else:
@@ -378,15 +387,18 @@ class Explorer:
         if steps and follow:
             self.state_number()  # what a driver kept in the kernel alone, unseen by the cheap test above
 
-    def cell(self, state: int, steps: list[Step]) -> None:
-        """Keep the executor's world, which reached ``state`` through ``steps``, if it shows a fact no kept
-        world showed (``state_facts``); a full archive replaces the most chosen of ``TOURNAMENT`` of its worlds
-        (one that many sequences have branched from already)."""
+    def cell(self, steps: list[Step], state: int | None, keys: tuple[str, ...] | None = None) -> None:
+        """Keep the executor's world, which reached abstract state ``state`` (None: not computed) through
+        ``steps``, if it shows a fact no kept world showed (``state_facts``; of the device ``keys`` only, when
+        given); a full archive replaces the most chosen of ``TOURNAMENT`` of its worlds (one that many sequences
+        have branched from already)."""
         facts = self.facts
-        new_facts = [f for f in state_facts(self.executor, self.live) if f not in facts]
+        new_facts = [f for f in state_facts(self.executor, self.live, keys) if f not in facts]
         if not new_facts:
             return
         facts.update(new_facts)
+        if state is None:
+            state = self.state_number()
         new = Cell(list(steps), {b: list(hs) for b, hs in self.live.items()}, Snapshot(self.executor.world), state)
         archive = self.archive
         if len(archive) < ARCHIVE:

@@ -351,6 +351,8 @@ class Engine:
                     futures[fut] = track
                     self.submitted.append((track.entry.index, s.number))
                     sent_at[fut] = time.monotonic()
+                if not futures:  # nothing running, and nothing more to start
+                    break
                 for fut in [f for f in futures if f.done()]:
                     track = futures.pop(fut)
                     s = track.flying.pop(fut)
@@ -381,8 +383,6 @@ class Engine:
                             track.sequences = track.entry.max_examples
                     self._finish_done(tracks, futures, deadline, stop_at is not None or error is not None,
                                       on_done, started)
-                if not futures:
-                    break
                 now = time.monotonic()
                 over = (stop_at is not None and now > stop_at + GRACE) or (
                     deadline is not None and time.time() > deadline + GRACE)

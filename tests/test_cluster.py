@@ -117,10 +117,12 @@ def run_engine(registry: Registry, address: str, corpus_dir: Path, e: Entry, see
 def test_slices_on_two_workers_save_each_finding_once_and_every_file_replays(
         registry: Registry, scheduler: str, tmp_path: Path) -> None:
     seen = Seen()
-    engine, got = run_engine(registry, scheduler, tmp_path, entry(max_examples=1200), seen)
+    engine, got = run_engine(registry, scheduler, tmp_path, entry(max_examples=2500), seen)
     result = got[0]
     assert SIG in result.findings
-    assert result.sequences >= 1200
+    assert result.sequences >= 2500
+    # 1000 + 1000 on the two workers (SLICE_EXAMPLES), then 500 on the first free (250 + 250 if both are)
+    assert len(engine.submitted) in (3, 4), engine.submitted
     assert sorted(engine.submitted) == sorted((r.entry, r.number) for r in engine.returned)
     assert len({r.worker for r in engine.returned}) == 2  # both workers ran slices
     assert Counter(s for s, _ in seen.found) == Counter(set(result.findings))  # each announced once

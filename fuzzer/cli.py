@@ -401,10 +401,10 @@ def _progress_text(p: Progress, time_budget: float | None, max_examples: int | N
               help="Where findings are written (DIR/SUBSYSTEM/*.json).")
 @click.option("--db", "db", help="What a rerun remembers (findings' sequences, behaviours' seeds; the "
               "Hypothesis search's examples): a directory, redis://host:port/n, rediss://... or unix:///path.")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Parallel campaign processes, a local Dask cluster (seeds derived from --seed; --max-examples "
-                   "is split); at most one per CPU (2 on a single CPU), as memory allows.  With --cluster: slices "
-                   "at once (default: one per worker thread).")
+                   "is split); at most one per CPU (2 on a single CPU), as memory allows  [default: 1, in this "
+                   "process].  With --cluster: slices at once  [default: one per worker thread].")
 @click.option("--cluster", "cluster_addr", metavar="tcp://HOST:8786",
               help="Run on the workers of this Dask scheduler (each with ptfuzz and the plugins installed); "
                    "the corpus is written here.")
@@ -423,7 +423,8 @@ def _progress_text(p: Progress, time_budget: float | None, max_examples: int | N
 @click.pass_context
 def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name: str | None,
         without: tuple[str, ...], seed: int | None, time_budget: float | None, max_examples: int | None,
-        step_count: int | None, corpus_dir: str, db: str | None, workers: int, search: str, accept_tainted: bool,
+        step_count: int | None, corpus_dir: str, db: str | None, workers: int | None, search: str,
+        accept_tainted: bool,
         json_out: str | None, junit_out: str | None, baselines: tuple[str, ...] = (),
         ignored: tuple[str, ...] = (), knob_texts: tuple[str, ...] = (), cluster_addr: str | None = None) -> None:
     """Run a fuzz campaign on SUBSYSTEM and save minimized findings."""
@@ -437,9 +438,9 @@ def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name
             files.check_writable(target, option)
     if not corpus_dir:
         raise UsageError("--corpus '': an empty path names no directory")
-    on_cluster = cluster_addr is not None or workers > 1
+    on_cluster = cluster_addr is not None or (workers or 1) > 1
     if cluster_addr is None:
-        check_workers(workers)
+        check_workers(workers or 1)
     if on_cluster:
         need_dask("--cluster" if cluster_addr is not None else "--workers")
     _check_db(db)
@@ -474,7 +475,7 @@ def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name
 
     if on_cluster:
         deadline = time.time() + time_budget if time_budget is not None else None
-        engine = Engine(cluster_addr, workers)
+        engine = Engine(cluster_addr, workers or 1)
         shared = Shared(db, owner_id(corpus_dir), warn=lambda text: _say(con, text))
 
         def found(entry: Entry, f: Finding, worker: str, owner: str | None) -> None:
@@ -484,7 +485,7 @@ def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name
         def on_cluster_run() -> Result:
             try:
                 engine.start()
-                streams = workers if cluster_addr is None or workers > 1 else engine.capacity
+                streams = workers or engine.capacity
                 count = max_examples if max_examples is not None or time_budget is not None \
                     else DEFAULT_EXAMPLES[search]
                 entry = Entry(index=0, label=f"{subsystem} {policy.label} {device.name}",

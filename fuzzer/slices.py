@@ -33,9 +33,11 @@ from __future__ import annotations
 import pickle
 import threading
 import time
+import warnings
 from typing import Any
 
 import attrs
+from hypothesis.errors import HypothesisDeprecationWarning
 
 from fuzzer.campaign import Campaign, Finding, Result, derive_seed
 from fuzzer.database import Tolerant, open_database
@@ -228,7 +230,7 @@ def run_slice(s: Slice) -> SliceResult:
     """
     worker = _dask_worker()
     name = "local" if worker is None else str(worker.name)
-    warnings: list[str] = []
+    said: list[str] = []
     e = s.entry
     watch: _StopWatch | None = None
     try:
@@ -241,7 +243,7 @@ def run_slice(s: Slice) -> SliceResult:
         reg = _registry(e.plugin_files)
         db = open_database(s.db)
         if isinstance(db, Tolerant):
-            db.warn = warnings.append
+            db.warn = said.append
 
         def report(f: Finding, first: bool) -> None:
             if worker is not None:
@@ -249,29 +251,33 @@ def run_slice(s: Slice) -> SliceResult:
                                                    "finding": pickle.dumps(f)})
 
         campaign = SliceCampaign(
-            dict(s.known), Shared(s.db, warn=warnings.append), s.scope,
+            dict(s.known), Shared(s.db, warn=said.append), s.scope,
             reg, e.subsystem, reg.policy(e.subsystem, e.policy, e.without, dict(e.knobs)),
             reg.device(e.subsystem, e.device), seed=s.seed, max_examples=s.max_examples, time_budget=budget,
             step_count=e.step_count, corpus_dir=None, accept_tainted=e.accept_tainted, database=db,
             on_finding=report, search=e.search, ignore_invariants=e.ignore,
         )
         if campaign.store is not None:
-            campaign.store.warn = warnings.append
+            campaign.store.warn = said.append
         if worker is not None:
             watch = _StopWatch(s.run_id, campaign)
-        result = campaign.run()
+        with warnings.catch_warnings():
+            # The worker's own threads (its event loop) use the global ``random`` while Hypothesis draws, which
+            # Hypothesis takes for a strategy using it and warns about, on the worker's stderr: one voice, ours.
+            warnings.simplefilter("ignore", HypothesisDeprecationWarning)
+            result = campaign.run()
         if result.interrupted and not (watch is not None and watch.fired):
             # the campaign stops on KeyboardInterrupt and keeps no traceback: no stop was asked, so a plugin raised it
             raise PtfuzzError(f"the campaign stopped on a KeyboardInterrupt that no signal sent: code of a plugin "
                               f"of {e.subsystem} raised it; only Ctrl-C may raise KeyboardInterrupt")
         return SliceResult(entry=e.index, number=s.number, worker=name, result=result,
-                           warnings=tuple(dict.fromkeys(warnings)),
+                           warnings=tuple(dict.fromkeys(said)),
                            sightings=tuple(f for sig, f in sorted(campaign.sightings.items())
                                            if sig not in result.findings))
     except BaseException as exc:  # every way a slice fails is reported, as one line, by the client
         message, internal = failure(exc)
         return SliceResult(entry=e.index, number=s.number, worker=name, result=None, error=message,
-                           internal=internal, warnings=tuple(dict.fromkeys(warnings)))
+                           internal=internal, warnings=tuple(dict.fromkeys(said)))
     finally:
         if watch is not None:
             watch.close()

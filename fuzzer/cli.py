@@ -58,7 +58,7 @@ from fuzzer.invariants import GENERIC
 from fuzzer.minimize import as_plain
 from fuzzer.replay import executor_for, trace
 from fuzzer.replay import replay as do_replay
-from fuzzer.shared import Shared, owner_id
+from fuzzer.shared import Shared, owner_id, scope_key
 from fuzzer.slices import Entry
 from fuzzer.spec import Knobs, Policy, Subsystem, knob_text
 from fuzzer.version import __version__
@@ -499,6 +499,10 @@ def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name
                                     warn=lambda text: _say(con, text))
             finally:
                 engine.close()
+            counts = shared.counts(scope_key(subsystem, policy.label, device.name))
+            if counts:  # what every campaign sharing this Redis has run on this scope, this one included
+                _say(con, f"shared --db: {counts.get('sequences', 0):,} sequences, {counts.get('steps', 0):,} steps "
+                          f"in {counts.get('slices', 0):,} slices on this policy and device, all campaigns together")
             return got.get(0) or Result({}, 0, 0, 0.0, seed, 0, interrupted=True, search=search)
 
         runner: Any = on_cluster_run

@@ -289,7 +289,7 @@ class Engine:
 
         def say(text: str) -> None:
             """Each warning once; a failing --db once in all (the client and every slice notice it)."""
-            kind = "--db" if text.startswith(("ptfuzz: warning: --db", "ptfuzz: warning: --db:")) else text
+            kind = "--db" if text.startswith("ptfuzz: warning: --db") else text
             if kind not in said and warn is not None:
                 said.add(kind)
                 warn(text)

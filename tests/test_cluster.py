@@ -228,6 +228,8 @@ def test_two_campaigns_sharing_one_redis_never_save_a_signature_twice(
     assert not a.keys() & b.keys(), sorted(a.keys() & b.keys())
     both = "".join(out for out, _ in outs)
     assert "(saved by " in both  # the later campaign names who holds what it found again
+    # the coverage counters are the two campaigns' together: the later one to finish saw both
+    assert max(int(out.split("shared --db: ")[1].split(" sequences")[0].replace(",", "")) for out, _ in outs) >= 1600
     for p in [*a.values(), *b.values()]:
         assert replay(registry, corpus.load(p)).still_fails
 

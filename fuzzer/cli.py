@@ -58,7 +58,7 @@ from fuzzer.invariants import GENERIC
 from fuzzer.minimize import as_plain
 from fuzzer.replay import executor_for, trace
 from fuzzer.replay import replay as do_replay
-from fuzzer.shared import Shared, owner_id, scope_key
+from fuzzer.shared import Shared, db_warnings_once, owner_id, scope_key
 from fuzzer.slices import Entry
 from fuzzer.spec import Knobs, Policy, Subsystem, knob_text
 from fuzzer.version import __version__
@@ -372,9 +372,10 @@ def _read_from(policies: list[Policy]) -> str:
     return text + (f" (historical: {'; '.join(history)})" if history else "")
 
 
-def _print_finding(con: Console, f: Finding, first: bool) -> None:
+def _print_finding(con: Console, f: Finding, first: bool, owner: str | None = None) -> None:
+    """A FOUND line; ``owner``: the campaign sharing the ``--db`` Redis that holds its file (not written here)."""
     if first:
-        _fit(con, *f.describe_parts())
+        _fit(con, *f.describe_parts(), *((f"(saved by {owner})",) if owner else ()))
 
 
 def _progress_text(p: Progress, time_budget: float | None, max_examples: int | None) -> str:
@@ -473,10 +474,12 @@ def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name
             last_line[0] = p.elapsed
             con.print(f"  ... {text}", highlight=False)
 
+    db_warn = db_warnings_once(lambda text: _say(con, text))
+    #: a Redis --db is shared with other campaigns: the signatures each has saved (claims), coverage counts
+    shared = Shared(db, owner_id(corpus_dir), warn=db_warn)
     if on_cluster:
         deadline = time.time() + time_budget if time_budget is not None else None
         engine = Engine(cluster_addr, workers or 1)
-        shared = Shared(db, owner_id(corpus_dir), warn=lambda text: _say(con, text))
 
         def found(entry: Entry, f: Finding, worker: str, owner: str | None) -> None:
             head, *rest = f.describe_parts()
@@ -496,7 +499,7 @@ def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name
                               seconds=None if time_budget is None else time_budget * streams)
                 got, _ = engine.run(reg, [entry], deadline=deadline, db=db, corpus_dir=corpus_dir,
                                     shared=shared, on_found=found, on_progress=progress,
-                                    warn=lambda text: _say(con, text))
+                                    warn=db_warn)
             finally:
                 engine.close()
             counts = shared.counts(scope_key(subsystem, policy.label, device.name))
@@ -508,13 +511,17 @@ def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name
         runner: Any = on_cluster_run
         stop: Any = engine.request_stop
     else:
+        scope = scope_key(subsystem, policy.label, device.name)
         campaign = Campaign(
             reg, subsystem, policy, device, seed=seed, max_examples=max_examples, time_budget=time_budget,
             step_count=step_count, corpus_dir=corpus_dir, accept_tainted=accept_tainted,
             database=open_database(db), search=search, ignore_invariants=ignore,
-            on_finding=lambda f, first: _print_finding(con, f, first),
+            on_finding=lambda f, first: _print_finding(con, f, first, campaign.claimed.get(f.signature)),
             on_progress=lambda c: progress(c.progress()),
+            claim=(lambda sig, steps: shared.claim(scope, sig, steps)) if shared.active else None,
         )
+        if campaign.store is not None:
+            campaign.store.warn = db_warn
         runner = campaign.run
 
         def stop() -> None:

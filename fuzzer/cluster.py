@@ -102,13 +102,12 @@ class Keeper:
             registry, entry.subsystem, registry.policy(entry.subsystem, entry.policy, entry.without,
                                                        dict(entry.knobs)),
             registry.device(entry.subsystem, entry.device), seed=entry.seed, max_examples=1,
-            corpus_dir=corpus_dir, accept_tainted=entry.accept_tainted, ignore_invariants=entry.ignore)
+            corpus_dir=corpus_dir, accept_tainted=entry.accept_tainted, ignore_invariants=entry.ignore,
+            claim=lambda sig, steps: shared.claim(scope, sig, steps))
         self.shared = shared
         self.scope = scope
         self.on_found = on_found
         self.findings: dict[str, Finding] = {}
-        #: signature -> the owner (another campaign) whose corpus holds its file
-        self.claimed: dict[str, str] = {}
 
     def _rank(self, f: Finding) -> tuple[bool, tuple[int, int]]:
         return not f.minimized, self.book._simplicity(f.steps)
@@ -121,15 +120,12 @@ class Keeper:
         f = attrs.evolve(found, path=None, steps=list(found.steps))
         if known is not None:  # a plainer sequence; the first sighting stays the first
             f.found_at, f.sequences, f.search_steps = known.found_at, known.sequences, known.search_steps
-        if self.book.corpus_dir is not None and sig not in self.claimed:
-            owner = self.shared.claim(self.scope, sig, len(f.steps))
-            if owner is None:
-                f.path = self.book._save(f)  # Campaign's rule: a committed file as plain is kept, and adopted
-            else:
-                self.claimed[sig] = owner
+        if self.book.corpus_dir is not None:
+            # Campaign's rules: claimed elsewhere, not written; a committed file as plain is kept, and adopted
+            f.path = self.book._save(f)
         self.findings[sig] = f
         if known is None:
-            self.on_found(self.entry, f, worker, self.claimed.get(sig))
+            self.on_found(self.entry, f, worker, self.book.claimed.get(sig))
 
     def known(self) -> tuple[tuple[str, int], ...]:
         """What slices need not minimize again: the minimized findings, and every claim in the shared Redis.
@@ -281,20 +277,11 @@ class Engine:
         """
         from distributed import Event
 
-        from fuzzer.shared import scope_key
+        from fuzzer.shared import db_warnings_once, scope_key
 
         run_id = uuid.uuid4().hex
         inbox: queue.Queue[dict[str, Any]] = queue.Queue()
-        said: set[str] = set()
-
-        def say(text: str) -> None:
-            """Each warning once; a failing --db once in all (the client and every slice notice it)."""
-            kind = "--db" if text.startswith("ptfuzz: warning: --db") else text
-            if kind not in said and warn is not None:
-                said.add(kind)
-                warn(text)
-
-        shared.warn = say
+        say = shared.warn = db_warnings_once(warn)  # the client and every slice notice a Redis gone
         self.submitted, self.returned, self.round_trips = [], [], []
         sent_at: dict[Any, float] = {}
 

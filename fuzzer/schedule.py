@@ -39,7 +39,7 @@ from fuzzer.cluster import Engine
 from fuzzer.host import Registry
 from fuzzer.hypothesis_search import open_database
 from fuzzer.reach import Lines, LineSample, Reach, plugin_root
-from fuzzer.shared import Shared, owner_id
+from fuzzer.shared import Shared, db_warnings_once, owner_id, scope_key
 from fuzzer.slices import SLICE_SECONDS, Entry
 
 
@@ -153,6 +153,7 @@ def run_plan(registry: Registry, plan: Plan, baseline: Baseline, display: Displa
     timeline: list[Point] = []
     samplers: dict[str, LineSample] = {}
     interrupted = False
+    warn = db_warnings_once(warn)
     shared = Shared(plan.db, owner_id(plan.corpus), warn=warn)
     engine: Engine | None = None
     try:
@@ -177,7 +178,7 @@ def run_plan(registry: Registry, plan: Plan, baseline: Baseline, display: Displa
                                                    shared, plugin_files, ignore, warn)
                     else:
                         _single(registry, plan, baseline, outcome, display, stop, samplers, timeline, started,
-                                clock, ignore)
+                                clock, ignore, shared)
                 except KeyboardInterrupt:
                     interrupted = True
                 if outcome.result is not None:
@@ -201,8 +202,9 @@ def _empty(outcome: Outcome) -> Result:
 
 def _single(registry: Registry, plan: Plan, baseline: Baseline, outcome: Outcome, display: Display, stop: _Stop,
             samplers: dict[str, LineSample], timeline: list[Point], started: float,
-            clock: Callable[[], float], ignore: frozenset[str] = frozenset()) -> None:
-    """One run in this process, with counters, a timeline and a traced first part."""
+            clock: Callable[[], float], ignore: frozenset[str] = frozenset(), shared: Shared | None = None) -> None:
+    """One run in this process, with counters, a timeline and a traced first part; with a shared Redis
+    ``--db``, a signature another campaign has claimed is reported, not written (``Campaign.claim``)."""
     run = outcome.run
     policy = registry.policy(run.subsystem, run.policy, run.without, dict(run.knobs))
     device = registry.device(run.subsystem, run.device)
@@ -237,7 +239,11 @@ def _single(registry: Registry, plan: Plan, baseline: Baseline, outcome: Outcome
         end_sample, registry, run.subsystem, policy, device, seed=run.seed, time_budget=outcome.budget, step_count=run.steps,
         corpus_dir=plan.corpus, accept_tainted=run.accept_tainted, database=open_database(plan.db),
         search=run.search, on_finding=on_finding, on_progress=on_progress, ignore_invariants=ignore,
+        claim=None if shared is None or not shared.active else (
+            lambda sig, steps: shared.claim(scope_key(run.subsystem, policy.label, run.device), sig, steps)),
     )
+    if campaign.store is not None and shared is not None:
+        campaign.store.warn = shared.warn
     stop.campaign = campaign
     root = plugin_root(campaign.executor) if plan.line_sample > 0 else None
     if root is not None:

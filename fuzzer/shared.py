@@ -45,6 +45,26 @@ LAYOUT = "ptfuzz.shared/1"
 MAX_KNOWN = 5000
 
 
+def db_warnings_once(warn: Callable[[str], None] | None) -> Callable[[str], None]:
+    """``warn``, passing on each warning once and a failing ``--db`` once in all.
+
+    The shared state, the native search's store and Hypothesis's database all
+    notice a Redis that went away; the user is told once.
+    """
+    said: set[str] = set()
+
+    def say(text: str) -> None:
+        kind = "--db" if text.startswith("ptfuzz: warning: --db") else text
+        if kind not in said:
+            said.add(kind)
+            if warn is not None:
+                warn(text)
+            else:
+                print(text, file=sys.stderr, flush=True)
+
+    return say
+
+
 def scope_key(subsystem: str, policy: str, device: str) -> str:
     """The part of every key that names one scope (hashed: policy labels may hold any character)."""
     return hashlib.sha256(f"{LAYOUT}\0{subsystem}\0{policy}\0{device}".encode()).hexdigest()[:32]

@@ -234,6 +234,22 @@ def test_two_campaigns_sharing_one_redis_never_save_a_signature_twice(
         assert replay(registry, corpus.load(p)).still_fails
 
 
+def test_in_process_runs_claim_too(registry: Registry, redis: RedisServer, tmp_path: Path) -> None:
+    """``--workers 1`` without ``--cluster`` runs in one process, and still claims before it writes."""
+    runs = []
+    for name in ("a", "b"):
+        p = ptfuzz("run", "cxl", "--policy", "linux-ioctl", "--without", "immediate-flag", "--seed", "1",
+                   "--max-examples", "300", "--db", redis.url, "--corpus", tmp_path / name)
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 1 and "Traceback" not in err, (out, err)
+        runs.append(out)
+    a = {corpus.load(p).signature for p in files_of(tmp_path / "a")}
+    assert SIG in a
+    assert files_of(tmp_path / "b") == []  # the same seed finds the same bugs: all of them a's
+    assert f"{SIG} " in runs[1] and "(saved by " in runs[1]
+    assert all(corpus.load(p).signature in runs[1] for p in files_of(tmp_path / "a"))
+
+
 def test_campaign_file_on_the_cluster(scheduler: str, tmp_path: Path) -> None:
     plan = tmp_path / "c.toml"
     plan.write_text('budget = 6\nseed = 1\n\n'

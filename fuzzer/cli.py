@@ -831,11 +831,13 @@ def prove(ctx: click.Context, subsystem: str, policy_name: str | None, device_na
 @click.option("--cluster", "cluster_addr", metavar="tcp://HOST:8786",
               help="Run every entry at once on the workers of this Dask scheduler, within the one budget; "
                    "the corpus and the report are written here.")
+@click.option("--db", "db", help="What reruns remember and campaigns share (overrides the file's db): a "
+              "directory, redis://host:port/n, rediss://... or unix:///path.")
 @click.pass_context
 def campaign_cmd(ctx: click.Context, file: str, baselines: tuple[str, ...], report_dir: str | None,
                  corpus_dir: str | None, time_budget: float | None, json_out: str | None,
                  junit_out: str | None, ignored: tuple[str, ...] = (), knob_texts: tuple[str, ...] = (),
-                 cluster_addr: str | None = None) -> None:
+                 cluster_addr: str | None = None, db: str | None = None) -> None:
     """Run the campaign FILE (TOML, or [tool.ptfuzz] in pyproject.toml) within its one budget.
 
     Exit 0 when nothing new was found, 1 for new findings, 2 for bad input, 130 when interrupted."""
@@ -845,7 +847,7 @@ def campaign_cmd(ctx: click.Context, file: str, baselines: tuple[str, ...], repo
     reg = _registry(ctx)
     plan = campaignfile.load(file, reg)
     plan = attrs.evolve(plan, budget=time_budget or plan.budget, corpus=corpus_dir or plan.corpus,
-                        report=report_dir or plan.report)
+                        report=report_dir or plan.report, db=db or plan.db)
     if knob_texts:
         plan = campaignfile.with_knobs(plan, reg, _knob_pairs(knob_texts))
     ignore = _ignored(reg, tuple(sorted({r.subsystem for r in plan.runs})), ignored)

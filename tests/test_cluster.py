@@ -250,14 +250,16 @@ def test_in_process_runs_claim_too(registry: Registry, redis: RedisServer, tmp_p
     assert all(corpus.load(p).signature in runs[1] for p in files_of(tmp_path / "a"))
 
 
-def test_campaign_file_on_the_cluster(scheduler: str, tmp_path: Path) -> None:
+def test_campaign_file_on_the_cluster(registry: Registry, scheduler: str, redis: RedisServer,
+                                      tmp_path: Path) -> None:
     plan = tmp_path / "c.toml"
     plan.write_text('budget = 6\nseed = 1\n\n'
                     '[[entry]]\nsubsystem = "cxl"\npolicy = "linux-ioctl"\nwithout = ["immediate-flag"]\n'
                     'device = "spec"\n\n'
                     '[[entry]]\nsubsystem = "cxl"\npolicy = "permissive"\ndevice = "spec"\n')
     start = time.monotonic()
-    p = ptfuzz("campaign", plan, "--cluster", scheduler, "--corpus", tmp_path / "c", "--json", tmp_path / "s.json")
+    p = ptfuzz("campaign", plan, "--cluster", scheduler, "--corpus", tmp_path / "c", "--json", tmp_path / "s.json",
+               "--db", redis.url)
     out, err = p.communicate(timeout=120)
     assert p.returncode == 1, (out, err)
     assert time.monotonic() - start < 6 + 15  # the budget is one deadline for the whole cluster
@@ -268,6 +270,8 @@ def test_campaign_file_on_the_cluster(scheduler: str, tmp_path: Path) -> None:
     assert SIG in sigs
     names = [p.name for p in files_of(tmp_path / "c")]
     assert len(names) == len(set(names)) == len(sigs)
+    label = registry.policy("cxl", "linux-ioctl", ["immediate-flag"]).label
+    assert SIG in Shared(redis.url).known(scope_key("cxl", label, "spec"))  # claimed through --db
 
 
 def test_an_unreachable_scheduler_is_exit_2_naming_it(tmp_path: Path) -> None:

@@ -112,12 +112,14 @@ class Keeper:
     def _rank(self, f: Finding) -> tuple[bool, tuple[int, int]]:
         return not f.minimized, self.book._simplicity(f.steps)
 
-    def offer(self, found: Finding, worker: str) -> None:
+    def offer(self, found: Finding, worker: str, offset: float = 0.0) -> None:
+        """Take a slice's finding; ``offset``: seconds from the run's start to the slice's (``found_at``
+        counts from the run's start, not the slice's; its ``sequences`` stay the slice's own count)."""
         sig = found.signature
         known = self.findings.get(sig)
         if known is not None and self._rank(found) >= self._rank(known):
             return
-        f = attrs.evolve(found, path=None, steps=list(found.steps))
+        f = attrs.evolve(found, path=None, steps=list(found.steps), found_at=found.found_at + max(offset, 0.0))
         if known is not None:  # a plainer sequence; the first sighting stays the first
             f.found_at, f.sequences, f.search_steps = known.found_at, known.sequences, known.search_steps
         if self.book.corpus_dir is not None:
@@ -296,6 +298,7 @@ class Engine:
         stop_at: float | None = None
         interrupted = False
         started = time.monotonic()
+        run_wall = time.time()  # slices say when they started on this clock (the workers' own: NTP)
         last_progress = 0.0
         db_ok = True
 
@@ -305,7 +308,8 @@ class Engine:
             track = tracks.get(msg.get("entry", -1))
             if track is not None:  # pickled by our own run_slice: a cluster's workers are trusted as Dask trusts them
                 # "name", not "worker": the scheduler adds "worker" (an address) to every event
-                track.keeper.offer(pickle.loads(msg["finding"]), str(msg.get("name", "?")))
+                track.keeper.offer(pickle.loads(msg["finding"]), str(msg.get("name", "?")),
+                                   float(msg.get("started", run_wall)) - run_wall)
 
         try:
             while True:
@@ -357,7 +361,7 @@ class Engine:
                         continue
                     if got.result is not None:
                         for f in [*got.result.findings.values(), *got.sightings]:  # what no event announced
-                            track.keeper.offer(f, got.worker)
+                            track.keeper.offer(f, got.worker, got.started - run_wall)
                         track.results.append(got.result)
                         track.spent += got.result.elapsed
                         track.sequences += got.result.sequences

@@ -41,7 +41,7 @@ from hypothesis.errors import HypothesisDeprecationWarning
 
 from fuzzer.campaign import Campaign, Finding, Result, derive_seed
 from fuzzer.database import Tolerant, open_database
-from fuzzer.errors import PtfuzzError, UsageError
+from fuzzer.errors import PtfuzzError
 from fuzzer.host import Registry
 from fuzzer.shared import Shared
 from fuzzer.spec import Violation
@@ -114,6 +114,8 @@ class SliceResult:
     #: the failure is a bug in ptfuzz (exit 3), not a plugin's (exit 2)
     internal: bool = False
     warnings: tuple[str, ...] = ()
+    #: when the slice's campaign started (``time.time()`` on the worker): its findings' ``found_at`` count from it
+    started: float = 0.0
     #: bugs this slice met that were known, with as short a sequence, before it (not minimized here)
     sightings: tuple[Finding, ...] = ()
 
@@ -248,6 +250,7 @@ def run_slice(s: Slice) -> SliceResult:
         def report(f: Finding, first: bool) -> None:
             if worker is not None:
                 worker.log_event(topic(s.run_id), {"entry": e.index, "slice": s.number, "name": name,
+                                                   "started": started,
                                                    "finding": pickle.dumps(f)})
 
         campaign = SliceCampaign(
@@ -261,6 +264,7 @@ def run_slice(s: Slice) -> SliceResult:
             campaign.store.warn = said.append
         if worker is not None:
             watch = _StopWatch(s.run_id, campaign)
+        started = time.time()
         with warnings.catch_warnings():
             # The worker's own threads (its event loop) use the global ``random`` while Hypothesis draws, which
             # Hypothesis takes for a strategy using it and warns about, on the worker's stderr: one voice, ours.
@@ -271,7 +275,7 @@ def run_slice(s: Slice) -> SliceResult:
             raise PtfuzzError(f"the campaign stopped on a KeyboardInterrupt that no signal sent: code of a plugin "
                               f"of {e.subsystem} raised it; only Ctrl-C may raise KeyboardInterrupt")
         return SliceResult(entry=e.index, number=s.number, worker=name, result=result,
-                           warnings=tuple(dict.fromkeys(said)),
+                           warnings=tuple(dict.fromkeys(said)), started=started,
                            sightings=tuple(f for sig, f in sorted(campaign.sightings.items())
                                            if sig not in result.findings))
     except BaseException as exc:  # every way a slice fails is reported, as one line, by the client
@@ -288,9 +292,7 @@ def failure(exc: BaseException) -> tuple[str, bool]:
     from fuzzer.errors import raised
     from fuzzer.host import blame
 
-    if isinstance(exc, PtfuzzError):  # a plugin that raised or exited (ModelError), a bad file
-        return str(exc), False
-    if isinstance(exc, UsageError):
+    if isinstance(exc, PtfuzzError):  # a plugin that raised or exited (ModelError), a bad file, a bad name
         return str(exc), False
     who = blame(exc)
     if isinstance(exc, SystemExit):

@@ -59,6 +59,16 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/run_all.py", *session.posargs)
 
 
+@nox.session(name="bench-cluster")
+def bench_cluster(session: nox.Session) -> None:
+    """Sequences/s in one process and on a local Dask cluster of 1 and 2 workers, and the per-task overhead.
+
+    Arguments go to the script (``--seconds 10 --slice 5 --json OUT``).
+    """
+    session.install("-e", ".[cluster]")
+    session.run("python", "benchmarks/bench_cluster.py", *session.posargs)
+
+
 @nox.session
 def hard_bugs(session: nox.Session) -> None:
     """Search power: time to bug on every planted hole, ptfuzz's search modes against a random walk.

@@ -214,6 +214,7 @@ class Campaign(Session):
         targets: frozenset[str] = frozenset(),
         search: str = "native",
         ignore_invariants: frozenset[str] = frozenset(),
+        claim: Callable[[str, int], str | None] | None = None,
     ) -> None:
         if search not in SEARCHES:
             raise UsageError(f"unknown search {search!r}; choose one of {', '.join(SEARCHES)}")
@@ -237,6 +238,11 @@ class Campaign(Session):
         self.store = None if database is None else Store(database, subsystem, policy.label, device.name)
         self.on_finding = on_finding
         self.on_progress = on_progress
+        #: a shared store's claim on a signature before its file is written (``fuzzer.shared``):
+        #: None if this campaign may write it, else the owner (another campaign) that holds it
+        self.claim = claim
+        #: signature -> the owner whose corpus holds its file: this campaign does not write it
+        self.claimed: dict[str, str] = {}
         #: stop after the round in which all of these signatures were found
         self.targets = targets
         self.executor = registry.executor(subsystem, policy, device)
@@ -429,7 +435,7 @@ class Campaign(Session):
                 f.violation = violation_of(self._checker, steps, sig)
                 if self.store is not None:
                     self.store.save_finding(sig, steps)
-                if self.corpus_dir is not None:
+                if self.corpus_dir is not None and sig not in self.claimed:
                     f.path = self._write(self.entry(f))
 
     def _write(self, entry: corpus.Entry) -> Path:
@@ -444,8 +450,9 @@ class Campaign(Session):
         self._written.add(saved)
         return saved
 
-    def _save(self, finding: Finding) -> Path:
-        """Write the finding, unless the corpus already holds an equally simple reproducer.
+    def _save(self, finding: Finding) -> Path | None:
+        """Write the finding, unless the corpus already holds an equally simple reproducer
+        or another campaign sharing the ``--db`` Redis has claimed its signature (then None).
 
         Re-finding a known bug must not churn a committed corpus: the file on
         disk stays as long as it still reproduces the signature and is no
@@ -457,6 +464,13 @@ class Campaign(Session):
         then hand the finished entry to ``corpus.save``; neither calls back.
         """
         assert self.corpus_dir is not None
+        sig = finding.signature
+        if sig not in self.claimed and self.claim is not None:
+            owner = self.claim(sig, len(finding.steps))
+            if owner is not None:
+                self.claimed[sig] = owner
+        if sig in self.claimed:
+            return None
         entry = self.entry(finding)
         path = self.corpus_dir / corpus.file_name(entry)
         known = None if path in self._written else corpus.known(path, self._checker.complete)

@@ -50,6 +50,7 @@ from fuzzer import corpus, database, files, host, safetext
 from fuzzer.bounded import DEFAULT_STATES, MAX_DEPTH
 from fuzzer.bounded import prove as prove_bounded
 from fuzzer.campaign import DEFAULT_EXAMPLES, MAX_STEPS, SEARCHES, Campaign, Finding, Progress, Result
+from fuzzer.cluster import Engine, need_dask
 from fuzzer.effects import describe
 from fuzzer.errors import CorpusError, OutputError, PluginError, PtfuzzError, UsageError, raised
 from fuzzer.hypothesis_search import open_database
@@ -57,9 +58,11 @@ from fuzzer.invariants import GENERIC
 from fuzzer.minimize import as_plain
 from fuzzer.replay import executor_for, trace
 from fuzzer.replay import replay as do_replay
+from fuzzer.shared import Shared, db_warnings_once, owner_id, scope_key
+from fuzzer.slices import Entry
 from fuzzer.spec import Knobs, Policy, Subsystem, knob_text
 from fuzzer.version import __version__
-from fuzzer.workers import Pool, WorkerSpec, check_workers
+from fuzzer.workers import check_workers
 
 EXIT_CLEAN, EXIT_FOUND, EXIT_ERROR, EXIT_INTERNAL = 0, 1, 2, 3
 #: ``prove``: the time limit or the state cap ended it before the depth asked for: not a proof
@@ -369,9 +372,10 @@ def _read_from(policies: list[Policy]) -> str:
     return text + (f" (historical: {'; '.join(history)})" if history else "")
 
 
-def _print_finding(con: Console, f: Finding, first: bool) -> None:
+def _print_finding(con: Console, f: Finding, first: bool, owner: str | None = None) -> None:
+    """A FOUND line; ``owner``: the campaign sharing the ``--db`` Redis that holds its file (not written here)."""
     if first:
-        _fit(con, *f.describe_parts())
+        _fit(con, *f.describe_parts(), *((f"(saved by {owner})",) if owner else ()))
 
 
 def _progress_text(p: Progress, time_budget: float | None, max_examples: int | None) -> str:
@@ -398,9 +402,13 @@ def _progress_text(p: Progress, time_budget: float | None, max_examples: int | N
               help="Where findings are written (DIR/SUBSYSTEM/*.json).")
 @click.option("--db", "db", help="What a rerun remembers (findings' sequences, behaviours' seeds; the "
               "Hypothesis search's examples): a directory, redis://host:port/n, rediss://... or unix:///path.")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Parallel campaign processes (seeds derived from --seed; --max-examples is split); "
-                   "at most one per CPU (2 on a single CPU), as memory allows.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Parallel campaign processes, a local Dask cluster (seeds derived from --seed; --max-examples "
+                   "is split); at most one per CPU (2 on a single CPU), as memory allows  [default: 1, in this "
+                   "process].  With --cluster: slices at once  [default: one per worker thread].")
+@click.option("--cluster", "cluster_addr", metavar="tcp://HOST:8786",
+              help="Run on the workers of this Dask scheduler (each with ptfuzz and the plugins installed); "
+                   "the corpus is written here.")
 @click.option("--search", type=click.Choice(SEARCHES), default="native", show_default=True,
               help="native: steps drawn at executor speed, grown from what reached new behaviour; "
                    "hypothesis: the subsystem's Hypothesis state machine.")
@@ -416,9 +424,10 @@ def _progress_text(p: Progress, time_budget: float | None, max_examples: int | N
 @click.pass_context
 def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name: str | None,
         without: tuple[str, ...], seed: int | None, time_budget: float | None, max_examples: int | None,
-        step_count: int | None, corpus_dir: str, db: str | None, workers: int, search: str, accept_tainted: bool,
+        step_count: int | None, corpus_dir: str, db: str | None, workers: int | None, search: str,
+        accept_tainted: bool,
         json_out: str | None, junit_out: str | None, baselines: tuple[str, ...] = (),
-        ignored: tuple[str, ...] = (), knob_texts: tuple[str, ...] = ()) -> None:
+        ignored: tuple[str, ...] = (), knob_texts: tuple[str, ...] = (), cluster_addr: str | None = None) -> None:
     """Run a fuzz campaign on SUBSYSTEM and save minimized findings."""
     reg = _registry(ctx)
     known = _load_baseline(baselines)
@@ -430,7 +439,11 @@ def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name
             files.check_writable(target, option)
     if not corpus_dir:
         raise UsageError("--corpus '': an empty path names no directory")
-    check_workers(workers)
+    on_cluster = cluster_addr is not None or (workers or 1) > 1
+    if cluster_addr is None:
+        check_workers(workers or 1)
+    if on_cluster:
+        need_dask("--cluster" if cluster_addr is not None else "--workers")
     _check_db(db)
     policy = reg.policy(subsystem, policy_name, without, _knobs(reg, subsystem, _knob_pairs(knob_texts)))
     device = reg.device(subsystem, device_name)
@@ -461,26 +474,54 @@ def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name
             last_line[0] = p.elapsed
             con.print(f"  ... {text}", highlight=False)
 
-    if workers > 1:
-        share = None if max_examples is None else -(-max_examples // workers)
-        deadline = time.monotonic() + time_budget if time_budget is not None else None
-        specs = [
-            WorkerSpec(tuple(ctx.find_root().obj.get("plugins", ())), subsystem, policy.name,
-                       reg.without_of(policy), device.name, seed, i, share, time_budget, step_count, corpus_dir,
-                       accept_tainted, db, search, deadline, ignore, tuple(policy.tuned.items()))
-            for i in range(workers)
-        ]
-        pool = Pool(specs, on_found=lambda line: _fit(con, *line), on_progress=progress)
-        runner: Any = pool.run
-        stop: Any = pool.request_stop
+    db_warn = db_warnings_once(lambda text: _say(con, text))
+    #: a Redis --db is shared with other campaigns: the signatures each has saved (claims), coverage counts
+    shared = Shared(db, owner_id(corpus_dir), warn=db_warn)
+    if on_cluster:
+        deadline = time.time() + time_budget if time_budget is not None else None
+        engine = Engine(cluster_addr, workers or 1)
+
+        def found(entry: Entry, f: Finding, worker: str, owner: str | None) -> None:
+            head, *rest = f.describe_parts()
+            _fit(con, f"[w{worker}] {head}", *rest, *((f"(saved by {owner})",) if owner else ()))
+
+        def on_cluster_run() -> Result:
+            try:
+                engine.start()
+                streams = workers or engine.capacity
+                count = max_examples if max_examples is not None or time_budget is not None \
+                    else DEFAULT_EXAMPLES[search]
+                entry = Entry(index=0, label=f"{subsystem} {policy.label} {device.name}",
+                              plugin_files=tuple(ctx.find_root().obj.get("plugins", ())), subsystem=subsystem,
+                              policy=policy.name, without=reg.without_of(policy), knobs=tuple(policy.tuned.items()),
+                              device=device.name, seed=seed, step_count=step_count, accept_tainted=accept_tainted,
+                              search=search, ignore=ignore, streams=streams, max_examples=count,
+                              seconds=None if time_budget is None else time_budget * streams)
+                got, _ = engine.run(reg, [entry], deadline=deadline, db=db, corpus_dir=corpus_dir,
+                                    shared=shared, on_found=found, on_progress=progress,
+                                    warn=db_warn)
+            finally:
+                engine.close()
+            counts = shared.counts(scope_key(subsystem, policy.label, device.name))
+            if counts:  # what every campaign sharing this Redis has run on this scope, this one included
+                _say(con, f"shared --db: {counts.get('sequences', 0):,} sequences, {counts.get('steps', 0):,} steps "
+                          f"in {counts.get('slices', 0):,} slices on this policy and device, all campaigns together")
+            return got.get(0) or Result({}, 0, 0, 0.0, seed, 0, interrupted=True, search=search)
+
+        runner: Any = on_cluster_run
+        stop: Any = engine.request_stop
     else:
+        scope = scope_key(subsystem, policy.label, device.name)
         campaign = Campaign(
             reg, subsystem, policy, device, seed=seed, max_examples=max_examples, time_budget=time_budget,
             step_count=step_count, corpus_dir=corpus_dir, accept_tainted=accept_tainted,
             database=open_database(db), search=search, ignore_invariants=ignore,
-            on_finding=lambda f, first: _print_finding(con, f, first),
+            on_finding=lambda f, first: _print_finding(con, f, first, campaign.claimed.get(f.signature)),
             on_progress=lambda c: progress(c.progress()),
+            claim=(lambda sig, steps: shared.claim(scope, sig, steps)) if shared.active else None,
         )
+        if campaign.store is not None:
+            campaign.store.warn = db_warn
         runner = campaign.run
 
         def stop() -> None:
@@ -492,7 +533,7 @@ def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name
             result = _run_interruptible(runner, stop)
     else:
         result = _run_interruptible(runner, stop)
-    if result.interrupted and workers == 1 and _signals[0] == signals:
+    if result.interrupted and not on_cluster and _signals[0] == signals:
         # The campaign stops on KeyboardInterrupt as on Ctrl-C and keeps no traceback: raised
         # without a signal, it came from plugin code (workers name it themselves, fuzzer.workers).
         raise _unasked_interrupt(reg, [subsystem], "`ptfuzz replay` of a saved finding names the callable")
@@ -788,10 +829,16 @@ def prove(ctx: click.Context, subsystem: str, policy_name: str | None, device_na
               help="Do not check this invariant (repeatable): its follow-on findings show again.")
 @click.option("--knob", "knob_texts", multiple=True, metavar="NAME=VALUE",
               help="Set a policy knob in every run whose subsystem declares it (over the file's; repeatable).")
+@click.option("--cluster", "cluster_addr", metavar="tcp://HOST:8786",
+              help="Run every entry at once on the workers of this Dask scheduler, within the one budget; "
+                   "the corpus and the report are written here.")
+@click.option("--db", "db", help="What reruns remember and campaigns share (overrides the file's db): a "
+              "directory, redis://host:port/n, rediss://... or unix:///path.")
 @click.pass_context
 def campaign_cmd(ctx: click.Context, file: str, baselines: tuple[str, ...], report_dir: str | None,
                  corpus_dir: str | None, time_budget: float | None, json_out: str | None,
-                 junit_out: str | None, ignored: tuple[str, ...] = (), knob_texts: tuple[str, ...] = ()) -> None:
+                 junit_out: str | None, ignored: tuple[str, ...] = (), knob_texts: tuple[str, ...] = (),
+                 cluster_addr: str | None = None, db: str | None = None) -> None:
     """Run the campaign FILE (TOML, or [tool.ptfuzz] in pyproject.toml) within its one budget.
 
     Exit 0 when nothing new was found, 1 for new findings, 2 for bad input, 130 when interrupted."""
@@ -801,13 +848,18 @@ def campaign_cmd(ctx: click.Context, file: str, baselines: tuple[str, ...], repo
     reg = _registry(ctx)
     plan = campaignfile.load(file, reg)
     plan = attrs.evolve(plan, budget=time_budget or plan.budget, corpus=corpus_dir or plan.corpus,
-                        report=report_dir or plan.report)
+                        report=report_dir or plan.report, db=db or plan.db)
     if knob_texts:
         plan = campaignfile.with_knobs(plan, reg, _knob_pairs(knob_texts))
     ignore = _ignored(reg, tuple(sorted({r.subsystem for r in plan.runs})), ignored)
     for option, target in (("--json", json_out), ("--junit", junit_out)):
         if target:
             files.check_writable(target, option)
+    if cluster_addr is not None:
+        need_dask("--cluster")
+    elif any(r.workers > 1 for r in plan.runs):
+        need_dask("workers > 1")
+        check_workers(max(r.workers for r in plan.runs))
     _check_db(plan.db)
     known = baseline_mod.load(plan.baseline + baselines)
     try:
@@ -822,10 +874,12 @@ def campaign_cmd(ctx: click.Context, file: str, baselines: tuple[str, ...], repo
     if sys.stdout.isatty() and not os.environ.get("CI"):
         budgets = [plan.shares(0.0, 0)] * len(plan.runs)
         with progress.LiveDisplay(con, len(plan.runs), [r.label for r in plan.runs], budgets) as live_view:
-            outcome = schedule.run_plan(reg, plan, known, live_view, plugin_files=plugin_files, ignore=ignore)
+            outcome = schedule.run_plan(reg, plan, known, live_view, plugin_files=plugin_files, ignore=ignore,
+                                        cluster=cluster_addr, warn=lambda text: _say(con, text))
     else:
         outcome = schedule.run_plan(reg, plan, known, progress.PlainDisplay(con, len(plan.runs)),
-                                    plugin_files=plugin_files, ignore=ignore)
+                                    plugin_files=plugin_files, ignore=ignore, cluster=cluster_addr,
+                                    warn=lambda text: _say(con, text))
     if outcome.interrupted and _signals[0] == signals:  # as in `run`: no Ctrl-C or SIGTERM sent it
         raise _unasked_interrupt(reg, sorted({r.subsystem for r in plan.runs}),
                                  f"the findings found so far are saved in {plan.corpus}")

@@ -95,7 +95,65 @@ def open_database(address: str | None) -> ExampleDatabase | None:
     except Exception as exc:  # a malformed URL: the user's configuration
         raise UsageError(f"--db {safetext.shown(address)}: not a Redis address: {type(exc).__name__}: "
                          f"{safetext.cut(str(exc))}") from None
-    return RedisExampleDatabase(client)
+    return Tolerant(RedisExampleDatabase(client))
+
+
+class Tolerant(ExampleDatabase):
+    """A Redis example database whose failure mid-run is one warning, then an empty database.
+
+    Hypothesis calls the database from deep inside its engine: a Redis that goes
+    away there used to end the run with a traceback.  Wrapped, both searches see
+    a database that forgets (``fetch`` yields nothing, ``save`` is dropped) once
+    it has failed, and the campaign goes on with its local state.  ``warn`` says
+    it once; a cluster slice replaces it to send the warning to its client.
+    """
+
+    def __init__(self, inner: ExampleDatabase) -> None:
+        super().__init__()
+        self.inner: ExampleDatabase | None = inner
+        self.redis = getattr(inner, "redis", None)
+        self.warn: Callable[[str], None] = lambda text: print(text, file=sys.stderr, flush=True)
+        self._errors = _failures()
+
+    def _lost(self, exc: BaseException) -> None:
+        self.inner = None
+        self.warn(f"ptfuzz: warning: --db failed ({type(exc).__name__}: {safetext.cut(str(exc), 200)}); "
+                  f"the run goes on without it")
+
+    def save(self, key: bytes, value: bytes) -> None:
+        if self.inner is not None:
+            try:
+                self.inner.save(key, value)
+            except self._errors as exc:
+                self._lost(exc)
+
+    def fetch(self, key: bytes) -> Iterable[bytes]:
+        if self.inner is None:
+            return
+        try:
+            yield from list(self.inner.fetch(key))
+        except self._errors as exc:
+            self._lost(exc)
+
+    def delete(self, key: bytes, value: bytes) -> None:
+        if self.inner is not None:
+            try:
+                self.inner.delete(key, value)
+            except self._errors as exc:
+                self._lost(exc)
+
+    def move(self, src: bytes, dest: bytes, value: bytes) -> None:
+        if self.inner is not None:
+            try:
+                self.inner.move(src, dest, value)
+            except self._errors as exc:
+                self._lost(exc)
+
+    def _start_listening(self) -> None:  # change listeners: not offered (Hypothesis asks only if present)
+        pass
+
+    def _stop_listening(self) -> None:
+        pass
 
 
 def _directory(address: str) -> ExampleDatabase:
@@ -140,10 +198,23 @@ class Store:
         base = b"ptfuzz-native:" + hashlib.sha256(where).hexdigest()[:32].encode()
         self.findings_key = base + b":findings"
         self.seeds_key = base + b":seeds"
-        self.warn = warn or (lambda text: print(text, file=sys.stderr, flush=True))
+        self._warn: Callable[[str], None] = warn or (lambda text: print(text, file=sys.stderr, flush=True))
+        if isinstance(db, Tolerant):
+            db.warn = self._warn
         self._errors = _failures()
         #: signature -> (length, stored value) of what this store holds, read lazily
         self._best: dict[str, tuple[int, bytes]] | None = None
+
+    @property
+    def warn(self) -> Callable[[str], None]:
+        """Where a database failure is said (once): a Redis database says it itself (``Tolerant``)."""
+        return self._warn
+
+    @warn.setter
+    def warn(self, value: Callable[[str], None]) -> None:
+        self._warn = value
+        if isinstance(self.db, Tolerant):
+            self.db.warn = value
 
     # ---------------------------------------------------------------- reading
 

@@ -13,16 +13,13 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import run_cli
 from hypothesis.database import ExampleDatabase, InMemoryExampleDatabase
+from servers import RedisServer
 
 from fuzzer import database
 from fuzzer.campaign import Campaign
@@ -150,39 +147,14 @@ def test_an_address_it_cannot_serve_exits_2_naming_it(tmp_path: Path, capsys: py
 # ----------------------------------------------------------------------------- a real Redis
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """A throw-away redis-server on a random loopback port and a unix socket: (redis://..., unix://...)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed (Debian: apt-get install redis-server)")
-    pytest.importorskip("redis", reason="the redis package is not installed: pip install 'ptfuzz[redis]'")
-    port = _free_port()
-    sock = tmp_path / "redis.sock"
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--unixsocket", str(sock), "--unixsocketperm", "700", "--dir", str(tmp_path)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
+    server = RedisServer(tmp_path)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                database.check(url)
-                break
-            except Exception:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    pytest.fail(f"redis-server did not start on port {port}")
-                time.sleep(0.05)
-        yield url, f"unix://{sock}?db=1"
+        yield server.url, server.unix_url
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        server.stop()
 
 
 def test_a_rerun_with_the_same_redis_finds_the_known_bug_first(registry: Registry,

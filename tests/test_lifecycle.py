@@ -263,7 +263,7 @@ def test_watchdog_alone_ends_an_orphan(tmp_path: Path) -> None:
         "    parent = os.getpid()\n"
         "    child = os.fork()\n"
         "    if child == 0:\n"
-        "        workers._die_with_parent(parent)\n"
+        "        workers.die_with_parent(parent)\n"
         "        time.sleep(60)\n"
         "        os._exit(0)\n"
         "    print(child, flush=True)\n"

@@ -158,6 +158,7 @@ class Keeper:
             interrupted or any(r.interrupted for r in results), accepted,
             max(r.behaviours for r in results), self.entry.search,
             best.abstract_states, best.transitions, best.growth, best.last_new_state,
+            any(r.coverage_capped for r in results),
         )
 
 

@@ -110,3 +110,40 @@ def test_a_hole_that_needs_a_small_value_is_found_within_a_bound() -> None:
     found = c.run().findings.get(hole.signature)
     assert found is not None and found.sequences <= 30
     assert [s.op for s in found.steps] == hole.ops
+
+
+def test_guided_sequences_start_from_kept_worlds_and_their_findings_replay_from_reset(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kept world is restored from its snapshot, not replayed: what a guided sequence reports must be what
+    its whole path (the kept world's steps, then the drawn ones) shows when run from reset."""
+    monkeypatch.setattr(explore, "GUIDED", 0.9)
+    reg = host.load()
+    hole = next(h for h in HOLES if h.deep and h.ops[-1] == "UNLOCK" and h.device == "spec")
+    policy = reg.policy("cxl", hole.policy, without=(hole.rule,))
+    ex = reg.executor("cxl", policy, reg.device("cxl", hole.device))
+    x = explore.Explorer(ex, seed=3, steps=20)
+    reports: list[tuple[list, set[str]]] = []
+    guided = 0
+    while x._run < 300:
+        before = sum(c.chosen for c in x.archive)
+        x.sequence(lambda steps, vs: reports.append((steps, {v.signature for v in vs})), lambda v: False)
+        guided += sum(c.chosen for c in x.archive) > before
+    assert guided > 100 and x.archive
+    assert any(len(steps) > 20 for steps, _ in reports)  # some came through a kept world's path
+    fresh = reg.executor("cxl", policy, reg.device("cxl", hole.device))
+    assert len(reports) > 50
+    for steps, signatures in reports[:300]:
+        last = fresh.run(steps)[-1]
+        assert signatures <= {v.signature for v in last.violations}, [s.op for s in steps]
+
+
+def test_worlds_are_kept_for_new_facts_not_for_every_new_abstract_state() -> None:
+    """Issue 20's warning, measured: on cxl linux-raw most steps reach a new abstract state (a scrub period,
+    a timestamp), so branching from each would branch from noise; the archive keeps a world per new fact."""
+    reg = host.load()
+    ex = reg.executor("cxl", reg.policy("cxl", "linux-raw"), reg.device("cxl", "spec"))
+    x = explore.Explorer(ex, seed=1, steps=20)
+    for _ in range(1500):
+        x.sequence(lambda steps, vs: None, lambda v: True)
+    assert len(x.states) > 1000
+    assert 20 < len(x.archive) < 300 and len(x.archive) <= len(x.facts)

@@ -53,6 +53,15 @@ change; kernel, shadow, taint, handles and their counter as they were: a
 refusal, a read) needs neither a restore nor a new state, which is most of
 them.  ``restore="always"`` replays instead, the reference the tests hold
 the snapshots to.
+
+Steps that would run identically are run once (``fuzzer.watched``): each
+step's run records which caller fields and argument keys it read, and a later
+step of the same move from the same world that agrees on those runs the same
+way (same decision, reply, changes, violations, successor), so it is counted
+as judged without running.  Exact, not an approximation: the states,
+transitions, tallies and the violation found are those of running every step
+(``callers="each"``, which the tests hold the classes to); ``Proof.applied``
+says how many steps ran.
 """
 
 from __future__ import annotations
@@ -71,6 +80,7 @@ from fuzzer.abstract import abstract_state
 from fuzzer.executor import Executor, StepResult
 from fuzzer.explore import Move, moves_of
 from fuzzer.spec import ABSENT, Caller, Param, Violation
+from fuzzer.watched import Classes, Uncounted, WatchedArgs, read, watched
 from fuzzer.world import Step, World
 
 __all__ = ["DEFAULT_STATES", "MAX_DEPTH", "Proof", "arguments", "prove", "values_of"]
@@ -160,6 +170,8 @@ class Proof:
     uncounted: Mapping[str, int] = attrs.field(factory=dict)
     #: every sequence of at most this many steps was judged (``depth`` for a proof; less when found or incomplete)
     complete_depth: int = 0
+    #: transitions the executor ran; the others were judged by an equal caller's (``fuzzer.watched``)
+    applied: int = 0
 
     def describe(self) -> str:
         """One line: the verdict, with the figures it rests on."""
@@ -202,20 +214,11 @@ def _track(move: Move, live: Live, result: StepResult) -> Live:
     return out
 
 
-def _steps(move: Move, live: Live) -> Iterator[Step]:
-    """Every step of ``move`` from a world with ``live`` handles: each argument set with each caller."""
-    if not all(live.get(b) for _, b, _ in move.handles):
-        return
-    callers: tuple[Caller | None, ...] = move.callers or (None,)
-    for args in arguments(move.params, live):
-        for caller in callers:
-            yield Step(move.actor, move.op, args, move.channel, caller)  # type: ignore[arg-type]
-
-
 def prove(executor: Executor, depth: int, *, severities: frozenset[str] = frozenset({"hole"}),
           max_states: int = DEFAULT_STATES, time_limit: float | None = None,
           ignored: frozenset[str] = frozenset(), targets: frozenset[str] | None = None,
-          restore: Literal["changed", "always"] = "changed") -> Proof:
+          restore: Literal["changed", "always"] = "changed",
+          callers: Literal["grouped", "each"] = "grouped") -> Proof:
     """Explore every abstract state within ``depth`` steps of the probed world (see the module docstring).
 
     ``severities``: the violations that disprove (default ``hole``).
@@ -225,9 +228,11 @@ def prove(executor: Executor, depth: int, *, severities: frozenset[str] = frozen
     replays the state's path after every step and computes every successor's
     state, refusals included: slower, and the reference the default's
     shortcuts (a snapshot instead of a replay; a step that moved nothing needs no
-    restore and has no new state) are tested against.
+    restore and has no new state) are tested against.  ``callers="each"`` runs every
+    step instead of one per step class (``fuzzer.watched``), the reference for those.
     """
     shortcut = restore == "changed"
+    grouped = callers == "grouped"
     started, cpu = time.monotonic(), time.process_time()
     deadline = None if time_limit is None else started + time_limit
     moves, _ = moves_of(executor)
@@ -239,63 +244,89 @@ def prove(executor: Executor, depth: int, *, severities: frozenset[str] = frozen
     seen: set[Hashable] = {root.key}
     levels = [1]
     frontier = [root]
-    transitions = 0
+    transitions = applied = 0
     uncounted: Counter[str] = Counter()
 
-    def counts(v: Violation) -> bool:
+    def counts(v: Violation, tallied: list[str]) -> bool:
         if v.invariant in ignored:
             return False
         if targets is not None:
             return v.signature in targets
         if v.severity not in severities:
             uncounted[v.signature] += 1
+            tallied.append(v.signature)
             return False
         return True
 
     def result(outcome: Literal["proved", "found", "incomplete"], done: int, **kw: Any) -> Proof:
         return Proof(outcome, depth, len(seen), transitions, time.monotonic() - started,
                      time.process_time() - cpu, tuple(levels),
-                     uncounted=dict(uncounted), complete_depth=done, **kw)
+                     uncounted=dict(uncounted), complete_depth=done, applied=applied, **kw)
 
-    for level in range(depth):
-        following: list[_Node] = []
-        reached = 0
-        last = level == depth - 1
-        for node in frontier:
-            _restore(executor, node.path)
-            world = executor.world
-            snap = _Snapshot(world) if shortcut else None
-            for move in moves:
-                for step in _steps(move, node.live):
-                    transitions += 1
-                    if deadline is not None and transitions % CHECK_EVERY == 0 and time.monotonic() > deadline:
-                        return result("incomplete", level, reason=f"the time limit ({time_limit:g}s) ran out at "
-                                      f"depth {level + 1}")
-                    executor.index = level
-                    res = executor.apply(step)
-                    hit = next((v for v in res.violations if counts(v)), None)
-                    if hit is not None:
-                        path = (*node.path, res.step)
-                        return result("found", level, steps=path, violation=_violation(executor, path, hit))
-                    after = _track(move, node.live, res)
-                    if snap is not None and after is node.live and not res.changes and snap.unchanged(executor):
-                        continue  # the node's own world (a refusal, a read): nothing new, nothing to restore
-                    key = abstract_state(executor, after)
-                    if key not in seen:
-                        if len(seen) >= max_states:
-                            return result("incomplete", level, reason=f"the state cap ({max_states}) was reached "
-                                          f"at depth {level + 1}")
-                        seen.add(key)
-                        reached += 1
-                        if not last:
-                            following.append(_Node((*node.path, res.step), after, key))
-                    if snap is None:
-                        _restore(executor, node.path)
-                        world = executor.world
-                    else:
-                        snap.restore(executor)
-        levels.append(reached)
-        frontier = following
+    saved, executor.reached = executor.reached, Uncounted()  # no coverage: see fuzzer.watched
+    try:
+        for level in range(depth):
+            following: list[_Node] = []
+            reached = 0
+            last = level == depth - 1
+            for node in frontier:
+                _restore(executor, node.path)
+                snap = _Snapshot(executor.world) if shortcut else None
+                for move in moves:
+                    if not all(node.live.get(b) for _, b, _ in move.handles):
+                        continue
+                    each: tuple[Caller | None, ...] = move.callers or (None,)
+                    #: the step classes of this move from this world (``fuzzer.watched``)
+                    classes = Classes()
+                    for args in arguments(move.params, node.live):
+                        for caller in each:
+                            transitions += 1
+                            if deadline is not None and transitions % CHECK_EVERY == 0 and time.monotonic() > deadline:
+                                return result("incomplete", level, reason=f"the time limit ({time_limit:g}s) ran "
+                                              f"out at depth {level + 1}")
+                            if grouped:
+                                same = classes.find(args, caller)
+                                if same is not None:  # runs as its class's step ran: nothing new, nothing counted
+                                    uncounted.update(same)
+                                    continue
+                                read.clear()
+                                step = Step(move.actor, move.op, WatchedArgs(args),  # type: ignore[arg-type]
+                                            move.channel, None if caller is None else watched(caller))
+                            else:
+                                step = Step(move.actor, move.op, args, move.channel, caller)  # type: ignore[arg-type]
+                            executor.index = level
+                            applied += 1
+                            res = executor.apply(step)
+                            tallied: list[str] = []
+                            hit = next((v for v in res.violations if counts(v, tallied)), None)
+                            plain = attrs.evolve(res.step, args=args, caller=caller)  # what a path holds
+                            if hit is not None:
+                                path = (*node.path, plain)
+                                return result("found", level, steps=path, violation=_violation(executor, path, hit))
+                            after = _track(move, node.live, res)
+                            moved = not (snap is not None and after is node.live and not res.changes
+                                         and snap.unchanged(executor))
+                            key = abstract_state(executor, after) if moved else None
+                            if grouped:
+                                classes.add(args, caller, tuple(tallied))
+                            if not moved:
+                                continue  # the node's own world (a refusal, a read): nothing new, nothing to restore
+                            if key not in seen:
+                                if len(seen) >= max_states:
+                                    return result("incomplete", level, reason=f"the state cap ({max_states}) was "
+                                                  f"reached at depth {level + 1}")
+                                seen.add(key)
+                                reached += 1
+                                if not last:
+                                    following.append(_Node((*node.path, plain), after, key))
+                            if snap is None:
+                                _restore(executor, node.path)
+                            else:
+                                snap.restore(executor)
+            levels.append(reached)
+            frontier = following
+    finally:
+        executor.reached = saved
     return result("proved", depth)
 
 

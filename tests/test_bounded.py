@@ -223,12 +223,39 @@ def test_violations_not_asked_for_are_tallied_not_counted(registry: Registry) ->
 @pytest.mark.parametrize(("subsystem", "policy", "device", "depth"), [
     ("cxl", "linux-ioctl", "spec", 1), ("rdma", "linux-devx", "spec", 2), ("gpu", "linux-drm", "spec", 2),
     ("netdev", "linux-fwctl-pds", "pds", 1)])
-def test_snapshots_explore_what_replaying_explores(registry: Registry, subsystem: str, policy: str, device: str,
-                                                    depth: int) -> None:
+def test_snapshots_and_step_classes_explore_what_running_every_step_explores(
+        registry: Registry, subsystem: str, policy: str, device: str, depth: int) -> None:
+    """The reference replays after every step and runs every step with every caller; the default restores
+    snapshots and runs one step per class (``fuzzer.watched``).  Same states, transitions and tallies."""
     ex = registry.executor(subsystem, registry.policy(subsystem, policy), registry.device(subsystem, device))
-    fast, slow = prove(ex, depth), prove(ex, depth, restore="always")
-    assert (fast.outcome, fast.states, fast.transitions, fast.levels) == (
-        slow.outcome, slow.states, slow.transitions, slow.levels)
+    fast, slow = prove(ex, depth), prove(ex, depth, restore="always", callers="each")
+    assert (fast.outcome, fast.states, fast.transitions, fast.levels, fast.uncounted) == (
+        slow.outcome, slow.states, slow.transitions, slow.levels, slow.uncounted)
+    assert slow.applied == slow.transitions and 0 < fast.applied <= fast.transitions
+
+
+@pytest.mark.parametrize(("policy", "depth"), [("linux-raw", 1), ("linux-fwctl", 1), ("linux-ioctl", 2)])
+def test_step_classes_keep_every_count_and_run_fewer_steps(registry: Registry, policy: str, depth: int) -> None:
+    """The CXL policies whose callers and arguments the classes merge most: RAW's 18 callers (caps x
+    lockdown x raw_allow_all), fwctl's 15 (caps x scope).  Nothing changes but the steps run."""
+    ex = cxl(registry, policy)
+    fast, slow = prove(ex, depth), prove(ex, depth, callers="each")
+    assert (fast.outcome, fast.states, fast.transitions, fast.levels, fast.uncounted) == (
+        slow.outcome, slow.states, slow.transitions, slow.levels, slow.uncounted)
+    assert fast.applied * 2 < slow.applied == slow.transitions
+
+
+@pytest.mark.parametrize("hole", [_hole(*h) for h in SHALLOW if h[1] in ("linux-fwctl", "linux-devx")],
+                         ids=lambda h: h.name)
+def test_step_classes_find_the_same_shortest_violation(registry: Registry, hole: Hole) -> None:
+    """A found violation is the same step sequence, caller and arguments included, as running every step."""
+    ex = registry.executor(hole.subsystem, registry.policy(hole.subsystem, hole.policy, (hole.rule,)),
+                           registry.device(hole.subsystem, hole.device))
+    fast, slow = prove(ex, len(hole.ops)), prove(ex, len(hole.ops), callers="each")
+    assert fast.outcome == slow.outcome == "found"
+    assert (fast.steps, fast.violation, fast.transitions, fast.states) == (
+        slow.steps, slow.violation, slow.transitions, slow.states)
+    assert all(type(s.caller) is Caller and type(s.args) is dict for s in fast.steps if s.actor == "user")
 
 
 # --------------------------------------------------------------------------- not a proof

@@ -76,7 +76,7 @@ from typing import Any, Literal
 
 import attrs
 
-from fuzzer.abstract import abstract_state
+from fuzzer.abstract import Base, abstract_state
 from fuzzer.executor import Executor, StepResult
 from fuzzer.explore import Move, moves_of
 from fuzzer.spec import ABSENT, Caller, Param, Violation
@@ -272,6 +272,7 @@ def prove(executor: Executor, depth: int, *, severities: frozenset[str] = frozen
             for node in frontier:
                 _restore(executor, node.path)
                 snap = _Snapshot(executor.world) if shortcut else None
+                base = Base(executor) if shortcut else None
                 for move in moves:
                     if not all(node.live.get(b) for _, b, _ in move.handles):
                         continue
@@ -306,7 +307,12 @@ def prove(executor: Executor, depth: int, *, severities: frozenset[str] = frozen
                             after = _track(move, node.live, res)
                             moved = not (snap is not None and after is node.live and not res.changes
                                          and snap.unchanged(executor))
-                            key = abstract_state(executor, after) if moved else None
+                            if not moved:
+                                key: Hashable = None
+                            elif base is not None and snap is not None and snap.kernel_unchanged(executor):
+                                key = base.after(res.changes, after)  # only the device moved: O(changed)
+                            else:
+                                key = abstract_state(executor, after)
                             if grouped:
                                 classes.add(args, caller, tuple(tallied))
                             if not moved:
@@ -399,14 +405,19 @@ class _Snapshot:
         self.live_kernel = dict(world.kernel)
 
     def unchanged(self, executor: Executor) -> bool:
-        """The world is still the node's (the device state did not change: the executor's diff says so).
+        """The world is still the node's (the device state did not change: the executor's diff says so)."""
+        world = executor.world
+        return (world is self.world and world.device.state is self.live_state and world.tainted is self.tainted
+                and self.kernel_unchanged(executor))
 
-        Same objects everywhere, and the kernel's mutable values equal to the
+    def kernel_unchanged(self, executor: Executor) -> bool:
+        """The kernel's side of the world is the node's, taint aside: bookkeeping, shadow and handle counter.
+
+        Same objects in the bookkeeping, and its mutable values equal to the
         snapshot's (``==``: an object of a plugin's own that compares by
         identity never is, so it is restored, the safe way to be wrong)."""
         world = executor.world
-        if (world is not self.world or world.device.state is not self.live_state or world.tainted is not self.tainted
-                or world.handles != self.handles or world.shadow != self.shadow):
+        if world is not self.world or world.handles != self.handles or world.shadow != self.shadow:
             return False
         kernel, ref = world.kernel, self.live_kernel
         if len(kernel) != len(ref) or any(kernel.get(k, ABSENT) is not v for k, v in ref.items()):

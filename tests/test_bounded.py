@@ -18,7 +18,7 @@ from conftest import run_cli
 from planted import HOLES, Hole
 
 from fuzzer import corpus
-from fuzzer.abstract import abstract_state, freeze
+from fuzzer.abstract import Base, abstract_state, freeze
 from fuzzer.bounded import arguments, prove, values_of
 from fuzzer.executor import Executor
 from fuzzer.host import Registry
@@ -232,6 +232,26 @@ def test_snapshots_and_step_classes_explore_what_running_every_step_explores(
     assert (fast.outcome, fast.states, fast.transitions, fast.levels, fast.uncounted) == (
         slow.outcome, slow.states, slow.transitions, slow.levels, slow.uncounted)
     assert slow.applied == slow.transitions and 0 < fast.applied <= fast.transitions
+
+
+def test_a_successor_state_from_its_base_is_the_full_one(registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``Base.after`` (only the device and taint moved) gives exactly ``abstract_state`` of the successor."""
+    real, checked = Base.after, 0
+
+    def after(self: Base, changes: Any, live: Any = None) -> Any:
+        nonlocal checked
+        got = real(self, changes, live)
+        assert got == abstract_state(self.executor, live), changes
+        checked += 1
+        return got
+
+    monkeypatch.setattr(Base, "after", after)
+    for subsystem, policy, device, depth in [("cxl", "linux-raw", "spec", 2), ("rdma", "linux-devx", "spec", 2),
+                                             ("gpu", "linux-drm", "spec", 2), ("netdev", "linux-fwctl-pds", "pds", 2)]:
+        before = checked
+        prove(registry.executor(subsystem, registry.policy(subsystem, policy), registry.device(subsystem, device)),
+              depth, max_states=300)
+        assert checked > before, subsystem
 
 
 @pytest.mark.parametrize(("policy", "depth"), [("linux-raw", 1), ("linux-fwctl", 1), ("linux-ioctl", 2)])

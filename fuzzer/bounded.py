@@ -300,9 +300,8 @@ def prove(executor: Executor, depth: int, *, severities: frozenset[str] = frozen
                             res = executor.apply(step)
                             tallied: list[str] = []
                             hit = next((v for v in res.violations if counts(v, tallied)), None)
-                            plain = attrs.evolve(res.step, args=args, caller=caller)  # what a path holds
                             if hit is not None:
-                                path = (*node.path, plain)
+                                path = (*node.path, _plain(res.step, args, caller))
                                 return result("found", level, steps=path, violation=_violation(executor, path, hit))
                             after = _track(move, node.live, res)
                             moved = not (snap is not None and after is node.live and not res.changes
@@ -324,7 +323,7 @@ def prove(executor: Executor, depth: int, *, severities: frozenset[str] = frozen
                                 seen.add(key)
                                 reached += 1
                                 if not last:
-                                    following.append(_Node((*node.path, plain), after, key))
+                                    following.append(_Node((*node.path, _plain(res.step, args, caller)), after, key))
                             if snap is None:
                                 _restore(executor, node.path)
                             else:
@@ -334,6 +333,11 @@ def prove(executor: Executor, depth: int, *, severities: frozenset[str] = frozen
     finally:
         executor.reached = saved
     return result("proved", depth)
+
+
+def _plain(step: Step, args: dict[str, Any], caller: Caller | None) -> Step:
+    """``step`` as a path holds it: with the plain arguments and caller it was made of, not the watched ones."""
+    return attrs.evolve(step, args=args, caller=caller)
 
 
 def _restore(executor: Executor, path: Sequence[Step]) -> None:

@@ -278,17 +278,19 @@ def prove(executor: Executor, depth: int, *, severities: frozenset[str] = frozen
                         continue
                     each: tuple[Caller | None, ...] = move.callers or (None,)
                     #: the step classes of this move from this world (``fuzzer.watched``)
-                    classes = Classes()
+                    classes = Classes(each)
                     for args in arguments(move.params, node.live):
-                        for caller in each:
+                        judged = classes.judged(args) if grouped else None
+                        for i, caller in enumerate(each):
                             transitions += 1
                             if deadline is not None and transitions % CHECK_EVERY == 0 and time.monotonic() > deadline:
                                 return result("incomplete", level, reason=f"the time limit ({time_limit:g}s) ran "
                                               f"out at depth {level + 1}")
-                            if grouped:
-                                same = classes.find(args, caller)
+                            if judged is not None:
+                                same = judged[i]
                                 if same is not None:  # runs as its class's step ran: nothing new, nothing counted
-                                    uncounted.update(same)
+                                    if same:
+                                        uncounted.update(same)
                                     continue
                                 read.clear()
                                 step = Step(move.actor, move.op, WatchedArgs(args),  # type: ignore[arg-type]
@@ -312,8 +314,10 @@ def prove(executor: Executor, depth: int, *, severities: frozenset[str] = frozen
                                 key = base.after(res.changes, after)  # only the device moved: O(changed)
                             else:
                                 key = abstract_state(executor, after)
-                            if grouped:
-                                classes.add(args, caller, tuple(tallied))
+                            if judged is not None:
+                                mark = tuple(tallied)
+                                for j in classes.add(args, i, mark):
+                                    judged[j] = mark
                             if not moved:
                                 continue  # the node's own world (a refusal, a read): nothing new, nothing to restore
                             if key not in seen:

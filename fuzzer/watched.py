@@ -204,54 +204,60 @@ class WatchedArgs(dict[str, Any]):
 class Classes:
     """The step classes met so far for one move from one world: which steps need not run again.
 
-    Kept per read pattern (the caller fields and argument keys a run read),
-    each a table from the values read to what that class's step tallied
-    (``Proof.uncounted``'s signatures), so a step is looked up once per
-    pattern, not compared with every step before it.  Every argument set of a
-    move has the same keys in the same order (``fuzzer.bounded.arguments``),
+    Kept per read pattern (the caller fields and argument keys a run read): a
+    table from the argument keys' values to the caller fields' values to what
+    that class's step tallied (``Proof.uncounted``'s signatures).  The move's
+    callers are fixed, so each pattern projects them once.  Every argument set
+    of a move has the same keys in the same order (``fuzzer.bounded.arguments``),
     so a run that saw the whole mapping is identified by its values in order.
     """
 
-    def __init__(self) -> None:
-        #: (caller fields read, argument keys read or None for all) -> (projection, table)
+    def __init__(self, callers: tuple[Caller | None, ...]) -> None:
+        self.callers = callers
+        #: (caller fields read, argument keys read or None for all) -> (the callers' projections, the argument
+        #: keys' projection, table: argument values -> caller values -> tallied)
         self.tables: dict[tuple[tuple[str, ...], tuple[str, ...] | None],
-                          tuple[Callable[[Mapping[str, Any], Caller | None], Hashable],
-                                dict[Hashable, tuple[str, ...]]]] = {}
+                          tuple[list[Hashable], Callable[[Mapping[str, Any]], Hashable],
+                                dict[Hashable, dict[Hashable, tuple[str, ...]]]]] = {}
+        #: the pattern of the step ``add`` recorded last
+        self.last: tuple[tuple[str, ...], tuple[str, ...] | None] = ((), ())
 
-    def find(self, args: Mapping[str, Any], caller: Caller | None) -> tuple[str, ...] | None:
-        """What the class of (``args``, ``caller``) tallied, if a step of it has run; else None."""
-        for project, table in self.tables.values():
+    def judged(self, args: Mapping[str, Any]) -> list[tuple[str, ...] | None]:
+        """Per caller: what its class tallied, if a step of the class ran; else None (it must run)."""
+        out: list[tuple[str, ...] | None] = [None] * len(self.callers)
+        for of_callers, of_args, table in self.tables.values():
             try:
-                got = table.get(project(args, caller))
-            except (TypeError, KeyError, AttributeError):  # unhashable, a key this set lacks, no caller: not this class
+                sub = table.get(of_args(args))
+            except (TypeError, KeyError):  # an unhashable value, a key this set lacks: not this pattern
                 continue
-            if got is not None:
-                return got
-        return None
+            if sub is None:
+                continue
+            for i, value in enumerate(of_callers):
+                if out[i] is None:
+                    out[i] = sub.get(value)
+        return out
 
-    def add(self, args: Mapping[str, Any], caller: Caller | None, tallied: tuple[str, ...]) -> None:
-        """Record the step just run (plain ``args`` and ``caller``) with what ``read`` says it read."""
-        fields = tuple(f for f in FIELDS if f in read.fields) if caller is not None else ()
+    def add(self, args: Mapping[str, Any], index: int, tallied: tuple[str, ...]) -> list[int]:
+        """Record the step just run (plain ``args``, the caller at ``index``) with what ``read`` says it
+        read; the callers after it that are in its class (they agree on the fields it read)."""
+        fields = tuple(f for f in FIELDS if f in read.fields) if self.callers[index] is not None else ()
         keys = None if read.all_keys else tuple(sorted(read.keys))
         pattern = self.tables.get((fields, keys))
         if pattern is None:
-            pattern = self.tables[(fields, keys)] = (_projection(fields, keys), {})
-        project, table = pattern
+            of_caller: Callable[[Any], Any] = attrgetter(*fields) if fields else (lambda c: ())
+            of_args: Callable[[Mapping[str, Any]], Hashable]
+            if keys is None:
+                of_args = lambda a: tuple(a.values())  # noqa: E731 - one expression, named by its type
+            else:
+                of_args = itemgetter(*keys) if keys else (lambda a: ())
+            pattern = self.tables[(fields, keys)] = ([of_caller(c) for c in self.callers], of_args, {})
+        of_callers, project, table = pattern
+        mine = of_callers[index]
         try:
-            table[project(args, caller)] = tallied
-        except (TypeError, KeyError, AttributeError):
-            pass
-
-
-def _projection(fields: tuple[str, ...], keys: tuple[str, ...] | None,
-                ) -> Callable[[Mapping[str, Any], Caller | None], Hashable]:
-    """What identifies a class of this read pattern: the fields read of the caller, the keys read of the
-    arguments (all of them, in order, when the whole mapping was seen)."""
-    of_caller: Callable[[Any], Any] = attrgetter(*fields) if fields else (lambda c: ())
-    if keys is None:
-        return lambda args, caller: (of_caller(caller), tuple(args.values()))
-    of_args: Callable[[Any], Any] = itemgetter(*keys) if keys else (lambda a: ())
-    return lambda args, caller: (of_caller(caller), of_args(args))
+            table.setdefault(project(args), {})[mine] = tallied
+        except (TypeError, KeyError):
+            return []
+        return [j for j in range(index + 1, len(of_callers)) if of_callers[j] == mine]
 
 
 class Uncounted(Counter[Any]):

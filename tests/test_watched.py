@@ -60,18 +60,25 @@ def test_whatever_sees_the_whole_mapping_reads_every_key(use: Callable[[dict[str
 
 
 def test_classes_merge_only_steps_that_agree_on_what_was_read() -> None:
-    classes = Classes()
-    low, high = Caller(), Caller(frozenset({"CAP_SYS_ADMIN"}))
+    low, high, scoped = Caller(), Caller(frozenset({"CAP_SYS_ADMIN"})), Caller(frozenset(), "full")
+    classes = Classes((low, high, scoped))
+    assert classes.judged({"offset": 0, "byte": 7}) == [None, None, None]  # nothing ran yet
     read.clear()
     watched(low).caps  # noqa: B018 - the run read the caps and one argument
     WatchedArgs({"offset": 0, "byte": 7})["offset"]
-    classes.add({"offset": 0, "byte": 7}, low, ("sig",))
-    assert classes.find({"offset": 0, "byte": 9}, low) == ("sig",)  # the byte was not read
-    assert classes.find({"offset": 0, "byte": 7}, Caller(frozenset(), "full")) == ("sig",)  # nor the scope
-    assert classes.find({"offset": 1, "byte": 7}, low) is None
-    assert classes.find({"offset": 0, "byte": 7}, high) is None
+    assert classes.add({"offset": 0, "byte": 7}, 0, ("sig",)) == [2]  # the scope was not read: same class
+    assert classes.judged({"offset": 0, "byte": 9}) == [("sig",), None, ("sig",)]  # nor the byte
+    assert classes.judged({"offset": 1, "byte": 7}) == [None, None, None]
     read.clear()
-    len(WatchedArgs({"offset": 1, "byte": 7}))  # this run saw the whole mapping
-    classes.add({"offset": 1, "byte": 7}, None, ())
-    assert classes.find({"offset": 1, "byte": 7}, None) == ()
-    assert classes.find({"offset": 1, "byte": 8}, None) is None
+    len(WatchedArgs({"offset": 1, "byte": 7}))  # this run saw the whole mapping, and nothing of its caller
+    assert classes.add({"offset": 1, "byte": 7}, 1, ()) == [2]
+    assert classes.judged({"offset": 1, "byte": 7}) == [(), (), ()]
+    assert classes.judged({"offset": 1, "byte": 8}) == [None, None, None]
+
+
+def test_kernel_actions_have_one_class_per_argument_values() -> None:
+    classes = Classes((None,))
+    read.clear()
+    WatchedArgs({"slot": 1})["slot"]
+    assert classes.add({"slot": 1}, 0, ()) == []
+    assert classes.judged({"slot": 1}) == [()] and classes.judged({"slot": 2}) == [None]

@@ -179,7 +179,9 @@ class Proof:
 
     def describe_parts(self) -> tuple[str, ...]:
         """The verdict in parts a narrow terminal prints on lines of their own (a FOUND line's shape)."""
-        figures = f"{self.states} states, {self.transitions} transitions, {self.seconds:.1f}s ({self.cpu:.1f}s CPU)"
+        ran = f" ({self.applied} run)" if self.applied != self.transitions else ""
+        figures = (f"{self.states} states, {self.transitions} transitions{ran}, {self.seconds:.1f}s "
+                   f"({self.cpu:.1f}s CPU)")
         if self.outcome == "found":
             assert self.violation is not None
             return (f"FOUND [{self.violation.severity}] {self.violation.signature}",

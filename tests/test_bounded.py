@@ -304,6 +304,7 @@ def test_cli_proves(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "no violation within 1 steps over these classes: 38 states" in capsys.readouterr().out
     doc = json.loads(out.read_text())
     assert doc["outcome"] == "proved" and doc["states"] == 38 and doc["levels"] == [1, 37]
+    assert doc["transitions"] == 2416 and 0 < doc["applied"] < 2416  # the rest judged by their step class
     assert doc["violation"] is None and doc["counted"] == ["hole"]
     assert not any(tmp_path.rglob("*.json")) or list(tmp_path.rglob("*.json")) == [out]
 

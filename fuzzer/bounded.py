@@ -265,6 +265,8 @@ def prove(executor: Executor, depth: int, *, severities: frozenset[str] = frozen
                      time.process_time() - cpu, tuple(levels),
                      uncounted=dict(uncounted), complete_depth=done, applied=applied, **kw)
 
+    #: per move, its callers as ``Watched`` ones (immutable, so made once)
+    watching = [tuple(None if c is None else watched(c) for c in m.callers or (None,)) for m in moves]
     saved, executor.reached = executor.reached, Uncounted()  # no coverage: see fuzzer.watched
     try:
         for level in range(depth):
@@ -279,6 +281,7 @@ def prove(executor: Executor, depth: int, *, severities: frozenset[str] = frozen
                     if not all(node.live.get(b) for _, b, _ in move.handles):
                         continue
                     each: tuple[Caller | None, ...] = move.callers or (None,)
+                    as_watched = watching[move.index]
                     #: the step classes of this move from this world (``fuzzer.watched``)
                     classes = Classes(each)
                     for args in arguments(move.params, node.live):
@@ -296,7 +299,7 @@ def prove(executor: Executor, depth: int, *, severities: frozenset[str] = frozen
                                     continue
                                 read.clear()
                                 step = Step(move.actor, move.op, WatchedArgs(args),  # type: ignore[arg-type]
-                                            move.channel, None if caller is None else watched(caller))
+                                            move.channel, as_watched[i])
                             else:
                                 step = Step(move.actor, move.op, args, move.channel, caller)  # type: ignore[arg-type]
                             executor.index = level

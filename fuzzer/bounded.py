@@ -170,7 +170,7 @@ class Proof:
     uncounted: Mapping[str, int] = attrs.field(factory=dict)
     #: every sequence of at most this many steps was judged (``depth`` for a proof; less when found or incomplete)
     complete_depth: int = 0
-    #: transitions the executor ran; the others were judged by an equal caller's (``fuzzer.watched``)
+    #: transitions the executor ran; each of the others was judged by the run of its step class (``fuzzer.watched``)
     applied: int = 0
 
     def describe(self) -> str:

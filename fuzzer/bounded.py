@@ -21,10 +21,13 @@ The argument classes (``values_of``, ``arguments``), from the declarations:
 * a ``bool``: both; a ``choice``: each choice; a ``handle``: each live one;
 * a ``size``: its natural value (what a correct caller declares); and, one
   size at a time with every other size natural and the other arguments at
-  their first class, natural-1 and natural+1, its bounds, 0 and 1, and its
-  marks (``Param.marks``: header sizes, the mailbox size).  Sizes enter one
-  at a time because the product of seven sizes' classes is 10^5-10^7 steps a
-  state; a length bug is one length wrong, not two.
+  their first class -- except each ``choice``, which takes each of its values
+  (a choice picks the structure or feature whose length is checked: fwctl's
+  Set Feature overruns only for one feature's UUID) -- natural-1 and
+  natural+1, its bounds, 0 and 1, and its marks (``Param.marks``: header
+  sizes, the mailbox size).  Sizes enter one at a time because the product of
+  seven sizes' classes is 10^5-10^7 steps a state; a length bug is one length
+  wrong, not two.
 
 What the classes leave out, so what the proof does not cover:
 
@@ -32,7 +35,7 @@ What the classes leave out, so what the proof does not cover:
   of 5): a check that treats 37 differently from 0, 1, 63, 64, 126 and 127 is
   not tested.  A model whose behaviour depends on such a value needs a class for it;
 * two sizes wrong at once, and a wrong size together with non-first values of
-  the other arguments;
+  the other arguments that are not choices (an int, a bool, a second handle);
 * futures that depend on a device-owned value the abstraction merges
   (``fuzzer.abstract``: "a passphrase was set", not which one): the first world
   reached in a class stands for all of it;
@@ -123,26 +126,29 @@ def arguments(params: Sequence[Param], live: Mapping[str, Sequence[Any]]) -> Ite
 
     The non-size parameters take every combination of their classes (handles:
     every live handle of the bundle), each with every size at its natural
-    value; then, from the first combination, each size alone at each of its
-    other classes.
+    value; then, from the first combination and from each choice's own first
+    combination, each size alone at each of its other classes.
     """
     plain = [p for p in params if p.kind != "size"]
     sizes = [p for p in params if p.kind == "size"]
     pools = [list(live.get(p.bundle, ())) if p.kind == "handle" else values_of(p) for p in plain]
     if any(not pool for pool in pools):
         return
-    first: dict[str, Any] | None = None
+    #: where sizes vary from: every choice at each of its values, the other plain parameters at their first
+    anchors = set(itertools.product(*(pool if p.kind == "choice" else pool[:1] for p, pool in zip(plain, pools,
+                                                                                                   strict=True))))
+    starts: list[dict[str, Any]] = []
     for combo in itertools.product(*pools):
         args = dict(zip((p.name for p in plain), combo, strict=True))
         for s in sizes:
             args[s.name] = _natural(s, args)
-        if first is None:
-            first = args
+        if combo in anchors:
+            starts.append(args)
         yield args
-    assert first is not None
-    for s in sizes:
-        for v in values_of(s, first)[1:]:
-            yield {**first, s.name: v}
+    for start in starts:
+        for s in sizes:
+            for v in values_of(s, start)[1:]:
+                yield {**start, s.name: v}
 
 
 @attrs.frozen

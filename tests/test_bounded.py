@@ -64,6 +64,18 @@ def test_plain_arguments_combine_and_sizes_vary_one_at_a_time() -> None:
     assert not list(arguments(params, {}))  # no live handle: no step
 
 
+def test_sizes_also_vary_from_each_choice() -> None:
+    """A choice picks the structure whose length is checked (fwctl Set Feature's UUID), so each size
+    also goes wrong from each choice's first combination; ints and bools stay at their first class."""
+    params = (Param("uuid", "choice", choices=("a", "b", "c")), Param("v", "int", 0, 4),
+              Param("n", "size", 0, 8, natural=lambda args: 4))
+    sets = list(arguments(params, {}))
+    assert sets[:15] == [{"uuid": u, "v": v, "n": 4} for u in "abc" for v in (0, 1, 2, 3, 4)]
+    off = sets[15:]
+    assert {(s["uuid"], s["v"]) for s in off} == {("a", 0), ("b", 0), ("c", 0)}
+    assert [s["n"] for s in off if s["uuid"] == "b"] == [3, 5, 0, 8, 1]
+
+
 # --------------------------------------------------------------------------- abstract state
 
 
@@ -130,6 +142,9 @@ SHALLOW = [
     ("cxl", "linux-ioctl", "spec", "exclusive-cmds"),
     ("cxl", "linux-ioctl", "spec", "sanitize-decoders"),
     ("cxl", "linux-fwctl", "spec", "set-feature-reset-scope"),
+    # size holes that need a non-first choice (the UUID of a settable feature) with the wrong size
+    ("cxl", "linux-fwctl", "spec", "set-feature-op-size"),
+    ("cxl", "linux-fwctl", "spec", "set-feature-out-len"),
     ("rdma", "linux-devx", "lax", "devx-general-cmd"),
     ("rdma", "linux-devx", "spec", "devx-uid"),
     ("netdev", "linux-fwctl-pds", "pds", "pdsfc-scope"),
@@ -304,7 +319,7 @@ def test_cli_proves(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "no violation within 1 steps over these classes: 38 states" in capsys.readouterr().out
     doc = json.loads(out.read_text())
     assert doc["outcome"] == "proved" and doc["states"] == 38 and doc["levels"] == [1, 37]
-    assert doc["transitions"] == 2416 and 0 < doc["applied"] < 2416  # the rest judged by their step class
+    assert doc["transitions"] == 3001 and 0 < doc["applied"] < 3001  # the rest judged by their step class
     assert doc["violation"] is None and doc["counted"] == ["hole"]
     assert not any(tmp_path.rglob("*.json")) or list(tmp_path.rglob("*.json")) == [out]
 

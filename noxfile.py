@@ -81,6 +81,15 @@ def hard_bugs(session: nox.Session) -> None:
     session.run("python", "benchmarks/hard_bugs.py", *session.posargs)
 
 
+@nox.session(name="bench-prove")
+def bench_prove(session: nox.Session) -> None:
+    """The bounded proof's cost: linux-ioctl, linux-fwctl and linux-raw to depth 3, and every planted hole of
+    at most 4 steps at its known minimum (benchmarks/bench_prove.py; ``-- --reference`` adds the CPU ratio
+    against running every step, ``-- --json OUT`` the figures).  pytest: the holes' test-only devices."""
+    session.install("-e", ".", "pytest")
+    session.run("python", "benchmarks/bench_prove.py", *session.posargs)
+
+
 @nox.session
 def conformance(session: nox.Session) -> None:
     """The real kernel as the judge: build or reuse the kernels, boot them under QEMU, run conformance.

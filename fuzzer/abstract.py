@@ -227,3 +227,51 @@ def state_facts(executor: Executor, live: Mapping[str, Sequence[Any]] | None = N
     if live is not None:
         for b, h in live.items():
             yield ("live", b, bucket(len(h)))
+
+
+class Base:
+    """A world's abstract state in parts, to compute its successors' after steps that moved only the device.
+
+    ``abstract_state`` looks at every device field; most steps a bounded proof
+    runs change one or two, and leave the kernel's side (bookkeeping, shadow,
+    taint) as it was.  Then which fields the kernel owns is unchanged, so the
+    successor's state is this one with the changed fields' entries redone:
+    ``after`` does that in O(changed).  Equal to ``abstract_state`` of the
+    successor world (``tests/test_bounded.py`` holds it to that); the caller
+    must know that only the device and the taint moved.
+    """
+
+    def __init__(self, executor: Executor) -> None:
+        world = executor.world
+        self.executor = executor
+        parts: tuple[Any, ...] = abstract_state(executor)  # type: ignore[assignment]  # its tuple's parts
+        self.owned: dict[str, Hashable] = dict(parts[0])
+        self.moved: dict[str, bool] = dict(parts[1])
+        self.shadow: Hashable = parts[2]
+        self.kernel: Hashable = parts[3]
+        self.world = world
+
+    def after(self, changes: Sequence[tuple[str, Any, Any]], live: Mapping[str, Sequence[Any]] | None = None,
+              ) -> Hashable:
+        """The abstract state after a step whose ``changes`` (the executor's (key, before, after)) and taint
+        were the only changes to the world: its kernel bookkeeping and shadow are the base world's (which
+        fields the kernel owns depends on those two only)."""
+        world = self.world
+        shipped, fields = _KNOWN[self.executor]
+        owned, moved = dict(self.owned), dict(self.moved)
+        shadow = world.shadow
+        for key, _, value in changes:
+            owned.pop(key, None)
+            moved.pop(key, None)
+            if value is ABSENT:  # the field is gone
+                continue
+            if _owned_now(world, key, fields):
+                owned[key] = freeze(value)
+                continue
+            believed = shadow.get(key, ABSENT)
+            if believed is not ABSENT:
+                moved[key] = _same(value, believed)
+            elif not _same(value, shipped.get(key, ABSENT)):
+                moved[key] = False
+        handles = frozenset() if live is None else frozenset((b, len(h)) for b, h in live.items() if h)
+        return (frozenset(owned.items()), frozenset(moved.items()), self.shadow, self.kernel, world.tainted, handles)

@@ -21,10 +21,13 @@ The argument classes (``values_of``, ``arguments``), from the declarations:
 * a ``bool``: both; a ``choice``: each choice; a ``handle``: each live one;
 * a ``size``: its natural value (what a correct caller declares); and, one
   size at a time with every other size natural and the other arguments at
-  their first class, natural-1 and natural+1, its bounds, 0 and 1, and its
-  marks (``Param.marks``: header sizes, the mailbox size).  Sizes enter one
-  at a time because the product of seven sizes' classes is 10^5-10^7 steps a
-  state; a length bug is one length wrong, not two.
+  their first class -- except each ``choice``, which takes each of its values
+  (a choice picks the structure or feature whose length is checked: fwctl's
+  Set Feature overruns only for one feature's UUID) -- natural-1 and
+  natural+1, its bounds, 0 and 1, and its marks (``Param.marks``: header
+  sizes, the mailbox size).  Sizes enter one at a time because the product of
+  seven sizes' classes is 10^5-10^7 steps a state; a length bug is one length
+  wrong, not two.
 
 What the classes leave out, so what the proof does not cover:
 
@@ -32,7 +35,7 @@ What the classes leave out, so what the proof does not cover:
   of 5): a check that treats 37 differently from 0, 1, 63, 64, 126 and 127 is
   not tested.  A model whose behaviour depends on such a value needs a class for it;
 * two sizes wrong at once, and a wrong size together with non-first values of
-  the other arguments;
+  the other arguments that are not choices (an int, a bool, a second handle);
 * futures that depend on a device-owned value the abstraction merges
   (``fuzzer.abstract``: "a passphrase was set", not which one): the first world
   reached in a class stands for all of it;
@@ -53,6 +56,15 @@ change; kernel, shadow, taint, handles and their counter as they were: a
 refusal, a read) needs neither a restore nor a new state, which is most of
 them.  ``restore="always"`` replays instead, the reference the tests hold
 the snapshots to.
+
+Steps that would run identically are run once (``fuzzer.watched``): each
+step's run records which caller fields and argument keys it read, and a later
+step of the same move from the same world that agrees on those runs the same
+way (same decision, reply, changes, violations, successor), so it is counted
+as judged without running.  Exact, not an approximation: the states,
+transitions, tallies and the violation found are those of running every step
+(``callers="each"``, which the tests hold the classes to); ``Proof.applied``
+says how many steps ran.
 """
 
 from __future__ import annotations
@@ -65,11 +77,12 @@ from typing import Any, Literal
 
 import attrs
 
-from fuzzer.abstract import abstract_state
+from fuzzer.abstract import Base, abstract_state
 from fuzzer.executor import Executor, StepResult
 from fuzzer.explore import Move, moves_of
 from fuzzer.snapshot import Snapshot
 from fuzzer.spec import Caller, Param, Violation
+from fuzzer.watched import Classes, Uncounted, WatchedArgs, read, watched
 from fuzzer.world import Step
 
 __all__ = ["DEFAULT_STATES", "MAX_DEPTH", "Proof", "arguments", "prove", "values_of"]
@@ -112,26 +125,29 @@ def arguments(params: Sequence[Param], live: Mapping[str, Sequence[Any]]) -> Ite
 
     The non-size parameters take every combination of their classes (handles:
     every live handle of the bundle), each with every size at its natural
-    value; then, from the first combination, each size alone at each of its
-    other classes.
+    value; then, from the first combination and from each choice's own first
+    combination, each size alone at each of its other classes.
     """
     plain = [p for p in params if p.kind != "size"]
     sizes = [p for p in params if p.kind == "size"]
     pools = [list(live.get(p.bundle, ())) if p.kind == "handle" else values_of(p) for p in plain]
     if any(not pool for pool in pools):
         return
-    first: dict[str, Any] | None = None
+    #: where sizes vary from: every choice at each of its values, the other plain parameters at their first
+    anchors = set(itertools.product(*(pool if p.kind == "choice" else pool[:1] for p, pool in zip(plain, pools,
+                                                                                                   strict=True))))
+    starts: list[dict[str, Any]] = []
     for combo in itertools.product(*pools):
         args = dict(zip((p.name for p in plain), combo, strict=True))
         for s in sizes:
             args[s.name] = _natural(s, args)
-        if first is None:
-            first = args
+        if combo in anchors:
+            starts.append(args)
         yield args
-    assert first is not None
-    for s in sizes:
-        for v in values_of(s, first)[1:]:
-            yield {**first, s.name: v}
+    for start in starts:
+        for s in sizes:
+            for v in values_of(s, start)[1:]:
+                yield {**start, s.name: v}
 
 
 @attrs.frozen
@@ -159,6 +175,8 @@ class Proof:
     uncounted: Mapping[str, int] = attrs.field(factory=dict)
     #: every sequence of at most this many steps was judged (``depth`` for a proof; less when found or incomplete)
     complete_depth: int = 0
+    #: transitions the executor ran; each of the others was judged by the run of its step class (``fuzzer.watched``)
+    applied: int = 0
 
     def describe(self) -> str:
         """One line: the verdict, with the figures it rests on."""
@@ -166,7 +184,9 @@ class Proof:
 
     def describe_parts(self) -> tuple[str, ...]:
         """The verdict in parts a narrow terminal prints on lines of their own (a FOUND line's shape)."""
-        figures = f"{self.states} states, {self.transitions} transitions, {self.seconds:.1f}s ({self.cpu:.1f}s CPU)"
+        ran = f" ({self.applied} run)" if self.applied != self.transitions else ""
+        figures = (f"{self.states} states, {self.transitions} transitions{ran}, {self.seconds:.1f}s "
+                   f"({self.cpu:.1f}s CPU)")
         if self.outcome == "found":
             assert self.violation is not None
             return (f"FOUND [{self.violation.severity}] {self.violation.signature}",
@@ -201,20 +221,11 @@ def _track(move: Move, live: Live, result: StepResult) -> Live:
     return out
 
 
-def _steps(move: Move, live: Live) -> Iterator[Step]:
-    """Every step of ``move`` from a world with ``live`` handles: each argument set with each caller."""
-    if not all(live.get(b) for _, b, _ in move.handles):
-        return
-    callers: tuple[Caller | None, ...] = move.callers or (None,)
-    for args in arguments(move.params, live):
-        for caller in callers:
-            yield Step(move.actor, move.op, args, move.channel, caller)  # type: ignore[arg-type]
-
-
 def prove(executor: Executor, depth: int, *, severities: frozenset[str] = frozenset({"hole"}),
           max_states: int = DEFAULT_STATES, time_limit: float | None = None,
           ignored: frozenset[str] = frozenset(), targets: frozenset[str] | None = None,
-          restore: Literal["changed", "always"] = "changed") -> Proof:
+          restore: Literal["changed", "always"] = "changed",
+          callers: Literal["grouped", "each"] = "grouped") -> Proof:
     """Explore every abstract state within ``depth`` steps of the probed world (see the module docstring).
 
     ``severities``: the violations that disprove (default ``hole``).
@@ -224,9 +235,11 @@ def prove(executor: Executor, depth: int, *, severities: frozenset[str] = frozen
     replays the state's path after every step and computes every successor's
     state, refusals included: slower, and the reference the default's
     shortcuts (a snapshot instead of a replay; a step that moved nothing needs no
-    restore and has no new state) are tested against.
+    restore and has no new state) are tested against.  ``callers="each"`` runs every
+    step instead of one per step class (``fuzzer.watched``), the reference for those.
     """
     shortcut = restore == "changed"
+    grouped = callers == "grouped"
     started, cpu = time.monotonic(), time.process_time()
     deadline = None if time_limit is None else started + time_limit
     moves, _ = moves_of(executor)
@@ -238,64 +251,107 @@ def prove(executor: Executor, depth: int, *, severities: frozenset[str] = frozen
     seen: set[Hashable] = {root.key}
     levels = [1]
     frontier = [root]
-    transitions = 0
+    transitions = applied = 0
     uncounted: Counter[str] = Counter()
 
-    def counts(v: Violation) -> bool:
+    def counts(v: Violation, tallied: list[str]) -> bool:
         if v.invariant in ignored:
             return False
         if targets is not None:
             return v.signature in targets
         if v.severity not in severities:
             uncounted[v.signature] += 1
+            tallied.append(v.signature)
             return False
         return True
 
     def result(outcome: Literal["proved", "found", "incomplete"], done: int, **kw: Any) -> Proof:
         return Proof(outcome, depth, len(seen), transitions, time.monotonic() - started,
                      time.process_time() - cpu, tuple(levels),
-                     uncounted=dict(uncounted), complete_depth=done, **kw)
+                     uncounted=dict(uncounted), complete_depth=done, applied=applied, **kw)
 
-    for level in range(depth):
-        following: list[_Node] = []
-        reached = 0
-        last = level == depth - 1
-        for node in frontier:
-            _restore(executor, node.path)
-            world = executor.world
-            snap = Snapshot(world) if shortcut else None
-            for move in moves:
-                for step in _steps(move, node.live):
-                    transitions += 1
-                    if deadline is not None and transitions % CHECK_EVERY == 0 and time.monotonic() > deadline:
-                        return result("incomplete", level, reason=f"the time limit ({time_limit:g}s) ran out at "
-                                      f"depth {level + 1}")
-                    executor.index = level
-                    res = executor.apply(step)
-                    hit = next((v for v in res.violations if counts(v)), None)
-                    if hit is not None:
-                        path = (*node.path, res.step)
-                        return result("found", level, steps=path, violation=_violation(executor, path, hit))
-                    after = _track(move, node.live, res)
-                    if snap is not None and after is node.live and not res.changes and snap.unchanged(executor):
-                        continue  # the node's own world (a refusal, a read): nothing new, nothing to restore
-                    key = abstract_state(executor, after)
-                    if key not in seen:
-                        if len(seen) >= max_states:
-                            return result("incomplete", level, reason=f"the state cap ({max_states}) was reached "
-                                          f"at depth {level + 1}")
-                        seen.add(key)
-                        reached += 1
-                        if not last:
-                            following.append(_Node((*node.path, res.step), after, key))
-                    if snap is None:
-                        _restore(executor, node.path)
-                        world = executor.world
-                    else:
-                        snap.restore(executor)
-        levels.append(reached)
-        frontier = following
+    #: per move, its callers as ``Watched`` ones (immutable, so made once)
+    watching = [tuple(None if c is None else watched(c) for c in m.callers or (None,)) for m in moves]
+    saved, executor.reached = executor.reached, Uncounted()  # no coverage: see fuzzer.watched
+    try:
+        for level in range(depth):
+            following: list[_Node] = []
+            reached = 0
+            last = level == depth - 1
+            for node in frontier:
+                _restore(executor, node.path)
+                snap = Snapshot(executor.world) if shortcut else None
+                base = Base(executor) if shortcut else None
+                for move in moves:
+                    if not all(node.live.get(b) for _, b, _ in move.handles):
+                        continue
+                    each: tuple[Caller | None, ...] = move.callers or (None,)
+                    as_watched = watching[move.index]
+                    #: the step classes of this move from this world (``fuzzer.watched``)
+                    classes = Classes(each)
+                    for args in arguments(move.params, node.live):
+                        judged = classes.judged(args) if grouped else None
+                        for i, caller in enumerate(each):
+                            transitions += 1
+                            if deadline is not None and transitions % CHECK_EVERY == 0 and time.monotonic() > deadline:
+                                return result("incomplete", level, reason=f"the time limit ({time_limit:g}s) ran "
+                                              f"out at depth {level + 1}")
+                            if judged is not None:
+                                same = judged[i]
+                                if same is not None:  # runs as its class's step ran: nothing new, nothing counted
+                                    if same:
+                                        uncounted.update(same)
+                                    continue
+                                read.clear()
+                                step = Step(move.actor, move.op, WatchedArgs(args),  # type: ignore[arg-type]
+                                            move.channel, as_watched[i])
+                            else:
+                                step = Step(move.actor, move.op, args, move.channel, caller)  # type: ignore[arg-type]
+                            executor.index = level
+                            applied += 1
+                            res = executor.apply(step)
+                            tallied: list[str] = []
+                            hit = next((v for v in res.violations if counts(v, tallied)), None)
+                            if hit is not None:
+                                path = (*node.path, _plain(res.step, args, caller))
+                                return result("found", level, steps=path, violation=_violation(executor, path, hit))
+                            after = _track(move, node.live, res)
+                            moved = not (snap is not None and after is node.live and not res.changes
+                                         and snap.unchanged(executor))
+                            if not moved:
+                                key: Hashable = None
+                            elif base is not None and snap is not None and snap.kernel_unchanged(executor):
+                                key = base.after(res.changes, after)  # only the device moved: O(changed)
+                            else:
+                                key = abstract_state(executor, after)
+                            if judged is not None:
+                                mark = tuple(tallied)
+                                for j in classes.add(args, i, mark):
+                                    judged[j] = mark
+                            if not moved:
+                                continue  # the node's own world (a refusal, a read): nothing new, nothing to restore
+                            if key not in seen:
+                                if len(seen) >= max_states:
+                                    return result("incomplete", level, reason=f"the state cap ({max_states}) was "
+                                                  f"reached at depth {level + 1}")
+                                seen.add(key)
+                                reached += 1
+                                if not last:
+                                    following.append(_Node((*node.path, _plain(res.step, args, caller)), after, key))
+                            if snap is None:
+                                _restore(executor, node.path)
+                            else:
+                                snap.restore(executor)
+            levels.append(reached)
+            frontier = following
+    finally:
+        executor.reached = saved
     return result("proved", depth)
+
+
+def _plain(step: Step, args: dict[str, Any], caller: Caller | None) -> Step:
+    """``step`` as a path holds it: with the plain arguments and caller it was made of, not the watched ones."""
+    return attrs.evolve(step, args=args, caller=caller)
 
 
 def _restore(executor: Executor, path: Sequence[Step]) -> None:

@@ -805,6 +805,7 @@ def prove(ctx: click.Context, subsystem: str, policy_name: str | None, device_na
             "ptfuzz": __version__, "subsystem": subsystem, "policy": policy.label, "device": device.name,
             "depth": depth, "outcome": proof.outcome, "reason": proof.reason or None,
             "complete_depth": proof.complete_depth, "states": proof.states, "transitions": proof.transitions,
+            "applied": proof.applied,
             "levels": list(proof.levels), "elapsed": round(proof.seconds, 3), "cpu": round(proof.cpu, 3), "counted": sorted(severities),
             "uncounted": dict(sorted(proof.uncounted.items())),
             "violation": None if proof.violation is None else {

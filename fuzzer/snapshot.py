@@ -83,14 +83,19 @@ class Snapshot:
         self.live_kernel = dict(world.kernel)
 
     def unchanged(self, executor: Executor) -> bool:
-        """The world is still the node's (the device state did not change: the executor's diff says so).
+        """The world is still the node's (the device state did not change: the executor's diff says so)."""
+        world = executor.world
+        return (world is self.world and world.device.state is self.live_state and world.tainted is self.tainted
+                and self.kernel_unchanged(executor))
 
-        Same objects everywhere, and the kernel's mutable values equal to the
+    def kernel_unchanged(self, executor: Executor) -> bool:
+        """The kernel's side of the world is the node's, taint aside: bookkeeping, shadow and handle counter.
+
+        Same objects in the bookkeeping, and its mutable values equal to the
         snapshot's (``==``: an object of a plugin's own that compares by
         identity never is, so it is restored, the safe way to be wrong)."""
         world = executor.world
-        if (world is not self.world or world.device.state is not self.live_state or world.tainted is not self.tainted
-                or world.handles != self.handles or world.shadow != self.shadow):
+        if world is not self.world or world.handles != self.handles or world.shadow != self.shadow:
             return False
         kernel, ref = world.kernel, self.live_kernel
         if len(kernel) != len(ref) or any(kernel.get(k, ABSENT) is not v for k, v in ref.items()):

@@ -18,7 +18,7 @@ from conftest import run_cli
 from planted import HOLES, Hole
 
 from fuzzer import corpus
-from fuzzer.abstract import abstract_state, freeze
+from fuzzer.abstract import Base, abstract_state, freeze
 from fuzzer.bounded import arguments, prove, values_of
 from fuzzer.executor import Executor
 from fuzzer.host import Registry
@@ -62,6 +62,18 @@ def test_plain_arguments_combine_and_sizes_vary_one_at_a_time() -> None:
     assert all((s["a"] == 4) != (s["b"] == 2) for s in off)
     assert {s["a"] for s in off if s["b"] == 2} == {3, 5, 0, 8, 1}
     assert not list(arguments(params, {}))  # no live handle: no step
+
+
+def test_sizes_also_vary_from_each_choice() -> None:
+    """A choice picks the structure whose length is checked (fwctl Set Feature's UUID), so each size
+    also goes wrong from each choice's first combination; ints and bools stay at their first class."""
+    params = (Param("uuid", "choice", choices=("a", "b", "c")), Param("v", "int", 0, 4),
+              Param("n", "size", 0, 8, natural=lambda args: 4))
+    sets = list(arguments(params, {}))
+    assert sets[:15] == [{"uuid": u, "v": v, "n": 4} for u in "abc" for v in (0, 1, 2, 3, 4)]
+    off = sets[15:]
+    assert {(s["uuid"], s["v"]) for s in off} == {("a", 0), ("b", 0), ("c", 0)}
+    assert [s["n"] for s in off if s["uuid"] == "b"] == [3, 5, 0, 8, 1]
 
 
 # --------------------------------------------------------------------------- abstract state
@@ -130,6 +142,9 @@ SHALLOW = [
     ("cxl", "linux-ioctl", "spec", "exclusive-cmds"),
     ("cxl", "linux-ioctl", "spec", "sanitize-decoders"),
     ("cxl", "linux-fwctl", "spec", "set-feature-reset-scope"),
+    # size holes that need a non-first choice (the UUID of a settable feature) with the wrong size
+    ("cxl", "linux-fwctl", "spec", "set-feature-op-size"),
+    ("cxl", "linux-fwctl", "spec", "set-feature-out-len"),
     ("rdma", "linux-devx", "lax", "devx-general-cmd"),
     ("rdma", "linux-devx", "spec", "devx-uid"),
     ("netdev", "linux-fwctl-pds", "pds", "pdsfc-scope"),
@@ -216,12 +231,59 @@ def test_violations_not_asked_for_are_tallied_not_counted(registry: Registry) ->
 @pytest.mark.parametrize(("subsystem", "policy", "device", "depth"), [
     ("cxl", "linux-ioctl", "spec", 1), ("rdma", "linux-devx", "spec", 2), ("gpu", "linux-drm", "spec", 2),
     ("netdev", "linux-fwctl-pds", "pds", 1)])
-def test_snapshots_explore_what_replaying_explores(registry: Registry, subsystem: str, policy: str, device: str,
-                                                    depth: int) -> None:
+def test_snapshots_and_step_classes_explore_what_running_every_step_explores(
+        registry: Registry, subsystem: str, policy: str, device: str, depth: int) -> None:
+    """The reference replays after every step and runs every step with every caller; the default restores
+    snapshots and runs one step per class (``fuzzer.watched``).  Same states, transitions and tallies."""
     ex = registry.executor(subsystem, registry.policy(subsystem, policy), registry.device(subsystem, device))
-    fast, slow = prove(ex, depth), prove(ex, depth, restore="always")
-    assert (fast.outcome, fast.states, fast.transitions, fast.levels) == (
-        slow.outcome, slow.states, slow.transitions, slow.levels)
+    fast, slow = prove(ex, depth), prove(ex, depth, restore="always", callers="each")
+    assert (fast.outcome, fast.states, fast.transitions, fast.levels, fast.uncounted) == (
+        slow.outcome, slow.states, slow.transitions, slow.levels, slow.uncounted)
+    assert slow.applied == slow.transitions and 0 < fast.applied <= fast.transitions
+
+
+def test_a_successor_state_from_its_base_is_the_full_one(registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``Base.after`` (only the device and taint moved) gives exactly ``abstract_state`` of the successor."""
+    real, checked = Base.after, 0
+
+    def after(self: Base, changes: Any, live: Any = None) -> Any:
+        nonlocal checked
+        got = real(self, changes, live)
+        assert got == abstract_state(self.executor, live), changes
+        checked += 1
+        return got
+
+    monkeypatch.setattr(Base, "after", after)
+    for subsystem, policy, device, depth in [("cxl", "linux-raw", "spec", 2), ("rdma", "linux-devx", "spec", 2),
+                                             ("gpu", "linux-drm", "spec", 2), ("netdev", "linux-fwctl-pds", "pds", 2)]:
+        before = checked
+        prove(registry.executor(subsystem, registry.policy(subsystem, policy), registry.device(subsystem, device)),
+              depth, max_states=300)
+        assert checked > before, subsystem
+
+
+@pytest.mark.parametrize(("policy", "depth"), [("linux-raw", 1), ("linux-fwctl", 1), ("linux-ioctl", 2)])
+def test_step_classes_keep_every_count_and_run_fewer_steps(registry: Registry, policy: str, depth: int) -> None:
+    """The CXL policies whose callers and arguments the classes merge most: RAW's 18 callers (caps x
+    lockdown x raw_allow_all), fwctl's 15 (caps x scope).  Nothing changes but the steps run."""
+    ex = cxl(registry, policy)
+    fast, slow = prove(ex, depth), prove(ex, depth, callers="each")
+    assert (fast.outcome, fast.states, fast.transitions, fast.levels, fast.uncounted) == (
+        slow.outcome, slow.states, slow.transitions, slow.levels, slow.uncounted)
+    assert fast.applied * 2 < slow.applied == slow.transitions
+
+
+@pytest.mark.parametrize("hole", [_hole(*h) for h in SHALLOW if h[1] in ("linux-fwctl", "linux-devx")],
+                         ids=lambda h: h.name)
+def test_step_classes_find_the_same_shortest_violation(registry: Registry, hole: Hole) -> None:
+    """A found violation is the same step sequence, caller and arguments included, as running every step."""
+    ex = registry.executor(hole.subsystem, registry.policy(hole.subsystem, hole.policy, (hole.rule,)),
+                           registry.device(hole.subsystem, hole.device))
+    fast, slow = prove(ex, len(hole.ops)), prove(ex, len(hole.ops), callers="each")
+    assert fast.outcome == slow.outcome == "found"
+    assert (fast.steps, fast.violation, fast.transitions, fast.states) == (
+        slow.steps, slow.violation, slow.transitions, slow.states)
+    assert all(type(s.caller) is Caller and type(s.args) is dict for s in fast.steps if s.actor == "user")
 
 
 # --------------------------------------------------------------------------- not a proof
@@ -250,6 +312,7 @@ def test_cli_proves(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "no violation within 1 steps over these classes: 38 states" in capsys.readouterr().out
     doc = json.loads(out.read_text())
     assert doc["outcome"] == "proved" and doc["states"] == 38 and doc["levels"] == [1, 37]
+    assert doc["transitions"] == 3001 and 0 < doc["applied"] < 3001  # the rest judged by their step class
     assert doc["violation"] is None and doc["counted"] == ["hole"]
     assert not any(tmp_path.rglob("*.json")) or list(tmp_path.rglob("*.json")) == [out]
 

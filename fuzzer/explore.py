@@ -30,7 +30,7 @@ State-guided (issue 20): half the sequences start from a kept world, restored
 from its snapshot (``fuzzer.snapshot``) rather than replayed, and draw a
 sequence's worth of steps from there.  A world is kept when it shows a fact
 no kept world showed (``fuzzer.abstract.state_facts``); a sequence starts at
-the least tried of ``TOURNAMENT`` kept worlds.  Measured on the planted deep
+the least tried of ``TOURNAMENT`` kept worlds (the newest of equals).  Measured on the planted deep
 holes (seeds 1-8, sequences to bug): "UNLOCK after cold reset" went from
 never in 18,000 sequences to a median of about 1,500; branching from every
 new *abstract state* instead drowned in noise (7,000 states in 8,000
@@ -410,13 +410,18 @@ class Explorer:
 
     def choose(self) -> Cell:
         """Where a guided sequence starts: the least chosen of ``TOURNAMENT`` worlds drawn from the archive, so
-        new worlds (the frontier) are tried soon and none much more often than the rest."""
+        new worlds (the frontier) are tried soon and none much more often than the rest; of equally chosen ones,
+        the newer (a chain's next link is kept after its last: measured, seeds 1-8, sequences to bug, medians:
+        the 5-step all-ram UNLOCK 950 against 4,800 with 3 misses, DEVX 2019 76 against 121, cs-guilty 91
+        against 183, the others alike)."""
         rng, archive = self.rng, self.archive
-        best = archive[int(rng.random() * len(archive))]
+        n = len(archive)
+        i = int(rng.random() * n)
         for _ in range(TOURNAMENT - 1):
-            other = archive[int(rng.random() * len(archive))]
-            if other.chosen < best.chosen:
-                best = other
+            j = int(rng.random() * n)
+            if (archive[j].chosen, -j) < (archive[i].chosen, -i):  # ties: the newer world
+                i = j
+        best = archive[i]
         return best
 
     def _believed(self, result: StepResult) -> bool:

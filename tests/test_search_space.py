@@ -100,9 +100,11 @@ def test_int_draws_favour_small_values_and_boundaries() -> None:
     assert sum(v <= 1031 for v in near) / len(near) >= 0.3  # no 0..31 there: the range's first values
 
 
-def test_a_hole_that_needs_a_small_value_is_found_within_a_bound() -> None:
+def test_a_hole_that_needs_a_small_value_is_found_within_a_bound(monkeypatch: pytest.MonkeyPatch) -> None:
     """DEVX with uid forcing removed: userspace writes uid 0 into the command's header.  At seed 3 the
-    search before issue 20's fixes needed 218 sequences (157 at seed 6); now 13."""
+    search before issue 20's fixes needed 218 sequences (157 at seed 6); now 13.  The drawing is what this
+    holds, so the state-guided starts are off (with them, seeds 1-12: median 28 sequences, 21 without)."""
+    monkeypatch.setattr(explore, "GUIDED", 0.0)
     hole = next(h for h in HOLES if h.policy == "linux-devx" and h.rule == "devx-force-uid")
     reg = host.load()
     c = Campaign(reg, "rdma", reg.policy("rdma", hole.policy, (hole.rule,)), reg.device("rdma", hole.device),

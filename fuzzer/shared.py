@@ -107,17 +107,21 @@ class Shared:
         self.warn(f"ptfuzz: warning: --db: the shared Redis failed ({type(exc).__name__}: "
                   f"{safetext.cut(str(exc), 200)}); the campaign goes on with its local state")
 
+    def _hgetall(self, key: str) -> dict[Any, Any]:
+        """A Redis hash, or nothing once Redis has failed (said once, by ``_lost``)."""
+        if self.client is None:
+            return {}
+        try:
+            return dict(self.client.hgetall(key))
+        except self._errors as exc:
+            self._lost(exc)
+            return {}
+
     # ---------------------------------------------------------------- known signatures
 
     def known(self, scope: str) -> dict[str, int]:
         """Every claimed signature of ``scope`` and the length of its saved sequence."""
-        if self.client is None:
-            return {}
-        try:
-            raw = self.client.hgetall(f"ptfuzz:known:{scope}")
-        except self._errors as exc:
-            self._lost(exc)
-            return {}
+        raw = self._hgetall(f"ptfuzz:known:{scope}")
         out: dict[str, int] = {}
         for sig, value in list(raw.items())[:MAX_KNOWN]:
             got = _claim(value)
@@ -180,13 +184,7 @@ class Shared:
 
     def counts(self, scope: str) -> dict[str, int]:
         """The scope's counters, as every campaign sharing this Redis added them."""
-        if self.client is None:
-            return {}
-        try:
-            raw = self.client.hgetall(f"ptfuzz:coverage:{scope}")
-        except self._errors as exc:
-            self._lost(exc)
-            return {}
+        raw = self._hgetall(f"ptfuzz:coverage:{scope}")
         out: dict[str, int] = {}
         for name, value in raw.items():
             try:

@@ -294,3 +294,31 @@ def attrs_evolve(e: Entry, **changes: Any) -> Entry:
     import attrs
 
     return attrs.evolve(e, **changes)
+
+
+def test_a_hostile_claim_in_redis_is_data_not_terminal_control() -> None:
+    """A shared Redis is as hostile as a corpus file: a claim's owner is printed escaped, a claim that is not
+    one is ignored."""
+    import io
+
+    from rich.console import Console
+
+    from fuzzer import cli, shared
+    from fuzzer.spec import Violation
+    from fuzzer.world import Step
+
+    evil = "host\x1b[2J\x1b]0;pwned\x07[bold]x[/bold]"
+    import json
+
+    assert shared._claim(json.dumps({"owner": evil, "steps": 2}).encode()) == (evil, 2)
+    for junk in (b"\xff", b"[]", b'{"owner": 1, "steps": 2}', b'{"owner": "a", "steps": true}',
+                 b'{"owner": "a", "steps": -1}'):
+        assert shared._claim(junk) is None
+    f = Finding(Violation("access", "caps", "m", op="SET_FEATURE", step=1, subsystem="cxl"),
+                [Step("kernel", "cold_reset")], found_at=0.1, sequences=1)
+    for width, terminal in ((200, False), (40, True)):
+        out = io.StringIO()
+        con = Console(file=out, width=width, force_terminal=terminal, soft_wrap=not terminal, color_system=None)
+        cli._print_finding(con, f, True, owner=evil)
+        text = out.getvalue()
+        assert "\x1b" not in text and "\x07" not in text and "saved by" in text and "[bold]" in text

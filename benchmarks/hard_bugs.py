@@ -178,8 +178,12 @@ def walk_rules(ex: Executor) -> list[WalkRule]:
     return rules
 
 
-def random_walk(ex: Executor, signature: str, *, seed: int, budget: float) -> Run:
+def random_walk(ex: Executor, signature: str, *, seed: int, budget: float, sequences: int | None = None) -> Run:
     """Uniform random sequences until one hits ``signature`` or the budget is spent.
+
+    ``sequences``: run that many sequences at most instead of stopping at the
+    time budget (a miss's count then does not depend on the machine's load:
+    the ratio of median sequences is bounded as tightly on a busy machine).
 
     Per sequence: a fresh world, then ``subsystem.steps`` steps.  Each step
     draws a rule uniformly (redrawn while a handle it needs has none
@@ -195,8 +199,8 @@ def random_walk(ex: Executor, signature: str, *, seed: int, budget: float) -> Ru
     need = [{b: sum(h[1] == b for h in r.handles) for b in {h[1] for h in r.handles}} for r in rules]
     start_steps, seqs = ex.total_steps, 0
     t0 = time.perf_counter()
-    deadline = t0 + budget
-    while time.perf_counter() < deadline:
+    deadline = t0 + budget if sequences is None else math.inf
+    while time.perf_counter() < deadline and (sequences is None or seqs < sequences):
         seqs += 1
         ex.reset()
         pools: dict[str, list[Any]] = {b: [] for b in bundles}
@@ -239,7 +243,8 @@ def random_walk(ex: Executor, signature: str, *, seed: int, budget: float) -> Ru
                 for b in r.produces:
                     pools[b].append(handle)
     elapsed = time.perf_counter() - t0
-    return Run("", WALK, seed, False, budget, seqs, None, (), ex.total_steps - start_steps, elapsed)
+    return Run("", WALK, seed, False, budget if sequences is None else elapsed, seqs, None, (),
+               ex.total_steps - start_steps, elapsed)
 
 
 # --------------------------------------------------------------------------- ptfuzz's campaign
@@ -297,7 +302,9 @@ def warm_up(reg: host.Registry, hole: Hole, modes: Sequence[str]) -> None:
 
 
 def run_holes(reg: host.Registry, holes: Sequence[Hole], seeds: Sequence[int], budget: float,
-              modes: Sequence[str], progress: Callable[[str], None] | None = None) -> list[Run]:
+              modes: Sequence[str], progress: Callable[[str], None] | None = None,
+              walk_sequences: int | None = None) -> list[Run]:
+    """Every mode on every hole and seed; the walk stops at ``walk_sequences`` instead of the budget if given."""
     out: list[Run] = []
     for hole in holes:
         for mode in modes:
@@ -305,7 +312,8 @@ def run_holes(reg: host.Registry, holes: Sequence[Hole], seeds: Sequence[int], b
                 gc.collect()  # not timed: garbage from the previous run is not this run's cost
                 if mode == WALK:
                     ex = reg.executor(hole.subsystem, holed_policy(reg, hole), reg.device(hole.subsystem, hole.device))
-                    out.append(attrs.evolve(random_walk(ex, hole.signature, seed=seed, budget=budget),
+                    out.append(attrs.evolve(random_walk(ex, hole.signature, seed=seed, budget=budget,
+                                                        sequences=walk_sequences),
                                             hole=label(hole)))
                 else:
                     out.append(campaign_run(reg, hole, mode, seed=seed, budget=budget))
@@ -459,8 +467,8 @@ def depth_targets(runs: Sequence[Run], holes: Sequence[Hole], modes: Sequence[st
     that misses counts the sequences it ran, so a walk that misses makes the
     ratio an upper bound (the walk would need more)."""
     lines = ["targets (issue 20):"]
-    budget = max((r.time_s for r in runs if not r.found), default=0.0)
     for m in (m for m in modes if m != WALK):
+        budget = max((r.time_s for r in runs if not r.found and r.mode == m), default=0.0)
         per = {label(h): summarize([r for r in runs if r.hole == label(h) and r.mode == m]) for h in holes}
         deep = [label(h) for h in holes if len(h.ops) >= DEEP]
         if deep:
@@ -622,6 +630,28 @@ def parse_seeds(text: str) -> list[int]:
     return out
 
 
+def report_saved(paths: Sequence[Path]) -> dict[str, Any]:
+    """The table and the targets of runs saved with ``--json`` (several files: their runs together)."""
+    docs = []
+    for path in paths:
+        try:
+            docs.append(json.loads(path.read_text()))
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"hard_bugs: --runs {path}: {exc}") from exc
+    try:
+        runs = [Run(**{**r, "ops": tuple(r["ops"])}) for d in docs for r in d["runs"]]
+    except (KeyError, TypeError) as exc:
+        raise SystemExit(f"hard_bugs: --runs: not a hard_bugs --json file ({exc})") from exc
+    names = {r.hole for r in runs}
+    holes = [h for h in all_holes() if label(h) in names]
+    modes = list(dict.fromkeys(m for d in docs for m in d["modes"]))
+    seeds = sorted({r.seed for r in runs})
+    budget = max(d["budget"] for d in docs)
+    print(report(runs, holes, modes, budget, seeds), flush=True)
+    print(targets(runs, holes, modes, len(seeds), None, None))
+    return {"budget": budget, "seeds": seeds, "modes": modes, "runs": [attrs.asdict(r) for r in runs]}
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--seeds", type=parse_seeds, default=parse_seeds("1-10"), help="e.g. 1-10 or 1,3,5")
@@ -629,6 +659,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--holes", default="", help="only holes whose name contains this")
     ap.add_argument("--min-ops", type=int, default=1, help="only holes whose known minimum has this many steps or more")
     ap.add_argument("--modes", default="", help="comma-separated: native,hypothesis,walk (default: all available)")
+    ap.add_argument("--walk-sequences", type=int, metavar="N",
+                    help="the walk runs up to N sequences instead of --budget seconds (a miss then bounds the ratio "
+                         "of sequences as tightly on a loaded machine)")
+    ap.add_argument("--runs", nargs="+", metavar="JSON", type=Path,
+                    help="report the runs saved by earlier --json runs (e.g. seeds split over two processes) "
+                         "instead of running")
     ap.add_argument("--json", dest="json_out", help="write every run's raw result here")
     ap.add_argument("--rss", type=float, metavar="MINUTES", help="sample a long CLI campaign's RSS")
     ap.add_argument("--workers-check", type=float, metavar="SECONDS", help="--workers 2 against 1")
@@ -641,10 +677,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for m in modes:
         if m != WALK:
             search_kwargs(m)  # fail now, naming the mode
-    doc: dict[str, Any] = {"budget": a.budget, "seeds": a.seeds, "modes": modes, "runs": [],
+    doc: dict[str, Any] = {"budget": a.budget, "walk_sequences": a.walk_sequences, "seeds": a.seeds, "modes": modes,
+                           "runs": [],
                            "rss": None, "workers": None}
     runs: list[Run] = []
     holes: list[Hole] = []
+    if a.runs:
+        return report_saved(a.runs)
     if a.table or (a.rss is None and a.workers_check is None):
         reg = load_registry()
         wanted = [h for h in all_holes() if a.holes in label(h) and len(h.ops) >= a.min_ops]
@@ -654,7 +693,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             raise SystemExit(f"hard_bugs: no hole matches --holes {a.holes!r}")
         warm_up(reg, holes[0], modes)
         runs = run_holes(reg, holes, a.seeds, a.budget, modes,
-                         progress=lambda text: print(text, file=sys.stderr, flush=True))
+                         progress=lambda text: print(text, file=sys.stderr, flush=True),
+                         walk_sequences=a.walk_sequences)
         print(report(runs, holes, modes, a.budget, a.seeds, skipped), flush=True)
         doc["runs"] = [attrs.asdict(r) for r in runs]
     if a.workers_check is not None:

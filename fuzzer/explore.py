@@ -59,6 +59,7 @@ from typing import Any
 import attrs
 
 from fuzzer.abstract import abstract_state, state_facts
+from fuzzer.cmplog import LOG, traced_args
 from fuzzer.errors import ModelError
 from fuzzer.executor import Executor, StepResult
 from fuzzer.minimize import CHECK_EVERY
@@ -83,6 +84,14 @@ REUSE = 0.5
 REUSE_VALUE = 0.25
 #: Values remembered per argument (and callers per move).
 REMEMBER = 16
+#: Share of drawn steps run with their integer arguments traced (``fuzzer.cmplog``): what the policy, transport,
+#: driver, device or an invariant compared them with is learnt per parameter.
+TRACE = 0.125
+#: Share of int and size draws taken from the values the parameter was compared with (and their neighbours),
+#: once there are any; operands among the parameter's boundaries are drawn anyway and not learnt.
+COMPARED = 0.2
+#: Compared values remembered per parameter (a full list replaces one at random).
+COMPARED_KEEP = 24
 #: Coverage follows the abstract state through one sequence in this many: computing it costs
 #: about a step (``fuzzer.abstract``), and following every sequence ran the search at 0.4-0.7 of
 #: its speed; one in four keeps the count's growth and its plateau visible at 0.7 (rdma linux-devx)
@@ -289,6 +298,12 @@ class Explorer:
         #: the facts (``fuzzer.abstract.state_facts``) some kept world showed
         self.facts: set[Hashable] = set()
         self.by_key = {(m.actor, m.channel, m.op): m for m in self.moves}
+        #: per move, per parameter: values it was compared with (``TRACE``, ``COMPARED``)
+        self.compared: list[list[list[int]]] = [[[] for _ in m.params] for m in self.moves]
+        #: per move: its int and size parameters (traced), and what a drawn value may already be
+        self.traceable = [frozenset(p.name for p in m.params if p.kind in ("int", "size")) for m in self.moves]
+        #: decides which steps are traced, apart from ``rng`` so that tracing alone does not change the draws
+        self.trace_rng = random.Random(seed * 2 + 1)
 
     def sequence(self, report: Callable[[list[Step], list[Violation]], None],
                  ignored: Callable[[Violation], bool], expired: Callable[[], bool] | None = None,
@@ -340,7 +355,10 @@ class Explorer:
             else:
                 move = self.moves[self.openers[i]] if i < len(self.openers) else self.pick()
                 step = self.draw(move)
-            result = ex.apply(step)
+            if given is None and self.traceable[move.index] and self.trace_rng.random() < TRACE:
+                result = self.traced(move, step)
+            else:
+                result = ex.apply(step)
             steps.append(step)
             self.track(move, result)
             d, rep = result.decision, result.reply
@@ -424,6 +442,38 @@ class Explorer:
         best = archive[i]
         return best
 
+    def traced(self, move: Move, step: Step) -> StepResult:
+        """Run ``step`` with its int arguments traced (``fuzzer.cmplog``), and learn what they were compared with.
+
+        The sequence keeps ``step`` itself (plain ints): findings and corpus files never hold a traced value."""
+        token = LOG.begin()
+        try:
+            result = self.executor.apply(attrs.evolve(step, args=traced_args(step.args, self.traceable[move.index],
+                                                                               token)))
+        finally:
+            seen = LOG.end()
+        if seen:
+            self.learn_compared(move, seen)
+        return result
+
+    def learn_compared(self, move: Move, seen: Sequence[tuple[str, int]]) -> None:
+        """Keep each operand an argument of ``move`` was compared with, and its neighbours, for that parameter."""
+        index = {p.name: i for i, p in enumerate(move.params)}
+        rng = self.rng
+        for name, value in seen:
+            i = index.get(name)
+            if i is None:
+                continue
+            p, known = move.params[i], self.compared[move.index][i]
+            for v in (value, value - 1, value + 1):
+                if (not p.lo <= v <= p.hi or v in known or v in (p.lo, p.lo + 1, p.hi - 1, p.hi, 0, 1, *POWERS)
+                        or v in p.marks):
+                    continue
+                if len(known) < COMPARED_KEEP:
+                    known.append(v)
+                else:
+                    known[int(rng.random() * len(known))] = v
+
     def _believed(self, result: StepResult) -> bool:
         """Whether the step changed a device key the kernel holds a belief about (or held one before)."""
         shadow = self.executor.world.shadow
@@ -478,12 +528,14 @@ class Explorer:
         rng = self.rng
         values, callers = self.worked[move.index]
         args: dict[str, Any] = {}
-        for p, d, seen in zip(move.params, move.drawers, values, strict=True):
+        for p, d, seen, compared in zip(move.params, move.drawers, values, self.compared[move.index], strict=True):
             if d is None:
                 pool = self.live[p.bundle]
                 args[p.name] = pool[int(rng.random() * len(pool))]
             elif seen and rng.random() < REUSE_VALUE:
                 args[p.name] = seen[int(rng.random() * len(seen))]
+            elif compared and rng.random() < COMPARED:
+                args[p.name] = compared[int(rng.random() * len(compared))]
             else:
                 args[p.name] = d(rng, args)
         caller = None

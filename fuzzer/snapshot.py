@@ -14,6 +14,7 @@ import copy
 from enum import Enum
 from typing import Any
 
+from fuzzer.cmplog import Traced
 from fuzzer.executor import Executor
 from fuzzer.spec import ABSENT
 from fuzzer.world import World
@@ -24,7 +25,7 @@ __all__ = ["Snapshot"]
 def _immutable(value: Any, known: dict[int, Any]) -> bool:
     """Whether ``value`` can never change: atoms, enums, and tuples and frozensets of such (remembered by id)."""
     t = type(value)
-    if t in _ATOMS or isinstance(value, Enum):
+    if t in _ATOMS or isinstance(value, Enum) or t is Traced:  # a traced argument a handler stored: an int
         return True
     if t is tuple or t is frozenset:
         if id(value) in known:

@@ -36,7 +36,7 @@ from fuzzer import corpus, hypothesis_search
 from fuzzer.database import Store, warm_start
 from fuzzer.errors import OutputError, UsageError
 from fuzzer.executor import Executor
-from fuzzer.explore import Explorer, shorter_path
+from fuzzer.explore import Explorer, Learnt, shorter_path
 from fuzzer.host import Registry
 from fuzzer.machine import OutOfBudget, Session, ShrinkBudget
 from fuzzer.minimize import CHECK_EVERY, as_plain, one_minimal, simplicity, simplify, violation_of
@@ -259,6 +259,11 @@ class Campaign(Session):
         self._written: set[Path] = set()
         self._refine_spent = 0.0
         self.explorer: Explorer | None = None
+        #: what an earlier search on this policy and device learnt, to start the native search from (a cluster
+        #: slice's predecessor's: ``fuzzer.slices``)
+        self.learnt_from: Learnt | None = None
+        #: worlds the native search rebuilt from ``learnt_from``
+        self.adopted = 0
         self.ignore: frozenset[str] = frozenset()
         #: sequences generated (not counting Hypothesis re-running them to shrink)
         self.sequences = 0
@@ -540,6 +545,8 @@ class Campaign(Session):
         """
         self._rounds = 1
         explorer = self.explorer = Explorer(self.executor, seed=derive_seed(self.seed, 0), steps=self.step_count)
+        if self.learnt_from is not None:
+            self.adopted = explorer.adopt(self.learnt_from)
         findings, raw = self.findings, self._raw
 
         def ignored(v: Violation) -> bool:

@@ -49,6 +49,7 @@ import attrs
 
 from fuzzer.campaign import Campaign, Finding, Progress, Result, follow_ons
 from fuzzer.errors import PtfuzzError, UsageError
+from fuzzer.explore import Learnt
 from fuzzer.host import Registry
 from fuzzer.shared import Shared
 from fuzzer.slices import (
@@ -175,6 +176,8 @@ class _Track:
     numbers: int = 0
     started: float | None = None
     finished: bool = False
+    #: what the last slice that finished learnt (the next one starts from it)
+    learnt: Learnt | None = None
 
     def ratio(self) -> float:
         return self.spent / self.entry.seconds if self.entry.seconds else 0.0
@@ -331,7 +334,7 @@ class Engine:
                     track, (seconds, examples) = min(open_, key=lambda p: (p[0].ratio(), p[0].entry.index))
                     s = Slice(entry=track.entry, number=track.numbers, seconds=seconds, max_examples=examples,
                               deadline=deadline, known=track.keeper.known(), db=db if db_ok and not shared.failed else None,
-                              run_id=run_id, scope=track.keeper.scope)
+                              run_id=run_id, scope=track.keeper.scope, learnt=track.learnt)
                     track.numbers += 1
                     if track.started is None:
                         track.started = time.monotonic()
@@ -364,6 +367,8 @@ class Engine:
                         for f in [*got.result.findings.values(), *got.sightings]:  # what no event announced
                             track.keeper.offer(f, got.worker, got.started - run_wall)
                         track.results.append(got.result)
+                        if got.learnt is not None:
+                            track.learnt = got.learnt
                         track.spent += got.result.elapsed
                         track.sequences += got.result.sequences
                         shared.count(track.keeper.scope, sequences=got.result.sequences, steps=got.result.steps,

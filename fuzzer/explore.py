@@ -259,6 +259,36 @@ class Cell:
     chosen: int = 0
 
 
+#: Kept worlds a search hands on (``Explorer.learnt``), and the steps of their paths in all: a cluster slice's
+#: successor replays them (measured after 10 s of search: cxl linux-raw 139 worlds, 4,643 steps, 0.13 s CPU, 83 KB
+#: pickled; rdma linux-devx 137 of 217 worlds within the steps cap, 0.33 s, 113 KB; 0.6 s with twice the cap).
+CARRY_WORLDS = 256
+CARRY_STEPS = 10_000
+
+
+MoveKey = tuple[str, str, str]
+
+
+@attrs.frozen
+class Learnt:
+    """What one search learnt that the next one on the same policy and device can start from (picklable data).
+
+    A cluster campaign runs an entry as slices of ten seconds (``fuzzer.slices``); without this each slice
+    started from nothing and the state-guided search never climbed further than one slice gets.  Worlds
+    travel as the paths that reached them (steps are data; a snapshot holds a plugin's own objects) and are
+    rebuilt by replaying them (the executor is deterministic).
+    """
+
+    #: the kept worlds' paths, the least tried first
+    paths: tuple[tuple[Step, ...], ...] = ()
+    #: per move (actor, channel, op): the values per parameter and the callers it was carried out with
+    worked: tuple[tuple[MoveKey, tuple[tuple[Any, ...], ...], tuple[Caller, ...]], ...] = ()
+    #: per move: the values each parameter was compared with (``fuzzer.cmplog``)
+    compared: tuple[tuple[MoveKey, tuple[tuple[int, ...], ...]], ...] = ()
+    #: per channel: the callers some command on it was carried out with
+    channel_callers: tuple[tuple[str, tuple[Caller, ...]], ...] = ()
+
+
 class Explorer:
     """Runs sequences on ``executor`` and reports violations; one instance per campaign."""
 
@@ -447,6 +477,62 @@ class Explorer:
                 i = j
         best = archive[i]
         return best
+
+    def learnt(self) -> Learnt:
+        """What this search learnt, as data another search can ``adopt`` (``CARRY_WORLDS``, ``CARRY_STEPS``)."""
+        paths: list[tuple[Step, ...]] = []
+        budget = CARRY_STEPS
+        for cell in sorted(self.archive, key=lambda c: c.chosen):
+            if len(paths) >= CARRY_WORLDS:
+                break
+            if len(cell.steps) <= budget:
+                paths.append(tuple(cell.steps))
+                budget -= len(cell.steps)
+        key = lambda m: (m.actor, m.channel, m.op)  # noqa: E731
+        return Learnt(
+            tuple(paths),
+            tuple((key(m), tuple(tuple(v) for v in values), tuple(callers))
+                  for m, (values, callers) in zip(self.moves, self.worked, strict=True) if callers or any(values)),
+            tuple((key(m), tuple(tuple(v) for v in cs)) for m, cs in zip(self.moves, self.compared, strict=True)
+                  if any(cs)),
+            tuple((ch, tuple(cs)) for ch, cs in sorted(self.channel_callers.items())),
+        )
+
+    def adopt(self, learnt: Learnt) -> int:
+        """Start from what another search learnt: its argument values, callers and compared values for the
+        moves this policy has, and its kept worlds, rebuilt by replaying their paths (a path this executor
+        cannot run the same way -- another policy's command -- is skipped).  Returns the worlds kept."""
+        for k, values, callers in learnt.worked:
+            move = self.by_key.get(k)
+            if move is not None and len(values) == len(move.params):
+                mine, my_callers = self.worked[move.index]
+                for seen, vs in zip(mine, values, strict=True):
+                    seen.extend(v for v in vs if v not in seen and len(seen) < REMEMBER)
+                my_callers.extend(c for c in callers if c not in my_callers and c in move.callers)
+        for k, compared in learnt.compared:
+            move = self.by_key.get(k)
+            if move is not None and len(compared) == len(move.params):
+                for known, vs in zip(self.compared[move.index], compared, strict=True):
+                    known.extend(v for v in vs if v not in known and len(known) < COMPARED_KEEP)
+        for channel, callers in learnt.channel_callers:
+            if channel in self.executor.policy.channels:
+                shared = self.channel_callers.setdefault(channel, [])
+                shared.extend(c for c in callers if c not in shared and len(shared) < REMEMBER)
+        ex = self.executor
+        for path in learnt.paths:
+            ex.reset()
+            self.live = self.probed()
+            for step in path:
+                move = self.by_key.get((step.actor, step.channel, step.op))
+                if move is None or ex.validate(step) is not None:
+                    break
+                self.track(move, ex.apply(step))
+            else:
+                if len(path) < self.deepest:
+                    self.cell(list(path), None)
+        ex.reset()
+        self.live = self.probed()
+        return len(self.archive)
 
     def traced(self, move: Move, step: Step) -> StepResult:
         """Run ``step`` with its int arguments traced (``fuzzer.cmplog``), and learn what they were compared with.

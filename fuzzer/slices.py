@@ -17,10 +17,12 @@ slices and alone writes the corpus.  Why slices, not one task per entry:
   in a shared Redis, ``fuzzer.shared``), asks Redis again at the first sighting
   of a signature, and does not minimize a bug known with as short a sequence.
 
-The cost is that a slice's search starts afresh: the native search's learned
-arguments and pool of states do not pass from one slice to the next, except
-through ``--db``, which every slice warms up from (measured in
-``benchmarks/bench_cluster.py``).
+* **what the search learnt travels too.**  A slice hands back what its native
+  search learnt (``fuzzer.explore.Learnt``: its kept worlds' paths, the
+  argument values, callers and compared values that worked) and the entry's
+  next slice starts from it, replaying the paths to rebuild the worlds; so a
+  chain of ten-second slices climbs as one long search does.  Slices of one
+  entry that run at once (``streams``) each start from the last that finished.
 
 Findings stream to the client as they are minimized (``Worker.log_event`` on
 the run's topic), so a worker killed mid-slice has already handed over what it
@@ -42,6 +44,7 @@ from hypothesis.errors import HypothesisDeprecationWarning
 from fuzzer.campaign import Campaign, Finding, Result, derive_seed
 from fuzzer.database import Tolerant, open_database
 from fuzzer.errors import PtfuzzError
+from fuzzer.explore import Learnt
 from fuzzer.host import Registry
 from fuzzer.shared import Shared
 from fuzzer.spec import Violation
@@ -97,6 +100,8 @@ class Slice:
     run_id: str
     #: ``fuzzer.shared.scope_key`` of the entry
     scope: str
+    #: what the entry's last finished slice learnt: this one's native search starts from it
+    learnt: Learnt | None = None
 
     @property
     def seed(self) -> int:
@@ -118,6 +123,10 @@ class SliceResult:
     started: float = 0.0
     #: bugs this slice met that were known, with as short a sequence, before it (not minimized here)
     sightings: tuple[Finding, ...] = ()
+    #: what its native search learnt, for the entry's next slice (None: the Hypothesis search)
+    learnt: Learnt | None = None
+    #: kept worlds it started from, rebuilt from its predecessor's ``learnt``
+    adopted: int = 0
 
 
 def topic(run_id: str) -> str:
@@ -262,6 +271,7 @@ def run_slice(s: Slice) -> SliceResult:
         )
         if campaign.store is not None:
             campaign.store.warn = said.append
+        campaign.learnt_from = s.learnt
         if worker is not None:
             watch = _StopWatch(s.run_id, campaign)
         started = time.time()
@@ -277,7 +287,9 @@ def run_slice(s: Slice) -> SliceResult:
         return SliceResult(entry=e.index, number=s.number, worker=name, result=result,
                            warnings=tuple(dict.fromkeys(said)), started=started,
                            sightings=tuple(f for sig, f in sorted(campaign.sightings.items())
-                                           if sig not in result.findings))
+                                           if sig not in result.findings),
+                           learnt=campaign.explorer.learnt() if campaign.explorer is not None else None,
+                           adopted=campaign.adopted)
     except BaseException as exc:  # every way a slice fails is reported, as one line, by the client
         message, internal = failure(exc)
         return SliceResult(entry=e.index, number=s.number, worker=name, result=None, error=message,

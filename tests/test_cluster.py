@@ -125,6 +125,10 @@ def test_slices_on_two_workers_save_each_finding_once_and_every_file_replays(
     assert len(engine.submitted) in (3, 4), engine.submitted
     assert sorted(engine.submitted) == sorted((r.entry, r.number) for r in engine.returned)
     assert len({r.worker for r in engine.returned}) == 2  # both workers ran slices
+    # the first two slices start from nothing; a later one from what the first to finish learnt
+    assert [r.adopted for r in engine.returned if r.number < 2] == [0, 0]
+    assert all(r.adopted > 0 for r in engine.returned if r.number >= 2), [(r.number, r.adopted)
+                                                                        for r in engine.returned]
     assert Counter(s for s, _ in seen.found) == Counter(set(result.findings))  # each announced once
     assert_saved_once_and_replayable(registry, tmp_path, result.findings)
 

@@ -264,6 +264,8 @@ class Campaign(Session):
         self.learnt_from: Learnt | None = None
         #: worlds the native search rebuilt from ``learnt_from``
         self.adopted = 0
+        #: the KeyboardInterrupt that stopped the search (Ctrl-C's, or one a plugin raised), with its traceback
+        self.interrupt: KeyboardInterrupt | None = None
         self.ignore: frozenset[str] = frozenset()
         #: sequences generated (not counting Hypothesis re-running them to shrink)
         self.sequences = 0
@@ -520,8 +522,9 @@ class Campaign(Session):
                 self._explore()
             else:
                 self._hypothesis_rounds()
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             interrupted = True
+            self.interrupt = exc  # its traceback names the plugin whose code raised it, if no Ctrl-C did
         if self._broken is not None:
             raise self._broken
         try:

@@ -536,7 +536,8 @@ def run(ctx: click.Context, subsystem: str, policy_name: str | None, device_name
     if result.interrupted and not on_cluster and _signals[0] == signals:
         # The campaign stops on KeyboardInterrupt as on Ctrl-C and keeps no traceback: raised
         # without a signal, it came from plugin code (workers name it themselves, fuzzer.workers).
-        raise _unasked_interrupt(reg, [subsystem], "`ptfuzz replay` of a saved finding names the callable")
+        raise _unasked_interrupt(reg, [subsystem], "`ptfuzz replay` of a saved finding names the callable",
+                                 None if on_cluster else campaign.interrupt)
     _summary(con, result, policy.label, device.name)
     judged = _judge_run(con, reg, known, result, subsystem, policy, device.name) if known is not None else None
     if json_out:
@@ -1031,12 +1032,21 @@ def new_plugin(name: str, output: str | None, force: bool) -> None:
 _signals = [0]
 
 
-def _unasked_interrupt(reg: host.Registry, subsystems: list[str], hint: str) -> PluginError:
-    """A campaign stopped by a KeyboardInterrupt no signal sent: the code of a plugin of these raised it."""
-    plugins = sorted({p for s in subsystems for p in reg.plugin_versions(s) if p != "builtin"})
-    return PluginError(f"the campaign stopped on a KeyboardInterrupt that no Ctrl-C or SIGTERM sent: code of a "
-                       f"plugin of {', '.join(subsystems)} ({', '.join(repr(p) for p in plugins)}) raised it; "
-                       f"only Ctrl-C may raise KeyboardInterrupt, a plugin's failure must be an Exception ({hint})")
+def _unasked_interrupt(reg: host.Registry, subsystems: list[str], hint: str,
+                       raised: BaseException | None = None) -> PluginError:
+    """A campaign stopped by a KeyboardInterrupt no signal sent: the code of a plugin of these raised it.
+
+    ``raised``, the interrupt itself: its traceback's innermost plugin frame names the plugin (``host.blame``);
+    without it, or when no plugin frame is on it, every plugin of the subsystems is named."""
+    who = host.blame(raised) if raised is not None else None
+    if who is not None:
+        culprit = f"plugin {who!r}"
+    else:
+        plugins = sorted({p for s in subsystems for p in reg.plugin_versions(s) if p != "builtin"})
+        culprit = f"a plugin of {', '.join(subsystems)} ({', '.join(repr(p) for p in plugins)})"
+    return PluginError(f"the campaign stopped on a KeyboardInterrupt that no Ctrl-C or SIGTERM sent: code of "
+                       f"{culprit} raised it; only Ctrl-C may raise KeyboardInterrupt, a plugin's failure must be "
+                       f"an Exception ({hint})")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -448,3 +448,20 @@ def test_a_campaign_stopped_by_a_plugins_keyboard_interrupt_names_it(
                     '[[entry]]\nsubsystem = "cxl"\npolicy = "boompol"\ndevice = "spec"\n')
     assert_error(capsys, ["--plugin", p, "campaign", str(plan)], "KeyboardInterrupt that no Ctrl-C or SIGTERM sent",
                  "'kicamp'", "cxl")
+
+
+def test_a_plugins_keyboard_interrupt_in_a_run_names_that_plugin_not_its_neighbours(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The interrupt's traceback names the plugin; before, every plugin of the subsystem was named."""
+    p, _ = hostile_plugin(tmp_path, "rule", "keyboard-interrupt")
+    innocent = plugin(tmp_path, "innocentplug", """
+        from fuzzer import hookimpl, Policy
+
+        @hookimpl
+        def ptfuzz_policies():
+            return [Policy("calmpol", "cxl", channels=("cxl.ioctl",))]
+    """)
+    err = assert_error(capsys, ["--plugin", p, "--plugin", innocent, "run", "cxl", "--policy", "boompol", "--seed",
+                                "1", "--max-examples", "50", "--corpus", tmp_path / "c"],
+                       "KeyboardInterrupt that no Ctrl-C or SIGTERM sent", "plugin 'hostileplug'")
+    assert "innocentplug" not in err

@@ -53,10 +53,13 @@ def _tick(y: float) -> str:
 def chart(title: str, series: Sequence[Series], *, x_max: float, y_label: str, bands: Sequence[Band] = (),
           width: int = 900, height: int = 220) -> str:
     """An SVG element: ``series`` against seconds, y from 0 to a round maximum."""
-    left, right, top, bottom = 56, 16, 28, 34
+    y_top = _nice(max((y for s in series for _, y in s.points), default=1.0))
+    # the rotated axis title ends about 15px in; the tick labels (11px, about 7px a character at most) end 6px
+    # before the plot: a fixed margin let "12,500" run into the title
+    widest = max(len(_tick(y_top * k / 4)) for k in range(5))
+    left, right, top, bottom = max(56, 25 + 7 * widest), 16, 28, 34
     w, h = width - left - right, height - top - bottom
     x_top = max(x_max, 1e-9)
-    y_top = _nice(max((y for s in series for _, y in s.points), default=1.0))
 
     def px(x: float) -> float:
         return left + w * min(max(x / x_top, 0.0), 1.0)

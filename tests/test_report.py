@@ -149,3 +149,31 @@ def test_the_page_renders_in_a_headless_browser(outcome: CampaignOutcome, tmp_pa
     width, height, colours = _png_colours(data)
     assert (width, height) == (1280, 2000)
     assert colours > 50  # text, badges, bars and plot lines; a blank or error page has a handful
+
+
+@pytest.mark.parametrize("top", [9.0, 12_500.0, 3_400_000.0])
+def test_a_charts_axis_title_clears_its_tick_labels_in_a_headless_browser(tmp_path: Path, top: float) -> None:
+    """Measured by the browser's layout (getBoundingClientRect), not estimated: the rotated "steps/s" title
+    overlapped the widest tick label ("12,500") when the margin was fixed."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium; .ci/run installs it)")
+    from fuzzer.svgplot import Series, chart
+
+    svg = chart("Steps per second", [Series("steps/s", ((0.0, 0.0), (5.0, top)), "#7b5ea7", "line")],
+                x_max=10.0, y_label="steps/s")
+    page = tmp_path / "chart.html"
+    page.write_text(
+        f"<!doctype html><html><head><style>{report.CSS}</style></head><body style='width:900px'>{svg}<script>"
+        "const t = document.querySelector('.yl').getBoundingClientRect();"
+        "const left = Math.min(...[...document.querySelectorAll('.yt')].map(e => e.getBoundingClientRect().left));"
+        "document.body.setAttribute('data-gap', String(left - t.right));"
+        "document.body.setAttribute('data-inside', String(t.left >= 0));"
+        "</script></body></html>")
+    proc = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", page.as_uri()],
+                          capture_output=True, text=True, timeout=120, check=False)
+    dom = proc.stdout
+    assert 'data-gap="' in dom, proc.stderr[-2000:]
+    gap = float(dom.split('data-gap="', 1)[1].split('"', 1)[0])
+    assert gap >= 2.0, f"the axis title overlaps the tick labels by {-gap:.1f}px"
+    assert 'data-inside="true"' in dom

@@ -271,6 +271,17 @@ class _Expander:
         self.shortcut, self.grouped, self.deadline = shortcut, grouped, deadline
         #: per move, its callers as ``Watched`` ones (immutable, so made once)
         self.watching = [tuple(None if c is None else watched(c) for c in m.callers or (None,)) for m in moves]
+        #: (move, the live handles of its bundles) -> its argument sets: the same from every node with those
+        #: handles (a step never changes its arguments: ``Executor.complete`` copies before adding sizes)
+        self.argsets: dict[tuple[int, tuple[Any, ...]], list[dict[str, Any]]] = {}
+
+    def arguments(self, move: Move, live: Live) -> list[dict[str, Any]]:
+        """``arguments(move.params, live)``, made once per move and handles."""
+        key = (move.index, tuple(live.get(b, ()) for _, b, _ in move.handles))
+        sets = self.argsets.get(key)
+        if sets is None:
+            sets = self.argsets[key] = list(arguments(move.params, live))
+        return sets
 
     def counts(self, v: Violation, tallied: list[str]) -> bool:
         """Whether ``v`` disproves; one that is not asked for is noted in ``tallied``."""
@@ -302,7 +313,7 @@ class _Expander:
                 as_watched = self.watching[move.index]
                 #: the step classes of this move from this world (``fuzzer.watched``)
                 classes = Classes(each)
-                for args in arguments(move.params, node.live):
+                for args in self.arguments(move, node.live):
                     judged = classes.judged(args) if grouped else None
                     for i, caller in enumerate(each):
                         transitions += 1

@@ -64,7 +64,28 @@ way (same decision, reply, changes, violations, successor), so it is counted
 as judged without running.  Exact, not an approximation: the states,
 transitions, tallies and the violation found are those of running every step
 (``callers="each"``, which the tests hold the classes to); ``Proof.applied``
-says how many steps ran.
+says how many steps ran.  A look at some bytes of a request reads only the
+arguments encoded there (``executor.inbound``, ``Layout.sources``), so a
+fwctl rule reading the 4-byte ``op_size`` does not make the step's class its
+whole argument set.
+
+Each level's nodes may be split over forked processes (``jobs``; the CLI's
+``--jobs``, default the CPUs available).  A node's expansion
+(``_Expander.expand``) depends only on the node and the states known when
+its level began, so each process expands contiguous ranges of the frontier,
+and the merge reads the expansions back in the frontier's order, counting
+each successor, transition and tally as one process would: the states, the
+transitions, a state cap's stopping point and the first violation with its
+path do not depend on ``jobs`` (``tests/test_bounded.py``); the seconds do,
+and the CPU seconds include the workers'.
+
+Not done, and why: a step from a child state whose run from its parent read
+nothing the child's last step wrote runs the same, so it need not run again;
+knowing that needs every read of the world recorded (device fields, kernel
+bookkeeping, shadow, taint, handles, and the invariants', which compare
+whole states), which ``fuzzer.watched`` does only for the caller and the
+arguments.  That would be the next factor on ``linux-raw`` (README, "Bounded
+proof": figures).
 """
 
 from __future__ import annotations

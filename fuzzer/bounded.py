@@ -336,6 +336,16 @@ class _Expander:
                 classes = Classes(each)
                 for args in self.arguments(move, node.live):
                     judged = classes.judged(args) if grouped else None
+                    if judged is not None and None not in judged:  # every caller judged: count them at once
+                        if deadline is not None and (transitions % CHECK_EVERY) + len(each) >= CHECK_EVERY \
+                                and time.monotonic() > deadline:
+                            out.late = True
+                            return out
+                        transitions += len(each)
+                        for same in judged:
+                            if same:
+                                uncounted.update(same)
+                        continue
                     for i, caller in enumerate(each):
                         transitions += 1
                         if deadline is not None and transitions % CHECK_EVERY == 0 and time.monotonic() > deadline:

@@ -126,7 +126,7 @@ def inbound(world: World, env: Envelope, command: Command, args: Mapping[str, An
     def touch(lo: int, hi: int) -> None:
         for key in env.header.sources(args, lo, hi):
             args[key]  # the read is the point: what the bytes depend on
-        if command.layout is not None:
+        if hi > base and command.layout is not None:  # the command's slots start at base
             for key in command.layout.sources(args, lo, hi, base):
                 args[key]
     buf.touch = touch

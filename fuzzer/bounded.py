@@ -81,9 +81,10 @@ and the CPU seconds include the workers'.
 
 Not done, and why: a step from a child state whose run from its parent read
 nothing the child's last step wrote runs the same, so it need not run again;
-knowing that needs every read of the world recorded (device fields, kernel
-bookkeeping, shadow, taint, handles, and the invariants', which compare
-whole states), which ``fuzzer.watched`` does only for the caller and the
+knowing that needs every read and write of the world recorded (device
+fields, kernel bookkeeping, shadow, taint, handles; the rules', handlers',
+transports' and invariants'), and the executor's own whole-state diff told
+apart from them, which ``fuzzer.watched`` does only for the caller and the
 arguments.  That would be the next factor on ``linux-raw`` (README, "Bounded
 proof": figures).
 """

@@ -129,3 +129,6 @@ def test_a_look_at_request_bytes_reads_only_the_arguments_encoded_there() -> Non
     assert set(read.keys) == {"n"}
     read.clear()
     assert bytes(buf.data) == full[:64] and read.all_keys is False and set(read.keys) >= set(plain) - {"in_len"}
+    # a plain dict notes nothing: no touch to pay for in every other mode
+    unwatched, _ = inbound(_World(), env, command, plain)  # type: ignore[arg-type]
+    assert unwatched.touch is None and bytes(unwatched.data) == full[:64]

@@ -519,6 +519,7 @@ def prove(executor: Executor, depth: int, *, severities: frozenset[str] = frozen
                         if len(seen) >= max_states:
                             transitions, applied = transitions + new.transitions, applied + new.applied
                             uncounted.update(new.uncounted)
+                            each.close()  # the workers end, so their CPU seconds count, before the figures
                             return result("incomplete", level, reason=f"the state cap ({max_states}) was "
                                           f"reached at depth {level + 1}")
                         seen.add(new.key)
@@ -529,8 +530,10 @@ def prove(executor: Executor, depth: int, *, severities: frozenset[str] = frozen
                     uncounted.update(e.uncounted)
                     if e.found is not None:
                         path, hit = e.found
+                        each.close()
                         return result("found", level, steps=path, violation=_violation(executor, path, hit))
                     if e.late:
+                        each.close()
                         return result("incomplete", level, reason=f"the time limit ({time_limit:g}s) ran "
                                       f"out at depth {level + 1}")
             finally:

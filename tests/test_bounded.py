@@ -351,6 +351,7 @@ def test_a_time_limit_in_the_processes_is_incomplete_not_a_proof(registry: Regis
     proof = prove(cxl(registry, "linux-fwctl"), 3, time_limit=1.5, jobs=2)
     assert proof.outcome == "incomplete" and "time limit (1.5s) ran out at depth 2" in proof.reason
     assert proof.complete_depth == 1 and proof.levels == (1, 39) and proof.seconds < 10
+    assert proof.cpu > 0.5  # the workers', ended before the figures are taken (the probed state's: 0.1 s)
 
 
 # --------------------------------------------------------------------------- command line

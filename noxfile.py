@@ -85,7 +85,8 @@ def hard_bugs(session: nox.Session) -> None:
 def bench_prove(session: nox.Session) -> None:
     """The bounded proof's cost: linux-ioctl, linux-fwctl and linux-raw to depth 3, and every planted hole of
     at most 4 steps at its known minimum (benchmarks/bench_prove.py; ``-- --reference`` adds the CPU ratio
-    against running every step, ``-- --json OUT`` the figures).  pytest: the holes' test-only devices."""
+    against running every step, ``-- --jobs N`` sets the processes per proof (default: the CPUs available),
+    ``-- --json OUT`` the figures).  pytest: the holes' test-only devices."""
     session.install("-e", ".", "pytest")
     session.run("python", "benchmarks/bench_prove.py", *session.posargs)
 

@@ -64,15 +64,40 @@ way (same decision, reply, changes, violations, successor), so it is counted
 as judged without running.  Exact, not an approximation: the states,
 transitions, tallies and the violation found are those of running every step
 (``callers="each"``, which the tests hold the classes to); ``Proof.applied``
-says how many steps ran.
+says how many steps ran.  A look at some bytes of a request reads only the
+arguments encoded there (``executor.inbound``, ``Layout.sources``), so a
+fwctl rule reading the 4-byte ``op_size`` does not make the step's class its
+whole argument set.
+
+Each level's nodes may be split over forked processes (``jobs``; the CLI's
+``--jobs``, default the CPUs available).  A node's expansion
+(``_Expander.expand``) depends only on the node and the states known when
+its level began, so each process expands contiguous ranges of the frontier,
+and the merge reads the expansions back in the frontier's order, counting
+each successor, transition and tally as one process would: the states, the
+transitions, a state cap's stopping point and the first violation with its
+path do not depend on ``jobs`` (``tests/test_bounded.py``); the seconds do,
+and the CPU seconds include the workers'.
+
+Not done, and why: a step from a child state whose run from its parent read
+nothing the child's last step wrote runs the same, so it need not run again;
+knowing that needs every read and write of the world recorded (device
+fields, kernel bookkeeping, shadow, taint, handles; the rules', handlers',
+transports' and invariants'), and the executor's own whole-state diff told
+apart from them, which ``fuzzer.watched`` does only for the caller and the
+arguments.  That would be the next factor on ``linux-raw`` (README, "Bounded
+proof": figures).
 """
 
 from __future__ import annotations
 
 import itertools
+import multiprocessing
+import os
+import resource
 import time
 from collections import Counter
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections.abc import Container, Generator, Hashable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 import attrs
@@ -85,7 +110,7 @@ from fuzzer.spec import Caller, Param, Violation
 from fuzzer.watched import Classes, Uncounted, WatchedArgs, read, watched
 from fuzzer.world import Step
 
-__all__ = ["DEFAULT_STATES", "MAX_DEPTH", "Proof", "arguments", "prove", "values_of"]
+__all__ = ["DEFAULT_STATES", "MAX_DEPTH", "Proof", "arguments", "cpus", "prove", "values_of"]
 
 #: States a proof explores at most unless told otherwise: a state with its key and its path costs about
 #: 8 KB (gpu linux-drm to depth 5: 28,902 states, 228 MB), so the cap holds memory under 1 GB.
@@ -204,6 +229,34 @@ class _Node:
     key: Hashable
 
 
+@attrs.define
+class _New:
+    """A successor state one node's expansion reached first (of the states known when it started), with the
+    node's counts at that transition: where the merge reports a state cap reached on it."""
+
+    key: Hashable
+    #: the successor's node (None on the last level: nothing expands it)
+    node: _Node | None
+    transitions: int
+    applied: int
+    uncounted: dict[str, int]
+
+
+@attrs.define
+class _Expansion:
+    """What expanding one node gave, in the order the steps were tried: what the merge needs to count as
+    one process would (``prove``)."""
+
+    transitions: int = 0
+    applied: int = 0
+    uncounted: Counter[str] = attrs.field(factory=Counter)
+    new: list[_New] = attrs.field(factory=list)
+    #: the path to the first counted violation and the violation, which ended the expansion
+    found: tuple[tuple[Step, ...], Violation] | None = None
+    #: the time limit ended it (``transitions`` counts the steps tried)
+    late: bool = False
+
+
 def _track(move: Move, live: Live, result: StepResult) -> Live:
     """The live handles after ``result``: consumed ones gone, produced ones added (as ``Explorer.track``)."""
     out = live
@@ -221,11 +274,199 @@ def _track(move: Move, live: Live, result: StepResult) -> Live:
     return out
 
 
+def cpus() -> int:
+    """The CPUs this process may run on (``os.sched_getaffinity``): ``--jobs``'s default."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+class _Expander:
+    """Expands nodes: every move, argument class and caller from a node's world (the module docstring)."""
+
+    def __init__(self, executor: Executor, moves: Sequence[Move], *, severities: frozenset[str],
+                 ignored: frozenset[str], targets: frozenset[str] | None, shortcut: bool, grouped: bool,
+                 deadline: float | None) -> None:
+        self.executor, self.moves = executor, moves
+        self.severities, self.ignored, self.targets = severities, ignored, targets
+        self.shortcut, self.grouped, self.deadline = shortcut, grouped, deadline
+        #: per move, its callers as ``Watched`` ones (immutable, so made once)
+        self.watching = [tuple(None if c is None else watched(c) for c in m.callers or (None,)) for m in moves]
+        #: (move, the live handles of its bundles) -> its argument sets: the same from every node with those
+        #: handles (a step never changes its arguments: ``Executor.complete`` copies before adding sizes)
+        self.argsets: dict[tuple[int, tuple[Any, ...]], list[dict[str, Any]]] = {}
+
+    def arguments(self, move: Move, live: Live) -> list[dict[str, Any]]:
+        """``arguments(move.params, live)``, made once per move and handles."""
+        key = (move.index, tuple(live.get(b, ()) for _, b, _ in move.handles))
+        sets = self.argsets.get(key)
+        if sets is None:
+            sets = self.argsets[key] = list(arguments(move.params, live))
+        return sets
+
+    def counts(self, v: Violation, tallied: list[str]) -> bool:
+        """Whether ``v`` disproves; one that is not asked for is noted in ``tallied``."""
+        if v.invariant in self.ignored:
+            return False
+        if self.targets is not None:
+            return v.signature in self.targets
+        if v.severity not in self.severities:
+            tallied.append(v.signature)
+            return False
+        return True
+
+    def expand(self, node: _Node, level: int, seen: Container[Hashable], last: bool) -> _Expansion:
+        """Every step from ``node`` (at depth ``level``), until the first counted violation; the successors
+        not in ``seen`` nor met before in this expansion are ``new``, in the order met."""
+        executor, grouped, deadline = self.executor, self.grouped, self.deadline
+        out = _Expansion()
+        uncounted = out.uncounted
+        mine: set[Hashable] = set()
+        transitions = applied = 0
+        _restore(executor, node.path)
+        snap = Snapshot(executor.world) if self.shortcut else None
+        base = Base(executor) if self.shortcut else None
+        try:
+            for move in self.moves:
+                if not all(node.live.get(b) for _, b, _ in move.handles):
+                    continue
+                each: tuple[Caller | None, ...] = move.callers or (None,)
+                as_watched = self.watching[move.index]
+                #: the step classes of this move from this world (``fuzzer.watched``)
+                classes = Classes(each)
+                for args in self.arguments(move, node.live):
+                    judged = classes.judged(args) if grouped else None
+                    if judged is not None and None not in judged:  # every caller judged: count them at once
+                        if deadline is not None and (transitions % CHECK_EVERY) + len(each) >= CHECK_EVERY \
+                                and time.monotonic() > deadline:
+                            out.late = True
+                            return out
+                        transitions += len(each)
+                        for same in judged:
+                            if same:
+                                uncounted.update(same)
+                        continue
+                    for i, caller in enumerate(each):
+                        transitions += 1
+                        if deadline is not None and transitions % CHECK_EVERY == 0 and time.monotonic() > deadline:
+                            out.late = True
+                            return out
+                        if judged is not None:
+                            same = judged[i]
+                            if same is not None:  # runs as its class's step ran: nothing new, nothing counted
+                                if same:
+                                    uncounted.update(same)
+                                continue
+                            read.clear()
+                            step = Step(move.actor, move.op, WatchedArgs(args),  # type: ignore[arg-type]
+                                        move.channel, as_watched[i])
+                        else:
+                            step = Step(move.actor, move.op, args, move.channel, caller)  # type: ignore[arg-type]
+                        executor.index = level
+                        applied += 1
+                        res = executor.apply(step)
+                        tallied: list[str] = []
+                        hit = next((v for v in res.violations if self.counts(v, tallied)), None)
+                        if tallied:
+                            uncounted.update(tallied)
+                        if hit is not None:
+                            out.found = ((*node.path, _plain(res.step, args, caller)), hit)
+                            return out
+                        after = _track(move, node.live, res)
+                        moved = not (snap is not None and after is node.live and not res.changes
+                                     and snap.unchanged(executor))
+                        if not moved:
+                            key: Hashable = None
+                        elif base is not None and snap is not None and snap.kernel_unchanged(executor):
+                            key = base.after(res.changes, after)  # only the device moved: O(changed)
+                        else:
+                            key = abstract_state(executor, after)
+                        if judged is not None:
+                            mark = tuple(tallied)
+                            for j in classes.add(args, i, mark):
+                                judged[j] = mark
+                        if not moved:
+                            continue  # the node's own world (a refusal, a read): nothing new, nothing to restore
+                        if key not in seen and key not in mine:
+                            mine.add(key)
+                            out.new.append(_New(key, None if last else _Node(
+                                (*node.path, _plain(res.step, args, caller)), after, key),
+                                transitions, applied, dict(uncounted)))
+                        if snap is None:
+                            _restore(executor, node.path)
+                        else:
+                            snap.restore(executor)
+            return out
+        finally:
+            out.transitions, out.applied = transitions, applied
+
+
+#: the forked workers' share: the expander, the level's frontier and depth, the states known before it, whether
+#: it is the last level (set before the fork, inherited: nothing of it is pickled)
+_SHARE: tuple[_Expander, list[_Node], int, set[Hashable], bool] | None = None
+
+
+def _expand_range(bounds: tuple[int, int]) -> list[_Expansion]:
+    """In a worker: the frontier's nodes ``[lo, hi)``, in order, as one process expands them (a successor met
+    earlier in the range is not new again: the merge has counted it by then)."""
+    assert _SHARE is not None
+    expander, frontier, level, seen, last = _SHARE
+    lo, hi = bounds
+    met: set[Hashable] = set()
+    both = _Either(seen, met)
+    out = []
+    for node in frontier[lo:hi]:
+        e = expander.expand(node, level, both, last)
+        met.update(n.key for n in e.new)
+        out.append(e)
+        if e.found is not None or e.late:
+            break
+    return out
+
+
+class _Either(Container[Hashable]):
+    """In either of two sets."""
+
+    def __init__(self, a: set[Hashable], b: set[Hashable]) -> None:
+        self.a, self.b = a, b
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.a or key in self.b
+
+
+def _expansions(expander: _Expander, frontier: list[_Node], level: int, seen: set[Hashable], last: bool,
+                jobs: int) -> Generator[_Expansion, None, None]:
+    """Each node's expansion, in the frontier's order: here, or split over ``jobs`` forked processes.
+
+    The processes are forked once the level's frontier and states are known,
+    so they share them (and the executor) without pickling; each takes
+    contiguous ranges of nodes, and the answers come back in the frontier's
+    order, which the merge (``prove``) counts exactly as one process would.
+    The iterator's ``close`` (the merge stopped: found, cap, time) ends them.
+    """
+    if jobs <= 1 or len(frontier) < 2:
+        for node in frontier:
+            yield expander.expand(node, level, seen, last)
+        return
+    global _SHARE
+    n = len(frontier)
+    chunks = min(n, jobs * 8)  # several per process: node costs differ, so the ranges are taken as freed
+    bounds = [(n * i // chunks, n * (i + 1) // chunks) for i in range(chunks)]
+    _SHARE = (expander, frontier, level, seen, last)
+    try:
+        with multiprocessing.get_context("fork").Pool(min(jobs, chunks)) as pool:
+            for part in pool.imap(_expand_range, bounds):
+                yield from part
+    finally:
+        _SHARE = None
+
+
 def prove(executor: Executor, depth: int, *, severities: frozenset[str] = frozenset({"hole"}),
           max_states: int = DEFAULT_STATES, time_limit: float | None = None,
           ignored: frozenset[str] = frozenset(), targets: frozenset[str] | None = None,
           restore: Literal["changed", "always"] = "changed",
-          callers: Literal["grouped", "each"] = "grouped") -> Proof:
+          callers: Literal["grouped", "each"] = "grouped", jobs: int = 1) -> Proof:
     """Explore every abstract state within ``depth`` steps of the probed world (see the module docstring).
 
     ``severities``: the violations that disprove (default ``hole``).
@@ -237,10 +478,12 @@ def prove(executor: Executor, depth: int, *, severities: frozenset[str] = frozen
     shortcuts (a snapshot instead of a replay; a step that moved nothing needs no
     restore and has no new state) are tested against.  ``callers="each"`` runs every
     step instead of one per step class (``fuzzer.watched``), the reference for those.
+    ``jobs``: processes a level's nodes are split over (forked; ``cpus()`` uses them all); the
+    answer is the one process's, to the state, transition and path (not the seconds).
     """
-    shortcut = restore == "changed"
-    grouped = callers == "grouped"
-    started, cpu = time.monotonic(), time.process_time()
+    if jobs < 1:
+        raise ValueError(f"jobs={jobs}: at least one process expands the states")
+    started, cpu = time.monotonic(), _cpu()
     deadline = None if time_limit is None else started + time_limit
     moves, _ = moves_of(executor)
     executor.reset()
@@ -253,100 +496,59 @@ def prove(executor: Executor, depth: int, *, severities: frozenset[str] = frozen
     frontier = [root]
     transitions = applied = 0
     uncounted: Counter[str] = Counter()
-
-    def counts(v: Violation, tallied: list[str]) -> bool:
-        if v.invariant in ignored:
-            return False
-        if targets is not None:
-            return v.signature in targets
-        if v.severity not in severities:
-            uncounted[v.signature] += 1
-            tallied.append(v.signature)
-            return False
-        return True
+    expander = _Expander(executor, moves, severities=severities, ignored=ignored, targets=targets,
+                         shortcut=restore == "changed", grouped=callers == "grouped", deadline=deadline)
 
     def result(outcome: Literal["proved", "found", "incomplete"], done: int, **kw: Any) -> Proof:
         return Proof(outcome, depth, len(seen), transitions, time.monotonic() - started,
-                     time.process_time() - cpu, tuple(levels),
+                     _cpu() - cpu, tuple(levels),
                      uncounted=dict(uncounted), complete_depth=done, applied=applied, **kw)
 
-    #: per move, its callers as ``Watched`` ones (immutable, so made once)
-    watching = [tuple(None if c is None else watched(c) for c in m.callers or (None,)) for m in moves]
     saved, executor.reached = executor.reached, Uncounted()  # no coverage: see fuzzer.watched
     try:
         for level in range(depth):
             following: list[_Node] = []
             reached = 0
             last = level == depth - 1
-            for node in frontier:
-                _restore(executor, node.path)
-                snap = Snapshot(executor.world) if shortcut else None
-                base = Base(executor) if shortcut else None
-                for move in moves:
-                    if not all(node.live.get(b) for _, b, _ in move.handles):
-                        continue
-                    each: tuple[Caller | None, ...] = move.callers or (None,)
-                    as_watched = watching[move.index]
-                    #: the step classes of this move from this world (``fuzzer.watched``)
-                    classes = Classes(each)
-                    for args in arguments(move.params, node.live):
-                        judged = classes.judged(args) if grouped else None
-                        for i, caller in enumerate(each):
-                            transitions += 1
-                            if deadline is not None and transitions % CHECK_EVERY == 0 and time.monotonic() > deadline:
-                                return result("incomplete", level, reason=f"the time limit ({time_limit:g}s) ran "
-                                              f"out at depth {level + 1}")
-                            if judged is not None:
-                                same = judged[i]
-                                if same is not None:  # runs as its class's step ran: nothing new, nothing counted
-                                    if same:
-                                        uncounted.update(same)
-                                    continue
-                                read.clear()
-                                step = Step(move.actor, move.op, WatchedArgs(args),  # type: ignore[arg-type]
-                                            move.channel, as_watched[i])
-                            else:
-                                step = Step(move.actor, move.op, args, move.channel, caller)  # type: ignore[arg-type]
-                            executor.index = level
-                            applied += 1
-                            res = executor.apply(step)
-                            tallied: list[str] = []
-                            hit = next((v for v in res.violations if counts(v, tallied)), None)
-                            if hit is not None:
-                                path = (*node.path, _plain(res.step, args, caller))
-                                return result("found", level, steps=path, violation=_violation(executor, path, hit))
-                            after = _track(move, node.live, res)
-                            moved = not (snap is not None and after is node.live and not res.changes
-                                         and snap.unchanged(executor))
-                            if not moved:
-                                key: Hashable = None
-                            elif base is not None and snap is not None and snap.kernel_unchanged(executor):
-                                key = base.after(res.changes, after)  # only the device moved: O(changed)
-                            else:
-                                key = abstract_state(executor, after)
-                            if judged is not None:
-                                mark = tuple(tallied)
-                                for j in classes.add(args, i, mark):
-                                    judged[j] = mark
-                            if not moved:
-                                continue  # the node's own world (a refusal, a read): nothing new, nothing to restore
-                            if key not in seen:
-                                if len(seen) >= max_states:
-                                    return result("incomplete", level, reason=f"the state cap ({max_states}) was "
-                                                  f"reached at depth {level + 1}")
-                                seen.add(key)
-                                reached += 1
-                                if not last:
-                                    following.append(_Node((*node.path, _plain(res.step, args, caller)), after, key))
-                            if snap is None:
-                                _restore(executor, node.path)
-                            else:
-                                snap.restore(executor)
+            each = _expansions(expander, frontier, level, seen, last, jobs)
+            try:
+                for e in each:
+                    for new in e.new:
+                        if new.key in seen:
+                            continue
+                        if len(seen) >= max_states:
+                            transitions, applied = transitions + new.transitions, applied + new.applied
+                            uncounted.update(new.uncounted)
+                            each.close()  # the workers end, so their CPU seconds count, before the figures
+                            return result("incomplete", level, reason=f"the state cap ({max_states}) was "
+                                          f"reached at depth {level + 1}")
+                        seen.add(new.key)
+                        reached += 1
+                        if new.node is not None:
+                            following.append(new.node)
+                    transitions, applied = transitions + e.transitions, applied + e.applied
+                    uncounted.update(e.uncounted)
+                    if e.found is not None:
+                        path, hit = e.found
+                        each.close()
+                        return result("found", level, steps=path, violation=_violation(executor, path, hit))
+                    if e.late:
+                        each.close()
+                        return result("incomplete", level, reason=f"the time limit ({time_limit:g}s) ran "
+                                      f"out at depth {level + 1}")
+            finally:
+                each.close()
             levels.append(reached)
             frontier = following
     finally:
         executor.reached = saved
     return result("proved", depth)
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and of its children that ended (a proof's forked workers)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
 
 
 def _plain(step: Step, args: dict[str, Any], caller: Caller | None) -> Step:

@@ -47,7 +47,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from fuzzer import corpus, database, files, host, safetext
-from fuzzer.bounded import DEFAULT_STATES, MAX_DEPTH
+from fuzzer.bounded import DEFAULT_STATES, MAX_DEPTH, cpus
 from fuzzer.bounded import prove as prove_bounded
 from fuzzer.campaign import DEFAULT_EXAMPLES, MAX_STEPS, SEARCHES, Campaign, Finding, Progress, Result
 from fuzzer.cluster import Engine, need_dask
@@ -746,10 +746,13 @@ def junit_xml(r: Result, subsystem: str, policy: str, device: str, known: frozen
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write a JSON summary here.")
 @click.option("--ignore", "ignored", multiple=True, metavar="INVARIANT",
               help="Do not check this invariant (repeatable).")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="Processes each depth's states are split over (default: the CPUs available); "
+                   "the answer is the same for any number.")
 @click.pass_context
 def prove(ctx: click.Context, subsystem: str, policy_name: str | None, device_name: str | None, depth: int,
           without: tuple[str, ...], time_budget: float | None, max_states: int, count_tainted: bool,
-          corpus_dir: str, json_out: str | None, ignored: tuple[str, ...]) -> None:
+          corpus_dir: str, json_out: str | None, ignored: tuple[str, ...], jobs: int | None) -> None:
     """Prove SUBSYSTEM's policy free of holes within --depth steps, over declared argument classes.
 
     Breadth first over every distinct abstract state (``fuzzer.bounded``): exit 0
@@ -771,10 +774,12 @@ def prove(ctx: click.Context, subsystem: str, policy_name: str | None, device_na
     severities = frozenset({"hole", "tainted"} if count_tainted else {"hole"})
     con = _console()
     limits = f"time {time_budget:g}s, " if time_budget else ""
+    jobs = jobs or cpus()
     _say(con, f"ptfuzz {__version__}: prove {subsystem} policy={policy.label} device={device.name} depth={depth} "
-              f"({limits}at most {max_states} states; counting {', '.join(sorted(severities))})")
+              f"({limits}at most {max_states} states; counting {', '.join(sorted(severities))}; "
+              f"{jobs} process{'es' if jobs > 1 else ''})")
     proof = prove_bounded(executor, depth, severities=severities, max_states=max_states, time_limit=time_budget,
-                          ignored=ignore)
+                          ignored=ignore, jobs=jobs)
     path: Path | None = None
     if proof.outcome == "found":
         assert proof.violation is not None
@@ -804,7 +809,7 @@ def prove(ctx: click.Context, subsystem: str, policy_name: str | None, device_na
     if json_out:
         doc = {
             "ptfuzz": __version__, "subsystem": subsystem, "policy": policy.label, "device": device.name,
-            "depth": depth, "outcome": proof.outcome, "reason": proof.reason or None,
+            "depth": depth, "jobs": jobs, "outcome": proof.outcome, "reason": proof.reason or None,
             "complete_depth": proof.complete_depth, "states": proof.states, "transitions": proof.transitions,
             "applied": proof.applied,
             "levels": list(proof.levels), "elapsed": round(proof.seconds, 3), "cpu": round(proof.cpu, 3), "counted": sorted(severities),

@@ -111,9 +111,28 @@ def encode_request(env: Envelope, command: Command, args: Mapping[str, Any]) -> 
 
 def inbound(world: World, env: Envelope, command: Command, args: Mapping[str, Any]) -> tuple[Buffer, int]:
     """The input buffer the kernel copies in (the encoded request cut to the declared size), and where
-    the command's own payload starts in it.  Encoded only if something reads it."""
+    the command's own payload starts in it.  Encoded only if something reads it.
+
+    The encoding sees every argument, but a look at some of its bytes depends
+    only on the arguments encoded there (``Layout.sources``): the buffer's
+    ``touch`` reads those from ``args`` (so a ``fuzzer.watched`` step notes
+    them), and the fill encodes a copy that records nothing (``dict.items``
+    of a ``dict`` goes round any overridden method).  A plain ``dict`` notes
+    no read, so it needs neither (every mode but the proof: no cost there)."""
     size = int(args.get(env.inbound, 0))
-    return world.buffer("payload_in", size, fill=lambda: encode_request(env, command, args)), env.header.natural({})
+    base = env.header.natural({})
+    if type(args) is dict or not isinstance(args, dict):
+        return world.buffer("payload_in", size, fill=lambda: encode_request(env, command, args)), base
+    buf = world.buffer("payload_in", size, fill=lambda: encode_request(env, command, dict(dict.items(args))))
+
+    def touch(lo: int, hi: int) -> None:
+        for key in env.header.sources(args, lo, hi):
+            args[key]  # the read is the point: what the bytes depend on
+        if hi > base and command.layout is not None:  # the command's slots start at base
+            for key in command.layout.sources(args, lo, hi, base):
+                args[key]
+    buf.touch = touch
+    return buf, base
 
 
 @attrs.frozen

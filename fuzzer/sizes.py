@@ -139,6 +139,19 @@ class Layout:
             buf[at: at + len(raw)] = raw
         return buf
 
+    def sources(self, args: Args, lo: int, hi: int, base: int = 0) -> list[str]:
+        """The arguments whose encoded bytes (``encode`` at ``base``) fall in ``[lo, hi)``: all the bytes
+        there depend on, besides ``opcode`` (the command's) and the variable widths read to place them."""
+        out = []
+        for s in self.slots:
+            source = s.source or s.name
+            if source == "opcode" or source not in args:
+                continue
+            at = base + s.offset
+            if at < hi and lo < at + s.size(args):
+                out.append(source)
+        return out
+
 
 @attrs.frozen
 class Envelope:
@@ -235,7 +248,7 @@ class Buffer:
     ``allocated``, ``free`` and ``keep`` log its life (``fuzzer.lifetimes``).
     """
 
-    __slots__ = ("_data", "_fill", "allocator", "freed_by", "kept", "kind", "log", "name", "size")
+    __slots__ = ("_data", "_fill", "allocator", "freed_by", "kept", "kind", "log", "name", "size", "touch")
 
     def __init__(self, name: str, size: int, data: bytes = b"", *, kind: BufferKind = "kernel",
                  log: list[Access] | None = None, fill: Callable[[], bytes] | None = None) -> None:
@@ -253,9 +266,19 @@ class Buffer:
         self.freed_by = ""
         #: where a kernel structure took it over (it outlives the request, so it is no leak)
         self.kept = ""
+        #: called with each byte range ``[lo, hi)`` about to be looked at, before its bytes are fetched: a
+        #: lazily filled request tells from it which of the step's arguments the look depended on (the
+        #: bounded proof's step classes, ``fuzzer.watched``), where the fill reads them all
+        self.touch: Callable[[int, int], None] | None = None
 
     @property
     def data(self) -> bytearray:
+        """All the bytes (a look at every one of them)."""
+        if self.touch is not None:
+            self.touch(0, self.size)
+        return self._bytes()
+
+    def _bytes(self) -> bytearray:
         if self._fill is not None:
             self._data = bytearray(self._fill()[: self.size])
             self._fill = None
@@ -273,7 +296,10 @@ class Buffer:
         self.log.append(Access(self.name, self.kind, "read", offset, length, self.size, by, *self._freed()))
         if length <= 0:
             return b""
-        inside = bytes(self.data[max(0, offset): max(0, min(offset + length, self.size))])
+        lo, hi = max(0, offset), max(0, min(offset + length, self.size))
+        if self.touch is not None and lo < hi:
+            self.touch(lo, hi)
+        inside = bytes(self._bytes()[lo:hi])
         return inside.ljust(min(length, 1 << 16), b"\0")
 
     def copied(self, offset: int, length: int, by: str) -> None:
@@ -287,10 +313,11 @@ class Buffer:
         if isinstance(data, int) or length <= 0:
             return
         end = min(offset + length, self.size)
-        if offset < end:
-            if len(self.data) < end:
-                self.data.extend(bytes(end - len(self.data)))
-            self.data[offset:end] = data[: end - offset]
+        if offset < end:  # a write looks at no byte: the bytes it replaces are what a later read touches
+            buf = self._bytes()
+            if len(buf) < end:
+                buf.extend(bytes(end - len(buf)))
+            buf[offset:end] = data[: end - offset]
 
     def allocated(self, allocator: lifetimes.Allocator, by: str) -> Buffer:
         """Record that ``allocator`` (in function ``by``) allocated this buffer: from now on it must be freed."""
@@ -319,8 +346,8 @@ class Buffer:
 
     def field(self, layout: Layout, name: str, by: str, base: int = 0, args: Args | None = None) -> Any:
         """Read and decode slot ``name`` of ``layout`` (at ``base`` in this buffer)."""
-        s = layout.slot(name)
-        return s.decode(self.read(base + s.offset, s.size(args or {}), by))
+        s = layout.slot(name)  # ``args or {}`` would look at the whole mapping (its length)
+        return s.decode(self.read(base + s.offset, s.size(args if args is not None else {}), by))
 
 
 #: What a resolved size argument's natural value is: fixed, or computed from the content arguments.

@@ -19,7 +19,7 @@ from planted import HOLES, Hole
 
 from fuzzer import corpus
 from fuzzer.abstract import Base, abstract_state, freeze
-from fuzzer.bounded import arguments, prove, values_of
+from fuzzer.bounded import Proof, arguments, prove, values_of
 from fuzzer.executor import Executor
 from fuzzer.host import Registry
 from fuzzer.replay import replay
@@ -286,6 +286,49 @@ def test_step_classes_find_the_same_shortest_violation(registry: Registry, hole:
     assert all(type(s.caller) is Caller and type(s.args) is dict for s in fast.steps if s.actor == "user")
 
 
+def _answer(p: Proof) -> tuple[Any, ...]:
+    """Everything a proof says but its seconds."""
+    return (p.outcome, p.states, p.transitions, p.applied, p.levels, p.uncounted, p.steps, p.violation, p.reason,
+            p.complete_depth)
+
+
+@pytest.mark.parametrize(("subsystem", "policy", "device", "depth"), [
+    ("cxl", "linux-ioctl", "spec", 2), ("gpu", "linux-drm", "spec", 2)])
+def test_processes_give_the_one_process_answer(registry: Registry, subsystem: str, policy: str, device: str,
+                                               depth: int) -> None:
+    """A level's nodes split over forked processes (``jobs``) merge into exactly one process's proof, and
+    the CPU seconds count the workers'."""
+    ex = registry.executor(subsystem, registry.policy(subsystem, policy), registry.device(subsystem, device))
+    one, three = prove(ex, depth), prove(ex, depth, jobs=3)
+    assert _answer(one) == _answer(three) and one.levels[-1] > 3
+    assert three.cpu > one.cpu / 2  # the workers' CPU seconds are counted, not only the parent's
+
+
+@pytest.mark.parametrize("hole", [_hole(*h) for h in SHALLOW if h[1] in ("linux-fwctl", "linux-devx")
+                                  or h[3] == "sanitize-decoders"], ids=lambda h: h.name)
+def test_processes_find_the_same_shortest_violation(registry: Registry, hole: Hole) -> None:
+    """The first violation in the frontier's order, whichever process met it first, with the same counts."""
+    ex = registry.executor(hole.subsystem, registry.policy(hole.subsystem, hole.policy, (hole.rule,)),
+                           registry.device(hole.subsystem, hole.device))
+    one, two = prove(ex, len(hole.ops)), prove(ex, len(hole.ops), jobs=2)
+    assert one.outcome == "found" and _answer(one) == _answer(two)
+
+
+@pytest.mark.parametrize(("policy", "cap"), [("linux-ioctl", 60), ("linux-ioctl", 500), ("linux-raw", 400)])
+def test_processes_stop_at_the_same_state_cap(registry: Registry, policy: str, cap: int) -> None:
+    """A cap reached in a later node of the split frontier stops at the same transition, with the same
+    tallies (RAW's tainted violations, not counted) up to it."""
+    ex = cxl(registry, policy)
+    one, three = prove(ex, 2, max_states=cap), prove(ex, 2, max_states=cap, jobs=3)
+    assert one.outcome == "incomplete" and "at depth 2" in one.reason and _answer(one) == _answer(three)
+    assert bool(one.uncounted) == (policy == "linux-raw")
+
+
+def test_jobs_must_be_positive(registry: Registry) -> None:
+    with pytest.raises(ValueError, match="jobs=0"):
+        prove(cxl(registry, "linux-ioctl"), 1, jobs=0)
+
+
 # --------------------------------------------------------------------------- not a proof
 
 
@@ -302,17 +345,28 @@ def test_a_time_limit_is_incomplete_not_a_proof(registry: Registry) -> None:
     assert proof.complete_depth < 3
 
 
+def test_a_time_limit_in_the_processes_is_incomplete_not_a_proof(registry: Registry) -> None:
+    """The probed state's steps take a tenth of a second, its 39 successors' seconds: the limit ends the
+    second depth inside the forked processes, and the merge says so."""
+    proof = prove(cxl(registry, "linux-fwctl"), 3, time_limit=1.5, jobs=2)
+    assert proof.outcome == "incomplete" and "time limit (1.5s) ran out at depth 2" in proof.reason
+    assert proof.complete_depth == 1 and proof.levels == (1, 39) and proof.seconds < 10
+    assert proof.cpu > 0.5  # the workers', ended before the figures are taken (the probed state's: 0.1 s)
+
+
 # --------------------------------------------------------------------------- command line
 
 
 def test_cli_proves(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "proof.json"
-    assert run_cli(["prove", "cxl", "--policy", "linux-ioctl", "--depth", "1", "--corpus", str(tmp_path),
-                    "--json", str(out)]) == 0
-    assert "no violation within 1 steps over these classes: 38 states" in capsys.readouterr().out
+    assert run_cli(["prove", "cxl", "--policy", "linux-ioctl", "--depth", "2", "--corpus", str(tmp_path),
+                    "--json", str(out), "--jobs", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "; 2 processes)" in text and "no violation within 2 steps over these classes: 740 states" in text
     doc = json.loads(out.read_text())
-    assert doc["outcome"] == "proved" and doc["states"] == 38 and doc["levels"] == [1, 37]
-    assert doc["transitions"] == 3001 and 0 < doc["applied"] < 3001  # the rest judged by their step class
+    assert doc["outcome"] == "proved" and doc["states"] == 740 and doc["levels"] == [1, 37, 702]
+    assert doc["jobs"] == 2 and doc["transitions"] == 114046
+    assert 0 < doc["applied"] < doc["transitions"]  # the rest judged by their step class
     assert doc["violation"] is None and doc["counted"] == ["hole"]
     assert not any(tmp_path.rglob("*.json")) or list(tmp_path.rglob("*.json")) == [out]
 
@@ -345,6 +399,7 @@ def test_cli_incomplete_is_exit_4(tmp_path: Path, capsys: pytest.CaptureFixture[
     (["--policy", "linux-ioctl", "--depth", "0"], "--depth"),
     (["--policy", "linux-ioctl", "--without", "no-such-rule"], "no-such-rule"),
     (["--policy", "linux-ioctl", "--ignore", "no-such-invariant"], "no-such-invariant"),
+    (["--policy", "linux-ioctl", "--jobs", "0"], "--jobs"),
 ])
 def test_cli_bad_input_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str],
                                  message: str) -> None:

@@ -14,7 +14,9 @@ from typing import Any
 
 import pytest
 
-from fuzzer.spec import Caller
+from fuzzer.executor import encode_request, inbound
+from fuzzer.sizes import Buffer, Envelope, Layout, Slot
+from fuzzer.spec import Caller, Command
 from fuzzer.watched import FIELDS, Classes, Watched, WatchedArgs, read, watched
 
 ROOT = Caller(frozenset({"CAP_SYS_ADMIN"}), "configuration", "integrity", frozenset({"raw_allow_all"}))
@@ -82,3 +84,51 @@ def test_kernel_actions_have_one_class_per_argument_values() -> None:
     WatchedArgs({"slot": 1})["slot"]
     assert classes.add({"slot": 1}, 0, ()) == []
     assert classes.judged({"slot": 1}) == [()] and classes.judged({"slot": 2}) == [None]
+
+
+class _World:
+    """Just enough of a ``World`` for ``executor.inbound``: buffers."""
+
+    def __init__(self) -> None:
+        self.accesses: list[Any] = []
+
+    def buffer(self, name: str, size: int, *, fill: Callable[[], bytes]) -> Buffer:
+        return Buffer(name, size, log=self.accesses, fill=fill)
+
+
+def test_a_look_at_request_bytes_reads_only_the_arguments_encoded_there() -> None:
+    """``inbound``'s buffer encodes every argument, but a read of some bytes reads (for the step classes)
+    only the keys whose slots overlap them, and the widths placing them: the reads ``fuzzer.bounded``
+    merges steps on.  The bytes are the full encoding's, whatever was looked at first."""
+    header = Layout((Slot("opcode", 0, 2), Slot("op_size", 8, 4)), size=16)
+    env = Envelope("in_len", header=header)
+    layout = Layout((Slot("uuid", 0, 16, "uuid"), Slot("data", 16, "n", "fill", source="byte"),
+                     Slot("tail", 40, 2)), size=None)
+    command = Command("SET", 0x0205, ("fwctl",), layout=layout)
+    plain = {"in_len": 64, "op_size": 48, "uuid": "01234567-89ab-cdef-0123-456789abcdef", "n": 4,
+             "byte": 0xAA, "tail": 7}
+    full = encode_request(env, command, plain)
+    args = WatchedArgs(plain)
+    read.clear()
+    buf, base = inbound(_World(), env, command, args)  # type: ignore[arg-type]
+    assert (base, set(read.keys), read.all_keys) == (16, {"in_len"}, False)
+    read.clear()
+    assert buf.read(8, 4, by="op_size") == full[8:12]
+    assert (set(read.keys), read.all_keys) == ({"op_size"}, False)  # not the uuid, the data, nor their widths
+    read.clear()
+    assert buf.read(0, 2, by="opcode") == full[0:2]
+    assert (set(read.keys), read.all_keys) == (set(), False)  # the command's opcode, no argument's
+    read.clear()
+    assert buf.field(layout, "tail", by="tail", base=base, args=args) == 7
+    assert (set(read.keys), read.all_keys) == ({"n", "tail"}, False)  # the variable width is read to place data
+    read.clear()
+    assert buf.read(base + 17, 2, by="data") == b"\xaa\xaa"
+    assert set(read.keys) == {"n", "byte"}
+    read.clear()
+    assert buf.read(60, 10, by="past") == bytes(full[60:64]).ljust(10, b"\0")  # 64 bytes declared
+    assert set(read.keys) == {"n"}
+    read.clear()
+    assert bytes(buf.data) == full[:64] and read.all_keys is False and set(read.keys) >= set(plain) - {"in_len"}
+    # a plain dict notes nothing: no touch to pay for in every other mode
+    unwatched, _ = inbound(_World(), env, command, plain)  # type: ignore[arg-type]
+    assert unwatched.touch is None and bytes(unwatched.data) == full[:64]

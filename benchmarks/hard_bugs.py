@@ -642,9 +642,12 @@ def report_saved(paths: Sequence[Path]) -> dict[str, Any]:
         runs = [Run(**{**r, "ops": tuple(r["ops"])}) for d in docs for r in d["runs"]]
     except (KeyError, TypeError) as exc:
         raise SystemExit(f"hard_bugs: --runs: not a hard_bugs --json file ({exc})") from exc
-    names = {r.hole for r in runs}
-    holes = [h for h in all_holes() if label(h) in names]
     modes = list(dict.fromkeys(m for d in docs for m in d["modes"]))
+    ran = {(r.hole, r.mode) for r in runs}
+    holes = [h for h in all_holes() if all((label(h), m) in ran for m in modes)]  # a hole some mode skipped: left out
+    if not holes:
+        raise SystemExit("hard_bugs: --runs: no hole was run in every mode of these files")
+    runs = [r for r in runs if r.hole in {label(h) for h in holes}]
     seeds = sorted({r.seed for r in runs})
     budget = max(d["budget"] for d in docs)
     print(report(runs, holes, modes, budget, seeds), flush=True)

@@ -480,6 +480,20 @@ class Explorer:
         best = archive[i]
         return best
 
+    def use_moves(self, moves: Sequence[Move]) -> None:
+        """Draw only ``moves`` (a subset of ``moves_of``'s, possibly with fewer callers), renumbered, with every
+        per-move table this search keeps made afresh for them (the live conformance run leaves out kernel
+        actions a guest cannot do)."""
+        openers = [(self.moves[i].channel, self.moves[i].op) for i in self.openers]
+        self.moves = [attrs.evolve(m, index=i) for i, m in enumerate(moves)]
+        self.free = [m for m in self.moves if not m.handles]
+        self.worked = [([[] for _ in m.params], []) for m in self.moves]
+        self.compared = [[[] for _ in m.params] for m in self.moves]
+        self.traceable = [frozenset(p.name for p in m.params if p.kind == "int") for m in self.moves]
+        self.by_key = {(m.actor, m.channel, m.op): m for m in self.moves}
+        where = {(m.channel, m.op): m.index for m in self.moves if m.actor == "user"}
+        self.openers = [where[k] for k in openers if k in where]
+
     def learnt(self) -> Learnt:
         """What this search learnt, as data another search can ``adopt`` (``CARRY_WORLDS``, ``CARRY_STEPS``)."""
         paths: list[tuple[Step, ...]] = []

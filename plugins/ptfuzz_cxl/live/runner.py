@@ -213,13 +213,10 @@ class Conformance:
         image = kernels.ensure(self.build, self.cache)
         executor = self.executor()
         explorer = Explorer(executor, seed=self.seed, steps=1)
-        explorer.moves = [m for m in explorer.moves
-                          if m.actor == "user" or (m.op not in NOT_HERE and m.op not in SLOW
-                                                   and m.op not in self.build.lacks)]
-        explorer.moves = [attrs.evolve(m, index=i, callers=tuple(c for c in m.callers if c.lockdown == "none"))
-                          for i, m in enumerate(explorer.moves)]
-        explorer.worked = [([[] for _ in m.params], []) for m in explorer.moves]
-        explorer.free = [m for m in explorer.moves if not m.handles]
+        explorer.use_moves([attrs.evolve(m, callers=tuple(c for c in m.callers if c.lockdown == "none"))
+                            for m in explorer.moves
+                            if m.actor == "user" or (m.op not in NOT_HERE and m.op not in SLOW
+                                                     and m.op not in self.build.lacks)])
         t0 = time.monotonic()
         done = 0
         seen: set[str] = set()

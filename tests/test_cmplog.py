@@ -77,3 +77,18 @@ def test_the_finding_is_minimized_to_the_key_and_the_change_and_saved_as_plain_d
     (saved,) = (tmp_path / "vault").glob("*.json")
     entry = corpus.load(saved)
     assert type(entry.steps[0].args["key"]) is int and entry.steps[0].args["key"] == vault.KEY
+
+
+def test_a_search_restricted_to_some_moves_draws_and_traces_them(registry: host.Registry) -> None:
+    """The live conformance run keeps only some moves (``Explorer.use_moves``): every per-move table follows."""
+    ex = registry.executor("rdma", registry.policy("rdma", "linux-devx"), registry.device("rdma", "spec"))
+    x = Explorer(ex, seed=1, steps=ex.subsystem.steps)
+    opener = x.moves[x.openers[0]]
+    kept = [m for m in x.moves if m.actor == "user"][::-1]  # another order and no kernel actions
+    x.use_moves(kept)
+    assert [m.index for m in x.moves] == list(range(len(kept)))
+    assert [x.moves[i].op for i in x.openers] == [opener.op]
+    assert len(x.compared) == len(x.worked) == len(x.traceable) == len(x.moves)
+    for _ in range(50):
+        x.sequence(lambda steps, vs: None, lambda v: True)  # draws, traces and learns on the new numbering
+    assert all(s.actor == "user" for c in x.archive for s in c.steps)

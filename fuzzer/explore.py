@@ -149,6 +149,11 @@ def callers_of(space: CallerSpace, channel: Channel) -> tuple[Caller, ...]:
 NATURAL = 0.9
 
 
+def _edges(lo: int, hi: int) -> tuple[int, ...]:
+    """An int parameter's boundaries, their neighbours, 0, 1 and small powers of two that lie in ``[lo, hi]``."""
+    return tuple(sorted({v for v in (lo, lo + 1, hi - 1, hi, 0, 1, *POWERS) if lo <= v <= hi}))
+
+
 def _drawer(p: Param) -> Callable[[random.Random, dict[str, Any]], Any]:
     """Draw a value of ``p``; sizes see the arguments drawn before them (their natural value may depend on them)."""
     if p.kind == "bool":
@@ -158,7 +163,7 @@ def _drawer(p: Param) -> Callable[[random.Random, dict[str, Any]], Any]:
         return lambda rng, args: choices[int(rng.random() * len(choices))]
     if p.kind == "int":
         lo, hi = p.lo, p.hi
-        edges = tuple(sorted({v for v in (lo, lo + 1, hi - 1, hi, 0, 1, *POWERS) if lo <= v <= hi}))
+        edges = _edges(lo, hi)
         # small values: 0..SMALL_TOP where the range has them, else its first SMALL_TOP + 1
         small_lo = max(lo, 0) if lo <= SMALL_TOP and hi >= 0 else lo
         small_hi = min(hi, small_lo + SMALL_TOP)
@@ -299,14 +304,11 @@ class Explorer:
         self.rng = random.Random(seed)
         self.steps = steps
         self.moves, self.openers = moves_of(executor)
-        self.free = [m for m in self.moves if not m.handles]
+        self._per_move()
         #: behaviour -> times seen (the coverage figure)
         self.behaviours: dict[tuple[Any, ...], int] = {}
         #: live handles per bundle in the sequence being run, oldest first
         self.live: dict[str, list[Any]] = {}
-        #: per move: values per parameter, and callers, of steps the device or kernel carried out
-        self.worked: list[tuple[list[list[Any]], list[Caller]]] = [
-            ([[] for _ in m.params], []) for m in self.moves]
         #: per channel: callers some command on it was carried out with
         self.channel_callers: dict[str, list[Caller]] = {}
         #: called with the prefix that reached a behaviour never seen before (``--db`` keeps it)
@@ -333,15 +335,22 @@ class Explorer:
         self.archive: list[Cell] = []
         #: the facts (``fuzzer.abstract.state_facts``) some kept world showed
         self.facts: set[Hashable] = set()
+        #: decides which steps are traced, apart from ``rng`` so that tracing alone does not change the draws
+        self.trace_rng = random.Random(seed * 2 + 1)
+
+    def _per_move(self) -> None:
+        """The tables kept per move, numbered as ``moves`` (made afresh when the moves change: ``use_moves``)."""
+        self.free = [m for m in self.moves if not m.handles]
         self.by_key = {(m.actor, m.channel, m.op): m for m in self.moves}
+        #: per move: values per parameter, and callers, of steps the device or kernel carried out
+        self.worked: list[tuple[list[list[Any]], list[Caller]]] = [
+            ([[] for _ in m.params], []) for m in self.moves]
         #: per move, per parameter: values it was compared with (``TRACE``, ``COMPARED``)
         self.compared: list[list[list[int]]] = [[[] for _ in m.params] for m in self.moves]
         #: per move: its int parameters (traced).  Not sizes: their natural value, its neighbours and marks are
         #: what rules compare them with, and drawing the compared ones more often broke more steps (the deep CXL
         #: holes needed 1.5-2x the sequences: 2,612 against 1,144 for the 5-step UNLOCK, seeds 1-10)
         self.traceable = [frozenset(p.name for p in m.params if p.kind == "int") for m in self.moves]
-        #: decides which steps are traced, apart from ``rng`` so that tracing alone does not change the draws
-        self.trace_rng = random.Random(seed * 2 + 1)
 
     def sequence(self, report: Callable[[list[Step], list[Violation]], None],
                  ignored: Callable[[Violation], bool], expired: Callable[[], bool] | None = None,
@@ -486,11 +495,7 @@ class Explorer:
         actions a guest cannot do)."""
         openers = [(self.moves[i].channel, self.moves[i].op) for i in self.openers]
         self.moves = [attrs.evolve(m, index=i) for i, m in enumerate(moves)]
-        self.free = [m for m in self.moves if not m.handles]
-        self.worked = [([[] for _ in m.params], []) for m in self.moves]
-        self.compared = [[[] for _ in m.params] for m in self.moves]
-        self.traceable = [frozenset(p.name for p in m.params if p.kind == "int") for m in self.moves]
-        self.by_key = {(m.actor, m.channel, m.op): m for m in self.moves}
+        self._per_move()
         where = {(m.channel, m.op): m.index for m in self.moves if m.actor == "user"}
         self.openers = [where[k] for k in openers if k in where]
 
@@ -504,13 +509,13 @@ class Explorer:
             if len(cell.steps) <= budget:
                 paths.append(tuple(cell.steps))
                 budget -= len(cell.steps)
-        key = lambda m: (m.actor, m.channel, m.op)  # noqa: E731
+        worked, compared = self.worked, self.compared
         return Learnt(
             tuple(paths),
-            tuple((key(m), tuple(tuple(v) for v in values), tuple(callers))
-                  for m, (values, callers) in zip(self.moves, self.worked, strict=True) if callers or any(values)),
-            tuple((key(m), tuple(tuple(v) for v in cs)) for m, cs in zip(self.moves, self.compared, strict=True)
-                  if any(cs)),
+            tuple((k, tuple(tuple(v) for v in worked[m.index][0]), tuple(worked[m.index][1]))
+                  for k, m in self.by_key.items() if worked[m.index][1] or any(worked[m.index][0])),
+            tuple((k, tuple(tuple(v) for v in compared[m.index])) for k, m in self.by_key.items()
+                  if any(compared[m.index])),
             tuple((ch, tuple(cs)) for ch, cs in sorted(self.channel_callers.items())),
         )
 
@@ -573,9 +578,9 @@ class Explorer:
             if i is None:
                 continue
             p, known = move.params[i], self.compared[move.index][i]
+            drawn = _edges(p.lo, p.hi)  # drawn anyway
             for v in (value, value - 1, value + 1):
-                if (not p.lo <= v <= p.hi or v in known or v in (p.lo, p.lo + 1, p.hi - 1, p.hi, 0, 1, *POWERS)
-                        or v in p.marks):
+                if not p.lo <= v <= p.hi or v in known or v in drawn or v in p.marks:
                     continue
                 if len(known) < COMPARED_KEEP:
                     known.append(v)

@@ -25,7 +25,7 @@ __all__ = ["Snapshot"]
 def _immutable(value: Any, known: dict[int, Any]) -> bool:
     """Whether ``value`` can never change: atoms, enums, and tuples and frozensets of such (remembered by id)."""
     t = type(value)
-    if t in _ATOMS or isinstance(value, Enum) or t is Traced:  # a traced argument a handler stored: an int
+    if t in _ATOMS or isinstance(value, Enum):
         return True
     if t is tuple or t is frozenset:
         if id(value) in known:
@@ -36,7 +36,7 @@ def _immutable(value: Any, known: dict[int, Any]) -> bool:
     return False
 
 
-_ATOMS = frozenset({str, int, bool, float, bytes, type(None)})
+_ATOMS = frozenset({str, int, bool, float, bytes, type(None), Traced})  # Traced: an int argument a handler stored
 
 
 class Snapshot:

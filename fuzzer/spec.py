@@ -651,9 +651,7 @@ class Request:
 
     def size(self, name: str) -> int:
         """A declared size argument (``in_size``, ``in_len``, ``op_size``)."""
-        value = self.args[name]
-        # an int stays the object it is (a traced argument records what the rule compares it with: fuzzer.cmplog)
-        return value if isinstance(value, int) and not isinstance(value, bool) else int(value)
+        return int(self.args[name])
 
     def field(self, name: str, by: str) -> Any:
         """Read slot ``name`` of the command's payload as function ``by`` does (the read is logged)."""

@@ -749,10 +749,12 @@ def junit_xml(r: Result, subsystem: str, policy: str, device: str, known: frozen
 @click.option("--jobs", type=click.IntRange(min=1), default=None,
               help="Processes each depth's states are split over (default: the CPUs available); "
                    "the answer is the same for any number.")
+@click.option("--knob", "knob_texts", multiple=True, metavar="NAME=VALUE", help=KNOB_HELP)
 @click.pass_context
 def prove(ctx: click.Context, subsystem: str, policy_name: str | None, device_name: str | None, depth: int,
           without: tuple[str, ...], time_budget: float | None, max_states: int, count_tainted: bool,
-          corpus_dir: str, json_out: str | None, ignored: tuple[str, ...], jobs: int | None) -> None:
+          corpus_dir: str, json_out: str | None, ignored: tuple[str, ...], jobs: int | None,
+          knob_texts: tuple[str, ...] = ()) -> None:
     """Prove SUBSYSTEM's policy free of holes within --depth steps, over declared argument classes.
 
     Breadth first over every distinct abstract state (``fuzzer.bounded``): exit 0
@@ -768,7 +770,7 @@ def prove(ctx: click.Context, subsystem: str, policy_name: str | None, device_na
         files.check_writable(json_out, "--json")
     if not corpus_dir:
         raise UsageError("--corpus '': an empty path names no directory")
-    policy = reg.policy(subsystem, policy_name, without)
+    policy = reg.policy(subsystem, policy_name, without, _knobs(reg, subsystem, _knob_pairs(knob_texts)))
     device = reg.device(subsystem, device_name)
     executor = reg.executor(subsystem, policy, device)
     severities = frozenset({"hole", "tainted"} if count_tainted else {"hole"})
@@ -784,7 +786,7 @@ def prove(ctx: click.Context, subsystem: str, policy_name: str | None, device_na
     if proof.outcome == "found":
         assert proof.violation is not None
         entry = corpus.Entry(subsystem=subsystem, device=device.name, policy=policy.name, without=policy.removed,
-                             steps=proof.steps, violation=corpus.violation_to_json(proof.violation),
+                             knobs=dict(policy.tuned), steps=proof.steps, violation=corpus.violation_to_json(proof.violation),
                              plugins=reg.plugin_versions(subsystem), ptfuzz=__version__)
         path = Path(corpus_dir, subsystem, corpus.file_name(entry))
         known = corpus.known(path, executor.complete)

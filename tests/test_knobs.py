@@ -162,6 +162,23 @@ def test_knob_switches_a_planted_hole_and_the_file_replays_with_it(
     assert again.read_bytes() == found.read_bytes()
 
 
+def test_prove_takes_knobs_and_its_finding_replays_with_them(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    corpus_dir = tmp_path / "corpus"
+    code, out, _ = ptfuzz(capsys, "--plugin", TOY, "prove", "toy", "--policy", "toy-linux", "--depth", "1",
+                          "--jobs", "1", "--corpus", corpus_dir)
+    assert code == 0 and "no violation within 1 steps" in out  # the policy's own reread=true
+    code, out, _ = ptfuzz(capsys, "--plugin", TOY, "prove", "toy", "--policy", "toy-linux", "--depth", "1",
+                          "--jobs", "1", "--corpus", corpus_dir, "--knob", "reread=false")
+    assert code == 1 and "policy=toy-linux{reread=false}" in out and HOLE in out
+    [found] = sorted((corpus_dir / "toy").glob("*SET_MTU--link.mtu.json"))
+    assert json.loads(found.read_text())["knobs"] == {"reread": False}
+    code, out, _ = ptfuzz(capsys, "--plugin", TOY, "replay", found)
+    assert code == 1 and "=> still fails" in out
+    assert_error(capsys, ["--plugin", TOY, "prove", "toy", "--policy", "toy-linux", "--knob", "rerad=false"],
+                 "--knob 'rerad=false'", "did you mean 'reread'")
+
+
 def test_a_file_without_knobs_replays_under_the_policys_values(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, [found] = run_toy(capsys, tmp_path, "--knob", "reread=false")

@@ -20,6 +20,10 @@ which cannot be replayed.  Only new findings fail a run (exit 1).
 
 The match is by signature within the same subsystem, policy label and
 device: the same signature under another policy is another policy's bug.
+The label carries the removed rules and the knobs the run set
+(``linux-ioctl~exclusive-cmds``, ``toy-linux{reread=false}``,
+``fuzzer.spec.policy_label``): a finding under other knob values is another
+policy's too, and a corpus file is matched with the knobs it records.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import attrs
 from fuzzer import corpus, files, safetext
 from fuzzer.errors import CorpusError, PtfuzzError, UsageError
 from fuzzer.replay import replay
+from fuzzer.spec import policy_label
 
 if TYPE_CHECKING:  # pragma: no cover
     from fuzzer.campaign import Result
@@ -53,6 +58,8 @@ class Known:
     policy: str | None = None
     device: str | None = None
     file: str | None = None
+    #: where it was read (``known.txt:2``, a corpus file), for messages; not part of what it says
+    where: str = attrs.field(default="", eq=False)
 
     def applies(self, subsystem: str, policy: str, device: str) -> bool:
         """Whether this entry speaks about a run of ``policy`` (a label, with removed rules) on ``device``."""
@@ -102,8 +109,8 @@ def load(paths: Iterable[str]) -> Baseline:
 
 def _from_corpus(path: str) -> Known:
     entry = corpus.load(path)
-    label = entry.policy + "".join(f"~{r}" for r in entry.without)
-    return Known(entry.signature, entry.subsystem, label, entry.device, path)
+    return Known(entry.signature, entry.subsystem, policy_label(entry.policy, entry.without, entry.knobs),
+                 entry.device, path, where=path)
 
 
 def _from_json(path: str) -> list[Known]:
@@ -132,7 +139,8 @@ def _from_json(path: str) -> list[Known]:
             if entry.signature != item["signature"]:
                 raise CorpusError(f"{where}: known {i}: {safetext.line(file)} records "
                                   f"{safetext.shown(entry.signature)}, not this signature")
-        out.append(Known(item["signature"], item.get("subsystem"), item.get("policy"), item.get("device"), file))
+        out.append(Known(item["signature"], item.get("subsystem"), item.get("policy"), item.get("device"), file,
+                         where=f"{path}:{i}"))
     return out
 
 
@@ -149,7 +157,7 @@ def _from_text(path: str) -> list[Known]:
         policy = device = None
         if len(parts) == 2:
             policy, _, device = parts[1].partition("@")
-        out.append(Known(parts[0], None, policy or None, device or None, None))
+        out.append(Known(parts[0], None, policy or None, device or None, None, where=f"{path}:{n}"))
     return out
 
 
@@ -164,10 +172,12 @@ class Scope:
     policy: str
     without: tuple[str, ...]
     device: str
+    #: knobs the run set over the policy's own
+    knobs: tuple[tuple[str, Any], ...] = ()
 
     @property
     def label(self) -> str:
-        return self.policy + "".join(f"~{r}" for r in self.without)
+        return policy_label(self.policy, self.without, dict(self.knobs))
 
 
 @attrs.frozen
@@ -232,7 +242,7 @@ def _replayed(registry: Registry, known: Known, scope: Scope) -> Verdict:
     """Replay ``known``'s file under the run's policy: still failing is UNSEEN, passing is FIXED."""
     assert known.file is not None
     try:
-        rep = replay(registry, corpus.load(known.file), scope.policy, scope.without)
+        rep = replay(registry, corpus.load(known.file), scope.policy, scope.without, dict(scope.knobs) or None)
     except PtfuzzError as exc:
         return Verdict(known, STALE, f"no longer replays: {exc}")
     if rep.still_fails:
@@ -243,5 +253,5 @@ def _replayed(registry: Registry, known: Known, scope: Scope) -> Verdict:
 def write(path: str, entries: Iterable[Known]) -> None:
     """Write a signature baseline (``ptfuzz.baseline/1``) listing ``entries``."""
     doc = {"format": FORMAT, "known": [
-        {k: v for k, v in attrs.asdict(known).items() if v is not None} for known in entries]}
+        {k: v for k, v in attrs.asdict(known).items() if v is not None and k != "where"} for known in entries]}
     files.write_output(path, "--write-baseline", json.dumps(doc, indent=2) + "\n")

@@ -28,7 +28,7 @@ from fuzzer import files, safetext
 from fuzzer.campaign import SEARCHES
 from fuzzer.errors import PtfuzzError, UsageError
 from fuzzer.host import Registry
-from fuzzer.spec import knob_text
+from fuzzer.spec import knob_text, policy_label
 
 #: Top-level keys: the campaign's own settings and the defaults of every entry.
 TOP_KEYS = ("budget", "seed", "seeds", "workers", "search", "steps", "accept_tainted", "baseline", "report",
@@ -70,7 +70,7 @@ class Run:
 
     @property
     def policy_label(self) -> str:
-        return self.policy + "".join(f"~{r}" for r in self.without)
+        return policy_label(self.policy, self.without, dict(self.knobs))
 
 
 @attrs.frozen(kw_only=True)

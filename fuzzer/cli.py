@@ -582,7 +582,8 @@ def _judge_run(con: Console, reg: host.Registry, known: Any, result: Result, sub
     """``run --baseline``: after the campaign, each finding new or known, each baseline entry fixed or not."""
     from fuzzer import baseline
 
-    judged = baseline.judge(reg, known, [(baseline.Scope(subsystem, policy.name, reg.without_of(policy), device),
+    judged = baseline.judge(reg, known, [(baseline.Scope(subsystem, policy.name, reg.without_of(policy), device,
+                                                                         tuple(policy.tuned.items())),
                                           result)])
     new = [s for s in result.findings if judged.of(0, s) == "new"]
     con.print(f"baseline: {len(new)} new, {len(result.findings) - len(new)} known, "

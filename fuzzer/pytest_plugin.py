@@ -22,9 +22,9 @@ present in every pytest run of an environment where ptfuzz is installed, and
 does nothing there: it only adds options, and collects corpus files only when
 ``--ptfuzz-corpus`` is given.  It imports the rest of ptfuzz only then.
 
-The baseline reader (``read_baseline``) is local to this module and reads the
-formats ``ptfuzz campaign --baseline`` reads: a finding is known when its
-signature is, under the same policy label and device where the baseline names
+The baseline is read by ``fuzzer.baseline``, as ``ptfuzz campaign --baseline``
+reads it: a finding is known when its signature is, under the same policy
+label (removed rules and knobs included) and device where the baseline names
 them.
 """
 
@@ -38,6 +38,7 @@ import attrs
 import pytest
 
 if TYPE_CHECKING:  # pragma: no cover
+    from fuzzer.baseline import Known
     from fuzzer.corpus import Entry
     from fuzzer.host import Registry
     from fuzzer.replay import Replay
@@ -115,60 +116,29 @@ def pytest_configure(config: pytest.Config) -> None:
     config.args.extend(r for r in roots if Path(r).resolve() not in named)
 
 
-@attrs.frozen
-class Known:
-    """A known finding: its signature, and where it applies (None: any policy label / device)."""
-
-    signature: str
-    policy: str | None
-    device: str | None
-    where: str
-
-    def matches(self, entry: Entry) -> bool:
-        label = entry.policy + "".join(f"~{r}" for r in entry.without)
-        return self.signature == entry.signature and self.policy in (None, label) and self.device in (
-            None, entry.device)
-
-
 def read_baseline(paths: Iterable[str]) -> list[Known]:
-    """Known findings from corpus directories and files, baseline JSON files and signature lists.
-
-    The formats of ``ptfuzz campaign --baseline`` (issue 18): a corpus file is
-    known for its own policy label and device; JSON is ``{"format":
-    "ptfuzz.baseline/1", "known": [{"signature", "policy"?, "device"?}]}``;
-    text is ``SIGNATURE`` or ``SIGNATURE POLICY@DEVICE`` a line, ``#`` a
-    comment.  A source it cannot read is a usage error, never an empty baseline.
-    """
-    from fuzzer import corpus, files, safetext
+    """Known findings, read as ``ptfuzz campaign --baseline`` reads them (``fuzzer.baseline.load``); a source it
+    cannot read is a usage error naming it, never an empty baseline."""
+    from fuzzer import baseline
     from fuzzer.errors import PtfuzzError
 
     known: list[Known] = []
     for arg in paths:
-        p = Path(arg)
         try:
-            if p.is_dir() or p.suffix == ".json":
-                for f in corpus.expand([arg]):
-                    doc = corpus.parse(files.read_text(f), safetext.line(f))
-                    if doc.get("format") == "ptfuzz.baseline/1" and isinstance(doc.get("known"), list):
-                        known.extend(Known(str(k["signature"]), k.get("policy"), k.get("device"), f"{f}:{i}")
-                                     for i, k in enumerate(doc["known"], 1)
-                                     if isinstance(k, dict) and isinstance(k.get("signature"), str))
-                        continue
-                    e = corpus.load(f)
-                    known.append(Known(e.signature, e.policy + "".join(f"~{r}" for r in e.without), e.device, f))
-                continue
-            text = files.read_text(arg)
+            known.extend(baseline.load([arg]).known)
         except PtfuzzError as exc:
             raise pytest.UsageError(f"--ptfuzz-baseline {arg!r}: {exc}") from None
-        for n, line in enumerate(text.splitlines(), 1):
-            parts = line.split("#", 1)[0].split()
-            if len(parts) > 2 or (len(parts) == 2 and "@" not in parts[1]):
-                raise pytest.UsageError(f"--ptfuzz-baseline {arg}:{n}: expected 'SIGNATURE' or "
-                                        f"'SIGNATURE POLICY@DEVICE'")
-            if parts:
-                policy, _, device = parts[1].partition("@") if len(parts) == 2 else ("", "", "")
-                known.append(Known(parts[0], policy or None, device or None, f"{arg}:{n}"))
     return known
+
+
+def known_as(known: Iterable[Known], entry: Entry) -> Known | None:
+    """The baseline entry that knows ``entry``'s finding under its own policy label (rules removed, knobs set)
+    and device, if any."""
+    from fuzzer.spec import policy_label
+
+    label = policy_label(entry.policy, entry.without, entry.knobs)
+    return next((k for k in known if k.signature == entry.signature
+                 and k.applies(entry.subsystem, label, entry.device)), None)
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -217,7 +187,7 @@ class CorpusFile(pytest.File):
         name = safetext.line(entry.signature, limit=200).replace("::", ":_:") or "unnamed"
         item = CorpusItem.from_parent(self, name=name, entry=entry, error=None)
         state = self.config.stash[_STATE]
-        known = next((k for k in state.baseline if k.matches(entry)), None)
+        known = known_as(state.baseline, entry)
         if known is not None:
             item.add_marker(pytest.mark.xfail(reason=f"known finding (baseline {safetext.line(known.where)})",
                                               raises=StillFails, strict=False))

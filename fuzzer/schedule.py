@@ -72,7 +72,7 @@ class Outcome:
 
     @property
     def scope(self) -> Scope:
-        return Scope(self.run.subsystem, self.run.policy, self.run.without, self.run.device)
+        return Scope(self.run.subsystem, self.run.policy, self.run.without, self.run.device, self.run.knobs)
 
 
 @attrs.define

@@ -10,7 +10,7 @@ at start-up instead of on the per-step hot path.
 from __future__ import annotations
 
 import errno as _errno
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import attrs
@@ -439,6 +439,15 @@ def knob_text(value: Any) -> str:
     if isinstance(value, (frozenset, set)):
         return ",".join(sorted(str(v) for v in value))
     return str(value)
+
+
+def policy_label(name: str, removed: Sequence[str] = (), knobs: Mapping[str, Any] | None = None) -> str:
+    """``linux-nvme~rescan{write_mounted=true}``: a policy, the rules removed from it, the knobs set over its own
+    (in braces: square brackets would be markup to the terminal's console).  One spelling for a run, its corpus
+    files and baselines: a finding under other knob values is another policy's."""
+    tuned = ",".join(f"{k}={knob_text(frozenset(v) if isinstance(v, (list, tuple)) else v)}"
+                     for k, v in sorted((knobs or {}).items()))
+    return name + "".join(f"~{n}" for n in removed) + ("{" + tuned + "}" if tuned else "")
 
 
 _KINDS: dict[type, str] = {bool: "true or false", int: "an integer", str: "a string",
@@ -974,9 +983,8 @@ class Policy:
     @property
     def label(self) -> str:
         """``linux-nvme~rescan{write_mounted=true}``: the name, the removed rules, the knobs the run set
-        (in braces: square brackets would be markup to the terminal's console)."""
-        tuned = "{" + ",".join(f"{k}={knob_text(v)}" for k, v in sorted(self.tuned.items())) + "}" if self.tuned else ""
-        return self.name + "".join(f"~{n}" for n in self.removed) + tuned
+        (``policy_label``)."""
+        return policy_label(self.name, self.removed, self.tuned)
 
     @property
     def version(self) -> str:

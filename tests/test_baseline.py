@@ -84,3 +84,34 @@ def test_run_baseline_exit_codes(capsys: pytest.CaptureFixture[str], tmp_path: P
     code, out, _ = ptfuzz(capsys, *args, "--baseline", tmp_path / "b.txt")
     assert code == 1 and "baseline: 3 new, 1 known" in out
     assert_error(capsys, [*args, "--baseline", tmp_path / "missing"], "baseline", "missing")
+
+
+def test_knobs_are_part_of_what_a_baseline_entry_knows(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A finding made under ``--knob reread=false`` is known for runs with that knob, not for the policy's own
+    values (there the same signature would be another policy's bug), in ``ptfuzz run --baseline``, the
+    ``baseline`` module and the pytest plugin's matching."""
+    from fuzzer.pytest_plugin import known_as
+
+    toy = str(Path(__file__).with_name("toy.py"))
+    mtu = "kernel-owned-integrity:toy:SET_MTU:link.mtu"
+    args = ["--plugin", toy, "run", "toy", "--policy", "toy-linux", "--seed", "1", "--max-examples", "200",
+            "--knob", "reread=false"]
+    code, _, _ = ptfuzz(capsys, *args, "--corpus", tmp_path / "first")
+    assert code == 1
+    [found] = (tmp_path / "first" / "toy").glob("*SET_MTU--link.mtu.json")
+    known = baseline.load([str(found)])
+    assert [k.policy for k in known.known] == ["toy-linux{reread=false}"]
+    assert known.match(mtu, "toy", "toy-linux{reread=false}", "toy") is not None
+    assert known.match(mtu, "toy", "toy-linux", "toy") is None
+    assert baseline.Scope("toy", "toy-linux", (), "toy", (("reread", False),)).label == "toy-linux{reread=false}"
+    # the same run again, judged against the first one's file: known, so it passes
+    code, out, _ = ptfuzz(capsys, *args, "--corpus", tmp_path / "again", "--baseline", found)
+    assert code == 0 and ", 1 known," in out and f"NEW   {mtu}" not in out, out
+    # a text baseline naming the policy without the knob does not know it
+    (tmp_path / "b.txt").write_text(f"{mtu} toy-linux@toy\n")
+    code, out, _ = ptfuzz(capsys, *args, "--corpus", tmp_path / "third", "--baseline", tmp_path / "b.txt")
+    assert code == 1 and ", 0 known," in out and f"NEW   {mtu}" in out, out
+    from fuzzer import corpus
+    entry = corpus.load(found)
+    assert known_as(known.known, entry) is not None
+    assert known_as(baseline.load([str(tmp_path / "b.txt")]).known, entry) is None

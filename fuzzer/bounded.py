@@ -107,8 +107,20 @@ from fuzzer.executor import Executor, StepResult
 from fuzzer.explore import Move, moves_of
 from fuzzer.snapshot import Snapshot
 from fuzzer.spec import Caller, Param, Violation
-from fuzzer.watched import Classes, Uncounted, WatchedArgs, read, watched
-from fuzzer.world import Step
+from fuzzer.watched import (
+    Classes,
+    Effect,
+    Entry,
+    Uncounted,
+    WatchedArgs,
+    WatchedMap,
+    WatchedWorld,
+    read,
+    taint_keys,
+    watched,
+    world_read,
+)
+from fuzzer.world import Step, World
 
 __all__ = ["DEFAULT_STATES", "MAX_DEPTH", "Proof", "arguments", "cpus", "prove", "values_of"]
 
@@ -227,6 +239,11 @@ class _Node:
     path: tuple[Step, ...]
     live: Live
     key: Hashable
+    #: per move, the classes of the parent's world that changed nothing, with what they touched (filled while
+    #: the parent expands; shared by its children); None: nothing to inherit
+    memo: dict[int, list[Entry]] | None = None
+    #: the keys of the device state, kernel bookkeeping and shadow in which this world differs from the parent's
+    delta: tuple[frozenset[Any], frozenset[Any], frozenset[Any]] | None = None
 
 
 @attrs.define
@@ -325,7 +342,11 @@ class _Expander:
         mine: set[Hashable] = set()
         transitions = applied = 0
         _restore(executor, node.path)
-        snap = Snapshot(executor.world) if self.shortcut else None
+        #: record what each step touches of the world, for the children to inherit (none on the last level)
+        watch = self.shortcut and grouped and not last
+        memo: dict[int, list[Entry]] | None = {} if watch else None
+        inherited = node.memo if grouped and node.delta is not None else None
+        snap = Snapshot(executor.world, wrap=_watch if watch else None) if self.shortcut else None
         base = Base(executor) if self.shortcut else None
         try:
             for move in self.moves:
@@ -335,9 +356,16 @@ class _Expander:
                 as_watched = self.watching[move.index]
                 #: the step classes of this move from this world (``fuzzer.watched``)
                 classes = Classes(each)
+                if inherited is not None and move.index in inherited:
+                    assert node.delta is not None
+                    classes.inherit(inherited[move.index], *node.delta)
+                if memo is not None:
+                    memo[move.index] = classes.entries
                 for args in self.arguments(move, node.live):
                     judged = classes.judged(args) if grouped else None
-                    if judged is not None and None not in judged:  # every caller judged: count them at once
+                    #: inherited classes that changed the world, met here first: their successors are new here
+                    dues = classes.due(args) if classes.pending and judged is not None else None
+                    if judged is not None and None not in judged and not dues:  # every caller judged: at once
                         if deadline is not None and (transitions % CHECK_EVERY) + len(each) >= CHECK_EVERY \
                                 and time.monotonic() > deadline:
                             out.late = True
@@ -357,6 +385,18 @@ class _Expander:
                             if same is not None:  # runs as its class's step ran: nothing new, nothing counted
                                 if same:
                                     uncounted.update(same)
+                                if dues and i in dues:  # ... but where it ran, in the parent's world
+                                    changes, added = dues[i]
+                                    assert base is not None
+                                    tainted = None if added is None else executor.world.tainted | added
+                                    key: Hashable = base.after(changes, node.live, tainted)
+                                    if key not in seen and key not in mine:
+                                        mine.add(key)
+                                        out.new.append(_New(key, None if last else _Node(
+                                            (*node.path, Step(move.actor, move.op, args, move.channel,  # type: ignore[arg-type]
+                                                               caller)),
+                                            node.live, key, memo, _delta(changes, tainted, executor.world)),
+                                            transitions, applied, dict(uncounted)))
                                 continue
                             read.clear()
                             step = Step(move.actor, move.op, WatchedArgs(args),  # type: ignore[arg-type]
@@ -365,7 +405,15 @@ class _Expander:
                             step = Step(move.actor, move.op, args, move.channel, caller)  # type: ignore[arg-type]
                         executor.index = level
                         applied += 1
-                        res = executor.apply(step)
+                        if watch:
+                            world_read.begin()
+                            try:
+                                res = executor.apply(step)
+                            finally:
+                                touched = world_read.taken()
+                        else:
+                            res = executor.apply(step)
+                            touched = None
                         tallied: list[str] = []
                         hit = next((v for v in res.violations if self.counts(v, tallied)), None)
                         if tallied:
@@ -376,23 +424,39 @@ class _Expander:
                         after = _track(move, node.live, res)
                         moved = not (snap is not None and after is node.live and not res.changes
                                      and snap.unchanged(executor))
+                        effect: Effect | None = None
                         if not moved:
-                            key: Hashable = None
+                            key = None
                         elif base is not None and snap is not None and snap.kernel_unchanged(executor):
                             key = base.after(res.changes, after)  # only the device moved: O(changed)
+                            if after is node.live:  # a child world may take it (``Classes.inherit``)
+                                added = executor.world.tainted - snap.tainted
+                                effect = (res.changes, added or None)
                         else:
                             key = abstract_state(executor, after)
+                            touched = None
+                        if watch and not _watched(executor.world):  # a map was replaced: not a class to hand on
+                            assert snap is not None
+                            touched = None
+                            if not moved:  # (a moved world is restored, watched again)
+                                _watch(executor.world)
+                                snap.mark(executor.world)
                         if judged is not None:
                             mark = tuple(tallied)
-                            for j in classes.add(args, i, mark):
+                            for j in classes.add(args, i, mark, touched, effect):
                                 judged[j] = mark
                         if not moved:
                             continue  # the node's own world (a refusal, a read): nothing new, nothing to restore
                         if key not in seen and key not in mine:
                             mine.add(key)
-                            out.new.append(_New(key, None if last else _Node(
-                                (*node.path, _plain(res.step, args, caller)), after, key),
-                                transitions, applied, dict(uncounted)))
+                            child = None
+                            if not last:
+                                delta = None
+                                if memo is not None and snap is not None and after == node.live:
+                                    delta = snap.changed(executor, res.changes)
+                                child = _Node((*node.path, _plain(res.step, args, caller)), after, key,
+                                              memo if delta is not None else None, delta)
+                            out.new.append(_New(key, child, transitions, applied, dict(uncounted)))
                         if snap is None:
                             _restore(executor, node.path)
                         else:
@@ -549,6 +613,27 @@ def _cpu() -> float:
     """CPU seconds of this process and of its children that ended (a proof's forked workers)."""
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def _delta(changes: Sequence[tuple[str, Any, Any]], tainted: frozenset[str] | None, world: World,
+           ) -> tuple[frozenset[Any], frozenset[Any], frozenset[Any]]:
+    """The keys a step that changed only the device (``changes``) and perhaps the taint (``tainted``, the taint
+    after it) changed of ``world``: the child's ``_Node.delta``."""
+    return frozenset(k for k, _, _ in changes), taint_keys(world.tainted, tainted or world.tainted), frozenset()
+
+
+def _watch(world: World) -> None:
+    """The world's device state, kernel bookkeeping and shadow as ``WatchedMap`` s noting into ``world_read``."""
+    world.device.state = WatchedMap(world.device.state, world_read.state)
+    world.kernel = WatchedMap(world.kernel, world_read.kernel)
+    world.shadow = WatchedMap(world.shadow, world_read.shadow)
+    world.__class__ = WatchedWorld
+
+
+def _watched(world: World) -> bool:
+    """The world's maps are still the watched ones (a step may have replaced one with a plain ``dict``)."""
+    return type(world.device.state) is WatchedMap and type(world.kernel) is WatchedMap \
+        and type(world.shadow) is WatchedMap
 
 
 def _plain(step: Step, args: dict[str, Any], caller: Caller | None) -> Step:

@@ -452,7 +452,7 @@ class _Expander:
                             child = None
                             if not last:
                                 delta = None
-                                if memo is not None and snap is not None and after == node.live:
+                                if memo is not None and snap is not None:  # (live handles are no world)
                                     delta = snap.changed(executor, res.changes)
                                 child = _Node((*node.path, _plain(res.step, args, caller)), after, key,
                                               memo if delta is not None else None, delta)

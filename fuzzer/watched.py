@@ -544,6 +544,11 @@ Entry = tuple[tuple[tuple[str, ...], "tuple[str, ...] | None"], Hashable, Hashab
               "Effect | None"]
 
 
+#: a read pattern's projections and table (``Classes._pattern``)
+Pattern = tuple[list[Hashable], Callable[[Mapping[str, Any]], Hashable], dict[Hashable, dict[Hashable, Any]],
+                tuple[tuple[Hashable, list[int]], ...]]
+
+
 class Classes:
     """The step classes met so far for one move from one world: which steps need not run again.
 
@@ -559,36 +564,35 @@ class Classes:
         self.callers = callers
         #: (caller fields read, argument keys read or None for all) -> (the callers' projections, the argument
         #: keys' projection, table: argument values -> caller values -> tallied)
-        self.tables: dict[tuple[tuple[str, ...], tuple[str, ...] | None],
-                          tuple[list[Hashable], Callable[[Mapping[str, Any]], Hashable],
-                                dict[Hashable, dict[Hashable, tuple[str, ...]]]]] = {}
+        self.tables: dict[tuple[tuple[str, ...], tuple[str, ...] | None], Pattern] = {}
         #: the classes a child world may take, with what they touched of the world (``add``, ``inherit``)
         self.entries: list[Entry] = []
         #: as ``tables``, the inherited classes that changed the world and are not yet ``due``: their effects
-        self.later: dict[tuple[tuple[str, ...], tuple[str, ...] | None],
-                         tuple[list[Hashable], Callable[[Mapping[str, Any]], Hashable],
-                               dict[Hashable, dict[Hashable, Any]]]] = {}
+        self.later: dict[tuple[tuple[str, ...], tuple[str, ...] | None], Pattern] = {}
         #: how many of ``later`` are not yet due
         self.pending = 0
 
     def judged(self, args: Mapping[str, Any]) -> list[tuple[str, ...] | None]:
         """Per caller: what its class tallied, if a step of the class ran; else None (it must run)."""
         out: list[tuple[str, ...] | None] = [None] * len(self.callers)
-        for of_callers, of_args, table in self.tables.values():
+        for _, of_args, table, groups in self.tables.values():
             try:
                 sub = table.get(of_args(args))
             except (TypeError, KeyError):  # an unhashable value, a key this set lacks: not this pattern
                 continue
-            if sub is None:
+            if not sub:
                 continue
-            for i, value in enumerate(of_callers):
-                if out[i] is None:
-                    out[i] = sub.get(value)
+            for value, indices in groups:
+                same = sub.get(value)
+                if same is not None:
+                    for i in indices:
+                        if out[i] is None:
+                            out[i] = same
         return out
 
-    def _pattern(self, tables: dict[Any, Any], fields: tuple[str, ...], keys: tuple[str, ...] | None) -> tuple[
-            list[Hashable], Callable[[Mapping[str, Any]], Hashable], dict[Hashable, dict[Hashable, Any]]]:
-        """The read pattern's entry in ``tables``: the callers' projections, the arguments' projection, its table."""
+    def _pattern(self, tables: dict[Any, Any], fields: tuple[str, ...], keys: tuple[str, ...] | None) -> Pattern:
+        """The read pattern's entry in ``tables``: the callers' projections, the arguments' projection, its table,
+        and the callers grouped by projection (one lookup a group: a pattern that reads no caller field, one)."""
         pattern = tables.get((fields, keys))
         if pattern is None:
             of_caller: Callable[[Any], Any] = attrgetter(*fields) if fields else (lambda c: ())
@@ -597,7 +601,11 @@ class Classes:
                 of_args = lambda a: tuple(a.values())  # noqa: E731 - one expression, named by its type
             else:
                 of_args = itemgetter(*keys) if keys else (lambda a: ())
-            pattern = tables[(fields, keys)] = ([of_caller(c) for c in self.callers], of_args, {})
+            of_callers = [of_caller(c) for c in self.callers]
+            groups: dict[Hashable, list[int]] = {}
+            for i, value in enumerate(of_callers):
+                groups.setdefault(value, []).append(i)
+            pattern = tables[(fields, keys)] = (of_callers, of_args, {}, tuple(groups.items()))
         return pattern
 
     def add(self, args: Mapping[str, Any], index: int, tallied: tuple[str, ...],
@@ -609,7 +617,7 @@ class Classes:
         (``entries``, for its ``inherit``): it changed nothing, or only the device and the taint (``effect``)."""
         fields = tuple(f for f in FIELDS if f in read.fields) if self.callers[index] is not None else ()
         keys = None if read.all_keys else tuple(sorted(read.keys))
-        of_callers, project, table = self._pattern(self.tables, fields, keys)
+        of_callers, project, table, _ = self._pattern(self.tables, fields, keys)
         mine = of_callers[index]
         try:
             values = project(args)
@@ -625,20 +633,33 @@ class Classes:
         """Take the parent world's classes that touched none of the keys that differ here (``state``,
         ``kernel``, ``shadow``): their steps run here as they ran there (``fuzzer.bounded``).  Those that
         changed the world are also ``due``: the first step of each here reaches a successor of its own."""
+        kept: dict[int, bool] = {}  # by the touched record's id: records are shared (``world_read.taken``)
+        tables: dict[Any, dict[Hashable, dict[Hashable, Any]]] = {}
+        later: dict[Any, dict[Hashable, dict[Hashable, Any]]] = {}
         for entry in entries:
-            (fields, keys), values, mine, tallied, touched, effect = entry
-            if touched.misses(state, kernel, shadow):
-                self._pattern(self.tables, fields, keys)[2].setdefault(values, {})[mine] = tallied
-                self.entries.append(entry)
-                if effect is not None:
-                    self._pattern(self.later, fields, keys)[2].setdefault(values, {})[mine] = effect
-                    self.pending += 1
+            pattern, values, mine, tallied, touched, effect = entry
+            ok = kept.get(id(touched))
+            if ok is None:
+                ok = kept[id(touched)] = touched.misses(state, kernel, shadow)
+            if not ok:
+                continue
+            table = tables.get(pattern)
+            if table is None:
+                table = tables[pattern] = self._pattern(self.tables, *pattern)[2]
+            table.setdefault(values, {})[mine] = tallied
+            self.entries.append(entry)
+            if effect is not None:
+                table = later.get(pattern)
+                if table is None:
+                    table = later[pattern] = self._pattern(self.later, *pattern)[2]
+                table.setdefault(values, {})[mine] = effect
+                self.pending += 1
 
     def due(self, args: Mapping[str, Any]) -> dict[int, Effect]:
         """Per caller index: the effect of an inherited class that changed the world, met first here by this
         argument set with that caller (each is due once: its later steps reach the same successor)."""
         out: dict[int, Effect] = {}
-        for of_callers, of_args, table in self.later.values():
+        for of_callers, of_args, table, _ in self.later.values():
             try:
                 sub = table.get(of_args(args))
             except (TypeError, KeyError):

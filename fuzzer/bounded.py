@@ -364,7 +364,7 @@ class _Expander:
                 for args in self.arguments(move, node.live):
                     judged = classes.judged(args) if grouped else None
                     #: inherited classes that changed the world, met here first: their successors are new here
-                    dues = classes.due(args) if classes.pending and judged is not None else None
+                    dues = classes.due
                     if judged is not None and None not in judged and not dues:  # every caller judged: at once
                         if deadline is not None and (transitions % CHECK_EVERY) + len(each) >= CHECK_EVERY \
                                 and time.monotonic() > deadline:

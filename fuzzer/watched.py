@@ -544,6 +544,26 @@ Entry = tuple[tuple[tuple[str, ...], "tuple[str, ...] | None"], Hashable, Hashab
               "Effect | None"]
 
 
+def _projections(callers: tuple[Caller | None, ...], fields: tuple[str, ...], keys: tuple[str, ...] | None,
+                 ) -> tuple[list[Hashable], Callable[[Mapping[str, Any]], Hashable], tuple[tuple[Hashable, list[int]], ...]]:
+    """A read pattern's projections of a move's callers and arguments, and the callers grouped by projection."""
+    of_caller: Callable[[Any], Any] = attrgetter(*fields) if fields else (lambda c: ())
+    of_args: Callable[[Mapping[str, Any]], Hashable]
+    if keys is None:
+        of_args = lambda a: tuple(a.values())  # noqa: E731 - one expression, named by its type
+    else:
+        of_args = itemgetter(*keys) if keys else (lambda a: ())
+    of_callers = [of_caller(c) for c in callers]
+    groups: dict[Hashable, list[int]] = {}
+    for i, value in enumerate(of_callers):
+        groups.setdefault(value, []).append(i)
+    return of_callers, of_args, tuple(groups.items())
+
+
+#: (id of a move's callers, caller fields, argument keys) -> (the callers, ``_projections``): the same for every
+#: world the move is tried from (each node's ``Classes`` would otherwise make them again)
+_PROJECTIONS: dict[tuple[int, tuple[str, ...], tuple[str, ...] | None], tuple[Any, ...]] = {}
+
 #: a read pattern's projections and table (``Classes._pattern``)
 Pattern = tuple[list[Hashable], Callable[[Mapping[str, Any]], Hashable], dict[Hashable, dict[Hashable, Any]],
                 tuple[tuple[Hashable, list[int]], ...]]
@@ -567,14 +587,16 @@ class Classes:
         self.tables: dict[tuple[tuple[str, ...], tuple[str, ...] | None], Pattern] = {}
         #: the classes a child world may take, with what they touched of the world (``add``, ``inherit``)
         self.entries: list[Entry] = []
-        #: as ``tables``, the inherited classes that changed the world and are not yet ``due``: their effects
-        self.later: dict[tuple[tuple[str, ...], tuple[str, ...] | None], Pattern] = {}
-        #: how many of ``later`` are not yet due
-        self.pending = 0
+        #: per caller index, the effects of the inherited classes that changed the world met first by the
+        #: last ``judged`` argument set (None: none)
+        self.due: dict[int, Effect] | None = None
 
     def judged(self, args: Mapping[str, Any]) -> list[tuple[str, ...] | None]:
-        """Per caller: what its class tallied, if a step of the class ran; else None (it must run)."""
+        """Per caller: what its class tallied, if a step of the class ran; else None (it must run).  An
+        inherited class that changed the world, met here for the first time, is also ``due``: the first
+        caller of its class here reaches a successor of its own (its later steps here, the same one)."""
         out: list[tuple[str, ...] | None] = [None] * len(self.callers)
+        self.due = None
         for _, of_args, table, groups in self.tables.values():
             try:
                 sub = table.get(of_args(args))
@@ -585,27 +607,26 @@ class Classes:
             for value, indices in groups:
                 same = sub.get(value)
                 if same is not None:
+                    if type(same) is _Later:
+                        if self.due is None:
+                            self.due = {}
+                        self.due.setdefault(indices[0], same.effect)
+                        same = sub[value] = same.tallied
                     for i in indices:
                         if out[i] is None:
                             out[i] = same
         return out
 
-    def _pattern(self, tables: dict[Any, Any], fields: tuple[str, ...], keys: tuple[str, ...] | None) -> Pattern:
+    def _pattern(self, fields: tuple[str, ...], keys: tuple[str, ...] | None) -> Pattern:
         """The read pattern's entry in ``tables``: the callers' projections, the arguments' projection, its table,
         and the callers grouped by projection (one lookup a group: a pattern that reads no caller field, one)."""
-        pattern = tables.get((fields, keys))
+        pattern = self.tables.get((fields, keys))
         if pattern is None:
-            of_caller: Callable[[Any], Any] = attrgetter(*fields) if fields else (lambda c: ())
-            of_args: Callable[[Mapping[str, Any]], Hashable]
-            if keys is None:
-                of_args = lambda a: tuple(a.values())  # noqa: E731 - one expression, named by its type
-            else:
-                of_args = itemgetter(*keys) if keys else (lambda a: ())
-            of_callers = [of_caller(c) for c in self.callers]
-            groups: dict[Hashable, list[int]] = {}
-            for i, value in enumerate(of_callers):
-                groups.setdefault(value, []).append(i)
-            pattern = tables[(fields, keys)] = (of_callers, of_args, {}, tuple(groups.items()))
+            made = _PROJECTIONS.get((id(self.callers), fields, keys))
+            if made is None or made[0] is not self.callers:
+                made = _PROJECTIONS[(id(self.callers), fields, keys)] = (self.callers, *_projections(
+                    self.callers, fields, keys))
+            pattern = self.tables[(fields, keys)] = (made[1], made[2], {}, made[3])
         return pattern
 
     def add(self, args: Mapping[str, Any], index: int, tallied: tuple[str, ...],
@@ -617,7 +638,7 @@ class Classes:
         (``entries``, for its ``inherit``): it changed nothing, or only the device and the taint (``effect``)."""
         fields = tuple(f for f in FIELDS if f in read.fields) if self.callers[index] is not None else ()
         keys = None if read.all_keys else tuple(sorted(read.keys))
-        of_callers, project, table, _ = self._pattern(self.tables, fields, keys)
+        of_callers, project, table, _ = self._pattern(fields, keys)
         mine = of_callers[index]
         try:
             values = project(args)
@@ -632,10 +653,9 @@ class Classes:
                 shadow: frozenset[Any]) -> None:
         """Take the parent world's classes that touched none of the keys that differ here (``state``,
         ``kernel``, ``shadow``): their steps run here as they ran there (``fuzzer.bounded``).  Those that
-        changed the world are also ``due``: the first step of each here reaches a successor of its own."""
+        changed the world become ``due`` when ``judged`` first meets them."""
         kept: dict[int, bool] = {}  # by the touched record's id: records are shared (``world_read.taken``)
         tables: dict[Any, dict[Hashable, dict[Hashable, Any]]] = {}
-        later: dict[Any, dict[Hashable, dict[Hashable, Any]]] = {}
         for entry in entries:
             pattern, values, mine, tallied, touched, effect = entry
             ok = kept.get(id(touched))
@@ -645,33 +665,18 @@ class Classes:
                 continue
             table = tables.get(pattern)
             if table is None:
-                table = tables[pattern] = self._pattern(self.tables, *pattern)[2]
-            table.setdefault(values, {})[mine] = tallied
+                table = tables[pattern] = self._pattern(*pattern)[2]
+            table.setdefault(values, {})[mine] = tallied if effect is None else _Later(tallied, effect)
             self.entries.append(entry)
-            if effect is not None:
-                table = later.get(pattern)
-                if table is None:
-                    table = later[pattern] = self._pattern(self.later, *pattern)[2]
-                table.setdefault(values, {})[mine] = effect
-                self.pending += 1
 
-    def due(self, args: Mapping[str, Any]) -> dict[int, Effect]:
-        """Per caller index: the effect of an inherited class that changed the world, met first here by this
-        argument set with that caller (each is due once: its later steps reach the same successor)."""
-        out: dict[int, Effect] = {}
-        for of_callers, of_args, table, _ in self.later.values():
-            try:
-                sub = table.get(of_args(args))
-            except (TypeError, KeyError):
-                continue
-            if not sub:
-                continue
-            for i, value in enumerate(of_callers):
-                effect = sub.pop(value, None)
-                if effect is not None:
-                    self.pending -= 1
-                    out.setdefault(i, effect)
-        return out
+
+class _Later:
+    """An inherited class that changed the world, in a table until ``Classes.judged`` meets it."""
+
+    __slots__ = ("effect", "tallied")
+
+    def __init__(self, tallied: tuple[str, ...], effect: Effect) -> None:
+        self.tallied, self.effect = tallied, effect
 
 
 class Uncounted(Counter[Any]):

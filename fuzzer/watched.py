@@ -465,6 +465,11 @@ class TaintView(AbstractSet[str]):
     def __reduce__(self) -> Any:  # copy, deepcopy, pickle
         return frozenset, (self._whole(),)
 
+    def __ge__(self, other: AbstractSet[Any]) -> bool:  # (the mixin's compares lengths first: the whole set)
+        if not isinstance(other, AbstractSet):
+            return NotImplemented
+        return all(x in self for x in other)
+
     def issuperset(self, other: Iterable[Any]) -> bool:
         return self >= frozenset(other)
 

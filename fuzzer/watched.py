@@ -53,7 +53,11 @@ of it (``ALL``).  ``copy()`` touches nothing and returns a ``WatchedMap`` on
 the same record: what is later read of the copy is noted (the executor's
 ``before``, which invariants read).  The executor's own diff of the state
 uses ``dict``'s methods, so it is not counted: which keys it reports is
-decided by the step's writes, which are.
+decided by the step's writes, which are.  What would defeat the world's
+record, beyond what defeats the arguments': a model that keeps world state
+anywhere else (a module's global, an attribute of the device other than
+``state``: ``fuzzer.snapshot`` already restores only these parts), or C code
+that reads a ``WatchedMap``'s storage directly.
 """
 
 from __future__ import annotations

@@ -455,6 +455,7 @@ class _Expander:
                                 effect = (res.changes, added or None)
                         else:
                             key = abstract_state(executor, after)
+                        if moved and effect is None:  # more than the device and the taint moved: not handed on
                             touched = None
                         if watch and not _watched(executor.world):  # a map was replaced: not a class to hand on
                             assert snap is not None

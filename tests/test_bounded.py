@@ -483,6 +483,10 @@ def _peek_subsystem() -> tuple[Subsystem, Policy, DeviceVariant, Invariant]:
             world.device.state["shadow"] = 1
         return Reply()
 
+    def make(dev: Device, args: Args) -> Reply:  # moves the device and the live handles: never handed on
+        dev.state["made"] = 1
+        return Reply(handle="m0")
+
     def arm(world: World, args: Args) -> Reply:
         world.kernel["armed"] = True
         return Reply()
@@ -500,9 +504,10 @@ def _peek_subsystem() -> tuple[Subsystem, Policy, DeviceVariant, Invariant]:
     handlers = {"SET_A": put("a", 1), "ADD_C": put("c", 0), "PEEK_GET": peek_get, "PEEK_ITEM": peek_item,
                 "PEEK_IN": peek_in, "PEEK_INV": lambda dev, args: Reply()}
     commands = tuple(Command(op, i, (ch,), h, effects=Effect.NONE) for i, (op, h) in enumerate(handlers.items()))
-    commands += (Command("PEEK_KERNEL", 10, (ch,), driver=peek_kernel, effects=Effect.NONE),
+    commands += (Command("MAKE", 9, (ch,), make, effects=Effect.NONE, produces="made"),
+                 Command("PEEK_KERNEL", 10, (ch,), driver=peek_kernel, effects=Effect.NONE),
                  Command("PEEK_SHADOW", 11, (ch,), driver=peek_shadow, effects=Effect.NONE))
-    fields = ("a", "c", "get", "item", "in", "kernel", "shadow")  # a peek's own field: its successor is its own
+    fields = ("a", "c", "get", "item", "in", "kernel", "shadow", "made")  # a peek's own field: its successor is its own
     sub = Subsystem("peek", fields=tuple(Field(k, Effect.NONE) for k in fields),
                     channels=(Channel(ch, "planted", callers=CallerSpace(caps=(frozenset(),))),),
                     commands=commands, devices=(DeviceVariant("peek", lambda: {"a": 0}),),

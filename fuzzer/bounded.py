@@ -132,6 +132,7 @@ from fuzzer.watched import (
     Classes,
     Effect,
     Entry,
+    Touched,
     Uncounted,
     WatchedArgs,
     WatchedMap,
@@ -260,11 +261,37 @@ class _Node:
     path: tuple[Step, ...]
     live: Live
     key: Hashable
-    #: per move, the classes of the parent's world that changed nothing, with what they touched (filled while
-    #: the parent expands; shared by its children); None: nothing to inherit
-    memo: dict[int, list[Entry]] | None = None
+    #: per move, what the parent's world hands on (filled while the parent expands; shared by its children);
+    #: None: nothing to inherit
+    memo: dict[int, _Memo] | None = None
     #: the keys of the device state, kernel bookkeeping and shadow in which this world differs from the parent's
     delta: tuple[frozenset[Any], frozenset[Any], frozenset[Any]] | None = None
+
+
+@attrs.frozen
+class _Transcript:
+    """A move's whole run from a world, every class of it one a child may take: a child that takes them all
+    (none touched what its last step changed) and has the same argument sets runs the move the same way,
+    so it replays this instead of judging each step again."""
+
+    #: everything the move's classes touched
+    touched: Touched
+    transitions: int
+    tally: Counter[str]
+    #: each class that changed the world where it was first met: (transitions into the move, the argument set,
+    #: the caller, its effect, the tally into the move)
+    dues: tuple[tuple[int, dict[str, Any], Caller | None, Effect, Counter[str]], ...]
+
+
+@attrs.define
+class _Memo:
+    """What a node's expansion hands its children for one move (the module docstring, "Cross-state reuse")."""
+
+    #: the classes a child may take
+    entries: list[Entry]
+    #: the move's handles as the node had them, which make its argument sets
+    handles: tuple[Any, ...]
+    transcript: _Transcript | None = None
 
 
 @attrs.define
@@ -325,10 +352,12 @@ class _Expander:
 
     def __init__(self, executor: Executor, moves: Sequence[Move], *, severities: frozenset[str],
                  ignored: frozenset[str], targets: frozenset[str] | None, shortcut: bool, grouped: bool,
-                 deadline: float | None) -> None:
+                 deadline: float | None, inherit: bool = True) -> None:
         self.executor, self.moves = executor, moves
         self.severities, self.ignored, self.targets = severities, ignored, targets
         self.shortcut, self.grouped, self.deadline = shortcut, grouped, deadline
+        #: children take their parent's classes (cross-state reuse: needs the snapshots and the step classes)
+        self.inherit = inherit and shortcut and grouped
         #: per move, its callers as ``Watched`` ones (immutable, so made once)
         self.watching = [tuple(None if c is None else watched(c) for c in m.callers or (None,)) for m in moves]
         #: (move, the live handles of its bundles) -> its argument sets: the same from every node with those
@@ -364,8 +393,8 @@ class _Expander:
         transitions = applied = 0
         _restore(executor, node.path)
         #: record what each step touches of the world, for the children to inherit (none on the last level)
-        watch = self.shortcut and grouped and not last
-        memo: dict[int, list[Entry]] | None = {} if watch else None
+        watch = self.inherit and not last
+        memo: dict[int, _Memo] | None = {} if watch else None
         inherited = node.memo if grouped and node.delta is not None else None
         snap = Snapshot(executor.world, wrap=_watch if watch else None) if self.shortcut else None
         base = Base(executor) if self.shortcut else None
@@ -375,13 +404,40 @@ class _Expander:
                     continue
                 each: tuple[Caller | None, ...] = move.callers or (None,)
                 as_watched = self.watching[move.index]
+                handles = tuple(node.live.get(b, ()) for _, b, _ in move.handles)
+                parent = inherited.get(move.index) if inherited is not None else None
+                script = parent.transcript if parent is not None and parent.handles == handles else None
+                if script is not None and node.delta is not None and script.touched.misses(*node.delta):
+                    # the parent's run of the move, every class of it taken: only its successors are new here
+                    if deadline is not None and time.monotonic() > deadline:
+                        out.late = True
+                        return out
+                    assert base is not None
+                    for offset, args, caller, (changes, added), tally in script.dues:
+                        tainted = None if added is None else executor.world.tainted | added
+                        key: Hashable = base.after(changes, node.live, tainted)
+                        if key not in seen and key not in mine:
+                            mine.add(key)
+                            out.new.append(_New(key, None if last else _Node(
+                                (*node.path, Step(move.actor, move.op, args, move.channel,  # type: ignore[arg-type]
+                                                  caller)),
+                                node.live, key, memo, _delta(changes, tainted, executor.world)),
+                                transitions + offset, applied, dict(uncounted + tally)))
+                    transitions += script.transitions
+                    uncounted.update(script.tally)
+                    if memo is not None:
+                        memo[move.index] = parent  # type: ignore[assignment]
+                    continue
                 #: the step classes of this move from this world (``fuzzer.watched``)
                 classes = Classes(each)
-                if inherited is not None and move.index in inherited:
+                if parent is not None:
                     assert node.delta is not None
-                    classes.inherit(inherited[move.index], *node.delta)
-                if memo is not None:
-                    memo[move.index] = classes.entries
+                    classes.inherit(parent.entries, *node.delta)
+                #: this move's run, for a transcript: where it started, its successors' classes, whether every
+                #: class of it may be handed on
+                start, before = transitions, Counter(uncounted)
+                met: list[tuple[int, dict[str, Any], Caller | None, Effect, Counter[str]]] = []
+                clean = memo is not None
                 for args in self.arguments(move, node.live):
                     judged = classes.judged(args) if grouped else None
                     #: inherited classes that changed the world, met here first: their successors are new here
@@ -408,9 +464,11 @@ class _Expander:
                                     uncounted.update(same)
                                 if dues and i in dues:  # ... but where it ran, in the parent's world
                                     changes, added = dues[i]
+                                    if clean:
+                                        met.append((transitions - start, args, caller, dues[i], uncounted - before))
                                     assert base is not None
                                     tainted = None if added is None else executor.world.tainted | added
-                                    key: Hashable = base.after(changes, node.live, tainted)
+                                    key = base.after(changes, node.live, tainted)
                                     if key not in seen and key not in mine:
                                         mine.add(key)
                                         out.new.append(_New(key, None if last else _Node(
@@ -465,8 +523,13 @@ class _Expander:
                                 snap.mark(executor.world)
                         if judged is not None:
                             mark = tuple(tallied)
+                            kept = len(classes.entries)
                             for j in classes.add(args, i, mark, touched, effect):
                                 judged[j] = mark
+                            if len(classes.entries) == kept:  # not a class to hand on: no transcript
+                                clean = False
+                            elif clean and effect is not None:
+                                met.append((transitions - start, args, caller, effect, uncounted - before))
                         if not moved:
                             continue  # the node's own world (a refusal, a read): nothing new, nothing to restore
                         if key not in seen and key not in mine:
@@ -483,6 +546,10 @@ class _Expander:
                             _restore(executor, node.path)
                         else:
                             snap.restore(executor)
+                if memo is not None:
+                    memo[move.index] = _Memo(classes.entries, handles, _Transcript(
+                        _union(classes.entries), transitions - start, uncounted - before, tuple(met))
+                        if clean else None)
             return out
         finally:
             out.transitions, out.applied = transitions, applied
@@ -552,7 +619,7 @@ def prove(executor: Executor, depth: int, *, severities: frozenset[str] = frozen
           max_states: int = DEFAULT_STATES, time_limit: float | None = None,
           ignored: frozenset[str] = frozenset(), targets: frozenset[str] | None = None,
           restore: Literal["changed", "always"] = "changed",
-          callers: Literal["grouped", "each"] = "grouped", jobs: int = 1) -> Proof:
+          callers: Literal["grouped", "each"] = "grouped", jobs: int = 1, inherit: bool = True) -> Proof:
     """Explore every abstract state within ``depth`` steps of the probed world (see the module docstring).
 
     ``severities``: the violations that disprove (default ``hole``).
@@ -566,6 +633,8 @@ def prove(executor: Executor, depth: int, *, severities: frozenset[str] = frozen
     step instead of one per step class (``fuzzer.watched``), the reference for those.
     ``jobs``: processes a level's nodes are split over (forked; ``cpus()`` uses them all); the
     answer is the one process's, to the state, transition and path (not the seconds).
+    ``inherit=False``: no node takes its parent's classes (the module docstring, "Cross-state reuse"),
+    the reference for those.
     """
     if jobs < 1:
         raise ValueError(f"jobs={jobs}: at least one process expands the states")
@@ -583,7 +652,8 @@ def prove(executor: Executor, depth: int, *, severities: frozenset[str] = frozen
     transitions = applied = 0
     uncounted: Counter[str] = Counter()
     expander = _Expander(executor, moves, severities=severities, ignored=ignored, targets=targets,
-                         shortcut=restore == "changed", grouped=callers == "grouped", deadline=deadline)
+                         shortcut=restore == "changed", grouped=callers == "grouped", deadline=deadline,
+                         inherit=inherit)
 
     def result(outcome: Literal["proved", "found", "incomplete"], done: int, **kw: Any) -> Proof:
         return Proof(outcome, depth, len(seen), transitions, time.monotonic() - started,
@@ -635,6 +705,22 @@ def _cpu() -> float:
     """CPU seconds of this process and of its children that ended (a proof's forked workers)."""
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def _union(entries: Sequence[Entry]) -> Touched:
+    """Everything the classes touched (a record shared by many is looked at once)."""
+    state: set[Any] = set()
+    kernel: set[Any] = set()
+    shadow: set[Any] = set()
+    looked: set[int] = set()
+    for entry in entries:
+        touched = entry[4]
+        if id(touched) not in looked:
+            looked.add(id(touched))
+            state.update(touched.state)
+            kernel.update(touched.kernel)
+            shadow.update(touched.shadow)
+    return Touched(frozenset(state), frozenset(kernel), frozenset(shadow))
 
 
 def _delta(changes: Sequence[tuple[str, Any, Any]], tainted: frozenset[str] | None, world: World,

@@ -41,7 +41,7 @@ from fuzzer.spec import (
     Subsystem,
     Violation,
 )
-from fuzzer.watched import Classes, Touched, WatchedMap
+from fuzzer.watched import Touched, WatchedMap
 from fuzzer.world import Device, Step, StepContext, World
 
 ANYONE = Caller()
@@ -265,7 +265,6 @@ def test_a_successor_state_from_its_base_is_the_full_one(registry: Registry, mon
     (Nothing is inherited here: an inherited class's ``after`` is computed from the world before the step,
     which the other tests hold to running it.)"""
     real, checked = Base.after, 0
-    monkeypatch.setattr(Classes, "inherit", lambda self, *a: None)
 
     def after(self: Base, changes: Any, live: Any = None) -> Any:
         nonlocal checked
@@ -279,7 +278,7 @@ def test_a_successor_state_from_its_base_is_the_full_one(registry: Registry, mon
                                              ("gpu", "linux-drm", "spec", 2), ("netdev", "linux-fwctl-pds", "pds", 2)]:
         before = checked
         prove(registry.executor(subsystem, registry.policy(subsystem, policy), registry.device(subsystem, device)),
-              depth, max_states=300)
+              depth, max_states=300, inherit=False)
         assert checked > before, subsystem
 
 
@@ -521,15 +520,14 @@ def _peek() -> Executor:
     return Executor(sub, policy, device, invariants=(invariant,))
 
 
-def test_a_child_reruns_a_step_that_read_what_its_last_step_changed(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_child_reruns_a_step_that_read_what_its_last_step_changed() -> None:
     """Each peek changes nothing from the root and something from the child that changed what it reads: the
     children inherit the root's other classes (fewer steps run) and every count is the reference's."""
     fast, slow = prove(_peek(), 2), prove(_peek(), 2, restore="always", callers="each")
     assert (fast.outcome, fast.states, fast.transitions, fast.levels, fast.uncounted) == (
         slow.outcome, slow.states, slow.transitions, slow.levels, slow.uncounted)
     assert fast.uncounted and fast.levels[2] > 5  # each peek's own successor from the child that armed it
-    monkeypatch.setattr(Classes, "inherit", lambda self, *a: None)
-    assert fast.applied < prove(_peek(), 2).applied
+    assert fast.applied < prove(_peek(), 2, inherit=False).applied
 
 
 def test_a_shortcut_that_ignored_the_reads_would_change_the_answer(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -552,14 +550,12 @@ def test_each_way_of_reading_is_recorded(monkeypatch: pytest.MonkeyPatch, method
 
 
 @pytest.mark.parametrize(("policy", "depth", "cap"), [("linux-raw", 3, 4000), ("linux-fwctl", 2, DEFAULT_STATES)])
-def test_inherited_classes_keep_every_count(registry: Registry, monkeypatch: pytest.MonkeyPatch, policy: str,
-                                            depth: int, cap: int) -> None:
+def test_inherited_classes_keep_every_count(registry: Registry, policy: str, depth: int, cap: int) -> None:
     """CXL's RAW path, where children inherit most of their parent's classes (taint included: the first
     RAW command taints), gives every count, the state cap's stopping point and its path order as the same
     proof with nothing inherited (which the tests above hold to running every step); depth 3 reaches
     the last level, where inherited classes that changed the world reach successors without running."""
     fast = prove(cxl(registry, policy), depth, max_states=cap)
-    monkeypatch.setattr(Classes, "inherit", lambda self, *a: None)
-    slow = prove(cxl(registry, policy), depth, max_states=cap)
+    slow = prove(cxl(registry, policy), depth, max_states=cap, inherit=False)
     assert _answer(fast)[:3] + _answer(fast)[4:] == _answer(slow)[:3] + _answer(slow)[4:]
     assert fast.applied * 3 < slow.applied

@@ -556,20 +556,23 @@ class _Expander:
 
 
 #: the forked workers' share: the expander, the level's frontier and depth, the states known before it, whether
-#: it is the last level (set before the fork, inherited: nothing of it is pickled)
-_SHARE: tuple[_Expander, list[_Node], int, set[Hashable], bool] | None = None
+#: it is the last level, and the flag that tells them the merge stopped (set before the fork, inherited: nothing
+#: of it is pickled)
+_SHARE: tuple[_Expander, list[_Node], int, set[Hashable], bool, Any] | None = None
 
 
 def _expand_range(bounds: tuple[int, int]) -> list[_Expansion]:
     """In a worker: the frontier's nodes ``[lo, hi)``, in order, as one process expands them (a successor met
     earlier in the range is not new again: the merge has counted it by then)."""
     assert _SHARE is not None
-    expander, frontier, level, seen, last = _SHARE
+    expander, frontier, level, seen, last, stop = _SHARE
     lo, hi = bounds
     met: set[Hashable] = set()
     both = _Either(seen, met)
     out = []
     for node in frontier[lo:hi]:
+        if stop.value:  # the merge stopped: nobody reads this range's answer
+            return []
         e = expander.expand(node, level, both, last)
         met.update(n.key for n in e.new)
         out.append(e)
@@ -596,7 +599,8 @@ def _expansions(expander: _Expander, frontier: list[_Node], level: int, seen: se
     so they share them (and the executor) without pickling; each takes
     contiguous ranges of nodes, and the answers come back in the frontier's
     order, which the merge (``prove``) counts exactly as one process would.
-    The iterator's ``close`` (the merge stopped: found, cap, time) ends them.
+    The iterator's ``close`` (the merge stopped: found, cap, time) tells them to
+    stop at their next node, and waits for them.
     """
     if jobs <= 1 or len(frontier) < 2:
         for node in frontier:
@@ -606,11 +610,22 @@ def _expansions(expander: _Expander, frontier: list[_Node], level: int, seen: se
     n = len(frontier)
     chunks = min(n, jobs * 8)  # several per process: node costs differ, so the ranges are taken as freed
     bounds = [(n * i // chunks, n * (i + 1) // chunks) for i in range(chunks)]
-    _SHARE = (expander, frontier, level, seen, last)
+    context = multiprocessing.get_context("fork")
+    stop = context.RawValue("b", 0)
+    _SHARE = (expander, frontier, level, seen, last, stop)
     try:
-        with multiprocessing.get_context("fork").Pool(min(jobs, chunks)) as pool:
-            for part in pool.imap(_expand_range, bounds):
-                yield from part
+        with context.Pool(min(jobs, chunks)) as pool:
+            try:
+                for part in pool.imap(_expand_range, bounds):
+                    yield from part
+            finally:
+                # Stopped early or done: the workers end their ranges at the next node and the pool is joined,
+                # not terminated. A worker killed while writing a large answer (a level's expansions with the
+                # classes its children inherit) would leave half a message in the pipe, and the pool's result
+                # thread would wait for the rest of it for ever.
+                stop.value = 1
+                pool.close()
+                pool.join()
     finally:
         _SHARE = None
 

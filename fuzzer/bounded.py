@@ -83,7 +83,7 @@ Cross-state reuse: a step from a child world whose run from the parent's
 world touched nothing the child's last step changed runs there as it ran in
 the parent, so it need not run again.  While a node whose children will be
 expanded is expanded (every level but the last), its world is watched
-(``fuzzer.watched``: the device state, kernel bookkeeping and shadow as
+(``fuzzer.touched``: the device state, kernel bookkeeping and shadow as
 ``WatchedMap`` s, the taint by flag and the handle counter through
 ``WatchedWorld``), so each run records every key it read or wrote -- the
 rules', handlers', transports', reactions' and invariants' alike -- apart
@@ -134,20 +134,8 @@ from fuzzer.executor import Executor, StepResult
 from fuzzer.explore import Move, moves_of
 from fuzzer.snapshot import Snapshot
 from fuzzer.spec import Caller, Param, Violation
-from fuzzer.watched import (
-    Classes,
-    Effect,
-    Entry,
-    Touched,
-    Uncounted,
-    WatchedArgs,
-    WatchedMap,
-    WatchedWorld,
-    read,
-    taint_keys,
-    watched,
-    world_read,
-)
+from fuzzer.touched import Touched, WatchedMap, WatchedWorld, taint_keys, world_read
+from fuzzer.watched import Classes, Effect, Entry, Uncounted, WatchedArgs, read, watched
 from fuzzer.world import Step, World
 
 __all__ = ["DEFAULT_STATES", "MAX_DEPTH", "Proof", "arguments", "cpus", "prove", "values_of"]

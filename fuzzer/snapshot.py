@@ -18,7 +18,7 @@ from typing import Any
 from fuzzer.cmplog import Traced
 from fuzzer.executor import Executor
 from fuzzer.spec import ABSENT
-from fuzzer.watched import HANDLES, taint_keys
+from fuzzer.touched import HANDLES, taint_keys
 from fuzzer.world import World
 
 __all__ = ["Snapshot"]
@@ -55,7 +55,7 @@ class Snapshot:
 
     def __init__(self, world: World, wrap: Callable[[World], None] | None = None) -> None:
         """``wrap``: done to the world after the copy and after each restore (``fuzzer.bounded`` watches its
-        maps with it: ``fuzzer.watched.WatchedMap``)."""
+        maps with it: ``fuzzer.touched.WatchedMap``)."""
         self.known: dict[int, Any] = {}
         self.world = world
         self.device = world.device
@@ -118,7 +118,7 @@ class Snapshot:
                 ) -> tuple[frozenset[Any], frozenset[Any], frozenset[Any]] | None:
         """The keys in which the current world differs from the snapshot's: of the device state (the
         executor's ``changes`` of the step since the snapshot), of the kernel's bookkeeping (by value; the
-        taint as ``fuzzer.watched.taint_keys``, the handle counter as ``HANDLES``) and of the shadow
+        taint as ``fuzzer.touched.taint_keys``, the handle counter as ``HANDLES``) and of the shadow
         (by value); None if the device state is another object (the changes may not tell it all) or the taint
         lost a flag (``WatchedWorld.taint`` counts on a child's taint holding its parent's)."""
         world = executor.world

@@ -201,7 +201,7 @@ class World:
 
     def taint_mark(self) -> frozenset[str]:
         """The taint as a step starts, for ``StepContext.taint_before``: the executor's own look, which a
-        proof's watched world (``fuzzer.watched.WatchedWorld``) does not count as the step's read."""
+        proof's watched world (``fuzzer.touched.WatchedWorld``) does not count as the step's read."""
         return self.tainted
 
     def new_handle(self, prefix: str) -> str:

@@ -41,7 +41,7 @@ from fuzzer.spec import (
     Subsystem,
     Violation,
 )
-from fuzzer.watched import Touched, WatchedMap
+from fuzzer.touched import Touched, WatchedMap
 from fuzzer.world import Device, Step, StepContext, World
 
 ANYONE = Caller()

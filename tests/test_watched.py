@@ -1,4 +1,5 @@
-"""What a step reads of its caller and arguments (``fuzzer.watched``): the bounded proof's step classes rest on it.
+"""What a step reads of its caller and arguments (``fuzzer.watched``) and touches of the world
+(``fuzzer.touched``): the bounded proof's step classes, and their reuse across states, rest on it.
 
 A read that goes unrecorded would merge steps that run differently, so each
 way in is pinned here: a field or key read is noted, anything that sees the
@@ -18,21 +19,8 @@ import toy
 from fuzzer.executor import Executor, encode_request, inbound
 from fuzzer.sizes import Buffer, Envelope, Layout, Slot
 from fuzzer.spec import Caller, Command
-from fuzzer.watched import (
-    ALL,
-    FIELDS,
-    HANDLES,
-    TAINT,
-    Classes,
-    Touched,
-    Watched,
-    WatchedArgs,
-    WatchedMap,
-    WatchedWorld,
-    read,
-    watched,
-    world_read,
-)
+from fuzzer.touched import ALL, HANDLES, TAINT, Touched, WatchedMap, WatchedWorld, world_read
+from fuzzer.watched import FIELDS, Classes, Watched, WatchedArgs, read, watched
 
 ROOT = Caller(frozenset({"CAP_SYS_ADMIN"}), "configuration", "integrity", frozenset({"raw_allow_all"}))
 

@@ -252,10 +252,11 @@ class Base:
         self.world = world
 
     def after(self, changes: Sequence[tuple[str, Any, Any]], live: Mapping[str, Sequence[Any]] | None = None,
-              ) -> Hashable:
+              tainted: frozenset[str] | None = None) -> Hashable:
         """The abstract state after a step whose ``changes`` (the executor's (key, before, after)) and taint
         were the only changes to the world: its kernel bookkeeping and shadow are the base world's (which
-        fields the kernel owns depends on those two only)."""
+        fields the kernel owns depends on those two only).  ``tainted``: the taint after the step, if it is
+        not the current world's (a step judged without running: ``fuzzer.bounded``)."""
         world = self.world
         shipped, fields = _KNOWN[self.executor]
         owned, moved = dict(self.owned), dict(self.moved)
@@ -274,4 +275,5 @@ class Base:
             elif not _same(value, shipped.get(key, ABSENT)):
                 moved[key] = False
         handles = frozenset() if live is None else frozenset((b, len(h)) for b, h in live.items() if h)
-        return (frozenset(owned.items()), frozenset(moved.items()), self.shadow, self.kernel, world.tainted, handles)
+        return (frozenset(owned.items()), frozenset(moved.items()), self.shadow, self.kernel,
+                world.tainted if tainted is None else tainted, handles)

@@ -79,14 +79,41 @@ transitions, a state cap's stopping point and the first violation with its
 path do not depend on ``jobs`` (``tests/test_bounded.py``); the seconds do,
 and the CPU seconds include the workers'.
 
-Not done, and why: a step from a child state whose run from its parent read
-nothing the child's last step wrote runs the same, so it need not run again;
-knowing that needs every read and write of the world recorded (device
-fields, kernel bookkeeping, shadow, taint, handles; the rules', handlers',
-transports' and invariants'), and the executor's own whole-state diff told
-apart from them, which ``fuzzer.watched`` does only for the caller and the
-arguments.  That would be the next factor on ``linux-raw`` (README, "Bounded
-proof": figures).
+Cross-state reuse: a step from a child world whose run from the parent's
+world touched nothing the child's last step changed runs there as it ran in
+the parent, so it need not run again.  While a node whose children will be
+expanded is expanded (every level but the last), its world is watched
+(``fuzzer.touched``: the device state, kernel bookkeeping and shadow as
+``WatchedMap`` s, the taint by flag and the handle counter through
+``WatchedWorld``), so each run records every key it read or wrote -- the
+rules', handlers', transports', reactions' and invariants' alike -- apart
+from the executor's own diff of the state, which reads with ``dict``'s own
+methods (the keys it reports are the writes, which are recorded).  A class
+(``Classes``) whose run changed nothing, or changed only the device and the
+taint (its ``effect``: the executor's changes and the flags it added), is
+kept with what it touched; a child (``_Node.memo``, ``_Node.delta``: the
+keys its world differs in from the parent's, ``Snapshot.changed``) takes
+every class that touched none of them (``Classes.inherit``).  An inherited
+class that changed nothing is judged like a class of the child's own; one
+that changed the world is *due* at the first step of its class met in the
+child (``Classes.judged``), whose successor's state is the child's with the
+same changes (``Base.after``), counted there, in the order running would
+count it, without running.  A run that replaced a map, or that changed the
+kernel's side, hands nothing on; a child whose taint lost a flag or whose
+device state is another object inherits nothing.  Exact, as the step
+classes are: ``tests/test_bounded.py`` holds it to the proof that inherits
+nothing, and a planted model where each way of reading matters catches a
+shortcut that ignores one (``prove(inherit=False)`` is the reference).
+Live handles are the proof's own bookkeeping, not the world's, so a class is
+handed on whatever they are.  A move whose every class the child takes, with
+the same argument sets, is not judged again step by step: the parent's run of
+it is a ``_Transcript`` (its tally, and where each class that changed the
+world was first met), which the child replays.  Only the last level's steps
+are not watched (nothing inherits from them), which is where about 90 % of
+the runs were; on ``linux-raw`` at depth 3, 8.68 million steps ran before and
+295,672 now (README, "Bounded proof": figures).  What is left there is
+bookkeeping: judging the moves a child cannot replay, taking the parent's
+classes, and each new successor's abstract state.
 """
 
 from __future__ import annotations
@@ -107,8 +134,9 @@ from fuzzer.executor import Executor, StepResult
 from fuzzer.explore import Move, moves_of
 from fuzzer.snapshot import Snapshot
 from fuzzer.spec import Caller, Param, Violation
-from fuzzer.watched import Classes, Uncounted, WatchedArgs, read, watched
-from fuzzer.world import Step
+from fuzzer.touched import Touched, WatchedMap, WatchedWorld, taint_keys, world_read
+from fuzzer.watched import Classes, Effect, Entry, Uncounted, WatchedArgs, read, watched
+from fuzzer.world import Step, World
 
 __all__ = ["DEFAULT_STATES", "MAX_DEPTH", "Proof", "arguments", "cpus", "prove", "values_of"]
 
@@ -227,6 +255,37 @@ class _Node:
     path: tuple[Step, ...]
     live: Live
     key: Hashable
+    #: per move, what the parent's world hands on (filled while the parent expands; shared by its children);
+    #: None: nothing to inherit
+    memo: dict[int, _Memo] | None = None
+    #: the keys of the device state, kernel bookkeeping and shadow in which this world differs from the parent's
+    delta: tuple[frozenset[Any], frozenset[Any], frozenset[Any]] | None = None
+
+
+@attrs.frozen
+class _Transcript:
+    """A move's whole run from a world, every class of it one a child may take: a child that takes them all
+    (none touched what its last step changed) and has the same argument sets runs the move the same way,
+    so it replays this instead of judging each step again."""
+
+    #: everything the move's classes touched
+    touched: Touched
+    transitions: int
+    tally: Counter[str]
+    #: each class that changed the world where it was first met: (transitions into the move, the argument set,
+    #: the caller, its effect, the tally into the move)
+    dues: tuple[tuple[int, dict[str, Any], Caller | None, Effect, Counter[str]], ...]
+
+
+@attrs.define
+class _Memo:
+    """What a node's expansion hands its children for one move (the module docstring, "Cross-state reuse")."""
+
+    #: the classes a child may take
+    entries: list[Entry]
+    #: the move's handles as the node had them, which make its argument sets
+    handles: tuple[Any, ...]
+    transcript: _Transcript | None = None
 
 
 @attrs.define
@@ -287,10 +346,12 @@ class _Expander:
 
     def __init__(self, executor: Executor, moves: Sequence[Move], *, severities: frozenset[str],
                  ignored: frozenset[str], targets: frozenset[str] | None, shortcut: bool, grouped: bool,
-                 deadline: float | None) -> None:
+                 deadline: float | None, inherit: bool = True) -> None:
         self.executor, self.moves = executor, moves
         self.severities, self.ignored, self.targets = severities, ignored, targets
         self.shortcut, self.grouped, self.deadline = shortcut, grouped, deadline
+        #: children take their parent's classes (cross-state reuse: needs the snapshots and the step classes)
+        self.inherit = inherit and shortcut and grouped
         #: per move, its callers as ``Watched`` ones (immutable, so made once)
         self.watching = [tuple(None if c is None else watched(c) for c in m.callers or (None,)) for m in moves]
         #: (move, the live handles of its bundles) -> its argument sets: the same from every node with those
@@ -325,7 +386,11 @@ class _Expander:
         mine: set[Hashable] = set()
         transitions = applied = 0
         _restore(executor, node.path)
-        snap = Snapshot(executor.world) if self.shortcut else None
+        #: record what each step touches of the world, for the children to inherit (none on the last level)
+        watch = self.inherit and not last
+        memo: dict[int, _Memo] | None = {} if watch else None
+        inherited = node.memo if grouped and node.delta is not None else None
+        snap = Snapshot(executor.world, wrap=_watch if watch else None) if self.shortcut else None
         base = Base(executor) if self.shortcut else None
         try:
             for move in self.moves:
@@ -333,11 +398,45 @@ class _Expander:
                     continue
                 each: tuple[Caller | None, ...] = move.callers or (None,)
                 as_watched = self.watching[move.index]
+                handles = tuple(node.live.get(b, ()) for _, b, _ in move.handles)
+                parent = inherited.get(move.index) if inherited is not None else None
+                script = parent.transcript if parent is not None and parent.handles == handles else None
+                if script is not None and node.delta is not None and script.touched.misses(*node.delta):
+                    # the parent's run of the move, every class of it taken: only its successors are new here
+                    if deadline is not None and time.monotonic() > deadline:
+                        out.late = True
+                        return out
+                    assert base is not None
+                    for offset, args, caller, (changes, added), tally in script.dues:
+                        tainted = None if added is None else executor.world.tainted | added
+                        key: Hashable = base.after(changes, node.live, tainted)
+                        if key not in seen and key not in mine:
+                            mine.add(key)
+                            out.new.append(_New(key, None if last else _Node(
+                                (*node.path, Step(move.actor, move.op, args, move.channel,  # type: ignore[arg-type]
+                                                  caller)),
+                                node.live, key, memo, _delta(changes, tainted, executor.world)),
+                                transitions + offset, applied, dict(uncounted + tally)))
+                    transitions += script.transitions
+                    uncounted.update(script.tally)
+                    if memo is not None:
+                        memo[move.index] = parent  # type: ignore[assignment]
+                    continue
                 #: the step classes of this move from this world (``fuzzer.watched``)
                 classes = Classes(each)
+                if parent is not None:
+                    assert node.delta is not None
+                    classes.inherit(parent.entries, *node.delta)
+                #: this move's run, for a transcript: where it started, its successors' classes, whether every
+                #: class of it may be handed on
+                start, before = transitions, Counter(uncounted)
+                met: list[tuple[int, dict[str, Any], Caller | None, Effect, Counter[str]]] = []
+                clean = memo is not None
                 for args in self.arguments(move, node.live):
                     judged = classes.judged(args) if grouped else None
-                    if judged is not None and None not in judged:  # every caller judged: count them at once
+                    #: inherited classes that changed the world, met here first: their successors are new here
+                    dues = classes.due
+                    if judged is not None and None not in judged and not dues:  # every caller judged: at once
                         if deadline is not None and (transitions % CHECK_EVERY) + len(each) >= CHECK_EVERY \
                                 and time.monotonic() > deadline:
                             out.late = True
@@ -357,6 +456,20 @@ class _Expander:
                             if same is not None:  # runs as its class's step ran: nothing new, nothing counted
                                 if same:
                                     uncounted.update(same)
+                                if dues and i in dues:  # ... but where it ran, in the parent's world
+                                    changes, added = dues[i]
+                                    if clean:
+                                        met.append((transitions - start, args, caller, dues[i], uncounted - before))
+                                    assert base is not None
+                                    tainted = None if added is None else executor.world.tainted | added
+                                    key = base.after(changes, node.live, tainted)
+                                    if key not in seen and key not in mine:
+                                        mine.add(key)
+                                        out.new.append(_New(key, None if last else _Node(
+                                            (*node.path, Step(move.actor, move.op, args, move.channel,  # type: ignore[arg-type]
+                                                               caller)),
+                                            node.live, key, memo, _delta(changes, tainted, executor.world)),
+                                            transitions, applied, dict(uncounted)))
                                 continue
                             read.clear()
                             step = Step(move.actor, move.op, WatchedArgs(args),  # type: ignore[arg-type]
@@ -365,7 +478,15 @@ class _Expander:
                             step = Step(move.actor, move.op, args, move.channel, caller)  # type: ignore[arg-type]
                         executor.index = level
                         applied += 1
-                        res = executor.apply(step)
+                        if watch:
+                            world_read.begin()
+                            try:
+                                res = executor.apply(step)
+                            finally:
+                                touched = world_read.taken()
+                        else:
+                            res = executor.apply(step)
+                            touched = None
                         tallied: list[str] = []
                         hit = next((v for v in res.violations if self.counts(v, tallied)), None)
                         if tallied:
@@ -376,47 +497,76 @@ class _Expander:
                         after = _track(move, node.live, res)
                         moved = not (snap is not None and after is node.live and not res.changes
                                      and snap.unchanged(executor))
+                        effect: Effect | None = None
                         if not moved:
-                            key: Hashable = None
+                            key = None
                         elif base is not None and snap is not None and snap.kernel_unchanged(executor):
                             key = base.after(res.changes, after)  # only the device moved: O(changed)
+                            if after is node.live:  # a child world may take it (``Classes.inherit``)
+                                added = executor.world.tainted - snap.tainted
+                                effect = (res.changes, added or None)
                         else:
                             key = abstract_state(executor, after)
+                        if moved and effect is None:  # more than the device and the taint moved: not handed on
+                            touched = None
+                        if watch and not _watched(executor.world):  # a map was replaced: not a class to hand on
+                            assert snap is not None
+                            touched = None
+                            if not moved:  # (a moved world is restored, watched again)
+                                _watch(executor.world)
+                                snap.mark(executor.world)
                         if judged is not None:
                             mark = tuple(tallied)
-                            for j in classes.add(args, i, mark):
+                            kept = len(classes.entries)
+                            for j in classes.add(args, i, mark, touched, effect):
                                 judged[j] = mark
+                            if len(classes.entries) == kept:  # not a class to hand on: no transcript
+                                clean = False
+                            elif clean and effect is not None:
+                                met.append((transitions - start, args, caller, effect, uncounted - before))
                         if not moved:
                             continue  # the node's own world (a refusal, a read): nothing new, nothing to restore
                         if key not in seen and key not in mine:
                             mine.add(key)
-                            out.new.append(_New(key, None if last else _Node(
-                                (*node.path, _plain(res.step, args, caller)), after, key),
-                                transitions, applied, dict(uncounted)))
+                            child = None
+                            if not last:
+                                delta = None
+                                if memo is not None and snap is not None:  # (live handles are no world)
+                                    delta = snap.changed(executor, res.changes)
+                                child = _Node((*node.path, _plain(res.step, args, caller)), after, key,
+                                              memo if delta is not None else None, delta)
+                            out.new.append(_New(key, child, transitions, applied, dict(uncounted)))
                         if snap is None:
                             _restore(executor, node.path)
                         else:
                             snap.restore(executor)
+                if memo is not None:
+                    memo[move.index] = _Memo(classes.entries, handles, _Transcript(
+                        _union(classes.entries), transitions - start, uncounted - before, tuple(met))
+                        if clean else None)
             return out
         finally:
             out.transitions, out.applied = transitions, applied
 
 
 #: the forked workers' share: the expander, the level's frontier and depth, the states known before it, whether
-#: it is the last level (set before the fork, inherited: nothing of it is pickled)
-_SHARE: tuple[_Expander, list[_Node], int, set[Hashable], bool] | None = None
+#: it is the last level, and the flag that tells them the merge stopped (set before the fork, inherited: nothing
+#: of it is pickled)
+_SHARE: tuple[_Expander, list[_Node], int, set[Hashable], bool, Any] | None = None
 
 
 def _expand_range(bounds: tuple[int, int]) -> list[_Expansion]:
     """In a worker: the frontier's nodes ``[lo, hi)``, in order, as one process expands them (a successor met
     earlier in the range is not new again: the merge has counted it by then)."""
     assert _SHARE is not None
-    expander, frontier, level, seen, last = _SHARE
+    expander, frontier, level, seen, last, stop = _SHARE
     lo, hi = bounds
     met: set[Hashable] = set()
     both = _Either(seen, met)
     out = []
     for node in frontier[lo:hi]:
+        if stop.value:  # the merge stopped: nobody reads this range's answer
+            return []
         e = expander.expand(node, level, both, last)
         met.update(n.key for n in e.new)
         out.append(e)
@@ -443,7 +593,8 @@ def _expansions(expander: _Expander, frontier: list[_Node], level: int, seen: se
     so they share them (and the executor) without pickling; each takes
     contiguous ranges of nodes, and the answers come back in the frontier's
     order, which the merge (``prove``) counts exactly as one process would.
-    The iterator's ``close`` (the merge stopped: found, cap, time) ends them.
+    The iterator's ``close`` (the merge stopped: found, cap, time) tells them to
+    stop at their next node, and waits for them.
     """
     if jobs <= 1 or len(frontier) < 2:
         for node in frontier:
@@ -453,11 +604,22 @@ def _expansions(expander: _Expander, frontier: list[_Node], level: int, seen: se
     n = len(frontier)
     chunks = min(n, jobs * 8)  # several per process: node costs differ, so the ranges are taken as freed
     bounds = [(n * i // chunks, n * (i + 1) // chunks) for i in range(chunks)]
-    _SHARE = (expander, frontier, level, seen, last)
+    context = multiprocessing.get_context("fork")
+    stop = context.RawValue("b", 0)
+    _SHARE = (expander, frontier, level, seen, last, stop)
     try:
-        with multiprocessing.get_context("fork").Pool(min(jobs, chunks)) as pool:
-            for part in pool.imap(_expand_range, bounds):
-                yield from part
+        with context.Pool(min(jobs, chunks)) as pool:
+            try:
+                for part in pool.imap(_expand_range, bounds):
+                    yield from part
+            finally:
+                # Stopped early or done: the workers end their ranges at the next node and the pool is joined,
+                # not terminated. A worker killed while writing a large answer (a level's expansions with the
+                # classes its children inherit) would leave half a message in the pipe, and the pool's result
+                # thread would wait for the rest of it for ever.
+                stop.value = 1
+                pool.close()
+                pool.join()
     finally:
         _SHARE = None
 
@@ -466,7 +628,7 @@ def prove(executor: Executor, depth: int, *, severities: frozenset[str] = frozen
           max_states: int = DEFAULT_STATES, time_limit: float | None = None,
           ignored: frozenset[str] = frozenset(), targets: frozenset[str] | None = None,
           restore: Literal["changed", "always"] = "changed",
-          callers: Literal["grouped", "each"] = "grouped", jobs: int = 1) -> Proof:
+          callers: Literal["grouped", "each"] = "grouped", jobs: int = 1, inherit: bool = True) -> Proof:
     """Explore every abstract state within ``depth`` steps of the probed world (see the module docstring).
 
     ``severities``: the violations that disprove (default ``hole``).
@@ -480,6 +642,8 @@ def prove(executor: Executor, depth: int, *, severities: frozenset[str] = frozen
     step instead of one per step class (``fuzzer.watched``), the reference for those.
     ``jobs``: processes a level's nodes are split over (forked; ``cpus()`` uses them all); the
     answer is the one process's, to the state, transition and path (not the seconds).
+    ``inherit=False``: no node takes its parent's classes (the module docstring, "Cross-state reuse"),
+    the reference for those.
     """
     if jobs < 1:
         raise ValueError(f"jobs={jobs}: at least one process expands the states")
@@ -497,7 +661,8 @@ def prove(executor: Executor, depth: int, *, severities: frozenset[str] = frozen
     transitions = applied = 0
     uncounted: Counter[str] = Counter()
     expander = _Expander(executor, moves, severities=severities, ignored=ignored, targets=targets,
-                         shortcut=restore == "changed", grouped=callers == "grouped", deadline=deadline)
+                         shortcut=restore == "changed", grouped=callers == "grouped", deadline=deadline,
+                         inherit=inherit)
 
     def result(outcome: Literal["proved", "found", "incomplete"], done: int, **kw: Any) -> Proof:
         return Proof(outcome, depth, len(seen), transitions, time.monotonic() - started,
@@ -549,6 +714,43 @@ def _cpu() -> float:
     """CPU seconds of this process and of its children that ended (a proof's forked workers)."""
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def _union(entries: Sequence[Entry]) -> Touched:
+    """Everything the classes touched (a record shared by many is looked at once)."""
+    state: set[Any] = set()
+    kernel: set[Any] = set()
+    shadow: set[Any] = set()
+    looked: set[int] = set()
+    for entry in entries:
+        touched = entry[4]
+        if id(touched) not in looked:
+            looked.add(id(touched))
+            state.update(touched.state)
+            kernel.update(touched.kernel)
+            shadow.update(touched.shadow)
+    return Touched(frozenset(state), frozenset(kernel), frozenset(shadow))
+
+
+def _delta(changes: Sequence[tuple[str, Any, Any]], tainted: frozenset[str] | None, world: World,
+           ) -> tuple[frozenset[Any], frozenset[Any], frozenset[Any]]:
+    """The keys a step that changed only the device (``changes``) and perhaps the taint (``tainted``, the taint
+    after it) changed of ``world``: the child's ``_Node.delta``."""
+    return frozenset(k for k, _, _ in changes), taint_keys(world.tainted, tainted or world.tainted), frozenset()
+
+
+def _watch(world: World) -> None:
+    """The world's device state, kernel bookkeeping and shadow as ``WatchedMap`` s noting into ``world_read``."""
+    world.device.state = WatchedMap(world.device.state, world_read.state)
+    world.kernel = WatchedMap(world.kernel, world_read.kernel)
+    world.shadow = WatchedMap(world.shadow, world_read.shadow)
+    world.__class__ = WatchedWorld
+
+
+def _watched(world: World) -> bool:
+    """The world's maps are still the watched ones (a step may have replaced one with a plain ``dict``)."""
+    return type(world.device.state) is WatchedMap and type(world.kernel) is WatchedMap \
+        and type(world.shadow) is WatchedMap
 
 
 def _plain(step: Step, args: dict[str, Any], caller: Caller | None) -> Step:

@@ -14,6 +14,7 @@ import copy
 import errno
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import attrs
@@ -337,7 +338,7 @@ class Executor:
                 step = self.complete(step)
         state = world.device.state
         before = state.copy()
-        taint_before = world.tainted
+        taint_before = world.taint_mark()
         decision: Decision | None = None
         reply: Reply | None = None
         command: Command | None = None
@@ -438,10 +439,12 @@ class Executor:
             raise ModelError(self._crash(step, exc, what)) from exc
         # O(changed) comparisons: an unchanged value is the same object, so ``is`` settles most keys
         # without calling __eq__ (a long replay may hold hundreds of firmware objects).
-        get = before.get
-        moved = [k for k, v in state.items() if (old := get(k, ABSENT)) is not v and old != v]
+        # dict's own methods, not the state's: a proof's watched state (fuzzer.watched) must not count this
+        # diff as the step's reads (the keys it reports are the step's writes, which it does count).
+        get = partial(dict.get, before)
+        moved = [k for k, v in dict.items(state) if (old := get(k, ABSENT)) is not v and old != v]
         added = sum(1 for k in moved if k not in before)
-        if not added and len(state) == len(before):
+        if not added and dict.__len__(state) == dict.__len__(before):
             changes = tuple((k, before[k], state[k]) for k in moved)
         else:  # objects were created or destroyed: report in key order
             if len(before) > len(state) - added:

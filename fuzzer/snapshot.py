@@ -11,12 +11,14 @@ one step on the builtin models.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Sequence
 from enum import Enum
 from typing import Any
 
 from fuzzer.cmplog import Traced
 from fuzzer.executor import Executor
 from fuzzer.spec import ABSENT
+from fuzzer.touched import HANDLES, taint_keys
 from fuzzer.world import World
 
 __all__ = ["Snapshot"]
@@ -51,7 +53,9 @@ class Snapshot:
     checks that this gives the same states and transitions as replaying.
     """
 
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: World, wrap: Callable[[World], None] | None = None) -> None:
+        """``wrap``: done to the world after the copy and after each restore (``fuzzer.bounded`` watches its
+        maps with it: ``fuzzer.touched.WatchedMap``)."""
         self.known: dict[int, Any] = {}
         self.world = world
         self.device = world.device
@@ -64,7 +68,10 @@ class Snapshot:
         self.shadow = dict(world.shadow)
         self.tainted = world.tainted
         self.handles = world.handles
-        self._mark(world)
+        self.wrap = wrap
+        if wrap is not None:
+            wrap(world)
+        self.mark(world)
 
     def _copy(self, value: Any) -> Any:
         if _immutable(value, self.known):
@@ -78,7 +85,7 @@ class Snapshot:
             return {self._copy(v) for v in value}
         return copy.deepcopy(value, {id(self.world): self.world, id(self.device): self.device})
 
-    def _mark(self, world: World) -> None:
+    def mark(self, world: World) -> None:
         """Remember what the current world holds, to tell cheaply whether a step changed it."""
         self.live_state = world.device.state
         self.live_kernel = dict(world.kernel)
@@ -107,6 +114,21 @@ class Snapshot:
         except Exception:  # an __eq__ that will not answer: say it changed
             return False
 
+    def changed(self, executor: Executor, changes: Sequence[tuple[str, Any, Any]],
+                ) -> tuple[frozenset[Any], frozenset[Any], frozenset[Any]] | None:
+        """The keys in which the current world differs from the snapshot's: of the device state (the
+        executor's ``changes`` of the step since the snapshot), of the kernel's bookkeeping (by value; the
+        taint as ``fuzzer.touched.taint_keys``, the handle counter as ``HANDLES``) and of the shadow
+        (by value); None if the device state is another object (the changes may not tell it all) or the taint
+        lost a flag (``WatchedWorld.taint`` counts on a child's taint holding its parent's)."""
+        world = executor.world
+        if world is not self.world or world.device.state is not self.live_state or not world.tainted >= self.tainted:
+            return None
+        kernel = _differ(world.kernel, self.kernel) | taint_keys(self.tainted, world.tainted)
+        if world.handles != self.handles:
+            kernel |= {HANDLES}
+        return frozenset(k for k, _, _ in changes), kernel, _differ(world.shadow, self.shadow)
+
     def restore(self, executor: Executor) -> None:
         world = self.world
         executor.world = world
@@ -116,6 +138,23 @@ class Snapshot:
         world.shadow = dict(self.shadow)
         world.tainted = self.tainted
         world.handles = self.handles
-        self._mark(world)
+        if self.wrap is not None:
+            self.wrap(world)
+        self.mark(world)
 
 
+
+
+def _differ(now: dict[Any, Any], then: dict[Any, Any]) -> frozenset[Any]:
+    """The keys whose values differ between two maps (present in one only, or not ``==``), read with ``dict``'s own
+    methods (a watched map's reads here are not a step's)."""
+    out = set()
+    for k in {*dict.keys(now), *dict.keys(then)}:
+        a, b = dict.get(now, k, ABSENT), dict.get(then, k, ABSENT)
+        try:
+            same = a is b or bool(a == b)
+        except Exception:  # an __eq__ that will not answer: say it differs
+            same = False
+        if not same:
+            out.add(k)
+    return frozenset(out)

@@ -38,20 +38,32 @@ builtins used on arguments here, ``dict(...)``, ``{**args}``, ``json``, go
 through the overridden methods).  Callers and argument dicts are built fresh
 for every step (``callers_of``, corpus files), so no model can rely on identity.
 ``tests/test_bounded.py`` holds the classes to running every step.
+
+The world's side, for reuse across states, is ``fuzzer.touched``.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Hashable, ItemsView, Iterator, KeysView, Mapping, ValuesView
+from collections.abc import (
+    Callable,
+    Hashable,
+    ItemsView,
+    Iterator,
+    KeysView,
+    Mapping,
+    Sequence,
+    ValuesView,
+)
 from operator import attrgetter, itemgetter
 from typing import Any
 
 import attrs
 
 from fuzzer.spec import Caller
+from fuzzer.touched import Touched
 
-__all__ = ["FIELDS", "Classes", "Uncounted", "Watched", "WatchedArgs", "read", "watched"]
+__all__ = ["FIELDS", "Classes", "Effect", "Entry", "Uncounted", "Watched", "WatchedArgs", "read", "watched"]
 
 #: the fields of a ``Caller``, in declaration order
 FIELDS: tuple[str, ...] = tuple(a.name for a in attrs.fields(Caller))
@@ -201,6 +213,42 @@ class WatchedArgs(dict[str, Any]):
         return other | dict(super().items())
 
 
+
+
+#: what a class's step did to a world whose only changes were the device's and the taint: the executor's
+#: ``changes`` and the taint flags it added (None: none)
+Effect = tuple[tuple[tuple[str, Any, Any], ...], "frozenset[str] | None"]
+#: a class a proof may hand to a child world: (caller fields, argument keys) read, the arguments' and the caller's
+#: values there, what it tallied, what it touched of the world, and its effect (None: it changed nothing)
+Entry = tuple[tuple[tuple[str, ...], "tuple[str, ...] | None"], Hashable, Hashable, tuple[str, ...], Touched,
+              "Effect | None"]
+
+
+def _projections(callers: tuple[Caller | None, ...], fields: tuple[str, ...], keys: tuple[str, ...] | None,
+                 ) -> tuple[list[Hashable], Callable[[Mapping[str, Any]], Hashable], tuple[tuple[Hashable, list[int]], ...]]:
+    """A read pattern's projections of a move's callers and arguments, and the callers grouped by projection."""
+    of_caller: Callable[[Any], Any] = attrgetter(*fields) if fields else (lambda c: ())
+    of_args: Callable[[Mapping[str, Any]], Hashable]
+    if keys is None:
+        of_args = lambda a: tuple(a.values())  # noqa: E731 - one expression, named by its type
+    else:
+        of_args = itemgetter(*keys) if keys else (lambda a: ())
+    of_callers = [of_caller(c) for c in callers]
+    groups: dict[Hashable, list[int]] = {}
+    for i, value in enumerate(of_callers):
+        groups.setdefault(value, []).append(i)
+    return of_callers, of_args, tuple(groups.items())
+
+
+#: (id of a move's callers, caller fields, argument keys) -> (the callers, ``_projections``): the same for every
+#: world the move is tried from (each node's ``Classes`` would otherwise make them again)
+_PROJECTIONS: dict[tuple[int, tuple[str, ...], tuple[str, ...] | None], tuple[Any, ...]] = {}
+
+#: a read pattern's projections and table (``Classes._pattern``)
+Pattern = tuple[list[Hashable], Callable[[Mapping[str, Any]], Hashable], dict[Hashable, dict[Hashable, Any]],
+                tuple[tuple[Hashable, list[int]], ...]]
+
+
 class Classes:
     """The step classes met so far for one move from one world: which steps need not run again.
 
@@ -216,48 +264,99 @@ class Classes:
         self.callers = callers
         #: (caller fields read, argument keys read or None for all) -> (the callers' projections, the argument
         #: keys' projection, table: argument values -> caller values -> tallied)
-        self.tables: dict[tuple[tuple[str, ...], tuple[str, ...] | None],
-                          tuple[list[Hashable], Callable[[Mapping[str, Any]], Hashable],
-                                dict[Hashable, dict[Hashable, tuple[str, ...]]]]] = {}
-        #: the pattern of the step ``add`` recorded last
-        self.last: tuple[tuple[str, ...], tuple[str, ...] | None] = ((), ())
+        self.tables: dict[tuple[tuple[str, ...], tuple[str, ...] | None], Pattern] = {}
+        #: the classes a child world may take, with what they touched of the world (``add``, ``inherit``)
+        self.entries: list[Entry] = []
+        #: per caller index, the effects of the inherited classes that changed the world met first by the
+        #: last ``judged`` argument set (None: none)
+        self.due: dict[int, Effect] | None = None
 
     def judged(self, args: Mapping[str, Any]) -> list[tuple[str, ...] | None]:
-        """Per caller: what its class tallied, if a step of the class ran; else None (it must run)."""
+        """Per caller: what its class tallied, if a step of the class ran; else None (it must run).  An
+        inherited class that changed the world, met here for the first time, is also ``due``: the first
+        caller of its class here reaches a successor of its own (its later steps here, the same one)."""
         out: list[tuple[str, ...] | None] = [None] * len(self.callers)
-        for of_callers, of_args, table in self.tables.values():
+        self.due = None
+        for _, of_args, table, groups in self.tables.values():
             try:
                 sub = table.get(of_args(args))
             except (TypeError, KeyError):  # an unhashable value, a key this set lacks: not this pattern
                 continue
-            if sub is None:
+            if not sub:
                 continue
-            for i, value in enumerate(of_callers):
-                if out[i] is None:
-                    out[i] = sub.get(value)
+            for value, indices in groups:
+                same = sub.get(value)
+                if same is not None:
+                    if type(same) is _Later:
+                        if self.due is None:
+                            self.due = {}
+                        self.due.setdefault(indices[0], same.effect)
+                        same = sub[value] = same.tallied
+                    for i in indices:
+                        if out[i] is None:
+                            out[i] = same
         return out
 
-    def add(self, args: Mapping[str, Any], index: int, tallied: tuple[str, ...]) -> list[int]:
-        """Record the step just run (plain ``args``, the caller at ``index``) with what ``read`` says it
-        read; the callers after it that are in its class (they agree on the fields it read)."""
-        fields = tuple(f for f in FIELDS if f in read.fields) if self.callers[index] is not None else ()
-        keys = None if read.all_keys else tuple(sorted(read.keys))
+    def _pattern(self, fields: tuple[str, ...], keys: tuple[str, ...] | None) -> Pattern:
+        """The read pattern's entry in ``tables``: the callers' projections, the arguments' projection, its table,
+        and the callers grouped by projection (one lookup a group: a pattern that reads no caller field, one)."""
         pattern = self.tables.get((fields, keys))
         if pattern is None:
-            of_caller: Callable[[Any], Any] = attrgetter(*fields) if fields else (lambda c: ())
-            of_args: Callable[[Mapping[str, Any]], Hashable]
-            if keys is None:
-                of_args = lambda a: tuple(a.values())  # noqa: E731 - one expression, named by its type
-            else:
-                of_args = itemgetter(*keys) if keys else (lambda a: ())
-            pattern = self.tables[(fields, keys)] = ([of_caller(c) for c in self.callers], of_args, {})
-        of_callers, project, table = pattern
+            made = _PROJECTIONS.get((id(self.callers), fields, keys))
+            if made is None or made[0] is not self.callers:
+                made = _PROJECTIONS[(id(self.callers), fields, keys)] = (self.callers, *_projections(
+                    self.callers, fields, keys))
+            pattern = self.tables[(fields, keys)] = (made[1], made[2], {}, made[3])
+        return pattern
+
+    def add(self, args: Mapping[str, Any], index: int, tallied: tuple[str, ...],
+            touched: Touched | None = None, effect: Effect | None = None) -> list[int]:
+        """Record the step just run (plain ``args``, the caller at ``index``) with what ``read`` says it
+        read; the callers after it that are in its class (they agree on the fields it read).
+
+        ``touched``: what the run touched of the world, given when a child world may take the class
+        (``entries``, for its ``inherit``): it changed nothing, or only the device and the taint (``effect``)."""
+        fields = tuple(f for f in FIELDS if f in read.fields) if self.callers[index] is not None else ()
+        keys = None if read.all_keys else tuple(sorted(read.keys))
+        of_callers, project, table, _ = self._pattern(fields, keys)
         mine = of_callers[index]
         try:
-            table.setdefault(project(args), {})[mine] = tallied
+            values = project(args)
+            table.setdefault(values, {})[mine] = tallied
         except (TypeError, KeyError):
             return []
+        if touched is not None:
+            self.entries.append(((fields, keys), values, mine, tallied, touched, effect))
         return [j for j in range(index + 1, len(of_callers)) if of_callers[j] == mine]
+
+    def inherit(self, entries: Sequence[Entry], state: frozenset[Any], kernel: frozenset[Any],
+                shadow: frozenset[Any]) -> None:
+        """Take the parent world's classes that touched none of the keys that differ here (``state``,
+        ``kernel``, ``shadow``): their steps run here as they ran there (``fuzzer.bounded``).  Those that
+        changed the world become ``due`` when ``judged`` first meets them."""
+        kept: dict[int, bool] = {}  # by the touched record's id: records are shared (``world_read.taken``)
+        tables: dict[Any, dict[Hashable, dict[Hashable, Any]]] = {}
+        for entry in entries:
+            pattern, values, mine, tallied, touched, effect = entry
+            ok = kept.get(id(touched))
+            if ok is None:
+                ok = kept[id(touched)] = touched.misses(state, kernel, shadow)
+            if not ok:
+                continue
+            table = tables.get(pattern)
+            if table is None:
+                table = tables[pattern] = self._pattern(*pattern)[2]
+            table.setdefault(values, {})[mine] = tallied if effect is None else _Later(tallied, effect)
+            self.entries.append(entry)
+
+
+class _Later:
+    """An inherited class that changed the world, in a table until ``Classes.judged`` meets it."""
+
+    __slots__ = ("effect", "tallied")
+
+    def __init__(self, tallied: tuple[str, ...], effect: Effect) -> None:
+        self.tallied, self.effect = tallied, effect
 
 
 class Uncounted(Counter[Any]):

@@ -199,6 +199,11 @@ class World:
         """Taint the kernel (``TAINT_WARN``, ``TAINT_FWCTL`` ...); taint is never cleared."""
         self.tainted = self.tainted | frozenset(flags)
 
+    def taint_mark(self) -> frozenset[str]:
+        """The taint as a step starts, for ``StepContext.taint_before``: the executor's own look, which a
+        proof's watched world (``fuzzer.touched.WatchedWorld``) does not count as the step's read."""
+        return self.tainted
+
     def new_handle(self, prefix: str) -> str:
         """Deterministic handle names (``region0``, ``region1``...) so replays print the same."""
         name = f"{prefix}{self.handles}"

@@ -1,4 +1,5 @@
-"""What a step reads of its caller and arguments (``fuzzer.watched``): the bounded proof's step classes rest on it.
+"""What a step reads of its caller and arguments (``fuzzer.watched``) and touches of the world
+(``fuzzer.touched``): the bounded proof's step classes, and their reuse across states, rest on it.
 
 A read that goes unrecorded would merge steps that run differently, so each
 way in is pinned here: a field or key read is noted, anything that sees the
@@ -13,10 +14,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import toy
 
-from fuzzer.executor import encode_request, inbound
+from fuzzer.executor import Executor, encode_request, inbound
 from fuzzer.sizes import Buffer, Envelope, Layout, Slot
 from fuzzer.spec import Caller, Command
+from fuzzer.touched import ALL, HANDLES, TAINT, Touched, WatchedMap, WatchedWorld, world_read
 from fuzzer.watched import FIELDS, Classes, Watched, WatchedArgs, read, watched
 
 ROOT = Caller(frozenset({"CAP_SYS_ADMIN"}), "configuration", "integrity", frozenset({"raw_allow_all"}))
@@ -132,3 +135,73 @@ def test_a_look_at_request_bytes_reads_only_the_arguments_encoded_there() -> Non
     # a plain dict notes nothing: no touch to pay for in every other mode
     unwatched, _ = inbound(_World(), env, command, plain)  # type: ignore[arg-type]
     assert unwatched.touch is None and bytes(unwatched.data) == full[:64]
+
+
+# --------------------------------------------------------------------------- the world (cross-state reuse)
+
+def _touched(f: Callable[[], Any]) -> Touched:
+    world_read.begin()
+    try:
+        f()
+    finally:
+        touched = world_read.taken()
+    return touched
+
+
+def test_a_watched_map_notes_each_key_touched_and_everything_for_the_whole() -> None:
+    """A key read, tested for or written is noted (presence differs between worlds: ``in`` counts); whatever
+    sees the whole map notes ``ALL``; ``copy()`` notes nothing but is watched too; ``dict``'s own methods
+    (the executor's diff) note nothing."""
+    m = WatchedMap({"a": 1, "b": 2}, world_read.state)
+    for one in (lambda: m["a"], lambda: m.get("a"), lambda: "a" in m, lambda: m.__setitem__("a", 1),
+                lambda: m.setdefault("a", 1), lambda: m.pop("a", None) and m.__setitem__("a", 1)):
+        assert _touched(one).state == {"a"}
+    assert _touched(lambda: m.__delitem__("b")).state == {"b"}
+    m["b"] = 2
+    for whole in (lambda: list(m), lambda: len(m), lambda: m.keys(), lambda: m.values(), lambda: m.items(),
+                  lambda: m == {}, lambda: repr(m), lambda: copy.copy(m), lambda: copy.deepcopy(m), lambda: dict(m),
+                  lambda: {**m}, lambda: json.dumps(m), lambda: m | {}, lambda: {} | m, lambda: m.update({}),
+                  lambda: bool(m)):
+        assert ALL in _touched(whole).state
+    assert copy.copy(m) == {"a": 1, "b": 2} and json.loads(json.dumps(m)) == {"a": 1, "b": 2}
+    twin = m.copy()
+    assert type(twin) is WatchedMap and _touched(lambda: m.copy()).state == set()
+    assert _touched(lambda: twin["b"]).state == {"b"}
+    assert _touched(lambda: (dict.items(m), dict.get(m, "a"), dict.__len__(m))).state == set()
+
+
+def test_the_taint_is_read_by_flag_and_a_flag_the_step_added_is_known() -> None:
+    """Through a ``WatchedWorld``: a flag's membership notes that flag; the whole set, ``TAINT``; a flag the
+    step added itself notes nothing; ``taint_mark`` (the executor's ``taint_before``) notes only its use;
+    the handle counter is a key; outside a step nothing is a view."""
+    world = Executor(toy.SUBSYSTEM, toy.LINUX, toy.SUBSYSTEM.devices[0]).world
+    world.__class__ = WatchedWorld
+    world.tainted = frozenset({"WARN"})
+    assert type(world.tainted) is frozenset  # no step runs
+    t = lambda: world.tainted  # noqa: E731
+    assert _touched(lambda: "WARN" in t()).kernel == {(TAINT, "WARN")}
+    assert _touched(lambda: frozenset({"X", "WARN"}) - t()).kernel == {(TAINT, "X"), (TAINT, "WARN")}
+    assert _touched(lambda: t() >= {"X"}).kernel == {(TAINT, "X")}
+    for whole in (lambda: bool(t()), lambda: sorted(t()), lambda: frozenset(t()), lambda: t() == {"WARN"},
+                  lambda: {"A"}.issubset(t()), lambda: t() | {"A"}, lambda: t() - {"A"}, lambda: hash(t())):
+        assert TAINT in _touched(whole).kernel
+    assert _touched(lambda: (world.taint("NEW"), "NEW" in t(), bool(t()))).kernel == set()
+    assert _touched(lambda: "NEW" in world.taint_mark()).kernel == {(TAINT, "NEW")}
+    assert _touched(lambda: world.new_handle("h")).kernel == {HANDLES}
+    world_read.begin()
+    try:
+        view = world.tainted
+        assert view == frozenset({"WARN", "NEW"}) and frozenset({"WARN", "X"}) - view == {"X"}
+        assert hash(view) == hash(frozenset({"WARN", "NEW"})) and view & {"NEW", "Y"} == {"NEW"}
+    finally:
+        world_read.taken()
+
+
+def test_a_touched_record_misses_only_keys_it_did_not_touch() -> None:
+    t = Touched(frozenset({"a"}), frozenset({(TAINT, "WARN")}), frozenset())
+    assert t.misses(frozenset({"b"}), frozenset({TAINT, (TAINT, "X")}), frozenset({"s"}))
+    assert not t.misses(frozenset({"a"}), frozenset(), frozenset())
+    assert not t.misses(frozenset(), frozenset({TAINT, (TAINT, "WARN")}), frozenset())
+    everything = Touched(frozenset({ALL}), frozenset(), frozenset())
+    assert everything.misses(frozenset(), frozenset({"k"}), frozenset()) and not everything.misses(
+        frozenset({"z"}), frozenset(), frozenset())

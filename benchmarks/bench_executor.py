@@ -62,13 +62,14 @@ def make_steps(ex: Executor, n: int, seed: int = 0) -> list[Step]:
         produces: str | tuple[str, ...] = ""
         if rng.random() < 0.3:
             action = ex.actions[rng.choice(kernel)]
-            args = {p.name: draw_arg(rng, p, handles) for p in action.params}
+            args = {p.name: draw_arg(rng, p, handles) for p in action.params if p.kind != "size"}
             step = Step("kernel", action.name, args)
             produces = action.produces
         else:
             channel, op = rng.choice(user)
             cmd = ex.user_index[(channel, op)]
-            args = {p.name: draw_arg(rng, p, handles) for p in cmd.params}
+            # sizes left out: the executor gives each its natural value, as a correct caller declares it
+            args = {p.name: draw_arg(rng, p, handles) for p in cmd.params if p.kind != "size"}
             sc = scopes[channel]
             caller = Caller(
                 caps=rng.choice(space.caps),

@@ -107,3 +107,20 @@ def test_issue_20_targets_are_judged_on_sequences_by_depth() -> None:
     bad = lines(native_deep=10, native_mid=20, miss=True)  # 2x worse than the walk on the 3-step hole
     assert "[NOT MET] native: every hole of depth ≥ 4 found on 2/2 seeds" in bad and "1/2" in bad
     assert "[NOT MET] native: no hole of depth ≥ 3 worse than 1.5× the walk: worst 2.00×" in bad
+
+
+@pytest.mark.parametrize("subsystem", ["cxl", "rdma", "netdev", "gpu"])
+def test_the_executor_benchmarks_sequence_runs_on_every_subsystem(registry: object, subsystem: str) -> None:
+    """``nox -s bench``'s replay benchmark builds its sequence from the declarations; a parameter kind it does
+    not know (sizes, once) broke the whole session.  Its sequence must build and replay on each subsystem."""
+    import bench_executor
+
+    from fuzzer.host import Registry
+
+    assert isinstance(registry, Registry)
+    ex = registry.executor(subsystem, registry.policy(subsystem, "permissive"), registry.device(subsystem, None))
+    steps = bench_executor.make_steps(ex, 200, 0)
+    assert len(steps) == 200 and any(s.actor == "user" for s in steps)
+    ex.reset()
+    ran = [ex.apply(s) for s in steps]
+    assert sum(1 for r in ran if r.decision is not None and r.decision.allowed) > 20  # not all refused

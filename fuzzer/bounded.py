@@ -140,9 +140,12 @@ from fuzzer.world import Step, World
 
 __all__ = ["DEFAULT_STATES", "MAX_DEPTH", "Proof", "arguments", "cpus", "prove", "values_of"]
 
-#: States a proof explores at most unless told otherwise: a state with its key and its path costs about
-#: 8 KB (gpu linux-drm to depth 5: 28,902 states, 228 MB), so the cap holds memory under 1 GB.
+#: States a proof keeps whole at most unless told otherwise: a state with its key and its path costs about
+#: 8 KB (gpu linux-drm to depth 5: 28,902 states, 228 MB), so the cap holds memory under 1 GB.  The last
+#: depth's states are not expanded, so only their hashes are kept (``fresh``), ``HASHED`` times as many.
 DEFAULT_STATES = 100_000
+#: States of the last depth counted at most, per state the cap keeps whole: a hash is about 60 bytes.
+HASHED = 40
 #: Deepest proof asked for: the states grow as the depth's power of the moves that change something.
 MAX_DEPTH = 12
 #: Transitions between two looks at the clock.
@@ -333,6 +336,33 @@ def _track(move: Move, live: Live, result: StepResult) -> Live:
     return out
 
 
+def fresh(key: Hashable, seen: Container[Hashable], mine: set[Hashable], last: bool) -> Hashable | None:
+    """What to record of a successor state ``key`` not in ``seen`` nor in ``mine`` (then added to ``mine``), or None.
+
+    On the last depth that is the key's hash: nothing expands those states, they
+    are only counted, and a whole key costs kilobytes (cxl linux-raw on all-ram to
+    depth 4: 631,562 states at the last depth, 3.2 GB as keys).  Two distinct states
+    whose 64-bit hashes collide would be counted as one (about one chance in 10^7
+    at a million states); what is checked, each transition's violations, does not
+    depend on it.  An earlier depth's state is looked up whole first.
+    """
+    if key in seen:
+        return None
+    if last:
+        key = hash(key)
+        if key in seen:
+            return None
+    if key in mine:
+        return None
+    mine.add(key)
+    return key
+
+
+def cap(max_states: int, last: bool) -> str:
+    """The state cap as an incomplete proof names it."""
+    return f"{max_states}" + (f" kept whole, {HASHED * max_states} at the last depth" if last else "")
+
+
 def cpus() -> int:
     """The CPUs this process may run on (``os.sched_getaffinity``): ``--jobs``'s default."""
     try:
@@ -410,9 +440,8 @@ class _Expander:
                     for offset, args, caller, (changes, added), tally in script.dues:
                         tainted = None if added is None else executor.world.tainted | added
                         key: Hashable = base.after(changes, node.live, tainted)
-                        if key not in seen and key not in mine:
-                            mine.add(key)
-                            out.new.append(_New(key, None if last else _Node(
+                        if (noted := fresh(key, seen, mine, last)) is not None:
+                            out.new.append(_New(noted, None if last else _Node(
                                 (*node.path, Step(move.actor, move.op, args, move.channel,  # type: ignore[arg-type]
                                                   caller)),
                                 node.live, key, memo, _delta(changes, tainted, executor.world)),
@@ -463,9 +492,8 @@ class _Expander:
                                     assert base is not None
                                     tainted = None if added is None else executor.world.tainted | added
                                     key = base.after(changes, node.live, tainted)
-                                    if key not in seen and key not in mine:
-                                        mine.add(key)
-                                        out.new.append(_New(key, None if last else _Node(
+                                    if (noted := fresh(key, seen, mine, last)) is not None:
+                                        out.new.append(_New(noted, None if last else _Node(
                                             (*node.path, Step(move.actor, move.op, args, move.channel,  # type: ignore[arg-type]
                                                                caller)),
                                             node.live, key, memo, _delta(changes, tainted, executor.world)),
@@ -526,8 +554,7 @@ class _Expander:
                                 met.append((transitions - start, args, caller, effect, uncounted - before))
                         if not moved:
                             continue  # the node's own world (a refusal, a read): nothing new, nothing to restore
-                        if key not in seen and key not in mine:
-                            mine.add(key)
+                        if (noted := fresh(key, seen, mine, last)) is not None:
                             child = None
                             if not last:
                                 delta = None
@@ -535,7 +562,7 @@ class _Expander:
                                     delta = snap.changed(executor, res.changes)
                                 child = _Node((*node.path, _plain(res.step, args, caller)), after, key,
                                               memo if delta is not None else None, delta)
-                            out.new.append(_New(key, child, transitions, applied, dict(uncounted)))
+                            out.new.append(_New(noted, child, transitions, applied, dict(uncounted)))
                         if snap is None:
                             _restore(executor, node.path)
                         else:
@@ -633,7 +660,8 @@ def prove(executor: Executor, depth: int, *, severities: frozenset[str] = frozen
 
     ``severities``: the violations that disprove (default ``hole``).
     ``ignored``: invariants not checked; ``targets``: if given, only these
-    signatures disprove (a planted hole's test).  ``max_states`` and
+    signatures disprove (a planted hole's test).  ``max_states`` (the states kept whole: every depth's
+    but the last, whose states are counted by hash, ``HASHED`` times as many) and
     ``time_limit`` (seconds) end it early, as ``incomplete``.  ``restore="always"``
     replays the state's path after every step and computes every successor's
     state, refusals included: slower, and the reference the default's
@@ -659,6 +687,7 @@ def prove(executor: Executor, depth: int, *, severities: frozenset[str] = frozen
     levels = [1]
     frontier = [root]
     transitions = applied = 0
+    kept = 1  # states kept whole: all but the last depth's
     uncounted: Counter[str] = Counter()
     expander = _Expander(executor, moves, severities=severities, ignored=ignored, targets=targets,
                          shortcut=restore == "changed", grouped=callers == "grouped", deadline=deadline,
@@ -681,11 +710,11 @@ def prove(executor: Executor, depth: int, *, severities: frozenset[str] = frozen
                     for new in e.new:
                         if new.key in seen:
                             continue
-                        if len(seen) >= max_states:
+                        if len(seen) >= (kept + HASHED * max_states if last else max_states):
                             transitions, applied = transitions + new.transitions, applied + new.applied
                             uncounted.update(new.uncounted)
                             each.close()  # the workers end, so their CPU seconds count, before the figures
-                            return result("incomplete", level, reason=f"the state cap ({max_states}) was "
+                            return result("incomplete", level, reason=f"the state cap ({cap(max_states, last)}) was "
                                           f"reached at depth {level + 1}")
                         seen.add(new.key)
                         reached += 1
@@ -705,6 +734,7 @@ def prove(executor: Executor, depth: int, *, severities: frozenset[str] = frozen
                 each.close()
             levels.append(reached)
             frontier = following
+            kept = len(seen)
     finally:
         executor.reached = saved
     return result("proved", depth)

@@ -739,7 +739,8 @@ def junit_xml(r: Result, subsystem: str, policy: str, device: str, known: frozen
 @click.option("--time", "time_budget", type=FINITE_SECONDS,
               help="Time limit in seconds; reaching it is 'incomplete' (exit 4), not a proof.")
 @click.option("--max-states", type=click.IntRange(min=1), default=DEFAULT_STATES, show_default=True,
-              help="State cap; reaching it is 'incomplete' (exit 4), not a proof.")
+              help="State cap (states kept whole; the last depth's are only counted, up to 40 times as many); "
+                   "reaching it is 'incomplete' (exit 4), not a proof.")
 @click.option("--tainted", "count_tainted", is_flag=True,
               help="Violations on a tainted kernel disprove too (by default only holes do).")
 @click.option("--corpus", "corpus_dir", default="corpora", show_default=True,

@@ -18,9 +18,9 @@ import pytest
 from conftest import run_cli
 from planted import HOLES, Hole
 
-from fuzzer import corpus
+from fuzzer import bounded, corpus
 from fuzzer.abstract import Base, abstract_state, freeze
-from fuzzer.bounded import DEFAULT_STATES, Proof, arguments, prove, values_of
+from fuzzer.bounded import DEFAULT_STATES, HASHED, Proof, arguments, prove, values_of
 from fuzzer.executor import Executor
 from fuzzer.host import Registry
 from fuzzer.replay import replay
@@ -338,10 +338,27 @@ def test_processes_find_the_same_shortest_violation(registry: Registry, hole: Ho
 def test_processes_stop_at_the_same_state_cap(registry: Registry, policy: str, cap: int) -> None:
     """A cap reached in a later node of the split frontier stops at the same transition, with the same
     tallies (RAW's tainted violations, not counted) up to it."""
-    ex = cxl(registry, policy)
-    one, three = prove(ex, 2, max_states=cap), prove(ex, 2, max_states=cap, jobs=3)
+    ex = cxl(registry, policy)  # depth 3: the cap is met at depth 2, whose states are kept whole
+    one, three = prove(ex, 3, max_states=cap), prove(ex, 3, max_states=cap, jobs=3)
     assert one.outcome == "incomplete" and "at depth 2" in one.reason and _answer(one) == _answer(three)
     assert bool(one.uncounted) == (policy == "linux-raw")
+
+
+def test_the_last_depths_states_are_counted_by_hash_as_if_kept_whole(registry: Registry,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The last depth keeps only hashes (``bounded.fresh``): its count is the count of whole states (the same depth
+    proved one step further, where they are kept whole), and its own cap is ``HASHED`` times the states kept."""
+    ex = cxl(registry, "linux-ioctl")
+    two, three = prove(ex, 2), prove(ex, 3)
+    assert two.outcome == three.outcome == "proved" and two.levels == three.levels[:3]
+    assert two.states == sum(three.levels[:3])
+    assert HASHED * DEFAULT_STATES >= 4_000_000  # the 4-step linux-raw holes' last depth (631,562 states) fits
+    monkeypatch.setattr(bounded, "HASHED", 1)
+    kept = sum(two.levels[:2])  # depths 0 and 1
+    assert two.levels[2] > kept + 2  # so a cap of 2 more than those kept ends it at depth 2
+    capped = prove(ex, 2, max_states=kept + 2)
+    assert capped.outcome == "incomplete" and capped.states == kept + (kept + 2)
+    assert f"state cap ({kept + 2} kept whole, {kept + 2} at the last depth) was reached at depth 2" in capped.reason
 
 
 def test_jobs_must_be_positive(registry: Registry) -> None:

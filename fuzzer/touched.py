@@ -43,7 +43,51 @@ TAINT = "\0tainted"
 HANDLES = "\0handles"
 
 
-class WatchedMap(dict[Any, Any]):
+class WholeView(dict[Any, Any]):
+    """A ``dict`` whose whole-map views (iteration, ``keys``/``values``/``items``, ``len``, ``==``, ``repr``)
+    call ``_all``: a record of reads, where seeing the whole mapping reads every key."""
+
+    def _all(self) -> None:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[Any]:
+        self._all()
+        return super().__iter__()
+
+    def __reversed__(self) -> Iterator[Any]:
+        self._all()
+        return super().__reversed__()
+
+    def keys(self) -> KeysView[Any]:  # type: ignore[override]
+        self._all()
+        return super().keys()
+
+    def values(self) -> ValuesView[Any]:  # type: ignore[override]
+        self._all()
+        return super().values()
+
+    def items(self) -> ItemsView[Any, Any]:  # type: ignore[override]
+        self._all()
+        return super().items()
+
+    def __len__(self) -> int:
+        self._all()
+        return super().__len__()
+
+    def __eq__(self, other: object) -> bool:
+        self._all()
+        return super().__eq__(other)
+
+    def __ne__(self, other: object) -> bool:
+        self._all()
+        return super().__ne__(other)
+
+    def __repr__(self) -> str:
+        self._all()
+        return super().__repr__()
+
+
+class WatchedMap(WholeView):
     """A world's ``dict`` (device state, kernel bookkeeping, shadow) that notes each key touched in ``seen``
     (see the module docstring for what touches what)."""
 
@@ -86,42 +130,6 @@ class WatchedMap(dict[Any, Any]):
 
     def copy(self) -> WatchedMap:
         return WatchedMap(dict.items(self), self.seen)  # dict.copy would call keys(), the whole map
-
-    def __iter__(self) -> Iterator[Any]:
-        self._all()
-        return super().__iter__()
-
-    def __reversed__(self) -> Iterator[Any]:
-        self._all()
-        return super().__reversed__()
-
-    def keys(self) -> KeysView[Any]:  # type: ignore[override]
-        self._all()
-        return super().keys()
-
-    def values(self) -> ValuesView[Any]:  # type: ignore[override]
-        self._all()
-        return super().values()
-
-    def items(self) -> ItemsView[Any, Any]:  # type: ignore[override]
-        self._all()
-        return super().items()
-
-    def __len__(self) -> int:
-        self._all()
-        return super().__len__()
-
-    def __eq__(self, other: object) -> bool:
-        self._all()
-        return super().__eq__(other)
-
-    def __ne__(self, other: object) -> bool:
-        self._all()
-        return super().__ne__(other)
-
-    def __repr__(self) -> str:
-        self._all()
-        return super().__repr__()
 
     def __reduce_ex__(self, protocol: Any) -> Any:  # copy, deepcopy, pickle
         self._all()

@@ -48,12 +48,8 @@ from collections import Counter
 from collections.abc import (
     Callable,
     Hashable,
-    ItemsView,
-    Iterator,
-    KeysView,
     Mapping,
     Sequence,
-    ValuesView,
 )
 from operator import attrgetter, itemgetter
 from typing import Any
@@ -61,7 +57,7 @@ from typing import Any
 import attrs
 
 from fuzzer.spec import Caller
-from fuzzer.touched import Touched
+from fuzzer.touched import Touched, WholeView
 
 __all__ = ["FIELDS", "Classes", "Effect", "Entry", "Uncounted", "Watched", "WatchedArgs", "read", "watched"]
 
@@ -128,7 +124,7 @@ def watched(caller: Caller) -> Watched:
     return Watched(*(getattr(caller, f) for f in FIELDS))
 
 
-class WatchedArgs(dict[str, Any]):
+class WatchedArgs(WholeView):
     """A step's arguments that note each key read (see the module docstring for what reads what)."""
 
     __slots__ = ()
@@ -148,37 +144,6 @@ class WatchedArgs(dict[str, Any]):
         read.keys.add(key)
         super().__setitem__(key, value)
 
-    def __iter__(self) -> Iterator[str]:
-        self._all()
-        return super().__iter__()
-
-    def keys(self) -> KeysView[str]:  # type: ignore[override]
-        self._all()
-        return super().keys()
-
-    def values(self) -> ValuesView[Any]:  # type: ignore[override]
-        self._all()
-        return super().values()
-
-    def items(self) -> ItemsView[str, Any]:  # type: ignore[override]
-        self._all()
-        return super().items()
-
-    def __len__(self) -> int:
-        self._all()
-        return super().__len__()
-
-    def __eq__(self, other: object) -> bool:
-        self._all()
-        return super().__eq__(other)
-
-    def __ne__(self, other: object) -> bool:
-        self._all()
-        return super().__ne__(other)
-
-    def __repr__(self) -> str:
-        self._all()
-        return super().__repr__()
 
     def copy(self) -> dict[str, Any]:
         self._all()

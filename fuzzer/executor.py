@@ -439,7 +439,7 @@ class Executor:
             raise ModelError(self._crash(step, exc, what)) from exc
         # O(changed) comparisons: an unchanged value is the same object, so ``is`` settles most keys
         # without calling __eq__ (a long replay may hold hundreds of firmware objects).
-        # dict's own methods, not the state's: a proof's watched state (fuzzer.watched) must not count this
+        # dict's own methods, not the state's: a proof's watched state (fuzzer.touched) must not count this
         # diff as the step's reads (the keys it reports are the step's writes, which it does count).
         get = partial(dict.get, before)
         moved = [k for k, v in dict.items(state) if (old := get(k, ABSENT)) is not v and old != v]

@@ -37,7 +37,7 @@ What the classes leave out, so what the proof does not cover:
 * two sizes wrong at once, and a wrong size together with non-first values of
   the other arguments that are not choices (an int, a bool, a second handle);
 * futures that depend on a device-owned value the abstraction merges
-  (``fuzzer.abstract``: "a passphrase was set", not which one): the first world
+  (``fuzzer.abstract``: "the LSA was written", not which bytes): the first world
   reached in a class stands for all of it;
 * concurrency: steps are atomic and one at a time, as everywhere in ptfuzz;
 * everything the models leave out (``README.md``, "Fidelity").

@@ -128,9 +128,10 @@ def _owned_now(world: World, key: str, fields: dict[str, Field]) -> bool:
     return f.owned(world.kernel)
 
 
-#: the value types a field the kernel may own later is kept by (a byte buffer such as the LSA is not: every
-#: written byte would be a state, and linux-raw's depth-3 proof grew from 88,210 states to 1.96 million)
-_SCALARS = frozenset({str, int, bool, type(None)})
+#: the value types a field the kernel may own later is kept by, and None (a byte buffer such as the LSA is not:
+#: every written byte would be a state, and linux-raw's depth-3 proof grew from 88,210 states to 1.96 million).
+#: By ``isinstance``: a traced step (``fuzzer.cmplog``) leaves an int subclass in the device state.
+_SCALARS = (str, int)
 
 
 def _class(value: Any, believed: Any, shipped: Any, field: Field) -> Hashable | None:
@@ -140,7 +141,7 @@ def _class(value: Any, believed: Any, shipped: Any, field: Field) -> Hashable | 
     nvdimm is bound) is kept by value: once the condition holds the kernel takes what the device has, and
     which value that was decides the future (issue 20: "UNLOCK after cold reset" needs the locked state apart
     from the unlocked one, both "changed" to the coarser class, and the proof missed it at depth 4)."""
-    if field.kernel_owned is not None and not field.per_instance and type(value) in _SCALARS:
+    if field.kernel_owned is not None and not field.per_instance and (value is None or isinstance(value, _SCALARS)):
         return None if believed is ABSENT and _same(value, shipped) else ("=", value)
     if believed is not ABSENT:  # believed but not owned now: does the device still agree?
         return _same(value, believed)

@@ -29,7 +29,8 @@ it last saw a new state, followed through one sequence in ``FOLLOW_EVERY``.
 State-guided (issue 20): half the sequences start from a kept world, restored
 from its snapshot (``fuzzer.snapshot``) rather than replayed, and draw a
 sequence's worth of steps from there.  A world is kept when it shows a fact
-no kept world showed (``fuzzer.abstract.state_facts``); a sequence starts at
+no kept world showed (``fuzzer.abstract.state_facts``); a sequence starts, three times in four
+(``RARE``), at a world drawn with weight by how rare its facts are now (``Explorer.rarity``), else at
 the least tried of ``TOURNAMENT`` kept worlds (the newest of equals).  Measured on the planted deep
 holes (seeds 1-8, sequences to bug): "UNLOCK after cold reset" went from
 never in 18,000 sequences to a median of about 1,500; branching from every
@@ -44,7 +45,8 @@ a miss in 30,000, against 2,057).
 Where the 5-step UNLOCK on all-ram spends its sequences (seeds 1-10, the kept worlds followed): the world with
 the nvdimm bound over a locked device is kept after a median of about 300 sequences; in the three slowest seeds
 most of the rest (6,718 of 8,704, 4,439 of 4,633, 1,629 of 1,819) is the wait for a guided sequence to start there
-(one of about 140 kept worlds) and draw UNLOCK with the passphrase set (one of three).  Measured against that and rejected (sequences to bug on it, the explorer's seeds;
+(one of about 140 kept worlds) and draw UNLOCK with the passphrase set (one of three).  Weighting the start by
+the rarity of a world's facts (``RARE``) is what helped (its figures are there).  Measured against that and rejected (sequences to bug on it, the explorer's seeds;
 without: seeds 1-30 median 2,057 with a miss in 20,000, seeds 31-90 median 2,414, mean 4,023): first replaying the
 last one or two steps of another kept world (to join two one-fact worlds: seeds 1-30 median 2,468, seeds 31-90
 2,120 with two misses); starting half or 0.8 of the guided sequences from worlds whose new fact was about the
@@ -131,6 +133,17 @@ DEEPEST_STEPS = 200
 DEVICE_FACTS = True
 #: Worlds compared when choosing where a guided sequence starts: the least chosen of them wins.
 TOURNAMENT = 4
+#: Share of guided starts drawn with weights by rarity (``Explorer.rarity``) instead of by the tournament: the world
+#: a chain's next link needs is one of a hundred or more kept ones, and its fact is one few worlds show.
+#: Measured (issue 20, sequences to bug, medians, seeds 1-10 unless said): the 5-step UNLOCK on all-ram 1,118
+#: against 1,714 (slowest seed 3,565 against 29,001; seeds 11-40: 1,457 against 3,789), cs-guilty 89 against 343,
+#: DEVX 2019 110 against 135, all-ram disabled-raw SET_LSA 301 against 435; worse on all-ram exclusive-cmds (99
+#: against 65) and the render-node buffer (118 against 92); 4-step UNLOCK alike (seeds 11-40: 1,260 against 1,461).
+#: 0.5 and 1.0 were worse than 0.75 on the 5-step UNLOCK (medians 1,602 and 1,874), and so was weighting a world by
+#: its rarest fact alone rather than the sum (3,184).
+RARE = 0.75
+#: Guided starts between two recomputations of the rarity weights (and at each newly kept world).
+REWEIGHT = 64
 #: Abstract states and transitions counted at most: about 60 bytes each, so the counts of an hours-long
 #: campaign stay under 50 MB; past a cap the count says "at least".
 STATES_CAP = 1 << 18
@@ -277,6 +290,8 @@ class Cell:
     state: int
     #: times a sequence started here
     chosen: int = 0
+    #: the facts it was kept for (no kept world showed them before)
+    facts: tuple[Hashable, ...] = ()
 
 
 #: Kept worlds a search hands on (``Explorer.learnt``), and the steps of their paths in all: a cluster slice's
@@ -350,6 +365,11 @@ class Explorer:
         self.facts: set[Hashable] = set()
         #: decides which steps are traced, apart from ``rng`` so that tracing alone does not change the draws
         self.trace_rng = random.Random(seed * 2 + 1)
+        #: per fact: the worlds that showed it among those checked for new facts (``RARE``)
+        self.fact_count: dict[Hashable, int] = {}
+        #: each kept world's rarity, recomputed every ``REWEIGHT`` weighted starts (None: stale)
+        self._weights: list[float] | None = None
+        self._weighted = 0
 
     def _per_move(self) -> None:
         """The tables kept per move, numbered as ``moves`` (made afresh when the moves change: ``use_moves``)."""
@@ -470,14 +490,19 @@ class Explorer:
         ``steps``, if it shows a fact no kept world showed (``state_facts``; of the device ``keys`` only, when
         given); a full archive replaces the most chosen of ``TOURNAMENT`` of its worlds (one that many sequences
         have branched from already)."""
-        facts = self.facts
-        new_facts = [f for f in state_facts(self.executor, self.live, keys) if f not in facts]
+        facts, count = self.facts, self.fact_count
+        shown = list(state_facts(self.executor, self.live, keys))
+        for f in shown:
+            count[f] = count.get(f, 0) + 1
+        new_facts = [f for f in shown if f not in facts]
         if not new_facts:
             return
         facts.update(new_facts)
         if state is None:
             state = self.state_number()
-        new = Cell(list(steps), {b: list(hs) for b, hs in self.live.items()}, Snapshot(self.executor.world), state)
+        new = Cell(list(steps), {b: list(hs) for b, hs in self.live.items()}, Snapshot(self.executor.world), state,
+                   facts=tuple(new_facts))
+        self._weights = None
         archive = self.archive
         if len(archive) < ARCHIVE:
             archive.append(new)
@@ -494,6 +519,11 @@ class Explorer:
         against 183, the others alike)."""
         rng, archive = self.rng, self.archive
         n = len(archive)
+        if RARE and rng.random() < RARE:
+            self._weighted += 1
+            if self._weights is None or self._weighted % REWEIGHT == 0:
+                self._weights = [self.rarity(c) for c in archive]
+            return rng.choices(archive, self._weights)[0]
         i = int(rng.random() * n)
         for _ in range(TOURNAMENT - 1):
             j = int(rng.random() * n)
@@ -501,6 +531,14 @@ class Explorer:
                 i = j
         best = archive[i]
         return best
+
+    def rarity(self, cell: Cell) -> float:
+        """How rare the facts ``cell`` was kept for are now: the sum of one over the worlds that showed each.
+
+        A fact every branch of the world shows again (a field's class that most steps reach) stops pulling
+        sequences there; one that few worlds show keeps pulling them (AFL's rare-branch targeting, FairFuzz)."""
+        count = self.fact_count
+        return sum(1 / count[f] for f in cell.facts) if cell.facts else 1.0
 
     def use_moves(self, moves: Sequence[Move]) -> None:
         """Draw only ``moves`` (a subset of ``moves_of``'s, possibly with fewer callers), renumbered, with every

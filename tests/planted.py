@@ -124,8 +124,10 @@ CXL_HOLES = [
      ["GET_SUPPORTED_FEATURES"]),
     # cxlctl_get_feature(): count against out_len gone, the mailbox writes past kvzalloc(out_len)
     ("linux-fwctl", "spec", "get-feature-out-len", "out-of-bounds:cxl:cxl_get_feature:rpc_out", ["GET_FEATURE"]),
-    # cxlctl_set_feature(): out_len against the answer's header gone, rpc_out->size is written past it
-    ("linux-fwctl", "spec", "set-feature-out-len", "out-of-bounds:cxl:cxlctl_set_feature:rpc_out", ["SET_FEATURE"]),
+    # cxlctl_set_feature(): out_len against the answer's header gone, rpc_out->size is written past it.  One feature's
+    # UUID and one wrong out_len: seeds 1-10 need up to 2,089 sequences (median 855; 310 with RARE)
+    ("linux-fwctl", "spec", "set-feature-out-len", "out-of-bounds:cxl:cxlctl_set_feature:rpc_out", ["SET_FEATURE"],
+     False, 4000),
 ]
 RDMA_HOLES = [
     # devx_is_valid_obj_id() gone: any id on your own handle; the lax firmware does not check owners

@@ -149,3 +149,34 @@ def test_worlds_are_kept_for_new_facts_not_for_every_new_abstract_state() -> Non
         x.sequence(lambda steps, vs: None, lambda v: True)
     assert len(x.states) > 1000
     assert 20 < len(x.archive) < 300 and len(x.archive) <= len(x.facts)
+
+
+def test_guided_starts_favour_worlds_kept_for_rare_facts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``RARE``: a world kept for a fact that few worlds show is a start far more often than one kept for a
+    fact most show, in proportion to ``Explorer.rarity``; the tournament alone is blind to it."""
+    reg = host.load()
+    ex = reg.executor("cxl", reg.policy("cxl", "linux-raw"), reg.device("cxl", "spec"))
+    x = explore.Explorer(ex, seed=1, steps=20)
+    for _ in range(400):
+        x.sequence(lambda steps, vs: None, lambda v: True)
+    assert all(c.facts for c in x.archive) and all(x.fact_count[f] >= 1 for c in x.archive for f in c.facts)
+    weight = {id(c): x.rarity(c) for c in x.archive}
+    rare = max(x.archive, key=lambda c: weight[id(c)])
+    common = min(x.archive, key=lambda c: weight[id(c)])
+    assert weight[id(rare)] > 4 * weight[id(common)]
+
+    def starts(share: float) -> dict[int, int]:
+        monkeypatch.setattr(explore, "RARE", share)
+        x._weights = None
+        tally: dict[int, int] = {}
+        for _ in range(6000):
+            c = x.choose()
+            tally[id(c)] = tally.get(id(c), 0) + 1
+        return tally
+
+    weighted = starts(1.0)
+    total = sum(weight.values())
+    assert weighted.get(id(rare), 0) == pytest.approx(6000 * weight[id(rare)] / total, rel=0.35)
+    assert weighted.get(id(rare), 0) > 3 * weighted.get(id(common), 0)
+    blind = starts(0.0)  # chosen counts do not move here: the tournament draws uniformly
+    assert blind.get(id(rare), 0) < 2 * blind.get(id(common), 0) + 20

@@ -135,12 +135,14 @@ DEVICE_FACTS = True
 TOURNAMENT = 4
 #: Share of guided starts drawn with weights by rarity (``Explorer.rarity``) instead of by the tournament: the world
 #: a chain's next link needs is one of a hundred or more kept ones, and its fact is one few worlds show.
-#: Measured (issue 20, sequences to bug, medians, seeds 1-10 unless said): the 5-step UNLOCK on all-ram 1,118
-#: against 1,714 (slowest seed 3,565 against 29,001; seeds 11-40: 1,457 against 3,789), cs-guilty 89 against 343,
-#: DEVX 2019 110 against 135, all-ram disabled-raw SET_LSA 301 against 435; worse on all-ram exclusive-cmds (99
-#: against 65) and the render-node buffer (118 against 92); 4-step UNLOCK alike (seeds 11-40: 1,260 against 1,461).
-#: 0.5 and 1.0 were worse than 0.75 on the 5-step UNLOCK (medians 1,602 and 1,874), and so was weighting a world by
-#: its rarest fact alone rather than the sum (3,184).
+#: Measured (issue 20, sequences to bug, medians, campaign seeds 1-10 unless said; before -> after): the 5-step
+#: UNLOCK on all-ram 1,714 -> 952 (slowest seed 29,001 -> 7,191; seeds 11-40: 3,789 -> 1,511), UNLOCK after cold
+#: reset 1,514 -> 1,097 (seeds 11-40: 1,461 -> 1,260), cs-guilty 343 -> 89, DEVX 2019 136 -> 110, all-ram
+#: disabled-raw SET_LSA 435 -> 338; worse on all-ram exclusive-cmds (66 -> 124) and the render-node buffer (92 ->
+#: 118; seeds 11-40: 103, where the walk needs 122 over seeds 1-40).  0.5 and 1.0 were worse than 0.75 on the
+#: 5-step UNLOCK (medians 1,602 and 1,874), and so were weighting a world by its rarest fact alone (3,184) and
+#: dividing its weight by the square root of its starts so far (seeds 11-40: 2,512, though the render-node buffer
+#: took 80).
 RARE = 0.75
 #: Guided starts between two recomputations of the rarity weights (and at each newly kept world).
 REWEIGHT = 64

@@ -169,7 +169,7 @@ def abstract_state(executor: Executor, live: Mapping[str, Sequence[Any]] | None 
         known = _KNOWN[executor] = (executor.variant.state(), {})
     shipped, fields = known
     owned: list[tuple[str, Hashable]] = []
-    moved: list[tuple[str, bool]] = []
+    moved: list[tuple[str, Hashable]] = []
     for key, value in state.items():
         if _owned_now(world, key, fields):
             owned.append((key, freeze(value)))

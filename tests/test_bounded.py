@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from conftest import run_cli
 from planted import HOLES, Hole
@@ -201,6 +202,46 @@ def test_planted_hole_is_the_first_violation_at_its_known_length(registry: Regis
                                registry.device(hole.subsystem, hole.device))
     closed = prove(intact, len(hole.ops), targets=frozenset({hole.signature}), time_limit=60)
     assert closed.outcome == "proved", closed.describe()
+
+
+def _unlock_after_cold_reset(registry: Registry) -> tuple[Hole, Executor]:
+    (hole,) = [h for h in HOLES if h.deep and h.rule == "security-command-sets" and h.device == "spec"]
+    return hole, registry.executor("cxl", registry.policy("cxl", hole.policy, (hole.rule,)),
+                                   registry.device("cxl", hole.device))
+
+
+def test_a_field_the_kernel_will_own_keeps_its_value_in_the_state(registry: Registry) -> None:
+    """A passphrase set then a cold reset (the device locks) is not a cold reset then a passphrase set (unlocked):
+    both are "security.state changed" as a class, and the nvdimm that binds next caches which one it was."""
+    _, ex = _unlock_after_cold_reset(registry)
+    set_pass = Step("user", "SET_PASSPHRASE", {"old": "", "new": "secret-a"}, "cxl.raw", Caller())
+    states = []
+    for path in ([set_pass, Step("kernel", "cold_reset")], [Step("kernel", "cold_reset"), set_pass]):
+        ex.run([ex.complete(s) for s in path])
+        states.append(abstract_state(ex))
+    assert states[0] != states[1]
+    ex.run([ex.complete(attrs.evolve(set_pass, args={"old": "", "new": "secret-b"})), Step("kernel", "cold_reset")])
+    assert abstract_state(ex) != states[0]  # which passphrase, too: UNLOCK must match it
+    ex.run([ex.complete(set_pass), Step("kernel", "cold_reset")])
+    assert abstract_state(ex) == states[0]
+
+
+def test_unlock_after_cold_reset_is_found_at_depth_four_over_its_moves(registry: Registry,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The whole proof takes 3.4 million states (README, "Bounded proof"); over the four moves the hole needs
+    (every argument class and caller of each) it is the same question in 64 states.  With the coarser state it
+    said "no violation within 4 steps": the locked world was merged with the unlocked one reached first."""
+    hole, ex = _unlock_after_cold_reset(registry)
+    every = bounded.moves_of
+
+    def its_moves(executor: Executor) -> tuple[list[Any], list[int]]:
+        moves, _ = every(executor)
+        return [attrs.evolve(m, index=i) for i, m in enumerate(m for m in moves if m.op in hole.ops)], []
+
+    monkeypatch.setattr(bounded, "moves_of", its_moves)
+    proof = prove(ex, len(hole.ops), severities=_severities(hole), targets=frozenset({hole.signature}))
+    assert proof.outcome == "found", proof.describe()
+    assert [s.op for s in proof.steps] == hole.ops and proof.complete_depth == 3
 
 
 def test_a_four_step_hole_is_found_at_its_known_length(registry: Registry) -> None:

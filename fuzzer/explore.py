@@ -518,7 +518,7 @@ class Explorer:
         new worlds (the frontier) are tried soon and none much more often than the rest; of equally chosen ones,
         the newer (a chain's next link is kept after its last: measured, seeds 1-8, sequences to bug, medians:
         the 5-step all-ram UNLOCK 950 against 4,800 with 3 misses, DEVX 2019 76 against 121, cs-guilty 91
-        against 183, the others alike)."""
+        against 183, the others alike).  A share ``RARE`` of the starts is drawn by ``rarity`` instead."""
         rng, archive = self.rng, self.archive
         n = len(archive)
         if RARE and rng.random() < RARE:

@@ -137,8 +137,9 @@ _SCALARS = (str, int)
 def _class(value: Any, believed: Any, shipped: Any, field: Field) -> Hashable | None:
     """The class of a device field the kernel does not own now (None: as the variant ships it, and not believed).
 
-    A field the kernel owns under a condition that does not hold now (``lsa`` and ``security.*`` while no
-    nvdimm is bound) is kept by value: once the condition holds the kernel takes what the device has, and
+    A field the kernel owns under a condition that does not hold now (``security.*`` and ``shutdown_state`` while
+    no nvdimm is bound; not the ``lsa`` bytes, see ``_SCALARS``) is kept by value: once the condition holds the
+    kernel takes what the device has, and
     which value that was decides the future (issue 20: "UNLOCK after cold reset" needs the locked state apart
     from the unlocked one, both "changed" to the coarser class, and the proof missed it at depth 4)."""
     if field.kernel_owned is not None and not field.per_instance and (value is None or isinstance(value, _SCALARS)):

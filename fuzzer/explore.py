@@ -52,7 +52,10 @@ last one or two steps of another kept world (to join two one-fact worlds: seeds 
 2,120 with two misses); starting half or 0.8 of the guided sequences from worlds whose new fact was about the
 kernel's side (1,997 with two misses, 3,201: most worlds qualify); one step of every move from each new world
 (median 2,648 on seeds 1-10, against 1,242); not keeping worlds for device-only facts (seeds 31-90 median 2,207, mean
-3,502, but cs-guilty and DEVX 2019 1.3-1.6x slower on average).  Drawing from a random half of the moves per
+3,502, but cs-guilty and DEVX 2019 1.3-1.6x slower on average).  A fact for a bookkeeping table whose entries share
+a value (a render file holding another client's buffer: the same object in two files' tables) helped the render-node
+buffer (seeds 11-40 median 67 against 103) and cs-guilty (99 against 128), but the 5-step UNLOCK took 5,951 to
+14,534 sequences on seeds 2-5 (317 to 7,191 without).  Drawing from a random half of the moves per
 sequence (swarm testing) was slower on the shallow holes (DEVX general command, 200 seeds: mean 10.9 against 9.8;
 render-node buffer: 135 against 111).
 

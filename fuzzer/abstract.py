@@ -139,9 +139,9 @@ def _class(value: Any, believed: Any, shipped: Any, field: Field) -> Hashable | 
 
     A field the kernel owns under a condition that does not hold now (``security.*`` and ``shutdown_state`` while
     no nvdimm is bound; not the ``lsa`` bytes, see ``_SCALARS``) is kept by value: once the condition holds the
-    kernel takes what the device has, and
-    which value that was decides the future (issue 20: "UNLOCK after cold reset" needs the locked state apart
-    from the unlocked one, both "changed" to the coarser class, and the proof missed it at depth 4)."""
+    kernel takes what the device has, and which value that was decides the future (issue 20: "UNLOCK after
+    cold reset" needs the locked state apart from the unlocked one, both "changed" to the coarser class, and
+    the proof missed it at depth 4)."""
     if field.kernel_owned is not None and not field.per_instance and (value is None or isinstance(value, _SCALARS)):
         return None if believed is ABSENT and _same(value, shipped) else ("=", value)
     if believed is not ABSENT:  # believed but not owned now: does the device still agree?

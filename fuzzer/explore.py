@@ -293,10 +293,10 @@ class Cell:
     snapshot: Snapshot
     #: its abstract state's number
     state: int
+    #: the facts it was kept for (no kept world showed them before): never empty
+    facts: tuple[Hashable, ...]
     #: times a sequence started here
     chosen: int = 0
-    #: the facts it was kept for (no kept world showed them before)
-    facts: tuple[Hashable, ...] = ()
 
 
 #: Kept worlds a search hands on (``Explorer.learnt``), and the steps of their paths in all: a cluster slice's
@@ -506,7 +506,7 @@ class Explorer:
         if state is None:
             state = self.state_number()
         new = Cell(list(steps), {b: list(hs) for b, hs in self.live.items()}, Snapshot(self.executor.world), state,
-                   facts=tuple(new_facts))
+                   tuple(new_facts))
         self._weights = None
         archive = self.archive
         if len(archive) < ARCHIVE:
@@ -543,7 +543,7 @@ class Explorer:
         A fact every branch of the world shows again (a field's class that most steps reach) stops pulling
         sequences there; one that few worlds show keeps pulling them (AFL's rare-branch targeting, FairFuzz)."""
         count = self.fact_count
-        return sum(1 / count[f] for f in cell.facts) if cell.facts else 1.0
+        return sum(1 / count[f] for f in cell.facts)
 
     def use_moves(self, moves: Sequence[Move]) -> None:
         """Draw only ``moves`` (a subset of ``moves_of``'s, possibly with fewer callers), renumbered, with every

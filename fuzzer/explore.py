@@ -9,6 +9,10 @@ subsystem's declarations (``Move``):
   on a command that cannot be built;
 * every sequence opens the channels that declare an opener (DEVX's
   ALLOC_UCONTEXT), as the Hypothesis machine's ``initialize`` rule does;
+* a drawn sequence ends as its process exits: each channel's closer
+  (``Channel.closer``: DEVX's CLOSE, the uverbs file's release) runs on every
+  handle still open, newest first, so a create that nothing destroys shows
+  without waiting for a drawn CLOSE after it (``EXIT``);
 * every sequence starts with the handles the probe published
   (``world.publish``), and a reaction's handles join the live ones after
   its step, as a command's or a kernel action's do;
@@ -147,6 +151,21 @@ TOURNAMENT = 4
 #: dividing its weight by the square root of its starts so far (seeds 11-40: 2,512, though the render-node buffer
 #: took 80).
 RARE = 0.75
+#: Whether a world is also kept right after a move on objects first succeeds (``Event``); its rarity is one over
+#: the times that behaviour was seen since.  The abstract facts count a bundle's live handles but not what they
+#: were made by or used on: a render file's buffer opened by another client's flink name is one more buffer, as a
+#: GEM_CREATE's is.  Measured (median sequences to bug, campaign seeds 11-60, then 1-10; without -> with): the
+#: render-node buffer 103 -> 53.5 (118 -> 60), DEVX 2019 84.5 -> 69, the 5-step UNLOCK 1,718 -> 1,778 (one miss in
+#: 20,000 sequences, against none), UNLOCK after cold reset 1,331 -> 1,433, all-ram exclusive-cmds 84 -> 89.5,
+#: cs-guilty 138 -> 190 (the walk needs 860).  Keeping a world at the first success of *every* move made the
+#: 5-step UNLOCK slower (2,028; 952 -> 1,813 on seeds 1-10), and counting live handles by the move that made them
+#: (a state fact) made the render-node buffer slower (154 on seeds 1-10).
+EVENTS = True
+#: Share of drawn sequences that end with each channel's closer on every handle still open (``Explorer.exit``).
+#: Measured on the DEVX leaks (median sequences to bug over campaign seeds 1-200, without -> with; the walk's
+#: medians are 8 and 5): devx-general-cmd 7 -> 4, devx-obj-create-cmd 3 -> 2; 0.5 was between (5, 2); DEVX 2019
+#: (seeds 1-40) 154.5 -> 87.
+EXIT = 1.0
 #: Guided starts between two recomputations of the rarity weights (and at each newly kept world).
 REWEIGHT = 64
 #: Abstract states and transitions counted at most: about 60 bytes each, so the counts of an hours-long
@@ -249,6 +268,12 @@ class Move:
         return any(c for _, _, c in self.handles)
 
 
+def closers_of(executor: Executor, moves: Sequence[Move]) -> list[Move]:
+    """The moves that are a channel's ``closer``."""
+    closers = {(c.name, c.closer) for c in executor.subsystem.channels if c.closer}
+    return [m for m in moves if m.actor == "user" and (m.channel, m.op) in closers and m.consumes]
+
+
 def moves_of(executor: Executor) -> tuple[list[Move], list[int]]:
     """The moves of an executor's subsystem under its policy, and the channel openers among them."""
     sub, policy = executor.subsystem, executor.policy
@@ -280,6 +305,14 @@ def kernel_mark(world: World) -> tuple[Any, ...]:
     a bookkeeping entry changes (values changed in place deep inside an entry are missed)."""
     return (len(world.shadow), world.tainted,
             *((id(v), len(v)) if isinstance(v, (dict, list, set)) else id(v) for v in world.kernel.values()))
+
+
+@attrs.frozen
+class Event:
+    """A fact about a step rather than a world (``EVENTS``): the first time a move on objects (one that takes or
+    makes a handle) succeeded and changed something, as ``Explorer.behaviours`` keys it."""
+
+    key: tuple[Any, ...]
 
 
 @attrs.define(eq=False)
@@ -389,6 +422,7 @@ class Explorer:
         #: what rules compare them with, and drawing the compared ones more often broke more steps (the deep CXL
         #: holes needed 1.5-2x the sequences: 2,612 against 1,144 for the 5-step UNLOCK, seeds 1-10)
         self.traceable = [frozenset(p.name for p in m.params if p.kind == "int") for m in self.moves]
+        self.closers = closers_of(self.executor, self.moves)
 
     def sequence(self, report: Callable[[list[Step], list[Violation]], None],
                  ignored: Callable[[Violation], bool], expired: Callable[[], bool] | None = None,
@@ -481,6 +515,10 @@ class Explorer:
             behaviours[key] = 1 if seen is None else seen + 1
             if seen is None and self.on_new_behaviour is not None:
                 self.on_new_behaviour(list(steps))
+            if (EVENTS and seen is None and given is None and (move.handles or move.produces) and key[2] == (0, 0)
+                    and (d is None or d.allowed) and (result.changes or result.published)
+                    and len(steps) < self.deepest):
+                self.cell(steps, None, event=Event(key))
             if (d is None or d.allowed) and rep is not None and not rep.rc and not rep.errno:
                 self.learn(move, step)
             if result.violations:
@@ -489,16 +527,40 @@ class Explorer:
                     report(list(steps), new)
         if steps and follow:
             self.state_number()  # what a driver kept in the kernel alone, unseen by the cheap test above
+        if given is None and self.closers and self.rng.random() < EXIT:
+            self.exit(steps, report, ignored)
 
-    def cell(self, steps: list[Step], state: int | None, keys: tuple[str, ...] | None = None) -> None:
+    def exit(self, steps: list[Step], report: Callable[[list[Step], list[Violation]], None],
+             ignored: Callable[[Violation], bool]) -> None:
+        """End the sequence as a process's exit does: each channel's closer on each handle still open, newest first."""
+        ex = self.executor
+        for move in self.closers:
+            (i, bundle, _), *_ = [h for h in move.handles if h[2]]
+            name = move.params[i].name
+            for handle in reversed(list(self.live.get(bundle, ()))):
+                step = self.draw(move)
+                step = attrs.evolve(step, args={**step.args, name: handle})
+                result = ex.apply(step)
+                steps.append(step)
+                self.track(move, result)
+                if result.violations:
+                    new = [v for v in result.violations if not ignored(v)]
+                    if new:
+                        report(list(steps), new)
+
+    def cell(self, steps: list[Step], state: int | None, keys: tuple[str, ...] | None = None,
+             event: Event | None = None) -> None:
         """Keep the executor's world, which reached abstract state ``state`` (None: not computed) through
         ``steps``, if it shows a fact no kept world showed (``state_facts``; of the device ``keys`` only, when
-        given); a full archive replaces the most chosen of ``TOURNAMENT`` of its worlds (one that many sequences
-        have branched from already)."""
+        given; the ``event`` alone, when given); a full archive replaces the most chosen of ``TOURNAMENT`` of its
+        worlds (one that many sequences have branched from already)."""
         facts, count = self.facts, self.fact_count
-        shown = list(state_facts(self.executor, self.live, keys))
-        for f in shown:
-            count[f] = count.get(f, 0) + 1
+        if event is not None:
+            shown: list[Hashable] = [event]
+        else:
+            shown = list(state_facts(self.executor, self.live, keys))
+            for f in shown:
+                count[f] = count.get(f, 0) + 1
         new_facts = [f for f in shown if f not in facts]
         if not new_facts:
             return
@@ -542,8 +604,8 @@ class Explorer:
 
         A fact every branch of the world shows again (a field's class that most steps reach) stops pulling
         sequences there; one that few worlds show keeps pulling them (AFL's rare-branch targeting, FairFuzz)."""
-        count = self.fact_count
-        return sum(1 / count[f] for f in cell.facts)
+        count, behaviours = self.fact_count, self.behaviours
+        return sum(1 / (behaviours[f.key] if isinstance(f, Event) else count[f]) for f in cell.facts)
 
     def use_moves(self, moves: Sequence[Move]) -> None:
         """Draw only ``moves`` (a subset of ``moves_of``'s, possibly with fewer callers), renumbered, with every

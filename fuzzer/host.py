@@ -321,6 +321,16 @@ def _check_subsystem(reg: Registry, name: str, sub: Subsystem) -> None:
             who = reg.provider.get(("device", name, dev.name), plugin)
             raise PluginError(f"plugin {who!r}: device {dev.name!r} declares {clash} both as Firmware and as a "
                               f"forwarded Command; a forwarded Command already is the firmware op")
+    on_channel = {(ch, c.op): c for c in (*sub.commands, *extra) for ch in c.channels}
+    for ch in sub.channels:
+        for role, op in (("opener", ch.opener), ("closer", ch.closer)):
+            cmd = on_channel.get((ch.name, op)) if op else None
+            if op and cmd is None:
+                raise PluginError(f"plugin {plugin!r}: channel {ch.name!r} names {role} {op!r}, which is no command "
+                                  f"on that channel; name one of its commands or leave {role} empty")
+            if role == "closer" and cmd is not None and not any(p.kind == "handle" and p.consumes for p in cmd.params):
+                raise PluginError(f"plugin {plugin!r}: channel {ch.name!r}'s closer {op!r} consumes no handle; a "
+                                  f"closer takes the handle it releases (Param(kind='handle', consumes=True))")
     for cmd in (*sub.commands, *extra, *(c for d in sub.devices for c in d.commands)):
         bad = [c for c in cmd.channels if c not in channels]
         if bad:

@@ -233,6 +233,18 @@ _CXL_SUBSYSTEM = """
             "{field}", """actions=(KernelAction("poke", lambda world: Reply()),)"""),
                      ("'actionarity'", "subsystem 'cxl2' action 'poke'", "run", "2 arguments"),
                      id="kernel-action-signature"),
+        pytest.param("closername", _CXL_SUBSYSTEM.replace("{field}", """channels=tuple(
+            attrs.evolve(c, closer="CLOSE") if c.name == "cxl.raw" else c for c in SUBSYSTEM.channels)"""),
+                     ("'closername'", "channel 'cxl.raw' names closer 'CLOSE'", "no command on that channel"),
+                     id="closer-not-a-command"),
+        pytest.param("closerhandle", _CXL_SUBSYSTEM.replace("{field}", """channels=tuple(
+            attrs.evolve(c, closer="IDENTIFY") if c.name == "cxl.raw" else c for c in SUBSYSTEM.channels)"""),
+                     ("'closerhandle'", "closer 'IDENTIFY' consumes no handle", "consumes=True"),
+                     id="closer-consumes-nothing"),
+        pytest.param("openername", _CXL_SUBSYSTEM.replace("{field}", """channels=tuple(
+            attrs.evolve(c, opener="OPEN") if c.name == "cxl.raw" else c for c in SUBSYSTEM.channels)"""),
+                     ("'openername'", "channel 'cxl.raw' names opener 'OPEN'", "no command on that channel"),
+                     id="opener-not-a-command"),
         pytest.param("handlerarity", """
             from fuzzer import hookimpl, Command, CommandSet, Reply
 

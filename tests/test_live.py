@@ -551,10 +551,10 @@ def test_the_test_patch_is_in_the_model_that_judges_that_kernel(registry: host.R
 UNCHECKED = sorted(str(p) for p in Path("corpora/cxl").glob("linux-fwctl-unchecked-sizes--*.json"))
 
 
-def test_the_eight_fwctl_size_findings_are_refused_by_73_and_kasan_stays_silent(registry: host.Registry) -> None:
+def test_the_nine_fwctl_size_findings_are_refused_by_73_and_kasan_stays_silent(registry: host.Registry) -> None:
     """7.3.4 features.c has the three checks: every finding of the code before them is -EINVAL there."""
     _kernel("7.3")
-    assert len(UNCHECKED) == 8
+    assert len(UNCHECKED) == 9
     for path in UNCHECKED:
         r = runner.run_file(registry, path, kernels.KERNELS["7.3"], "linux-fwctl", tools.cache_dir(), "qemu")
         assert not r.error, path
@@ -565,8 +565,8 @@ def test_the_eight_fwctl_size_findings_are_refused_by_73_and_kasan_stays_silent(
 def test_the_fwctl_size_findings_are_kasan_reports_or_oopses_with_the_checks_reverted(
         registry: host.Registry) -> None:
     """The historical policy's findings, on 7.3 with revert-fwctl-size-checks.patch: the model's
-    out-of-bounds access is where the kernel faults or KASAN reports (six of the eight files; the
-    other two use a feature QEMU lacks, so both sides refuse them: the ECS test below shows theirs)."""
+    out-of-bounds access is where the kernel faults or KASAN reports (six of the nine files; the
+    other three use a feature QEMU lacks, so both sides refuse them: the ECS tests below show theirs)."""
     build = kernels.KERNELS["7.3-fwctl-unchecked-sizes"]
     _kernel(build.name)
     crashes = 0
@@ -595,6 +595,24 @@ def test_a_set_feature_past_its_request_is_a_kasan_read_on_ecs(registry: host.Re
     assert live.model is not None and "out-of-bounds:cxl:cxl_set_feature:payload_in" in live.model.crash
     assert live.kernel is not None and live.kernel.crash.startswith("BUG: KASAN: slab-out-of-bounds")
     assert "cxl_set_feature" in live.kernel.crash
+    assert live.outcome == "agree"
+
+
+def test_a_set_feature_holding_only_its_uuid_is_a_kasan_read_in_cxlctl_set_feature(registry: host.Registry) -> None:
+    """The ninth finding on ECS: in_len covers the header and the UUID, op_size claims more, and
+    cxlctl_set_feature() reads feat_in->offset and ->flags past the request (inlined in cxlctl_fw_rpc)."""
+    from ptfuzz_cxl import mailbox as mb
+
+    build = kernels.KERNELS["7.3-fwctl-unchecked-sizes"]
+    image = _kernel(build.name)
+    ex = registry.executor("cxl", build.judge(registry.policy("cxl", "linux-fwctl-unchecked-sizes")),
+                           registry.device("cxl", "qemu"), trace=True)
+    full = Caller(frozenset({"CAP_SYS_ADMIN", "CAP_SYS_RAWIO"}), scope="debug_write_full")
+    step = ex.complete(Step("user", "SET_FEATURE", {"uuid": mb.ECS_UUID, "value": 0, "in_len": 32, "op_size": 36},
+                            "cxl.fwctl", full))
+    (live,) = runner.run_steps(image, ex, [step], tools.cache_dir())
+    assert live.model is not None and live.model.crash == "out-of-bounds:cxl:cxlctl_set_feature:payload_in"
+    assert live.kernel is not None and live.kernel.crash.startswith("BUG: KASAN: slab-out-of-bounds in cxlctl_fw_rpc")
     assert live.outcome == "agree"
 
 

@@ -568,7 +568,7 @@ LINUX_FWCTL_UNCHECKED = Policy(
     "linux-fwctl-unchecked-sizes", "cxl", channels=LINUX_FWCTL.channels,
     rules=tuple(r for r in LINUX_FWCTL.rules if r.name not in FWCTL_SIZE_CHECKS),
     promises=LINUX_FWCTL.promises, refuses=LINUX_FWCTL.refuses, predates=FWCTL_SIZES_FIX,
-    doc="linux-fwctl before features.c compared op_size with in_len and count with out_len: eight "
+    doc="linux-fwctl before features.c compared op_size with in_len and count with out_len: nine "
         "1-step out-of-bounds accesses (corpora/cxl/linux-fwctl-unchecked-sizes--*)",
 )
 

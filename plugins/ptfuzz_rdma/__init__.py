@@ -37,7 +37,7 @@ CHANNELS = (
     Channel(DEVX, "uverbs DEVX methods on /dev/infiniband/uverbsN (drivers/infiniband/hw/mlx5/devx.c)",
             callers=CallerSpace(caps=(frozenset(), frozenset({CAP_NET_RAW}), frozenset({fwctl.CAP_SYS_RAWIO}),
                                       frozenset({CAP_NET_RAW, fwctl.CAP_SYS_RAWIO}))),
-            opener="ALLOC_UCONTEXT"),
+            opener="ALLOC_UCONTEXT", closer="CLOSE"),
     Channel(FWCTL, "FWCTL_RPC to the mlx5 fwctl device (drivers/fwctl/mlx5/main.c)", scopes=fwctl.DRAWN_SCOPES,
             callers=CallerSpace(caps=(frozenset(), frozenset({fwctl.CAP_SYS_RAWIO}))),
             envelope=mlx5_fwctl.ENVELOPE, transport=mlx5_fwctl.transport),

@@ -180,9 +180,8 @@ FWCTL_OOB = {f"out-of-bounds:cxl:{site}" for site in (
 def test_fwctl_before_its_size_checks_reads_and_writes_past_its_buffers(registry: Registry, tmp_path: Path) -> None:
     """features.c before it compared op_size with in_len and count with out_len: nine findings, each
     confirmed on a 7.3.4 KASAN kernel with the checks reverted (``tests/test_live.py``); 7.3.4 itself closes
-    every one.  The ninth (``cxlctl_set_feature:payload_in``) was first found in December 2026, by the search
-    that keeps a world at a move on objects' first success: no seed had drawn an ``in_len`` of exactly the
-    header and the UUID before."""
+    every one.  The ninth (``cxlctl_set_feature:payload_in``, an ``in_len`` of exactly the header and the UUID)
+    was known from the permissive campaign's corpus; this campaign first met it in December 2026."""
     found = {s for s in campaign_sigs(registry, tmp_path, "linux-fwctl-unchecked-sizes", examples=2500)
              if s.startswith("out-of-bounds")}
     assert found == FWCTL_OOB

@@ -374,8 +374,9 @@ class Channel:
     #: starts with one, because nothing else on the channel can run without it and
     #: Hypothesis's swarm testing would otherwise switch it off for half the runs
     opener: str = ""
-    #: an op that takes the channel's handle and releases it (DEVX's CLOSE): what the kernel runs on every
-    #: handle still open when the process exits, so the native search ends some sequences with it
+    #: an op that consumes the channel's handle and releases it (DEVX's CLOSE): what the kernel runs on every
+    #: handle still open when the process exits, so the native search ends each drawn sequence with it (a leak
+    #: on release shows without a drawn close); the Hypothesis machine does not
     closer: str = ""
     #: the length fields every request on this channel carries (``fuzzer.sizes.Envelope``)
     envelope: Envelope | None = None

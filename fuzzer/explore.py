@@ -307,6 +307,14 @@ def kernel_mark(world: World) -> tuple[Any, ...]:
             *((id(v), len(v)) if isinstance(v, (dict, list, set)) else id(v) for v in world.kernel.values()))
 
 
+def _report(steps: list[Step], result: StepResult, report: Callable[[list[Step], list[Violation]], None],
+            ignored: Callable[[Violation], bool]) -> None:
+    """Hand ``report`` the sequence so far and the step's violations that are not ``ignored``, if any."""
+    new = [v for v in result.violations if not ignored(v)]
+    if new:
+        report(list(steps), new)
+
+
 @attrs.frozen
 class Event:
     """A fact about a step rather than a world (``EVENTS``): the first time a move on objects (one that takes or
@@ -522,9 +530,7 @@ class Explorer:
             if (d is None or d.allowed) and rep is not None and not rep.rc and not rep.errno:
                 self.learn(move, step)
             if result.violations:
-                new = [v for v in result.violations if not ignored(v)]
-                if new:
-                    report(list(steps), new)
+                _report(steps, result, report, ignored)
         if steps and follow:
             self.state_number()  # what a driver kept in the kernel alone, unseen by the cheap test above
         if given is None and self.closers and self.rng.random() < EXIT:
@@ -535,7 +541,7 @@ class Explorer:
         """End the sequence as a process's exit does: each channel's closer on each handle still open, newest first."""
         ex = self.executor
         for move in self.closers:
-            (i, bundle, _), *_ = [h for h in move.handles if h[2]]
+            i, bundle, _ = next(h for h in move.handles if h[2])
             name = move.params[i].name
             for handle in reversed(list(self.live.get(bundle, ()))):
                 step = self.draw(move)
@@ -544,9 +550,7 @@ class Explorer:
                 steps.append(step)
                 self.track(move, result)
                 if result.violations:
-                    new = [v for v in result.violations if not ignored(v)]
-                    if new:
-                        report(list(steps), new)
+                    _report(steps, result, report, ignored)
 
     def cell(self, steps: list[Step], state: int | None, keys: tuple[str, ...] | None = None,
              event: Event | None = None) -> None:
